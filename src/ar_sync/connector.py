@@ -1,0 +1,217 @@
+"""The Connector protocol and plugin discovery.
+
+The core never imports a platform SDK. A platform is a package that exposes a `plugin` object
+(a ConnectorPlugin) under the `ar_sync.connectors` entry-point group; adding a third platform
+means adding one package under `connectors/` and one entry point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ar_sync.budget import CallBudget
+from ar_sync.errors import (  # noqa: F401  (re-exported for connectors)
+    BudgetExhaustedError,
+    ConnectorError,
+    PlatformValidationError,
+    RateLimitedError,
+    ReauthorizationRequiredError,
+    StaleObjectError,
+    TransientError,
+)
+from ar_sync.models import ActionKind, FeeMode, Invoice, Money
+
+ENTRY_POINT_GROUP = "ar_sync.connectors"
+
+# Every write carries this marker with its idempotency key, so a later run can prove from the
+# platform's own data whether a write whose response was lost did happen (reconciliation).
+KEY_MARKER = "ar-sync:{key}"
+
+
+def key_marker(key: str) -> str:
+    return KEY_MARKER.format(key=key)
+
+
+# ----------------------------------------------------------------------------- records
+
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class TokenSet(BaseModel):
+    """OAuth2 tokens for one connection. `version` increases on every stored refresh."""
+
+    model_config = _FROZEN
+
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    refresh_expires_at: datetime | None = None
+    version: int = 0
+
+    def expires_within(self, seconds: float, now: datetime | None = None) -> bool:
+        now = now or datetime.now(UTC)
+        return (self.expires_at - now).total_seconds() <= seconds
+
+    def __repr__(self) -> str:  # never leak a secret through a log line or a traceback
+        return f"TokenSet(version={self.version}, expires_at={self.expires_at.isoformat()})"
+
+    __str__ = __repr__
+
+
+class TokenStore(Protocol):
+    """Where a connection's tokens live (encrypted at rest by the implementation)."""
+
+    def load_tokens(self, connection_id: str) -> TokenSet | None: ...
+
+    def save_tokens(self, connection_id: str, tokens: TokenSet, *, expected_version: int) -> bool:
+        """Versioned write: store `tokens` (with version expected_version + 1) only if the stored
+        version is still `expected_version`. False means another runner refreshed first."""
+        ...
+
+
+class PlatformSettings(BaseModel):
+    """An app registration with a platform, and where its endpoints are.
+
+    `endpoints` overrides the production URLs (the local emulators use it): keys a connector
+    understands, e.g. `api`, `token`, `authorize`, `discovery`, `connections`, `identity`.
+    """
+
+    model_config = _FROZEN
+
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    scopes: tuple[str, ...] = ()
+    endpoints: Mapping[str, str] = Field(default_factory=dict)
+    webhook_key: str | None = None
+
+    def __repr__(self) -> str:
+        return f"PlatformSettings(client_id={self.client_id!r}, endpoints={dict(self.endpoints)})"
+
+    __str__ = __repr__
+
+
+class Connection(BaseModel):
+    """One connected company: a QuickBooks realm or a Xero organisation."""
+
+    model_config = _FROZEN
+
+    id: str = Field(description="ar-sync's tenant id, e.g. 'quickbooks:9130...' ")
+    platform: str
+    external_id: str = Field(description="QuickBooks realmId or Xero tenantId")
+    name: str = ""
+    business_id: str = Field(default="local", description="The ar-sync account that connected it")
+    rules: str = Field(default="default", description="Shipped rule set name or path to a YAML file")
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuthorizedCompany:
+    """A company the user granted access to during the OAuth consent."""
+
+    external_id: str
+    name: str
+
+
+@dataclass
+class FetchResult:
+    """What one fetch returned: good invoices, skipped malformed ones, and the next checkpoint."""
+
+    invoices: list[Invoice] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    checkpoint: datetime | None = None  # platform-side time to use as `since` next run
+    full: bool = True  # False for an incremental (changed-since) fetch
+
+
+# ----------------------------------------------------------------------------- protocols
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A live, authorised session with one connected company."""
+
+    platform: str
+    connection: Connection
+
+    def fetch_open_invoices(self, since: datetime | None = None) -> FetchResult:
+        """Open receivables; with `since`, only those changed since then (paid ones included,
+        with status PAID, so the caller learns an invoice stopped being open)."""
+        ...
+
+    def get_invoice(self, invoice_id: str) -> Invoice | None:
+        """Fresh read of one invoice (re-checked before a fee is charged)."""
+        ...
+
+    def add_note(self, invoice: Invoice, text: str, *, key: str) -> str: ...
+
+    def add_late_fee(
+        self, invoice: Invoice, fee: Money, label: str, *, key: str, mode: FeeMode
+    ) -> str: ...
+
+    def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str: ...
+
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+        """Reconciliation: the platform's reference of a write carrying `key`, or None if the
+        platform has no such write (so it is safe to do it now)."""
+        ...
+
+
+class ConnectorPlugin(Protocol):
+    """What an entry point in the `ar_sync.connectors` group must expose."""
+
+    platform: str
+    display_name: str
+
+    def authorization_url(
+        self, settings: PlatformSettings, *, state: str, code_challenge: str | None
+    ) -> str: ...
+
+    def exchange_code(
+        self,
+        settings: PlatformSettings,
+        *,
+        code: str,
+        code_verifier: str | None,
+        callback_params: Mapping[str, str],
+    ) -> tuple[TokenSet, Sequence[AuthorizedCompany]]:
+        """Trade the authorization code for tokens, and list the companies granted."""
+        ...
+
+    def open(
+        self,
+        settings: PlatformSettings,
+        connection: Connection,
+        tokens: TokenStore,
+        budget: CallBudget,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Connector: ...
+
+
+class UnknownConnectorError(LookupError):
+    pass
+
+
+def available_plugins() -> dict[str, str]:
+    """Installed connector names mapped to their entry-point targets."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_plugin(name: str) -> ConnectorPlugin:
+    """Find a connector plugin by platform name through its entry point."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            plugin: ConnectorPlugin = ep.load()
+            return plugin
+    installed = ", ".join(sorted(available_plugins())) or "none"
+    raise UnknownConnectorError(
+        f"no connector named {name!r} is installed (installed: {installed}); "
+        f"try: pip install 'ar-sync[{name}]'"
+    )

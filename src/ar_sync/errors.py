@@ -1,0 +1,45 @@
+"""Errors a connector raises, typed by what the caller should do about them."""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises; carries the platform's own message."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, platform_code: str | None = None) -> None:
+        super().__init__(message)
+        self.platform_code = platform_code
+
+
+class TransientError(ConnectorError):
+    """5xx, connection reset, timeout: safe to retry a write with the same idempotency key."""
+
+    retryable = True
+
+
+class RateLimitedError(TransientError):
+    """429 after the connector's own retries were used up."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PlatformValidationError(ConnectorError):
+    """400-class rejection (bad data, business rule): retrying will not help."""
+
+
+class StaleObjectError(ConnectorError):
+    """QuickBooks 5010: the invoice changed under us, even after one re-read."""
+
+    retryable = True
+
+
+class ReauthorizationRequiredError(ConnectorError):
+    """The refresh token is gone (revoked, expired, rotated away): a person must reconnect."""
+
+
+class BudgetExhaustedError(Exception):
+    """The run's call or time budget is used up: stop cleanly, leftovers go first next run."""

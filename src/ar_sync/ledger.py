@@ -1,0 +1,66 @@
+"""The action ledger: the record that makes every platform write happen exactly once.
+
+A row goes  (absent) -> claimed -> done | retry | failed,  or (absent) -> skipped.
+`claim` is a conditional write, so of two runners racing for one key only one wins; a claim
+whose lease ran out (its runner crashed) is taken over with a compare-and-swap and must be
+reconciled against the platform before the write is tried again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from ar_sync.models import Action, LedgerEntry
+
+
+class ClaimOutcome(StrEnum):
+    ACQUIRED = "acquired"  # new row, ours: do the write
+    RECONCILE = "reconcile"  # ours now, but an earlier attempt may have written: check first
+    BUSY = "busy"  # another runner holds a live lease: leave it alone
+    FINISHED = "finished"  # done, skipped or failed for good: nothing to do
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    entry: LedgerEntry | None = None
+
+    @property
+    def ours(self) -> bool:
+        return self.outcome in (ClaimOutcome.ACQUIRED, ClaimOutcome.RECONCILE)
+
+
+class Ledger(Protocol):
+    def claim(
+        self, action: Action, *, owner: str, now: datetime, lease_seconds: float
+    ) -> Claim: ...
+
+    def complete(self, key: str, *, owner: str, ref: str, now: datetime) -> bool:
+        """Mark done, only if `owner` still holds the claim. False: we lost it (lease ran out)."""
+        ...
+
+    def fail(
+        self, key: str, *, owner: str, reason: str, now: datetime, permanent: bool
+    ) -> bool:
+        """Release a claim after an error: `retry` (next run tries again) or `failed` for good."""
+        ...
+
+    def record_skip(self, action: Action, *, reason: str, now: datetime) -> bool:
+        """Insert a `skipped` row if the key is absent (or only waiting to be retried)."""
+        ...
+
+    def get(self, key: str) -> LedgerEntry | None: ...
+
+    def history(
+        self, tenant: str, invoice_ids: Iterable[str] | None = None
+    ) -> dict[str, list[LedgerEntry]]:
+        """Entries per invoice id for one tenant (all invoices when `invoice_ids` is None)."""
+        ...
+
+    def unfinished(self, tenant: str) -> list[LedgerEntry]:
+        """Rows in `claimed` or `retry`: the leftovers a run must pick up first."""
+        ...

@@ -1,0 +1,70 @@
+"""The store protocol: everything ar-sync persists, whatever the backend.
+
+Two backends implement it: `store.sqlite` (embedded, the CLI's default) and `store.dynamodb`
+(serverless). Tokens are encrypted by the store before they are written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from ar_sync.connector import Connection, TokenSet
+from ar_sync.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where the last run got to: `since` for the next incremental fetch."""
+
+    since: datetime | None
+    last_full_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PendingAuth:
+    """An OAuth flow in progress, keyed by its single-use `state`."""
+
+    state: str
+    platform: str
+    business_id: str
+    code_verifier: str | None
+    expires_at: datetime
+
+
+class Store(Ledger, Protocol):
+    # connections -----------------------------------------------------------------------
+    def save_connection(self, connection: Connection) -> None: ...
+
+    def get_connection(self, connection_id: str) -> Connection | None: ...
+
+    def list_connections(self) -> list[Connection]: ...
+
+    # tokens (encrypted at rest) --------------------------------------------------------
+    def load_tokens(self, connection_id: str) -> TokenSet | None: ...
+
+    def save_tokens(self, connection_id: str, tokens: TokenSet, *, expected_version: int) -> bool:
+        ...
+
+    # OAuth state -------------------------------------------------------------------------
+    def put_pending_auth(self, pending: PendingAuth) -> None: ...
+
+    def take_pending_auth(self, state: str, *, now: datetime) -> PendingAuth | None:
+        """Single use: returns the record and deletes it; None if unknown, used or expired."""
+        ...
+
+    # per-tenant lock ---------------------------------------------------------------------
+    def acquire_lock(self, name: str, *, owner: str, now: datetime, ttl_seconds: float) -> bool:
+        ...
+
+    def release_lock(self, name: str, *, owner: str) -> None: ...
+
+    # checkpoints and run reports ---------------------------------------------------------
+    def get_checkpoint(self, connection_id: str) -> Checkpoint: ...
+
+    def save_checkpoint(self, connection_id: str, checkpoint: Checkpoint) -> None: ...
+
+    def save_report(self, connection_id: str, report: dict[str, Any]) -> None: ...
+
+    def last_report(self, connection_id: str) -> dict[str, Any] | None: ...
