@@ -108,7 +108,7 @@ class Connection(BaseModel):
     external_id: str = Field(description="QuickBooks realmId or Xero tenantId")
     name: str = ""
     business_id: str = Field(default="local", description="The ar-sync account that connected it")
-    rules: str = Field(default="default", description="Shipped rule set name or path to a YAML file")
+    rules: str = Field(default="default", description="Shipped rule set name or YAML path")
     created_at: datetime | None = None
 
 
