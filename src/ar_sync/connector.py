@@ -71,8 +71,9 @@ class TokenStore(Protocol):
     def load_tokens(self, connection_id: str) -> TokenSet | None: ...
 
     def save_tokens(self, connection_id: str, tokens: TokenSet, *, expected_version: int) -> bool:
-        """Versioned write: store `tokens` (with version expected_version + 1) only if the stored
-        version is still `expected_version`. False means another runner refreshed first."""
+        """Versioned write: store `tokens` as version expected_version + 1, only if the stored
+        version is still `expected_version` (-1 means "nothing stored yet": the first save stores
+        version 0). False means another runner saved first; the stored set is left untouched."""
         ...
 
 
