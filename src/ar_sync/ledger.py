@@ -1,6 +1,7 @@
 """The action ledger: the record that makes every platform write happen exactly once.
 
-A row goes  (absent) -> claimed -> done | retry | failed,  or (absent) -> skipped.
+A row goes  (absent) -> claimed -> done | retry | failed | skipped,  or (absent) -> skipped;
+a `retry` row goes back to `claimed` when a later run takes it over.
 `claim` is a conditional write, so of two runners racing for one key only one wins; a claim
 whose lease ran out (its runner crashed) is taken over with a compare-and-swap and must be
 reconciled against the platform before the write is tried again.
@@ -49,8 +50,12 @@ class Ledger(Protocol):
         """Release a claim after an error: `retry` (next run tries again) or `failed` for good."""
         ...
 
-    def record_skip(self, action: Action, *, reason: str, now: datetime) -> bool:
-        """Insert a `skipped` row if the key is absent (or only waiting to be retried)."""
+    def record_skip(
+        self, action: Action, *, reason: str, now: datetime, owner: str | None = None
+    ) -> bool:
+        """Mark the action `skipped`: insert the row if the key is absent, or, when `owner` is
+        given, turn that owner's live claim into `skipped` (e.g. the invoice was paid after
+        planning). Any other existing row is left alone and False is returned."""
         ...
 
     def get(self, key: str) -> LedgerEntry | None: ...
@@ -63,4 +68,9 @@ class Ledger(Protocol):
 
     def unfinished(self, tenant: str) -> list[LedgerEntry]:
         """Rows in `claimed` or `retry`: the leftovers a run must pick up first."""
+        ...
+
+    def action_payload(self, key: str) -> Action | None:
+        """The full action a row was claimed for (stored with the claim), so a leftover can be
+        finished even if the planner would no longer plan it (nothing planned is lost)."""
         ...
