@@ -1,0 +1,361 @@
+"""The embedded store: one SQLite file holds the ledger, connections, encrypted tokens, OAuth
+states, locks, checkpoints and run reports.
+
+Every instance has its own connection, so two runners (threads or processes) on one file race
+through SQLite's own locking exactly as two Lambda containers race through DynamoDB: claims are
+`INSERT ... ON CONFLICT DO NOTHING`, takeovers and completions are compare-and-swap updates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from ar_sync.connector import Connection, TokenSet
+from ar_sync.crypto import TokenCipher, local_cipher
+from ar_sync.ledger import Claim, ClaimOutcome
+from ar_sync.models import Action, ActionKind, ApplyLateFee, EntryState, LedgerEntry
+from ar_sync.store.base import Checkpoint, PendingAuth
+
+SCHEMA_VERSION = 1
+_ACTION = TypeAdapter(Action)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger (
+    key TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    invoice_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    occurrence TEXT NOT NULL,
+    state TEXT NOT NULL,
+    due_on TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    ref TEXT,
+    reason TEXT,
+    amount TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    lease_until TEXT,
+    payload TEXT
+);
+CREATE INDEX IF NOT EXISTS ledger_by_invoice ON ledger (tenant, invoice_id);
+CREATE INDEX IF NOT EXISTS ledger_by_state ON ledger (tenant, state);
+CREATE TABLE IF NOT EXISTS connections (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    connection_id TEXT PRIMARY KEY, version INTEGER NOT NULL, blob TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_auth (state TEXT PRIMARY KEY, body TEXT NOT NULL,
+                                         expires_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL,
+                                  expires_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (connection_id TEXT PRIMARY KEY, since TEXT,
+                                        last_full_at TEXT);
+CREATE TABLE IF NOT EXISTS reports (connection_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+"""
+
+
+def default_data_dir() -> Path:
+    """$AR_SYNC_HOME, else the XDG data folder (~/.local/share/ar-sync)."""
+    if home := os.environ.get("AR_SYNC_HOME"):
+        return Path(home)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ar-sync"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+class SchemaVersionError(RuntimeError):
+    pass
+
+
+class SQLiteStore:
+    """The Store protocol on one SQLite file (WAL mode, safe for several runners)."""
+
+    def __init__(
+        self, path: Path | str | None = None, *, cipher: TokenCipher | None = None
+    ) -> None:
+        data_dir = default_data_dir()
+        self.path = Path(path) if path is not None else data_dir / "ar-sync.db"
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._cipher = cipher or local_cipher(self.path.parent if path else data_dir)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            str(self.path), timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        if str(self.path) != ":memory:":
+            self._db.execute("PRAGMA journal_mode = WAL")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ----------------------------------------------------------------------- plumbing
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken eagerly so compare-and-swap is atomic across runners."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._db.executescript(_SCHEMA)  # idempotent: every statement is IF NOT EXISTS
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row["value"]) > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"{self.path} has schema version {row['value']}, newer than this ar-sync "
+                    f"({SCHEMA_VERSION}): upgrade ar-sync"
+                )
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    @staticmethod
+    def _entry(row: sqlite3.Row) -> LedgerEntry:
+        return LedgerEntry(
+            key=row["key"], tenant=row["tenant"], invoice_id=row["invoice_id"],
+            kind=ActionKind(row["kind"]), rule=row["rule"], occurrence=row["occurrence"],
+            state=EntryState(row["state"]), due_on=date.fromisoformat(row["due_on"]),
+            updated_at=datetime.fromisoformat(row["updated_at"]), ref=row["ref"],
+            reason=row["reason"], amount=None if row["amount"] is None else Decimal(row["amount"]),
+            attempts=row["attempts"], owner=row["owner"], lease_until=_dt(row["lease_until"]),
+        )
+
+    # ----------------------------------------------------------------------- ledger
+
+    def claim(self, action: Action, *, owner: str, now: datetime, lease_seconds: float) -> Claim:
+        lease = _iso(now + timedelta(seconds=lease_seconds))
+        amount = str(action.amount.amount) if isinstance(action, ApplyLateFee) else None
+        with self._tx() as db:
+            inserted = db.execute(
+                "INSERT INTO ledger (key, tenant, invoice_id, kind, rule, occurrence, state,"
+                " due_on, updated_at, amount, attempts, owner, lease_until, payload)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,1,?,?,?) ON CONFLICT(key) DO NOTHING",
+                (action.key, action.tenant, action.invoice_id, str(action.kind), action.rule,
+                 action.occurrence, EntryState.CLAIMED, action.due_on.isoformat(), _iso(now),
+                 amount, owner, lease, action.model_dump_json()),
+            ).rowcount
+            row = db.execute("SELECT * FROM ledger WHERE key = ?", (action.key,)).fetchone()
+            if inserted:
+                return Claim(ClaimOutcome.ACQUIRED, self._entry(row))
+            entry = self._entry(row)
+            if entry.state in (EntryState.DONE, EntryState.SKIPPED, EntryState.FAILED):
+                return Claim(ClaimOutcome.FINISHED, entry)
+            if entry.state == EntryState.CLAIMED and entry.lease_until and entry.lease_until > now:
+                return Claim(ClaimOutcome.BUSY, entry)
+            took = db.execute(
+                "UPDATE ledger SET state = ?, owner = ?, lease_until = ?, updated_at = ?,"
+                " attempts = attempts + 1 WHERE key = ? AND state = ? AND owner IS ?"
+                " AND lease_until IS ?",
+                (EntryState.CLAIMED, owner, lease, _iso(now), action.key, row["state"],
+                 row["owner"], row["lease_until"]),
+            ).rowcount
+            row = db.execute("SELECT * FROM ledger WHERE key = ?", (action.key,)).fetchone()
+            return Claim(ClaimOutcome.RECONCILE if took else ClaimOutcome.BUSY, self._entry(row))
+
+    def _finish(self, key: str, owner: str, now: datetime, state: EntryState,
+                ref: str | None, reason: str | None) -> bool:
+        with self._tx() as db:
+            return bool(db.execute(
+                "UPDATE ledger SET state = ?, ref = COALESCE(?, ref), reason = ?, updated_at = ?,"
+                " lease_until = NULL WHERE key = ? AND state = ? AND owner = ?",
+                (state, ref, reason, _iso(now), key, EntryState.CLAIMED, owner),
+            ).rowcount)
+
+    def complete(self, key: str, *, owner: str, ref: str, now: datetime) -> bool:
+        return self._finish(key, owner, now, EntryState.DONE, ref, None)
+
+    def fail(self, key: str, *, owner: str, reason: str, now: datetime, permanent: bool) -> bool:
+        state = EntryState.FAILED if permanent else EntryState.RETRY
+        return self._finish(key, owner, now, state, None, reason)
+
+    def record_skip(
+        self, action: Action, *, reason: str, now: datetime, owner: str | None = None
+    ) -> bool:
+        if owner is not None and self._finish(
+            action.key, owner, now, EntryState.SKIPPED, None, reason
+        ):
+            return True
+        with self._tx() as db:
+            return bool(db.execute(
+                "INSERT INTO ledger (key, tenant, invoice_id, kind, rule, occurrence, state,"
+                " due_on, updated_at, reason, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(key) DO NOTHING",
+                (action.key, action.tenant, action.invoice_id, str(action.kind), action.rule,
+                 action.occurrence, EntryState.SKIPPED, action.due_on.isoformat(), _iso(now),
+                 reason, action.model_dump_json()),
+            ).rowcount)
+
+    def get(self, key: str) -> LedgerEntry | None:
+        rows = self._query("SELECT * FROM ledger WHERE key = ?", (key,))
+        return self._entry(rows[0]) if rows else None
+
+    def history(
+        self, tenant: str, invoice_ids: Iterable[str] | None = None
+    ) -> dict[str, list[LedgerEntry]]:
+        if invoice_ids is None:
+            rows = self._query(
+                "SELECT * FROM ledger WHERE tenant = ? ORDER BY updated_at, key", (tenant,))
+        else:
+            ids = list(dict.fromkeys(invoice_ids))
+            rows = []
+            for start in range(0, len(ids), 500):  # stay under SQLite's variable limit
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows += self._query(
+                    f"SELECT * FROM ledger WHERE tenant = ? AND invoice_id IN ({marks})"  # noqa: S608
+                    " ORDER BY updated_at, key", (tenant, *chunk))
+        out: dict[str, list[LedgerEntry]] = {}
+        for row in rows:
+            out.setdefault(row["invoice_id"], []).append(self._entry(row))
+        return out
+
+    def unfinished(self, tenant: str) -> list[LedgerEntry]:
+        rows = self._query(
+            "SELECT * FROM ledger WHERE tenant = ? AND state IN (?, ?) ORDER BY due_on, key",
+            (tenant, EntryState.CLAIMED, EntryState.RETRY))
+        return [self._entry(r) for r in rows]
+
+    def action_payload(self, key: str) -> Action | None:
+        rows = self._query("SELECT payload FROM ledger WHERE key = ?", (key,))
+        if not rows or rows[0]["payload"] is None:
+            return None
+        return _ACTION.validate_json(rows[0]["payload"])
+
+    # ----------------------------------------------------------------------- connections
+
+    def save_connection(self, connection: Connection) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO connections VALUES (?, ?) ON CONFLICT(id) DO UPDATE"
+                       " SET body = excluded.body", (connection.id, connection.model_dump_json()))
+
+    def get_connection(self, connection_id: str) -> Connection | None:
+        rows = self._query("SELECT body FROM connections WHERE id = ?", (connection_id,))
+        return Connection.model_validate_json(rows[0]["body"]) if rows else None
+
+    def list_connections(self) -> list[Connection]:
+        return [Connection.model_validate_json(r["body"])
+                for r in self._query("SELECT body FROM connections ORDER BY id")]
+
+    # ----------------------------------------------------------------------- tokens
+
+    def load_tokens(self, connection_id: str) -> TokenSet | None:
+        rows = self._query("SELECT version, blob FROM tokens WHERE connection_id = ?",
+                           (connection_id,))
+        if not rows:
+            return None
+        tokens = self._cipher.decrypt(rows[0]["blob"])
+        return tokens.model_copy(update={"version": rows[0]["version"]})
+
+    def save_tokens(self, connection_id: str, tokens: TokenSet, *, expected_version: int) -> bool:
+        version = expected_version + 1
+        blob = self._cipher.encrypt(tokens.model_copy(update={"version": version}))
+        with self._tx() as db:
+            if expected_version < 0:
+                return bool(db.execute(
+                    "INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT(connection_id) DO NOTHING",
+                    (connection_id, version, blob)).rowcount)
+            return bool(db.execute(
+                "UPDATE tokens SET version = ?, blob = ? WHERE connection_id = ? AND version = ?",
+                (version, blob, connection_id, expected_version)).rowcount)
+
+    # ----------------------------------------------------------------------- OAuth state
+
+    def put_pending_auth(self, pending: PendingAuth) -> None:
+        body = json.dumps({"platform": pending.platform, "business_id": pending.business_id,
+                           "code_verifier": pending.code_verifier})
+        with self._tx() as db:
+            db.execute("INSERT INTO pending_auth VALUES (?, ?, ?)",
+                       (pending.state, body, _iso(pending.expires_at)))
+
+    def take_pending_auth(self, state: str, *, now: datetime) -> PendingAuth | None:
+        with self._tx() as db:
+            row = db.execute("DELETE FROM pending_auth WHERE state = ? RETURNING body, expires_at",
+                             (state,)).fetchone()
+            db.execute("DELETE FROM pending_auth WHERE expires_at < ?", (_iso(now),))
+        if row is None:
+            return None
+        expires_at = datetime.fromisoformat(row["expires_at"])
+        if expires_at <= now:
+            return None
+        body = json.loads(row["body"])
+        return PendingAuth(state=state, platform=body["platform"],
+                           business_id=body["business_id"],
+                           code_verifier=body["code_verifier"], expires_at=expires_at)
+
+    # ----------------------------------------------------------------------- locks
+
+    def acquire_lock(self, name: str, *, owner: str, now: datetime, ttl_seconds: float) -> bool:
+        expires = _iso(now + timedelta(seconds=ttl_seconds))
+        with self._tx() as db:
+            return bool(db.execute(
+                "INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE"
+                " SET owner = excluded.owner, expires_at = excluded.expires_at"
+                " WHERE locks.expires_at <= ? OR locks.owner = excluded.owner",
+                (name, owner, expires, _iso(now))).rowcount)
+
+    def release_lock(self, name: str, *, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    # ----------------------------------------------------------------------- checkpoints
+
+    def get_checkpoint(self, connection_id: str) -> Checkpoint:
+        rows = self._query("SELECT since, last_full_at FROM checkpoints WHERE connection_id = ?",
+                           (connection_id,))
+        if not rows:
+            return Checkpoint(since=None, last_full_at=None)
+        return Checkpoint(since=_dt(rows[0]["since"]), last_full_at=_dt(rows[0]["last_full_at"]))
+
+    def save_checkpoint(self, connection_id: str, checkpoint: Checkpoint) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT(connection_id) DO UPDATE"
+                " SET since = excluded.since, last_full_at = excluded.last_full_at",
+                (connection_id, _iso(checkpoint.since), _iso(checkpoint.last_full_at)))
+
+    def save_report(self, connection_id: str, report: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO reports VALUES (?, ?) ON CONFLICT(connection_id) DO UPDATE"
+                       " SET body = excluded.body",
+                       (connection_id, json.dumps(report, default=str)))
+
+    def last_report(self, connection_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT body FROM reports WHERE connection_id = ?", (connection_id,))
+        if not rows:
+            return None
+        report: dict[str, Any] = json.loads(rows[0]["body"])
+        return report
