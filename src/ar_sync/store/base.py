@@ -6,12 +6,14 @@ Two backends implement it: `store.sqlite` (embedded, the CLI's default) and `sto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from ar_sync.connector import Connection, TokenSet
 from ar_sync.ledger import Ledger
+from ar_sync.models import Invoice
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,18 @@ class Store(Ledger, Protocol):
         ...
 
     def release_lock(self, name: str, *, owner: str) -> None: ...
+
+    # the open-invoice snapshot -----------------------------------------------------------
+    # Reminders depend on the date, not only on changes, so every run plans over all open
+    # invoices; an incremental fetch only refreshes this snapshot with what changed.
+    def save_invoices(
+        self, connection_id: str, invoices: Sequence[Invoice], *, replace_all: bool
+    ) -> None:
+        """Upsert open invoices and drop the ones no longer open; with `replace_all` (a full
+        fetch) also drop every stored invoice not in `invoices`."""
+        ...
+
+    def open_invoices(self, connection_id: str) -> list[Invoice]: ...
 
     # checkpoints and run reports ---------------------------------------------------------
     def get_checkpoint(self, connection_id: str) -> Checkpoint: ...

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from ar_sync.connector import Connection, TokenSet
 from ar_sync.crypto import TokenCipher, local_cipher
 from ar_sync.ledger import Claim, ClaimOutcome
-from ar_sync.models import Action, ActionKind, ApplyLateFee, EntryState, LedgerEntry
+from ar_sync.models import Action, ActionKind, ApplyLateFee, EntryState, Invoice, LedgerEntry
 from ar_sync.store.base import Checkpoint, PendingAuth
 
 SCHEMA_VERSION = 1
@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL,
                                   expires_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (connection_id TEXT PRIMARY KEY, since TEXT,
                                         last_full_at TEXT);
+CREATE TABLE IF NOT EXISTS invoices (connection_id TEXT NOT NULL, id TEXT NOT NULL,
+                                     body TEXT NOT NULL, PRIMARY KEY (connection_id, id));
 CREATE TABLE IF NOT EXISTS reports (connection_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 
@@ -330,6 +332,29 @@ class SQLiteStore:
     def release_lock(self, name: str, *, owner: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    # ----------------------------------------------------------------------- invoices
+
+    def save_invoices(
+        self, connection_id: str, invoices: Sequence[Invoice], *, replace_all: bool
+    ) -> None:
+        with self._tx() as db:
+            if replace_all:
+                db.execute("DELETE FROM invoices WHERE connection_id = ?", (connection_id,))
+            for inv in invoices:
+                if inv.is_open:
+                    db.execute(
+                        "INSERT INTO invoices VALUES (?, ?, ?) ON CONFLICT(connection_id, id)"
+                        " DO UPDATE SET body = excluded.body",
+                        (connection_id, inv.id, inv.model_dump_json()))
+                else:
+                    db.execute("DELETE FROM invoices WHERE connection_id = ? AND id = ?",
+                               (connection_id, inv.id))
+
+    def open_invoices(self, connection_id: str) -> list[Invoice]:
+        rows = self._query("SELECT body FROM invoices WHERE connection_id = ? ORDER BY id",
+                           (connection_id,))
+        return [Invoice.model_validate_json(r["body"]) for r in rows]
 
     # ----------------------------------------------------------------------- checkpoints
 
