@@ -1,0 +1,341 @@
+"""The sync run for one connected company: fetch, plan, execute exactly once, checkpoint.
+
+The shell around the pure planner. Exactly-once comes from the ledger protocol, not from the
+lock: for every write, `claim` (a conditional write only one runner wins) -> the platform call
+carrying the idempotency key -> `complete`. A claim left behind by a crashed runner is, after
+its lease, reconciled against the platform (the write carries its key, so the runner can see
+whether it happened) before it is tried again. The per-tenant lock only saves wasted work.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ar_sync.budget import CallBudget
+from ar_sync.connector import Connection, Connector, PlatformSettings, load_plugin
+from ar_sync.engine import plan
+from ar_sync.errors import (
+    BudgetExhaustedError,
+    ConnectorError,
+    PlatformValidationError,
+    ReauthorizationRequiredError,
+)
+from ar_sync.ledger import ClaimOutcome
+from ar_sync.models import (
+    Action,
+    ActionKind,
+    AddNote,
+    ApplyLateFee,
+    Escalate,
+    Invoice,
+    SendReminder,
+    SkipStage,
+)
+from ar_sync.policy import Policy, load_policy
+from ar_sync.store.base import Checkpoint, Store
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 300.0  # a claim older than this belongs to a crashed runner
+FULL_FETCH_EVERY = timedelta(hours=24)  # incremental fetches in between
+
+
+@dataclass
+class ActionOutcome:
+    key: str
+    kind: str
+    invoice_id: str
+    invoice_number: str
+    rule: str
+    outcome: str  # done | reconciled | skipped | busy | retry | failed | deferred | planned
+    detail: str = ""
+    ref: str | None = None
+
+
+@dataclass
+class RunReport:
+    connection_id: str
+    started_at: datetime
+    dry_run: bool
+    finished_at: datetime | None = None
+    full_fetch: bool = False
+    invoices_seen: int = 0
+    invoices_open: int = 0
+    planned: int = 0
+    done: int = 0
+    reconciled: int = 0  # found already written on the platform (a lost response, a crash)
+    skipped: int = 0
+    failed: int = 0
+    retry: int = 0
+    deferred: int = 0  # left for the next run (budget)
+    busy: int = 0  # held by another runner's live claim
+    api_calls: int = 0
+    stopped_early: str | None = None
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    actions: list[ActionOutcome] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        return data
+
+    def count(self, outcome: ActionOutcome) -> None:
+        self.actions.append(outcome)
+        if outcome.outcome in ("done", "reconciled", "skipped", "failed", "retry", "deferred",
+                               "busy"):
+            setattr(self, outcome.outcome, getattr(self, outcome.outcome) + 1)
+
+
+def _settings_for(
+    settings: Mapping[str, PlatformSettings] | PlatformSettings, platform: str
+) -> PlatformSettings:
+    if isinstance(settings, PlatformSettings):
+        return settings
+    return settings[platform]
+
+
+def open_connector(
+    store: Store,
+    connection: Connection,
+    settings: Mapping[str, PlatformSettings] | PlatformSettings,
+    budget: CallBudget,
+    clock: Callable[[], datetime],
+) -> Connector:
+    plugin = load_plugin(connection.platform)
+    return plugin.open(_settings_for(settings, connection.platform), connection, store, budget,
+                       clock=clock)
+
+
+def run_tenant(
+    store: Store,
+    connection_id: str,
+    *,
+    settings: Mapping[str, PlatformSettings] | PlatformSettings | None = None,
+    now: datetime | None = None,
+    budget: CallBudget | None = None,
+    dry_run: bool = False,
+    full: bool | None = None,
+    owner: str | None = None,
+    only_invoices: Collection[str] | None = None,
+    policy: Policy | None = None,
+    connector: Connector | None = None,
+    clock: Callable[[], datetime] | None = None,
+    lease_seconds: float = LEASE_SECONDS,
+    use_lock: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RunReport:
+    """Run one tenant once. Safe to call concurrently and after any crash."""
+    clock = clock or (lambda: datetime.now(UTC))
+    now = now or clock()
+    owner = owner or f"run-{secrets.token_hex(6)}"
+    budget = budget or CallBudget()
+    report = RunReport(connection_id=connection_id, started_at=now, dry_run=dry_run)
+
+    connection = store.get_connection(connection_id)
+    if connection is None:
+        report.errors.append(f"unknown connection {connection_id!r}")
+        report.stopped_early = "unknown connection"
+        return _finish(store, report, clock, save=False)
+    policy = policy or load_policy(connection.rules)
+
+    lock_name = f"tenant:{connection_id}"
+    use_lock = use_lock and not dry_run
+    if use_lock and not store.acquire_lock(lock_name, owner=owner, now=now,
+                                              ttl_seconds=lease_seconds):
+        report.stopped_early = "lock held by another run"
+        return _finish(store, report, clock, save=False)
+    try:
+        if connector is None:
+            if settings is None:
+                raise ValueError("run_tenant needs `settings` or a `connector`")
+            connector = open_connector(store, connection, settings, budget, clock)
+        _run(store, connection, connector, policy, report, budget=budget, now=now,
+             clock=clock, owner=owner, full=full, dry_run=dry_run,
+             only_invoices=only_invoices, lease_seconds=lease_seconds,
+             on_progress=on_progress)
+    except ReauthorizationRequiredError as exc:
+        report.errors.append(f"reconnect needed: {exc}")
+        report.stopped_early = "authorisation lost"
+    except BudgetExhaustedError as exc:
+        report.stopped_early = f"budget: {exc}"
+    finally:
+        if use_lock:
+            store.release_lock(lock_name, owner=owner)
+    report.api_calls = budget.calls
+    return _finish(store, report, clock, save=not dry_run)
+
+
+def _finish(store: Store, report: RunReport, clock: Callable[[], datetime], *,
+            save: bool) -> RunReport:
+    report.finished_at = clock()
+    if save:
+        store.save_report(report.connection_id, report.to_dict())
+    return report
+
+
+def _run(
+    store: Store,
+    connection: Connection,
+    connector: Connector,
+    policy: Policy,
+    report: RunReport,
+    *,
+    budget: CallBudget,
+    now: datetime,
+    clock: Callable[[], datetime],
+    owner: str,
+    full: bool | None,
+    dry_run: bool,
+    only_invoices: Collection[str] | None,
+    lease_seconds: float,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    tenant = connection.id
+    checkpoint = store.get_checkpoint(tenant)
+    if full is None:
+        full = (checkpoint.since is None or checkpoint.last_full_at is None
+                or now - checkpoint.last_full_at >= FULL_FETCH_EVERY)
+    report.full_fetch = full
+    fetched = connector.fetch_open_invoices(None if full else checkpoint.since)
+    report.invoices_seen = len(fetched.invoices)
+    report.warnings.extend(fetched.warnings)
+
+    if dry_run:
+        by_id = {i.id: i for i in store.open_invoices(tenant)} if not full else {}
+        by_id.update({i.id: i for i in fetched.invoices})
+        invoices = [i for i in by_id.values() if i.is_open]
+    else:
+        store.save_invoices(tenant, fetched.invoices, replace_all=full)
+        invoices = store.open_invoices(tenant)
+    report.invoices_open = len(invoices)
+    by_id = {i.id: i for i in invoices}
+
+    history = store.history(tenant, by_id)
+    actions = plan(invoices, history, policy, policy.today(now))
+    if only_invoices is not None:
+        wanted = set(only_invoices)
+        actions = [a for a in actions if a.invoice_id in wanted]
+    report.planned = len(actions)
+
+    if dry_run:
+        for action in actions:
+            report.count(_outcome(action, "planned", action.reason))
+        return
+
+    # Leftovers from earlier runs first (claims of crashed runners, transient failures), from
+    # the payload stored with the claim: nothing planned is lost even if the plan moved on.
+    planned_keys = {a.key for a in actions}
+    leftovers: list[Action] = []
+    for entry in store.unfinished(tenant):
+        if entry.key in planned_keys:
+            continue
+        payload = store.action_payload(entry.key)
+        if payload is not None and (only_invoices is None or payload.invoice_id in only_invoices):
+            leftovers.append(payload)
+    queue = leftovers + actions
+    total = len(queue)
+    for index, action in enumerate(queue):
+        if on_progress:
+            on_progress(index, total)
+        if isinstance(action, SkipStage):
+            if store.record_skip(action, reason=action.reason, now=clock()):
+                report.count(_outcome(action, "skipped", action.reason))
+            continue
+        if not budget.can_spend(2):
+            for rest in queue[index:]:
+                if not isinstance(rest, SkipStage):
+                    report.count(_outcome(rest, "deferred", "budget used up"))
+            report.stopped_early = "budget used up"
+            break
+        invoice = by_id.get(action.invoice_id)
+        report.count(_execute(store, connector, action, invoice, owner=owner, clock=clock,
+                              lease_seconds=lease_seconds))
+    if on_progress:
+        on_progress(total, total)
+    if fetched.checkpoint is not None:
+        store.save_checkpoint(tenant, Checkpoint(
+            since=fetched.checkpoint,
+            last_full_at=now if full else checkpoint.last_full_at,
+        ))
+
+
+def _outcome(action: Action, outcome: str, detail: str = "",
+             ref: str | None = None) -> ActionOutcome:
+    return ActionOutcome(key=action.key, kind=str(action.kind), invoice_id=action.invoice_id,
+                         invoice_number=action.invoice_number, rule=action.rule,
+                         outcome=outcome, detail=detail, ref=ref)
+
+
+def _execute(
+    store: Store,
+    connector: Connector,
+    action: Action,
+    invoice: Invoice | None,
+    *,
+    owner: str,
+    clock: Callable[[], datetime],
+    lease_seconds: float,
+) -> ActionOutcome:
+    """claim -> (reconcile) -> write with the key -> complete, for one action."""
+    claim = store.claim(action, owner=owner, now=clock(), lease_seconds=lease_seconds)
+    if claim.outcome == ClaimOutcome.FINISHED:
+        return _outcome(action, "skipped", "already recorded")
+    if claim.outcome == ClaimOutcome.BUSY:
+        return _outcome(action, "busy", "another runner holds it")
+    try:
+        fresh = invoice
+        if isinstance(action, ApplyLateFee) or invoice is None:
+            # Re-read before charging: an invoice paid since planning gets no fee.
+            fresh = connector.get_invoice(action.invoice_id)
+        if claim.outcome == ClaimOutcome.RECONCILE and fresh is not None:
+            ref = connector.find_effect(fresh, action.kind, action.key)
+            if ref is not None:
+                store.complete(action.key, owner=owner, ref=ref, now=clock())
+                return _outcome(action, "reconciled", "found on the platform", ref)
+        if fresh is None or not fresh.is_open:
+            store.record_skip(action, reason="invoice no longer open", now=clock(), owner=owner)
+            return _outcome(action, "skipped", "invoice paid or closed since planning")
+        ref = _write(connector, action, fresh)
+    except BudgetExhaustedError:
+        store.fail(action.key, owner=owner, reason="budget used up", now=clock(),
+                   permanent=False)
+        raise
+    except PlatformValidationError as exc:
+        store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=True)
+        return _outcome(action, "failed", str(exc))
+    except ReauthorizationRequiredError:
+        store.fail(action.key, owner=owner, reason="authorisation lost", now=clock(),
+                   permanent=False)
+        raise
+    except ConnectorError as exc:
+        # Transient: the write may or may not have happened; the next run reconciles first.
+        store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=False)
+        return _outcome(action, "retry", str(exc))
+    if not store.complete(action.key, owner=owner, ref=ref, now=clock()):
+        # Our lease ran out and another runner took the claim over; it will reconcile and
+        # find this write by its key. Report it, do not write again.
+        return _outcome(action, "busy", "lease lost; the other runner reconciles", ref)
+    return _outcome(action, "done", action.reason, ref)
+
+
+def _write(connector: Connector, action: Action, invoice: Invoice) -> str:
+    if isinstance(action, AddNote):
+        return connector.add_note(invoice, action.text, key=action.key)
+    if isinstance(action, SendReminder):
+        return connector.send_reminder(invoice, key=action.key, to=action.to)
+    if isinstance(action, ApplyLateFee):
+        return connector.add_late_fee(invoice, action.amount, action.label, key=action.key,
+                                      mode=action.mode)
+    if isinstance(action, Escalate):
+        return connector.add_note(invoice, action.text, key=action.key)
+    raise AssertionError(f"not a write: {action.kind}")  # pragma: no cover
+
+
+__all__ = ["ActionKind", "ActionOutcome", "RunReport", "run_tenant"]
