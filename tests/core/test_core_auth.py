@@ -83,7 +83,7 @@ def test_concurrent_refreshes_never_lose_the_connection() -> None:
     def work(m: TokenManager) -> None:
         try:
             results.append(m.access_token())
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(m,)) for m in managers]
