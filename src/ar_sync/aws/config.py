@@ -1,0 +1,99 @@
+"""What a Lambda container reads from its environment, and the clients it builds once.
+
+serverless.yml declares every variable named here (a test checks it). The Fernet key is read
+from an SSM SecureString once per container (decrypted by KMS on the way), never from the
+function's environment, and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from ar_sync.crypto import KEY_ENV, TokenCipher
+from ar_sync.store.dynamodb import DynamoDBStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+TENANTS_TABLE = "AR_SYNC_TENANTS_TABLE"
+LEDGER_TABLE = "AR_SYNC_LEDGER_TABLE"
+LOCKS_TABLE = "AR_SYNC_LOCKS_TABLE"
+QUEUE_URL = "AR_SYNC_QUEUE_URL"
+KEY_PARAMETER = "AR_SYNC_KEY_PARAMETER"  # SSM SecureString holding the Fernet key
+PUBLIC_URL = "AR_SYNC_PUBLIC_URL"  # where the HTTP API answers (for links in logs/docs)
+MAX_CALLS = "AR_SYNC_MAX_CALLS_PER_RUN"  # optional cap on platform calls per tenant run
+
+REQUIRED = (TENANTS_TABLE, LEDGER_TABLE, LOCKS_TABLE, QUEUE_URL, KEY_PARAMETER)
+OPTIONAL = (PUBLIC_URL, MAX_CALLS, KEY_ENV)  # AR_SYNC_SECRET_KEY: local runs without SSM
+
+
+class ConfigError(RuntimeError):
+    """A variable the deployment should have set is missing."""
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    tenants_table: str
+    ledger_table: str
+    locks_table: str
+    queue_url: str
+    key_parameter: str
+    max_calls: int | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AwsConfig:
+        env = os.environ if env is None else env
+        missing = [name for name in REQUIRED if not env.get(name)]
+        if missing:
+            raise ConfigError(f"missing environment variables: {', '.join(missing)}")
+        max_calls = env.get(MAX_CALLS)
+        return cls(tenants_table=env[TENANTS_TABLE], ledger_table=env[LEDGER_TABLE],
+                   locks_table=env[LOCKS_TABLE], queue_url=env[QUEUE_URL],
+                   key_parameter=env[KEY_PARAMETER],
+                   max_calls=int(max_calls) if max_calls else None)
+
+
+@lru_cache(maxsize=4)
+def encryption_key(parameter: str) -> bytes:
+    """The Fernet key: AR_SYNC_SECRET_KEY if set (local), else the SSM SecureString, cached
+    for the container's life so a warm invocation makes no SSM call."""
+    local = os.environ.get(KEY_ENV)
+    if local:
+        return local.encode()
+    import boto3
+
+    ssm = boto3.client("ssm")
+    value = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"].get("Value")
+    if not value:
+        raise ConfigError(f"SSM parameter {parameter} is empty")
+    return value.encode()
+
+
+@lru_cache(maxsize=4)
+def _store(config: AwsConfig) -> DynamoDBStore:
+    return DynamoDBStore(tenants_table=config.tenants_table, ledger_table=config.ledger_table,
+                         locks_table=config.locks_table,
+                         cipher=TokenCipher(encryption_key(config.key_parameter)))
+
+
+def store(config: AwsConfig | None = None) -> DynamoDBStore:
+    """The container's store (one boto3 client, reused across warm invocations)."""
+    return _store(config or AwsConfig.from_env())
+
+
+@lru_cache(maxsize=1)
+def sqs() -> SQSClient:
+    import boto3
+
+    return boto3.client("sqs")
+
+
+def reset_caches() -> None:
+    """Forget cached clients and keys (tests that switch endpoints or keys)."""
+    encryption_key.cache_clear()
+    _store.cache_clear()
+    sqs.cache_clear()

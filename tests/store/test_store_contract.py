@@ -1,0 +1,445 @@
+"""One contract for every Store backend: the ledger's exactly-once rules, tokens, OAuth state,
+locks, checkpoints and reports behave the same on SQLite and on DynamoDB."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ar_sync.connector import Connection, TokenSet
+from ar_sync.ledger import ClaimOutcome
+from ar_sync.models import (
+    AddNote,
+    ApplyLateFee,
+    EntryState,
+    Invoice,
+    InvoiceStatus,
+    Money,
+    action_key,
+)
+from ar_sync.store.base import Checkpoint, PendingAuth
+
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+HYPO = settings(max_examples=25, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def note(tenant: str = "quickbooks:1", invoice: str = "inv-1", rule: str | None = None) -> AddNote:
+    rule = rule or f"r-{uuid.uuid4().hex[:8]}"
+    return AddNote(key=action_key(tenant, "quickbooks", invoice, "note", rule, "once"),
+                   tenant=tenant, platform="quickbooks", invoice_id=invoice,
+                   invoice_number="1001", rule=rule, occurrence="once", due_on=date(2026, 11, 27),
+                   reason="7 days overdue", text="Friendly reminder")
+
+
+def fee(tenant: str = "quickbooks:1", invoice: str = "inv-1") -> ApplyLateFee:
+    return ApplyLateFee(key=action_key(tenant, "quickbooks", invoice, "late_fee", "fee", "2026-11"),
+                        tenant=tenant, platform="quickbooks", invoice_id=invoice,
+                        invoice_number="1001", rule="fee", occurrence="2026-11",
+                        due_on=date(2026, 11, 27), reason="30 days overdue",
+                        amount=Money.of("12.345", "USD"), label="Late fee")
+
+
+def tokens(access: str = "acc", refresh: str = "ref") -> TokenSet:
+    return TokenSet(access_token=access, refresh_token=refresh, expires_at=T0 + timedelta(hours=1))
+
+
+# ----------------------------------------------------------------------------- ledger
+
+
+def test_claim_then_complete(store: Any) -> None:
+    action = fee()
+    claim = store.claim(action, owner="a", now=T0, lease_seconds=60)
+    assert claim.outcome == ClaimOutcome.ACQUIRED and claim.ours
+    assert claim.entry.state == EntryState.CLAIMED and claim.entry.owner == "a"
+    assert store.complete(action.key, owner="a", ref="note-9", now=T0) is True
+    entry = store.get(action.key)
+    assert entry.state == EntryState.DONE and entry.ref == "note-9"
+    assert entry.amount == Decimal("12.35")
+    again = store.claim(action, owner="b", now=T0 + timedelta(days=1), lease_seconds=60)
+    assert again.outcome == ClaimOutcome.FINISHED and not again.ours
+    assert store.action_payload(action.key) == action
+
+
+def test_live_claim_is_busy_and_non_owner_cannot_finish(store: Any) -> None:
+    action = note()
+    store.claim(action, owner="a", now=T0, lease_seconds=60)
+    assert store.claim(action, owner="b", now=T0 + timedelta(seconds=30),
+                       lease_seconds=60).outcome == ClaimOutcome.BUSY
+    assert store.complete(action.key, owner="b", ref="x", now=T0) is False
+    assert store.fail(action.key, owner="b", reason="x", now=T0, permanent=True) is False
+    assert store.get(action.key).state == EntryState.CLAIMED
+
+
+def test_expired_lease_is_taken_over_and_old_owner_loses(store: Any) -> None:
+    action = note()
+    store.claim(action, owner="a", now=T0, lease_seconds=60)
+    late = T0 + timedelta(seconds=61)
+    claim = store.claim(action, owner="b", now=late, lease_seconds=60)
+    assert claim.outcome == ClaimOutcome.RECONCILE
+    assert claim.entry.owner == "b" and claim.entry.attempts == 2
+    assert store.complete(action.key, owner="a", ref="late", now=late) is False
+    assert store.complete(action.key, owner="b", ref="ok", now=late) is True
+    assert store.get(action.key).ref == "ok"
+
+
+def test_retry_row_is_taken_over_for_reconciliation(store: Any) -> None:
+    action = note()
+    store.claim(action, owner="a", now=T0, lease_seconds=60)
+    assert store.fail(action.key, owner="a", reason="503", now=T0, permanent=False) is True
+    assert store.get(action.key).state == EntryState.RETRY
+    assert [e.key for e in store.unfinished(action.tenant)] == [action.key]
+    claim = store.claim(action, owner="b", now=T0 + timedelta(seconds=1), lease_seconds=60)
+    assert claim.outcome == ClaimOutcome.RECONCILE and claim.entry.owner == "b"
+
+
+def test_permanent_failure_is_finished(store: Any) -> None:
+    action = note()
+    store.claim(action, owner="a", now=T0, lease_seconds=60)
+    assert store.fail(action.key, owner="a", reason="400 bad", now=T0, permanent=True)
+    entry = store.get(action.key)
+    assert entry.state == EntryState.FAILED and entry.reason == "400 bad"
+    assert store.claim(action, owner="a", now=T0, lease_seconds=60).outcome == \
+        ClaimOutcome.FINISHED
+    assert store.unfinished(action.tenant) == []
+
+
+def test_claim_race_has_exactly_one_winner(store: Any) -> None:
+    action = note()
+    outcomes: list[ClaimOutcome] = []
+    barrier = threading.Barrier(8)
+
+    def run(owner: str) -> None:
+        barrier.wait()
+        outcomes.append(store.claim(action, owner=owner, now=T0, lease_seconds=60).outcome)
+
+    threads = [threading.Thread(target=run, args=(f"o{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes).count(ClaimOutcome.ACQUIRED) == 1
+    assert outcomes.count(ClaimOutcome.BUSY) == 7
+
+
+def test_takeover_race_has_exactly_one_winner(store: Any) -> None:
+    action = note()
+    store.claim(action, owner="crashed", now=T0, lease_seconds=10)
+    later = T0 + timedelta(seconds=11)
+    outcomes: list[ClaimOutcome] = []
+    barrier = threading.Barrier(6)
+
+    def run(owner: str) -> None:
+        barrier.wait()
+        outcomes.append(store.claim(action, owner=owner, now=later, lease_seconds=60).outcome)
+
+    threads = [threading.Thread(target=run, args=(f"o{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count(ClaimOutcome.RECONCILE) == 1
+    assert outcomes.count(ClaimOutcome.BUSY) == 5
+
+
+def test_skip_inserts_once_and_converts_only_own_claim(store: Any) -> None:
+    skipped = note()
+    assert store.record_skip(skipped, reason="superseded", now=T0) is True
+    assert store.record_skip(skipped, reason="again", now=T0) is False
+    assert store.get(skipped.key).state == EntryState.SKIPPED
+    assert store.claim(skipped, owner="a", now=T0, lease_seconds=5).outcome == \
+        ClaimOutcome.FINISHED
+
+    claimed = note()
+    store.claim(claimed, owner="a", now=T0, lease_seconds=60)
+    assert store.record_skip(claimed, reason="paid", now=T0) is False
+    assert store.record_skip(claimed, reason="paid", now=T0, owner="b") is False
+    assert store.record_skip(claimed, reason="paid", now=T0, owner="a") is True
+    entry = store.get(claimed.key)
+    assert entry.state == EntryState.SKIPPED and entry.reason == "paid"
+
+
+def test_history_and_unfinished_are_per_tenant_and_invoice(store: Any) -> None:
+    tenant, other = f"xero:{uuid.uuid4()}", f"xero:{uuid.uuid4()}"
+    a1, a2, b1 = note(tenant, "A"), note(tenant, "A"), note(tenant, "B")
+    foreign = note(other, "A")
+    for action in (a1, a2, b1, foreign):
+        store.claim(action, owner="o", now=T0, lease_seconds=60)
+    store.complete(a1.key, owner="o", ref="r", now=T0)
+    history = store.history(tenant)
+    assert sorted(history) == ["A", "B"]
+    assert sorted(e.key for e in history["A"]) == sorted([a1.key, a2.key])
+    only_b = store.history(tenant, ["B", "nope"])
+    assert list(only_b) == ["B"] and only_b["B"][0].key == b1.key
+    assert sorted(e.key for e in store.unfinished(tenant)) == sorted([a2.key, b1.key])
+    assert store.history(f"xero:{uuid.uuid4()}") == {}
+
+
+def test_many_invoices_history_path(store: Any) -> None:
+    tenant = f"qb:{uuid.uuid4()}"
+    actions = [note(tenant, f"inv{i}") for i in range(30)]
+    for action in actions:
+        store.record_skip(action, reason="x", now=T0)
+    ids = [f"inv{i}" for i in range(0, 30, 1)]
+    assert sorted(store.history(tenant, ids)) == sorted(ids)
+    assert sorted(store.history(tenant, ids[:3])) == sorted(ids[:3])
+
+
+# the ledger against a reference model, over random interleavings ----------------------
+
+_OPS = st.lists(st.tuples(
+    st.sampled_from(["claim", "complete", "fail", "fail_perm", "skip", "skip_own"]),
+    st.sampled_from(["a", "b"]),
+    st.integers(min_value=0, max_value=120),  # seconds after T0
+), min_size=1, max_size=8)
+
+
+@HYPO
+@given(ops=_OPS)
+def test_ledger_follows_the_model(store: Any, ops: list[tuple[str, str, int]]) -> None:
+    action = note()
+    state: str | None = None
+    owner: str | None = None
+    lease = T0
+    clock = T0
+    for op, who, step in ops:
+        clock = max(clock, T0 + timedelta(seconds=step))  # time moves forward
+        if op == "claim":
+            got = store.claim(action, owner=who, now=clock, lease_seconds=30).outcome
+            if state is None:
+                want = ClaimOutcome.ACQUIRED
+            elif state in ("done", "skipped", "failed"):
+                want = ClaimOutcome.FINISHED
+            elif state == "claimed" and lease > clock:
+                want = ClaimOutcome.BUSY
+            else:
+                want = ClaimOutcome.RECONCILE
+            assert got == want, (op, who, state)
+            if want in (ClaimOutcome.ACQUIRED, ClaimOutcome.RECONCILE):
+                state, owner, lease = "claimed", who, clock + timedelta(seconds=30)
+        elif op in ("complete", "fail", "fail_perm", "skip_own"):
+            if op == "complete":
+                ok = store.complete(action.key, owner=who, ref="r", now=clock)
+            elif op == "skip_own":
+                ok = store.record_skip(action, reason="paid", now=clock, owner=who)
+            else:
+                ok = store.fail(action.key, owner=who, reason="e", now=clock,
+                                permanent=op == "fail_perm")
+            holds = state == "claimed" and owner == who
+            if op == "skip_own" and state is None:
+                holds = True
+            assert ok == holds, (op, who, state, owner)
+            if ok:
+                state = {"complete": "done", "fail": "retry", "fail_perm": "failed",
+                         "skip_own": "skipped"}[op]
+        else:
+            ok = store.record_skip(action, reason="superseded", now=clock)
+            assert ok == (state is None)
+            if ok:
+                state = "skipped"
+        entry = store.get(action.key)
+        assert (entry.state if entry else None) == state
+
+
+# ----------------------------------------------------------------------------- tokens
+
+
+def test_token_versioned_writes_and_the_loser(store: Any) -> None:
+    cid = f"xero:{uuid.uuid4()}"
+    assert store.load_tokens(cid) is None
+    assert store.save_tokens(cid, tokens("a0", "r0"), expected_version=-1) is True
+    assert store.save_tokens(cid, tokens("zz", "zz"), expected_version=-1) is False
+    first = store.load_tokens(cid)
+    assert first.access_token == "a0" and first.version == 0
+    # two runners refreshed from version 0: the second loses and keeps nothing
+    assert store.save_tokens(cid, tokens("a1", "r1"), expected_version=first.version) is True
+    assert store.save_tokens(cid, tokens("a1b", "r1b"), expected_version=first.version) is False
+    now = store.load_tokens(cid)
+    assert (now.access_token, now.refresh_token, now.version) == ("a1", "r1", 1)
+
+
+def test_token_race_in_threads_has_one_winner(store: Any) -> None:
+    cid = f"qb:{uuid.uuid4()}"
+    store.save_tokens(cid, tokens(), expected_version=-1)
+    results: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results.append(store.save_tokens(cid, tokens(f"a{i}", f"r{i}"), expected_version=0))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+    assert store.load_tokens(cid).version == 1
+
+
+@HYPO
+@given(secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=24, max_size=40))
+def test_tokens_are_not_readable_at_rest(backend: Any, secret: str) -> None:
+    cid = f"qb:{uuid.uuid4()}"
+    backend.store.save_tokens(cid, tokens("AT" + secret, "RT" + secret), expected_version=-1)
+    raw = backend.raw_dump()
+    assert cid in raw or backend.name == "sqlite"  # the row is there ...
+    assert "AT" + secret not in raw and "RT" + secret not in raw  # ... but not the secrets
+    assert backend.store.load_tokens(cid).access_token == "AT" + secret
+
+
+def test_tokens_do_not_show_in_repr(store: Any) -> None:
+    cid = f"qb:{uuid.uuid4()}"
+    store.save_tokens(cid, tokens("SECRET-ACCESS", "SECRET-REFRESH"), expected_version=-1)
+    text = repr(store) + repr(store.load_tokens(cid))
+    assert "SECRET" not in text
+
+
+# ----------------------------------------------------------------------------- OAuth state
+
+
+def pending(state: str, expires: datetime) -> PendingAuth:
+    return PendingAuth(state=state, platform="xero", business_id="biz-1",
+                       code_verifier="verifier", expires_at=expires)
+
+
+def test_pending_auth_is_single_use(store: Any) -> None:
+    state = uuid.uuid4().hex
+    store.put_pending_auth(pending(state, T0 + timedelta(minutes=10)))
+    got = store.take_pending_auth(state, now=T0)
+    assert got is not None and got.business_id == "biz-1" and got.code_verifier == "verifier"
+    assert got.platform == "xero" and got.state == state
+    assert store.take_pending_auth(state, now=T0) is None
+    assert store.take_pending_auth("never-issued", now=T0) is None
+
+
+def test_pending_auth_expires(store: Any) -> None:
+    state = uuid.uuid4().hex
+    store.put_pending_auth(pending(state, T0 + timedelta(minutes=10)))
+    assert store.take_pending_auth(state, now=T0 + timedelta(minutes=11)) is None
+    assert store.take_pending_auth(state, now=T0) is None  # and it is gone
+
+
+def test_pending_auth_race_single_winner(store: Any) -> None:
+    state = uuid.uuid4().hex
+    store.put_pending_auth(pending(state, T0 + timedelta(minutes=10)))
+    got: list[PendingAuth | None] = []
+    barrier = threading.Barrier(5)
+
+    def run() -> None:
+        barrier.wait()
+        got.append(store.take_pending_auth(state, now=T0))
+
+    threads = [threading.Thread(target=run) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(1 for g in got if g is not None) == 1
+
+
+# ----------------------------------------------------------------------------- locks
+
+
+def test_lock_held_expired_released(store: Any) -> None:
+    name = f"tenant:{uuid.uuid4()}"
+    assert store.acquire_lock(name, owner="a", now=T0, ttl_seconds=60) is True
+    assert store.acquire_lock(name, owner="b", now=T0 + timedelta(seconds=59),
+                              ttl_seconds=60) is False
+    assert store.acquire_lock(name, owner="a", now=T0 + timedelta(seconds=10),
+                              ttl_seconds=60) is True  # re-entrant renewal by the owner
+    assert store.acquire_lock(name, owner="b", now=T0 + timedelta(seconds=71),
+                              ttl_seconds=60) is True  # a's renewed lease ran out
+    store.release_lock(name, owner="a")  # not a's any more: nothing happens
+    assert store.acquire_lock(name, owner="c", now=T0 + timedelta(seconds=72),
+                              ttl_seconds=60) is False
+    store.release_lock(name, owner="b")
+    assert store.acquire_lock(name, owner="c", now=T0 + timedelta(seconds=72),
+                              ttl_seconds=60) is True
+
+
+def test_lock_race_single_winner(store: Any) -> None:
+    name = f"tenant:{uuid.uuid4()}"
+    wins: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        wins.append(store.acquire_lock(name, owner=f"o{i}", now=T0, ttl_seconds=60))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1
+
+
+# ----------------------------------------------------------------------------- the rest
+
+
+def test_connections_round_trip(store: Any) -> None:
+    ids = [f"quickbooks:{uuid.uuid4()}" for _ in range(3)]
+    for i, cid in enumerate(ids):
+        store.save_connection(Connection(id=cid, platform="quickbooks", external_id=cid[11:],
+                                         name=f"Co {i}", business_id=f"biz{i}", created_at=T0))
+    assert store.get_connection(ids[1]).business_id == "biz1"
+    assert store.get_connection("quickbooks:nope") is None
+    listed = {c.id: c for c in store.list_connections()}
+    assert set(ids) <= set(listed)
+    assert listed[ids[2]].name == "Co 2"
+    store.save_connection(listed[ids[2]].model_copy(update={"rules": "firm"}))
+    assert store.get_connection(ids[2]).rules == "firm"
+
+
+@HYPO
+@given(since=st.none() | st.datetimes(timezones=st.just(UTC)),
+       full=st.none() | st.datetimes(timezones=st.just(UTC)))
+def test_checkpoints_round_trip(store: Any, since: datetime | None,
+                                full: datetime | None) -> None:
+    cid = f"xero:{uuid.uuid4()}"
+    assert store.get_checkpoint(cid) == Checkpoint(since=None, last_full_at=None)
+    store.save_checkpoint(cid, Checkpoint(since=since, last_full_at=full))
+    assert store.get_checkpoint(cid) == Checkpoint(since=since, last_full_at=full)
+
+
+def test_reports_keep_the_last(store: Any) -> None:
+    cid = f"xero:{uuid.uuid4()}"
+    assert store.last_report(cid) is None
+    store.save_report(cid, {"done": 1, "errors": [], "actions": [{"key": "k1"}]})
+    store.save_report(cid, {"done": 2, "errors": ["x"], "actions": []})
+    assert store.last_report(cid) == {"done": 2, "errors": ["x"], "actions": []}
+
+
+# ----------------------------------------------------------------------------- invoice snapshot
+
+
+def invoice(i: int, balance: str = "100.00", status: str = "open") -> Invoice:
+    return Invoice(platform="xero", tenant="t", id=f"inv{i:03d}", number=str(1000 + i),
+                   customer_id="c1", customer_name="Customer", issue_date=date(2026, 10, 1),
+                   due_date=date(2026, 10, 31), currency="GBP", total=Decimal("100.00"),
+                   balance=Decimal(balance), status=InvoiceStatus(status),
+                   updated_at=T0)
+
+
+def test_snapshot_incremental_and_full(store: Any) -> None:
+    cid = f"xero:{uuid.uuid4()}"
+    assert store.open_invoices(cid) == []
+    store.save_invoices(cid, [invoice(i) for i in range(40)], replace_all=True)
+    assert [inv.id for inv in store.open_invoices(cid)] == [f"inv{i:03d}" for i in range(40)]
+    # incremental: one paid, one changed, one new
+    store.save_invoices(cid, [invoice(3, "0.00", "paid"), invoice(5, "40.00"), invoice(77)],
+                        replace_all=False)
+    got = {inv.id: inv for inv in store.open_invoices(cid)}
+    assert "inv003" not in got and got["inv005"].balance == Decimal("40.00") and "inv077" in got
+    assert len(got) == 40
+    # full: only what the platform still has open survives
+    store.save_invoices(cid, [invoice(1), invoice(2)], replace_all=True)
+    assert [inv.id for inv in store.open_invoices(cid)] == ["inv001", "inv002"]
+    assert store.open_invoices(f"xero:{uuid.uuid4()}") == []
