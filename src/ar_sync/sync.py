@@ -239,19 +239,20 @@ def _run(
         payload = store.action_payload(entry.key)
         if payload is not None and (only_invoices is None or payload.invoice_id in only_invoices):
             leftovers.append(payload)
-    queue = leftovers + actions
+    # Skipped stages cost no platform call: record them all, whatever the budget.
+    for action in actions:
+        if isinstance(action, SkipStage) and store.record_skip(
+            action, reason=action.reason, now=clock()
+        ):
+            report.count(_outcome(action, "skipped", action.reason))
+    queue = leftovers + [a for a in actions if not isinstance(a, SkipStage)]
     total = len(queue)
     for index, action in enumerate(queue):
         if on_progress:
             on_progress(index, total)
-        if isinstance(action, SkipStage):
-            if store.record_skip(action, reason=action.reason, now=clock()):
-                report.count(_outcome(action, "skipped", action.reason))
-            continue
         if not budget.can_spend(2):
             for rest in queue[index:]:
-                if not isinstance(rest, SkipStage):
-                    report.count(_outcome(rest, "deferred", "budget used up"))
+                report.count(_outcome(rest, "deferred", "budget used up"))
             report.stopped_early = "budget used up"
             break
         invoice = by_id.get(action.invoice_id)

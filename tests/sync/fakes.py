@@ -1,0 +1,143 @@
+"""An in-memory platform and connector with switchable faults, for fast fault-injection runs.
+
+The emulator suites (tests/sync/test_sync_emulators_*.py) prove the same properties through the
+real SDKs over HTTP; this fake lets thousands of random schedules run in seconds.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ar_sync.connector import Connection, FetchResult, key_marker
+from ar_sync.errors import RateLimitedError, TransientError
+from ar_sync.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
+
+
+class SimulatedCrash(BaseException):
+    """The process dies here: nothing after this point of the run happens."""
+
+
+@dataclass
+class FakePlatform:
+    """The platform's own state: what a bookkeeper would see."""
+
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (invoice id, text)
+    fees: list[tuple[str, str, Money]] = field(default_factory=list)  # (invoice id, label, fee)
+    emails: list[tuple[str, str]] = field(default_factory=list)  # (invoice id, idempotency key)
+    replay: dict[str, str] = field(default_factory=dict)  # idempotency key -> first ref
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    writes = 0
+
+    def effects(self) -> Counter[str]:
+        """How many times each ar-sync key is present on the platform."""
+        seen: Counter[str] = Counter()
+        for _, text in self.notes:
+            seen[text.rsplit("ar-sync:", 1)[1].strip("]")] += 1
+        for _, label, _fee in self.fees:
+            seen[label.rsplit("ar-sync:", 1)[1].strip("]")] += 1
+        for _, key in self.emails:
+            seen[key] += 1
+        return seen
+
+
+@dataclass
+class FaultPlan:
+    """Random faults for one runner; `crash_at` counts write attempts."""
+
+    rng: random.Random
+    p_transient_before: float = 0.0  # 5xx before the platform did anything
+    p_drop_after: float = 0.0  # platform applied the write, the response was lost
+    p_throttle: float = 0.0  # 429
+    crash_before_write: int | None = None  # crash on the Nth write attempt, before the call
+    crash_after_write: int | None = None  # crash on the Nth write, after the platform applied it
+    platform_keys: bool = True  # does the platform honour idempotency keys?
+    attempts: int = 0
+
+
+class FakeConnector:
+    platform = "fake"
+
+    def __init__(self, state: FakePlatform, connection: Connection, faults: FaultPlan) -> None:
+        self.state = state
+        self.connection = connection
+        self.faults = faults
+
+    # reads ---------------------------------------------------------------------------------
+    def fetch_open_invoices(self, since: datetime | None = None) -> FetchResult:
+        with self.state.lock:
+            invoices = [i for i in self.state.invoices.values() if since is None or
+                        i.updated_at > since or not i.is_open]
+        latest = max((i.updated_at for i in invoices), default=None)
+        return FetchResult(invoices=invoices, checkpoint=latest, full=since is None)
+
+    def get_invoice(self, invoice_id: str) -> Invoice | None:
+        with self.state.lock:
+            return self.state.invoices.get(invoice_id)
+
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+        marker = key_marker(key)
+        with self.state.lock:
+            for n, (inv, text) in enumerate(self.state.notes):
+                if inv == invoice.id and marker in text:
+                    return f"note-{n}"
+            for n, (inv, label, _) in enumerate(self.state.fees):
+                if inv == invoice.id and marker in label:
+                    return f"fee-{n}"
+        return None  # e-mails carry no marker: the idempotency key protects them
+
+    # writes --------------------------------------------------------------------------------
+    def _write(self, key: str, apply: callable) -> str:  # type: ignore[valid-type]
+        f = self.faults
+        f.attempts += 1
+        if f.crash_before_write == f.attempts:
+            raise SimulatedCrash("before write")
+        if f.rng.random() < f.p_throttle:
+            raise RateLimitedError("429 Too Many Requests", retry_after=0)
+        if f.rng.random() < f.p_transient_before:
+            raise TransientError("503 Service Unavailable")
+        with self.state.lock:
+            if f.platform_keys and key in self.state.replay:
+                ref = self.state.replay[key]
+            else:
+                ref = apply()
+                self.state.writes += 1
+                self.state.replay[key] = ref
+        if f.crash_after_write == f.attempts:
+            raise SimulatedCrash("after write, before the ledger")
+        if f.rng.random() < f.p_drop_after:
+            raise TransientError("connection reset after write")
+        return ref
+
+    def add_note(self, invoice: Invoice, text: str, *, key: str) -> str:
+        def apply() -> str:
+            self.state.notes.append((invoice.id, f"{text} [{key_marker(key)}]"))
+            return f"note-{len(self.state.notes) - 1}"
+        return self._write(key, apply)
+
+    def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
+                     mode: FeeMode) -> str:
+        def apply() -> str:
+            self.state.fees.append((invoice.id, f"{label} [{key_marker(key)}]", fee))
+            inv = self.state.invoices[invoice.id]
+            self.state.invoices[invoice.id] = inv.model_copy(update={
+                "total": inv.total + fee.amount, "balance": inv.balance + fee.amount,
+                "late_fees_charged": inv.late_fees_charged + fee.amount})
+            return f"fee-{len(self.state.fees) - 1}"
+        return self._write(key, apply)
+
+    def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str:
+        def apply() -> str:
+            self.state.emails.append((invoice.id, key))
+            return f"email-{len(self.state.emails) - 1}"
+        return self._write(key, apply)
+
+    def pay(self, invoice_id: str) -> None:
+        with self.state.lock:
+            inv = self.state.invoices[invoice_id]
+            self.state.invoices[invoice_id] = inv.model_copy(
+                update={"balance": 0, "status": InvoiceStatus.PAID})
