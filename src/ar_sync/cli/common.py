@@ -1,0 +1,56 @@
+"""Helpers shared by command modules: opening the store, platform settings, dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+from ar_sync.cli.app import UserError
+from ar_sync.connector import Connection, PlatformSettings
+from ar_sync.settings import SettingsError, platform_settings
+from ar_sync.store.sqlite import SQLiteStore, default_data_dir
+
+
+def open_store(db: Path | None) -> SQLiteStore:
+    """The embedded store: `--db`, else ar-sync.db in the user's data folder."""
+    return SQLiteStore(db)
+
+
+def settings_for(platform: str) -> PlatformSettings:
+    try:
+        return platform_settings(platform)
+    except SettingsError as exc:
+        raise UserError(str(exc), hint="or try `ar-sync demo`, which needs no account") from exc
+
+
+def pick_connections(store: SQLiteStore, tenants: list[str] | None) -> list[Connection]:
+    connections = store.list_connections()
+    if not connections:
+        raise UserError(
+            f"no company is connected yet (store: {store.path})",
+            hint="connect one with `ar-sync connect quickbooks|xero`, or try `ar-sync demo`",
+        )
+    if not tenants:
+        return connections
+    wanted = set(tenants)
+    chosen = [c for c in connections if c.id in wanted or c.external_id in wanted]
+    missing = wanted - {c.id for c in chosen} - {c.external_id for c in chosen}
+    if missing:
+        known = ", ".join(c.id for c in connections)
+        raise UserError(f"unknown tenant(s): {', '.join(sorted(missing))}",
+                        hint=f"connected: {known}")
+    return chosen
+
+
+def as_of(today: str | None) -> datetime | None:
+    """`--today YYYY-MM-DD` as a moment in the middle of that UTC day (None: now)."""
+    if today is None:
+        return None
+    try:
+        day = date.fromisoformat(today)
+    except ValueError as exc:
+        raise UserError(f"--today {today!r} is not a date", hint="use YYYY-MM-DD") from exc
+    return datetime.combine(day, time(12, 0), tzinfo=UTC)
+
+
+__all__ = ["as_of", "default_data_dir", "open_store", "pick_connections", "settings_for"]

@@ -1,0 +1,56 @@
+"""Rich rendering of run reports and ledger history, shared by `run`, `demo` and `history`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.table import Table
+
+from ar_sync.models import LedgerEntry
+from ar_sync.sync import RunReport
+
+_STYLE = {"done": "green", "reconciled": "cyan", "skipped": "dim", "failed": "red",
+          "retry": "yellow", "deferred": "yellow", "busy": "magenta", "planned": "blue"}
+
+
+def summary_table(reports: Iterable[RunReport]) -> Table:
+    table = Table(title="Run report", show_lines=False)
+    for col in ("tenant", "fetch", "invoices", "open", "planned", "done", "reconciled",
+                "skipped", "retry", "failed", "deferred", "busy", "API calls", "stopped"):
+        table.add_column(col, justify="right" if col not in ("tenant", "fetch", "stopped")
+                         else "left")
+    for r in reports:
+        table.add_row(r.connection_id, "full" if r.full_fetch else "incremental",
+                      str(r.invoices_seen), str(r.invoices_open), str(r.planned), str(r.done),
+                      str(r.reconciled), str(r.skipped), str(r.retry), str(r.failed),
+                      str(r.deferred), str(r.busy), str(r.api_calls), r.stopped_early or "")
+    return table
+
+
+def actions_table(report: RunReport, *, limit: int | None = None,
+                  outcomes: set[str] | None = None) -> Table:
+    table = Table(title=f"Actions for {report.connection_id}")
+    for col in ("invoice", "action", "rule", "outcome", "platform ref", "why"):
+        table.add_column(col, overflow="fold")
+    shown = [a for a in report.actions if outcomes is None or a.outcome in outcomes]
+    for a in shown[:limit]:
+        style = _STYLE.get(a.outcome, "")
+        table.add_row(a.invoice_number, a.kind, a.rule, f"[{style}]{a.outcome}[/]",
+                      a.ref or "", a.detail)
+    if limit is not None and len(shown) > limit:
+        table.caption = f"… and {len(shown) - limit} more (use --format json for all)"
+    return table
+
+
+def history_table(invoice_id: str, entries: Iterable[LedgerEntry]) -> Table:
+    table = Table(title=f"Ledger for invoice {invoice_id}")
+    for col in ("updated", "action", "rule", "occurrence", "state", "amount", "platform ref",
+                "reason", "attempts"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        style = _STYLE.get(str(e.state), "")
+        table.add_row(e.updated_at.strftime("%Y-%m-%d %H:%M"), str(e.kind), e.rule,
+                      e.occurrence, f"[{style}]{e.state}[/]",
+                      "" if e.amount is None else str(e.amount), e.ref or "", e.reason or "",
+                      str(e.attempts))
+    return table
