@@ -1,12 +1,17 @@
-"""`ar-sync` command line: each command group lives in its own module and registers on `app`."""
+"""`ar-sync` command line: each command group lives in its own `commands_*.py` module and
+registers itself on `app` when imported; this package imports them all."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 
-# Command modules register themselves on import (one line per module).
-from ar_sync.cli import commands_core  # noqa: F401
 from ar_sync.cli.app import UserError, app, err_console
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module.startswith("commands_"):
+        importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = ["app", "main"]
 
