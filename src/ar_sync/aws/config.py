@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from aws_lambda_powertools import Logger
+
 from ar_sync.crypto import KEY_ENV, TokenCipher
 from ar_sync.store.dynamodb import DynamoDBStore
 
@@ -26,6 +28,9 @@ QUEUE_URL = "AR_SYNC_QUEUE_URL"
 KEY_PARAMETER = "AR_SYNC_KEY_PARAMETER"  # SSM SecureString holding the Fernet key
 PUBLIC_URL = "AR_SYNC_PUBLIC_URL"  # where the HTTP API answers (for links in logs/docs)
 MAX_CALLS = "AR_SYNC_MAX_CALLS_PER_RUN"  # optional cap on platform calls per tenant run
+
+# one structured logger for every handler: tenant ids and counts only, never tokens or e-mails
+logger = Logger(service="ar-sync")
 
 REQUIRED = (TENANTS_TABLE, LEDGER_TABLE, LOCKS_TABLE, QUEUE_URL, KEY_PARAMETER)
 OPTIONAL = (PUBLIC_URL, MAX_CALLS, KEY_ENV)  # AR_SYNC_SECRET_KEY: local runs without SSM
