@@ -1,0 +1,548 @@
+"""The planner: which notes, e-mails, fees and escalations are due today. Pure, no I/O.
+
+`plan(invoices, history, policy, today)` looks at each invoice and its ledger history and
+returns the actions still to do, each with a deterministic idempotency key:
+
+* Reminders: of the stages whose (business-day-shifted) date has come, only the LATEST is
+  sent (an AddNote, plus a SendReminder when the stage says `email: true`); earlier stages
+  not yet handled become SkipStage records, so a missed run never sends a burst. Stages never
+  go backwards: once a later stage is handled, earlier ones are only ever skipped. With
+  `send_on: business_days`, nothing is sent on a weekend or holiday.
+* Late fees: every occurrence of every fee rule has its own key; missed occurrences are all
+  caught up, within the cap, counting fees already on the platform (`late_fees_charged`).
+* Escalation: once per rule per invoice, when any of its alternatives holds.
+* A paid, voided, draft or excluded invoice gets nothing.
+
+A key whose ledger entry is in a terminal state (done, skipped, failed) is never planned
+again; claimed/retry entries are planned again (the sync shell reconciles them). So planning
+again after recording every action yields nothing.
+
+Output order (the order a run should spend its call budget in): late fees first; then by
+days overdue (most first), balance (largest first), tenant, platform, invoice id; then by
+kind (late fee, escalate, note, e-mail, skip), due date, rule and occurrence.
+
+Speed: the policy is compiled once (cached on the Policy object) and per-due-date facts are
+cached per call, so an invoice with nothing due costs a dict lookup; actions are built with
+model_construct (their fields are computed here, not user input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ar_sync.calendar import ANY_DAY, BusinessCalendar
+from ar_sync.fees import Amounts, FeeTerms, Occurrence, charges, due_occurrences
+from ar_sync.models import (
+    TERMINAL_STATES,
+    Action,
+    ActionKind,
+    AddNote,
+    ApplyLateFee,
+    EntryState,
+    Escalate,
+    FeeMode,
+    Invoice,
+    InvoiceStatus,
+    LedgerEntry,
+    Money,
+    SendReminder,
+    SkipStage,
+    action_key,
+)
+from ar_sync.policy import Policy, UkStatutoryInterest, weekday_numbers
+from ar_sync.templates import (
+    ESCALATION_FIELDS,
+    FEE_LABEL_FIELDS,
+    NOTE_FIELDS,
+    Template,
+    compile_template,
+    format_money,
+    invoice_values,
+)
+
+__all__ = ["compile_policy", "explain", "plan", "sort_key"]
+
+ONCE = "once"
+_NOTE = ActionKind.NOTE.value
+_EMAIL = ActionKind.REMINDER_EMAIL.value
+_FEE = ActionKind.LATE_FEE.value
+_ESC = ActionKind.ESCALATE.value
+_SKIP = ActionKind.SKIP.value
+KIND_ORDER = {_FEE: 0, _ESC: 1, _NOTE: 2, _EMAIL: 3, _SKIP: 4}
+_TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
+_DONE = EntryState.DONE.value
+_OPEN = InvoiceStatus.OPEN.value
+_NEVER = 10**9
+
+
+# ============================================================================= compiled policy
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    index: int
+    name: str
+    days: int
+    tone: str
+    email: bool
+    note: Template
+
+
+@dataclass(frozen=True, slots=True)
+class _Fee:
+    name: str
+    terms: FeeTerms
+    label: Template
+    mode: FeeMode
+    describe: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Escalation:
+    name: str
+    alternatives: tuple[tuple[int | None, Amounts | None, int | None], ...]
+    to: str
+    note: Template
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A policy reduced to plain data the planner's loop can use cheaply."""
+
+    stages: tuple[_Stage, ...]
+    fees: tuple[_Fee, ...]
+    escalations: tuple[_Escalation, ...]
+    calendar: BusinessCalendar
+    business_only: bool
+    excl_ids: frozenset[str]
+    excl_names: frozenset[str]
+    excl_currencies: frozenset[str]
+    excl_disputed: bool
+    excl_below: Amounts | None
+    earliest: int  # fewest days relative to the due date at which anything can happen
+    company_name: str
+
+
+def _fee_terms(rule: Any) -> FeeTerms:
+    common: dict[str, Any] = {
+        "every": rule.every, "grace_days": rule.grace_days,
+        "fees_on_invoice": rule.mode == FeeMode.LINE, "min_balance": rule.min_balance,
+        "min_fee": rule.min_fee, "max_fee": rule.max_fee, "cap_amount": rule.cap_amount,
+        "cap_percent": rule.cap_percent, "max_occurrences": rule.max_occurrences,
+        "currencies": frozenset(rule.currencies) if rule.currencies is not None else None,
+    }
+    if rule.kind == "fixed":
+        return FeeTerms(kind="fixed", amount=rule.amount, **common)
+    if rule.kind == "percent":
+        return FeeTerms(kind="percent", percent=rule.percent, compounding=rule.compounding,
+                        **common)
+    assert isinstance(rule, UkStatutoryInterest)
+    return FeeTerms(kind="uk_statutory", percent=rule.reference_rate + rule.margin,
+                    compensation=rule.compensation, **common)
+
+
+def _describe_fee(rule: Any) -> str:
+    every = {"once": "once", "month": "monthly"}.get(str(rule.every), f"every {rule.every} days")
+    if rule.kind == "fixed":
+        what = f"fixed fee {rule.amount.describe()}"
+    elif rule.kind == "percent":
+        what = f"{rule.percent}% of balance" + (" compounding" if rule.compounding else "")
+    else:
+        what = (f"UK statutory interest {rule.reference_rate}% + {rule.margin}%"
+                + (" with compensation" if rule.compensation else ""))
+    return f"{every} {what}"
+
+
+def compile_policy(policy: Policy) -> Compiled:
+    """The policy's compiled form, built once and cached on the (frozen) policy object."""
+    cached = policy._compiled
+    if isinstance(cached, Compiled):
+        return cached
+    cal_cfg = policy.calendar
+    business_only = cal_cfg.send_on == "business_days"
+    if business_only:
+        holidays = cal_cfg.holidays
+        calendar = BusinessCalendar(
+            country=holidays.country if holidays else None,
+            subdivision=holidays.subdivision if holidays else None,
+            weekend=weekday_numbers(cal_cfg.weekend), extra=cal_cfg.extra_holidays,
+        )
+    else:
+        calendar = ANY_DAY
+    ordered = sorted(policy.reminders, key=lambda r: r.days)
+    stages = tuple(
+        _Stage(i, r.name, r.days, r.tone, r.email, compile_template(r.note, NOTE_FIELDS))
+        for i, r in enumerate(ordered)
+    )
+    fees = tuple(
+        _Fee(f.name, _fee_terms(f), compile_template(f.label, FEE_LABEL_FIELDS), f.mode,
+             _describe_fee(f))
+        for f in policy.late_fees
+    )
+    escalations = tuple(
+        _Escalation(
+            e.name,
+            tuple((w.days_overdue, w.balance_over, w.reminders_ignored) for w in e.when),
+            str(e.to), compile_template(e.note, ESCALATION_FIELDS),
+        )
+        for e in policy.escalations
+    )
+    offsets = [s.days for s in stages] + [f.terms.grace_days for f in fees]
+    if any(f.terms.compensation for f in fees):
+        offsets.append(1)
+    if escalations:
+        offsets.append(1)
+    excl = policy.exclude
+    compiled = Compiled(
+        stages=stages, fees=fees, escalations=escalations, calendar=calendar,
+        business_only=business_only, excl_ids=frozenset(excl.customer_ids),
+        excl_names=frozenset(n.casefold() for n in excl.customer_names),
+        excl_currencies=frozenset(excl.currencies), excl_disputed=excl.disputed,
+        excl_below=excl.below_balance, earliest=min(offsets, default=_NEVER),
+        company_name=policy.company_name,
+    )
+    policy._compiled = compiled
+    return compiled
+
+
+# ============================================================================= per-day facts
+
+
+@dataclass(frozen=True, slots=True)
+class _DueFacts:
+    """What is due today for every invoice with a given due date."""
+
+    days_overdue: int
+    latest: int  # index of the latest stage due today, -1 for none
+    stage_dates: tuple[date, ...]
+    fee_due: tuple[tuple[Occurrence, ...], ...]  # per fee rule
+
+
+def _facts(c: Compiled, due: date, today: date, sending_day: bool) -> _DueFacts | None:
+    days = (today - due).days
+    if days < c.earliest:
+        return None
+    if c.business_only:
+        shift = c.calendar.shift_to_business_day
+        stage_dates = tuple(shift(due + timedelta(days=s.days)) for s in c.stages)
+    else:
+        stage_dates = tuple(due + timedelta(days=s.days) for s in c.stages)
+    latest = -1
+    if sending_day:
+        for i, d in enumerate(stage_dates):
+            if d <= today:
+                latest = i
+    fee_due = tuple(tuple(due_occurrences(f.terms, due, today)) for f in c.fees)
+    if latest < 0 and days < 1 and not any(fee_due):
+        return None
+    return _DueFacts(days, latest, stage_dates, fee_due)
+
+
+# ============================================================================= the planner
+
+
+class _Planner:
+    """One plan() call: the compiled policy, today, and caches keyed by due date."""
+
+    __slots__ = ("c", "facts", "sending_day", "today")
+
+    def __init__(self, policy: Policy, today: date) -> None:
+        self.c = compile_policy(policy)
+        self.today = today
+        self.sending_day = not self.c.business_only or self.c.calendar.is_business_day(today)
+        self.facts: dict[date, _DueFacts | None] = {}
+
+    def excluded(self, inv: Invoice) -> str | None:
+        c = self.c
+        if c.excl_disputed and inv.disputed:
+            return "disputed"
+        if inv.customer_id in c.excl_ids:
+            return f"customer id {inv.customer_id} excluded"
+        if c.excl_names and inv.customer_name.casefold() in c.excl_names:
+            return f"customer {inv.customer_name!r} excluded"
+        if inv.currency in c.excl_currencies:
+            return f"currency {inv.currency} excluded"
+        if c.excl_below is not None:
+            below = c.excl_below.for_currency(inv.currency)
+            if below is not None and inv.balance < below:
+                return f"balance {inv.balance} below {below} {inv.currency}"
+        return None
+
+    def due_facts(self, due: date) -> _DueFacts | None:
+        try:
+            return self.facts[due]
+        except KeyError:
+            found = self.facts[due] = _facts(self.c, due, self.today, self.sending_day)
+            return found
+
+    def invoice(self, inv: Invoice, entries: Sequence[LedgerEntry] | None,
+                out: list[tuple[tuple[Any, ...], Action]]) -> None:
+        facts = self.due_facts(inv.due_date)
+        if facts is None:
+            return
+        if inv.status != _OPEN or inv.balance <= 0 or self.excluded(inv) is not None:
+            return
+        state: dict[tuple[str, str, str], LedgerEntry] = {}
+        if entries:
+            tenant = inv.tenant
+            for e in entries:
+                if e.tenant == tenant:
+                    k = (e.kind.value if isinstance(e.kind, ActionKind) else str(e.kind),
+                         e.rule, e.occurrence)
+                    old = state.get(k)
+                    if old is None or old.state not in _TERMINAL:
+                        state[k] = e
+        _Invoice(self, inv, facts, state, out).run()
+
+
+def _terminal(state: Mapping[tuple[str, str, str], LedgerEntry], kind: str, rule: str,
+              occurrence: str = ONCE) -> bool:
+    e = state.get((kind, rule, occurrence))
+    return e is not None and e.state in _TERMINAL
+
+
+class _Invoice:
+    """Planning for one invoice (kept as an object so the steps share their inputs)."""
+
+    __slots__ = ("facts", "inv", "out", "p", "state", "values")
+
+    def __init__(self, p: _Planner, inv: Invoice, facts: _DueFacts,
+                 state: dict[tuple[str, str, str], LedgerEntry],
+                 out: list[tuple[tuple[Any, ...], Action]]) -> None:
+        self.p = p
+        self.inv = inv
+        self.facts = facts
+        self.state = state
+        self.out = out
+        self.values: dict[str, str] | None = None
+
+    def run(self) -> None:
+        if self.p.c.fees:
+            self.fees()
+        if self.facts.latest >= 0:
+            self.reminders()
+        if self.p.c.escalations and self.facts.days_overdue >= 1:
+            self.escalations()
+
+    # -- helpers
+
+    def template_values(self, stage: str) -> dict[str, str]:
+        if self.values is None:
+            inv = self.inv
+            self.values = invoice_values(
+                number=inv.number, customer_name=inv.customer_name, balance=inv.balance,
+                total=inv.total, currency=inv.currency, issue_date=inv.issue_date,
+                due_date=inv.due_date, today=self.p.today, payment_link=inv.payment_link,
+                company_name=self.p.c.company_name, stage=stage,
+            )
+        self.values["stage"] = stage
+        return self.values
+
+    def emit(self, cls: Any, kind: str, rule: str, occurrence: str, due_on: date, reason: str,
+             **fields: Any) -> None:
+        inv = self.inv
+        action = cls.model_construct(
+            key=action_key(inv.tenant, inv.platform, inv.id, kind, rule, occurrence),
+            tenant=inv.tenant, platform=inv.platform, invoice_id=inv.id,
+            invoice_number=inv.number, rule=rule, occurrence=occurrence, due_on=due_on,
+            reason=reason, kind=ActionKind(kind), **fields,
+        )
+        sort = (1 if kind != _FEE else 0, -self.facts.days_overdue, -inv.balance, inv.tenant,
+                inv.platform, inv.id, KIND_ORDER[kind], due_on, rule, occurrence)
+        self.out.append((sort, action))
+
+    def overdue_text(self) -> str:
+        d = self.facts.days_overdue
+        if d > 0:
+            return f"{d} days overdue"
+        return "due today" if d == 0 else f"due in {-d} days"
+
+    # -- reminders
+
+    def reminders(self) -> None:
+        stages = self.p.c.stages
+        state = self.state
+        latest = self.facts.latest
+        handled_top = -1
+        if state:
+            for i in range(len(stages) - 1, -1, -1):
+                name = stages[i].name
+                if _terminal(state, _NOTE, name) or _terminal(state, _SKIP, name):
+                    handled_top = i
+                    break
+        top = max(latest, handled_top)
+        top_stage = stages[top]
+        dates = self.facts.stage_dates
+        for i in range(min(top, latest + 1)):
+            st = stages[i]
+            if not state or not (_terminal(state, _NOTE, st.name)
+                                 or _terminal(state, _SKIP, st.name)):
+                self.emit(SkipStage, _SKIP, st.name, ONCE, dates[i],
+                          f"missed stage {st.name} (day {st.days:+d}, {dates[i]}) superseded "
+                          f"by {top_stage.name}", superseded_by=top_stage.name)
+        if top != latest:
+            return  # a later stage was already handled: never go backwards
+        st = top_stage
+        if _terminal(state, _SKIP, st.name):
+            return
+        on = dates[latest]
+        why = f"stage {st.name} (day {st.days:+d}) due {on}; {self.overdue_text()}"
+        if latest > handled_top:
+            text = st.note.render(self.template_values(st.name))
+            self.emit(AddNote, _NOTE, st.name, ONCE, on, why, text=text, tone=st.tone)
+        if st.email and not _terminal(state, _EMAIL, st.name):
+            self.emit(SendReminder, _EMAIL, st.name, ONCE, on, why + "; platform e-mail",
+                      to=self.inv.customer_email)
+
+    # -- fees
+
+    def fees(self) -> None:
+        inv = self.inv
+        state = self.state
+        done = Decimal(0)
+        for (kind, _rule, _occ), e in state.items():
+            if kind == _FEE and e.state == _DONE and e.amount is not None:
+                done += e.amount
+        charged = max(inv.late_fees_charged, done)
+        for fee, due in zip(self.p.c.fees, self.facts.fee_due, strict=True):
+            if not due:
+                continue
+            name = fee.name
+            finished = {o.label for o in due if _terminal(state, _FEE, name, o.label)}
+            if len(finished) == len(due):
+                continue
+            pending = {occ: e.amount for (kind, rule, occ), e in state.items()
+                       if kind == _FEE and rule == name and e.state not in _TERMINAL}
+            found = charges(fee.terms, currency=inv.currency, total=inv.total,
+                            balance=inv.balance, charged=charged, due_date=inv.due_date,
+                            today=self.p.today, finished=finished, pending=pending, due=due)
+            for ch in found:
+                charged += ch.amount
+                values = self.template_values(name)
+                values["fee"] = format_money(ch.amount, inv.currency)
+                values["period"] = ch.label
+                label = fee.label.render(values)
+                amount = Money.model_construct(amount=ch.amount, currency=inv.currency)
+                self.emit(ApplyLateFee, _FEE, name, ch.label, ch.on,
+                          f"{name} ({fee.describe}) occurrence {ch.label} due {ch.on}: "
+                          f"{ch.detail}; {self.overdue_text()}",
+                          amount=amount, label=label, mode=fee.mode)
+
+    # -- escalation
+
+    def ignored_reminders(self) -> int:
+        state = self.state
+        return sum(1 for s in self.p.c.stages
+                   if s.days > 0 and (e := state.get((_NOTE, s.name, ONCE))) is not None
+                   and e.state == _DONE)
+
+    def escalations(self) -> None:
+        inv = self.inv
+        days = self.facts.days_overdue
+        ignored: int | None = None
+        for esc in self.p.c.escalations:
+            if _terminal(self.state, _ESC, esc.name):
+                continue
+            for min_days, over, min_ignored in esc.alternatives:
+                if min_days is not None and days < min_days:
+                    continue
+                if over is not None:
+                    threshold = over.for_currency(inv.currency)
+                    if threshold is None or inv.balance <= threshold:
+                        continue
+                if min_ignored is not None:
+                    if ignored is None:
+                        ignored = self.ignored_reminders()
+                    if ignored < min_ignored:
+                        continue
+                why = _conditions(min_days, over, min_ignored, inv.currency)
+                values = self.template_values(esc.name)
+                values["to"] = esc.to
+                self.emit(Escalate, _ESC, esc.name, ONCE, self.p.today,
+                          f"escalation {esc.name} to {esc.to}: {why}; {self.overdue_text()}",
+                          to=esc.to, text=esc.note.render(values))
+                break
+
+
+def _conditions(days: int | None, over: Amounts | None, ignored: int | None,
+                currency: str) -> str:
+    parts = []
+    if days is not None:
+        parts.append(f"at least {days} days overdue")
+    if over is not None:
+        parts.append(f"balance over {over.for_currency(currency)} {currency}")
+    if ignored is not None:
+        parts.append(f"{ignored}+ reminders ignored")
+    return " and ".join(parts)
+
+
+def sort_key(item: tuple[tuple[Any, ...], Action]) -> tuple[Any, ...]:
+    return item[0]
+
+
+def plan(
+    invoices: Iterable[Invoice],
+    history: Mapping[str, Sequence[LedgerEntry]],
+    policy: Policy,
+    today: date,
+) -> list[Action]:
+    """The actions due `today` (the company's date, see Policy.today), in priority order."""
+    planner = _Planner(policy, today)
+    out: list[tuple[tuple[Any, ...], Action]] = []
+    get = history.get
+    step = planner.invoice
+    for inv in invoices:
+        step(inv, get(inv.id), out)
+    out.sort(key=sort_key)
+    return [a for _, a in out]
+
+
+def explain(
+    invoice: Invoice,
+    history: Mapping[str, Sequence[LedgerEntry]],
+    policy: Policy,
+    today: date,
+) -> list[str]:
+    """Why the planner does (or does not do) each thing for one invoice, for people."""
+    planner = _Planner(policy, today)
+    c = planner.c
+    inv = invoice
+    days = (today - inv.due_date).days
+    lines = [f"invoice {inv.number} ({inv.id}) for {inv.customer_name}: "
+             f"{format_money(inv.balance, inv.currency)} of "
+             f"{format_money(inv.total, inv.currency)}, due {inv.due_date}, "
+             f"{days} days overdue, status {inv.status}"]
+    if inv.status != _OPEN or inv.balance <= 0:
+        return [*lines, "nothing to do: the invoice is not open with a balance"]
+    why = planner.excluded(inv)
+    if why is not None:
+        return [*lines, f"nothing to do: excluded ({why})"]
+    if c.business_only and not planner.sending_day:
+        lines.append(f"today ({today}) is not a business day: no reminders are sent")
+    entries = {(str(e.kind), e.rule, e.occurrence): e.state
+               for e in history.get(inv.id, ()) if e.tenant == inv.tenant}
+    shift = c.calendar.shift_to_business_day if c.business_only else (lambda d: d)
+    for s in c.stages:
+        raw = inv.due_date + timedelta(days=s.days)
+        on = shift(raw)
+        moved = f" (moved from {raw})" if on != raw else ""
+        rec = entries.get((_NOTE, s.name, ONCE)) or entries.get((_SKIP, s.name, ONCE))
+        status = f"ledger: {rec}" if rec else ("due" if on <= today else "not yet due")
+        lines.append(f"stage {s.name} day {s.days:+d} -> {on}{moved}: {status}")
+    for fee in c.fees:
+        due = due_occurrences(fee.terms, inv.due_date, today)
+        labels = ", ".join(o.label for o in due) or "none yet"
+        lines.append(f"fee {fee.name} ({fee.describe}): occurrences due {labels}; "
+                     f"already on the platform {inv.late_fees_charged} {inv.currency}")
+    for esc in c.escalations:
+        alts = " or ".join(_conditions(d, o, i, inv.currency) for d, o, i in esc.alternatives)
+        lines.append(f"escalation {esc.name} to {esc.to} when {alts}")
+    actions = plan([inv], history, policy, today)
+    if not actions:
+        lines.append("planned today: nothing")
+    lines.extend(f"planned today: {a.kind} {a.rule} {a.occurrence}: {a.reason}" for a in actions)
+    return lines

@@ -1,0 +1,354 @@
+"""Late-fee and statutory-interest maths: pure functions on Decimal.
+
+Everything here is deterministic and rounded to the currency's minor units. A fee is never
+negative and never takes the late fees on an invoice beyond its cap. Recurring fees are a
+series of occurrences, each with a stable label ('once', '2026-11', 'n3', 'compensation'),
+which the planner turns into one idempotency key each; occurrences that a missed run skipped
+are all still listed here, so they are caught up (within the cap) on the next run.
+"""
+
+from __future__ import annotations
+
+import calendar as _cal
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_FLOOR, Decimal
+
+from ar_sync.money import normalise_currency, quantum, round_money
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+MAX_OCCURRENCES = 1000  # safety bound on catch-up for a single rule and invoice
+
+# Late Payment of Commercial Debts (Interest) Act 1998, s.5A: fixed compensation by debt size.
+UK_COMPENSATION_BANDS: tuple[tuple[Decimal, Decimal], ...] = (
+    (Decimal(1000), Decimal(40)),
+    (Decimal(10000), Decimal(70)),
+)
+UK_COMPENSATION_TOP = Decimal(100)
+UK_STATUTORY_MARGIN = Decimal(8)
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    """An amount given in the rules file: one number (in the invoice's own currency) or a
+    number per currency ({USD: 10, GBP: 8}); a currency not listed has no amount."""
+
+    default: Decimal | None = None
+    per_currency: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def for_currency(self, currency: str) -> Decimal | None:
+        value = self.per_currency.get(currency)
+        return self.default if value is None else value
+
+    def describe(self) -> str:
+        if self.default is not None:
+            return f"{self.default}"
+        return ", ".join(f"{v} {k}" for k, v in sorted(self.per_currency.items()))
+
+
+def parse_amounts(value: object) -> Amounts:
+    """Build Amounts from YAML: a non-negative number, or a mapping of currency to number."""
+    if isinstance(value, Amounts):
+        return value
+    if isinstance(value, Mapping):
+        if not value:
+            raise ValueError("must list at least one currency")
+        per: dict[str, Decimal] = {}
+        for code, amount in value.items():
+            if not isinstance(code, str):
+                raise ValueError(f"currency keys must be ISO 4217 codes, got {code!r}")
+            per[normalise_currency(code)] = _non_negative(amount)
+        return Amounts(None, per)
+    return Amounts(_non_negative(value), {})
+
+
+def _non_negative(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float | str):
+        raise ValueError("must be a number or a mapping of currency to number")
+    try:
+        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except ArithmeticError as exc:
+        raise ValueError("must be a number") from exc
+    if not amount.is_finite():
+        raise ValueError("must be a finite number")
+    if amount < 0:
+        raise ValueError("must not be negative")
+    return amount
+
+
+def floor_money(amount: Decimal, currency: str) -> Decimal:
+    """Round down to the currency's minor unit (for caps: never round a cap up)."""
+    return amount.quantize(quantum(currency), rounding=ROUND_FLOOR)
+
+
+# ----------------------------------------------------------------------------- occurrences
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One charge of a recurring rule: its stable label, the day it falls due, and (for
+    interest) the first day of the period it covers."""
+
+    label: str
+    on: date
+    period_start: date
+
+
+def add_months(d: date, months: int) -> date:
+    """Same day `months` later, clamped to the month's end (Jan 31 + 1 month = Feb 28/29)."""
+    index = d.year * 12 + d.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    return date(year, month, min(d.day, _cal.monthrange(year, month)[1]))
+
+
+def _step(start: date, every: str | int, k: int) -> date:
+    if every == "month":
+        return add_months(start, k)
+    assert isinstance(every, int)
+    return start + timedelta(days=every * k)
+
+
+def _label(every: str | int, k: int, on: date) -> str:
+    if every == "once":
+        return "once"
+    if every == "month":
+        return f"{on.year:04d}-{on.month:02d}"
+    return f"n{k}"
+
+
+def occurrences(
+    start: date, every: str | int, today: date, *, accrual: bool = False,
+    limit: int | None = None,
+) -> list[Occurrence]:
+    """Occurrences due by `today` (inclusive), oldest first.
+
+    A fee (accrual=False) is charged at `start` and then every period after it. Interest
+    (accrual=True) is charged at the end of each period it accrued over, so the first charge
+    falls one period after `start`. `every` is 'once', 'month' or a number of days.
+    """
+    bound = MAX_OCCURRENCES if limit is None else min(limit, MAX_OCCURRENCES)
+    if every == "once":
+        if accrual or start > today or bound < 1:
+            return []
+        return [Occurrence("once", start, start)]
+    found: list[Occurrence] = []
+    k = 0
+    while len(found) < bound:
+        period_start = _step(start, every, k)
+        on = _step(start, every, k + 1) if accrual else period_start
+        if on > today:
+            break
+        found.append(Occurrence(_label(every, k + 1, on), on, period_start))
+        k += 1
+    return found
+
+
+# ----------------------------------------------------------------------------- amounts
+
+
+def percent_of(base: Decimal, percent: Decimal) -> Decimal:
+    """`percent` % of `base`, unrounded."""
+    return base * percent / HUNDRED
+
+
+def simple_interest(principal: Decimal, annual_percent: Decimal, days: int,
+                    day_count: int = 365) -> Decimal:
+    """Daily simple interest: principal x rate x days / day_count, unrounded."""
+    if days <= 0 or principal <= 0:
+        return ZERO
+    return principal * annual_percent * days / (HUNDRED * day_count)
+
+
+def uk_compensation(debt: Decimal) -> Decimal:
+    """The Act's fixed sum in GBP: 40 below 1,000; 70 below 10,000; 100 from 10,000."""
+    for below, amount in UK_COMPENSATION_BANDS:
+        if debt < below:
+            return amount
+    return UK_COMPENSATION_TOP
+
+
+def invoice_cap(
+    total: Decimal, currency: str, cap_amount: Decimal | None, cap_percent: Decimal | None
+) -> Decimal | None:
+    """The most late fees an invoice may carry: the lower of the amount and the percentage
+    of the original total; None when neither is set. Rounded down, never negative."""
+    caps = []
+    if cap_amount is not None:
+        caps.append(floor_money(cap_amount, currency))
+    if cap_percent is not None:
+        caps.append(floor_money(percent_of(total, cap_percent), currency))
+    return max(ZERO, min(caps)) if caps else None
+
+
+def clamp_fee(
+    raw: Decimal,
+    currency: str,
+    *,
+    min_fee: Decimal | None = None,
+    max_fee: Decimal | None = None,
+    charged: Decimal = ZERO,
+    cap: Decimal | None = None,
+) -> Decimal:
+    """One charge: raw amount raised to the minimum, lowered to the maximum and to what the
+    cap still allows, rounded to the currency. Never negative; zero means "charge nothing"."""
+    if raw <= 0:
+        return round_money(ZERO, currency)
+    amount = raw
+    if min_fee is not None and amount < min_fee:
+        amount = min_fee
+    amount = round_money(amount, currency)
+    if max_fee is not None:
+        amount = min(amount, floor_money(max_fee, currency))
+    if cap is not None:
+        amount = min(amount, floor_money(cap - charged, currency))
+    return round_money(max(amount, ZERO), currency)
+
+
+# ----------------------------------------------------------------------------- a fee rule
+
+
+@dataclass(frozen=True, slots=True)
+class FeeTerms:
+    """A fee rule reduced to what the maths needs (built once per policy by the planner)."""
+
+    kind: str  # 'fixed' | 'percent' | 'uk_statutory'
+    every: str | int = "once"
+    grace_days: int = 0
+    amount: Amounts | None = None  # fixed fee
+    percent: Decimal | None = None  # percent fee, or the statutory annual rate (ref + margin)
+    compounding: bool = False
+    fees_on_invoice: bool = True  # mode line: the balance includes earlier fee lines
+    min_balance: Amounts | None = None
+    min_fee: Amounts | None = None
+    max_fee: Amounts | None = None
+    cap_amount: Amounts | None = None
+    cap_percent: Decimal | None = None
+    max_occurrences: int | None = None
+    compensation: bool = False  # uk_statutory: charge the fixed sum (GBP invoices)
+    currencies: frozenset[str] | None = None
+
+    @property
+    def accrues(self) -> bool:
+        return self.kind == "uk_statutory"
+
+    def start(self, due_date: date) -> date:
+        """The first day of charging: due date plus the grace period."""
+        return due_date + timedelta(days=self.grace_days)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One fee occurrence to charge now."""
+
+    label: str
+    on: date
+    amount: Decimal
+    detail: str
+
+
+def due_occurrences(terms: FeeTerms, due_date: date, today: date) -> list[Occurrence]:
+    """Every occurrence of the rule due by `today` (statutory compensation first)."""
+    start = terms.start(due_date)
+    found = occurrences(start, terms.every, today, accrual=terms.accrues,
+                        limit=terms.max_occurrences)
+    if terms.compensation and terms.accrues:
+        on = due_date + timedelta(days=1)
+        if on <= today:
+            found.insert(0, Occurrence("compensation", on, on))
+    return found
+
+
+def _opt(amounts: Amounts | None, currency: str) -> Decimal | None:
+    return None if amounts is None else amounts.for_currency(currency)
+
+
+def principal_of(terms: FeeTerms, balance: Decimal, fees_charged: Decimal) -> Decimal:
+    """The unpaid debt the fee is computed on: fee lines already on the invoice do not
+    count (they are not the customer's original debt)."""
+    if terms.fees_on_invoice:
+        return max(ZERO, balance - fees_charged)
+    return balance
+
+
+def charges(
+    terms: FeeTerms,
+    *,
+    currency: str,
+    total: Decimal,
+    balance: Decimal,
+    charged: Decimal,
+    due_date: date,
+    today: date,
+    finished: Container[str] = (),
+    pending: Mapping[str, Decimal | None] | None = None,
+    due: Sequence[Occurrence] | None = None,
+) -> list[Charge]:
+    """The occurrences of `terms` to charge now, oldest first, with their amounts.
+
+    `charged` is what late fees the invoice already carries (all rules); `finished` are the
+    labels already recorded for good (never charged again); `pending` are labels recorded but
+    not finished, with the amount recorded then (reused, so a retry charges the same sum).
+    `due` is `due_occurrences(terms, due_date, today)` when the caller has it cached.
+    """
+    if due is None:
+        due = due_occurrences(terms, due_date, today)
+    if all(o.label in finished for o in due):
+        return []
+    if terms.currencies is not None and currency not in terms.currencies:
+        return []
+    principal = principal_of(terms, balance, charged)
+    if principal <= 0:
+        return []
+    min_balance = _opt(terms.min_balance, currency)
+    if min_balance is not None and principal < min_balance:
+        return []
+    cap = invoice_cap(total, currency, _opt(terms.cap_amount, currency), terms.cap_percent)
+    min_fee = _opt(terms.min_fee, currency)
+    max_fee = _opt(terms.max_fee, currency)
+    pending = pending or {}
+    out: list[Charge] = []
+    running = charged
+
+    def add(label: str, on: date, raw: Decimal, detail: str, limits: bool = True) -> None:
+        nonlocal running
+        if label in finished:
+            return
+        recorded = pending.get(label)
+        if recorded is not None:
+            raw = recorded
+        amount = clamp_fee(raw, currency, min_fee=min_fee if limits else None,
+                           max_fee=max_fee if limits else None, charged=running, cap=cap)
+        if amount > 0:
+            running += amount
+            out.append(Charge(label, on, amount, detail))
+
+    if terms.kind == "uk_statutory":
+        rate = terms.percent or ZERO
+        for occ in due:
+            if occ.label == "compensation":
+                if currency == "GBP":
+                    add(occ.label, occ.on, uk_compensation(principal),
+                        f"statutory compensation for a debt of {principal} GBP", limits=False)
+                continue
+            days = (occ.on - occ.period_start).days
+            add(occ.label, occ.on, simple_interest(principal, rate, days),
+                f"interest {rate}% a year on {principal} for {days} days "
+                f"({occ.period_start} to {occ.on})")
+        return out
+
+    for occ in due:
+        if terms.kind == "fixed":
+            fixed = _opt(terms.amount, currency)
+            if fixed is None:
+                return out
+            add(occ.label, occ.on, fixed, f"fixed fee {fixed} {currency}")
+        else:
+            rate = terms.percent or ZERO
+            base = principal + running if terms.compounding else principal
+            add(occ.label, occ.on, percent_of(base, rate),
+                f"{rate}% of {round_money(base, currency)} {currency}"
+                + (" (compounding)" if terms.compounding else ""))
+    return out
