@@ -83,6 +83,9 @@ class Invoice(BaseModel):
     )
     disputed: bool = False
     payment_link: str | None = None
+    paid_at: date | None = Field(
+        default=None, description="Day the invoice was fully paid, when known (risk report)"
+    )
 
     @field_validator("currency")
     @classmethod
