@@ -1,0 +1,315 @@
+"""The QuickBooks Online connector: reads open invoices, writes notes, fees and reminders,
+each write carrying its idempotency key as `requestid` and as the `ar-sync:<key>` marker.
+
+Reads: `select * from Invoice where Balance > '0'` in pages of 1000 for a full fetch, and
+`MetaData.LastUpdatedTime >= <checkpoint>` for an incremental one (paid and voided invoices
+come back too, so the caller learns they closed). The query, not CDC: it pages, it has no
+30-day look-back limit, and full and incremental runs share one code path. Customer e-mails
+come from BillEmail, else from one `Customer where Id in (...)` query per 500 customers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from quickbooks.objects.attachable import Attachable
+from quickbooks.objects.customer import Customer
+from quickbooks.objects.invoice import Invoice as QBInvoice
+from quickbooks.objects.item import Item
+
+from ar_sync.connector import Connection, FetchResult, key_marker
+from ar_sync.errors import PlatformValidationError, StaleObjectError
+from ar_sync.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.money import round_money
+from ar_sync_quickbooks.client import QuickBooksClient, run
+from ar_sync_quickbooks.mapping import (
+    LATE_FEE_ITEM,
+    MalformedInvoice,
+    checkpoint_from,
+    fee_description,
+    fee_invoice_note,
+    fee_line,
+    find_line_with_marker,
+    has_marker,
+    item_lines,
+    map_invoices,
+    needs_customer_email,
+    note_text,
+    query_time,
+    to_invoice,
+)
+
+log = logging.getLogger(__name__)
+PAGE = 1000  # QBO's largest page
+IDS_PER_QUERY = 500  # customer ids per `Id in (...)` query (keeps the statement short)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def select(entity: str, where: str = "", *, start: int | None = None,
+           limit: int | None = PAGE) -> str:
+    """A QBO query statement; every literal in `where` went through _quote."""
+    parts = [f"select * from {entity}"]  # noqa: S608 - fixed entity names, quoted literals
+    if where:
+        parts.append(f"where {where}")
+    if start is not None:
+        parts.append(f"STARTPOSITION {start}")
+    if limit is not None:
+        parts.append(f"MAXRESULTS {limit}")
+    return " ".join(parts)
+
+
+class QuickBooksConnector:
+    """A live session with one QuickBooks company (realm)."""
+
+    platform = "quickbooks"
+
+    def __init__(self, connection: Connection, client: QuickBooksClient, *,
+                 clock: Callable[[], datetime], sleep: Callable[[float], None] = time.sleep,
+                 max_wait: float = 30.0) -> None:
+        self.connection = connection
+        self.client = client
+        self.clock = clock
+        self.sleep = sleep
+        self.max_wait = max_wait
+        self.realm = connection.external_id
+        self._raw: dict[str, dict[str, Any]] = {}  # last JSON seen per invoice id
+        self._emails: dict[str, str | None] = {}  # customer id -> e-mail (None: has none)
+        self._fee_item: tuple[str, str] | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _run(self, fn: Callable[[], Any], what: str) -> Any:
+        return run(fn, what=f"quickbooks {what}", sleep=self.sleep, max_wait=self.max_wait)
+
+    def _query(self, statement: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._run(lambda: self.client.query(statement), "query")
+        return result
+
+    def _url(self, tail: str) -> str:
+        return f"{self.client.api_url}/company/{self.realm}/{tail}"
+
+    # ------------------------------------------------------------------ reads
+
+    def _pages(self, where: str) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        start = 1
+        while True:
+            answer = self._query(select("Invoice", where, start=start))
+            rows: list[dict[str, Any]] = answer.get("QueryResponse", {}).get("Invoice", [])
+            yield rows, answer.get("time")
+            if len(rows) < PAGE:
+                return
+            start += PAGE
+
+    def fetch_open_invoices(self, since: datetime | None = None) -> FetchResult:
+        where = ("Balance > '0'" if since is None
+                 else f"MetaData.LastUpdatedTime >= {_quote(query_time(since))}")
+        raws: list[dict[str, Any]] = []
+        first_time: str | None = None
+        for rows, stamp in self._pages(where):
+            first_time = first_time or stamp
+            raws.extend(rows)
+        self._remember(raws)
+        self._load_emails({str((r.get("CustomerRef") or {}).get("value", ""))
+                           for r in raws if needs_customer_email(r)})
+        invoices, warnings = map_invoices(raws, realm=self.realm, emails=self._emails)
+        for warning in warnings:
+            log.warning("%s", warning)
+        return FetchResult(invoices=invoices, warnings=warnings,
+                           checkpoint=checkpoint_from(first_time, self.clock()),
+                           full=since is None)
+
+    def _remember(self, raws: list[dict[str, Any]]) -> None:
+        for raw in raws:
+            self._raw[str(raw.get("Id"))] = raw
+
+    def _load_emails(self, customer_ids: set[str]) -> None:
+        """Bulk e-mail lookup for customers whose invoices carry no BillEmail."""
+        wanted = sorted(c for c in customer_ids if c and c not in self._emails)
+        for i in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[i: i + IDS_PER_QUERY]
+            ids = ", ".join(_quote(c) for c in chunk)
+            answer = self._query(select("Customer", f"Id in ({ids})"))
+            for found in answer.get("QueryResponse", {}).get("Customer", []):
+                customer = Customer.from_json(found)
+                address = customer.PrimaryEmailAddr.Address if customer.PrimaryEmailAddr else None
+                self._emails[str(customer.Id)] = address or None
+            for cid in chunk:
+                self._emails.setdefault(cid, None)
+
+    def _read_raw(self, invoice_id: str) -> dict[str, Any] | None:
+        try:
+            answer: dict[str, Any] = self._run(
+                lambda: self.client.get_single_object("Invoice", pk=invoice_id), "read invoice")
+        except PlatformValidationError as exc:
+            if exc.platform_code == "610":
+                return None
+            raise
+        raw: dict[str, Any] = answer["Invoice"]
+        self._raw[invoice_id] = raw
+        return raw
+
+    def get_invoice(self, invoice_id: str) -> Invoice | None:
+        raw = self._read_raw(invoice_id)
+        if raw is None:
+            return None
+        if needs_customer_email(raw):
+            self._load_emails({str((raw.get("CustomerRef") or {}).get("value", ""))})
+        customer = str((raw.get("CustomerRef") or {}).get("value", ""))
+        try:
+            return to_invoice(raw, realm=self.realm, email=self._emails.get(customer))
+        except MalformedInvoice as exc:
+            raise PlatformValidationError(f"invoice {invoice_id} is malformed: {exc}") from exc
+
+    # ------------------------------------------------------------------ writes
+
+    def add_note(self, invoice: Invoice, text: str, *, key: str) -> str:
+        """An Attachable note linked to the invoice (create-only: no SyncToken race)."""
+        note = Attachable()
+        note.Note = note_text(text, key)
+        note.AttachableRef = [{"EntityRef": {"type": "Invoice", "value": invoice.id},
+                               "IncludeOnSend": False}]
+        body = note.to_json()
+        answer: dict[str, Any] = self._run(
+            lambda: self.client.create_object("Attachable", body, request_id=key), "add note")
+        return f"Attachable:{Attachable.from_json(answer['Attachable']).Id}"
+
+    def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str:
+        params = {"sendTo": to} if to else {}
+        answer: dict[str, Any] = self._run(
+            lambda: self.client.post(self._url(f"invoice/{invoice.id}/send"), None,
+                                     content_type="application/octet-stream", params=dict(params),
+                                     request_id=key), "send invoice")
+        sent = QBInvoice.from_json(answer["Invoice"])
+        delivered = getattr(sent.DeliveryInfo, "DeliveryTime", "") if sent.DeliveryInfo else ""
+        return f"InvoiceSend:{sent.Id}@{delivered or sent.EmailStatus}"
+
+    def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
+                     mode: FeeMode) -> str:
+        if fee.currency != invoice.currency:
+            raise PlatformValidationError(
+                f"fee in {fee.currency} on a {invoice.currency} invoice {invoice.number}")
+        amount = round_money(fee.amount, fee.currency)
+        if amount <= 0:
+            raise PlatformValidationError(f"late fee must be positive, got {amount}")
+        item_id, item_name = self.fee_item()
+        if mode == FeeMode.INVOICE:
+            return self._fee_invoice(invoice, amount, label, key, item_id, item_name)
+        return self._fee_line(invoice, amount, label, key, item_id, item_name)
+
+    def _fee_line(self, invoice: Invoice, amount: Decimal, label: str, key: str,
+                  item_id: str, item_name: str) -> str:
+        """Sparse update adding one line (QBO replaces Line as a whole: send all lines)."""
+        raw = self._raw.get(invoice.id)
+        if raw is None or str(raw.get("SyncToken")) != str(invoice.version):
+            raw = self._read_raw(invoice.id)
+        for attempt, request_id in enumerate((key, f"{key}-r")):
+            if raw is None:
+                raise PlatformValidationError(f"invoice {invoice.id} no longer exists")
+            present = find_line_with_marker(raw, key)
+            if present is not None:
+                return present
+            body = {"Id": raw["Id"], "SyncToken": raw["SyncToken"], "sparse": True,
+                    "Line": [*item_lines(raw),
+                             fee_line(amount, fee_description(label, key), item_id, item_name)]}
+            text = json.dumps(body)
+            try:
+                answer: dict[str, Any] = self._run(
+                    partial(self.client.update_object, "Invoice", text, request_id=request_id),
+                    "add fee line")
+            except StaleObjectError:
+                if attempt == 1:
+                    raise
+                raw = self._read_raw(invoice.id)  # someone edited it: re-read, retry once
+                continue
+            updated: dict[str, Any] = answer["Invoice"]
+            self._raw[invoice.id] = updated
+            ref = find_line_with_marker(updated, key)
+            if ref is None:
+                raise PlatformValidationError("QuickBooks dropped the fee line")
+            return ref
+        raise StaleObjectError(f"invoice {invoice.number} kept changing")  # pragma: no cover
+
+    def _fee_invoice(self, invoice: Invoice, amount: Decimal, label: str, key: str,
+                     item_id: str, item_name: str) -> str:
+        body: dict[str, Any] = {
+            "CustomerRef": {"value": invoice.customer_id},
+            "CurrencyRef": {"value": invoice.currency},
+            "Line": [fee_line(amount, f"{label} on invoice {invoice.number} {key_marker(key)}",
+                              item_id, item_name)],
+            "PrivateNote": fee_invoice_note(label, invoice.number, invoice.id, key),
+            "TxnDate": self.clock().date().isoformat(),
+            "DueDate": self.clock().date().isoformat(),
+        }
+        if invoice.customer_email:
+            body["BillEmail"] = {"Address": invoice.customer_email}
+        text = json.dumps(body)
+        answer: dict[str, Any] = self._run(
+            lambda: self.client.create_object("Invoice", text, request_id=key),
+            "create fee invoice")
+        fee = QBInvoice.from_json(answer["Invoice"])
+        return f"Invoice:{fee.Id}"
+
+    def fee_item(self) -> tuple[str, str]:
+        """The 'Late fee' service Item: found by name, else created (once per connector)."""
+        if self._fee_item is not None:
+            return self._fee_item
+        answer = self._query(select("Item", f"Name = {_quote(LATE_FEE_ITEM)}"))
+        items = answer.get("QueryResponse", {}).get("Item", [])
+        if not items:
+            accounts = self._query(select("Account", "AccountType = 'Income'", limit=1)).get(
+                "QueryResponse", {}).get("Account", [])
+            if not accounts:
+                raise PlatformValidationError("no Income account to book late fees to")
+            item = Item()
+            item.Name, item.Type = LATE_FEE_ITEM, "Service"
+            item.Description = "Late payment fee (added by ar-sync)"
+            item.IncomeAccountRef = {"value": accounts[0]["Id"]}
+            text = item.to_json()
+            created: dict[str, Any] = self._run(
+                lambda: self.client.create_object("Item", text,
+                                                  request_id=f"ar-sync-fee-item-{self.realm}"),
+                "create fee item")
+            items = [created["Item"]]
+        found = Item.from_json(items[0])
+        self._fee_item = (str(found.Id), str(found.Name))
+        return self._fee_item
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+        if kind in (ActionKind.NOTE, ActionKind.ESCALATE):
+            answer = self._query(select(
+                "Attachable", "AttachableRef.EntityRef.Type = 'Invoice' and "
+                f"AttachableRef.EntityRef.value = {_quote(invoice.id)}"))
+            for row in answer.get("QueryResponse", {}).get("Attachable", []):
+                if has_marker(row.get("Note"), key):
+                    return f"Attachable:{row['Id']}"
+            return None
+        if kind == ActionKind.LATE_FEE:
+            raw = self._raw.get(invoice.id) or self._read_raw(invoice.id)
+            if raw is not None and (ref := find_line_with_marker(raw, key)) is not None:
+                return ref
+            start = 1
+            while True:  # a separate fee invoice for the same customer
+                answer = self._query(select(
+                    "Invoice", f"CustomerRef = {_quote(invoice.customer_id)} and "
+                    f"TxnDate >= {_quote(invoice.issue_date.isoformat())}", start=start))
+                rows = answer.get("QueryResponse", {}).get("Invoice", [])
+                for row in rows:
+                    if has_marker(row.get("PrivateNote"), key):
+                        return f"Invoice:{row['Id']}"
+                if len(rows) < PAGE:
+                    return None
+                start += PAGE
+        # e-mail sends leave nothing searchable: the requestid replay protects a retried send
+        return None

@@ -1,0 +1,223 @@
+"""Pure translation between QuickBooks Online JSON / SDK objects and ar-sync's models.
+
+No HTTP here: fee lines, marker search, status rules and the malformed-invoice checks are
+plain functions, tested without a server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from pydantic import ValidationError
+from quickbooks.objects.invoice import Invoice as QBInvoice
+
+from ar_sync.connector import key_marker
+from ar_sync.models import Invoice, InvoiceStatus
+from ar_sync.money import normalise_currency, to_decimal
+
+PLATFORM = "quickbooks"
+LATE_FEE_ITEM = "Late fee"
+MARKER_PREFIX = "ar-sync:"
+DISPUTED_TAG = "#disputed"
+FEE_FOR = "[invoice:{id}]"  # in a fee invoice's PrivateNote: which invoice the fee is for
+_FEE_FOR_RE = re.compile(r"\[invoice:(\w+)\]")
+NOTE_MAX = 2000  # an Attachable note holds at most 2000 characters (Intuit's limit on Note)
+
+
+class MalformedInvoice(ValueError):
+    """A platform invoice ar-sync cannot trust (skipped with a warning, the run goes on)."""
+
+
+def parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def query_time(moment: datetime) -> str:
+    """A literal for `MetaData.LastUpdatedTime >= '...'` (UTC, whole seconds)."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def checkpoint_from(response_time: str | None, fallback: datetime) -> datetime:
+    """The server's clock at the start of a fetch, floored to the second: QBO stamps
+    LastUpdatedTime in whole seconds, so `>=` this value misses nothing changed later."""
+    moment = parse_time(response_time) if response_time else fallback
+    return moment.replace(microsecond=0)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def has_marker(text: str | None, key: str) -> bool:
+    return bool(text) and key_marker(key) in str(text)
+
+
+def is_fee_line(line: Mapping[str, Any]) -> bool:
+    """A late fee line: carries the ar-sync marker or uses the Late fee item."""
+    if MARKER_PREFIX in str(line.get("Description") or ""):
+        return True
+    detail = line.get("SalesItemLineDetail") or {}
+    ref = detail.get("ItemRef") or {}
+    return str(ref.get("name") or "").strip().lower() == LATE_FEE_ITEM.lower()
+
+
+def item_lines(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The invoice's own lines, without the subtotal line QBO computes."""
+    return [dict(line) for line in raw.get("Line") or []
+            if line.get("DetailType") != "SubTotalLineDetail"]
+
+
+def fee_lines_total(raw: Mapping[str, Any]) -> Decimal:
+    return sum((to_decimal(line.get("Amount", 0)) for line in item_lines(raw)
+                if is_fee_line(line)), Decimal(0))
+
+
+def fee_target(raw: Mapping[str, Any]) -> str | None:
+    """For a separate fee invoice: the id of the invoice the fee was charged on."""
+    note = str(raw.get("PrivateNote") or "")
+    if MARKER_PREFIX not in note:
+        return None
+    found = _FEE_FOR_RE.search(note)
+    return found.group(1) if found else None
+
+
+def find_line_with_marker(raw: Mapping[str, Any], key: str) -> str | None:
+    for line in item_lines(raw):
+        if has_marker(line.get("Description"), key):
+            return f"{raw.get('Id')}:line:{line.get('Id', '')}"
+    return None
+
+
+def fee_line(amount: Decimal, description: str, item_id: str, item_name: str) -> dict[str, Any]:
+    return {"Amount": str(amount), "Description": description,
+            "DetailType": "SalesItemLineDetail",
+            "SalesItemLineDetail": {"ItemRef": {"value": item_id, "name": item_name},
+                                    "Qty": 1, "UnitPrice": str(amount)}}
+
+
+def fee_description(label: str, key: str) -> str:
+    return f"{label} {key_marker(key)}"
+
+
+def fee_invoice_note(label: str, number: str, invoice_id: str, key: str) -> str:
+    return f"Late fee: {label} on invoice {number} {FEE_FOR.format(id=invoice_id)} " \
+           f"{key_marker(key)}"
+
+
+def note_text(text: str, key: str) -> str:
+    """The note as stored: the text (cut to fit) and the key marker on its own line."""
+    marker = key_marker(key)
+    room = NOTE_MAX - len(marker) - 2
+    body = text if len(text) <= room else text[: room - 1] + "…"
+    return f"{body}\n\n{marker}"
+
+
+def _status(raw: Mapping[str, Any], balance: Decimal, total: Decimal) -> InvoiceStatus:
+    if balance > 0:
+        return InvoiceStatus.OPEN
+    note = str(raw.get("PrivateNote") or "").strip().lower()
+    if total == 0 and note.startswith("voided"):
+        return InvoiceStatus.VOIDED
+    return InvoiceStatus.PAID
+
+
+def _date(text: object, what: str) -> date:
+    if not text:
+        raise MalformedInvoice(f"missing {what}")
+    try:
+        return date.fromisoformat(str(text))
+    except ValueError as exc:
+        raise MalformedInvoice(f"bad {what} {text!r}") from exc
+
+
+def to_invoice(raw: Mapping[str, Any], *, realm: str, email: str | None = None,
+               extra_fees: Decimal = Decimal(0)) -> Invoice:
+    """Map one QBO invoice (JSON as received) to the model; MalformedInvoice if it is unfit.
+
+    The raw JSON is first read through the SDK's `Invoice.from_json`, so what ar-sync relies on
+    is exactly what python-quickbooks understands.
+    """
+    sdk = QBInvoice.from_json(dict(raw))
+    currency_ref = sdk.CurrencyRef
+    try:
+        currency = normalise_currency(str(currency_ref.value if currency_ref else ""))
+    except ValueError as exc:
+        raise MalformedInvoice(f"unknown currency {getattr(currency_ref, 'value', None)!r}") \
+            from exc
+    try:
+        total, balance = to_decimal(sdk.TotalAmt), to_decimal(sdk.Balance)
+    except ValueError as exc:
+        raise MalformedInvoice(str(exc)) from exc
+    if balance < 0:
+        raise MalformedInvoice(f"negative balance {balance}")
+    if sdk.CustomerRef is None or not sdk.CustomerRef.value:
+        raise MalformedInvoice("missing CustomerRef")
+    meta = sdk.MetaData
+    if meta is None or not meta.LastUpdatedTime:
+        raise MalformedInvoice("missing MetaData.LastUpdatedTime")
+    bill_email = sdk.BillEmail.Address if sdk.BillEmail is not None else None
+    note = str(sdk.PrivateNote or "")
+    try:
+        return Invoice(
+            platform=PLATFORM, tenant=realm, id=str(sdk.Id), number=str(sdk.DocNumber or sdk.Id),
+            customer_id=str(sdk.CustomerRef.value), customer_name=str(sdk.CustomerRef.name or ""),
+            customer_email=bill_email or email,
+            issue_date=_date(sdk.TxnDate, "TxnDate"), due_date=_date(sdk.DueDate, "DueDate"),
+            currency=currency, total=total, balance=balance,
+            status=_status(raw, balance, total), version=str(sdk.SyncToken),
+            updated_at=parse_time(str(meta.LastUpdatedTime)),
+            late_fees_charged=fee_lines_total(raw) + extra_fees,
+            disputed=DISPUTED_TAG in note.lower(),
+        )
+    except ValidationError as exc:
+        raise MalformedInvoice(exc.errors()[0].get("msg", "invalid")) from exc
+
+
+def label_of(raw: Mapping[str, Any]) -> str:
+    return f"{raw.get('DocNumber') or '?'} (Id {raw.get('Id') or '?'})"
+
+
+def map_invoices(raws: Iterable[Mapping[str, Any]], *, realm: str,
+                 emails: Mapping[str, str | None]) -> tuple[list[Invoice], list[str]]:
+    """Good invoices and one warning per skipped malformed one; fee invoices add their
+    amount to the invoice they were charged on."""
+    raws = list(raws)
+    linked: dict[str, Decimal] = {}
+    for raw in raws:
+        target = fee_target(raw)
+        if target is not None:
+            linked[target] = linked.get(target, Decimal(0)) + to_decimal(raw.get("TotalAmt", 0))
+    out: list[Invoice] = []
+    warnings: list[str] = []
+    for raw in raws:
+        customer = str((raw.get("CustomerRef") or {}).get("value", ""))
+        try:
+            out.append(to_invoice(raw, realm=realm, email=emails.get(customer),
+                                  extra_fees=linked.get(str(raw.get("Id")), Decimal(0))))
+        except (MalformedInvoice, ValueError, TypeError, AttributeError) as exc:
+            warnings.append(f"skipped QuickBooks invoice {label_of(raw)}: {exc}")
+    return out, warnings
+
+
+def needs_customer_email(raw: Mapping[str, Any]) -> bool:
+    return not ((raw.get("BillEmail") or {}).get("Address"))
