@@ -10,7 +10,6 @@ come from BillEmail, else from one `Customer where Id in (...)` query per 500 cu
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from ar_sync_quickbooks.mapping import (
     LATE_FEE_ITEM,
     MalformedInvoice,
     checkpoint_from,
+    dumps,
     fee_description,
     fee_invoice_note,
     fee_line,
@@ -221,7 +221,7 @@ class QuickBooksConnector:
             body = {"Id": raw["Id"], "SyncToken": raw["SyncToken"], "sparse": True,
                     "Line": [*item_lines(raw),
                              fee_line(amount, fee_description(label, key), item_id, item_name)]}
-            text = json.dumps(body)
+            text = dumps(body)
             try:
                 answer: dict[str, Any] = self._run(
                     partial(self.client.update_object, "Invoice", text, request_id=request_id),
@@ -252,7 +252,7 @@ class QuickBooksConnector:
         }
         if invoice.customer_email:
             body["BillEmail"] = {"Address": invoice.customer_email}
-        text = json.dumps(body)
+        text = dumps(body)
         answer: dict[str, Any] = self._run(
             lambda: self.client.create_object("Invoice", text, request_id=key),
             "create fee invoice")

@@ -6,6 +6,7 @@ plain functions, tested without a server.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
@@ -109,10 +110,24 @@ def find_line_with_marker(raw: Mapping[str, Any], key: str) -> str | None:
 
 
 def fee_line(amount: Decimal, description: str, item_id: str, item_name: str) -> dict[str, Any]:
-    return {"Amount": str(amount), "Description": description,
+    return {"Amount": amount, "Description": description,
             "DetailType": "SalesItemLineDetail",
             "SalesItemLineDetail": {"ItemRef": {"value": item_id, "name": item_name},
-                                    "Qty": 1, "UnitPrice": str(amount)}}
+                                    "Qty": 1, "UnitPrice": amount}}
+
+
+_DECIMAL_TAG = re.compile(r'"@@ar-sync-decimal:(-?[0-9]+(?:\.[0-9]+)?(?:E[+-]?[0-9]+)?)"')
+
+
+def dumps(body: Any) -> str:
+    """JSON with Decimals written as exact JSON numbers (never through float)."""
+
+    def tag(value: object) -> str:
+        if isinstance(value, Decimal):
+            return f"@@ar-sync-decimal:{value}"
+        raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+    return _DECIMAL_TAG.sub(r"\1", json.dumps(body, default=tag))
 
 
 def fee_description(label: str, key: str) -> str:

@@ -38,8 +38,10 @@ class QuickBooksPlugin:
     platform = "quickbooks"
     display_name = "QuickBooks Online"
 
-    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.sleep = sleep
+        self.clock = clock
 
     def authorization_url(self, settings: PlatformSettings, *, state: str,
                           code_challenge: str | None) -> str:
@@ -54,7 +56,7 @@ class QuickBooksPlugin:
         realm = callback_params.get("realmId")
         if not realm:
             raise PlatformValidationError("the Intuit callback carried no realmId")
-        tokens = oauth.exchange_code(settings, code, realm, utcnow())
+        tokens = oauth.exchange_code(settings, code, realm, self.clock())
         client = QuickBooksClient(realm_id=realm, api_url=api_url_for(settings.endpoints),
                                   tokens=_FixedToken(tokens.access_token),
                                   budget=CallBudget())
@@ -66,7 +68,7 @@ class QuickBooksPlugin:
     def open(self, settings: PlatformSettings, connection: Connection, tokens: TokenStore,
              budget: CallBudget, *,
              clock: Callable[[], datetime] | None = None) -> QuickBooksConnector:
-        now = clock or utcnow
+        now = clock or self.clock
         manager = TokenManager(connection.id, tokens,
                                oauth.Refresher(settings, now, self.sleep), clock=now)
         client = QuickBooksClient(realm_id=connection.external_id,
