@@ -228,10 +228,12 @@ class XeroEmulator:
                     for n, rec in enumerate(inv.history):
                         for key in MARKER.findall(rec.details) if rec.changes == "Note" else ():
                             out.append(Effect("note", inv.id, key, f"{inv.id}/history/{n}"))
-                    for line in inv.lines:
+                    fee_invoice_keys = MARKER.findall(inv.reference)
+                    for line in inv.lines:  # a fee invoice's own line is not a second fee
                         for key in MARKER.findall(line.description):
-                            out.append(Effect("late_fee", inv.id, key, line.id))
-                    for key in MARKER.findall(inv.reference):
+                            if key not in fee_invoice_keys:
+                                out.append(Effect("late_fee", inv.id, key, line.id))
+                    for key in fee_invoice_keys:
                         target = next((by_number[n] for n in re.findall(r"INV-\d+",
                                                                         inv.reference)
                                        if n in by_number and by_number[n] != inv.id), inv.id)
@@ -548,7 +550,7 @@ class XeroEmulator:
                 and (not ids or inv.id in ids) and (not numbers or inv.number in numbers)
                 and (not contacts or inv.contact_id in contacts)
                 and (not term or term in inv.number.lower() or term in inv.reference.lower())
-                and (since is None or inv.updated >= since)
+                and (since is None or inv.updated > since)
                 and predicate(invoice_record(org, inv))]
         rows = self._order(rows, q.get("order", ""))
         payload: dict[str, Any] = {}

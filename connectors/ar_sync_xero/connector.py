@@ -1,0 +1,275 @@
+"""A live session with one Xero organisation: fetch receivables, write notes, fees, e-mails.
+
+Calls: a full fetch is ceil(open invoices / 1000) GETs; an incremental one (If-Modified-Since)
+is usually one. Each write is one call with its Idempotency-Key. The online-invoice link costs
+one GET, spent only when a note's text actually uses it (see mapping.LAZY_LINK).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from xero_python.accounting import (
+    AccountingApi,
+    Contact,
+    CurrencyCode,
+    HistoryRecord,
+    HistoryRecords,
+    LineItem,
+    RequestEmpty,
+)
+from xero_python.accounting import Invoice as XeroInvoice
+from xero_python.accounting import Invoices as XeroInvoices
+
+from ar_sync.auth import TokenManager
+from ar_sync.budget import CallBudget
+from ar_sync.connector import Connection, FetchResult, PlatformSettings, TokenStore, key_marker
+from ar_sync.errors import PlatformValidationError
+from ar_sync.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync_xero import mapping, oauth
+from ar_sync_xero.calls import Caller, NotFound, Timeout
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000  # Xero's largest page
+HISTORY_DETAILS_MAX = 2500
+REFERENCE_MAX = 255
+_PAYMENT_BLOCKS_EDIT = ("payment", "credit note allocated")
+
+
+class XeroConnector:
+    """The ar_sync Connector for one Xero tenant."""
+
+    platform = "xero"
+
+    def __init__(self, settings: PlatformSettings, connection: Connection, tokens: TokenStore,
+                 budget: CallBudget, *, clock: Callable[[], datetime] | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 timeout: Timeout = (5.0, 30.0), page_size: int = PAGE_SIZE,
+                 fee_account_code: str = "200", attempts: int = 6) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.tenant = connection.external_id
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._timeout = timeout
+        self._page_size = page_size
+        self._fee_account = fee_account_code
+        self.tokens = TokenManager(connection.id, tokens,
+                                   lambda rt: oauth.refresh(settings, rt, self._clock),
+                                   clock=self._clock)
+        self.caller = Caller(budget, access_token=self.tokens.access_token,
+                             after_unauthorized=self.tokens.after_unauthorized, sleep=sleep,
+                             attempts=attempts)
+        self.api = AccountingApi(self.caller.client,
+                                 base_url=oauth.endpoint(settings, "api", oauth.API_URL))
+        self._lines: dict[str, list[Any]] = {}  # invoice id -> SDK line items last seen
+        self._links: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ reads
+
+    def _page(self, page: int, since: datetime | None) -> mapping.Page:
+        kwargs: dict[str, Any] = {
+            "where": 'Type=="ACCREC"', "page": page, "page_size": self._page_size,
+            "statuses": ["AUTHORISED"] if since is None else ["AUTHORISED", "PAID", "VOIDED"]}
+        if since is not None:
+            kwargs["if_modified_since"] = mapping.if_modified_since(since)
+        raw = self.caller.call("GET Invoices", lambda: self.api.get_invoices(
+            self.tenant, _preload_content=False, _return_http_data_only=False,
+            _request_timeout=self._timeout, **kwargs))
+        payload = json.loads(raw.data.decode("utf-8"), parse_float=Decimal)
+        return mapping.map_page(payload, self.tenant)
+
+    def fetch_open_invoices(self, since: datetime | None = None) -> FetchResult:
+        """Open ACCREC invoices; with `since`, those changed since (PAID/VOIDED included)."""
+        result = FetchResult(full=since is None)
+        fees: dict[str, Decimal] = {}
+        first_seen: datetime | None = None
+        page = 1
+        while True:
+            got = self._page(page, since)
+            first_seen = first_seen or got.server_time
+            result.invoices.extend(got.invoices)
+            result.warnings.extend(got.warnings)
+            self._lines.update(got.lines)
+            for number, amount in got.fees_for.items():
+                fees[number] = fees.get(number, Decimal(0)) + amount
+            last = (got.page_count is not None and page >= got.page_count) or (
+                got.raw_count < self._page_size)
+            if last:
+                break
+            page += 1
+        for warning in result.warnings:
+            log.warning("xero %s: %s", self.tenant, warning)
+        result.invoices = mapping.with_fees(result.invoices, fees)
+        newest = max((i.updated_at for i in result.invoices), default=None)
+        result.checkpoint = first_seen or newest or since
+        return result
+
+    def _read(self, invoice_id: str) -> tuple[Invoice, list[Any]] | None:
+        try:
+            raw = self.caller.call("GET Invoices/{id}", lambda: self.api.get_invoice(
+                self.tenant, invoice_id, _preload_content=False, _return_http_data_only=False,
+                _request_timeout=self._timeout))
+        except NotFound:
+            return None
+        payload = json.loads(raw.data.decode("utf-8"), parse_float=Decimal)
+        rows = payload.get("Invoices") or []
+        if not rows:
+            return None
+        try:
+            invoice, lines = mapping.to_invoice(rows[0], self.tenant)
+        except mapping.MalformedInvoice as exc:
+            log.warning("xero %s: skipped %s", self.tenant, exc)
+            return None
+        self._lines[invoice.id] = lines
+        return invoice, lines
+
+    def get_invoice(self, invoice_id: str) -> Invoice | None:
+        found = self._read(invoice_id)
+        return None if found is None else found[0]
+
+    def payment_link(self, invoice_id: str) -> str | None:
+        """The customer's online invoice URL (one GET, then cached for this session)."""
+        if invoice_id not in self._links:
+            try:
+                got = self.caller.call("GET Invoices/{id}/OnlineInvoice",
+                                       lambda: self.api.get_online_invoice(
+                                           self.tenant, invoice_id, _return_http_data_only=False,
+                                           _request_timeout=self._timeout))
+            except (PlatformValidationError, NotFound):
+                return None
+            urls = [o.online_invoice_url for o in (got.online_invoices or [])
+                    if o.online_invoice_url]
+            if not urls:
+                return None
+            self._links[invoice_id] = str(urls[0])
+        return self._links[invoice_id]
+
+    def _resolve_links(self, text: str) -> str:
+        for match in list(mapping.LAZY_LINK_RE.finditer(text)):
+            url = self.payment_link(match.group("id")) or ""
+            text = text.replace(match.group(0), url)
+        return text
+
+    # ------------------------------------------------------------------ writes
+
+    def add_note(self, invoice: Invoice, text: str, *, key: str) -> str:
+        """A note in the invoice's History and Notes, ending with the key marker."""
+        marker = key_marker(key)
+        body = self._resolve_links(text).strip()
+        room = HISTORY_DETAILS_MAX - len(marker) - 1
+        details = f"{body[:room]}\n{marker}" if marker not in body else body[:HISTORY_DETAILS_MAX]
+        records = HistoryRecords(history_records=[HistoryRecord(details=details)])
+        self.caller.call("PUT Invoices/{id}/History", lambda: self.api.create_invoice_history(
+            self.tenant, invoice.id, records, idempotency_key=key,
+            _return_http_data_only=False, _request_timeout=self._timeout))
+        return f"history:{invoice.id}:{key}"
+
+    def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str:
+        """Xero e-mails the invoice to the contact's own address (it cannot be redirected)."""
+        if to and invoice.customer_email and to.lower() != invoice.customer_email.lower():
+            log.warning("xero sends invoice e-mails to the contact's address, not %s", to)
+        self.caller.call("POST Invoices/{id}/Email", lambda: self.api.email_invoice(
+            self.tenant, invoice.id, RequestEmpty(), idempotency_key=key,
+            _return_http_data_only=False, _request_timeout=self._timeout))
+        return f"email:{invoice.id}:{key}"
+
+    def _fee_line(self, fee: Money, label: str, key: str) -> Any:
+        return LineItem(description=f"{label} {key_marker(key)}", quantity=Decimal(1),
+                        unit_amount=fee.amount, account_code=self._fee_account)
+
+    def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
+                     mode: FeeMode) -> str:
+        """A fee line on the invoice (only while no payment is applied, as Xero requires),
+        otherwise — or in invoice mode — a separate ACCREC invoice for the same contact."""
+        if fee.currency != invoice.currency:
+            raise PlatformValidationError(
+                f"fee currency {fee.currency} differs from invoice {invoice.number} "
+                f"currency {invoice.currency}")
+        if mode == FeeMode.LINE and invoice.amount_paid == 0:
+            try:
+                return self._fee_on_invoice(invoice, fee, label, key)
+            except PlatformValidationError as exc:
+                if not any(word in str(exc).lower() for word in _PAYMENT_BLOCKS_EDIT):
+                    raise
+                log.info("xero %s: %s has a payment now; fee goes on its own invoice",
+                         self.tenant, invoice.number)
+        return self._fee_invoice(invoice, fee, label, key)
+
+    def _fee_on_invoice(self, invoice: Invoice, fee: Money, label: str, key: str) -> str:
+        lines = self._lines.get(invoice.id)
+        if lines is None:
+            found = self._read(invoice.id)
+            if found is None:
+                raise PlatformValidationError(f"invoice {invoice.number} is gone from Xero")
+            lines = found[1]
+        keep = [LineItem(line_item_id=li.line_item_id, description=li.description,
+                         quantity=li.quantity, unit_amount=li.unit_amount,
+                         account_code=li.account_code, tax_type=li.tax_type)
+                for li in lines]
+        body = XeroInvoices(invoices=[XeroInvoice(invoice_id=invoice.id,
+                                                  line_items=[*keep, self._fee_line(
+                                                      fee, label, key)])])
+        got = self.caller.call("POST Invoices/{id}", lambda: self.api.update_invoice(
+            self.tenant, invoice.id, body, idempotency_key=key, _return_http_data_only=False,
+            _request_timeout=self._timeout))
+        marker = key_marker(key)
+        for updated in got.invoices or []:
+            self._lines[invoice.id] = list(updated.line_items or [])
+            for li in updated.line_items or []:
+                if marker in str(li.description or ""):
+                    return f"line:{invoice.id}:{li.line_item_id}"
+        return f"line:{invoice.id}:{key}"
+
+    def _fee_invoice(self, invoice: Invoice, fee: Money, label: str, key: str) -> str:
+        suffix = mapping.FEE_REFERENCE.format(label="", number=invoice.number, key=key)
+        reference = f"{label[:REFERENCE_MAX - len(suffix)]}{suffix}"
+        today = self._clock().date()
+        body = XeroInvoices(invoices=[XeroInvoice(
+            type="ACCREC", contact=Contact(contact_id=invoice.customer_id),
+            line_items=[self._fee_line(fee, label, key)], date=today, due_date=today,
+            status="AUTHORISED", reference=reference,
+            currency_code=CurrencyCode(invoice.currency))])
+        got = self.caller.call("PUT Invoices", lambda: self.api.create_invoices(
+            self.tenant, body, idempotency_key=key, _return_http_data_only=False,
+            _request_timeout=self._timeout))
+        created = (got.invoices or [None])[0]
+        return f"invoice:{getattr(created, 'invoice_id', None) or key}"
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+        """Proof from Xero that a write with `key` happened (its response may have been lost).
+
+        E-mails leave no key in Xero; for them this answers None and the retry reuses the
+        Idempotency-Key, which Xero replays instead of sending twice.
+        """
+        marker = key_marker(key)
+        if kind in (ActionKind.NOTE, ActionKind.ESCALATE):
+            got = self.caller.call(
+                "GET Invoices/{id}/History", lambda: self.api.get_invoice_history(
+                    self.tenant, invoice.id, _return_http_data_only=False,
+                    _request_timeout=self._timeout))
+            for record in got.history_records or []:
+                if marker in str(record.details or ""):
+                    return f"history:{invoice.id}:{key}"
+            return None
+        if kind == ActionKind.LATE_FEE:
+            found = self._read(invoice.id)
+            for li in (found[1] if found else []):
+                if marker in str(li.description or ""):
+                    return f"line:{invoice.id}:{li.line_item_id}"
+            got = self.caller.call("GET Invoices", lambda: self.api.get_invoices(
+                self.tenant, search_term=marker, contact_i_ds=[invoice.customer_id],
+                page=1, _return_http_data_only=False, _request_timeout=self._timeout))
+            for fee_invoice in got.invoices or []:
+                if marker in str(fee_invoice.reference or ""):
+                    return f"invoice:{fee_invoice.invoice_id}"
+            return None
+        return None

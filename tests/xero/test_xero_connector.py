@@ -1,0 +1,275 @@
+"""The Xero connector through xero-python over real HTTP against the emulator."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from ar_sync.connector import key_marker
+from ar_sync.errors import (
+    PlatformValidationError,
+    ReauthorizationRequiredError,
+)
+from ar_sync.models import ActionKind, FeeMode, InvoiceStatus, Money
+from ar_sync.sandbox.xero import XeroEmulator
+from xero_support import FakeClock, Session, connect
+
+
+def _open_count(emu: XeroEmulator) -> int:
+    return sum(1 for i in emu.org().invoices.values() if i.status == "AUTHORISED")
+
+
+def test_exchange_lists_the_organisation(emu: XeroEmulator, session: Session) -> None:
+    assert session.connection.external_id == emu.tenant_id
+    assert session.connection.name == "Demo Trading Co"
+
+
+def test_full_fetch_is_one_page_and_maps_fields(emu: XeroEmulator, session: Session) -> None:
+    result = session.connector.fetch_open_invoices()
+    assert result.full and not result.warnings
+    assert len(result.invoices) == _open_count(emu)
+    assert emu.counters.calls["GET /api.xro/2.0/Invoices"] == 1
+    assert sum(i.disputed for i in result.invoices) == 1
+    sample = result.invoices[0]
+    raw = emu.invoice(sample.id)
+    assert (sample.due_date, sample.issue_date) == (raw.due_date, raw.date)
+    assert sample.balance == raw.amount_due and sample.currency == raw.currency
+    assert sample.updated_at == raw.updated and sample.updated_at.tzinfo is not None
+    assert {i.currency for i in result.invoices} >= {"USD", "GBP", "EUR", "JPY", "BHD"}
+    assert result.checkpoint is not None
+
+
+def test_pagination_walks_every_page(emu: XeroEmulator, clock: FakeClock) -> None:
+    s = connect(emu, clock, page_size=50)
+    result = s.connector.fetch_open_invoices()
+    expected = _open_count(emu)
+    assert len({i.id for i in result.invoices}) == expected
+    assert emu.counters.calls["GET /api.xro/2.0/Invoices"] == -(-expected // 50)
+
+
+def test_incremental_returns_changes_including_paid(emu: XeroEmulator, session: Session,
+                                                   clock: FakeClock) -> None:
+    first = session.connector.fetch_open_invoices()
+    clock.advance(60)
+    open_ids = [i.id for i in first.invoices]
+    emu.pay(open_ids[0], emu.invoice(open_ids[0]).amount_due)  # now PAID
+    emu.touch(open_ids[1])
+    emu.counters.reset()
+    changed = session.connector.fetch_open_invoices(since=first.checkpoint)
+    assert not changed.full
+    by_id = {i.id: i for i in changed.invoices}
+    assert set(by_id) == {open_ids[0], open_ids[1]}
+    assert by_id[open_ids[0]].status == InvoiceStatus.PAID
+    assert emu.counters.total_calls == 1
+    assert changed.checkpoint is not None and changed.checkpoint > first.checkpoint  # type: ignore[operator]
+    clock.advance(60)
+    nothing = session.connector.fetch_open_invoices(since=changed.checkpoint)
+    assert nothing.invoices == [] and emu.counters.total_calls == 2
+
+
+def _overdue(session: Session, emu: XeroEmulator, *, paid: bool = False,
+             email: bool = True):  # type: ignore[no-untyped-def]
+    for inv in session.connector.fetch_open_invoices().invoices:
+        if (inv.amount_paid > 0) == paid and bool(inv.customer_email) == email \
+                and not inv.disputed:
+            return inv
+    raise AssertionError("no such invoice in the demo company")
+
+
+def test_note_carries_marker_and_key(emu: XeroEmulator, session: Session) -> None:
+    inv = _overdue(session, emu)
+    assert session.connector.find_effect(inv, ActionKind.NOTE, "k-note") is None
+    ref = session.connector.add_note(inv, "Friendly reminder", key="k-note")
+    notes = [e for e in emu.effects() if e.kind == "note"]
+    assert [(e.invoice_id, e.key) for e in notes] == [(inv.id, "k-note")]
+    assert session.connector.find_effect(inv, ActionKind.NOTE, "k-note") == ref
+    details = emu.invoice(inv.id).history[-1].details
+    assert details.startswith("Friendly reminder") and key_marker("k-note") in details
+
+
+def test_payment_link_fetched_only_when_a_note_uses_it(emu: XeroEmulator,
+                                                       session: Session) -> None:
+    inv = _overdue(session, emu)
+    assert inv.payment_link and inv.payment_link.startswith("xero-online-invoice:")
+    session.connector.add_note(inv, "No link here", key="k1")
+    assert emu.counters.calls["GET /api.xro/2.0/Invoices/{id}/OnlineInvoice"] == 0
+    session.connector.add_note(inv, f"Pay at {inv.payment_link} today", key="k2")
+    assert emu.counters.calls["GET /api.xro/2.0/Invoices/{id}/OnlineInvoice"] == 1
+    text = emu.invoice(inv.id).history[-1].details
+    assert f"{emu.url}/online/" in text and "xero-online-invoice:" not in text
+
+
+def test_reminder_email_uses_idempotency_key(emu: XeroEmulator, session: Session) -> None:
+    inv = _overdue(session, emu)
+    session.connector.send_reminder(inv, key="k-mail")
+    session.connector.send_reminder(inv, key="k-mail")  # a retry: replayed, not sent again
+    emails = [e for e in emu.effects() if e.kind == "email"]
+    assert [(e.invoice_id, e.key) for e in emails] == [(inv.id, "k-mail")]
+    assert emu.counters.writes_replayed == 1
+
+
+def test_reminder_to_contact_without_email_is_a_validation_error(
+        emu: XeroEmulator, session: Session) -> None:
+    inv = _overdue(session, emu, email=False)
+    with pytest.raises(PlatformValidationError, match="valid email address"):
+        session.connector.send_reminder(inv, key="k-x")
+
+
+@pytest.mark.parametrize("mode", [FeeMode.LINE, FeeMode.INVOICE])
+def test_late_fee_in_both_modes(emu: XeroEmulator, session: Session, mode: FeeMode) -> None:
+    inv = _overdue(session, emu)
+    before = emu.invoice(inv.id).total
+    fee = Money.of("25.00", inv.currency)
+    assert session.connector.find_effect(inv, ActionKind.LATE_FEE, "k-fee") is None
+    ref = session.connector.add_late_fee(inv, fee, "Late fee", key="k-fee", mode=mode)
+    fees = [e for e in emu.effects() if e.kind == "late_fee"]
+    assert [(e.invoice_id, e.key) for e in fees] == [(inv.id, "k-fee")]
+    if mode == FeeMode.LINE:
+        assert ref.startswith("line:") and emu.invoice(inv.id).total == before + fee.amount
+    else:
+        assert ref.startswith("invoice:") and emu.invoice(inv.id).total == before
+        created = emu.invoice(ref.split(":", 1)[1])
+        assert created.contact_id == inv.customer_id and created.total == fee.amount
+        assert inv.number in created.reference and key_marker("k-fee") in created.reference
+    assert session.connector.find_effect(inv, ActionKind.LATE_FEE, "k-fee") == ref
+    again = {i.id: i for i in session.connector.fetch_open_invoices().invoices}
+    assert again[inv.id].late_fees_charged == fee.amount
+    assert ref.split(":", 1)[1] not in again  # a fee invoice is not chased itself
+
+
+def test_fee_line_falls_back_to_fee_invoice_when_paid_part(emu: XeroEmulator,
+                                                           session: Session) -> None:
+    inv = _overdue(session, emu, paid=True)
+    ref = session.connector.add_late_fee(inv, Money.of(10, inv.currency), "Late fee",
+                                         key="k-fb", mode=FeeMode.LINE)
+    assert ref.startswith("invoice:")
+    assert emu.counters.calls["POST /api.xro/2.0/Invoices/{id}"] == 0
+
+
+def test_fee_line_rejected_by_xero_after_a_payment_falls_back(emu: XeroEmulator,
+                                                             session: Session) -> None:
+    inv = _overdue(session, emu)  # unpaid when fetched ...
+    emu.pay(inv.id, "1.00")  # ... paid in part before the fee is written
+    ref = session.connector.add_late_fee(inv, Money.of(10, inv.currency), "Late fee",
+                                         key="k-race", mode=FeeMode.LINE)
+    assert ref.startswith("invoice:")
+    assert emu.counters.calls["POST /api.xro/2.0/Invoices/{id}"] == 1  # the rejected try
+    assert [e.key for e in emu.effects() if e.kind == "late_fee"] == ["k-race"]
+
+
+def test_token_expiry_mid_run_refreshes_once(emu: XeroEmulator, session: Session) -> None:
+    session.connector.fetch_open_invoices()
+    emu.faults.expire_tokens()
+    assert session.connector.get_invoice(next(iter(emu.org().invoices))) is not None
+    assert session.connector.tokens.refreshes == 1
+    assert emu.identity.refreshes == 1
+    stored = session.store.load_tokens(session.connection.id)
+    assert stored is not None and stored.version == 1
+
+
+def test_access_token_expiry_by_clock_refreshes_before_the_call(
+        emu: XeroEmulator, session: Session, clock: FakeClock) -> None:
+    session.connector.fetch_open_invoices()
+    clock.advance(1800)
+    session.connector.fetch_open_invoices()
+    assert emu.counters.calls.get("GET /api.xro/2.0/Invoices") == 2
+    assert session.connector.tokens.refreshes == 1
+
+
+def test_reused_refresh_token_is_invalid_grant(emu: XeroEmulator, session: Session,
+                                               clock: FakeClock) -> None:
+    stale = session.store.load_tokens(session.connection.id)
+    assert stale is not None
+    clock.advance(1800)
+    session.connector.fetch_open_invoices()  # rotates the refresh token
+    other = connect(emu, clock)  # a second runner holding the old refresh token
+    other.store.save_tokens(other.connection.id, stale.model_copy(update={"version": 0}),
+                            expected_version=0)
+    with pytest.raises(ReauthorizationRequiredError, match="invalid_grant"):
+        other.connector.fetch_open_invoices()
+
+
+def test_429_storm_honours_retry_after(emu: XeroEmulator, session: Session,
+                                       clock: FakeClock) -> None:
+    emu.faults.throttle_next(3, retry_after=7)
+    result = session.connector.fetch_open_invoices()
+    assert len(result.invoices) == _open_count(emu)
+    assert clock.slept == [7, 7, 7]
+
+
+def test_real_minute_limit_waits_for_the_window(clock: FakeClock) -> None:
+    from ar_sync.sandbox.demo import demo_company
+
+    emu = XeroEmulator(clock=clock, per_minute=2)
+    emu.seed(demo_company())
+    with emu.serve():
+        s = connect(emu, clock)
+        ids = list(emu.org().invoices)[:3]
+        for invoice_id in ids:
+            assert s.connector.get_invoice(invoice_id) is not None
+            clock.advance(1)
+    assert clock.slept and all(1 <= w <= 60 for w in clock.slept)
+    assert s.connector.caller.minute_remaining is not None
+
+
+def test_5xx_is_retried(emu: XeroEmulator, session: Session, clock: FakeClock) -> None:
+    emu.faults.fail_next(2, status=503)
+    assert len(session.connector.fetch_open_invoices().invoices) == _open_count(emu)
+    assert len(clock.slept) == 2
+
+
+def test_dropped_response_after_write_is_not_duplicated(emu: XeroEmulator,
+                                                       session: Session) -> None:
+    inv = _overdue(session, emu)
+    emu.faults.drop_after_write(1, match="/History")
+    session.connector.add_note(inv, "Reminder", key="k-drop")
+    assert [e.key for e in emu.effects() if e.kind == "note"] == ["k-drop"]
+    assert emu.counters.writes_applied == 1 and emu.counters.writes_replayed == 1
+
+
+@pytest.mark.parametrize("mode", [FeeMode.LINE, FeeMode.INVOICE])
+def test_dropped_fee_write_is_not_duplicated(emu: XeroEmulator, session: Session,
+                                            mode: FeeMode) -> None:
+    inv = _overdue(session, emu)
+    emu.faults.drop_after_write(1)
+    session.connector.add_late_fee(inv, Money.of(5, inv.currency), "Late fee", key="k-d2",
+                                   mode=mode)
+    assert [e.key for e in emu.effects() if e.kind == "late_fee"] == ["k-d2"]
+    assert emu.counters.writes_replayed == 1
+
+
+def test_timeout_is_retried(emu: XeroEmulator, clock: FakeClock) -> None:
+    s = connect(emu, clock, timeout=(1.0, 0.5))
+    emu.faults.timeout_next(1, seconds=1.0)
+    assert s.connector.get_invoice(next(iter(emu.org().invoices))) is not None
+    assert len(clock.slept) == 1
+
+
+def test_unknown_tenant_is_refused(emu: XeroEmulator, clock: FakeClock) -> None:
+    s = connect(emu, clock, tenant="00000000-0000-0000-0000-000000000000")
+    with pytest.raises(ReauthorizationRequiredError, match="AuthenticationUnsuccessful"):
+        s.connector.fetch_open_invoices()
+
+
+def test_malformed_invoices_are_skipped_with_a_warning(emu: XeroEmulator,
+                                                       session: Session) -> None:
+    bad = [i for i in emu.org().invoices.values() if i.status == "AUTHORISED"][:3]
+    emu.corrupt(bad[0].id, DueDate=None, DueDateString=None)
+    emu.corrupt(bad[1].id, CurrencyCode="ZWD")
+    emu.corrupt(bad[2].id, AmountDue=Decimal("-5.00"))
+    result = session.connector.fetch_open_invoices()
+    assert len(result.invoices) == _open_count(emu) - 3
+    assert len(result.warnings) == 3
+    for inv, why in zip(bad, ("DueDate", "currency", "negative"), strict=True):
+        assert any(inv.number in w and why in w for w in result.warnings)
+
+
+def test_budget_reads_day_limit_and_spends(emu: XeroEmulator, session: Session) -> None:
+    session.connector.fetch_open_invoices()
+    assert session.budget.calls == 1
+    assert session.budget.platform_remaining == 5000 - 1
+
+
+def test_get_invoice_missing_is_none(session: Session) -> None:
+    assert session.connector.get_invoice("11111111-2222-3333-4444-555555555555") is None

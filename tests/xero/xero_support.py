@@ -1,0 +1,93 @@
+"""Helpers for the Xero tests: a fake clock, the emulator, and connected connectors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+
+from ar_sync.auth import pkce_pair
+from ar_sync.budget import CallBudget
+from ar_sync.connector import Connection
+from ar_sync.sandbox.demo import demo_company
+from ar_sync.sandbox.xero import XeroEmulator
+from ar_sync.store.memory import MemoryTokenStore
+from ar_sync_xero import XeroConnector, XeroPlugin
+
+START = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeClock:
+    """Shared by emulator and connector; `sleep` advances it, so Retry-After costs no time."""
+
+    now: datetime = START
+    slept: list[float] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += timedelta(seconds=seconds)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def emu(clock: FakeClock) -> Iterator[XeroEmulator]:
+    emulator = XeroEmulator(clock=clock)
+    emulator.seed(demo_company())
+    with emulator.serve():
+        yield emulator
+
+
+@dataclass
+class Session:
+    connector: XeroConnector
+    store: MemoryTokenStore
+    budget: CallBudget
+    connection: Connection
+
+
+def connect(emu: XeroEmulator, clock: FakeClock, *, budget: CallBudget | None = None,
+            tenant: str | None = None, **options: object) -> Session:
+    """The real consent flow over HTTP: authorize (302), exchange, /connections, open."""
+    settings = emu.settings()
+    plugin = XeroPlugin(clock=clock)
+    verifier, challenge = pkce_pair()
+    url = plugin.authorization_url(settings, state="st-1", code_challenge=challenge)
+    redirect = requests.get(url, allow_redirects=False, timeout=5)
+    assert redirect.status_code == 302
+    query = parse_qs(urlparse(redirect.headers["Location"]).query)
+    assert query["state"] == ["st-1"]
+    tokens, companies = plugin.exchange_code(settings, code=query["code"][0],
+                                             code_verifier=verifier, callback_params={})
+    external = tenant or companies[0].external_id
+    connection = Connection(id=f"xero:{external}", platform="xero", external_id=external,
+                            name=companies[0].name)
+    store = MemoryTokenStore()
+    assert store.save_tokens(connection.id, tokens, expected_version=-1)
+    budget = budget or CallBudget()
+    connector = XeroConnector(settings, connection, store, budget, clock=clock,
+                              sleep=clock.sleep, **options)  # type: ignore[arg-type]
+    return Session(connector, store, budget, connection)
+
+
+@pytest.fixture
+def session(emu: XeroEmulator, clock: FakeClock) -> Session:
+    return connect(emu, clock)
