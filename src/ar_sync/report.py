@@ -71,6 +71,11 @@ def _days(value: Decimal) -> Decimal:
     return value.quantize(_ONE_DECIMAL, rounding=ROUND_HALF_UP)
 
 
+def _zero(currency: str) -> Decimal:
+    """0 written with the currency's decimals (0.00 USD, 0 JPY)."""
+    return round_money(Decimal(0), currency)
+
+
 def _money_dict(amounts: Mapping[str, Decimal]) -> dict[str, str]:
     return {cur: str(amount) for cur, amount in sorted(amounts.items())}
 
@@ -212,7 +217,7 @@ def aging(invoices: Iterable[Invoice], as_of: date) -> tuple[AgingRow, ...]:
     sums: dict[str, dict[str, Decimal]] = {}
     counts: dict[str, int] = {}
     for inv in _open(invoices, as_of):
-        row = sums.setdefault(inv.currency, dict.fromkeys(BUCKETS, Decimal(0)))
+        row = sums.setdefault(inv.currency, dict.fromkeys(BUCKETS, _zero(inv.currency)))
         row[bucket_of((as_of - inv.due_date).days)] += round_money(inv.balance, inv.currency)
         counts[inv.currency] = counts.get(inv.currency, 0) + 1
     return tuple(AgingRow(cur, tuple(sums[cur][b] for b in BUCKETS), counts[cur])
@@ -227,8 +232,8 @@ def dso(invoices: Iterable[Invoice], as_of: date,
     receivables: dict[str, Decimal] = {}
     sales: dict[str, Decimal] = {}
     for inv in counted:
-        receivables.setdefault(inv.currency, Decimal(0))
-        sales.setdefault(inv.currency, Decimal(0))
+        receivables.setdefault(inv.currency, _zero(inv.currency))
+        sales.setdefault(inv.currency, _zero(inv.currency))
         if inv.is_open:
             receivables[inv.currency] += round_money(inv.balance, inv.currency)
         if inv.issue_date > start:
