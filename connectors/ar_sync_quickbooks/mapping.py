@@ -172,7 +172,10 @@ def to_invoice(raw: Mapping[str, Any], *, realm: str, email: str | None = None,
     The raw JSON is first read through the SDK's `Invoice.from_json`, so what ar-sync relies on
     is exactly what python-quickbooks understands.
     """
-    sdk = QBInvoice.from_json(dict(raw))
+    try:
+        sdk = QBInvoice.from_json({k: v for k, v in raw.items() if v is not None})
+    except (TypeError, AttributeError, KeyError) as exc:
+        raise MalformedInvoice(f"unreadable invoice JSON ({type(exc).__name__})") from exc
     currency_ref = sdk.CurrencyRef
     try:
         currency = normalise_currency(str(currency_ref.value if currency_ref else ""))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from qbo_helpers import Session
@@ -134,12 +136,12 @@ def test_stale_twice_raises_stale_object_error(qbo: Session) -> None:
     emu = qbo.emu
     original = emu._read
 
-    def read_then_edit(entity: str, object_id: str) -> dict[str, object]:
-        row = original(entity, object_id)
+    def read_then_edit(entity: str, object_id: str) -> dict[str, Any]:
+        row: dict[str, Any] = original(entity, object_id)
         emu.edit(object_id, CustomerMemo={"value": "racing"})  # someone edits after each read
         return row
 
-    emu._read = read_then_edit  # type: ignore[method-assign]
+    emu._read = read_then_edit  # type: ignore[method-assign,unused-ignore]
     emu.edit(inv.id, CustomerMemo={"value": "first edit"})
     with pytest.raises(StaleObjectError, match="Stale Object"):
         connector.add_late_fee(inv, Money.of(7, inv.currency), "Late fee", key="arstale2",
@@ -151,12 +153,13 @@ def test_dropped_answer_after_a_write_is_retried_with_the_same_requestid(qbo: Se
     inv = _overdue(qbo)[5]
     connector = qbo.open()
     connector.fee_item()
-    for kind, write in (
+    writes: tuple[tuple[str, Callable[[], str]], ...] = (
         ("note", lambda: connector.add_note(inv, "note", key="ardrop1")),
         ("late_fee", lambda: connector.add_late_fee(inv, Money.of(3, inv.currency), "Late fee",
                                                     key="ardrop2", mode=FeeMode.INVOICE)),
         ("email", lambda: connector.send_reminder(inv, key="ardrop3")),
-    ):
+    )
+    for kind, write in writes:
         qbo.emu.faults.drop_after_write()
         write()
         assert sum(1 for e in qbo.emu.effects() if e.kind == kind) == 1
