@@ -125,6 +125,7 @@ class Compiled:
     excl_below: Amounts | None
     earliest: int  # fewest days relative to the due date at which anything can happen
     company_name: str
+    fees_on_invoice: bool  # some fee rule adds lines to the invoice itself (mode: line)
 
 
 def _fee_terms(rule: Any) -> FeeTerms:
@@ -204,6 +205,7 @@ def compile_policy(policy: Policy) -> Compiled:
         excl_currencies=frozenset(excl.currencies), excl_disputed=excl.disputed,
         excl_below=excl.below_balance, earliest=min(offsets, default=_NEVER),
         company_name=policy.company_name,
+        fees_on_invoice=any(f.mode == FeeMode.LINE for f in policy.late_fees),
     )
     policy._compiled = compiled
     return compiled
@@ -403,11 +405,13 @@ class _Invoice:
     def fees(self) -> None:
         inv = self.inv
         state = self.state
-        done = Decimal(0)
+        known = Decimal(0)  # ours, done or in flight (an in-flight one may be on the platform)
         for (kind, _rule, _occ), e in state.items():
-            if kind == _FEE and e.state == _DONE and e.amount is not None:
-                done += e.amount
-        charged = max(inv.late_fees_charged, done)
+            if kind == _FEE and e.amount is not None and (
+                e.state == _DONE or e.state not in _TERMINAL
+            ):
+                known += e.amount
+        charged = max(inv.late_fees_charged, known)
         for fee, due in zip(self.p.c.fees, self.facts.fee_due, strict=True):
             if not due:
                 continue
@@ -416,12 +420,14 @@ class _Invoice:
             if len(finished) == len(due):
                 continue
             pending = {occ: e.amount for (kind, rule, occ), e in state.items()
-                       if kind == _FEE and rule == name and e.state not in _TERMINAL}
+                       if kind == _FEE and rule == name and e.state not in _TERMINAL
+                       and e.amount is not None}
             found = charges(fee.terms, currency=inv.currency, total=inv.total,
                             balance=inv.balance, charged=charged, due_date=inv.due_date,
                             today=self.p.today, finished=finished, pending=pending, due=due)
             for ch in found:
-                charged += ch.amount
+                if ch.label not in pending:
+                    charged += ch.amount
                 values = self.template_values(name)
                 values["fee"] = format_money(ch.amount, inv.currency)
                 values["period"] = ch.label
@@ -440,6 +446,14 @@ class _Invoice:
                    if s.days > 0 and (e := state.get((_NOTE, s.name, ONCE))) is not None
                    and e.state == _DONE)
 
+    def debt(self) -> Decimal:
+        """The balance without our own fee lines, so charging a fee never tips an invoice
+        over an escalation threshold (that would make the plan depend on execution order)."""
+        inv = self.inv
+        if self.p.c.fees_on_invoice:
+            return max(Decimal(0), inv.balance - inv.late_fees_charged)
+        return inv.balance
+
     def escalations(self) -> None:
         inv = self.inv
         days = self.facts.days_overdue
@@ -452,7 +466,7 @@ class _Invoice:
                     continue
                 if over is not None:
                     threshold = over.for_currency(inv.currency)
-                    if threshold is None or inv.balance <= threshold:
+                    if threshold is None or self.debt() <= threshold:
                         continue
                 if min_ignored is not None:
                     if ignored is None:

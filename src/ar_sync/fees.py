@@ -288,9 +288,10 @@ def charges(
 ) -> list[Charge]:
     """The occurrences of `terms` to charge now, oldest first, with their amounts.
 
-    `charged` is what late fees the invoice already carries (all rules); `finished` are the
-    labels already recorded for good (never charged again); `pending` are labels recorded but
-    not finished, with the amount recorded then (reused, so a retry charges the same sum).
+    `charged` is what late fees the invoice already carries or has in flight (all rules,
+    pending ones included); `finished` are the labels recorded for good (never charged
+    again); `pending` are labels claimed but not finished, with the amount recorded then:
+    they are charged again with exactly that amount (a retry must not change the sum).
     `due` is `due_occurrences(terms, due_date, today)` when the caller has it cached.
     """
     if due is None:
@@ -317,8 +318,9 @@ def charges(
         if label in finished:
             return
         recorded = pending.get(label)
-        if recorded is not None:
-            raw = recorded
+        if recorded is not None:  # already counted in `charged`: charge the same sum again
+            out.append(Charge(label, on, round_money(recorded, currency), detail + " (retry)"))
+            return
         amount = clamp_fee(raw, currency, min_fee=min_fee if limits else None,
                            max_fee=max_fee if limits else None, charged=running, cap=cap)
         if amount > 0:
