@@ -250,14 +250,18 @@ def _run(
     for index, action in enumerate(queue):
         if on_progress:
             on_progress(index, total)
-        if not budget.can_spend(2):
+        try:
+            if not budget.can_spend(2):
+                raise BudgetExhaustedError("not enough budget left for another write")
+            report.count(_execute(store, connector, action, by_id.get(action.invoice_id),
+                                  owner=owner, clock=clock, lease_seconds=lease_seconds))
+        except BudgetExhaustedError:
+            # Stop cleanly: the claim (if any) was released for retry; the rest goes first
+            # next run, because the plan will contain it again and leftovers go first.
             for rest in queue[index:]:
                 report.count(_outcome(rest, "deferred", "budget used up"))
             report.stopped_early = "budget used up"
             break
-        invoice = by_id.get(action.invoice_id)
-        report.count(_execute(store, connector, action, invoice, owner=owner, clock=clock,
-                              lease_seconds=lease_seconds))
     if on_progress:
         on_progress(total, total)
     if fetched.checkpoint is not None:

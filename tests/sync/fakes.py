@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ar_sync.budget import CallBudget
 from ar_sync.connector import Connection, FetchResult, key_marker
 from ar_sync.errors import RateLimitedError, TransientError
 from ar_sync.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
@@ -62,13 +63,16 @@ class FaultPlan:
 class FakeConnector:
     platform = "fake"
 
-    def __init__(self, state: FakePlatform, connection: Connection, faults: FaultPlan) -> None:
+    def __init__(self, state: FakePlatform, connection: Connection, faults: FaultPlan,
+                 budget: CallBudget | None = None) -> None:
         self.state = state
         self.connection = connection
         self.faults = faults
+        self.budget = budget or CallBudget()
 
     # reads ---------------------------------------------------------------------------------
     def fetch_open_invoices(self, since: datetime | None = None) -> FetchResult:
+        self.budget.spend("GET invoices")
         with self.state.lock:
             invoices = [i for i in self.state.invoices.values() if since is None or
                         i.updated_at > since or not i.is_open]
@@ -76,6 +80,7 @@ class FakeConnector:
         return FetchResult(invoices=invoices, checkpoint=latest, full=since is None)
 
     def get_invoice(self, invoice_id: str) -> Invoice | None:
+        self.budget.spend("GET invoice")
         with self.state.lock:
             return self.state.invoices.get(invoice_id)
 
@@ -94,6 +99,7 @@ class FakeConnector:
     def _write(self, key: str, apply: callable) -> str:  # type: ignore[valid-type]
         f = self.faults
         f.attempts += 1
+        self.budget.spend("POST write")
         if f.crash_before_write == f.attempts:
             raise SimulatedCrash("before write")
         if f.rng.random() < f.p_throttle:

@@ -96,8 +96,10 @@ def test_run_cut_off_by_budget_resumes_without_loss(store: SQLiteStore) -> None:
     expected = set(reference.effects())
 
     state = FakePlatform(invoices=dict(invoices))
-    cut = run_tenant(store, CONNECTION.id, now=NOW, policy=policy, connector=_connector(state),
-                     budget=CallBudget(max_calls=5))
+    budget = CallBudget(max_calls=5)
+    connector = FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(0)), budget)
+    cut = run_tenant(store, CONNECTION.id, now=NOW, policy=policy, connector=connector,
+                     budget=budget)
     assert cut.stopped_early and cut.deferred > 0
     assert len(state.effects()) < len(expected)
     later = NOW + timedelta(hours=1)
@@ -109,12 +111,24 @@ def test_run_cut_off_by_budget_resumes_without_loss(store: SQLiteStore) -> None:
 
 def test_time_budget_stops_cleanly(store: SQLiteStore) -> None:
     state = FakePlatform(invoices={f"inv-{n}": _invoice(n, 40) for n in range(4)})
-    budget = CallBudget(remaining_time=lambda: 1.0, time_reserve_seconds=5.0)
+    left = [60.0]
+
+    def remaining() -> float:  # a Lambda running out of time: 20 s pass per check
+        left[0] -= 20
+        return left[0]
+
+    budget = CallBudget(remaining_time=remaining, time_reserve_seconds=5.0)
+    connector = FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(0)), budget)
     report = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("default"),
-                        connector=_connector(state), budget=budget)
+                        connector=connector, budget=budget)
     assert report.stopped_early == "budget used up"
-    assert report.done == 0 and report.deferred == report.planned - report.skipped > 0
-    assert store.unfinished(CONNECTION.id) == []
+    assert report.deferred > 0 and report.done + report.deferred + report.skipped == report.planned
+    # no claim is left hanging: an interrupted write is released for retry
+    assert all(e.state == EntryState.RETRY for e in store.unfinished(CONNECTION.id))
+    rest = run_tenant(store, CONNECTION.id, now=NOW + timedelta(minutes=5),
+                      policy=load_policy("default"), connector=_connector(state))
+    assert rest.stopped_early is None and store.unfinished(CONNECTION.id) == []
+    assert all(n == 1 for n in state.effects().values())
 
 
 def test_lock_held_by_another_run(store: SQLiteStore) -> None:
