@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from xero_support import FakeClock, Session, connect
 
 from ar_sync.connector import key_marker
 from ar_sync.errors import (
@@ -13,7 +14,6 @@ from ar_sync.errors import (
 )
 from ar_sync.models import ActionKind, FeeMode, InvoiceStatus, Money
 from ar_sync.sandbox.xero import XeroEmulator
-from xero_support import FakeClock, Session, connect
 
 
 def _open_count(emu: XeroEmulator) -> int:

@@ -6,11 +6,11 @@ edits an AUTHORISED invoice allows — are plain functions over plain data.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import uuid
 from dataclasses import dataclass, field
-import datetime as dt
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
