@@ -8,6 +8,7 @@ import html
 import io
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -320,3 +321,22 @@ def test_full_path_dispatch_queue_sync_writeback(aws: dict[str, str], qbo: Quick
     tokens = store.load_tokens(cid)
     text = logs.getvalue()
     assert cid in text and tokens.access_token not in text and tokens.refresh_token not in text
+
+
+def test_locked_tenant_webhook_resync_is_requeued(aws: dict[str, str], qbo: Any, queue: str,
+                                                  sqs: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sync_tenant, "REQUEUE_DELAY_SECONDS", 0)
+    cid = known_tenant("xero", str(uuid.uuid4()))
+    store = config.store()
+    assert store.acquire_lock(f"tenant:{cid}", owner="other-run", now=datetime.now(UTC),
+                              ttl_seconds=300)
+    for body in ({"connection_id": cid, "only_invoices": ["i-9"], "reason": "webhook"},
+                 {"connection_id": cid, "reason": "schedule"}):
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+    sent = drain(sqs, queue)
+    out = sync_tenant.handler(sqs_event(sent), FakeContext())
+    assert out["batchItemFailures"] == []
+    (again,) = drain(sqs, queue)  # the scheduled one is dropped: the lock holder does it
+    assert json.loads(again["Body"]) == {"connection_id": cid, "only_invoices": ["i-9"],
+                                         "reason": "requeue", "requeues": 1}
