@@ -384,20 +384,20 @@ class _Invoice:
             if not state or not (_terminal(state, _NOTE, st.name)
                                  or _terminal(state, _SKIP, st.name)):
                 self.emit(SkipStage, _SKIP, st.name, ONCE, dates[i],
-                          f"missed stage {st.name} (day {st.days:+d}, {dates[i]}) superseded "
-                          f"by {top_stage.name}", superseded_by=top_stage.name)
+                          f"missed (day {st.days:+d}, {dates[i]}); superseded by "
+                          f"{top_stage.name}", superseded_by=top_stage.name)
         if top != latest:
             return  # a later stage was already handled: never go backwards
         st = top_stage
         if _terminal(state, _SKIP, st.name):
             return
         on = dates[latest]
-        why = f"stage {st.name} (day {st.days:+d}) due {on}; {self.overdue_text()}"
+        why = f"stage day {st.days:+d}, due {on}; {self.overdue_text()}"
         if latest > handled_top:
             text = st.note.render(self.template_values(st.name))
             self.emit(AddNote, _NOTE, st.name, ONCE, on, why, text=text, tone=st.tone)
         if st.email and not _terminal(state, _EMAIL, st.name):
-            self.emit(SendReminder, _EMAIL, st.name, ONCE, on, why + "; platform e-mail",
+            self.emit(SendReminder, _EMAIL, st.name, ONCE, on, why,
                       to=self.inv.customer_email)
 
     # -- fees
@@ -434,8 +434,7 @@ class _Invoice:
                 label = fee.label.render(values)
                 amount = Money.model_construct(amount=ch.amount, currency=inv.currency)
                 self.emit(ApplyLateFee, _FEE, name, ch.label, ch.on,
-                          f"{name} ({fee.describe}) occurrence {ch.label} due {ch.on}: "
-                          f"{ch.detail}; {self.overdue_text()}",
+                          f"{fee.describe}: {ch.detail}; due {ch.on}",
                           amount=amount, label=label, mode=fee.mode)
 
     # -- escalation
@@ -477,7 +476,7 @@ class _Invoice:
                 values = self.template_values(esc.name)
                 values["to"] = esc.to
                 self.emit(Escalate, _ESC, esc.name, ONCE, self.p.today,
-                          f"escalation {esc.name} to {esc.to}: {why}; {self.overdue_text()}",
+                          f"{why}; {self.overdue_text()}",
                           to=esc.to, text=esc.note.render(values))
                 break
 

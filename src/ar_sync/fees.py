@@ -333,12 +333,12 @@ def charges(
             if occ.label == "compensation":
                 if currency == "GBP":
                     add(occ.label, occ.on, uk_compensation(principal),
-                        f"statutory compensation for a debt of {principal} GBP", limits=False)
+                        f"fixed compensation for a debt of {principal:,} GBP", limits=False)
                 continue
             days = (occ.on - occ.period_start).days
             add(occ.label, occ.on, simple_interest(principal, rate, days),
-                f"interest {rate}% a year on {principal} for {days} days "
-                f"({occ.period_start} to {occ.on})")
+                f"{rate}% a year on {round_money(principal, currency):,} {currency} for {days} "
+                f"days from {occ.period_start}")
         return out
 
     for occ in due:
@@ -351,6 +351,6 @@ def charges(
             rate = terms.percent or ZERO
             base = principal + running if terms.compounding else principal
             add(occ.label, occ.on, percent_of(base, rate),
-                f"{rate}% of {round_money(base, currency)} {currency}"
+                f"{rate}% of {round_money(base, currency):,} {currency}"
                 + (" (compounding)" if terms.compounding else ""))
     return out
