@@ -1,4 +1,4 @@
-"""Local AWS (moto server on 127.0.0.1), a QuickBooks emulator, and realistic Lambda events."""
+"""Fixtures: local AWS (moto server on 127.0.0.1) and a QuickBooks emulator behind the env."""
 
 from __future__ import annotations
 
@@ -8,38 +8,16 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 import boto3
 import pytest
+from aws_helpers import REDIRECT, WEBHOOK_KEY, XERO_WEBHOOK_KEY
 
 from ar_sync.aws import config, sync_tenant
 from ar_sync.aws.local import local_aws
 from ar_sync.sandbox.demo import demo_company
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-
-WEBHOOK_KEY = "qbo-verifier-token"
-XERO_WEBHOOK_KEY = "xero-webhook-key"
-REDIRECT = "https://api.example.test/oauth/quickbooks/callback"
-
-
-@dataclass
-class FakeContext:
-    """What Lambda passes as `context` (the attributes powertools and the handlers read)."""
-
-    remaining_ms: int = 600_000
-    function_name: str = "ar-sync-test-fn"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ar-sync-test-fn"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/ar-sync-test-fn"
-    log_stream_name: str = "2026/11/27/[$LATEST]abc"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @pytest.fixture(scope="module")
@@ -97,57 +75,3 @@ def queue(aws: dict[str, str], sqs: Any, monkeypatch: pytest.MonkeyPatch) -> str
     url = sqs.create_queue(QueueName=f"sync-{uuid.uuid4().hex[:12]}")["QueueUrl"]
     monkeypatch.setenv(config.QUEUE_URL, url)
     return str(url)
-
-
-def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
-    """Receive everything visible now (messages stay in flight: nothing is deleted)."""
-    out: list[dict[str, Any]] = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
-                                  WaitTimeSeconds=0).get("Messages", [])
-        if not got:
-            return out
-        out.extend(got)
-
-
-def http_event(method: str, path: str, route: str, *, query: dict[str, str] | None = None,
-               headers: dict[str, str] | None = None, body: str | None = None,
-               b64: bool = False, path_params: dict[str, str] | None = None,
-               claims: dict[str, str] | None = None) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload format 2.0) event, as Lambda receives it."""
-    context: dict[str, Any] = {
-        "accountId": "123456789012", "apiId": "a1b2c3", "domainName":
-        "a1b2c3.execute-api.us-east-1.amazonaws.com", "domainPrefix": "a1b2c3",
-        "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                 "sourceIp": "203.0.113.9", "userAgent": "pytest"},
-        "requestId": "JKJaXmPLvHcESHA=", "routeKey": f"{method} {route}", "stage": "$default",
-        "time": "27/Nov/2026:05:00:00 +0000", "timeEpoch": 1795755600000}
-    if claims is not None:
-        context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
-    return {
-        "version": "2.0", "routeKey": f"{method} {route}", "rawPath": path,
-        "rawQueryString": urlencode(query or {}),
-        "headers": {"host": "a1b2c3.execute-api.us-east-1.amazonaws.com",
-                    "user-agent": "pytest", "x-forwarded-proto": "https",
-                    **{k.lower(): v for k, v in (headers or {}).items()}},
-        "queryStringParameters": query or None, "pathParameters": path_params or None,
-        "requestContext": context, "body": body, "isBase64Encoded": b64,
-    }
-
-
-def scheduled_event() -> dict[str, Any]:
-    """EventBridge's scheduled event (what `schedule: rate(...)` delivers)."""
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
-            "source": "aws.events", "account": "123456789012", "time": "2026-11-27T05:00:00Z",
-            "region": "us-east-1", "detail": {},
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/ar-sync-test-dispatch"]}
-
-
-def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The Lambda SQS event for messages received from the queue (attributes included)."""
-    return {"Records": [{
-        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-        "attributes": m.get("Attributes", {"ApproximateReceiveCount": "1"}),
-        "messageAttributes": {}, "md5OfBody": m.get("MD5OfBody", ""), "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ar-sync-test-sync",
-        "awsRegion": "us-east-1"} for m in messages]}

@@ -15,20 +15,13 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 import requests
+from aws_helpers import REDIRECT, WEBHOOK_KEY, XERO_WEBHOOK_KEY, drain, http_event
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from conftest import (
-    REDIRECT,
-    WEBHOOK_KEY,
-    XERO_WEBHOOK_KEY,
-    FakeContext,
-    drain,
-    http_event,
-    scheduled_event,
-    sqs_event,
-)
 
 from ar_sync import webhooks
 from ar_sync.aws import config, dispatch, http, sync_tenant
+from ar_sync.aws.local import LocalContext as FakeContext
+from ar_sync.aws.local import scheduled_event, sqs_event
 from ar_sync.connector import Connection
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
 

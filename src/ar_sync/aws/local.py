@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from ar_sync.aws import config
 from ar_sync.crypto import TokenCipher
@@ -89,3 +93,43 @@ def local_aws(prefix: str = "ar-sync-local") -> Iterator[dict[str, str]]:
                 else:
                     os.environ[name] = value
             config.reset_caches()
+
+
+# ----------------------------------------------------------------------------- Lambda's side
+
+
+@dataclass
+class LocalContext:
+    """What Lambda passes as `context`: the attributes powertools and the handlers read."""
+
+    remaining_ms: int = 600_000
+    function_name: str = "ar-sync-local"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ar-sync-local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/ar-sync-local"
+    log_stream_name: str = "2026/11/27/[$LATEST]local"
+    _started: float = field(default_factory=time.monotonic, repr=False)
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Counts down from `remaining_ms` like the real one."""
+        return max(0, self.remaining_ms - int((time.monotonic() - self._started) * 1000))
+
+
+def scheduled_event() -> dict[str, Any]:
+    """EventBridge's scheduled event (what `schedule: rate(...)` delivers)."""
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012", "time": "2026-11-27T05:00:00Z",
+            "region": "us-east-1", "detail": {},
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/ar-sync-dispatch"]}
+
+
+def sqs_event(messages: Sequence[Any]) -> dict[str, Any]:
+    """The Lambda SQS event for messages received with ReceiveMessage (AttributeNames=All)."""
+    return {"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": m.get("Attributes", {"ApproximateReceiveCount": "1"}),
+        "messageAttributes": {}, "md5OfBody": m.get("MD5OfBody", ""), "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ar-sync-local-sync",
+        "awsRegion": "us-east-1"} for m in messages]}

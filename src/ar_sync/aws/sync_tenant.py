@@ -29,7 +29,6 @@ from ar_sync.settings import platform_settings
 from ar_sync.sync import RunReport, run_tenant
 
 REQUEUE_DELAY_SECONDS = 60
-_processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @lru_cache(maxsize=8)
@@ -94,5 +93,6 @@ def sync_record(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, A
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    processor = BatchProcessor(event_type=EventType.SQS)  # holds per-batch state: one each
     return dict(process_partial_response(event=event, record_handler=sync_record,
-                                         processor=_processor, context=context))
+                                         processor=processor, context=context))
