@@ -424,7 +424,8 @@ class _Invoice:
                        and e.amount is not None}
             found = charges(fee.terms, currency=inv.currency, total=inv.total,
                             balance=inv.balance, charged=charged, due_date=inv.due_date,
-                            today=self.p.today, finished=finished, pending=pending, due=due)
+                            today=self.p.today, finished=finished, pending=pending, due=due,
+                            fees_in_balance=inv.late_fees_charged)
             for ch in found:
                 if ch.label not in pending:
                     charged += ch.amount

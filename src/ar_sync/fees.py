@@ -285,6 +285,7 @@ def charges(
     finished: Container[str] = (),
     pending: Mapping[str, Decimal | None] | None = None,
     due: Sequence[Occurrence] | None = None,
+    fees_in_balance: Decimal | None = None,
 ) -> list[Charge]:
     """The occurrences of `terms` to charge now, oldest first, with their amounts.
 
@@ -293,6 +294,8 @@ def charges(
     again); `pending` are labels claimed but not finished, with the amount recorded then:
     they are charged again with exactly that amount (a retry must not change the sum).
     `due` is `due_occurrences(terms, due_date, today)` when the caller has it cached.
+    `fees_in_balance` is the part of `balance` that is late fees according to the platform
+    (default: `charged`); with fee lines it is taken off the balance to get the debt.
     """
     if due is None:
         due = due_occurrences(terms, due_date, today)
@@ -300,7 +303,8 @@ def charges(
         return []
     if terms.currencies is not None and currency not in terms.currencies:
         return []
-    principal = principal_of(terms, balance, charged)
+    principal = principal_of(terms, balance,
+                             charged if fees_in_balance is None else fees_in_balance)
     if principal <= 0:
         return []
     min_balance = _opt(terms.min_balance, currency)

@@ -785,7 +785,7 @@ def policy_json_schema() -> dict[str, Any]:
     """JSON Schema of the rules file, for editors (yaml-language-server, VS Code)."""
     schema = Policy.model_json_schema(mode="validation")
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-            "title": "ar-sync rules", **schema}
+            **schema, "title": "ar-sync rules"}
 
 
 def weekday_numbers(names: tuple[str, ...]) -> frozenset[int]:

@@ -1,0 +1,61 @@
+"""Shared builders for the planner tests: invoices, ledger entries made from actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from ar_sync.models import (
+    Action,
+    ApplyLateFee,
+    EntryState,
+    Invoice,
+    InvoiceStatus,
+    LedgerEntry,
+)
+
+TODAY = date(2026, 11, 30)  # a Monday
+NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+
+
+def make_invoice(
+    n: int = 1,
+    *,
+    days_overdue: int = 10,
+    total: str | Decimal = "1000.00",
+    balance: str | Decimal | None = None,
+    currency: str = "USD",
+    status: InvoiceStatus = InvoiceStatus.OPEN,
+    today: date = TODAY,
+    **extra: object,
+) -> Invoice:
+    due = today - timedelta(days=days_overdue)
+    fields: dict[str, object] = {
+        "platform": "quickbooks", "tenant": "t1", "id": f"inv-{n}", "number": f"INV-{n}",
+        "customer_id": f"c{n % 5}", "customer_name": f"Customer {n % 5}",
+        "customer_email": f"c{n % 5}@example.com", "issue_date": due - timedelta(days=30),
+        "due_date": due, "currency": currency, "total": Decimal(str(total)),
+        "balance": Decimal(str(total if balance is None else balance)), "status": status,
+        "updated_at": NOW,
+    }
+    fields.update(extra)
+    return Invoice.model_validate(fields)
+
+
+def entry(action: Action, state: EntryState = EntryState.DONE) -> LedgerEntry:
+    """The ledger row the sync shell writes for `action`."""
+    amount = action.amount.amount if isinstance(action, ApplyLateFee) else None
+    return LedgerEntry(key=action.key, tenant=action.tenant, invoice_id=action.invoice_id,
+                       kind=action.kind, rule=action.rule, occurrence=action.occurrence,
+                       state=state, due_on=action.due_on, updated_at=NOW, amount=amount)
+
+
+def record(history: dict[str, list[LedgerEntry]], actions: Iterable[Action],
+           state: EntryState = EntryState.DONE) -> dict[str, list[LedgerEntry]]:
+    """A new history with `actions` recorded in `state` (skips are always 'skipped')."""
+    out = {k: list(v) for k, v in history.items()}
+    for a in actions:
+        st = EntryState.SKIPPED if str(a.kind) == "skip" and state == EntryState.DONE else state
+        out.setdefault(a.invoice_id, []).append(entry(a, st))
+    return out
