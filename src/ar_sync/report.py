@@ -15,8 +15,9 @@ Definitions (also in the README):
   as_of - due_date (late so far, a lower bound); open and not yet due, or paid without a
   known payment day: not counted.
 - Trend: a customer's scored invoices in due-date order; the newer half (the extra one when
-  odd) against the older half; worsening/improving when the averages differ by more than
-  TREND_DAYS days.
+  odd) against the older half: worsening when the newer average is more than TREND_DAYS
+  days later; improving when it is more than TREND_DAYS days sooner and the newer half is all
+  paid (an open invoice's days late is only a lower bound); n/a when that cannot be told.
 - Reminder ignored: a reminder note or e-mail done in the ledger on or after the due date, after
   which the invoice was still unpaid IGNORE_GRACE_DAYS days later.
 - Risk score 0-100, the sum of: lateness up to 40 (average days late x 40/60), oldest open
@@ -64,7 +65,7 @@ class Trend(StrEnum):
     IMPROVING = "improving"
     STEADY = "steady"
     WORSENING = "worsening"
-    UNKNOWN = "n/a"  # fewer than two scored invoices
+    UNKNOWN = "n/a"  # fewer than two scored invoices, or newer ones still open
 
 
 def _days(value: Decimal) -> Decimal:
@@ -282,15 +283,22 @@ def _mean(values: Sequence[int]) -> Decimal | None:
     return _days(Decimal(sum(values)) / len(values)) if values else None
 
 
-def _trend(late: Sequence[int]) -> tuple[Trend, Decimal | None, Decimal | None]:
-    """Newer half against older half of days-late figures in due-date order."""
+def _trend(late: Sequence[tuple[int, bool]]) -> tuple[Trend, Decimal | None, Decimal | None]:
+    """Newer half against older half of (days late, final) in due-date order.
+
+    An open invoice's figure is a lower bound (it is still getting later), so a newer half
+    with open invoices can prove a worsening but never an improvement: that needs the newer
+    half all paid. Otherwise the trend is unknown rather than a guess."""
     if len(late) < 2:
         return Trend.UNKNOWN, None, None
     split = len(late) // 2
-    older, recent = _mean(late[:split]), _mean(late[split:])
+    older = _mean([d for d, _ in late[:split]])
+    recent = _mean([d for d, _ in late[split:]])
     assert older is not None and recent is not None
     if recent - older > TREND_DAYS:
         return Trend.WORSENING, recent, older
+    if not all(final for _, final in late[split:]):
+        return Trend.UNKNOWN, recent, older
     if older - recent > TREND_DAYS:
         return Trend.IMPROVING, recent, older
     return Trend.STEADY, recent, older
@@ -322,9 +330,10 @@ def _customer(cid: str, invoices: Sequence[Invoice], history: Mapping[str, Seque
         open_balance[inv.currency] = open_balance.get(inv.currency, Decimal(0)) + amount
         if inv.due_date < as_of:
             overdue_balance[inv.currency] = overdue_balance.get(inv.currency, Decimal(0)) + amount
-    late = [d for d in (days_late(i, as_of) for i in ordered) if d is not None]
+    scored = [(d, not i.is_open) for i in ordered if (d := days_late(i, as_of)) is not None]
+    late = [d for d, _ in scored]
     avg = _mean(late)
-    trend, recent, older = _trend(late)
+    trend, recent, older = _trend(scored)
     oldest = max([(as_of - i.due_date).days for i in open_invs] + [0])
     ignored = sum(reminders_ignored(i, history.get(i.id, ()), as_of) for i in ordered)
     disputed = sum(1 for i in open_invs if i.disputed)

@@ -92,10 +92,11 @@ def test_customers_by_hand() -> None:
     assert any("ignored 2 reminders" in r for r in globex.reasons)
 
     initech = risks["C3"]
-    # I2 90, I1 40: avg 65.0; older [90] vs newer [40] -> improving (no points)
+    # I2 90, I1 40: avg 65.0; older [90] vs newer [40], but I1 is still open (40 is a lower
+    # bound) so no improvement can be claimed -> n/a (no points either way)
     # score: late capped 40 + oldest 90 x 25/90 = 25 + disputed 5 = 70 -> high
     assert (initech.avg_days_late, initech.trend, initech.disputed) == (
-        D("65.0"), Trend.IMPROVING, 1)
+        D("65.0"), Trend.UNKNOWN, 1)
     assert (initech.score, initech.level) == (70, RiskLevel.HIGH)
     assert "invoice INV-I2 is 90 days overdue (20,000 JPY open)" in initech.reasons
 
@@ -105,6 +106,21 @@ def test_customers_by_hand() -> None:
         D("0.0"), Trend.STEADY, 0)
     assert (umbrella.score, umbrella.level, umbrella.reasons) == (0, RiskLevel.LOW,
                                                                   ("pays on time",))
+
+
+def test_trend_improving_needs_the_newer_invoices_paid() -> None:
+    paid = [inv("P1", "C", "Co", "2025-10-01", "2025-10-31", "10.00", paid_at="2025-12-10"),
+            inv("P2", "C", "Co", "2025-11-01", "2025-12-01", "10.00", paid_at="2025-12-31"),
+            inv("P3", "C", "Co", "2026-01-01", "2026-01-31", "10.00", paid_at="2026-02-03")]
+    [risk] = customer_risks(paid, {}, AS_OF)
+    # 40, 30, 3 days late: older [40] vs newer [30, 3] = 16.5 -> 23.5 days sooner: improving
+    assert (risk.trend, risk.older_avg_days_late, risk.recent_avg_days_late) == (
+        Trend.IMPROVING, D("40.0"), D("16.5"))
+    # avg 73/3 = 24.3 -> 24.3 x 40/60 = 16.2 -> 16 points, low; improving adds nothing
+    assert (risk.avg_days_late, risk.score, risk.level) == (D("24.3"), 16, RiskLevel.LOW)
+    still_open = [*paid[:2], inv("P3", "C", "Co", "2026-01-01", "2026-03-25", "10.00")]
+    [risk] = customer_risks(still_open, {}, AS_OF)
+    assert risk.trend == Trend.UNKNOWN  # 6 days late so far proves nothing yet
 
 
 def test_order_and_risk_levels() -> None:
