@@ -745,6 +745,31 @@ def _issues(exc: ValidationError, data: Any,
     return issues
 
 
+def _clashes(data: Any, locs: Mapping[tuple[str | int, ...], _Loc]) -> list[PolicyIssue]:
+    """Two items of a named list with one name (or two stages on one day), located at the
+    second one: pydantic could only point at the whole list."""
+    issues = []
+    for section in NAMED_LISTS:
+        items = data.get(section) if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            continue
+        for field in ("name", "days") if section == "reminders" else ("name",):
+            seen: dict[Any, int] = {}
+            for i, item in enumerate(items):
+                value = item.get(field) if isinstance(item, dict) else None
+                if value is None or isinstance(value, dict | list):
+                    continue
+                if value in seen:
+                    node = locs[(section, i, field)]
+                    what = "name" if field == "name" else "day"
+                    issues.append(PolicyIssue(
+                        node.file, node.line, f"{section}[{i}].{field}",
+                        f"{what} {value!r} is already used by {section}[{seen[value]}]"))
+                else:
+                    seen[value] = i
+    return issues
+
+
 # ============================================================================= API
 
 
@@ -756,6 +781,9 @@ def parse_policy(text: str, filename: str, *, base_dir: Path | None = None) -> P
     start = (Path(filename).resolve(),)
     tree = _read_tree(text, filename, base_dir, start)
     data, locs = _flatten(tree)
+    clashes = _clashes(data, locs)
+    if clashes:
+        raise PolicyError(clashes)
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:

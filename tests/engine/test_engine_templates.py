@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,7 +15,6 @@ from ar_sync.templates import (
     compile_template,
     format_money,
 )
-from decimal import Decimal
 
 
 def test_render_substitutes_and_unescapes_braces() -> None:
