@@ -56,10 +56,11 @@ class Sandbox:
 
 @contextmanager
 def running_sandbox(seed: int = 7, *, demo_limits: bool = True) -> Iterator[Sandbox]:
-    """Start both emulators with the demo company. `demo_limits` relaxes Xero's 60 calls a
-    minute so the demo finishes in seconds (the connectors honour the real limits either way)."""
+    """Start both emulators with the demo company. `demo_limits` lifts the per-minute limits
+    (QuickBooks 500, Xero 60) so the demo finishes in seconds instead of minutes of waiting on
+    Retry-After; the connectors honour the real limits either way (see the connector tests)."""
     company = demo_company(seed)
-    qbo = QuickBooksEmulator()
+    qbo = QuickBooksEmulator(rate_per_minute=100_000) if demo_limits else QuickBooksEmulator()
     xero = (XeroEmulator(per_minute=100_000, per_day=1_000_000, concurrent=50)
             if demo_limits else XeroEmulator())
     qbo.seed(company)

@@ -64,7 +64,7 @@ class Invoice(BaseModel):
     model_config = _FROZEN
 
     platform: str
-    tenant: str = Field(description="Connected company: QuickBooks realm id or Xero tenant id")
+    tenant: str = Field(description="ar-sync's connection id (Connection.id), e.g. 'xero:<id>'")
     id: str
     number: str
     customer_id: str

@@ -165,6 +165,11 @@ def run_tenant(
         report.stopped_early = "authorisation lost"
     except BudgetExhaustedError as exc:
         report.stopped_early = f"budget: {exc}"
+    except ConnectorError as exc:
+        # A read failed after the connector's retries (e.g. a 5xx storm): nothing was planned
+        # from partial data; the next run starts over from the same checkpoint.
+        report.errors.append(f"platform error: {exc}")
+        report.stopped_early = "platform error"
     finally:
         if use_lock:
             store.release_lock(lock_name, owner=owner)
@@ -204,6 +209,9 @@ def _run(
                 or now - checkpoint.last_full_at >= FULL_FETCH_EVERY)
     report.full_fetch = full
     fetched = connector.fetch_open_invoices(None if full else checkpoint.since)
+    # Keys and ledger rows are per ar-sync connection: make sure every invoice says which.
+    fetched.invoices = [i if i.tenant == tenant else i.model_copy(update={"tenant": tenant})
+                        for i in fetched.invoices]
     report.invoices_seen = len(fetched.invoices)
     report.warnings.extend(fetched.warnings)
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from ar_sync.connector import Connection, Connector
 from ar_sync.crypto import TokenCipher
-from ar_sync.models import EntryState, Invoice
+from ar_sync.models import EntryState
 from ar_sync.policy import Policy
 from ar_sync.store.sqlite import SQLiteStore
 from ar_sync.sync import run_tenant
@@ -31,7 +31,7 @@ CIPHER = TokenCipher(TokenCipher.generate_key())
 
 
 class Platform(Protocol):
-    def reset(self, invoices: list[Invoice]) -> None: ...
+    def reset(self, company: Any) -> None: ...
 
     def connector(self, connection: Connection, rng: random.Random, *, faulty: bool) -> Connector:
         ...
@@ -96,7 +96,7 @@ def _store(path: Path) -> SQLiteStore:
     return SQLiteStore(path, cipher=CIPHER)
 
 
-def _clean_effects(platform: Platform, invoices: list[Invoice], connection: Connection,
+def _clean_effects(platform: Platform, invoices: Any, connection: Connection,
                    policy: Policy, now: datetime, db: Path) -> set[str]:
     """The oracle: the same company, one clean run, no faults."""
     platform.reset(invoices)
@@ -108,8 +108,8 @@ def _clean_effects(platform: Platform, invoices: list[Invoice], connection: Conn
     return set(platform.effects())
 
 
-def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.Random],
-                 list[Invoice]], policy: Policy, workdir: Path, tally: Tally,
+def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.Random], Any],
+                 policy: Policy, workdir: Path, tally: Tally,
                  connection: Connection) -> None:
     rng = random.Random(seed)
     invoices = make_invoices(rng)
