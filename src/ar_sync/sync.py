@@ -55,6 +55,7 @@ class ActionOutcome:
     outcome: str  # done | reconciled | skipped | busy | retry | failed | deferred | planned
     detail: str = ""
     ref: str | None = None
+    what: str = ""  # what is (or would be) written: the note, the fee, the e-mail
 
 
 @dataclass
@@ -279,11 +280,24 @@ def _run(
         ))
 
 
+def describe(action: Action) -> str:
+    """One line saying what the action writes, for people."""
+    if isinstance(action, AddNote):
+        return f"note: {action.text}"
+    if isinstance(action, SendReminder):
+        return f"platform e-mail to {action.to or 'the customer'}"
+    if isinstance(action, ApplyLateFee):
+        return f"fee {action.amount} ({action.mode} mode): {action.label}"
+    if isinstance(action, Escalate):
+        return f"escalation note: {action.text}"
+    return f"skip stage (superseded by {action.superseded_by})"
+
+
 def _outcome(action: Action, outcome: str, detail: str = "",
              ref: str | None = None) -> ActionOutcome:
     return ActionOutcome(key=action.key, kind=str(action.kind), invoice_id=action.invoice_id,
                          invoice_number=action.invoice_number, rule=action.rule,
-                         outcome=outcome, detail=detail, ref=ref)
+                         outcome=outcome, detail=detail, ref=ref, what=describe(action))
 
 
 def _execute(

@@ -14,29 +14,37 @@ _STYLE = {"done": "green", "reconciled": "cyan", "skipped": "dim", "failed": "re
 
 
 def summary_table(reports: Iterable[RunReport]) -> Table:
-    table = Table(title="Run report", show_lines=False)
-    for col in ("tenant", "fetch", "invoices", "open", "planned", "done", "reconciled",
-                "skipped", "retry", "failed", "deferred", "busy", "API calls", "stopped"):
-        table.add_column(col, justify="right" if col not in ("tenant", "fetch", "stopped")
-                         else "left")
+    table = Table(title="Run report")
+    for col in ("tenant", "fetch", "open", "planned", "done", "skipped", "retry", "failed",
+                "deferred", "calls"):
+        table.add_column(col, justify="left" if col in ("tenant", "fetch") else "right",
+                         overflow="fold", min_width=12 if col == "tenant" else None)
+    stops: list[str] = []
     for r in reports:
-        table.add_row(r.connection_id, "full" if r.full_fetch else "incremental",
-                      str(r.invoices_seen), str(r.invoices_open), str(r.planned), str(r.done),
-                      str(r.reconciled), str(r.skipped), str(r.retry), str(r.failed),
-                      str(r.deferred), str(r.busy), str(r.api_calls), r.stopped_early or "")
+        done = str(r.done) + (f" (+{r.reconciled} found)" if r.reconciled else "")
+        table.add_row(r.connection_id, "full" if r.full_fetch else "incr.",
+                      str(r.invoices_open), str(r.planned), done, str(r.skipped), str(r.retry),
+                      str(r.failed), str(r.deferred), str(r.api_calls))
+        if r.stopped_early:
+            stops.append(f"{r.connection_id}: stopped early ({r.stopped_early})")
+    if stops:
+        table.caption = "; ".join(stops)
     return table
 
 
 def actions_table(report: RunReport, *, limit: int | None = None,
-                  outcomes: set[str] | None = None) -> Table:
+                  outcomes: set[str] | None = None, refs: bool = False) -> Table:
     table = Table(title=f"Actions for {report.connection_id}")
-    for col in ("invoice", "action", "rule", "outcome", "platform ref", "why"):
+    columns = ["invoice", "action", "rule", "outcome", *(["platform ref"] if refs else []),
+               "why"]
+    for col in columns:
         table.add_column(col, overflow="fold")
     shown = [a for a in report.actions if outcomes is None or a.outcome in outcomes]
     for a in shown[:limit]:
         style = _STYLE.get(a.outcome, "")
-        table.add_row(a.invoice_number, a.kind, a.rule, f"[{style}]{a.outcome}[/]",
-                      a.ref or "", a.detail)
+        row = [a.invoice_number, a.kind, a.rule, f"[{style}]{a.outcome}[/]",
+               *([a.ref or ""] if refs else []), a.detail]
+        table.add_row(*row)
     if limit is not None and len(shown) > limit:
         table.caption = f"… and {len(shown) - limit} more (use --format json for all)"
     return table
