@@ -197,8 +197,6 @@ def _run_summary(report: dict[str, Any] | None) -> str:
     text = f"{mode}: {', '.join(parts) or 'nothing to do'}; {report.get('api_calls', 0)} API calls"
     if report.get("stopped_early"):
         text += f"; stopped early: {report['stopped_early']}"
-    if report.get("errors"):
-        text += f"; {len(report['errors'])} error(s): {report['errors'][0]}"
     return text
 
 
@@ -230,30 +228,37 @@ def status_of(store: SQLiteStore, connection: Connection, now: datetime) -> dict
     }
 
 
-def status_table(store: SQLiteStore, connections: list[Connection], now: datetime) -> Table:
-    table = Table(title=f"ar-sync status ({store.path})", show_lines=True)
-    for col in ("company", "tokens", "last run", "checkpoint"):
-        table.add_column(col, overflow="fold")
-    for c in connections:
-        tokens = _tokens(store, c.id)
-        if isinstance(tokens, TokenSet):
-            refresh = (f"\nrefresh expires {_when(tokens.refresh_expires_at, now)}"
-                       if tokens.refresh_expires_at else "")
-            token_text = f"access expires {_when(tokens.expires_at, now)}{refresh}"
-        else:
-            token_text = f"[red]{tokens}[/]"
-        report = store.last_report(c.id)
-        started = None
-        if report and report.get("started_at"):
-            started = datetime.fromisoformat(str(report["started_at"]))
-        checkpoint = store.get_checkpoint(c.id)
-        table.add_row(
-            f"[bold]{escape(c.name or c.external_id)}[/]\n{c.id}\n{c.platform}, business "
-            f"{escape(c.business_id)}, rules {escape(c.rules)}",
-            token_text,
-            f"{_when(started, now)}\n{escape(_run_summary(report))}",
-            f"since {_when(checkpoint.since, now)}\nlast full {_when(checkpoint.last_full_at, now)}")
-    return table
+def status_grid(store: SQLiteStore, c: Connection, now: datetime) -> Table:
+    """One connection as label: value lines (reads well in an 80-column terminal)."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("[bold]company[/]", f"[bold]{escape(c.name or c.external_id)}[/]  ({c.id})")
+    grid.add_row("", f"{c.platform}, business {escape(c.business_id)}, rules "
+                     f"{escape(c.rules)}, connected {_when(c.created_at, now)}")
+    tokens = _tokens(store, c.id)
+    if isinstance(tokens, TokenSet):
+        expired = " [red]expired: refreshed on the next run[/]" if tokens.expires_at <= now else ""
+        grid.add_row("access token", f"expires {_when(tokens.expires_at, now)}{expired}")
+        if tokens.refresh_expires_at:
+            grid.add_row("refresh token", f"expires {_when(tokens.refresh_expires_at, now)}")
+    else:
+        grid.add_row("tokens", f"[red]{tokens}[/] — reconnect with `ar-sync connect "
+                               f"{c.platform}`")
+    report = store.last_report(c.id)
+    started = (datetime.fromisoformat(str(report["started_at"]))
+               if report and report.get("started_at") else None)
+    grid.add_row("last run", _when(started, now))
+    grid.add_row("", escape(_run_summary(report)))
+    errors = list((report or {}).get("errors") or [])
+    for n, line in enumerate(errors[:3]):
+        grid.add_row("[red]errors[/]" if n == 0 else "", f"[red]{escape(str(line))}[/]")
+    if len(errors) > 3:
+        grid.add_row("", f"… and {len(errors) - 3} more (--format json)")
+    checkpoint = store.get_checkpoint(c.id)
+    grid.add_row("checkpoint", f"changes since {_when(checkpoint.since, now)}")
+    grid.add_row("", f"last full fetch {_when(checkpoint.last_full_at, now)}")
+    return grid
 
 
 @app.command("status")
@@ -269,4 +274,7 @@ def status_cmd(
     if fmt == StatusFormat.json:
         console.print_json(json.dumps([status_of(store, c, now) for c in connections]))
         return
-    console.print(status_table(store, connections, now))
+    console.print(f"[dim]store: {store.path}[/]")
+    for connection in connections:
+        console.print()
+        console.print(status_grid(store, connection, now))

@@ -1,0 +1,50 @@
+"""Errors a person can fix, turned into a message and a hint instead of a traceback.
+
+The library raises typed errors (a bad rules file, a store key that does not match, a company
+that must be reconnected); the CLI is the one place that knows what to tell the user about
+them. Anything not listed here is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ar_sync.cli.app import UserError
+from ar_sync.connector import UnknownConnectorError
+from ar_sync.crypto import KEY_ENV, TokenDecryptError
+from ar_sync.errors import ReauthorizationRequiredError
+from ar_sync.onboarding import OnboardingError
+from ar_sync.policy import PolicyError
+from ar_sync.settings import SettingsError
+from ar_sync.store.sqlite import SchemaVersionError
+
+_HINTS: tuple[tuple[type[BaseException], str, str], ...] = (
+    # (error type, message prefix, hint)
+    (PolicyError, "rules", "fix the rules file at the line shown (the README lists every "
+                           "field), or name a shipped rule set such as `default`"),
+    (TokenDecryptError, "store", f"set {KEY_ENV} to the key used when the company was "
+                                 "connected, or connect it again with `ar-sync connect`"),
+    (ReauthorizationRequiredError, "", "connect the company again: `ar-sync connect "
+                                       "quickbooks|xero`"),
+    (SettingsError, "", "or try `ar-sync demo`, which needs no account"),
+    (UnknownConnectorError, "", "`ar-sync connectors` lists what is installed"),
+    (OnboardingError, "", "start again with `ar-sync connect quickbooks|xero`"),
+    (SchemaVersionError, "store", "this store was written by a newer ar-sync: upgrade, or "
+                                  "use another --db"),
+    (sqlite3.Error, "cannot use the store", "--db must name a SQLite file in a folder you "
+                                            "can write to"),
+)
+
+
+def user_error_for(exc: BaseException) -> UserError | None:
+    """The user-facing version of `exc`, or None if it is not something a user can fix."""
+    if isinstance(exc, UserError):
+        return exc
+    for kind, prefix, hint in _HINTS:
+        if isinstance(exc, kind):
+            message = str(exc) or type(exc).__name__
+            return UserError(f"{prefix}: {message}" if prefix else message, hint=hint)
+    return None
+
+
+__all__ = ["user_error_for"]
