@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from aws_helpers import REDIRECT, WEBHOOK_KEY, XERO_WEBHOOK_KEY
 
 from ar_sync.aws import config, sync_tenant
-from ar_sync.aws.local import local_aws
+from ar_sync.aws.local import env_vars, local_aws
 from ar_sync.sandbox.demo import demo_company
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
 
@@ -39,18 +38,10 @@ def qbo(aws: dict[str, str]) -> Iterator[QuickBooksEmulator]:
                "AR_SYNC_QUICKBOOKS_ENDPOINTS": json.dumps(dict(settings.endpoints)),
                "AR_SYNC_XERO_CLIENT_ID": "xero-client", "AR_SYNC_XERO_CLIENT_SECRET": "xs",
                "AR_SYNC_XERO_WEBHOOK_KEY": XERO_WEBHOOK_KEY}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        sync_tenant._settings.cache_clear()
-        try:
-            yield emu
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        with env_vars(env):
             sync_tenant._settings.cache_clear()
+            yield emu
+        sync_tenant._settings.cache_clear()
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,6 +27,7 @@ from ar_sync.models import (
 from ar_sync.store.base import Checkpoint, PendingAuth
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+T = TypeVar("T")
 HYPO = settings(max_examples=25, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -44,6 +46,23 @@ def fee(tenant: str = "quickbooks:1", invoice: str = "inv-1") -> ApplyLateFee:
                         invoice_number="1001", rule="fee", occurrence="2026-11",
                         due_on=date(2026, 11, 27), reason="30 days overdue",
                         amount=Money.of("12.345", "USD"), label="Late fee")
+
+
+def race(n: int, attempt: Callable[[int], T]) -> list[T]:
+    """Run `attempt(i)` in n threads released at the same instant; their results."""
+    results: list[T] = []
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results.append(attempt(i))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def tokens(access: str = "acc", refresh: str = "ref") -> TokenSet:
@@ -112,19 +131,9 @@ def test_permanent_failure_is_finished(store: Any) -> None:
 
 def test_claim_race_has_exactly_one_winner(store: Any) -> None:
     action = note()
-    outcomes: list[ClaimOutcome] = []
-    barrier = threading.Barrier(8)
-
-    def run(owner: str) -> None:
-        barrier.wait()
-        outcomes.append(store.claim(action, owner=owner, now=T0, lease_seconds=60).outcome)
-
-    threads = [threading.Thread(target=run, args=(f"o{i}",)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes).count(ClaimOutcome.ACQUIRED) == 1
+    outcomes = race(8, lambda i: store.claim(action, owner=f"o{i}", now=T0,
+                                             lease_seconds=60).outcome)
+    assert outcomes.count(ClaimOutcome.ACQUIRED) == 1
     assert outcomes.count(ClaimOutcome.BUSY) == 7
 
 
@@ -132,18 +141,8 @@ def test_takeover_race_has_exactly_one_winner(store: Any) -> None:
     action = note()
     store.claim(action, owner="crashed", now=T0, lease_seconds=10)
     later = T0 + timedelta(seconds=11)
-    outcomes: list[ClaimOutcome] = []
-    barrier = threading.Barrier(6)
-
-    def run(owner: str) -> None:
-        barrier.wait()
-        outcomes.append(store.claim(action, owner=owner, now=later, lease_seconds=60).outcome)
-
-    threads = [threading.Thread(target=run, args=(f"o{i}",)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = race(6, lambda i: store.claim(action, owner=f"o{i}", now=later,
+                                             lease_seconds=60).outcome)
     assert outcomes.count(ClaimOutcome.RECONCILE) == 1
     assert outcomes.count(ClaimOutcome.BUSY) == 5
 
@@ -267,18 +266,8 @@ def test_token_versioned_writes_and_the_loser(store: Any) -> None:
 def test_token_race_in_threads_has_one_winner(store: Any) -> None:
     cid = f"qb:{uuid.uuid4()}"
     store.save_tokens(cid, tokens(), expected_version=-1)
-    results: list[bool] = []
-    barrier = threading.Barrier(6)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results.append(store.save_tokens(cid, tokens(f"a{i}", f"r{i}"), expected_version=0))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(6, lambda i: store.save_tokens(cid, tokens(f"a{i}", f"r{i}"),
+                                                  expected_version=0))
     assert results.count(True) == 1
     assert store.load_tokens(cid).version == 1
 
@@ -329,18 +318,7 @@ def test_pending_auth_expires(store: Any) -> None:
 def test_pending_auth_race_single_winner(store: Any) -> None:
     state = uuid.uuid4().hex
     store.put_pending_auth(pending(state, T0 + timedelta(minutes=10)))
-    got: list[PendingAuth | None] = []
-    barrier = threading.Barrier(5)
-
-    def run() -> None:
-        barrier.wait()
-        got.append(store.take_pending_auth(state, now=T0))
-
-    threads = [threading.Thread(target=run) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = race(5, lambda i: store.take_pending_auth(state, now=T0))
     assert sum(1 for g in got if g is not None) == 1
 
 
@@ -366,18 +344,7 @@ def test_lock_held_expired_released(store: Any) -> None:
 
 def test_lock_race_single_winner(store: Any) -> None:
     name = f"tenant:{uuid.uuid4()}"
-    wins: list[bool] = []
-    barrier = threading.Barrier(6)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        wins.append(store.acquire_lock(name, owner=f"o{i}", now=T0, ttl_seconds=60))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    wins = race(6, lambda i: store.acquire_lock(name, owner=f"o{i}", now=T0, ttl_seconds=60))
     assert wins.count(True) == 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -31,17 +32,38 @@ FAKE_CREDENTIALS = {
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """Start moto's threaded server on a free port of 127.0.0.1; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
+    """moto's server app on a free port of 127.0.0.1; yields its endpoint URL.
+
+    Real DynamoDB applies each conditional write atomically. moto's ThreadedMotoServer does
+    not: two UpdateItem calls with the same condition, on two threads, can both succeed (the
+    ledger's takeover race test caught it). So this serves the same moto WSGI app with one
+    request at a time, which restores the guarantee the store relies on.
+    """
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    app = DomainDispatcherApplication(create_backend_app)
+    one_at_a_time = threading.Lock()
+
+    def serialized(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with one_at_a_time:
+            return list(app(environ, start_response))
+
+    server = make_server("127.0.0.1", 0, serialized, threaded=True,
+                         request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    thread.start()
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.stop()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def aws_env(endpoint: str) -> dict[str, str]:
@@ -77,22 +99,31 @@ def provision(endpoint: str, prefix: str = "ar-sync-local") -> dict[str, str]:
 
 
 @contextmanager
+def env_vars(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration, restoring what was there before."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
 def local_aws(prefix: str = "ar-sync-local") -> Iterator[dict[str, str]]:
     """moto server + provisioned resources, with os.environ pointed at them for the duration."""
     with moto_server() as endpoint:
         env = provision(endpoint, prefix)
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        config.reset_caches()
-        try:
-            yield env
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        with env_vars(env):
             config.reset_caches()
+            try:
+                yield env
+            finally:
+                config.reset_caches()
 
 
 # ----------------------------------------------------------------------------- Lambda's side
