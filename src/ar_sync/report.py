@@ -18,8 +18,9 @@ Definitions (also in the README):
   odd) against the older half: worsening when the newer average is more than TREND_DAYS
   days later; improving when it is more than TREND_DAYS days sooner and the newer half is all
   paid (an open invoice's days late is only a lower bound); n/a when that cannot be told.
-- Reminder ignored: a reminder note or e-mail done in the ledger on or after the due date, after
-  which the invoice was still unpaid IGNORE_GRACE_DAYS days later.
+- Reminder ignored: a reminder stage (note and/or e-mail, done in the ledger) sent on or after
+  the due date, after which the invoice was still unpaid IGNORE_GRACE_DAYS days later; a stage
+  sent both as a note and as an e-mail counts once.
 - Risk score 0-100, the sum of: lateness up to 40 (average days late x 40/60), oldest open
   invoice overdue up to 25 (days x 25/90), reminders ignored up to 20 (5 each), a worsening
   trend 10, a disputed open invoice 5. Level: high >= 60, medium >= 30, else low.
@@ -259,8 +260,8 @@ def days_late(invoice: Invoice, as_of: date) -> int | None:
 
 
 def reminders_ignored(invoice: Invoice, entries: Sequence[LedgerEntry], as_of: date) -> int:
-    """Reminders done on or after the due date that the customer left unpaid for
-    IGNORE_GRACE_DAYS days or more."""
+    """Reminder stages done on or after the due date that the customer left unpaid for
+    IGNORE_GRACE_DAYS days or more (a stage sent as a note and an e-mail counts once)."""
     if invoice.status == InvoiceStatus.PAID:
         unpaid_until = invoice.paid_at
         if unpaid_until is None:
@@ -269,14 +270,14 @@ def reminders_ignored(invoice: Invoice, entries: Sequence[LedgerEntry], as_of: d
         unpaid_until = as_of
     else:
         return 0
-    count = 0
+    stages: set[tuple[str, str]] = set()
     for entry in entries:
         if entry.kind not in REMINDER_KINDS or entry.state != EntryState.DONE:
             continue
         sent = entry.updated_at.date()
         if sent >= invoice.due_date and (unpaid_until - sent).days >= IGNORE_GRACE_DAYS:
-            count += 1
-    return count
+            stages.add((entry.rule, entry.occurrence))
+    return len(stages)
 
 
 def _mean(values: Sequence[int]) -> Decimal | None:

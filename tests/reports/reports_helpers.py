@@ -65,9 +65,10 @@ def fixture_invoices() -> list[Invoice]:
 def fixture_history() -> dict[str, list[LedgerEntry]]:
     return {
         "G1": [
-            entry("G1", ActionKind.NOTE, "2026-01-05"),  # after due, unpaid 85 days: ignored
-            entry("G1", ActionKind.NOTE, "2026-02-01", EntryState.FAILED),  # never sent
-            entry("G1", ActionKind.REMINDER_EMAIL, "2026-03-28"),  # 3 days ago: within grace
+            entry("G1", ActionKind.NOTE, "2026-01-05", rule="overdue-1"),  # unpaid 85 days after
+            entry("G1", ActionKind.REMINDER_EMAIL, "2026-01-05", rule="overdue-1"),  # same stage
+            entry("G1", ActionKind.NOTE, "2026-02-01", EntryState.FAILED, rule="overdue-2"),
+            entry("G1", ActionKind.REMINDER_EMAIL, "2026-03-28", rule="overdue-3"),  # in grace
         ],
         "G2": [
             entry("G2", ActionKind.REMINDER_EMAIL, "2026-02-12"),  # ignored

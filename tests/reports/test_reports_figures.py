@@ -81,8 +81,9 @@ def test_customers_by_hand() -> None:
     globex = risks["C2"]
     # due-date order: G3 (paid 30 late), G1 (120 so far), G2 (50 so far): avg 200/3 = 66.7
     # trend: older [30] vs newer [120, 50] = 85.0 -> worsening
-    # ignored: G1 note 01-05 (unpaid 85 days) + G2 e-mail 02-12 (unpaid 47 days) = 2; the failed
-    # note, the e-mail 3 days ago (grace 7) and the late fee do not count
+    # ignored: G1 stage overdue-1 of 01-05 (note and e-mail: one stage, unpaid 85 days) + G2
+    # e-mail 02-12 (unpaid 47 days) = 2; the failed note, the e-mail 3 days ago (grace 7) and
+    # the late fee do not count
     # score: late capped 40 + oldest 120 capped 25 + ignored 2 x 5 = 10 + worsening 10 = 85
     assert (globex.avg_days_late, globex.trend, globex.recent_avg_days_late) == (
         D("66.7"), Trend.WORSENING, D("85.0"))

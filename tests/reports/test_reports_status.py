@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -41,8 +41,10 @@ def db(tmp_path: Path) -> Path:
         "reconciled": 0, "skipped": 0, "failed": 1, "retry": 0, "deferred": 0, "busy": 0,
         "api_calls": 19, "stopped_early": None, "errors": ["INV-9: fee rejected"],
         "warnings": [], "actions": []})
-    store.save_checkpoint("quickbooks:111", Checkpoint(since=now - timedelta(hours=2),
-                                                       last_full_at=now - timedelta(hours=2)))
+    pacific = timezone(timedelta(hours=-8))  # QuickBooks answers in the company's zone
+    store.save_checkpoint("quickbooks:111", Checkpoint(
+        since=(now - timedelta(hours=3)).astimezone(pacific),
+        last_full_at=now - timedelta(hours=2)))
     # xero:abc was connected with another key: its tokens cannot be read here
     other = SQLiteStore(path, cipher=TokenCipher(TokenCipher.generate_key()))
     assert other.save_tokens("xero:abc", TokenSet(access_token=ACCESS, refresh_token=REFRESH,
@@ -61,6 +63,8 @@ def test_status_table(db: Path) -> None:
     assert "refresh token  expires" in out and "(in 99 d)" in out
     assert "full fetch: 7 planned, 6 done, 1 failed; 19 API calls" in out
     assert "INV-9: fee rejected" in out and "2 h ago" in out
+    since = datetime.now(UTC) - timedelta(hours=3)
+    assert f"changes since {since:%Y-%m-%d %H}" in out and "(3 h ago)" in out  # shown in UTC
     assert "unreadable" in out  # the xero tokens, without a traceback
     assert "no run yet" in out
 

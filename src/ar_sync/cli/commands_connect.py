@@ -180,6 +180,7 @@ def _tokens(store: SQLiteStore, connection_id: str) -> TokenSet | str:
 def _when(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "never"
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     delta = (moment - now).total_seconds()
     span = abs(delta)
     text = (f"{span / 86400:.0f} d" if span >= 86400 else f"{span / 3600:.0f} h"
