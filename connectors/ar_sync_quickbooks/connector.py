@@ -26,7 +26,7 @@ from quickbooks.objects.item import Item
 from ar_sync.connector import Connection, FetchResult, key_marker
 from ar_sync.errors import PlatformValidationError, StaleObjectError
 from ar_sync.models import ActionKind, FeeMode, Invoice, Money
-from ar_sync.money import round_money
+from ar_sync.money import round_money, to_decimal
 from ar_sync_quickbooks.client import QuickBooksClient, run
 from ar_sync_quickbooks.mapping import (
     LATE_FEE_ITEM,
@@ -49,6 +49,12 @@ from ar_sync_quickbooks.mapping import (
 log = logging.getLogger(__name__)
 PAGE = 1000  # QBO's largest page
 IDS_PER_QUERY = 500  # customer ids per `Id in (...)` query (keeps the statement short)
+# get_invoice reads up to this many invoices in one `Id in (...)` query: the ones the sync loop
+# will most likely re-check next (fees come first, oldest debt first), each served only while
+# younger than FRESH_SECONDS. One call instead of one per fee before a burst of fees; the first
+# such read also looks up the Late fee item in the same /batch request.
+READ_AHEAD = 200
+FRESH_SECONDS = 10.0
 
 
 def _quote(value: str) -> str:
@@ -85,6 +91,10 @@ class QuickBooksConnector:
         self._raw: dict[str, dict[str, Any]] = {}  # last JSON seen per invoice id
         self._emails: dict[str, str | None] = {}  # customer id -> e-mail (None: has none)
         self._fee_item: tuple[str, str] | None = None
+        self._fee_item_looked_up = False
+        self._candidates: list[str] = []  # open invoice ids from the last fetch, likely order
+        self._fresh_at: dict[str, float] = {}  # when _raw[id] was last read or written
+        self.monotonic: Callable[[], float] = time.monotonic
 
     # ------------------------------------------------------------------ plumbing
 
@@ -122,15 +132,23 @@ class QuickBooksConnector:
         self._load_emails({str((r.get("CustomerRef") or {}).get("value", ""))
                            for r in raws if needs_customer_email(r)})
         invoices, warnings = map_invoices(raws, realm=self.realm, emails=self._emails)
+        self._candidates = [inv.id for inv in sorted(
+            (i for i in invoices if i.is_open), key=lambda i: (i.due_date, -i.balance))]
+        self._fresh_at.clear()
         for warning in warnings:
             log.warning("%s", warning)
         return FetchResult(invoices=invoices, warnings=warnings,
                            checkpoint=checkpoint_from(first_time, self.clock()),
                            full=since is None)
 
-    def _remember(self, raws: list[dict[str, Any]]) -> None:
+    def _remember(self, raws: list[dict[str, Any]], *, fresh: bool = False) -> None:
+        """Keep the latest JSON per invoice; `fresh` marks it as a just-read (or just-written)
+        state that get_invoice may serve for FRESH_SECONDS instead of reading again."""
+        now = self.monotonic()
         for raw in raws:
             self._raw[str(raw.get("Id"))] = raw
+            if fresh:
+                self._fresh_at[str(raw.get("Id"))] = now
 
     def _load_emails(self, customer_ids: set[str]) -> None:
         """Bulk e-mail lookup for customers whose invoices carry no BillEmail."""
@@ -155,11 +173,52 @@ class QuickBooksConnector:
                 return None
             raise
         raw: dict[str, Any] = answer["Invoice"]
-        self._raw[invoice_id] = raw
+        self._remember([raw], fresh=True)
         return raw
 
+    def _read_ahead(self, invoice_id: str) -> dict[str, Any] | None:
+        """Fresh JSON of `invoice_id`, read together with the next likely re-checks."""
+        seen = self._fresh_at.get(invoice_id)
+        if seen is not None and self.monotonic() - seen <= FRESH_SECONDS:
+            return self._raw.get(invoice_id)
+        if invoice_id not in self._candidates:
+            return self._read_raw(invoice_id)
+        others = [c for c in self._candidates if c != invoice_id][: READ_AHEAD - 1]
+        wanted = [invoice_id, *others]
+        self._candidates = [c for c in self._candidates if c not in wanted]
+        ids = ", ".join(_quote(i) for i in wanted)
+        found = self._batch_queries(select("Invoice", f"Id in ({ids})"))["Invoice"]
+        self._remember(found, fresh=True)
+        return next((r for r in found if str(r["Id"]) == invoice_id), None)
+
+    def _batch_queries(self, invoices: str) -> dict[str, list[dict[str, Any]]]:
+        """The invoice query, plus the Late fee item lookup while it is still unknown: two
+        queries in one /batch request (one API call)."""
+        if self._fee_item is not None or self._fee_item_looked_up:
+            return {"Invoice": self._query(invoices).get("QueryResponse", {}).get("Invoice", [])}
+        body = dumps({"BatchItemRequest": [
+            {"bId": "invoices", "Query": invoices},
+            {"bId": "item", "Query": select("Item", f"Name = {_quote(LATE_FEE_ITEM)}")}]})
+        answer: dict[str, Any] = self._run(lambda: self.client.batch_operation(body),
+                                           "batch read")
+        out: dict[str, list[dict[str, Any]]] = {"Invoice": [], "Item": []}
+        for item in answer.get("BatchItemResponse", []):
+            if "Fault" in item:
+                error = (item["Fault"].get("Error") or [{}])[0]
+                raise PlatformValidationError(
+                    f"{error.get('Message', 'batch fault')}: {error.get('Detail', '')}",
+                    platform_code=str(error.get("code") or "") or None)
+            response = item.get("QueryResponse", {})
+            for entity in out:
+                out[entity].extend(response.get(entity, []))
+        self._fee_item_looked_up = True
+        if out["Item"]:
+            found = Item.from_json(out["Item"][0])
+            self._fee_item = (str(found.Id), str(found.Name))
+        return out
+
     def get_invoice(self, invoice_id: str) -> Invoice | None:
-        raw = self._read_raw(invoice_id)
+        raw = self._read_ahead(invoice_id)
         if raw is None:
             return None
         if needs_customer_email(raw):
@@ -184,11 +243,16 @@ class QuickBooksConnector:
         return f"Attachable:{Attachable.from_json(answer['Attachable']).Id}"
 
     def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str:
+        if not to and not invoice.customer_email:
+            # QBO would answer "Email Address Invalid"; no need to spend a call to learn it
+            raise PlatformValidationError(
+                f"invoice {invoice.number}: no BillEmail and no customer e-mail to send to")
         params = {"sendTo": to} if to else {}
         answer: dict[str, Any] = self._run(
             lambda: self.client.post(self._url(f"invoice/{invoice.id}/send"), None,
                                      content_type="application/octet-stream", params=dict(params),
                                      request_id=key), "send invoice")
+        self._remember([answer["Invoice"]], fresh=True)
         sent = QBInvoice.from_json(answer["Invoice"])
         delivered = getattr(sent.DeliveryInfo, "DeliveryTime", "") if sent.DeliveryInfo else ""
         return f"InvoiceSend:{sent.Id}@{delivered or sent.EmailStatus}"
@@ -230,9 +294,12 @@ class QuickBooksConnector:
                 if attempt == 1:
                     raise
                 raw = self._read_raw(invoice.id)  # someone edited it: re-read, retry once
+                if raw is not None and to_decimal(raw.get("Balance") or 0) <= 0:
+                    raise PlatformValidationError(
+                        f"invoice {invoice.number} was paid or closed meanwhile: no fee") from None
                 continue
             updated: dict[str, Any] = answer["Invoice"]
-            self._raw[invoice.id] = updated
+            self._remember([updated], fresh=True)
             ref = find_line_with_marker(updated, key)
             if ref is None:
                 raise PlatformValidationError("QuickBooks dropped the fee line")
@@ -263,8 +330,10 @@ class QuickBooksConnector:
         """The 'Late fee' service Item: found by name, else created (once per connector)."""
         if self._fee_item is not None:
             return self._fee_item
-        answer = self._query(select("Item", f"Name = {_quote(LATE_FEE_ITEM)}"))
-        items = answer.get("QueryResponse", {}).get("Item", [])
+        items: list[dict[str, Any]] = []
+        if not self._fee_item_looked_up:
+            answer = self._query(select("Item", f"Name = {_quote(LATE_FEE_ITEM)}"))
+            items = answer.get("QueryResponse", {}).get("Item", [])
         if not items:
             accounts = self._query(select("Account", "AccountType = 'Income'", limit=1)).get(
                 "QueryResponse", {}).get("Account", [])

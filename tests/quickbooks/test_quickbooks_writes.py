@@ -172,3 +172,28 @@ def test_dropped_answer_after_a_write_is_retried_with_the_same_requestid(qbo: Se
     assert keys == ["ardrop1", "ardrop2", "ardrop3", "ardrop4"]
     assert qbo.emu.counters.writes_replayed == 4
     assert qbo.sleeps  # the connector backed off before each retry
+
+
+def test_rechecks_before_fees_are_read_ahead_in_one_batch(qbo: Session) -> None:
+    connector = qbo.open()
+    invoices = connector.fetch_open_invoices().invoices
+    overdue = sorted((i for i in invoices if i.is_open), key=lambda i: (i.due_date, -i.balance))
+    before = qbo.budget.calls
+    fresh = [connector.get_invoice(inv.id) for inv in overdue[:5]]
+    assert [f.id for f in fresh if f] == [inv.id for inv in overdue[:5]]
+    assert qbo.budget.calls - before == 1  # invoices and the Late fee lookup: one /batch
+    assert qbo.emu.counters.calls["POST /v3/company/{realm}/batch"] == 1
+    # a payment after the read-ahead is seen once the freshness window has passed
+    qbo.emu.pay(overdue[6].id, overdue[6].balance)
+    connector.monotonic = lambda: 1e12
+    later = connector.get_invoice(overdue[6].id)
+    assert later is not None and later.balance == 0
+
+
+def test_send_without_an_address_spends_no_call(qbo: Session) -> None:
+    inv = _overdue(qbo)[0].model_copy(update={"customer_email": None})
+    connector = qbo.open()
+    before = qbo.budget.calls
+    with pytest.raises(PlatformValidationError, match="no BillEmail"):
+        connector.send_reminder(inv, key="arnomail")
+    assert qbo.budget.calls == before and qbo.emu.sends == []

@@ -1,0 +1,130 @@
+"""API calls per QuickBooks run against the lower bound, for the demo and a 10,000-invoice company.
+
+    .venv/bin/python bench/bench_calls_quickbooks.py [--invoices 10000]
+
+Each company runs through the real path: OAuth against the emulator, `run_tenant` with the
+default rules as of the demo date, then incremental runs until one writes nothing, one more
+with nothing changed, and one after five payments. Calls are counted by the run's CallBudget
+(every HTTP call to the QuickBooks API, retries included) and cross-checked against the
+emulator's own counter.
+
+Lower bound = invoice pages (ceil(open / 1000), at least 1) + customer pages for invoices
+without BillEmail (ceil(customers / 1000)) + writes done. For an incremental run: pages of
+invoices changed since the checkpoint (at least 1) + the writes it did. The run after the full
+one sees the invoices the full run itself wrote to (their LastUpdatedTime moved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ar_sync.budget import CallBudget
+from ar_sync.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
+from ar_sync.money import to_decimal
+from ar_sync.policy import load_policy
+from ar_sync.sandbox.demo import DemoCompany, demo_company, large_company
+from ar_sync.sandbox.qbo_shapes import parse_qbo_time
+from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.sync import RunReport, run_tenant
+
+WRITE_OUTCOMES = ("done",)
+
+
+def _writes(report: RunReport) -> int:
+    return sum(1 for a in report.actions if a.outcome in WRITE_OUTCOMES)
+
+
+def _full_bound(emu: QuickBooksEmulator, writes: int) -> int:
+    open_rows = [r for r in emu.rows["Invoice"].values() if to_decimal(r["Balance"]) > 0]
+    return max(1, math.ceil(len(open_rows) / 1000)) + _customer_pages(open_rows) + writes
+
+
+def _incremental_bound(emu: QuickBooksEmulator, since: datetime | None, writes: int) -> int:
+    changed = [r for r in emu.rows["Invoice"].values()
+               if since is None or parse_qbo_time(r["MetaData"]["LastUpdatedTime"]) >= since]
+    return max(1, math.ceil(len(changed) / 1000)) + _customer_pages(changed) + writes
+
+
+def _customer_pages(rows: list[dict[str, Any]]) -> int:
+    no_email = {r["CustomerRef"]["value"] for r in rows if not r.get("BillEmail")}
+    return math.ceil(len(no_email) / 1000)
+
+
+def _line(label: str, calls: int, bound: int, report: RunReport, seconds: float) -> str:
+    ratio = calls / bound if bound else float("inf")
+    by = ", ".join(f"{k}={v}" for k, v in sorted(_by_kind(report).items()))
+    return (f"  {label:<22} calls={calls:>6}  lower bound={bound:>6}  ratio={ratio:5.2f}x  "
+            f"writes={_writes(report):>5} ({by or 'none'})  {seconds:6.2f}s")
+
+
+def _by_kind(report: RunReport) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for a in report.actions:
+        if a.outcome in WRITE_OUTCOMES:
+            out[a.kind] = out.get(a.kind, 0) + 1
+    return out
+
+
+def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str]:
+    emu = QuickBooksEmulator(rate_per_minute=None, concurrent=None).seed(company)
+    policy = load_policy(rules)
+    out = [f"{name}: {len(company.invoices)} invoices, {len(company.customers)} customers"]
+    with tempfile.TemporaryDirectory() as tmp, emu.serve():
+        store = SQLiteStore(Path(tmp) / "bench.db")
+        settings = emu.settings(redirect_uri=REDIRECT_URI)
+        connection = connect_through_oauth(store, "quickbooks", settings, now=DEMO_NOW)[0]
+
+        def run(label: str, bound_of: str, now_offset: float = 0) -> RunReport:
+            emu.counters.reset()
+            checkpoint = store.get_checkpoint(connection.id)
+            since = checkpoint.since if checkpoint is not None else None
+            started = time.perf_counter()
+            budget = CallBudget()
+            report = run_tenant(store, connection.id, settings=settings, budget=budget,
+                                now=DEMO_NOW + timedelta(seconds=now_offset), policy=policy)
+            took = time.perf_counter() - started
+            api = sum(n for k, n in emu.counters.calls.items() if "/v3/" in k)
+            assert api == report.api_calls, (api, report.api_calls)
+            if bound_of == "full":
+                bound = _full_bound(emu, _writes(report))
+            else:
+                bound = _incremental_bound(emu, since, _writes(report))
+            out.append(_line(label, report.api_calls, bound, report, took))
+            out.append("    by endpoint: " + ", ".join(
+                f"{k}={v}" for k, v in sorted(budget.by_endpoint.items())))
+            if report.errors or report.stopped_early:
+                out.append(f"    ! {report.stopped_early} {report.errors[:2]}")
+            return report
+
+        run("full run", "full")
+        for n in range(1, 6):  # the runs that still act (catch-up, invoices we changed)
+            if not _writes(run(f"incremental #{n}", "incremental", 30 * n)):
+                break
+        run("incremental, no change", "incremental", 200)
+        for inv in list(emu.rows["Invoice"].values())[:5]:
+            if to_decimal(inv["Balance"]) > 0:
+                emu.pay(inv["Id"], str(inv["Balance"]))
+        run("incremental, 5 paid", "incremental", 230)
+        store.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=10_000)
+    args = parser.parse_args()
+    for line in measure("demo company", demo_company()):
+        print(line)
+    for line in measure(f"large company ({args.invoices:,})", large_company(args.invoices)):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
