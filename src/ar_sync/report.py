@@ -280,6 +280,10 @@ def reminders_ignored(invoice: Invoice, entries: Sequence[LedgerEntry], as_of: d
     return len(stages)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _mean(values: Sequence[int]) -> Decimal | None:
     return _days(Decimal(sum(values)) / len(values)) if values else None
 
@@ -343,7 +347,7 @@ def _customer(cid: str, invoices: Sequence[Invoice], history: Mapping[str, Seque
     score = 0
     if avg is not None and avg > 0:
         score += _scaled(avg, LATE_FULL_DAYS, LATE_POINTS)
-        reasons.append(f"pays {avg} days late on average ({len(late)} invoices)")
+        reasons.append(f"pays {avg} days late on average ({_count(len(late), 'invoice')})")
     if oldest > 0:
         score += _scaled(oldest, OVERDUE_FULL_DAYS, OVERDUE_POINTS)
         worst = min(open_invs, key=lambda i: (i.due_date, i.id))
@@ -351,7 +355,7 @@ def _customer(cid: str, invoices: Sequence[Invoice], history: Mapping[str, Seque
                        f"({format_money(worst.balance, worst.currency)} open)")
     if ignored:
         score += min(IGNORED_POINTS, IGNORED_EACH * ignored)
-        reasons.append(f"ignored {ignored} reminder{'s' if ignored != 1 else ''}")
+        reasons.append(f"ignored {_count(ignored, 'reminder')}")
     if trend == Trend.WORSENING:
         score += WORSENING_POINTS
         reasons.append(f"paying later recently ({recent} days late vs {older} before)")
@@ -359,7 +363,7 @@ def _customer(cid: str, invoices: Sequence[Invoice], history: Mapping[str, Seque
         reasons.append(f"paying sooner recently ({recent} days late vs {older} before)")
     if disputed:
         score += DISPUTED_POINTS
-        reasons.append(f"{disputed} open invoice{'s' if disputed != 1 else ''} disputed")
+        reasons.append(f"{_count(disputed, 'open invoice')} disputed")
     if not reasons:
         reasons.append("pays on time" if late else "no payment history yet")
     score = max(0, min(100, score))

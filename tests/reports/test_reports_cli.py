@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,7 @@ runner = CliRunner()
 @pytest.fixture()
 def invoice_file(tmp_path: Path) -> Path:
     path = tmp_path / "invoices.json"
-    path.write_text(json.dumps([i.model_dump(mode="json", exclude={"platform", "tenant"})
-                                for i in fixture_invoices()]))
+    path.write_text(json.dumps([i.model_dump(mode="json") for i in fixture_invoices()]))
     return path
 
 
@@ -78,10 +78,9 @@ def test_report_from_store(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    (None, "no such file"),
-    ("{not json", "cannot read"),
-    ('{"rows": []}', "holds no list of invoices"),
-    ('[{"id": "1"}]', "invoice #1 (1)"),
+    (None, "cannot read"),
+    ("{not json", "not valid JSON"),
+    ('{"rows": []}', "expected a JSON list"),
 ])
 def test_file_errors_are_user_errors(tmp_path: Path, content: str | None, message: str) -> None:
     path = tmp_path / "bad.json"
@@ -89,7 +88,32 @@ def test_file_errors_are_user_errors(tmp_path: Path, content: str | None, messag
         path.write_text(content)
     result = runner.invoke(app, ["report", "--invoices", str(path)])
     assert isinstance(result.exception, UserError)
-    assert message in str(result.exception) and result.exception.hint
+    assert message in str(result.exception)
+
+
+def test_malformed_invoices_are_skipped_with_a_warning(invoice_file: Path) -> None:
+    good = json.loads(invoice_file.read_text())
+    invoice_file.write_text(json.dumps([*good, {"id": "broken"}]))
+    result = runner.invoke(app, ["report", "--invoices", str(invoice_file), "--today",
+                                 "2026-03-31", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "skipped invoice [12] broken" in result.stderr
+    [report] = json.loads(result.stdout)
+    assert report["open_invoices"] == 6
+
+
+def test_sample_file_of_the_examples_folder() -> None:
+    sample = Path(__file__).parents[2] / "examples" / "sample-invoices.json"
+    if not sample.exists():
+        pytest.skip("examples/sample-invoices.json is not in this checkout")
+    result = runner.invoke(app, ["report", "--invoices", str(sample), "--format", "json",
+                                 "--today", "2026-12-01"])
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.stdout)
+    expected = sum(1 for i in json.loads(sample.read_text())  # broken entries are skipped
+                   if i.get("status") == "open" and i.get("issue_date", "9") <= "2026-12-01"
+                   and Decimal(i["balance"]) > 0)
+    assert report["open_invoices"] == expected and report["aging"]
 
 
 def test_no_connection_is_a_user_error(tmp_path: Path) -> None:

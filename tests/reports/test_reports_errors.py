@@ -27,7 +27,6 @@ def _run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 @pytest.mark.parametrize(("args", "message", "hint"), [
     (["run", "--rules", "/nowhere/rules.yaml"], "rules: /nowhere/rules.yaml: cannot read",
      "rules file"),
-    (["report", "--invoices", "/nowhere/x.json"], "no such file", "JSON file"),
     (["report", "--db", "/"], "cannot use the store", "--db"),
     (["report", "--today", "31/03/2026", "--invoices", "/nowhere/x.json"], "is not a date",
      "YYYY-MM-DD"),

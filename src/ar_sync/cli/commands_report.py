@@ -7,17 +7,16 @@ import json
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ar_sync.cli.app import UserError, app, console
+from ar_sync.cli.app import UserError, app, console, err_console
+from ar_sync.cli.commands_rules import read_invoices
 from ar_sync.cli.common import as_of, open_store, pick_connections
-from ar_sync.models import Invoice
 from ar_sync.report import BUCKETS, ArReport, build_report
 from ar_sync.report_html import render_html
 from ar_sync.templates import format_money
@@ -36,44 +35,13 @@ def _report_day(today: str | None) -> date:
     return (moment or datetime.now(UTC)).date()
 
 
-def load_invoice_file(path: Path) -> list[Invoice]:
-    """Invoices from a JSON file: a list of invoice objects, or {"invoices": [...]}.
-
-    `platform`, `tenant` and `updated_at` may be left out (a file is not a platform)."""
-    try:
-        raw: Any = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UserError(f"no such file: {path}", hint="give the path of a JSON file") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {path} as JSON: {exc}",
-                        hint="the file must hold a JSON list of invoices") from exc
-    items = raw.get("invoices") if isinstance(raw, dict) else raw
-    if not isinstance(items, list):
-        raise UserError(f"{path} holds no list of invoices",
-                        hint='write a JSON list, or an object {"invoices": [...]}')
-    defaults = {"platform": "file", "tenant": path.stem,
-                "updated_at": datetime.now(UTC).isoformat()}
-    invoices = []
-    for n, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise UserError(f"{path}: invoice #{n + 1} is not a JSON object")
-        try:
-            invoices.append(Invoice.model_validate({**defaults, **item}))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise UserError(f"{path}: invoice #{n + 1} ({item.get('id', '?')}): {where}: "
-                            f"{first['msg']}",
-                            hint="fields: id, number, customer_id, customer_name, issue_date, "
-                                 "due_date, currency, total, balance, status, paid_at") from exc
-    return invoices
-
-
 def _reports(invoices_file: Path | None, tenant: list[str] | None, db: Path | None,
              day: date) -> list[ArReport]:
-    if invoices_file is not None:
-        return [build_report(load_invoice_file(invoices_file), {}, as_of=day,
-                             title=invoices_file.name)]
+    if invoices_file is not None:  # the format of `ar-sync plan --invoices`
+        invoices, warnings = read_invoices(invoices_file)
+        for warning in warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        return [build_report(invoices, {}, as_of=day, title=invoices_file.name)]
     store = open_store(db)
     reports = []
     for connection in pick_connections(store, tenant):
