@@ -160,3 +160,43 @@ def test_settings_problems_are_user_errors(tmp_path: Path) -> None:
     result = runner.invoke(app, ["connect", "xero", "--db", str(tmp_path / "a.db")], env=env)
     assert isinstance(result.exception, UserError)
     assert "127.0.0.1" in str(result.exception) and result.exception.hint
+
+
+def test_port_in_use_is_a_user_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"AR_SYNC_XERO_CLIENT_ID": "x", "AR_SYNC_XERO_CLIENT_SECRET": "y",
+               "AR_SYNC_XERO_REDIRECT_URI": f"http://127.0.0.1:{port}/callback"}
+        result = runner.invoke(app, ["connect", "xero", "--db", str(tmp_path / "a.db")], env=env)
+    assert isinstance(result.exception, UserError)
+    assert f"cannot listen on 127.0.0.1:{port}" in str(result.exception)
+    assert "--port" in (result.exception.hint or "")
+
+
+def test_callback_server_answers_once_and_ignores_other_paths() -> None:
+    from ar_sync.cli.oauth_callback import CallbackRefused, CallbackServer
+
+    seen: list[dict[str, str]] = []
+
+    def handler(params: dict[str, str]) -> tuple[str, str]:
+        seen.append(params)
+        if params.get("state") != "good":
+            raise CallbackRefused("bad <state>")
+        return "ok", "done"
+
+    server = CallbackServer("127.0.0.1", 0, "/cb", handler)
+    base = f"http://127.0.0.1:{server.port}"
+    with server.running():
+        assert requests.get(base + "/favicon.ico", timeout=5).status_code == 404
+        assert requests.get(base + "/cb", timeout=5).status_code == 404  # no state, no code
+        assert not server.wait(0.05)
+        first = requests.get(base + "/cb?state=evil&code=1", timeout=5)
+        assert first.status_code == 400 and "bad &lt;state&gt;" in first.text  # escaped
+        assert requests.get(base + "/cb?state=good&code=1", timeout=5).status_code == 409
+        assert server.wait(1)
+    assert seen == [{"state": "evil", "code": "1"}]
+    assert isinstance(server.result.error, CallbackRefused)
