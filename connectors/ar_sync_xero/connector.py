@@ -52,7 +52,9 @@ class XeroConnector:
                  budget: CallBudget, *, clock: Callable[[], datetime] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  timeout: Timeout = (5.0, 30.0), page_size: int = PAGE_SIZE,
-                 fee_account_code: str = "200", attempts: int = 6) -> None:
+                 fee_account_code: str = "200", attempts: int = 6,
+                 recheck_seconds: float = 5.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.connection = connection
         self.settings = settings
         self.tenant = connection.external_id
@@ -70,6 +72,11 @@ class XeroConnector:
                                  base_url=oauth.endpoint(settings, "api", oauth.API_URL))
         self._lines: dict[str, list[Any]] = {}  # invoice id -> SDK line items last seen
         self._links: dict[str, str] = {}
+        self._known: dict[str, Invoice] = {}  # invoice id -> latest version seen
+        self._fresh_since: datetime | None = None  # Xero's time of the latest listing
+        self._fresh_at: float | None = None  # our monotonic time of it
+        self._recheck = recheck_seconds
+        self._monotonic = monotonic
 
     # ------------------------------------------------------------------ reads
 
@@ -85,30 +92,38 @@ class XeroConnector:
         payload = json.loads(raw.data.decode("utf-8"), parse_float=Decimal)
         return mapping.map_page(payload, self.tenant)
 
-    def fetch_open_invoices(self, since: datetime | None = None) -> FetchResult:
-        """Open ACCREC invoices; with `since`, those changed since (PAID/VOIDED included)."""
+    def _collect(self, since: datetime | None) -> FetchResult:
+        """All pages of one listing; remembers what it saw and when Xero said it was."""
         result = FetchResult(full=since is None)
         fees: dict[str, Decimal] = {}
-        first_seen: datetime | None = None
+        server_time: datetime | None = None
+        started = self._monotonic()
         page = 1
         while True:
             got = self._page(page, since)
-            first_seen = first_seen or got.server_time
+            server_time = server_time or got.server_time
             result.invoices.extend(got.invoices)
             result.warnings.extend(got.warnings)
             self._lines.update(got.lines)
             for number, amount in got.fees_for.items():
                 fees[number] = fees.get(number, Decimal(0)) + amount
-            last = (got.page_count is not None and page >= got.page_count) or (
-                got.raw_count < self._page_size)
-            if last:
+            if (got.page_count is not None and page >= got.page_count) or (
+                    got.raw_count < self._page_size):
                 break
             page += 1
-        for warning in result.warnings:
-            log.warning("xero %s: %s", self.tenant, warning)
         result.invoices = mapping.with_fees(result.invoices, fees)
         newest = max((i.updated_at for i in result.invoices), default=None)
-        result.checkpoint = first_seen or newest or since
+        result.checkpoint = server_time or newest or since
+        self._known.update((i.id, i) for i in result.invoices)
+        if result.checkpoint is not None:
+            self._fresh_since, self._fresh_at = result.checkpoint, started
+        return result
+
+    def fetch_open_invoices(self, since: datetime | None = None) -> FetchResult:
+        """Open ACCREC invoices; with `since`, those changed since (PAID/VOIDED included)."""
+        result = self._collect(since)
+        for warning in result.warnings:
+            log.warning("xero %s: %s", self.tenant, warning)
         return result
 
     def _read(self, invoice_id: str) -> tuple[Invoice, list[Any]] | None:
@@ -128,9 +143,21 @@ class XeroConnector:
             log.warning("xero %s: skipped %s", self.tenant, exc)
             return None
         self._lines[invoice.id] = lines
+        self._known[invoice.id] = invoice
         return invoice, lines
 
     def get_invoice(self, invoice_id: str) -> Invoice | None:
+        """A fresh view of one invoice.
+
+        For an invoice this session fetched, "fresh" is proven by asking Xero what changed
+        since the fetch (If-Modified-Since: one call, usually one page, for every invoice),
+        at most once per `recheck_seconds`; so re-checking before each of a run's fees costs
+        a call every few seconds instead of a call per fee. Other invoices: GET /Invoices/{id}.
+        """
+        if invoice_id in self._known and self._fresh_since is not None:
+            if self._fresh_at is None or self._monotonic() - self._fresh_at >= self._recheck:
+                self._collect(self._fresh_since)
+            return self._known.get(invoice_id)
         found = self._read(invoice_id)
         return None if found is None else found[0]
 

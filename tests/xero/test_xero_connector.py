@@ -161,7 +161,8 @@ def test_fee_line_rejected_by_xero_after_a_payment_falls_back(emu: XeroEmulator,
 def test_token_expiry_mid_run_refreshes_once(emu: XeroEmulator, session: Session) -> None:
     session.connector.fetch_open_invoices()
     emu.faults.expire_tokens()
-    assert session.connector.get_invoice(next(iter(emu.org().invoices))) is not None
+    assert session.connector.fetch_open_invoices().invoices
+    assert emu.counters.calls["GET /api.xro/2.0/Invoices"] == 3  # ok, 401, ok
     assert session.connector.tokens.refreshes == 1
     assert emu.identity.refreshes == 1
     stored = session.store.load_tokens(session.connection.id)
@@ -273,3 +274,31 @@ def test_budget_reads_day_limit_and_spends(emu: XeroEmulator, session: Session) 
 
 def test_get_invoice_missing_is_none(session: Session) -> None:
     assert session.connector.get_invoice("11111111-2222-3333-4444-555555555555") is None
+
+
+def test_recheck_before_fee_sees_a_payment_with_one_listing(emu: XeroEmulator,
+                                                             clock: FakeClock) -> None:
+    ticks = iter(range(0, 10_000, 10))  # every recheck is due
+    s = connect(emu, clock, monotonic=lambda: float(next(ticks)))
+    fetched = s.connector.fetch_open_invoices()
+    clock.advance(5)
+    target, other = fetched.invoices[0], fetched.invoices[1]
+    emu.pay(target.id, emu.invoice(target.id).amount_due)
+    emu.counters.reset()
+    fresh = s.connector.get_invoice(target.id)
+    assert fresh is not None and fresh.status == InvoiceStatus.PAID
+    assert dict(emu.counters.calls) == {"GET /api.xro/2.0/Invoices": 1}
+    same = s.connector.get_invoice(other.id)
+    assert same == other
+
+
+def test_recheck_is_rate_limited_by_recheck_seconds(emu: XeroEmulator,
+                                                    clock: FakeClock) -> None:
+    s = connect(emu, clock, recheck_seconds=3600)
+    fetched = s.connector.fetch_open_invoices()
+    emu.counters.reset()
+    for inv in fetched.invoices[:20]:
+        assert s.connector.get_invoice(inv.id) == inv
+    assert emu.counters.total_calls == 0
+    unknown = s.connector.get_invoice("11111111-2222-3333-4444-555555555555")
+    assert unknown is None and emu.counters.total_calls == 1

@@ -1,0 +1,111 @@
+"""API calls per Xero run against the lower bound, for the demo and a 10,000-invoice company.
+
+    .venv/bin/python bench/bench_calls_xero.py [--invoices 10000]
+
+Each company runs through the real path: OAuth against the Xero emulator (consent redirect,
+code exchange, /connections), `run_tenant` with the default rules as of the demo date, then a
+second run with nothing changed (incremental), then one after a few payments. Calls are
+counted by the run's CallBudget (every HTTP call to the Accounting API, retries included) and
+cross-checked against the emulator's own counter. The emulator's rate limits are lifted so
+the figures measure calls, not waiting (with Xero's real 60 a minute a 10k-invoice first run
+simply waits on 429 + Retry-After).
+
+Lower bound = invoice pages (ceil(open / 1000), at least 1) + writes done. For an incremental
+run: pages of the invoices Xero reports changed since the checkpoint (at least 1) + the writes
+it did. The run right after a run that wrote reads back the invoices its own writes changed
+(a fee line or an e-mail bumps UpdatedDateUTC in Xero); the next one is the true no-change run. Online-invoice links cost one GET
+per note whose text uses {payment_link}; they are listed apart ("links").
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from ar_sync.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
+from ar_sync.policy import load_policy
+from ar_sync.sandbox.demo import DemoCompany, demo_company, large_company
+from ar_sync.sandbox.xero import XeroEmulator
+from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.sync import RunReport, run_tenant
+
+LINKS = "GET /api.xro/2.0/Invoices/{id}/OnlineInvoice"
+
+
+def _writes(report: RunReport) -> int:
+    return sum(1 for a in report.actions if a.outcome == "done")
+
+
+def _by_kind(report: RunReport) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for a in report.actions:
+        if a.outcome == "done":
+            out[a.kind] = out.get(a.kind, 0) + 1
+    return out
+
+
+def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str]:
+    emu = XeroEmulator(per_minute=None, per_day=None, concurrent=None, app_per_minute=None)
+    emu.seed(company)
+    policy = load_policy(rules)
+    out = [f"{name}: {len(company.invoices)} invoices, {len(company.customers)} customers"]
+    with tempfile.TemporaryDirectory() as tmp, emu.serve():
+        store = SQLiteStore(Path(tmp) / "bench.db")
+        settings = emu.settings(redirect_uri=REDIRECT_URI)
+        connection = connect_through_oauth(store, "xero", settings, now=DEMO_NOW)[0]
+
+        def run(label: str, full: bool, offset: float = 0) -> None:
+            open_before = sum(1 for i in emu.org().invoices.values()
+                              if i.status == "AUTHORISED")
+            # what Xero will report changed since the checkpoint, own writes included
+            since = store.get_checkpoint(connection.id).since
+            changed = sum(1 for i in emu.org().invoices.values()
+                          if since is None or i.updated > since.replace(microsecond=0))
+            emu.counters.reset()
+            started = time.perf_counter()
+            report = run_tenant(store, connection.id, settings=settings,
+                                now=DEMO_NOW + timedelta(seconds=offset), policy=policy)
+            took = time.perf_counter() - started
+            api = sum(n for k, n in emu.counters.calls.items() if "/api.xro/" in k)
+            assert api == report.api_calls, (api, report.api_calls)
+            pages = max(1, math.ceil((open_before if full else changed) / 1000))
+            bound = pages + _writes(report)
+            links = emu.counters.calls.get(LINKS, 0)
+            by = ", ".join(f"{k}={v}" for k, v in sorted(_by_kind(report).items()))
+            out.append(
+                f"  {label:<22} calls={report.api_calls:>6}  lower bound={bound:>6}  "
+                f"ratio={report.api_calls / bound:5.2f}x  (without links "
+                f"{(report.api_calls - links) / bound:4.2f}x, links={links})  "
+                f"writes={_writes(report):>5} ({by or 'none'})  {took:6.2f}s")
+            if report.errors or report.stopped_early:
+                out.append(f"    ! {report.stopped_early} {report.errors[:2]}")
+
+        run("full run", True)
+        run("incr., after own writes", False, 60)
+        run("incremental, no change", False, 90)
+        paid = 0
+        for inv in list(emu.org().invoices.values()):
+            if inv.status == "AUTHORISED" and paid < 5:
+                emu.pay(inv.id, inv.amount_due)
+                paid += 1
+        run("incremental, 5 paid", False, 120)
+        store.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=10_000)
+    args = parser.parse_args()
+    for line in measure("demo company", demo_company()):
+        print(line)
+    for line in measure(f"large company ({args.invoices:,})", large_company(args.invoices)):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
