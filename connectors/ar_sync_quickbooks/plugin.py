@@ -45,8 +45,8 @@ class QuickBooksPlugin:
 
     def authorization_url(self, settings: PlatformSettings, *, state: str,
                           code_challenge: str | None) -> str:
-        # Intuit's authorization server does not take PKCE parameters for confidential
-        # clients; the single-use `state` guards the callback.
+        # intuit-oauth's AuthClient builds the URL without PKCE parameters (this is a
+        # confidential client with a secret); the single-use `state` guards the callback.
         return oauth.authorization_url(settings, state)
 
     def exchange_code(self, settings: PlatformSettings, *, code: str,
