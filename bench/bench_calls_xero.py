@@ -13,8 +13,9 @@ simply waits on 429 + Retry-After).
 Lower bound = invoice pages (ceil(open / 1000), at least 1) + writes done. For an incremental
 run: pages of the invoices Xero reports changed since the checkpoint (at least 1) + the writes
 it did. The run right after a run that wrote reads back the invoices its own writes changed
-(a fee line or an e-mail bumps UpdatedDateUTC in Xero); the next one is the true no-change run. Online-invoice links cost one GET
-per note whose text uses {payment_link}; they are listed apart ("links").
+(a fee line or an e-mail bumps UpdatedDateUTC in Xero); the next one is the true no-change
+run. Online-invoice links cost one GET per note whose text uses {payment_link}; they are
+listed apart ("links").
 """
 
 from __future__ import annotations

@@ -25,7 +25,9 @@ AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
 TOKEN_URL = "https://identity.xero.com/connect/token"  # noqa: S105 (a URL, not a secret)
 IDENTITY_URL = "https://api.xero.com"
 API_URL = "https://api.xero.com/api.xro/2.0"
-DEFAULT_SCOPES = ("openid", "profile", "email", "accounting.transactions",
+# Xero's granular scopes (required for apps created from 2 March 2026; older apps may keep
+# "accounting.transactions" until September 2027 by setting PlatformSettings.scopes).
+DEFAULT_SCOPES = ("openid", "profile", "email", "accounting.invoices",
                   "accounting.contacts.read", "offline_access")
 REFRESH_TOKEN_LIFETIME = timedelta(days=60)  # unused refresh tokens expire after 60 days
 

@@ -302,3 +302,11 @@ def test_recheck_is_rate_limited_by_recheck_seconds(emu: XeroEmulator,
     assert emu.counters.total_calls == 0
     unknown = s.connector.get_invoice("11111111-2222-3333-4444-555555555555")
     assert unknown is None and emu.counters.total_calls == 1
+
+
+def test_dropped_email_is_not_sent_twice(emu: XeroEmulator, session: Session) -> None:
+    inv = _overdue(session, emu)
+    emu.faults.drop_after_write(1, match="/Email")
+    session.connector.send_reminder(inv, key="k-mail-drop")
+    assert [(e.kind, e.key) for e in emu.effects()] == [("email", "k-mail-drop")]
+    assert len(emu.org().emails) == 1 and emu.counters.writes_replayed == 1

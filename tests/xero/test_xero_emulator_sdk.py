@@ -62,7 +62,7 @@ def test_authorize_endpoint_redirects_with_code_and_state(emu: XeroEmulator) -> 
     s = emu.settings()
     got = requests.get(s.endpoints["authorize"], params={
         "response_type": "code", "client_id": s.client_id, "redirect_uri": s.redirect_uri,
-        "scope": "openid offline_access", "state": "abc"}, allow_redirects=False, timeout=5)
+        "scope": "openid accounting.invoices offline_access", "state": "abc"}, allow_redirects=False, timeout=5)
     assert got.status_code == 302
     query = parse_qs(urlparse(got.headers["Location"]).query)
     assert query["state"] == ["abc"] and query["code"][0]
@@ -317,3 +317,15 @@ def test_injected_faults(emu: XeroEmulator, api: AccountingApi) -> None:
         api.get_invoices(emu.tenant_id)
     assert exc.value.status == 429 and exc.value.headers["Retry-After"] == "3"
     assert len(api.get_invoices(emu.tenant_id).invoices) == 300
+
+
+def test_token_without_invoice_scope_is_refused(emu: XeroEmulator) -> None:
+    s = emu.settings()
+    code = parse_qs(urlparse(emu.authorize(s.client_id, s.redirect_uri, "x",
+                                           scope="openid offline_access")).query)["code"][0]
+    tok = requests.post(s.endpoints["token"], auth=(s.client_id, s.client_secret), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": s.redirect_uri},
+        timeout=5).json()
+    got = requests.get(s.endpoints["api"] + "/Invoices", timeout=5, headers={
+        "Authorization": f"Bearer {tok['access_token']}", "xero-tenant-id": emu.tenant_id})
+    assert got.status_code == 401 and "scope" in got.json()["Detail"]

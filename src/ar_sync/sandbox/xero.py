@@ -65,6 +65,8 @@ MARKER = re.compile(r"ar-sync:([A-Za-z0-9_\-]+)")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _STATUSES = {"DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"}
 _WRITE_METHODS = {"POST", "PUT"}
+# Either Xero's granular invoice scope or the broad one it replaces (apps before March 2026).
+_INVOICE_SCOPES = {"accounting.invoices", "accounting.transactions"}
 
 # (method, regex over the lower-cased path, endpoint template for the counters)
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -400,6 +402,8 @@ class XeroEmulator:
                                 "Xero-Tenant-Id is not a valid GUID", number=10)
         if tenant not in grant.tenants or tenant not in self.orgs:
             return _problem(403, "Forbidden", "AuthenticationUnsuccessful")
+        if not set(grant.scopes) & _INVOICE_SCOPES:
+            return _problem(401, "Unauthorized", "AuthorizationUnsuccessful: insufficient scope")
         app = self.app_limiter.acquire("app")
         if not app.allowed:
             return _problem(429, "Too Many Requests", "App minute limit exceeded").with_headers(

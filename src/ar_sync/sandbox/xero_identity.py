@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from ar_sync.sandbox.common import Clock
 
-DEFAULT_SCOPES = ("openid", "profile", "email", "accounting.transactions",
+DEFAULT_SCOPES = ("openid", "profile", "email", "accounting.invoices",
                   "accounting.contacts.read", "offline_access")
 
 
