@@ -62,7 +62,8 @@ def test_authorize_endpoint_redirects_with_code_and_state(emu: XeroEmulator) -> 
     s = emu.settings()
     got = requests.get(s.endpoints["authorize"], params={
         "response_type": "code", "client_id": s.client_id, "redirect_uri": s.redirect_uri,
-        "scope": "openid accounting.invoices offline_access", "state": "abc"}, allow_redirects=False, timeout=5)
+        "scope": "openid accounting.invoices offline_access", "state": "abc"},
+        allow_redirects=False, timeout=5)
     assert got.status_code == 302
     query = parse_qs(urlparse(got.headers["Location"]).query)
     assert query["state"] == ["abc"] and query["code"][0]
