@@ -52,7 +52,8 @@ class XeroConnector:
                  budget: CallBudget, *, clock: Callable[[], datetime] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  timeout: Timeout = (5.0, 30.0), page_size: int = PAGE_SIZE,
-                 fee_account_code: str = "200", attempts: int = 6,
+                 fee_account_code: str = "200", fee_tax_type: str | None = None,
+                 attempts: int = 6,
                  recheck_seconds: float = 5.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.connection = connection
@@ -61,7 +62,8 @@ class XeroConnector:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._timeout = timeout
         self._page_size = page_size
-        self._fee_account = fee_account_code
+        self._fee_account = fee_account_code  # the sales account fees are booked to
+        self._fee_tax_type = fee_tax_type  # e.g. "NONE"; None = the account's default tax
         self.tokens = TokenManager(connection.id, tokens,
                                    lambda rt: oauth.refresh(settings, rt, self._clock),
                                    clock=self._clock)
@@ -82,7 +84,7 @@ class XeroConnector:
 
     def _page(self, page: int, since: datetime | None) -> mapping.Page:
         kwargs: dict[str, Any] = {
-            "where": 'Type=="ACCREC"', "page": page, "page_size": self._page_size,
+            "where": 'Type=="ACCREC"', "page": page, "page_size": self._page_size, "unitdp": 4,
             "statuses": ["AUTHORISED"] if since is None else ["AUTHORISED", "PAID", "VOIDED"]}
         if since is not None:
             kwargs["if_modified_since"] = mapping.if_modified_since(since)
@@ -129,8 +131,8 @@ class XeroConnector:
     def _read(self, invoice_id: str) -> tuple[Invoice, list[Any]] | None:
         try:
             raw = self.caller.call("GET Invoices/{id}", lambda: self.api.get_invoice(
-                self.tenant, invoice_id, _preload_content=False, _return_http_data_only=False,
-                _request_timeout=self._timeout))
+                self.tenant, invoice_id, unitdp=4, _preload_content=False,
+                _return_http_data_only=False, _request_timeout=self._timeout))
         except NotFound:
             return None
         payload = json.loads(raw.data.decode("utf-8"), parse_float=Decimal)
@@ -208,8 +210,11 @@ class XeroConnector:
         return f"email:{invoice.id}:{key}"
 
     def _fee_line(self, fee: Money, label: str, key: str) -> Any:
-        return LineItem(description=f"{label} {key_marker(key)}", quantity=Decimal(1),
+        line = LineItem(description=f"{label} {key_marker(key)}", quantity=Decimal(1),
                         unit_amount=fee.amount, account_code=self._fee_account)
+        if self._fee_tax_type:
+            line.tax_type = self._fee_tax_type
+        return line
 
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
                      mode: FeeMode) -> str:
@@ -244,8 +249,8 @@ class XeroConnector:
                                                   line_items=[*keep, self._fee_line(
                                                       fee, label, key)])])
         got = self.caller.call("POST Invoices/{id}", lambda: self.api.update_invoice(
-            self.tenant, invoice.id, body, idempotency_key=key, _return_http_data_only=False,
-            _request_timeout=self._timeout))
+            self.tenant, invoice.id, body, unitdp=4, idempotency_key=key,
+            _return_http_data_only=False, _request_timeout=self._timeout))
         marker = key_marker(key)
         for updated in got.invoices or []:
             self._lines[invoice.id] = list(updated.line_items or [])
@@ -264,7 +269,7 @@ class XeroConnector:
             status="AUTHORISED", reference=reference,
             currency_code=CurrencyCode(invoice.currency))])
         got = self.caller.call("PUT Invoices", lambda: self.api.create_invoices(
-            self.tenant, body, idempotency_key=key, _return_http_data_only=False,
+            self.tenant, body, unitdp=4, idempotency_key=key, _return_http_data_only=False,
             _request_timeout=self._timeout))
         created = (got.invoices or [None])[0]
         return f"invoice:{getattr(created, 'invoice_id', None) or key}"

@@ -310,3 +310,12 @@ def test_dropped_email_is_not_sent_twice(emu: XeroEmulator, session: Session) ->
     session.connector.send_reminder(inv, key="k-mail-drop")
     assert [(e.kind, e.key) for e in emu.effects()] == [("email", "k-mail-drop")]
     assert len(emu.org().emails) == 1 and emu.counters.writes_replayed == 1
+
+
+def test_three_decimal_currency_fee_is_exact(emu: XeroEmulator, session: Session) -> None:
+    inv = next(i for i in session.connector.fetch_open_invoices().invoices
+               if i.currency == "BHD" and i.amount_paid == 0)
+    before = emu.invoice(inv.id).total
+    session.connector.add_late_fee(inv, Money.of("1.234", "BHD"), "Late fee", key="k-bhd",
+                                   mode=FeeMode.LINE)
+    assert emu.invoice(inv.id).total == before + Decimal("1.234")
