@@ -330,3 +330,38 @@ def test_token_without_invoice_scope_is_refused(emu: XeroEmulator) -> None:
     got = requests.get(s.endpoints["api"] + "/Invoices", timeout=5, headers={
         "Authorization": f"Bearer {tok['access_token']}", "xero-tenant-id": emu.tenant_id})
     assert got.status_code == 401 and "scope" in got.json()["Detail"]
+
+
+def test_concurrent_limit(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    emu = XeroEmulator(clock=clock, concurrent=1)
+    emu.seed(demo_company(customers=5, invoices=20))
+    inside = threading.Event()
+    slow = emu._dispatch
+
+    def dispatch(*args: Any) -> Any:
+        inside.set()
+        time.sleep(0.3)
+        return slow(*args)
+
+    monkeypatch.setattr(emu, "_dispatch", dispatch)
+    with emu.serve():
+        s = emu.settings()
+        code = parse_qs(urlparse(emu.authorize(s.client_id, s.redirect_uri, "x")).query)
+        tok = requests.post(s.endpoints["token"], auth=(s.client_id, s.client_secret), data={
+            "grant_type": "authorization_code", "code": code["code"][0],
+            "redirect_uri": s.redirect_uri}, timeout=5).json()
+        headers = {"Authorization": f"Bearer {tok['access_token']}",
+                   "xero-tenant-id": emu.tenant_id}
+        url = s.endpoints["api"] + "/Invoices"
+        first: list[int] = []
+        worker = threading.Thread(target=lambda: first.append(
+            requests.get(url, headers=headers, timeout=5).status_code))
+        worker.start()
+        assert inside.wait(5)
+        second = requests.get(url, headers=headers, timeout=5)
+        worker.join()
+    assert first == [200]
+    assert second.status_code == 429 and second.headers["X-Rate-Limit-Problem"] == "concurrent"
