@@ -12,7 +12,7 @@ from ar_sync.errors import (
     PlatformValidationError,
     ReauthorizationRequiredError,
 )
-from ar_sync.models import ActionKind, FeeMode, InvoiceStatus, Money
+from ar_sync.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
 from ar_sync.sandbox.xero import XeroEmulator
 
 
@@ -62,14 +62,15 @@ def test_incremental_returns_changes_including_paid(emu: XeroEmulator, session: 
     assert set(by_id) == {open_ids[0], open_ids[1]}
     assert by_id[open_ids[0]].status == InvoiceStatus.PAID
     assert emu.counters.total_calls == 1
-    assert changed.checkpoint is not None and changed.checkpoint > first.checkpoint  # type: ignore[operator]
+    assert first.checkpoint is not None and changed.checkpoint is not None
+    assert changed.checkpoint > first.checkpoint
     clock.advance(60)
     nothing = session.connector.fetch_open_invoices(since=changed.checkpoint)
     assert nothing.invoices == [] and emu.counters.total_calls == 2
 
 
 def _overdue(session: Session, emu: XeroEmulator, *, paid: bool = False,
-             email: bool = True):  # type: ignore[no-untyped-def]
+             email: bool = True) -> Invoice:
     for inv in session.connector.fetch_open_invoices().invoices:
         if (inv.amount_paid > 0) == paid and bool(inv.customer_email) == email \
                 and not inv.disputed:

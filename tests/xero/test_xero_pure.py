@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ar_sync.sandbox.demo import DEMO_TODAY, demo_company, large_company
 from ar_sync.sandbox.xero_model import ms_date, parse_xero_date
-from ar_sync.sandbox.xero_where import GUID, WhereError, parse_where
+from ar_sync.sandbox.xero_where import GUID, Value, WhereError, parse_where
 from ar_sync_xero.mapping import fee_parent, if_modified_since, parse_ms_date
 
 FIELDS = {"AmountDue": Decimal, "Type": str, "Status": str, "Reference": str,
@@ -30,7 +30,7 @@ def test_numeric_comparison_matches_python(value: Decimal, bound: Decimal, op: s
 
 @given(words, words, amounts)
 def test_and_or_follow_boolean_logic(kind: str, status: str, due: Decimal) -> None:
-    record = {"Type": kind, "Status": status, "AmountDue": due}
+    record: dict[str, Value] = {"Type": kind, "Status": status, "AmountDue": due}
     both = parse_where(f'Type=="{kind}" AND AmountDue>0', FIELDS)(record)
     either = parse_where(f'Type=="X{kind}" OR (Status=="{status}" && AmountDue<=0)',
                          FIELDS)(record)
