@@ -15,8 +15,9 @@ class SettingsError(ValueError):
 
 
 def platform_settings(platform: str, env: dict[str, str] | None = None) -> PlatformSettings:
-    """Read AR_SYNC_<PLATFORM>_CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URI, _WEBHOOK_KEY and
-    _ENDPOINTS (a JSON object pointing the connector somewhere else, e.g. at the emulators)."""
+    """Read AR_SYNC_<PLATFORM>_CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URI, _WEBHOOK_KEY, _SCOPES
+    (space-separated; the connector's defaults otherwise) and _ENDPOINTS (a JSON object pointing
+    the connector somewhere else, e.g. at the emulators)."""
     source = os.environ if env is None else env
     prefix = f"AR_SYNC_{platform.upper()}_"
     client_id = source.get(prefix + "CLIENT_ID")
@@ -38,5 +39,6 @@ def platform_settings(platform: str, env: dict[str, str] | None = None) -> Platf
         client_secret=client_secret,
         redirect_uri=source.get(prefix + "REDIRECT_URI", _DEFAULT_REDIRECT),
         webhook_key=source.get(prefix + "WEBHOOK_KEY"),
+        scopes=tuple(source.get(prefix + "SCOPES", "").split()),
         endpoints={str(k): str(v) for k, v in endpoints.items()},
     )

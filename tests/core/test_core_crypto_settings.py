@@ -39,6 +39,10 @@ def test_platform_settings_from_env() -> None:
     settings = platform_settings("xero", env)
     assert settings.endpoints["api"].startswith("http://127.0.0.1")
     assert "shh" not in repr(settings)
+    assert settings.scopes == ()
+    scoped = platform_settings(
+        "xero", {**env, "AR_SYNC_XERO_SCOPES": "openid accounting.transactions"})
+    assert scoped.scopes == ("openid", "accounting.transactions")
     with pytest.raises(SettingsError, match="CLIENT_SECRET"):
         platform_settings("quickbooks", {"AR_SYNC_QUICKBOOKS_CLIENT_ID": "x"})
     with pytest.raises(SettingsError, match="JSON"):
