@@ -28,7 +28,9 @@ model_construct (their fields are computed here, not user input).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -77,6 +79,8 @@ _TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 _DONE = EntryState.DONE.value
 _OPEN = InvoiceStatus.OPEN.value
 _NEVER = 10**9
+_ZERO = Decimal(0)
+_NO_KEYS: frozenset[tuple[str, str, str]] = frozenset()
 
 
 # ============================================================================= compiled policy
@@ -90,6 +94,9 @@ class _Stage:
     tone: str
     email: bool
     note: Template
+    note_key: tuple[str, str, str]  # (kind, rule, occurrence) as in the ledger
+    email_key: tuple[str, str, str]
+    skip_key: tuple[str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +110,7 @@ class _Fee:
 
 @dataclass(frozen=True, slots=True)
 class _Escalation:
+    key: tuple[str, str, str]
     name: str
     alternatives: tuple[tuple[int | None, Amounts | None, int | None], ...]
     to: str
@@ -176,7 +184,8 @@ def compile_policy(policy: Policy) -> Compiled:
         calendar = ANY_DAY
     ordered = sorted(policy.reminders, key=lambda r: r.days)
     stages = tuple(
-        _Stage(i, r.name, r.days, r.tone, r.email, compile_template(r.note, NOTE_FIELDS))
+        _Stage(i, r.name, r.days, r.tone, r.email, compile_template(r.note, NOTE_FIELDS),
+               (_NOTE, r.name, ONCE), (_EMAIL, r.name, ONCE), (_SKIP, r.name, ONCE))
         for i, r in enumerate(ordered)
     )
     fees = tuple(
@@ -186,7 +195,7 @@ def compile_policy(policy: Policy) -> Compiled:
     )
     escalations = tuple(
         _Escalation(
-            e.name,
+            (_ESC, e.name, ONCE), e.name,
             tuple((w.days_overdue, w.balance_over, w.reminders_ignored) for w in e.when),
             str(e.to), compile_template(e.note, ESCALATION_FIELDS),
         )
@@ -222,6 +231,7 @@ class _DueFacts:
     latest: int  # index of the latest stage due today, -1 for none
     stage_dates: tuple[date, ...]
     fee_due: tuple[tuple[Occurrence, ...], ...]  # per fee rule
+    fee_keys: tuple[tuple[tuple[str, str, str], ...], ...]  # their ledger keys
 
 
 def _facts(c: Compiled, due: date, today: date, sending_day: bool) -> _DueFacts | None:
@@ -241,7 +251,9 @@ def _facts(c: Compiled, due: date, today: date, sending_day: bool) -> _DueFacts 
     fee_due = tuple(tuple(due_occurrences(f.terms, due, today)) for f in c.fees)
     if latest < 0 and days < 1 and not any(fee_due):
         return None
-    return _DueFacts(days, latest, stage_dates, fee_due)
+    fee_keys = tuple(tuple((_FEE, f.name, o.label) for o in occ)
+                     for f, occ in zip(c.fees, fee_due, strict=True))
+    return _DueFacts(days, latest, stage_dates, fee_due, fee_keys)
 
 
 # ============================================================================= the planner
@@ -288,39 +300,75 @@ class _Planner:
             return
         if inv.status != _OPEN or inv.balance <= 0 or self.excluded(inv) is not None:
             return
-        state: dict[tuple[str, str, str], LedgerEntry] = {}
         if entries:
             tenant = inv.tenant
-            for e in entries:
-                if e.tenant == tenant:
-                    k = (e.kind.value if isinstance(e.kind, ActionKind) else str(e.kind),
-                         e.rule, e.occurrence)
-                    old = state.get(k)
-                    if old is None or old.state not in _TERMINAL:
-                        state[k] = e
-        _Invoice(self, inv, facts, state, out).run()
+            # ledger keys recorded for good (StrEnum kinds hash like their values)
+            final: set[tuple[str, str, str]] = {
+                (e.kind, e.rule, e.occurrence) for e in entries
+                if e.state in _TERMINAL and e.tenant == tenant
+            }
+            _Invoice(self, inv, facts, final, entries, out).run()
+        else:
+            _Invoice(self, inv, facts, _NO_KEYS, (), out).run()
 
 
-def _terminal(state: Mapping[tuple[str, str, str], LedgerEntry], kind: str, rule: str,
-              occurrence: str = ONCE) -> bool:
-    e = state.get((kind, rule, occurrence))
-    return e is not None and e.state in _TERMINAL
+_KINDS = {k.value: k for k in ActionKind}
+# every field is always given, so one shared set per class (pydantic copies it on model_copy)
+_FIELDS_SET: dict[type, set[str]] = {
+    cls: set(cls.model_fields)
+    for cls in (AddNote, SendReminder, ApplyLateFee, Escalate, SkipStage, Money)
+}
+_set = object.__setattr__
+
+
+def _construct(cls: Any, fields: dict[str, Any]) -> Any:
+    """A frozen pydantic model from fields the planner computed itself and typed correctly:
+    what model_construct does, minus its per-field default and alias handling (which costs
+    more than the whole rest of planning an invoice). Every field must be given."""
+    obj = cls.__new__(cls)
+    _set(obj, "__dict__", fields)
+    _set(obj, "__pydantic_fields_set__", _FIELDS_SET[cls])
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
 
 
 class _Invoice:
     """Planning for one invoice (kept as an object so the steps share their inputs)."""
 
-    __slots__ = ("facts", "inv", "out", "p", "state", "values")
+    __slots__ = ("entries", "facts", "final", "inv", "out", "p", "values")
 
     def __init__(self, p: _Planner, inv: Invoice, facts: _DueFacts,
-                 state: dict[tuple[str, str, str], LedgerEntry],
+                 final: AbstractSet[tuple[str, str, str]], entries: Sequence[LedgerEntry],
                  out: list[tuple[tuple[Any, ...], Action]]) -> None:
         self.p = p
         self.inv = inv
         self.facts = facts
-        self.state = state
+        self.final = final  # ledger keys in a terminal state
+        self.entries = entries  # the invoice's ledger rows (any tenant: filter when reading)
         self.out = out
         self.values: dict[str, str] | None = None
+
+    def _mine(self) -> list[LedgerEntry]:
+        tenant = self.inv.tenant
+        return [e for e in self.entries if e.tenant == tenant]
+
+    def known_fees(self) -> Decimal:
+        """Our fees on this invoice, done or in flight (an in-flight one may be on the
+        platform already)."""
+        total = _ZERO
+        for e in self._mine():
+            if e.kind == _FEE and e.amount is not None and (
+                    e.state == _DONE or e.state not in _TERMINAL):
+                total += e.amount
+        return total
+
+    def pending_fees(self, rule: str) -> dict[str, Decimal]:
+        """Occurrences of `rule` claimed or waiting for a retry, with their recorded sums."""
+        final = self.final
+        return {e.occurrence: e.amount for e in self._mine()
+                if e.kind == _FEE and e.rule == rule and e.amount is not None
+                and e.state not in _TERMINAL and (e.kind, e.rule, e.occurrence) not in final}
 
     def run(self) -> None:
         if self.p.c.fees:
@@ -347,12 +395,12 @@ class _Invoice:
     def emit(self, cls: Any, kind: str, rule: str, occurrence: str, due_on: date, reason: str,
              **fields: Any) -> None:
         inv = self.inv
-        action = cls.model_construct(
-            key=action_key(inv.tenant, inv.platform, inv.id, kind, rule, occurrence),
-            tenant=inv.tenant, platform=inv.platform, invoice_id=inv.id,
-            invoice_number=inv.number, rule=rule, occurrence=occurrence, due_on=due_on,
-            reason=reason, kind=ActionKind(kind), **fields,
-        )
+        action = _construct(cls, {
+            "key": action_key(inv.tenant, inv.platform, inv.id, kind, rule, occurrence),
+            "tenant": inv.tenant, "platform": inv.platform, "invoice_id": inv.id,
+            "invoice_number": inv.number, "rule": rule, "occurrence": occurrence,
+            "due_on": due_on, "reason": reason, **fields, "kind": _KINDS[kind],
+        })
         sort = (1 if kind != _FEE else 0, -self.facts.days_overdue, -inv.balance, inv.tenant,
                 inv.platform, inv.id, KIND_ORDER[kind], due_on, rule, occurrence)
         self.out.append((sort, action))
@@ -367,13 +415,13 @@ class _Invoice:
 
     def reminders(self) -> None:
         stages = self.p.c.stages
-        state = self.state
+        final = self.final
         latest = self.facts.latest
         handled_top = -1
-        if state:
+        if final:
             for i in range(len(stages) - 1, -1, -1):
-                name = stages[i].name
-                if _terminal(state, _NOTE, name) or _terminal(state, _SKIP, name):
+                st = stages[i]
+                if st.note_key in final or st.skip_key in final:
                     handled_top = i
                     break
         top = max(latest, handled_top)
@@ -381,22 +429,25 @@ class _Invoice:
         dates = self.facts.stage_dates
         for i in range(min(top, latest + 1)):
             st = stages[i]
-            if not state or not (_terminal(state, _NOTE, st.name)
-                                 or _terminal(state, _SKIP, st.name)):
+            if st.note_key not in final and st.skip_key not in final:
                 self.emit(SkipStage, _SKIP, st.name, ONCE, dates[i],
                           f"missed (day {st.days:+d}, {dates[i]}); superseded by "
                           f"{top_stage.name}", superseded_by=top_stage.name)
         if top != latest:
             return  # a later stage was already handled: never go backwards
         st = top_stage
-        if _terminal(state, _SKIP, st.name):
+        if st.skip_key in final:
+            return
+        send_note = latest > handled_top
+        send_email = st.email and st.email_key not in final
+        if not (send_note or send_email):
             return
         on = dates[latest]
         why = f"stage day {st.days:+d}, due {on}; {self.overdue_text()}"
-        if latest > handled_top:
+        if send_note:
             text = st.note.render(self.template_values(st.name))
             self.emit(AddNote, _NOTE, st.name, ONCE, on, why, text=text, tone=st.tone)
-        if st.email and not _terminal(state, _EMAIL, st.name):
+        if send_email:
             self.emit(SendReminder, _EMAIL, st.name, ONCE, on, why,
                       to=self.inv.customer_email)
 
@@ -404,24 +455,19 @@ class _Invoice:
 
     def fees(self) -> None:
         inv = self.inv
-        state = self.state
-        known = Decimal(0)  # ours, done or in flight (an in-flight one may be on the platform)
-        for (kind, _rule, _occ), e in state.items():
-            if kind == _FEE and e.amount is not None and (
-                e.state == _DONE or e.state not in _TERMINAL
-            ):
-                known += e.amount
-        charged = max(inv.late_fees_charged, known)
-        for fee, due in zip(self.p.c.fees, self.facts.fee_due, strict=True):
+        final = self.final
+        charged: Decimal | None = None
+        facts = self.facts
+        for fee, due, keys in zip(self.p.c.fees, facts.fee_due, facts.fee_keys, strict=True):
             if not due:
                 continue
+            if final and all(k in final for k in keys):
+                continue  # every occurrence so far is recorded for good
+            if charged is None:  # what the platform shows, or what we know we charged
+                charged = max(inv.late_fees_charged, self.known_fees())
             name = fee.name
-            finished = {o.label for o in due if _terminal(state, _FEE, name, o.label)}
-            if len(finished) == len(due):
-                continue
-            pending = {occ: e.amount for (kind, rule, occ), e in state.items()
-                       if kind == _FEE and rule == name and e.state not in _TERMINAL
-                       and e.amount is not None}
+            finished = {k[2] for k in keys if k in final}
+            pending = self.pending_fees(name)
             found = charges(fee.terms, currency=inv.currency, total=inv.total,
                             balance=inv.balance, charged=charged, due_date=inv.due_date,
                             today=self.p.today, finished=finished, pending=pending, due=due,
@@ -433,18 +479,21 @@ class _Invoice:
                 values["fee"] = format_money(ch.amount, inv.currency)
                 values["period"] = ch.label
                 label = fee.label.render(values)
-                amount = Money.model_construct(amount=ch.amount, currency=inv.currency)
+                amount = _construct(Money, {"amount": ch.amount, "currency": inv.currency})
                 self.emit(ApplyLateFee, _FEE, name, ch.label, ch.on,
                           f"{fee.describe}: {ch.detail}; due {ch.on}",
                           amount=amount, label=label, mode=fee.mode)
 
     # -- escalation
 
-    def ignored_reminders(self) -> int:
-        state = self.state
-        return sum(1 for s in self.p.c.stages
-                   if s.days > 0 and (e := state.get((_NOTE, s.name, ONCE))) is not None
-                   and e.state == _DONE)
+    def ignored_reminders(self, needed: int) -> int:
+        """Overdue stages whose note was written (done) while the invoice stays unpaid."""
+        final = self.final
+        recorded = sum(1 for s in self.p.c.stages if s.days > 0 and s.note_key in final)
+        if recorded < needed:
+            return recorded  # an upper bound is enough to say no, without reading rows
+        done = {e.rule for e in self._mine() if e.kind == _NOTE and e.state == _DONE}
+        return sum(1 for s in self.p.c.stages if s.days > 0 and s.name in done)
 
     def debt(self) -> Decimal:
         """The balance without our own fee lines, so charging a fee never tips an invoice
@@ -459,7 +508,7 @@ class _Invoice:
         days = self.facts.days_overdue
         ignored: int | None = None
         for esc in self.p.c.escalations:
-            if _terminal(self.state, _ESC, esc.name):
+            if esc.key in self.final:
                 continue
             for min_days, over, min_ignored in esc.alternatives:
                 if min_days is not None and days < min_days:
@@ -470,7 +519,7 @@ class _Invoice:
                         continue
                 if min_ignored is not None:
                     if ignored is None:
-                        ignored = self.ignored_reminders()
+                        ignored = self.ignored_reminders(min_ignored)
                     if ignored < min_ignored:
                         continue
                 why = _conditions(min_days, over, min_ignored, inv.currency)
@@ -509,8 +558,16 @@ def plan(
     out: list[tuple[tuple[Any, ...], Action]] = []
     get = history.get
     step = planner.invoice
-    for inv in invoices:
-        step(inv, get(inv.id), out)
+    # The loop allocates many small objects and no reference cycles: the cyclic collector
+    # would only rescan the caller's (possibly millions of) invoices over and over.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for inv in invoices:
+            step(inv, get(inv.id), out)
+    finally:
+        if collecting:
+            gc.enable()
     out.sort(key=sort_key)
     return [a for _, a in out]
 

@@ -13,9 +13,10 @@ import calendar as _cal
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
-from ar_sync.money import normalise_currency, quantum, round_money
+from ar_sync.money import normalise_currency, quantum
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -78,9 +79,17 @@ def _non_negative(value: object) -> Decimal:
     return amount
 
 
+_quantum = lru_cache(maxsize=None)(quantum)
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """ar_sync.money.round_money with the currency's quantum cached (the planner's hot path)."""
+    return amount.quantize(_quantum(currency), rounding=ROUND_HALF_UP)
+
+
 def floor_money(amount: Decimal, currency: str) -> Decimal:
     """Round down to the currency's minor unit (for caps: never round a cap up)."""
-    return amount.quantize(quantum(currency), rounding=ROUND_FLOOR)
+    return amount.quantize(_quantum(currency), rounding=ROUND_FLOOR)
 
 
 # ----------------------------------------------------------------------------- occurrences

@@ -304,3 +304,18 @@ def test_plan_deterministic_idempotent_and_safe(
         updated.append(inv.model_copy(update={"late_fees_charged": inv.late_fees_charged + extra,
                                               "balance": inv.balance + on_invoice}))
     assert plan(updated, history, policy, today) == []  # idempotent
+
+
+def test_fast_built_actions_equal_validated_ones() -> None:
+    from pydantic import TypeAdapter
+
+    from ar_sync.models import Action
+
+    invs = [make_invoice(1, days_overdue=70, total="9000.00"), make_invoice(2, days_overdue=25)]
+    actions = plan(invs, {}, DEFAULT, TODAY)
+    assert {type(a).__name__ for a in actions} == {
+        "AddNote", "SendReminder", "ApplyLateFee", "Escalate", "SkipStage"}
+    for a in actions:
+        assert set(a.__dict__) == set(type(a).model_fields)
+    adapter = TypeAdapter(list[Action])
+    assert adapter.validate_json(adapter.dump_json(actions)) == actions
