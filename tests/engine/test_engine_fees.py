@@ -223,3 +223,13 @@ def test_clamp_fee_bounds(raw: Decimal, currency: str, cap: Decimal | None,
     assert amount == round_money(amount, currency)
     if cap is not None:
         assert amount <= max(Decimal(0), cap - charged)
+
+
+@given(amount=st.decimals(min_value=-10**9, max_value=10**9, allow_nan=False,
+                          allow_infinity=False),
+       currency=st.sampled_from(CURRENCIES + ["KWD", "EUR", "KRW"]))
+def test_cached_rounding_matches_money_round_money(amount: Decimal, currency: str) -> None:
+    from ar_sync import fees, money
+
+    assert fees.round_money(amount, currency) == money.round_money(amount, currency)
+    assert str(fees.round_money(amount, currency)) == str(money.round_money(amount, currency))

@@ -248,3 +248,15 @@ def test_policy_is_frozen() -> None:
     p = load_policy("default")
     with pytest.raises(ValueError):
         p.company_name = "x"  # type: ignore[misc]
+
+
+def test_shipped_rule_sets_found_in_an_installed_wheel(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import ar_sync.policy as policy_module
+
+    packaged = tmp_path / "_rules"
+    packaged.mkdir()
+    (packaged / "house.yaml").write_text("description: from the wheel\n")
+    monkeypatch.setattr(policy_module.resources, "files", lambda _pkg: tmp_path)
+    assert list(shipped_rule_sets()) == ["house"]
+    assert load_policy("house").description == "from the wheel"

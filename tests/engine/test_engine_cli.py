@@ -1,0 +1,85 @@
+"""`ar-sync rules …` and `ar-sync plan` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ar_sync.cli import app
+from ar_sync.cli.app import UserError
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample-invoices.json"
+runner = CliRunner()
+
+
+def test_validate_ok_and_errors(tmp_path: Path) -> None:
+    good = runner.invoke(app, ["rules", "validate", "default", "uk-late-payment"])
+    assert good.exit_code == 0 and "ok default" in good.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("reminders:\n  - name: a\n    days: soon\n")
+    result = runner.invoke(app, ["rules", "validate", "gentle", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:3: reminders[0].days: Input should be a valid integer (got soon)" in (
+        result.output.replace("\n", ""))
+
+
+def test_schema_is_json() -> None:
+    result = runner.invoke(app, ["rules", "schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema["title"] == "ar-sync rules" and "late_fees" in schema["properties"]
+
+
+def test_list_and_docs() -> None:
+    listed = runner.invoke(app, ["rules", "list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0
+    for name in ("default", "gentle", "firm", "uk-late-payment"):
+        assert name in listed.output
+    docs = runner.invoke(app, ["rules", "docs"])
+    assert docs.exit_code == 0
+    assert "### Reminder" in docs.output and "| `days` |" in docs.output
+    assert "`{payment_link}`" in docs.output and "### UkStatutoryInterest" in docs.output
+
+
+def test_plan_table_and_json() -> None:
+    table = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--today", "2026-11-30"],
+                          env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "Plan for 2026-11-30" in table.output and "final-notice" in table.output
+    assert "skipped invoice [29] INV-BAD" in table.output  # the malformed entry is named
+    out = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--today", "2026-11-30",
+                              "--format", "json"])
+    assert out.exit_code == 0
+    actions = json.loads(out.stdout)
+    kinds = {a["kind"] for a in actions}
+    assert kinds == {"late_fee", "note", "reminder_email", "escalate", "skip"}
+    jpy = [a for a in actions if a["kind"] == "late_fee" and a["amount"]["currency"] == "JPY"]
+    assert jpy and all("." not in str(a["amount"]["amount"]) for a in jpy)
+    numbers = {a["invoice_number"] for a in actions}
+    assert "INV-1010" not in numbers  # paid
+    assert "INV-1100" not in numbers  # draft
+
+
+def test_plan_with_another_rule_set_and_explain() -> None:
+    uk = runner.invoke(app, ["plan", "--rules", "uk-late-payment", "--invoices", str(SAMPLE),
+                             "--today", "2026-11-30", "--format", "json"])
+    assert uk.exit_code == 0
+    actions = json.loads(uk.stdout)
+    assert any(a["occurrence"] == "compensation" for a in actions)
+    explained = runner.invoke(app, ["rules", "explain", "INV-1022", "--invoices", str(SAMPLE),
+                                    "--today", "2026-11-30"], env={"COLUMNS": "200"})
+    assert explained.exit_code == 0 and "stage final-notice" in explained.output
+
+
+@pytest.mark.parametrize("args", [
+    ["plan", "--invoices", "nope.json"],
+    ["plan", "--invoices", str(SAMPLE), "--today", "30/11/2026"],
+    ["plan", "--invoices", str(SAMPLE), "--rules", "no-such-rules"],
+    ["plan", "--invoices", str(SAMPLE), "--format", "xml"],
+])
+def test_user_mistakes_are_user_errors(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, UserError)
