@@ -167,10 +167,10 @@ def _describe_fee(rule: Any) -> str:
 
 
 def compile_policy(policy: Policy) -> Compiled:
-    """The policy's compiled form, built once and cached on the (frozen) policy object."""
-    cached = policy._compiled
-    if isinstance(cached, Compiled):
-        return cached
+    """The policy's compiled form, built once per (frozen) policy object and cached."""
+    hit = _COMPILED.get(id(policy))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
     cal_cfg = policy.calendar
     business_only = cal_cfg.send_on == "business_days"
     if business_only:
@@ -216,8 +216,13 @@ def compile_policy(policy: Policy) -> Compiled:
         company_name=policy.company_name,
         fees_on_invoice=any(f.mode == FeeMode.LINE for f in policy.late_fees),
     )
-    policy._compiled = compiled
+    if len(_COMPILED) >= 64:  # a handful of rule sets per process; keep it bounded
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[id(policy)] = (policy, compiled)  # holding the policy keeps its id unique
     return compiled
+
+
+_COMPILED: dict[int, tuple[Policy, Compiled]] = {}
 
 
 # ============================================================================= per-day facts

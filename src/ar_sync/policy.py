@@ -38,7 +38,6 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
-    PrivateAttr,
     Strict,
     ValidationError,
     WithJsonSchema,
@@ -395,13 +394,13 @@ class Policy(_Model):
     description: Annotated[str, Strict()] = Field("", description="Free text for people")
     company_name: Annotated[str, Strict()] = Field("", description="Your company name, "
                                                    "for {company_name}")
-    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
-    exclude: Exclusions = Field(default_factory=Exclusions)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings,
+                                       description="Time zone, business days, holidays")
+    exclude: Exclusions = Field(default_factory=Exclusions,
+                                description="Invoices that get nothing at all")
     reminders: tuple[Reminder, ...] = Field((), description="Reminder stages")
     late_fees: tuple[LateFee, ...] = Field((), description="Late fees and statutory interest")
     escalations: tuple[Escalation, ...] = Field((), description="Escalation rules")
-
-    _compiled: Any = PrivateAttr(default=None)
 
     @field_validator("reminders")
     @classmethod

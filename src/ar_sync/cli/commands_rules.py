@@ -126,20 +126,23 @@ def list_cmd() -> None:
     console.print(table)
 
 
-def _type_of(prop: dict[str, Any]) -> str:
+def _type_of(prop: dict[str, Any], defs: dict[str, Any] | None = None) -> str:
+    defs = defs or {}
     if "$ref" in prop:
-        return str(prop["$ref"]).rsplit("/", 1)[-1]
+        name = str(prop["$ref"]).rsplit("/", 1)[-1]
+        target = defs.get(name, {})
+        return _type_of(target, defs) if "enum" in target else name
     if "enum" in prop:
         return " \\| ".join(json.dumps(v) for v in prop["enum"])
     if "const" in prop:
         return json.dumps(prop["const"])
     if "anyOf" in prop or "oneOf" in prop:
-        parts = [_type_of(p) for p in prop.get("anyOf", prop.get("oneOf", []))]
+        parts = [_type_of(p, defs) for p in prop.get("anyOf", prop.get("oneOf", []))]
         return " \\| ".join(p for p in parts if p != "null") + (
             " \\| null" if "null" in parts else "")
     kind = prop.get("type")
     if kind == "array":
-        return f"list of {_type_of(prop.get('items', {}))}"
+        return f"list of {_type_of(prop.get('items', {}), defs)}"
     if kind == "object" and "additionalProperties" in prop:
         return "{CURRENCY: number}"
     if prop.get("format") == "date":
@@ -169,9 +172,16 @@ def rules_markdown() -> str:
                   "|---|---|---|---|"]
         required = set(spec.get("required", []))
         for key, prop in spec.get("properties", {}).items():
-            default = "required" if key in required else json.dumps(prop.get("default"))
+            if key in required:
+                default = "required"
+            elif "default" in prop:
+                default = json.dumps(prop["default"])
+            else:
+                default = "see below"
             desc = str(prop.get("description", "")).replace("|", "\\|")
-            lines.append(f"| `{key}` | {_type_of(prop)} | {default} | {desc} |")
+            if key == "kind" and not desc:
+                desc = "Which kind of fee this is"
+            lines.append(f"| `{key}` | {_type_of(prop, defs)} | {default} | {desc} |")
         lines.append("")
     lines += ["### Placeholders in notes and labels", "", "| placeholder | becomes |",
               "|---|---|"]
