@@ -106,6 +106,7 @@ class _Fee:
     label: Template
     mode: FeeMode
     describe: str
+    every_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +155,12 @@ def _fee_terms(rule: Any) -> FeeTerms:
                     compensation=rule.compensation, **common)
 
 
+def _every_text(rule: Any) -> str:
+    return {"once": "once", "month": "monthly"}.get(str(rule.every), f"every {rule.every} days")
+
+
 def _describe_fee(rule: Any) -> str:
-    every = {"once": "once", "month": "monthly"}.get(str(rule.every), f"every {rule.every} days")
+    every = _every_text(rule)
     if rule.kind == "fixed":
         what = f"fixed fee {rule.amount.describe()}"
     elif rule.kind == "percent":
@@ -190,7 +195,7 @@ def compile_policy(policy: Policy) -> Compiled:
     )
     fees = tuple(
         _Fee(f.name, _fee_terms(f), compile_template(f.label, FEE_LABEL_FIELDS), f.mode,
-             _describe_fee(f))
+             _describe_fee(f), _every_text(f))
         for f in policy.late_fees
     )
     escalations = tuple(
@@ -413,7 +418,7 @@ class _Invoice:
     def overdue_text(self) -> str:
         d = self.facts.days_overdue
         if d > 0:
-            return f"{d} days overdue"
+            return f"{d} day{'s' if d > 1 else ''} overdue"
         return "due today" if d == 0 else f"due in {-d} days"
 
     # -- reminders
@@ -486,7 +491,7 @@ class _Invoice:
                 label = fee.label.render(values)
                 amount = _construct(Money, {"amount": ch.amount, "currency": inv.currency})
                 self.emit(ApplyLateFee, _FEE, name, ch.label, ch.on,
-                          f"{fee.describe}: {ch.detail}; due {ch.on}",
+                          f"{ch.detail} ({fee.every_text}); due {ch.on}",
                           amount=amount, label=label, mode=fee.mode)
 
     # -- escalation

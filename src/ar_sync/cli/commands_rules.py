@@ -232,10 +232,13 @@ def _what(action: Action) -> str:
     return text if len(text) <= 70 else text[:69] + "…"
 
 
-def plan_table(actions: Sequence[Action], invoices: Sequence[Invoice], today: date) -> Table:
+def plan_table(actions: Sequence[Action], invoices: Sequence[Invoice], today: date,
+               total: int | None = None) -> Table:
     """One row per action: which invoice, what, and why."""
     by_id = {i.id: i for i in invoices}
-    table = Table(title=f"Plan for {today}: {len(actions)} actions")
+    shown = f"{len(actions)} of {total}" if total is not None and total != len(actions) else (
+        str(len(actions)))
+    table = Table(title=f"Plan for {today}: {shown} actions")
     table.add_column("invoice", no_wrap=True)
     table.add_column("customer", max_width=22, no_wrap=True, overflow="ellipsis")
     table.add_column("overdue", justify="right", no_wrap=True)
@@ -275,7 +278,7 @@ def plan_cmd(
         typer.echo(_ACTIONS.dump_json(actions, indent=2).decode())
         return
     shown = actions if skips else [a for a in actions if not isinstance(a, SkipStage)]
-    console.print(plan_table(shown, invoices, day))
+    console.print(plan_table(shown, invoices, day, len(actions)))
     kinds = Counter(str(a.kind) for a in actions)
     fees: dict[str, Decimal] = {}
     for a in actions:
@@ -283,6 +286,8 @@ def plan_cmd(
             cur = a.amount.currency
             fees[cur] = fees.get(cur, Decimal(0)) + a.amount.amount
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing to do"
+    if kinds.get("skip") and not skips:
+        summary += " (skips not shown: --skips)"
     console.print(f"{len(invoices)} invoices: {summary}", highlight=False)
     if fees:
         console.print("fees: " + ", ".join(format_money(v, k) for k, v in sorted(fees.items())),
