@@ -80,6 +80,7 @@ _DONE = EntryState.DONE.value
 _OPEN = InvoiceStatus.OPEN.value
 _NEVER = 10**9
 _ZERO = Decimal(0)
+_MISSING: Any = object()
 _NO_KEYS: frozenset[tuple[str, str, str]] = frozenset()
 
 
@@ -305,7 +306,10 @@ class _Planner:
 
     def invoice(self, inv: Invoice, entries: Sequence[LedgerEntry] | None,
                 out: list[tuple[tuple[Any, ...], Action]]) -> None:
-        facts = self.due_facts(inv.due_date)
+        due = inv.due_date
+        facts = self.facts.get(due, _MISSING)
+        if facts is _MISSING:
+            facts = self.due_facts(due)
         if facts is None:
             return
         if inv.status != _OPEN or inv.balance <= 0 or self.excluded(inv) is not None:
