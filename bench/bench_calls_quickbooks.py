@@ -1,6 +1,6 @@
 """API calls per QuickBooks run against the lower bound, for the demo and a 10,000-invoice company.
 
-    .venv/bin/python bench/bench_calls_quickbooks.py [--invoices 10000]
+    .venv/bin/python bench/bench_calls.py --platform quickbooks [--invoices 10000]
 
 Each company runs through the real path: OAuth against the emulator, `run_tenant` with the
 default rules as of the demo date, then incremental runs until one writes nothing, one more
@@ -16,7 +16,6 @@ one sees the invoices the full run itself wrote to (their LastUpdatedTime moved)
 
 from __future__ import annotations
 
-import argparse
 import math
 import tempfile
 import time
@@ -28,7 +27,7 @@ from ar_sync.budget import CallBudget
 from ar_sync.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
 from ar_sync.money import to_decimal
 from ar_sync.policy import load_policy
-from ar_sync.sandbox.demo import DemoCompany, demo_company, large_company
+from ar_sync.sandbox.demo import DemoCompany
 from ar_sync.sandbox.qbo_shapes import parse_qbo_time
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
 from ar_sync.store.sqlite import SQLiteStore
@@ -114,17 +113,3 @@ def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str
         run("incremental, 5 paid", "incremental", 230)
         store.close()
     return out
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--invoices", type=int, default=10_000)
-    args = parser.parse_args()
-    for line in measure("demo company", demo_company()):
-        print(line)
-    for line in measure(f"large company ({args.invoices:,})", large_company(args.invoices)):
-        print(line)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """API calls per Xero run against the lower bound, for the demo and a 10,000-invoice company.
 
-    .venv/bin/python bench/bench_calls_xero.py [--invoices 10000]
+    .venv/bin/python bench/bench_calls.py --platform xero [--invoices 10000]
 
 Each company runs through the real path: OAuth against the Xero emulator (consent redirect,
 code exchange, /connections), `run_tenant` with the default rules as of the demo date, then a
@@ -20,7 +20,6 @@ listed apart ("links").
 
 from __future__ import annotations
 
-import argparse
 import math
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from ar_sync.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
 from ar_sync.policy import load_policy
-from ar_sync.sandbox.demo import DemoCompany, demo_company, large_company
+from ar_sync.sandbox.demo import DemoCompany
 from ar_sync.sandbox.xero import XeroEmulator
 from ar_sync.store.sqlite import SQLiteStore
 from ar_sync.sync import RunReport, run_tenant
@@ -96,17 +95,3 @@ def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str
         run("incremental, 5 paid", False, 120)
         store.close()
     return out
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--invoices", type=int, default=10_000)
-    args = parser.parse_args()
-    for line in measure("demo company", demo_company()):
-        print(line)
-    for line in measure(f"large company ({args.invoices:,})", large_company(args.invoices)):
-        print(line)
-
-
-if __name__ == "__main__":
-    main()
