@@ -171,8 +171,9 @@ opt_amount = st.none() | money.map(Amounts)
 @st.composite
 def fee_terms(draw: st.DrawFn) -> FeeTerms:
     kind = draw(st.sampled_from(["fixed", "percent", "uk_statutory"]))
-    every = draw(st.sampled_from(["once", "month", 1, 7, 30])) if kind != "uk_statutory" else (
-        draw(st.sampled_from(["month", 14])))
+    choices: list[str | int] = (["once", "month", 1, 7, 30] if kind != "uk_statutory"
+                                else ["month", 14])
+    every = draw(st.sampled_from(choices))
     return FeeTerms(
         kind=kind, every=every, grace_days=draw(st.integers(0, 60)),
         amount=Amounts(draw(money)) if kind == "fixed" else None,

@@ -12,6 +12,7 @@ import pytest
 
 from ar_sync.models import FeeMode
 from ar_sync.policy import (
+    PercentFee,
     PolicyError,
     load_policy,
     parse_policy,
@@ -77,6 +78,7 @@ def test_extends_merges_sections_and_named_items(tmp_path: Path) -> None:
     assert "heads-up" not in names and names["overdue-2"] == 10 and names["very-late"] == 90
     assert names["overdue-1"] == 1  # untouched parent items stay
     fee = p.late_fees[0]
+    assert isinstance(fee, PercentFee)
     assert fee.percent == 2 and fee.grace_days == 30  # merged over the parent's item
     assert p.extends == "default"
 
@@ -222,7 +224,9 @@ def test_yes_no_are_not_booleans_and_floats_are_exact() -> None:
     p = parse_policy("calendar: {holidays: {country: NO}}\nlate_fees:\n"
                      "  - {name: f, kind: percent, percent: 0.1}\n", "x.yaml")
     assert p.calendar.holidays is not None and p.calendar.holidays.country == "NO"
-    assert p.late_fees[0].percent == Decimal("0.1")  # not 0.1000000000000000055...
+    fee = p.late_fees[0]
+    assert isinstance(fee, PercentFee)
+    assert fee.percent == Decimal("0.1")  # not 0.1000000000000000055...
 
 
 def test_unsafe_yaml_tags_are_refused() -> None:
@@ -252,11 +256,11 @@ def test_policy_is_frozen() -> None:
 
 def test_shipped_rule_sets_found_in_an_installed_wheel(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import ar_sync.policy as policy_module
+    from importlib import resources
 
     packaged = tmp_path / "_rules"
     packaged.mkdir()
     (packaged / "house.yaml").write_text("description: from the wheel\n")
-    monkeypatch.setattr(policy_module.resources, "files", lambda _pkg: tmp_path)
+    monkeypatch.setattr(resources, "files", lambda _pkg: tmp_path)
     assert list(shipped_rule_sets()) == ["house"]
     assert load_policy("house").description == "from the wheel"
