@@ -304,7 +304,7 @@ class _Planner:
             found = self.facts[due] = _facts(self.c, due, self.today, self.sending_day)
             return found
 
-    def invoice(self, inv: Invoice, entries: Sequence[LedgerEntry] | None,
+    def invoice(self, inv: Invoice, history: Mapping[str, Sequence[LedgerEntry]],
                 out: list[tuple[tuple[Any, ...], Action]]) -> None:
         due = inv.due_date
         facts = self.facts.get(due, _MISSING)
@@ -314,6 +314,7 @@ class _Planner:
             return
         if inv.status != _OPEN or inv.balance <= 0 or self.excluded(inv) is not None:
             return
+        entries = history.get(inv.id)
         if entries:
             tenant = inv.tenant
             # ledger keys recorded for good (StrEnum kinds hash like their values)
@@ -570,7 +571,6 @@ def plan(
     """The actions due `today` (the company's date, see Policy.today), in priority order."""
     planner = _Planner(policy, today)
     out: list[tuple[tuple[Any, ...], Action]] = []
-    get = history.get
     step = planner.invoice
     # The loop allocates many small objects and no reference cycles: the cyclic collector
     # would only rescan the caller's (possibly millions of) invoices over and over.
@@ -578,7 +578,7 @@ def plan(
     gc.disable()
     try:
         for inv in invoices:
-            step(inv, get(inv.id), out)
+            step(inv, history, out)
     finally:
         if collecting:
             gc.enable()
