@@ -138,6 +138,8 @@ def _type_of(prop: dict[str, Any], defs: dict[str, Any] | None = None) -> str:
         return json.dumps(prop["const"])
     if "anyOf" in prop or "oneOf" in prop:
         parts = [_type_of(p, defs) for p in prop.get("anyOf", prop.get("oneOf", []))]
+        if "number" in parts and "string" in parts:  # a Decimal: written as a number
+            parts.remove("string")
         return " \\| ".join(p for p in parts if p != "null") + (
             " \\| null" if "null" in parts else "")
     kind = prop.get("type")
@@ -167,7 +169,7 @@ def rules_markdown() -> str:
     for model in _DOC_MODELS:
         spec = schema if model is Policy else defs.get(model.__name__, {})
         title = "top level" if model is Policy else model.__name__
-        doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
+        doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
         lines += [f"### {title}", "", doc, "", "| key | type | default | meaning |",
                   "|---|---|---|---|"]
         required = set(spec.get("required", []))
