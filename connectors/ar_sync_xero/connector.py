@@ -235,12 +235,14 @@ class XeroConnector:
         return self._fee_invoice(invoice, fee, label, key)
 
     def _fee_on_invoice(self, invoice: Invoice, fee: Money, label: str, key: str) -> str:
-        lines = self._lines.get(invoice.id)
-        if lines is None:
-            found = self._read(invoice.id)
-            if found is None:
-                raise PlatformValidationError(f"invoice {invoice.number} is gone from Xero")
-            lines = found[1]
+        # Xero replaces an invoice's whole line list on update and has no version check, so
+        # the lines must be read right before the write (the sync holds a per-invoice lock
+        # across both): a cached list would silently drop a line another runner (or a person)
+        # added since our fetch.
+        found = self._read(invoice.id)
+        if found is None:
+            raise PlatformValidationError(f"invoice {invoice.number} is gone from Xero")
+        lines = found[1]
         keep = [LineItem(line_item_id=li.line_item_id, description=li.description,
                          quantity=li.quantity, unit_amount=li.unit_amount,
                          account_code=li.account_code, tax_type=li.tax_type)

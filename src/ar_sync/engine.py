@@ -454,7 +454,9 @@ class _Invoice:
         if st.skip_key in final:
             return
         send_note = latest > handled_top
-        send_email = st.email and st.email_key not in final
+        # No address, no e-mail: the platform would refuse it; the note still records the stage.
+        send_email = (st.email and st.email_key not in final
+                      and bool(self.inv.customer_email))
         if not (send_note or send_email):
             return
         on = dates[latest]

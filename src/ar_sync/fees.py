@@ -312,14 +312,18 @@ def charges(
         return []
     if terms.currencies is not None and currency not in terms.currencies:
         return []
-    principal = principal_of(terms, balance,
-                             charged if fees_in_balance is None else fees_in_balance)
+    on_invoice = charged if fees_in_balance is None else fees_in_balance
+    principal = principal_of(terms, balance, on_invoice)
     if principal <= 0:
         return []
     min_balance = _opt(terms.min_balance, currency)
     if min_balance is not None and principal < min_balance:
         return []
-    cap = invoice_cap(total, currency, _opt(terms.cap_amount, currency), terms.cap_percent)
+    # The cap is a share of the ORIGINAL total: fee lines already added to the invoice must
+    # not raise it, or every run would find a little more room and charge again.
+    original_total = principal_of(terms, total, on_invoice)
+    cap = invoice_cap(original_total, currency, _opt(terms.cap_amount, currency),
+                      terms.cap_percent)
     min_fee = _opt(terms.min_fee, currency)
     max_fee = _opt(terms.max_fee, currency)
     pending = pending or {}

@@ -32,6 +32,7 @@ from ar_sync.models import (
     AddNote,
     ApplyLateFee,
     Escalate,
+    FeeMode,
     Invoice,
     SendReminder,
     SkipStage,
@@ -311,6 +312,31 @@ def _execute(
     lease_seconds: float,
 ) -> ActionOutcome:
     """claim -> (reconcile) -> write with the key -> complete, for one action."""
+    if isinstance(action, ApplyLateFee) and action.mode == FeeMode.LINE:
+        # A fee line is a read-modify-write of the invoice's lines on the platform; runners
+        # must not interleave two of them on one invoice or one line could overwrite the other.
+        lock = f"invoice:{action.tenant}:{action.invoice_id}"
+        if not store.acquire_lock(lock, owner=owner, now=clock(), ttl_seconds=lease_seconds):
+            return _outcome(action, "busy", "another runner is changing this invoice's lines")
+        try:
+            return _claim_and_write(store, connector, action, invoice, owner=owner,
+                                    clock=clock, lease_seconds=lease_seconds)
+        finally:
+            store.release_lock(lock, owner=owner)
+    return _claim_and_write(store, connector, action, invoice, owner=owner, clock=clock,
+                            lease_seconds=lease_seconds)
+
+
+def _claim_and_write(
+    store: Store,
+    connector: Connector,
+    action: Action,
+    invoice: Invoice | None,
+    *,
+    owner: str,
+    clock: Callable[[], datetime],
+    lease_seconds: float,
+) -> ActionOutcome:
     claim = store.claim(action, owner=owner, now=clock(), lease_seconds=lease_seconds)
     if claim.outcome == ClaimOutcome.FINISHED:
         return _outcome(action, "skipped", "already recorded")

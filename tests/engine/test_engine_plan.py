@@ -126,7 +126,9 @@ def test_monthly_fee_catches_up_within_the_cap() -> None:
 
 
 def test_fees_on_the_platform_count_toward_the_cap() -> None:
-    inv = make_invoice(days_overdue=150, total="1000.00", balance="1095.00",
+    # 95.00 of fee lines are already on the invoice: they are part of its total and balance;
+    # the cap is 10 % of the original 1000.00, so only 5.00 more may be charged
+    inv = make_invoice(days_overdue=150, total="1095.00", balance="1095.00",
                        late_fees_charged="95.00")
     fees = [a for a in plan([inv], {}, DEFAULT, TODAY) if isinstance(a, ApplyLateFee)]
     assert sum(f.amount.amount for f in fees) == Decimal("5.00")
