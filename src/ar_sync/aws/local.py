@@ -37,7 +37,8 @@ def moto_server() -> Iterator[str]:
     Real DynamoDB applies each conditional write atomically. moto's ThreadedMotoServer does
     not: two UpdateItem calls with the same condition, on two threads, can both succeed (the
     ledger's takeover race test caught it). So this serves the same moto WSGI app with one
-    request at a time, which restores the guarantee the store relies on.
+    DynamoDB request at a time, which restores the guarantee the store relies on. Other
+    services are not serialized: an SQS long poll must not stall every table call.
     """
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -51,6 +52,8 @@ def moto_server() -> Iterator[str]:
     one_at_a_time = threading.Lock()
 
     def serialized(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return list(app(environ, start_response))
         with one_at_a_time:
             return list(app(environ, start_response))
 
