@@ -55,7 +55,8 @@ from ar_sync.models import (
     SkipStage,
     action_key,
 )
-from ar_sync.policy import Policy, UkStatutoryInterest, weekday_numbers
+from ar_sync.plans import PaymentPlan, plan_id, schedule
+from ar_sync.policy import Policy, RiskAdjustment, UkStatutoryInterest, weekday_numbers
 from ar_sync.templates import (
     ESCALATION_FIELDS,
     FEE_LABEL_FIELDS,
@@ -66,7 +67,7 @@ from ar_sync.templates import (
     invoice_values,
 )
 
-__all__ = ["compile_policy", "explain", "plan", "sort_key"]
+__all__ = ["PLAN_BROKEN", "PLAN_NOTE", "compile_policy", "explain", "plan", "sort_key"]
 
 ONCE = "once"
 _NOTE = ActionKind.NOTE.value
@@ -273,9 +274,10 @@ def _facts(c: Compiled, due: date, today: date, sending_day: bool) -> _DueFacts 
 class _Planner:
     """One plan() call: the compiled policy, today, and caches keyed by due date."""
 
-    __slots__ = ("c", "facts", "sending_day", "today")
+    __slots__ = ("c", "facts", "policy", "sending_day", "today")
 
     def __init__(self, policy: Policy, today: date) -> None:
+        self.policy = policy
         self.c = compile_policy(policy)
         self.today = today
         self.sending_day = not self.c.business_only or self.c.calendar.is_business_day(today)
@@ -325,6 +327,110 @@ class _Planner:
             _Invoice(self, inv, facts, final, entries, out).run()
         else:
             _Invoice(self, inv, facts, _NO_KEYS, (), out).run()
+
+
+    def payment_plan(self, pp: PaymentPlan, inv: Invoice,
+                     history: Mapping[str, Sequence[LedgerEntry]],
+                     out: list[tuple[tuple[Any, ...], Action]]) -> bool:
+        """Plan an invoice under a payment plan; False when the plan is broken (or does not
+        fit the invoice) and the normal rules apply."""
+        if inv.status != _OPEN or inv.balance <= 0 or self.excluded(inv) is not None:
+            return True
+        amount = pp.amount if pp.amount is not None else inv.total
+        try:
+            sched = schedule(pp, amount, inv.currency)
+        except ValueError:
+            return False  # an amount not in the currency's minor units: no plan to follow
+        pid = plan_id(sched, inv.currency)
+        tenant = inv.tenant
+        entries = [e for e in history.get(inv.id, ()) if e.tenant == tenant]
+        final = {(str(e.kind), e.rule, e.occurrence) for e in entries if e.state in _TERMINAL}
+        facts = _DueFacts((self.today - inv.due_date).days, -1, (), (), ())
+        job = _Invoice(self, inv, facts, final, entries, out)
+        settings = self.policy.instalment_reminders
+        paid = inv.total - inv.balance - pp.already_paid
+        current = None
+        for ins in sched:
+            if paid >= ins.cumulative:
+                continue
+            if self.today > ins.due + timedelta(days=settings.grace_days):
+                if (_NOTE, PLAN_BROKEN, pid) not in final:
+                    job.emit(AddNote, _NOTE, PLAN_BROKEN, pid,
+                             ins.due + timedelta(days=settings.grace_days + 1),
+                             f"instalment {ins.number} missed; normal rules resume",
+                             text=f"Payment plan broken: instalment {ins.number} of "
+                                  f"{len(sched)} ({format_money(ins.amount, inv.currency)} "
+                                  f"due {ins.due}) was not paid by "
+                                  f"{ins.due + timedelta(days=settings.grace_days)}.",
+                             tone="firm")
+                return False
+            current = ins
+            break
+        if (_NOTE, PLAN_NOTE, pid) not in final:
+            parts = ", ".join(f"{i.due} {format_money(i.amount, inv.currency)}" for i in sched)
+            job.emit(AddNote, _NOTE, PLAN_NOTE, pid, sched[0].due,
+                     f"payment plan of {len(sched)} instalments agreed",
+                     text=f"Payment plan agreed for invoice {inv.number}: {len(sched)} "
+                          f"instalments every {pp.every}: {parts}.", tone="friendly")
+        if current is None:
+            return True  # every instalment met
+        points = []
+        if settings.days_before > 0:
+            points.append((current.due - timedelta(days=settings.days_before), "before"))
+        if settings.on_due_date:
+            points.append((current.due, "due"))
+        latest = [p for p in points if p[0] <= self.today]
+        if not latest:
+            return True
+        on, label = latest[-1]
+        rule = f"instalment-{current.number}"
+        occurrence = f"{pid}-{label}"
+        when = "due today" if on == current.due and on == self.today else (
+            f"due {current.due}")
+        why = f"payment plan instalment {current.number} of {len(sched)} {when}"
+        if (_NOTE, rule, occurrence) not in final:
+            job.emit(AddNote, _NOTE, rule, occurrence, on, why,
+                     text=f"Instalment {current.number} of {len(sched)} on invoice "
+                          f"{inv.number}: {format_money(current.amount, inv.currency)} due "
+                          f"{current.due} under the agreed payment plan.", tone="friendly")
+        if settings.email and inv.customer_email and (_EMAIL, rule, occurrence) not in final:
+            job.emit(SendReminder, _EMAIL, rule, occurrence, on, why, to=inv.customer_email)
+        return True
+
+
+PLAN_NOTE = "payment-plan"
+PLAN_BROKEN = "payment-plan-broken"
+
+
+def _adjusted(policy: Policy, adj: RiskAdjustment) -> Policy:
+    """`policy` with one risk level's changes applied (stage names, hence keys, unchanged)."""
+    offset = adj.reminder_offset_days
+    reminders = tuple(r.model_copy(update={"days": max(-365, r.days + offset)})
+                      for r in policy.reminders)
+    escalations = policy.escalations
+    cap = adj.escalate_after_days
+    if cap is not None:
+        escalations = tuple(e.model_copy(update={"when": tuple(
+            w.model_copy(update={"days_overdue": min(w.days_overdue, cap)})
+            if w.days_overdue is not None else w for w in e.when)}) for e in escalations)
+    return policy.model_copy(update={"reminders": reminders, "escalations": escalations})
+
+
+_ADJUSTED: dict[tuple[int, str], tuple[Policy, Policy]] = {}
+
+
+def _risk_planners(policy: Policy, today: date) -> dict[str, _Planner]:
+    """One planner per risk level the rules adjust (derived policies cached like compiled
+    ones, so their compiled form is reused across calls)."""
+    out = {}
+    for level, adj in policy.risk.levels().items():
+        hit = _ADJUSTED.get((id(policy), level))
+        if hit is None or hit[0] is not policy:
+            if len(_ADJUSTED) >= 64:
+                _ADJUSTED.pop(next(iter(_ADJUSTED)))
+            hit = _ADJUSTED[(id(policy), level)] = (policy, _adjusted(policy, adj))
+        out[level] = _Planner(hit[1], today)
+    return out
 
 
 _KINDS = {k.value: k for k in ActionKind}
@@ -569,11 +675,23 @@ def plan(
     history: Mapping[str, Sequence[LedgerEntry]],
     policy: Policy,
     today: date,
+    plans: Iterable[PaymentPlan] | None = None,
+    risk: Mapping[str, str] | None = None,
 ) -> list[Action]:
-    """The actions due `today` (the company's date, see Policy.today), in priority order."""
+    """The actions due `today` (the company's date, see Policy.today), in priority order.
+
+    `plans`: payment plans (e.g. the store's), matched to invoices by id or number; they
+    take precedence over the rules file's `payment_plans`. `risk`: customer id -> risk level
+    (ar_sync.report.risk_levels), used by the rules' `risk` section.
+    """
     planner = _Planner(policy, today)
     out: list[tuple[tuple[Any, ...], Action]] = []
     step = planner.invoice
+    by_invoice = {p.invoice: p for p in policy.payment_plans}
+    by_invoice.update({p.invoice: p for p in plans or ()})
+    levels = _risk_planners(policy, today) if risk and policy.risk.levels() else {}
+    if by_invoice or levels:
+        step = _special_step(planner, by_invoice, levels, risk or {})
     # The loop allocates many small objects and no reference cycles: the cyclic collector
     # would only rescan the caller's (possibly millions of) invoices over and over.
     collecting = gc.isenabled()
@@ -586,6 +704,23 @@ def plan(
             gc.enable()
     out.sort(key=sort_key)
     return [a for _, a in out]
+
+
+_Step = Any
+
+
+def _special_step(base: _Planner, by_invoice: Mapping[str, PaymentPlan],
+                  levels: Mapping[str, _Planner], risk: Mapping[str, str]) -> _Step:
+    """The per-invoice step when payment plans or risk rules are in play (the plain step
+    stays untouched, so invoices without either cost nothing extra)."""
+    def step(inv: Invoice, history: Mapping[str, Sequence[LedgerEntry]],
+             out: list[tuple[tuple[Any, ...], Action]]) -> None:
+        planner = levels.get(str(risk.get(inv.customer_id)), base) if levels else base
+        pp = by_invoice.get(inv.id) or by_invoice.get(inv.number) if by_invoice else None
+        if pp is not None and planner.payment_plan(pp, inv, history, out):
+            return
+        planner.invoice(inv, history, out)
+    return step
 
 
 def explain(

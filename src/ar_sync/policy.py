@@ -49,6 +49,7 @@ from ar_sync.calendar import WEEKDAYS, check_holiday_region, local_date, zone
 from ar_sync.fees import Amounts, parse_amounts
 from ar_sync.models import FeeMode
 from ar_sync.money import normalise_currency
+from ar_sync.plans import PaymentPlan
 from ar_sync.templates import (
     ESCALATION_FIELDS,
     FEE_LABEL_FIELDS,
@@ -375,6 +376,44 @@ class Escalation(_Model):
                                  "invoice; {to} allowed")
 
 
+class InstalmentReminders(_Model):
+    """How payment-plan instalments are reminded and when a plan counts as broken."""
+
+    days_before: Int = Field(3, ge=0, le=365, description="Note (and e-mail) this many days "
+                             "before each instalment is due; 0: only on the day")
+    on_due_date: bool = Field(True, description="Also remind on the instalment's due date")
+    email: bool = Field(False, description="Also ask the platform to send its invoice e-mail")
+    grace_days: Int = Field(3, ge=0, le=365, description="An instalment not met this many "
+                            "days after its due date breaks the plan; normal rules resume")
+
+
+class RiskAdjustment(_Model):
+    """Rule changes for customers at one risk level (from `ar-sync report`'s risk score)."""
+
+    reminder_offset_days: Int = Field(0, ge=-365, le=365, description="Shift every reminder "
+                                      "stage by this many days (-3: three days earlier)")
+    escalate_after_days: Int | None = Field(None, ge=1, le=3650, description="Escalation "
+                                            "rules with a days_overdue condition fire after at "
+                                            "most this many days")
+
+
+class RiskRules(_Model):
+    """Per risk level (low, medium, high) adjustments; a level not given uses the rules as
+    written."""
+
+    low: RiskAdjustment | None = Field(None, description="Adjustments for low-risk customers")
+    medium: RiskAdjustment | None = Field(None, description="Adjustments for medium-risk "
+                                          "customers")
+    high: RiskAdjustment | None = Field(None, description="Adjustments for high-risk "
+                                        "customers")
+
+    def levels(self) -> dict[str, RiskAdjustment]:
+        """The levels that change something."""
+        found = {"low": self.low, "medium": self.medium, "high": self.high}
+        return {k: v for k, v in found.items() if v is not None and (
+            v.reminder_offset_days != 0 or v.escalate_after_days is not None)}
+
+
 def _unique_names(items: tuple[Any, ...], what: str) -> None:
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
@@ -401,6 +440,13 @@ class Policy(_Model):
     reminders: tuple[Reminder, ...] = Field((), description="Reminder stages")
     late_fees: tuple[LateFee, ...] = Field((), description="Late fees and statutory interest")
     escalations: tuple[Escalation, ...] = Field((), description="Escalation rules")
+    instalment_reminders: InstalmentReminders = Field(
+        default_factory=InstalmentReminders, description="Payment-plan instalment reminders")
+    payment_plans: tuple[PaymentPlan, ...] = Field(
+        (), description="Agreed payment plans, keyed by invoice number (plans recorded with "
+        "`ar-sync payment-plan create` take precedence)")
+    risk: RiskRules = Field(default_factory=RiskRules,
+                            description="Rule changes per customer risk level")
 
     @field_validator("reminders")
     @classmethod

@@ -38,6 +38,7 @@ from ar_sync.models import (
     SkipStage,
 )
 from ar_sync.policy import Policy, load_policy
+from ar_sync.report import risk_levels
 from ar_sync.store.base import Checkpoint, Store
 
 log = logging.getLogger(__name__)
@@ -228,7 +229,11 @@ def _run(
     by_id = {i.id: i for i in invoices}
 
     history = store.history(tenant, by_id)
-    actions = plan(invoices, history, policy, policy.today(now))
+    today = policy.today(now)
+    # Risk only when the rules use it (the report reads every invoice's ledger history).
+    risk = risk_levels(invoices, history, as_of=today) if policy.risk.levels() else None
+    actions = plan(invoices, history, policy, today, plans=store.payment_plans(tenant),
+                   risk=risk)
     if only_invoices is not None:
         wanted = set(only_invoices)
         actions = [a for a in actions if a.invoice_id in wanted]

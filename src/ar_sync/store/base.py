@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from ar_sync.connector import Connection, TokenSet
 from ar_sync.ledger import Ledger
 from ar_sync.models import Invoice
+from ar_sync.plans import PaymentPlan
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,14 @@ class Store(Ledger, Protocol):
     def save_report(self, connection_id: str, report: dict[str, Any]) -> None: ...
 
     def last_report(self, connection_id: str) -> dict[str, Any] | None: ...
+
+    # payment plans -----------------------------------------------------------------------
+    def save_payment_plan(self, connection_id: str, plan: PaymentPlan) -> None:
+        """Insert or replace the plan for `plan.invoice` (one plan per invoice)."""
+        ...
+
+    def payment_plans(self, connection_id: str) -> list[PaymentPlan]: ...
+
+    def delete_payment_plan(self, connection_id: str, invoice: str) -> bool:
+        """Remove the plan for `invoice`; False if there was none."""
+        ...

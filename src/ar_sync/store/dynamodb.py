@@ -7,7 +7,8 @@ Three tables (the same definitions are in serverless.yml; a test keeps the two i
            snapshot; `conn#<id>` / `tokens` the Fernet-encrypted token set with a plain
            `version` for versioned writes; `conn#<id>` / `checkpoint`; `conn#<id>` / `report`
            the last run report; `oauth#<sha256(state)>` / `pending` a single-use OAuth state
-           (deleted with a condition; DynamoDB TTL sweeps expired ones).
+           (deleted with a condition; DynamoDB TTL sweeps expired ones); `plan#<id>` /
+           <invoice> a payment plan (JSON).
 - ledger   (pk = action key): one row per action. `claim` is a conditional put
            (attribute_not_exists(pk)); every later change is a compare-and-swap on `rev`, a
            counter bumped by every write, so a takeover of an expired lease races safely.
@@ -43,6 +44,7 @@ from ar_sync.models import (
     Invoice,
     LedgerEntry,
 )
+from ar_sync.plans import PaymentPlan
 from ar_sync.store.base import Checkpoint, PendingAuth
 
 if TYPE_CHECKING:
@@ -397,6 +399,23 @@ class DynamoDBStore:
     def last_report(self, connection_id: str) -> dict[str, Any] | None:
         item = self._get(self._tenants, {"pk": f"conn#{connection_id}", "sk": "report"})
         return cast(dict[str, Any], json.loads(item["json"])) if item else None
+
+    # payment plans -----------------------------------------------------------------------
+    def save_payment_plan(self, connection_id: str, plan: PaymentPlan) -> None:
+        self._put(self._tenants, {"pk": f"plan#{connection_id}", "sk": plan.invoice,
+                                  "data": plan.model_dump_json()})
+
+    def payment_plans(self, connection_id: str) -> list[PaymentPlan]:
+        items = self._query(
+            TableName=self._tenants, KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=_ser({":pk": f"plan#{connection_id}"}), ConsistentRead=True)
+        return [PaymentPlan.model_validate_json(item["data"]) for item in items]
+
+    def delete_payment_plan(self, connection_id: str, invoice: str) -> bool:
+        out = self._db.delete_item(
+            TableName=self._tenants, Key=_ser({"pk": f"plan#{connection_id}", "sk": invoice}),
+            ReturnValues="ALL_OLD")
+        return bool(out.get("Attributes"))
 
     # ledger ------------------------------------------------------------------------------
     def claim(self, action: Action, *, owner: str, now: datetime, lease_seconds: float) -> Claim:

@@ -25,9 +25,10 @@ from ar_sync.connector import Connection, TokenSet
 from ar_sync.crypto import TokenCipher, local_cipher
 from ar_sync.ledger import Claim, ClaimOutcome
 from ar_sync.models import Action, ActionKind, ApplyLateFee, EntryState, Invoice, LedgerEntry
+from ar_sync.plans import PaymentPlan
 from ar_sync.store.base import Checkpoint, PendingAuth
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: payment_plans table (created on open; version 1 files upgrade)
 _ACTION = TypeAdapter(Action)
 
 _SCHEMA = """
@@ -65,6 +66,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (connection_id TEXT PRIMARY KEY, since TE
 CREATE TABLE IF NOT EXISTS invoices (connection_id TEXT NOT NULL, id TEXT NOT NULL,
                                      body TEXT NOT NULL, PRIMARY KEY (connection_id, id));
 CREATE TABLE IF NOT EXISTS reports (connection_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS payment_plans (connection_id TEXT NOT NULL, invoice TEXT NOT NULL,
+                                          body TEXT NOT NULL, PRIMARY KEY (connection_id, invoice));
 """
 
 
@@ -140,6 +143,10 @@ class SQLiteStore:
                     f"{self.path} has schema version {row['value']}, newer than this ar-sync "
                     f"({SCHEMA_VERSION}): upgrade ar-sync"
                 )
+            elif int(row["value"]) < SCHEMA_VERSION:
+                # older files only lack tables, which the script above has just created
+                db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'",
+                           (str(SCHEMA_VERSION),))
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -384,3 +391,22 @@ class SQLiteStore:
             return None
         report: dict[str, Any] = json.loads(rows[0]["body"])
         return report
+
+    # ----------------------------------------------------------------------- payment plans
+
+    def save_payment_plan(self, connection_id: str, plan: PaymentPlan) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO payment_plans VALUES (?, ?, ?) ON CONFLICT(connection_id,"
+                       " invoice) DO UPDATE SET body = excluded.body",
+                       (connection_id, plan.invoice, plan.model_dump_json()))
+
+    def payment_plans(self, connection_id: str) -> list[PaymentPlan]:
+        rows = self._query("SELECT body FROM payment_plans WHERE connection_id = ?"
+                           " ORDER BY invoice", (connection_id,))
+        return [PaymentPlan.model_validate_json(r["body"]) for r in rows]
+
+    def delete_payment_plan(self, connection_id: str, invoice: str) -> bool:
+        with self._tx() as db:
+            return bool(db.execute(
+                "DELETE FROM payment_plans WHERE connection_id = ? AND invoice = ?",
+                (connection_id, invoice)).rowcount)
