@@ -129,6 +129,12 @@ def main() -> None:
             "AR_SYNC_XERO_REDIRECT_URI": settings.redirect_uri,
             "AR_SYNC_XERO_ENDPOINTS": json.dumps(dict(settings.endpoints))})
         store = config.store()
+        dynamodb_calls = [0]
+
+        def count_call(**_: Any) -> None:
+            dynamodb_calls[0] += 1  # CPython: one bytecode add under the GIL is fine here
+
+        store._db.meta.events.register("before-call.dynamodb", count_call)
         connect_s = _connect_all(emu, store, settings, tenants)
         sqs = boto3.client("sqs")
         queue_url = env[config.QUEUE_URL]
@@ -140,6 +146,7 @@ def main() -> None:
 
         for round_no in range(1, args.rounds + 1):
             emu.counters.reset()
+            dynamodb_calls[0] = 0
             t0 = time.perf_counter()
             dispatched = dispatch.handler(scheduled_event(),
                                           cast("LambdaContext", LocalContext()))
@@ -158,6 +165,8 @@ def main() -> None:
             label = "first run (backlog)" if round_no == 1 else f"run {round_no} (steady state)"
             _print_round(label, runs, wall, dispatched["sent"], dispatch_s, api_total,
                          args.workers)
+            print(f"    DynamoDB calls per tenant: {dynamodb_calls[0] / len(runs):.1f} "
+                  f"(reports and dispatch included)")
 
 
 def _print_round(label: str, runs: list[Run], wall: float, sent: int, dispatch_s: float,
