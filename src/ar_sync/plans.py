@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ar_sync.fees import add_months
 from ar_sync.money import minor_units, quantum, to_decimal
 
-__all__ = ["Instalment", "PaymentPlan", "parse_every", "plan_id", "schedule", "split_evenly"]
+__all__ = ["Instalment", "PaymentPlan", "instalment_date", "parse_every", "plan_id", "schedule",
+           "split_evenly"]
 
 _EVERY = re.compile(r"^\s*(\d+)?\s*(day|days|week|weeks|month|months)\s*$")
 
@@ -44,7 +45,8 @@ def parse_every(value: Any) -> str:
     return f"{count} {unit}{'s' if count > 1 else ''}"
 
 
-def _step(first: date, every: str, k: int) -> date:
+def instalment_date(first: date, every: str, k: int) -> date:
+    """The due date of instalment k (0-based) for a normalised `every` (see parse_every)."""
     count, unit = every.split()
     if unit.startswith("month"):
         return add_months(first, int(count) * k)
@@ -105,7 +107,7 @@ def schedule(plan: PaymentPlan, amount: Decimal, currency: str) -> tuple[Instalm
     total = Decimal(0)
     for k, part in enumerate(split_evenly(amount, plan.instalments, currency)):
         total += part
-        out.append(Instalment(k + 1, _step(plan.first_due, plan.every, k), part, total))
+        out.append(Instalment(k + 1, instalment_date(plan.first_due, plan.every, k), part, total))
     return tuple(out)
 
 

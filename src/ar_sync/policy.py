@@ -49,7 +49,7 @@ from ar_sync.calendar import WEEKDAYS, check_holiday_region, local_date, zone
 from ar_sync.fees import Amounts, parse_amounts
 from ar_sync.models import FeeMode
 from ar_sync.money import normalise_currency
-from ar_sync.plans import PaymentPlan
+from ar_sync.plans import PaymentPlan as PaymentPlan  # re-exported: a rules file section
 from ar_sync.templates import (
     ESCALATION_FIELDS,
     FEE_LABEL_FIELDS,

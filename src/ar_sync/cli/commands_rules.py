@@ -25,10 +25,14 @@ from ar_sync.policy import (
     Exclusions,
     FixedFee,
     Holidays,
+    InstalmentReminders,
+    PaymentPlan,
     PercentFee,
     Policy,
     PolicyError,
     Reminder,
+    RiskAdjustment,
+    RiskRules,
     UkStatutoryInterest,
     load_policy,
     policy_json_schema,
@@ -154,7 +158,8 @@ def _type_of(prop: dict[str, Any], defs: dict[str, Any] | None = None) -> str:
 
 _DOC_MODELS: Sequence[type[BaseModel]] = (
     Policy, CalendarSettings, Holidays, Exclusions, Reminder, FixedFee, PercentFee,
-    UkStatutoryInterest, Escalation, EscalationWhen, EscalationTarget,
+    UkStatutoryInterest, Escalation, EscalationWhen, EscalationTarget, InstalmentReminders,
+    PaymentPlan, RiskRules, RiskAdjustment,
 )
 
 
