@@ -336,7 +336,10 @@ class _Planner:
         fit the invoice) and the normal rules apply."""
         if inv.status != _OPEN or inv.balance <= 0 or self.excluded(inv) is not None:
             return True
-        amount = pp.amount if pp.amount is not None else inv.total
+        # Without an agreed amount the plan covers the invoice as issued: our own fee lines
+        # (added once a plan is broken) must not change the schedule, hence its keys.
+        fee_lines = inv.late_fees_charged if self.c.fees_on_invoice else _ZERO
+        amount = pp.amount if pp.amount is not None else inv.total - fee_lines
         try:
             sched = schedule(pp, amount, inv.currency)
         except ValueError:
