@@ -12,6 +12,15 @@ returns the actions still to do, each with a deterministic idempotency key:
   caught up, within the cap, counting fees already on the platform (`late_fees_charged`).
 * Escalation: once per rule per invoice, when any of its alternatives holds.
 * A paid, voided, draft or excluded invoice gets nothing.
+* Payment plans (`plans=`, or the rules' `payment_plans`): while every instalment due so far
+  is met (paid = total - balance - already_paid reaches the running sum), the invoice gets
+  only instalment reminders (rule `instalment-<n>`, occurrence `<plan hash>-before|due`, the
+  latest point only) and the plan note (rule `payment-plan`): no stages, fees or escalation.
+  An instalment unmet `grace_days` after its due date breaks the plan: one note (rule
+  `payment-plan-broken`), then the normal rules as if there had been no plan.
+* Risk (`risk=` customer id -> level, and the rules' `risk` section): a level's customers are
+  planned with a derived policy (stages shifted, escalation days capped); stage and rule
+  names, hence keys, stay the same.
 
 A key whose ledger entry is in a terminal state (done, skipped, failed) is never planned
 again; claimed/retry entries are planned again (the sync shell reconciles them). So planning
