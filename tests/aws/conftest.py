@@ -13,7 +13,7 @@ import boto3
 import pytest
 from aws_helpers import REDIRECT, WEBHOOK_KEY, XERO_WEBHOOK_KEY
 
-from ar_sync.aws import config, sync_tenant
+from ar_sync.aws import config
 from ar_sync.aws.local import env_vars, local_aws
 from ar_sync.sandbox.demo import demo_company
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
@@ -39,9 +39,7 @@ def qbo(aws: dict[str, str]) -> Iterator[QuickBooksEmulator]:
                "AR_SYNC_XERO_CLIENT_ID": "xero-client", "AR_SYNC_XERO_CLIENT_SECRET": "xs",
                "AR_SYNC_XERO_WEBHOOK_KEY": XERO_WEBHOOK_KEY}
         with env_vars(env):
-            sync_tenant._settings.cache_clear()
             yield emu
-        sync_tenant._settings.cache_clear()
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ def test_cipher_round_trip_and_no_plaintext() -> None:
     cipher = TokenCipher(TokenCipher.generate_key())
     tokens = TokenSet(access_token="AT-plain", refresh_token="RT-plain",
                       expires_at=datetime(2026, 1, 1, tzinfo=UTC), version=3)
-    blob = cipher.encrypt(tokens)
+    blob = cipher.encrypt(tokens, bound_to="c1")
     assert "plain" not in blob
-    assert cipher.decrypt(blob) == tokens
+    assert cipher.decrypt(blob, bound_to="c1") == tokens
     with pytest.raises(TokenDecryptError):
-        TokenCipher(TokenCipher.generate_key()).decrypt(blob)
+        TokenCipher(TokenCipher.generate_key()).decrypt(blob, bound_to="c1")
 
 
 def test_local_key_file_is_created_once_owner_only(tmp_path: Path,
@@ -30,7 +30,8 @@ def test_local_key_file_is_created_once_owner_only(tmp_path: Path,
     key_file = tmp_path / "secret.key"
     assert key_file.stat().st_mode & 0o077 == 0
     tokens = TokenSet(access_token="a", refresh_token="r", expires_at=datetime.now(UTC))
-    assert local_cipher(tmp_path).decrypt(first.encrypt(tokens)) == tokens
+    again = local_cipher(tmp_path)
+    assert again.decrypt(first.encrypt(tokens, bound_to="c"), bound_to="c") == tokens
 
 
 def test_platform_settings_from_env() -> None:

@@ -1,8 +1,8 @@
 """What a Lambda container reads from its environment, and the clients it builds once.
 
-serverless.yml declares every variable named here (a test checks it). The Fernet key is read
-from an SSM SecureString once per container (decrypted by KMS on the way), never from the
-function's environment, and never logged.
+serverless.yml declares every variable named here (a test checks it). The Fernet keys are read
+from an SSM SecureString at run time (ar_sync.aws.secrets: decrypted by KMS, cached a few
+minutes), never from the function's environment, and never logged.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from ar_sync.crypto import KEY_ENV, TokenCipher
+from ar_sync.aws.secrets import RuntimeCipher
+from ar_sync.crypto import KEY_ENV
 from ar_sync.store.dynamodb import DynamoDBStore
 
 if TYPE_CHECKING:
@@ -63,26 +64,10 @@ class AwsConfig:
 
 
 @lru_cache(maxsize=4)
-def encryption_key(parameter: str) -> bytes:
-    """The Fernet key: AR_SYNC_SECRET_KEY if set (local), else the SSM SecureString, cached
-    for the container's life so a warm invocation makes no SSM call."""
-    local = os.environ.get(KEY_ENV)
-    if local:
-        return local.encode()
-    import boto3
-
-    ssm = boto3.client("ssm")
-    value = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"].get("Value")
-    if not value:
-        raise ConfigError(f"SSM parameter {parameter} is empty")
-    return value.encode()
-
-
-@lru_cache(maxsize=4)
 def _store(config: AwsConfig) -> DynamoDBStore:
     return DynamoDBStore(tenants_table=config.tenants_table, ledger_table=config.ledger_table,
                          locks_table=config.locks_table,
-                         cipher=TokenCipher(encryption_key(config.key_parameter)))
+                         cipher=RuntimeCipher(config.key_parameter))
 
 
 def store(config: AwsConfig | None = None) -> DynamoDBStore:
@@ -98,7 +83,9 @@ def sqs() -> SQSClient:
 
 
 def reset_caches() -> None:
-    """Forget cached clients and keys (tests that switch endpoints or keys)."""
-    encryption_key.cache_clear()
+    """Forget cached clients, keys and parameters (tests that switch endpoints or keys)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     _store.cache_clear()
     sqs.cache_clear()

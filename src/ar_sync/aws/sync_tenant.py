@@ -9,7 +9,6 @@ failure: a webhook's targeted re-sync is sent again with a delay, a scheduled on
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -20,20 +19,18 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ar_sync.aws import config
+from ar_sync.aws import config, secrets
 from ar_sync.aws.config import logger
 from ar_sync.aws.queue import MAX_REQUEUES, SyncMessage, parse_message, send_messages
 from ar_sync.budget import CallBudget
 from ar_sync.connector import PlatformSettings
-from ar_sync.settings import platform_settings
 from ar_sync.sync import RunReport, run_tenant
 
 REQUEUE_DELAY_SECONDS = 60
 
 
-@lru_cache(maxsize=8)
 def _settings(platform: str) -> PlatformSettings:
-    return platform_settings(platform)
+    return secrets.platform_settings(platform)  # cached by Powertools for a few minutes
 
 
 def backoff_seconds(receive_count: int) -> int:

@@ -66,9 +66,9 @@ Item = dict[str, Any]
 class Cipher(Protocol):
     """What the store needs from ar_sync.crypto.TokenCipher."""
 
-    def encrypt(self, tokens: TokenSet) -> str: ...
+    def encrypt(self, tokens: TokenSet, *, bound_to: str) -> str: ...
 
-    def decrypt(self, blob: str) -> TokenSet: ...
+    def decrypt(self, blob: str, *, bound_to: str) -> TokenSet: ...
 
 
 def table_definitions(tenants: str, ledger: str, locks: str) -> list[dict[str, Any]]:
@@ -263,7 +263,7 @@ class DynamoDBStore:
         item = self._get(self._tenants, {"pk": f"conn#{connection_id}", "sk": "tokens"})
         if item is None:
             return None
-        tokens = self._cipher.decrypt(item["blob"])
+        tokens = self._cipher.decrypt(item["blob"], bound_to=connection_id)
         return tokens.model_copy(update={"version": int(item["version"])})
 
     def save_tokens(self, connection_id: str, tokens: TokenSet, *, expected_version: int) -> bool:
@@ -272,7 +272,7 @@ class DynamoDBStore:
         version = expected_version + 1
         stored = tokens.model_copy(update={"version": version})
         item = {"pk": f"conn#{connection_id}", "sk": "tokens",
-                "blob": self._cipher.encrypt(stored), "version": version}
+                "blob": self._cipher.encrypt(stored, bound_to=connection_id), "version": version}
         if expected_version < 0:
             return self._put(self._tenants, item, "attribute_not_exists(pk)")
         return self._put(self._tenants, item, "version = :v", {":v": expected_version})

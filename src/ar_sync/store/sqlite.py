@@ -286,12 +286,13 @@ class SQLiteStore:
                            (connection_id,))
         if not rows:
             return None
-        tokens = self._cipher.decrypt(rows[0]["blob"])
+        tokens = self._cipher.decrypt(rows[0]["blob"], bound_to=connection_id)
         return tokens.model_copy(update={"version": rows[0]["version"]})
 
     def save_tokens(self, connection_id: str, tokens: TokenSet, *, expected_version: int) -> bool:
         version = expected_version + 1
-        blob = self._cipher.encrypt(tokens.model_copy(update={"version": version}))
+        blob = self._cipher.encrypt(tokens.model_copy(update={"version": version}),
+                                    bound_to=connection_id)
         with self._tx() as db:
             if expected_version < 0:
                 return bool(db.execute(
