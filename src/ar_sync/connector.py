@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib.metadata import entry_points
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -111,6 +111,17 @@ class Connection(BaseModel):
     business_id: str = Field(default="local", description="The ar-sync account that connected it")
     rules: str = Field(default="default", description="Shipped rule set name or YAML path")
     created_at: datetime | None = None
+    go_live: date | None = Field(
+        default=None, description="First day fees may be charged for (backfill rules); "
+        "None: the day it connected")
+    mode: Literal["preview", "live"] = Field(
+        default="live", description="preview: runs plan and report, but write nothing")
+
+    def live_from(self) -> date | None:
+        """The go-live date the planner gets: the stored one, else the day it connected."""
+        if self.go_live is not None:
+            return self.go_live
+        return self.created_at.date() if self.created_at is not None else None
 
 
 @dataclass(frozen=True)
@@ -157,6 +168,13 @@ class Connector(Protocol):
     ) -> str: ...
 
     def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str: ...
+
+    def waive_fee(self, invoice: Invoice, fee_key: str, amount: Money, label: str, *,
+                  key: str) -> str:
+        """Reverse a fee already charged: a credit note for `amount` (at most the balance)
+        applied to the invoice, carrying `key` where only the bookkeeper sees it. The fee's
+        line stays: a sent invoice is not edited (locked periods, payments applied)."""
+        ...
 
     def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
         """Reconciliation: the platform's reference of a write carrying `key`, or None if the

@@ -37,8 +37,12 @@ class Claim:
 
 class Ledger(Protocol):
     def claim(
-        self, action: Action, *, owner: str, now: datetime, lease_seconds: float
-    ) -> Claim: ...
+        self, action: Action, *, owner: str, now: datetime, lease_seconds: float,
+        rules_version: int | None = None,
+    ) -> Claim:
+        """Take the action's row; a new row records `rules_version`, the stored rules version
+        that planned it (None when the rules came from a file)."""
+        ...
 
     def complete(self, key: str, *, owner: str, ref: str, now: datetime) -> bool:
         """Mark done, only if `owner` still holds the claim. False: we lost it (lease ran out)."""
@@ -51,7 +55,8 @@ class Ledger(Protocol):
         ...
 
     def record_skip(
-        self, action: Action, *, reason: str, now: datetime, owner: str | None = None
+        self, action: Action, *, reason: str, now: datetime, owner: str | None = None,
+        rules_version: int | None = None,
     ) -> bool:
         """Mark the action `skipped`: insert the row if the key is absent, or, when `owner` is
         given, turn that owner's live claim into `skipped` (e.g. the invoice was paid after

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ar_sync.money import normalise_currency, round_money, to_decimal
+from ar_sync.pauses import Pause
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -86,6 +87,9 @@ class Invoice(BaseModel):
     paid_at: date | None = Field(
         default=None, description="Day the invoice was fully paid, when known (risk report)"
     )
+    pause: Pause | None = Field(
+        default=None, description="A pause marker the bookkeeper set on the platform (a "
+        "QuickBooks private note, a Xero history note), read by the connector")
 
     @field_validator("currency")
     @classmethod
@@ -124,6 +128,7 @@ class ActionKind(StrEnum):
     LATE_FEE = "late_fee"
     ESCALATE = "escalate"
     SKIP = "skip"  # recorded in the ledger only: a stage that was missed and will never be sent
+    WAIVE_FEE = "waive_fee"  # reverse a fee we charged (credit note allocated to the invoice)
 
 
 def action_key(
@@ -180,6 +185,16 @@ class ApplyLateFee(_ActionBase):
     mode: FeeMode = FeeMode.LINE
 
 
+class WaiveFee(_ActionBase):
+    """Reverse a late fee we charged (the ledger row `fee_key`), e.g. when the invoice becomes
+    disputed under `waive_on_dispute: true`. The connector credits it on the platform."""
+
+    kind: Literal[ActionKind.WAIVE_FEE] = ActionKind.WAIVE_FEE
+    fee_key: str = Field(description="Idempotency key of the ApplyLateFee being reversed")
+    amount: Money
+    label: str
+
+
 class Escalate(_ActionBase):
     """Hand the debt to a person or agency; written back as a note so the bookkeeper sees it."""
 
@@ -196,10 +211,11 @@ class SkipStage(_ActionBase):
 
 
 Action = Annotated[
-    AddNote | SendReminder | ApplyLateFee | Escalate | SkipStage, Field(discriminator="kind")
+    AddNote | SendReminder | ApplyLateFee | Escalate | SkipStage | WaiveFee,
+    Field(discriminator="kind"),
 ]
 WRITE_KINDS = frozenset({ActionKind.NOTE, ActionKind.REMINDER_EMAIL, ActionKind.LATE_FEE,
-                         ActionKind.ESCALATE})
+                         ActionKind.ESCALATE, ActionKind.WAIVE_FEE})
 
 
 class EntryState(StrEnum):
@@ -233,3 +249,5 @@ class LedgerEntry(BaseModel):
     attempts: int = 0
     owner: str | None = None
     lease_until: datetime | None = None
+    rules_version: int | None = Field(
+        default=None, description="The stored rules version that planned it (None: a file)")

@@ -36,6 +36,7 @@ from ar_sync.models import (
     Invoice,
     SendReminder,
     SkipStage,
+    WaiveFee,
 )
 from ar_sync.policy import Policy, load_policy
 from ar_sync.report import risk_levels
@@ -296,6 +297,8 @@ def describe(action: Action) -> str:
         return f"fee {action.amount} ({action.mode} mode): {action.label}"
     if isinstance(action, Escalate):
         return f"escalation note: {action.text}"
+    if isinstance(action, WaiveFee):
+        return f"waive fee {action.amount}: {action.label}"
     return f"skip stage (superseded by {action.superseded_by})"
 
 

@@ -77,5 +77,5 @@ def test_version_1_file_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
     store.save_payment_plan(CONN.id, pp)
     assert store.payment_plans(CONN.id) == [pp]
     version = store._query("SELECT value FROM meta WHERE name = 'schema_version'")[0]["value"]
-    assert int(version) == SCHEMA_VERSION == 2
+    assert int(version) == SCHEMA_VERSION >= 2
     assert store.delete_payment_plan(CONN.id, "inv-1") and not store.payment_plans(CONN.id)

@@ -15,6 +15,7 @@ from ar_sync.connector import Connection, TokenSet
 from ar_sync.ledger import Ledger
 from ar_sync.models import Invoice
 from ar_sync.plans import PaymentPlan
+from ar_sync.store.trust import TrustStore
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class PendingAuth:
     expires_at: datetime
 
 
-class Store(Ledger, Protocol):
+class Store(TrustStore, Ledger, Protocol):
     # connections -----------------------------------------------------------------------
     def save_connection(self, connection: Connection) -> None: ...
 

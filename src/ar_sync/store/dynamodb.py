@@ -8,7 +8,8 @@ Three tables (the same definitions are in serverless.yml; a test keeps the two i
            `version` for versioned writes; `conn#<id>` / `checkpoint`; `conn#<id>` / `report`
            the last run report; `oauth#<sha256(state)>` / `pending` a single-use OAuth state
            (deleted with a condition; DynamoDB TTL sweeps expired ones); `plan#<id>` /
-           <invoice> a payment plan (JSON).
+           <invoice> a payment plan (JSON); `rules#<id>` / <version, zero-padded> a rules
+           version; `pause#<id>` / <pause id> a pause (store/dynamodb_trust.py).
 - ledger   (pk = action key): one row per action. `claim` is a conditional put
            (attribute_not_exists(pk)); every later change is a compare-and-swap on `rev`, a
            counter bumped by every write, so a takeover of an expired lease races safely.
@@ -43,9 +44,11 @@ from ar_sync.models import (
     EntryState,
     Invoice,
     LedgerEntry,
+    WaiveFee,
 )
 from ar_sync.plans import PaymentPlan
 from ar_sync.store.base import Checkpoint, PendingAuth
+from ar_sync.store.dynamodb_trust import DynamoDBTrustMixin
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -148,17 +151,21 @@ def _entry(item: Item) -> LedgerEntry:
         amount=Decimal(item["amount"]) if item.get("amount") is not None else None,
         attempts=int(item.get("attempts", 0)), owner=item.get("owner"),
         lease_until=_when(item.get("lease_until")),
+        rules_version=int(item["rules_version"]) if item.get("rules_version") is not None
+        else None,
     )
 
 
-def _new_row(action: Action, state: EntryState, now: datetime) -> Item:
-    amount = str(action.amount.amount) if isinstance(action, ApplyLateFee) else None
+def _new_row(action: Action, state: EntryState, now: datetime,
+             rules_version: int | None = None) -> Item:
+    amount = (str(action.amount.amount) if isinstance(action, ApplyLateFee | WaiveFee)
+              else None)
     return {
         "pk": action.key, "tenant": action.tenant, "isk": f"{action.invoice_id}#{action.key}",
         "invoice_id": action.invoice_id, "kind": str(action.kind), "rule": action.rule,
         "occurrence": action.occurrence, "state": str(state), "due_on": action.due_on.isoformat(),
         "updated_at": _iso(now), "amount": amount, "rev": 1,
-        "payload": _ACTION.dump_json(action).decode(),
+        "payload": _ACTION.dump_json(action).decode(), "rules_version": rules_version,
     }
 
 
@@ -169,7 +176,7 @@ def _conditional_failed(exc: ClientError) -> bool:
 # ----------------------------------------------------------------------------- the store
 
 
-class DynamoDBStore:
+class DynamoDBStore(DynamoDBTrustMixin):
     """Store protocol on three DynamoDB tables; tokens encrypted with `cipher` before writing."""
 
     def __init__(
@@ -418,9 +425,10 @@ class DynamoDBStore:
         return bool(out.get("Attributes"))
 
     # ledger ------------------------------------------------------------------------------
-    def claim(self, action: Action, *, owner: str, now: datetime, lease_seconds: float) -> Claim:
+    def claim(self, action: Action, *, owner: str, now: datetime, lease_seconds: float,
+              rules_version: int | None = None) -> Claim:
         lease = _iso(now + timedelta(seconds=lease_seconds))
-        row = {**_new_row(action, EntryState.CLAIMED, now), "owner": owner,
+        row = {**_new_row(action, EntryState.CLAIMED, now, rules_version), "owner": owner,
                "lease_until": lease, "attempts": 1}
         if self._put(self._ledger, row, "attribute_not_exists(pk)"):
             return Claim(ClaimOutcome.ACQUIRED, _entry(row))
@@ -475,14 +483,21 @@ class DynamoDBStore:
         return self._finish_owned(key, owner, state, now, {"reason": reason})
 
     def record_skip(
-        self, action: Action, *, reason: str, now: datetime, owner: str | None = None
+        self, action: Action, *, reason: str, now: datetime, owner: str | None = None,
+        rules_version: int | None = None,
     ) -> bool:
-        row = {**_new_row(action, EntryState.SKIPPED, now), "reason": reason}
+        row = {**_new_row(action, EntryState.SKIPPED, now, rules_version), "reason": reason}
         if self._put(self._ledger, row, "attribute_not_exists(pk)"):
             return True
         if owner is None:
             return False
         return self._finish_owned(action.key, owner, EntryState.SKIPPED, now, {"reason": reason})
+
+    def _queue_row(self, action: Action, now: datetime, reason: str,
+                   rules_version: int | None) -> bool:
+        row = {**_new_row(action, EntryState.RETRY, now, rules_version), "reason": reason,
+               "attempts": 0}
+        return self._put(self._ledger, row, "attribute_not_exists(pk)")
 
     def get(self, key: str) -> LedgerEntry | None:
         item = self._get(self._ledger, {"pk": key})

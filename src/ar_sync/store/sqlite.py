@@ -24,11 +24,22 @@ from pydantic import TypeAdapter
 from ar_sync.connector import Connection, TokenSet
 from ar_sync.crypto import TokenCipher, local_cipher
 from ar_sync.ledger import Claim, ClaimOutcome
-from ar_sync.models import Action, ActionKind, ApplyLateFee, EntryState, Invoice, LedgerEntry
+from ar_sync.models import (
+    Action,
+    ActionKind,
+    ApplyLateFee,
+    EntryState,
+    Invoice,
+    LedgerEntry,
+    WaiveFee,
+)
 from ar_sync.plans import PaymentPlan
 from ar_sync.store.base import Checkpoint, PendingAuth
+from ar_sync.store.sqlite_trust import TRUST_SCHEMA, SQLiteTrustMixin, upgrade_ledger
 
-SCHEMA_VERSION = 2  # 2: payment_plans table (created on open; version 1 files upgrade)
+# 2: payment_plans table; 3: rules_versions and pauses tables, ledger.rules_version (created
+# or added on open; older files upgrade)
+SCHEMA_VERSION = 3
 _ACTION = TypeAdapter(Action)
 
 _SCHEMA = """
@@ -49,7 +60,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     attempts INTEGER NOT NULL DEFAULT 0,
     owner TEXT,
     lease_until TEXT,
-    payload TEXT
+    payload TEXT,
+    rules_version INTEGER
 );
 CREATE INDEX IF NOT EXISTS ledger_by_invoice ON ledger (tenant, invoice_id);
 CREATE INDEX IF NOT EXISTS ledger_by_state ON ledger (tenant, state);
@@ -91,7 +103,7 @@ class SchemaVersionError(RuntimeError):
     pass
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteTrustMixin):
     """The Store protocol on one SQLite file (WAL mode, safe for several runners)."""
 
     def __init__(
@@ -133,8 +145,9 @@ class SQLiteStore:
 
     def _migrate(self) -> None:
         with self._lock:
-            self._db.executescript(_SCHEMA)  # idempotent: every statement is IF NOT EXISTS
+            self._db.executescript(_SCHEMA + TRUST_SCHEMA)  # idempotent: IF NOT EXISTS
         with self._tx() as db:
+            upgrade_ledger(db)
             row = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -161,21 +174,25 @@ class SQLiteStore:
             updated_at=datetime.fromisoformat(row["updated_at"]), ref=row["ref"],
             reason=row["reason"], amount=None if row["amount"] is None else Decimal(row["amount"]),
             attempts=row["attempts"], owner=row["owner"], lease_until=_dt(row["lease_until"]),
+            rules_version=row["rules_version"],
         )
 
     # ----------------------------------------------------------------------- ledger
 
-    def claim(self, action: Action, *, owner: str, now: datetime, lease_seconds: float) -> Claim:
+    def claim(self, action: Action, *, owner: str, now: datetime, lease_seconds: float,
+              rules_version: int | None = None) -> Claim:
         lease = _iso(now + timedelta(seconds=lease_seconds))
-        amount = str(action.amount.amount) if isinstance(action, ApplyLateFee) else None
+        amount = (str(action.amount.amount) if isinstance(action, ApplyLateFee | WaiveFee)
+                  else None)
         with self._tx() as db:
             inserted = db.execute(
                 "INSERT INTO ledger (key, tenant, invoice_id, kind, rule, occurrence, state,"
-                " due_on, updated_at, amount, attempts, owner, lease_until, payload)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,1,?,?,?) ON CONFLICT(key) DO NOTHING",
+                " due_on, updated_at, amount, attempts, owner, lease_until, payload,"
+                " rules_version) VALUES (?,?,?,?,?,?,?,?,?,?,1,?,?,?,?)"
+                " ON CONFLICT(key) DO NOTHING",
                 (action.key, action.tenant, action.invoice_id, str(action.kind), action.rule,
                  action.occurrence, EntryState.CLAIMED, action.due_on.isoformat(), _iso(now),
-                 amount, owner, lease, action.model_dump_json()),
+                 amount, owner, lease, action.model_dump_json(), rules_version),
             ).rowcount
             row = db.execute("SELECT * FROM ledger WHERE key = ?", (action.key,)).fetchone()
             if inserted:
@@ -212,7 +229,8 @@ class SQLiteStore:
         return self._finish(key, owner, now, state, None, reason)
 
     def record_skip(
-        self, action: Action, *, reason: str, now: datetime, owner: str | None = None
+        self, action: Action, *, reason: str, now: datetime, owner: str | None = None,
+        rules_version: int | None = None,
     ) -> bool:
         if owner is not None and self._finish(
             action.key, owner, now, EntryState.SKIPPED, None, reason
@@ -221,11 +239,11 @@ class SQLiteStore:
         with self._tx() as db:
             return bool(db.execute(
                 "INSERT INTO ledger (key, tenant, invoice_id, kind, rule, occurrence, state,"
-                " due_on, updated_at, reason, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(key) DO NOTHING",
+                " due_on, updated_at, reason, payload, rules_version)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO NOTHING",
                 (action.key, action.tenant, action.invoice_id, str(action.kind), action.rule,
                  action.occurrence, EntryState.SKIPPED, action.due_on.isoformat(), _iso(now),
-                 reason, action.model_dump_json()),
+                 reason, action.model_dump_json(), rules_version),
             ).rowcount)
 
     def get(self, key: str) -> LedgerEntry | None:
