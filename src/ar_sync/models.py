@@ -90,11 +90,22 @@ class Invoice(BaseModel):
     pause: Pause | None = Field(
         default=None, description="A pause marker the bookkeeper set on the platform (a "
         "QuickBooks private note, a Xero history note), read by the connector")
+    payments: tuple[tuple[date, Decimal], ...] | None = Field(
+        default=None, description="Payments and credits applied (day, amount), when the "
+        "connector knows them: interest accrues on the balance as it was in each period. "
+        "None: unknown (the balance is taken to have been the same all along)")
 
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
         return normalise_currency(value)
+
+    @field_validator("payments", mode="before")
+    @classmethod
+    def _payments(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        return tuple((d, to_decimal(a)) for d, a in value)
 
     @field_validator("total", "balance", "late_fees_charged", mode="before")
     @classmethod

@@ -16,7 +16,15 @@ from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console, err_console
 from ar_sync.engine import explain, plan
-from ar_sync.models import Action, ApplyLateFee, Escalate, Invoice, SendReminder, SkipStage
+from ar_sync.models import (
+    Action,
+    ApplyLateFee,
+    Escalate,
+    Invoice,
+    SendReminder,
+    SkipStage,
+    WaiveFee,
+)
 from ar_sync.policy import (
     CalendarSettings,
     Escalation,
@@ -223,12 +231,14 @@ def explain_cmd(
 
 
 _SHORT = {"late_fee": "fee", "note": "note", "reminder_email": "e-mail",
-          "escalate": "escalate", "skip": "skip"}
+          "escalate": "escalate", "skip": "skip", "waive_fee": "waive"}
 
 
 def _what(action: Action) -> str:
     if isinstance(action, ApplyLateFee):
         return f"{format_money(action.amount.amount, action.amount.currency)} ({action.mode})"
+    if isinstance(action, WaiveFee):
+        return f"-{format_money(action.amount.amount, action.amount.currency)} ({action.label})"
     if isinstance(action, SendReminder):
         return f"to {action.to}" if action.to else "platform e-mail"
     if isinstance(action, SkipStage):

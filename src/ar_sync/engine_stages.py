@@ -1,0 +1,58 @@
+"""Reminder stages: only the latest due stage is sent, earlier unhandled ones are skipped."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ar_sync.models import (
+    AddNote,
+    SendReminder,
+    SkipStage,
+)
+
+if TYPE_CHECKING:
+    from ar_sync.engine_core import _Invoice as Job
+from ar_sync.engine_compile import _EMAIL, _NOTE, _SKIP, ONCE
+
+
+def plan_reminders(job: Job) -> None:
+    stages = job.p.c.stages
+    final = job.final
+    latest = job.facts.latest
+    handled_top = -1
+    if final:
+        for i in range(len(stages) - 1, -1, -1):
+            st = stages[i]
+            if st.note_key in final or st.skip_key in final:
+                handled_top = i
+                break
+    top = max(latest, handled_top)
+    top_stage = stages[top]
+    dates = job.facts.stage_dates
+    for i in range(min(top, latest + 1)):
+        st = stages[i]
+        if st.note_key not in final and st.skip_key not in final:
+            job.emit(SkipStage, _SKIP, st.name, ONCE, dates[i],
+                      f"missed (day {st.days:+d}, {dates[i]}); superseded by "
+                      f"{top_stage.name}", superseded_by=top_stage.name)
+    if top != latest:
+        return  # a later stage was already handled: never go backwards
+    st = top_stage
+    if st.skip_key in final:
+        return
+    send_note = latest > handled_top
+    # No address, no e-mail: the platform would refuse it; the note still records the stage.
+    send_email = (st.email and st.email_key not in final
+                  and bool(job.inv.customer_email))
+    if not (send_note or send_email):
+        return
+    on = dates[latest]
+    why = f"stage day {st.days:+d}, due {on}; {job.overdue_text()}"
+    if send_note:
+        text = st.note.render(job.template_values(st.name))
+        job.emit(AddNote, _NOTE, st.name, ONCE, on, why, text=text, tone=st.tone)
+    if send_email:
+        job.emit(SendReminder, _EMAIL, st.name, ONCE, on, why,
+                  to=job.inv.customer_email)
+
+# -- fees
