@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from ar_sync.budget import CallBudget
 from ar_sync.connector import Connection, FetchResult, key_marker
 from ar_sync.errors import RateLimitedError, TransientError
 from ar_sync.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
+from ar_sync.sandbox.common import ReplayMode, utcnow
 
 
 class SimulatedCrash(BaseException):
@@ -30,8 +32,9 @@ class FakePlatform:
     notes: list[tuple[str, str]] = field(default_factory=list)  # (invoice id, text)
     fees: list[tuple[str, str, Money]] = field(default_factory=list)  # (invoice id, label, fee)
     emails: list[tuple[str, str]] = field(default_factory=list)  # (invoice id, idempotency key)
-    replay: dict[str, str] = field(default_factory=dict)  # idempotency key -> first ref
+    replay: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # key -> first ref, when
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], datetime] = utcnow  # for `window=SECONDS` replay
     writes = 0
 
     def effects(self) -> Counter[str]:
@@ -56,7 +59,9 @@ class FaultPlan:
     p_throttle: float = 0.0  # 429
     crash_before_write: int | None = None  # crash on the Nth write attempt, before the call
     crash_after_write: int | None = None  # crash on the Nth write, after the platform applied it
-    platform_keys: bool = True  # does the platform honour idempotency keys?
+    # Does the platform replay a write whose idempotency key it has seen? all | email-only |
+    # window=SECONDS | off (see ar_sync.sandbox.common.ReplayMode).
+    platform_keys: ReplayMode | str = "all"
     attempts: int = 0
 
 
@@ -96,8 +101,9 @@ class FakeConnector:
         return None  # e-mails carry no marker: the idempotency key protects them
 
     # writes --------------------------------------------------------------------------------
-    def _write(self, key: str, apply: callable) -> str:  # type: ignore[valid-type]
+    def _write(self, key: str, apply: Callable[[], str], *, email: bool = False) -> str:
         f = self.faults
+        mode = ReplayMode.parse(f.platform_keys)
         f.attempts += 1
         self.budget.spend("POST write")
         if f.crash_before_write == f.attempts:
@@ -107,12 +113,15 @@ class FakeConnector:
         if f.rng.random() < f.p_transient_before:
             raise TransientError("503 Service Unavailable")
         with self.state.lock:
-            if f.platform_keys and key in self.state.replay:
-                ref = self.state.replay[key]
+            seen = self.state.replay.get(key)
+            now = self.state.clock()
+            if seen is not None and mode.replays(
+                    email=email, age_seconds=(now - seen[1]).total_seconds()):
+                ref = seen[0]
             else:
                 ref = apply()
                 self.state.writes += 1
-                self.state.replay[key] = ref
+                self.state.replay[key] = (ref, now)
         if f.crash_after_write == f.attempts:
             raise SimulatedCrash("after write, before the ledger")
         if f.rng.random() < f.p_drop_after:
@@ -140,7 +149,7 @@ class FakeConnector:
         def apply() -> str:
             self.state.emails.append((invoice.id, key))
             return f"email-{len(self.state.emails) - 1}"
-        return self._write(key, apply)
+        return self._write(key, apply, email=True)
 
     def pay(self, invoice_id: str) -> None:
         with self.state.lock:

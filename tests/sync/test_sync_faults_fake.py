@@ -34,7 +34,7 @@ class FakeAdapter:
 
     def connector(self, connection: Connection, rng: random.Random, *, faulty: bool
                   ) -> FakeConnector:
-        plan = FaultPlan(rng=rng)
+        plan = FaultPlan(rng=rng, platform_keys="email-only")
         if faulty:
             plan.p_transient_before = rng.choice([0, 0.1, 0.3])
             plan.p_drop_after = rng.choice([0, 0.1, 0.3])

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ar_sync.cli.app import app, console
+from ar_sync.cli.app import UserError, app, console
 from ar_sync.cli.render import summary_table
 from ar_sync.crypto import TokenCipher
 from ar_sync.store.sqlite import SQLiteStore
@@ -82,11 +82,21 @@ def written_sample(report: RunReport, limit: int) -> Table:
 def serve_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print the settings as JSON")] = False,
+    replay: Annotated[str | None, typer.Option(
+        "--replay", help="Key replay: all | email-only | window=SECONDS | off "
+        "(default $AR_SYNC_SANDBOX_REPLAY, else all)")] = None,
 ) -> None:
     """Start both emulators with the demo company and print their URLs (Ctrl-C stops)."""
     from ar_sync.demo import running_sandbox
+    from ar_sync.sandbox.common import ReplayMode
 
+    try:
+        mode = ReplayMode.parse(replay) if replay is not None else ReplayMode.from_env()
+    except ValueError as exc:
+        raise UserError(str(exc), hint="e.g. --replay email-only") from exc
     with running_sandbox(seed) as sandbox:
+        sandbox.quickbooks.idempotency.replay = mode
+        sandbox.xero.idempotency.replay = mode
         info: dict[str, dict[str, Any]] = {platform: {"client_id": s.client_id, "client_secret": s.client_secret,
                            "redirect_uri": s.redirect_uri, "endpoints": dict(s.endpoints)}
                 for platform, s in sandbox.settings.items()}
@@ -101,7 +111,7 @@ def serve_cmd(
                 console.print(f"  export {prefix}CLIENT_ID={data['client_id']} "
                               f"{prefix}CLIENT_SECRET={data['client_secret']} "
                               f"{prefix}ENDPOINTS='{json.dumps(data['endpoints'])}'")
-        console.print("Serving; press Ctrl-C to stop.")
+        console.print(f"Key replay: {mode}. Serving; press Ctrl-C to stop.")
         try:
             while True:
                 time.sleep(3600)

@@ -28,6 +28,7 @@ from ar_sync.sandbox.common import (
     Faults,
     IdempotencyCache,
     RateLimiter,
+    ReplayMode,
     Request,
     Response,
     fault_response,
@@ -97,7 +98,8 @@ class QuickBooksEmulator:
                  client_id: str = DEFAULT_CLIENT_ID,
                  client_secret: str = DEFAULT_CLIENT_SECRET,
                  rate_per_minute: int | None = 500, concurrent: int | None = 10,
-                 company_name: str = "Demo Trading Co") -> None:
+                 company_name: str = "Demo Trading Co",
+                 replay: ReplayMode | str | None = None) -> None:
         self.clock: Clock = clock or utcnow
         self.access_token_ttl = access_token_ttl
         self.refresh_token_ttl = refresh_token_ttl
@@ -109,7 +111,7 @@ class QuickBooksEmulator:
         self.counters = Counters()
         self.limiter = RateLimiter(per_minute=rate_per_minute, concurrent=concurrent,
                                    clock=self.clock)
-        self.idempotency = IdempotencyCache()
+        self.idempotency = IdempotencyCache(replay, clock=lambda: self.clock())
         self.rows: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in ENTITIES}
         self.sends: list[Send] = []
         self._paid: dict[str, Decimal] = {}

@@ -30,6 +30,7 @@ from ar_sync.sandbox.common import (
     IdempotencyCache,
     RateDecision,
     RateLimiter,
+    ReplayMode,
     Request,
     Response,
     fault_response,
@@ -149,11 +150,12 @@ class XeroEmulator:
                  access_token_ttl: float = 1800, *, per_minute: int | None = 60,
                  per_day: int | None = 5000, concurrent: int | None = 5,
                  app_per_minute: int | None = 10_000, client_id: str = "XEROEMUCLIENTID0001",
-                 client_secret: str = "xero-emulator-secret") -> None:  # noqa: S107
+                 client_secret: str = "xero-emulator-secret",  # noqa: S107
+                 replay: ReplayMode | str | None = None) -> None:
         self.clock = clock or utcnow
         self.faults = Faults()
         self.counters = Counters()
-        self.idempotency = IdempotencyCache()
+        self.idempotency = IdempotencyCache(replay, clock=lambda: self.clock())
         self.limiter = RateLimiter(per_minute=per_minute, per_day=per_day,
                                    concurrent=concurrent, clock=self.clock)
         self.app_limiter = RateLimiter(per_minute=app_per_minute, clock=self.clock)
