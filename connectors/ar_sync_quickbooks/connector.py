@@ -258,7 +258,7 @@ class QuickBooksConnector:
         return f"InvoiceSend:{sent.Id}@{delivered or sent.EmailStatus}"
 
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
-                     mode: FeeMode) -> str:
+                     mode: FeeMode, tax: str | None = None) -> str:
         if fee.currency != invoice.currency:
             raise PlatformValidationError(
                 f"fee in {fee.currency} on a {invoice.currency} invoice {invoice.number}")

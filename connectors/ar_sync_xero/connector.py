@@ -217,7 +217,7 @@ class XeroConnector:
         return line
 
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
-                     mode: FeeMode) -> str:
+                     mode: FeeMode, tax: str | None = None) -> str:
         """A fee line on the invoice (only while no payment is applied, as Xero requires),
         otherwise — or in invoice mode — a separate ACCREC invoice for the same contact."""
         if fee.currency != invoice.currency:

@@ -24,6 +24,7 @@ from ar_sync.errors import (  # noqa: F401  (re-exported for connectors)
     ReauthorizationRequiredError,
     StaleObjectError,
     TransientError,
+    WriteVerificationError,
 )
 from ar_sync.models import ActionKind, FeeMode, Invoice, Money
 
@@ -140,6 +141,7 @@ class FetchResult:
     warnings: list[str] = field(default_factory=list)
     checkpoint: datetime | None = None  # platform-side time to use as `since` next run
     full: bool = True  # False for an incremental (changed-since) fetch
+    removed: list[str] = field(default_factory=list)  # ids deleted on the platform since then
 
 
 # ----------------------------------------------------------------------------- protocols
@@ -164,8 +166,12 @@ class Connector(Protocol):
     def add_note(self, invoice: Invoice, text: str, *, key: str) -> str: ...
 
     def add_late_fee(
-        self, invoice: Invoice, fee: Money, label: str, *, key: str, mode: FeeMode
-    ) -> str: ...
+        self, invoice: Invoice, fee: Money, label: str, *, key: str, mode: FeeMode,
+        tax: str | None = None,
+    ) -> str:
+        """Charge `fee`; `tax` is the rule's platform tax code for the fee (None: the
+        company's no-tax / out-of-scope code, so no tax is charged that no rule asked for)."""
+        ...
 
     def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str: ...
 

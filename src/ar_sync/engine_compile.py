@@ -69,6 +69,7 @@ class _Fee:
     mode: FeeMode
     describe: str
     every_text: str
+    tax: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,7 @@ def compile_policy(policy: Policy) -> Compiled:
     )
     fees = tuple(
         _Fee(f.name, _fee_terms(f), compile_template(f.label, FEE_LABEL_FIELDS), f.mode,
-             _describe_fee(f), _every_text(f))
+             _describe_fee(f), _every_text(f), f.tax)
         for f in policy.late_fees
     )
     escalations = tuple(

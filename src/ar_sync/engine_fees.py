@@ -67,6 +67,6 @@ def plan_fees(job: Job) -> None:
             amount = _construct(Money, {"amount": ch.amount, "currency": inv.currency})
             job.emit(ApplyLateFee, _FEE, name, ch.label, ch.on,
                       f"{ch.detail} ({fee.every_text}); due {ch.on}",
-                      amount=amount, label=label, mode=fee.mode)
+                      amount=amount, label=label, mode=fee.mode, tax=fee.tax)
 
 # -- escalation

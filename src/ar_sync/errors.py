@@ -31,6 +31,17 @@ class PlatformValidationError(ConnectorError):
     """400-class rejection (bad data, business rule): retrying will not help."""
 
 
+class WriteVerificationError(PlatformValidationError):
+    """A write landed but the platform's invoice is not what it should be (the total did not
+    rise by exactly the fee, or another line changed). Never retried: the write happened, so a
+    person must look; `expected` and `actual` carry both figures for them."""
+
+    def __init__(self, message: str, *, expected: str, actual: str) -> None:
+        super().__init__(f"{message} (expected {expected}, platform has {actual})")
+        self.expected = expected
+        self.actual = actual
+
+
 class StaleObjectError(ConnectorError):
     """QuickBooks 5010: the invoice changed under us, even after one re-read."""
 

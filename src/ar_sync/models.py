@@ -194,6 +194,7 @@ class ApplyLateFee(_ActionBase):
     amount: Money
     label: str
     mode: FeeMode = FeeMode.LINE
+    tax: str | None = None  # platform tax code for the fee line; None: the no-tax default
 
 
 class WaiveFee(_ActionBase):

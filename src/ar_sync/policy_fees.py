@@ -46,6 +46,9 @@ class _FeeRule(_Model):
                                         "many charges")
     currencies: tuple[Currency, ...] | None = Field(None, description="Only invoices in these "
                                                     "currencies (default: all)")
+    tax: str | None = Field(None, min_length=1, max_length=100,
+                            description="Platform tax code/name for the fee; default: the "
+                            "edition's no-tax / out-of-scope code")
 
 
 class FixedFee(_FeeRule):

@@ -34,6 +34,7 @@ from ar_sync.models import (
     Escalate,
     FeeMode,
     Invoice,
+    InvoiceStatus,
     SendReminder,
     SkipStage,
     WaiveFee,
@@ -219,13 +220,15 @@ def _run(
     report.invoices_seen = len(fetched.invoices)
     report.warnings.extend(fetched.warnings)
 
+    removed = set(fetched.removed)
     if dry_run:
         by_id = {i.id: i for i in store.open_invoices(tenant)} if not full else {}
         by_id.update({i.id: i for i in fetched.invoices})
-        invoices = [i for i in by_id.values() if i.is_open]
+        invoices = [i for i in by_id.values() if i.is_open and i.id not in removed]
     else:
         store.save_invoices(tenant, fetched.invoices, replace_all=full)
         invoices = store.open_invoices(tenant)
+        invoices = _drop_removed(store, tenant, invoices, fetched.removed)
     report.invoices_open = len(invoices)
     by_id = {i.id: i for i in invoices}
 
@@ -285,6 +288,22 @@ def _run(
             since=fetched.checkpoint,
             last_full_at=now if full else checkpoint.last_full_at,
         ))
+
+
+DELETED = "invoice deleted on the platform (or no longer readable)"
+
+
+def _drop_removed(store: Store, tenant: str, invoices: list[Invoice],
+                  removed: Collection[str]) -> list[Invoice]:
+    """Invoices deleted on the platform leave the snapshot (stored as voided: they will never
+    be open again), so nothing more is planned for them."""
+    if not removed:
+        return invoices
+    gone = [i.model_copy(update={"status": InvoiceStatus.VOIDED}) for i in invoices
+            if i.id in removed]
+    if gone:
+        store.save_invoices(tenant, gone, replace_all=False)
+    return [i for i in invoices if i.id not in removed]
 
 
 def describe(action: Action) -> str:
@@ -360,7 +379,10 @@ def _claim_and_write(
             if ref is not None:
                 store.complete(action.key, owner=owner, ref=ref, now=clock())
                 return _outcome(action, "reconciled", "found on the platform", ref)
-        if fresh is None or not fresh.is_open:
+        if fresh is None:  # deleted on the platform (a leftover, or deleted mid-run)
+            store.record_skip(action, reason=DELETED, now=clock(), owner=owner)
+            return _outcome(action, "skipped", DELETED)
+        if not fresh.is_open:
             store.record_skip(action, reason="invoice no longer open", now=clock(), owner=owner)
             return _outcome(action, "skipped", "invoice paid or closed since planning")
         ref = _write(connector, action, fresh)
@@ -393,7 +415,7 @@ def _write(connector: Connector, action: Action, invoice: Invoice) -> str:
         return connector.send_reminder(invoice, key=action.key, to=action.to)
     if isinstance(action, ApplyLateFee):
         return connector.add_late_fee(invoice, action.amount, action.label, key=action.key,
-                                      mode=action.mode)
+                                      mode=action.mode, tax=action.tax)
     if isinstance(action, Escalate):
         return connector.add_note(invoice, action.text, key=action.key)
     raise AssertionError(f"not a write: {action.kind}")  # pragma: no cover

@@ -321,3 +321,18 @@ def test_fast_built_actions_equal_validated_ones() -> None:
         assert set(a.__dict__) == set(type(a).model_fields)
     adapter = TypeAdapter(list[Action])
     assert adapter.validate_json(adapter.dump_json(actions)) == actions
+
+
+def test_fee_rule_tax_reaches_the_action_and_defaults_to_none() -> None:
+    """`tax:` on a late-fee rule is the platform tax code the connector puts on the fee."""
+    taxed = parse_policy("extends: default\ncalendar: {send_on: any_day}\nlate_fees:\n"
+                         "  - {name: late, kind: fixed, amount: 25, tax: '20.0% S'}\n",
+                         "taxed.yaml")
+    inv = make_invoice(days_overdue=40)
+    fees = [a for a in plan([inv], {}, taxed, TODAY) if isinstance(a, ApplyLateFee)]
+    assert {f.tax for f in fees if f.rule == "late"} == {"20.0% S"}
+    plain = [a for a in plan([inv], {}, DEFAULT, TODAY) if isinstance(a, ApplyLateFee)]
+    assert plain and {f.tax for f in plain} == {None}
+    with pytest.raises(Exception, match="tax"):
+        parse_policy("late_fees:\n  - {name: late, kind: fixed, amount: 25, tax: ''}\n",
+                     "bad.yaml")

@@ -135,7 +135,7 @@ class FakeConnector:
         return self._write(key, apply)
 
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
-                     mode: FeeMode) -> str:
+                     mode: FeeMode, tax: str | None = None) -> str:
         def apply() -> str:
             self.state.fees.append((invoice.id, f"{label} [{key_marker(key)}]", fee))
             inv = self.state.invoices[invoice.id]

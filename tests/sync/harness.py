@@ -64,9 +64,10 @@ class CrashingConnector:
     def add_note(self, invoice, text, *, key):  # type: ignore[no-untyped-def]
         return self._wrap(lambda: self._inner.add_note(invoice, text, key=key))
 
-    def add_late_fee(self, invoice, fee, label, *, key, mode):  # type: ignore[no-untyped-def]
+    def add_late_fee(self, invoice, fee, label, *, key, mode,  # type: ignore[no-untyped-def]
+                     tax=None):
         return self._wrap(lambda: self._inner.add_late_fee(invoice, fee, label, key=key,
-                                                           mode=mode))
+                                                           mode=mode, tax=tax))
 
     def send_reminder(self, invoice, *, key, to=None):  # type: ignore[no-untyped-def]
         return self._wrap(lambda: self._inner.send_reminder(invoice, key=key, to=to))

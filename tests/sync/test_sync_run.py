@@ -150,3 +150,32 @@ def test_transient_failure_is_retried_next_run_without_duplicate(store: SQLiteSt
     assert second.reconciled + second.done >= first.retry
     assert all(n == 1 for n in state.effects().values())
     assert store.unfinished(CONNECTION.id) == []
+
+
+def test_invoice_deleted_on_the_platform_leaves_the_snapshot(store: SQLiteStore) -> None:
+    """An incremental fetch reports a deletion (QuickBooks CDC `status: Deleted`): the invoice
+    leaves the snapshot, nothing more is planned for it, and its retry is skipped with why."""
+    state = FakePlatform(invoices={"inv-1": _invoice(1, 45), "inv-2": _invoice(2, 45)})
+    policy = load_policy("default")
+    flaky = FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(3), p_throttle=1.0))
+    first = run_tenant(store, CONNECTION.id, now=NOW, policy=policy, connector=flaky)
+    assert first.retry > 0
+    del state.invoices["inv-1"]
+    connector = _connector(state)
+    original_fetch = connector.fetch_open_invoices
+
+    def fetch_with_deletion(since=None):  # type: ignore[no-untyped-def]
+        result = original_fetch(since)
+        result.removed = ["inv-1"]
+        return result
+
+    connector.fetch_open_invoices = fetch_with_deletion  # type: ignore[method-assign]
+    second = run_tenant(store, CONNECTION.id, now=NOW + timedelta(hours=1), policy=policy,
+                        connector=connector, full=False)
+    assert "inv-1" not in {i.id for i in store.open_invoices(CONNECTION.id)}
+    skipped = [a for a in second.actions if a.invoice_id == "inv-1"]
+    assert skipped and {a.outcome for a in skipped} == {"skipped"}
+    assert all("deleted" in a.detail for a in skipped)
+    assert all(e.state == EntryState.SKIPPED for e in store.history(CONNECTION.id)["inv-1"])
+    assert store.unfinished(CONNECTION.id) == []
+    assert all(n == 1 for n in state.effects().values())
