@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ar_sync.budget import CallBudget
@@ -24,7 +24,9 @@ from ar_sync.errors import (
     ConnectorError,
     PlatformValidationError,
     ReauthorizationRequiredError,
+    TransientError,
 )
+from ar_sync.invoice_checks import plannable
 from ar_sync.ledger import ClaimOutcome
 from ar_sync.models import (
     Action,
@@ -47,6 +49,13 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 300.0  # a claim older than this belongs to a crashed runner
 FULL_FETCH_EVERY = timedelta(hours=24)  # incremental fetches in between
+# The circuit breaker: a platform that keeps failing (5xx, refused connections) after the
+# connector's own retries stops its tenant instead of burning minutes on every action.
+BREAKER_FAILURES = 3  # consecutive writes left for retry open the breaker ...
+BREAKER_SECONDS = 10.0  # ... and so does a failing streak that has lasted this long
+INTERRUPTED = "interrupted"
+LOCK_HELD = "lock held by another run"
+PLATFORM_UNAVAILABLE = "platform unavailable"
 
 
 @dataclass
@@ -135,8 +144,15 @@ def run_tenant(
     lease_seconds: float = LEASE_SECONDS,
     use_lock: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    today: date | None = None,
 ) -> RunReport:
-    """Run one tenant once. Safe to call concurrently and after any crash."""
+    """Run one tenant once. Safe to call concurrently and after any crash.
+
+    `today` (the company's local date) or `now` only change what is planned; leases, locks
+    and the daily full fetch always follow `clock`, so a run "as of" another day can neither
+    block nor be blocked by real runs. Ctrl-C / SIGTERM (KeyboardInterrupt) releases the
+    current claim and the locks and returns a report with `stopped_early="interrupted"`.
+    """
     clock = clock or (lambda: datetime.now(UTC))
     now = now or clock()
     owner = owner or f"run-{secrets.token_hex(6)}"
@@ -152,27 +168,34 @@ def run_tenant(
 
     lock_name = f"tenant:{connection_id}"
     use_lock = use_lock and not dry_run
-    if use_lock and not store.acquire_lock(lock_name, owner=owner, now=now,
+    if use_lock and not store.acquire_lock(lock_name, owner=owner, now=clock(),
                                               ttl_seconds=lease_seconds):
-        report.stopped_early = "lock held by another run"
+        report.stopped_early = LOCK_HELD
         return _finish(store, report, clock, save=False)
     try:
         if connector is None:
             if settings is None:
                 raise ValueError("run_tenant needs `settings` or a `connector`")
             connector = open_connector(store, connection, settings, budget, clock)
-        _run(store, connection, connector, policy, report, budget=budget, now=now,
-             clock=clock, owner=owner, full=full, dry_run=dry_run,
-             only_invoices=only_invoices, lease_seconds=lease_seconds,
+        _run(store, connection, connector, policy, report, budget=budget,
+             today=today or policy.today(now), clock=clock, owner=owner, full=full,
+             dry_run=dry_run, only_invoices=only_invoices, lease_seconds=lease_seconds,
              on_progress=on_progress)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: the current claim was released by _run; the locks are released
+        # below; what is left is in the report (deferred) and goes first next run.
+        report.stopped_early = INTERRUPTED
     except ReauthorizationRequiredError as exc:
         report.errors.append(f"reconnect needed: {exc}")
         report.stopped_early = "authorisation lost"
     except BudgetExhaustedError as exc:
         report.stopped_early = f"budget: {exc}"
+    except TransientError as exc:
+        # A read failed after the connector's retries (5xx storm, platform down): nothing
+        # was planned from partial data; the next run starts over from the same checkpoint.
+        report.errors.append(f"{PLATFORM_UNAVAILABLE}: {exc}")
+        report.stopped_early = PLATFORM_UNAVAILABLE
     except ConnectorError as exc:
-        # A read failed after the connector's retries (e.g. a 5xx storm): nothing was planned
-        # from partial data; the next run starts over from the same checkpoint.
         report.errors.append(f"platform error: {exc}")
         report.stopped_early = "platform error"
     finally:
@@ -198,7 +221,7 @@ def _run(
     report: RunReport,
     *,
     budget: CallBudget,
-    now: datetime,
+    today: date,
     clock: Callable[[], datetime],
     owner: str,
     full: bool | None,
@@ -209,9 +232,10 @@ def _run(
 ) -> None:
     tenant = connection.id
     checkpoint = store.get_checkpoint(tenant)
+    started = clock()
     if full is None:
         full = (checkpoint.since is None or checkpoint.last_full_at is None
-                or now - checkpoint.last_full_at >= FULL_FETCH_EVERY)
+                or started - checkpoint.last_full_at >= FULL_FETCH_EVERY)
     report.full_fetch = full
     fetched = connector.fetch_open_invoices(None if full else checkpoint.since)
     # Keys and ledger rows are per ar-sync connection: make sure every invoice says which.
@@ -229,11 +253,12 @@ def _run(
         store.save_invoices(tenant, fetched.invoices, replace_all=full)
         invoices = store.open_invoices(tenant)
         invoices = _drop_removed(store, tenant, invoices, fetched.removed)
+    invoices, unplannable = plannable(invoices)
+    report.warnings.extend(unplannable)
     report.invoices_open = len(invoices)
     by_id = {i.id: i for i in invoices}
 
     history = store.history(tenant, by_id)
-    today = policy.today(now)
     # Risk only when the rules use it (the report reads every invoice's ledger history).
     risk = risk_levels(invoices, history, as_of=today) if policy.risk.levels() else None
     actions = plan(invoices, history, policy, today, plans=store.payment_plans(tenant),
@@ -266,27 +291,43 @@ def _run(
             report.count(_outcome(action, "skipped", action.reason))
     queue = leftovers + [a for a in actions if not isinstance(a, SkipStage)]
     total = len(queue)
+    breaker = _Breaker(clock)
     for index, action in enumerate(queue):
         if on_progress:
             on_progress(index, total)
         try:
             if not budget.can_spend(2):
                 raise BudgetExhaustedError("not enough budget left for another write")
-            report.count(_execute(store, connector, action, by_id.get(action.invoice_id),
-                                  owner=owner, clock=clock, lease_seconds=lease_seconds))
+            action_started = clock()
+            outcome = _execute(store, connector, action, by_id.get(action.invoice_id),
+                               owner=owner, clock=clock, lease_seconds=lease_seconds)
         except BudgetExhaustedError:
             # Stop cleanly: the claim (if any) was released for retry; the rest goes first
             # next run, because the plan will contain it again and leftovers go first.
-            for rest in queue[index:]:
-                report.count(_outcome(rest, "deferred", "budget used up"))
+            _defer(report, queue[index:], "budget used up")
             report.stopped_early = "budget used up"
+            break
+        except KeyboardInterrupt:
+            # Release our claim if the interrupt came between claim and complete (a no-op
+            # otherwise: the update is conditional on our live claim). A write that did
+            # happen is found by its key when the next run reconciles this row.
+            store.fail(action.key, owner=owner, reason=INTERRUPTED, now=clock(),
+                       permanent=False)
+            _defer(report, queue[index:], "interrupted; goes first next run")
+            raise
+        report.count(outcome)
+        if breaker.opens(outcome, started=action_started):
+            _defer(report, queue[index + 1:], PLATFORM_UNAVAILABLE)
+            report.errors.append(f"{PLATFORM_UNAVAILABLE}: {breaker.failures} writes in a "
+                                 f"row failed after retries ({outcome.detail})")
+            report.stopped_early = PLATFORM_UNAVAILABLE
             break
     if on_progress:
         on_progress(total, total)
     if fetched.checkpoint is not None:
         store.save_checkpoint(tenant, Checkpoint(
             since=fetched.checkpoint,
-            last_full_at=now if full else checkpoint.last_full_at,
+            last_full_at=started if full else checkpoint.last_full_at,
         ))
 
 
@@ -304,6 +345,30 @@ def _drop_removed(store: Store, tenant: str, invoices: list[Invoice],
     if gone:
         store.save_invoices(tenant, gone, replace_all=False)
     return [i for i in invoices if i.id not in removed]
+
+
+def _defer(report: RunReport, rest: Sequence[Action], why: str) -> None:
+    for action in rest:
+        report.count(_outcome(action, "deferred", why))
+
+
+class _Breaker:
+    """Opens on writes left for retry in a row (each already retried by the connector):
+    BREAKER_FAILURES of them, or a failing streak that has lasted BREAKER_SECONDS."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self.failures = 0
+        self._since: datetime | None = None
+
+    def opens(self, outcome: ActionOutcome, *, started: datetime) -> bool:
+        if outcome.outcome != "retry":
+            self.failures, self._since = 0, None
+            return False
+        self._since = self._since or started
+        self.failures += 1
+        elapsed = (self._clock() - self._since).total_seconds()
+        return self.failures >= BREAKER_FAILURES or elapsed >= BREAKER_SECONDS
 
 
 def describe(action: Action) -> str:
@@ -421,4 +486,5 @@ def _write(connector: Connector, action: Action, invoice: Invoice) -> str:
     raise AssertionError(f"not a write: {action.kind}")  # pragma: no cover
 
 
-__all__ = ["ActionKind", "ActionOutcome", "RunReport", "run_tenant"]
+__all__ = ["INTERRUPTED", "LOCK_HELD", "PLATFORM_UNAVAILABLE", "ActionKind", "ActionOutcome",
+           "RunReport", "run_tenant"]

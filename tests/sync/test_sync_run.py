@@ -132,7 +132,9 @@ def test_time_budget_stops_cleanly(store: SQLiteStore) -> None:
 
 
 def test_lock_held_by_another_run(store: SQLiteStore) -> None:
-    assert store.acquire_lock(f"tenant:{CONNECTION.id}", owner="other", now=NOW, ttl_seconds=60)
+    # locks live on the real clock, whatever day the run plans for
+    assert store.acquire_lock(f"tenant:{CONNECTION.id}", owner="other",
+                              now=datetime.now(UTC), ttl_seconds=60)
     report = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("default"),
                         connector=_connector(FakePlatform()))
     assert report.stopped_early == "lock held by another run"

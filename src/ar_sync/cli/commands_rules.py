@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console, err_console
 from ar_sync.engine import explain, plan
+from ar_sync.invoice_checks import plannable
 from ar_sync.models import (
     Action,
     ApplyLateFee,
@@ -288,7 +289,8 @@ def plan_cmd(
     policy = _load(rules)
     day = _today(today, policy)
     invoices, warnings = read_invoices(invoices_file)
-    for warning in warnings:
+    invoices, unplannable = plannable(invoices)
+    for warning in warnings + unplannable:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     actions = plan(invoices, {}, policy, day)
     if fmt == "json":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -10,11 +12,14 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from ar_sync.cli.app import UserError, app, console
-from ar_sync.cli.common import as_of, open_store, pick_connections, settings_for
+from ar_sync.cli.app import UserError, app, console, err_console
+from ar_sync.cli.common import open_store, parse_day, pick_connections, settings_for
 from ar_sync.cli.render import actions_table, history_table, summary_table
+from ar_sync.cli.signals import EXIT_INTERRUPTED, interruptible
 from ar_sync.policy import load_policy
-from ar_sync.sync import RunReport, run_tenant
+from ar_sync.sync import INTERRUPTED, LOCK_HELD, RunReport, run_tenant
+
+log = logging.getLogger("ar_sync.run")
 
 
 class Format(StrEnum):
@@ -25,45 +30,119 @@ class Format(StrEnum):
 DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data folder)")]
 
 
+EXIT_FAILED = 1  # a tenant failed: platform unavailable, authorisation lost, errors
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds a tenant's lock; nothing failed
+
+
+def exit_code(reports: list[RunReport], *, interrupted: bool) -> int:
+    """One rule for every output format: interrupted > failed > locked out > success."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if any(r.errors for r in reports):
+        return EXIT_FAILED
+    if any(r.stopped_early == LOCK_HELD for r in reports):
+        return EXIT_LOCKED
+    return 0
+
+
+def _log_to(path: Path) -> logging.Handler:
+    """Append run logs to PATH (for cron/systemd); tokens never reach the log."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+    return handler
+
+
+def _log_report(report: RunReport) -> None:
+    log.info("run %s: %s", report.connection_id, json.dumps({
+        k: getattr(report, k) for k in (
+            "stopped_early", "invoices_open", "planned", "done", "reconciled", "skipped",
+            "retry", "failed", "deferred", "busy", "api_calls")}))
+    for line in report.errors:
+        log.error("%s: %s", report.connection_id, line)
+    for line in report.warnings:
+        log.warning("%s: %s", report.connection_id, line)
+
+
 @app.command("run")
 def run_cmd(
     tenant: Annotated[list[str] | None, typer.Option("--tenant", "-t", help="Tenant id (repeat)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and print; write nothing")] = False,
     full: Annotated[bool, typer.Option("--full", help="Re-read every open invoice")] = False,
     rules: Annotated[str | None, typer.Option("--rules", help="Override the tenant's rule set")] = None,
-    today: Annotated[str | None, typer.Option("--today", help="Run as of YYYY-MM-DD")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="Plan as of YYYY-MM-DD, the company's local date (leases and locks keep the real clock)")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+    log_file: Annotated[Path | None, typer.Option("--log-file", help="Append a log of the run to this file (cron, systemd)")] = None,
     db: DbOption = None,
 ) -> None:
-    """Fetch, plan and write back for each connected company (or only --tenant)."""
+    """Fetch, plan and write back for each connected company (or only --tenant).
+
+    Exit codes: 0 done, 1 a tenant failed, 2 a user error, 75 another run holds a tenant's
+    lock, 130 interrupted (Ctrl-C, SIGTERM) — the same for every --format.
+    """
+    handler = _log_to(log_file) if log_file else None
+    try:
+        code = _run_all(tenant, dry_run=dry_run, full=full, rules=rules, day=parse_day(today),
+                        fmt=fmt, db=db)
+    finally:
+        if handler:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    if code:
+        raise typer.Exit(code)
+
+
+def _run_all(tenant: list[str] | None, *, dry_run: bool, full: bool, rules: str | None,
+             day: date | None, fmt: Format, db: Path | None) -> int:
     store = open_store(db)
     policy = load_policy(rules) if rules else None
+    connections = pick_connections(store, tenant)
+    settings = {c.platform: settings_for(c.platform) for c in connections}
     reports: list[RunReport] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True, disable=fmt == Format.json) as progress:
-        for connection in pick_connections(store, tenant):
-            task = progress.add_task(connection.id, total=None)
+    with interruptible() as signals, Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            console=console, transient=True, disable=fmt == Format.json) as progress:
+        try:
+            for connection in connections:
+                task = progress.add_task(connection.id, total=None)
 
-            def on_progress(done: int, total: int, task: TaskID = task) -> None:
-                progress.update(task, completed=done, total=total)
+                def on_progress(done: int, total: int, task: TaskID = task) -> None:
+                    progress.update(task, completed=done, total=total)
 
-            reports.append(run_tenant(
-                store, connection.id, settings=settings_for(connection.platform),
-                now=as_of(today), dry_run=dry_run, full=full or None, policy=policy,
-                on_progress=on_progress))
+                report = run_tenant(
+                    store, connection.id, settings=settings[connection.platform], today=day,
+                    dry_run=dry_run, full=full or None, policy=policy,
+                    on_progress=on_progress)
+                reports.append(report)
+                _log_report(report)
+                if report.stopped_early == INTERRUPTED:
+                    break
+        except KeyboardInterrupt:
+            pass  # between tenants: nothing of ours is held
+    interrupted = signals.interrupted
+    not_started = [c.id for c in connections[len(reports):]]
+    if interrupted:
+        left = sum(r.deferred for r in reports)
+        message = (f"interrupted: {left} action(s) left for the next run"
+                   + (f"; not started: {', '.join(not_started)}" if not_started else ""))
+        log.warning(message)
     if fmt == Format.json:
-        console.print_json(json.dumps([r.to_dict() for r in reports], default=str))
-        return
-    console.print(summary_table(reports))
-    for report in reports:
-        if report.actions:
-            console.print(actions_table(report, limit=40))
-        for line in report.errors:
-            console.print(f"[red]error:[/] {line}")
-        for line in report.warnings:
-            console.print(f"[yellow]warning:[/] {line}")
-    if any(r.errors for r in reports):
-        raise typer.Exit(1)
+        typer.echo(json.dumps([r.to_dict() for r in reports], default=str, indent=2))
+    else:
+        console.print(summary_table(reports))
+        for report in reports:
+            if report.actions:
+                console.print(actions_table(report, limit=40))
+            for line in report.errors:
+                console.print(f"[red]error:[/] {line}")
+            for line in report.warnings:
+                console.print(f"[yellow]warning:[/] {line}")
+    if interrupted:
+        err_console.print(f"[yellow]{message}[/]", highlight=False)
+    return exit_code(reports, interrupted=interrupted)
 
 
 @app.command("history")

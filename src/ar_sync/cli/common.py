@@ -42,15 +42,21 @@ def pick_connections(store: SQLiteStore, tenants: list[str] | None) -> list[Conn
     return chosen
 
 
-def as_of(today: str | None) -> datetime | None:
-    """`--today YYYY-MM-DD` as a moment in the middle of that UTC day (None: now)."""
+def parse_day(today: str | None) -> date | None:
+    """`--today YYYY-MM-DD`: the company's local date to plan for (None: today there)."""
     if today is None:
         return None
     try:
-        day = date.fromisoformat(today)
+        return date.fromisoformat(today)
     except ValueError as exc:
         raise UserError(f"--today {today!r} is not a date", hint="use YYYY-MM-DD") from exc
-    return datetime.combine(day, time(12, 0), tzinfo=UTC)
 
 
-__all__ = ["as_of", "default_data_dir", "open_store", "pick_connections", "settings_for"]
+def as_of(today: str | None) -> datetime | None:
+    """`--today YYYY-MM-DD` as a moment in the middle of that UTC day (None: now)."""
+    day = parse_day(today)
+    return None if day is None else datetime.combine(day, time(12, 0), tzinfo=UTC)
+
+
+__all__ = ["as_of", "default_data_dir", "open_store", "parse_day", "pick_connections",
+           "settings_for"]
