@@ -34,6 +34,7 @@ from ar_sync.plans import PaymentPlan
 from ar_sync.policy_fees import FixedFee, LateFee, PercentFee, UkStatutoryInterest
 from ar_sync.policy_fields import PolicyError, PolicyIssue, _fail
 from ar_sync.policy_issues import _clashes, _issues
+from ar_sync.policy_read import read_rules_file
 from ar_sync.policy_schema import (
     CalendarSettings,
     Escalation,
@@ -57,6 +58,7 @@ from ar_sync.policy_yaml import (
     _read_tree,
     shipped_rule_sets,
     shipped_rules_dir,
+    with_chain,
 )
 
 __all__ = [
@@ -79,15 +81,18 @@ def parse_policy(text: str, filename: str, *, base_dir: Path | None = None) -> P
     if base_dir is None:
         base_dir = Path(filename).parent
     start = (Path(filename).resolve(),)
-    tree = _read_tree(text, filename, base_dir, start)
+    chains: dict[str, str] = {}
+    tree = _read_tree(text, filename, base_dir, start, chains)
     data, locs = _flatten(tree)
-    clashes = _clashes(data, locs)
-    if clashes:
-        raise PolicyError(clashes)
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        raise PolicyError(_issues(exc, data, locs)) from None
+    issues = _clashes(data, locs)
+    if not issues:
+        try:
+            return Policy.model_validate(data)
+        except ValidationError as exc:
+            issues = _issues(exc, data, locs)
+    # A problem in an extended file names that file and how this file reached it.
+    raise PolicyError([with_chain(i, chains[i.file]) if i.file in chains else i
+                       for i in issues]) from None
 
 
 def load_policy(source: str | Path) -> Policy:
@@ -102,11 +107,7 @@ def load_policy(source: str | Path) -> Policy:
     else:
         path = Path(source)
         filename = str(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _fail(filename, None, f"cannot read file: {exc.strerror or exc}") from exc
-    return parse_policy(text, filename, base_dir=path.parent)
+    return parse_policy(read_rules_file(path, filename), filename, base_dir=path.parent)
 
 
 def policy_json_schema() -> dict[str, Any]:

@@ -3,7 +3,7 @@ line, shipped rule sets, and `extends` merging."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from ar_sync.policy_fields import _fail
+from ar_sync.policy_fields import PolicyError, PolicyIssue, _fail
+from ar_sync.policy_read import MAX_DEPTH, check_text, read_rules_file
 
 NAMED_LISTS = ("reminders", "late_fees", "escalations")
 MAX_EXTENDS_DEPTH = 8
@@ -49,11 +50,18 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     return _constructor.construct_object(node, deep=True)
 
 
-def _convert(node: yaml.Node, file: str, budget: list[int]) -> _Loc:
+def _path_text(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _convert(node: yaml.Node, file: str, budget: list[int],
+             path: tuple[str | int, ...] = ()) -> _Loc:
     budget[0] -= 1
-    if budget[0] < 0:
-        raise _fail(file, node.start_mark.line + 1, "document too large (alias expansion?)")
     line = node.start_mark.line + 1
+    if budget[0] < 0:
+        raise _fail(file, line, "document too large (alias expansion?)", _path_text(path))
+    if len(path) > MAX_DEPTH:
+        raise _fail(file, line, f"nested more than {MAX_DEPTH} levels deep", _path_text(path))
     if isinstance(node, yaml.MappingNode):
         out: dict[str, _Loc] = {}
         for key_node, value_node in node.value:
@@ -64,29 +72,38 @@ def _convert(node: yaml.Node, file: str, budget: list[int]) -> _Loc:
             key = str(key_node.value)
             if key in out:
                 raise _fail(file, kline, f"duplicate key {key!r}")
-            child = _convert(value_node, file, budget)
+            child = _convert(value_node, file, budget, (*path, key))
             out[key] = _Loc(child.value, file, kline, child.text)
         return _Loc(out, file, line)
     if isinstance(node, yaml.SequenceNode):
-        return _Loc([_convert(n, file, budget) for n in node.value], file, line)
+        return _Loc([_convert(n, file, budget, (*path, i)) for i, n in enumerate(node.value)],
+                    file, line)
     assert isinstance(node, yaml.ScalarNode)
     try:
         value = _scalar(node)
     except (yaml.YAMLError, ValueError) as exc:
-        raise _fail(file, line, f"cannot read value: {exc}") from exc
+        raise _fail(file, line, f"cannot read value {node.value!r}: {exc}",
+                    _path_text(path)) from exc
     return _Loc(value, file, line, node.value)
 
 
 def _compose(text: str, file: str) -> _Loc:
+    check_text(text, file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise _fail(file, None, "nested too deeply to read") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        at = text.count("\n", 0, exc.position) + 1
+        raise _fail(file, at, f"character {exc.character!r} is not allowed") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise _fail(file, line, f"YAML syntax error: {problem}") from exc
     if node is None:
-        return _Loc({}, file, 1)
+        raise _fail(file, None, "the file is empty: a rules file needs at least "
+                                "`extends: default` (an empty file would turn follow-up off)")
     tree = _convert(node, file, [MAX_NODES])
     if not isinstance(tree.value, dict):
         raise _fail(file, tree.line, "a rules file must be a mapping of keys to values")
@@ -187,22 +204,41 @@ def _resolve_extends(value: _Loc, base_dir: Path | None) -> Path:
     if not isinstance(target, str) or not target.strip():
         raise _fail(value.file, value.line, "must be a shipped rule set name or a relative path",
                     "extends")
-    if _is_name(target):
+    if _is_name(target):  # a shipped rule set
         shipped = shipped_rule_sets()
         if target not in shipped:
             known = ", ".join(shipped) or "none"
             raise _fail(value.file, value.line, f"no shipped rule set named {target!r} "
                         f"(shipped: {known})", "extends")
         return shipped[target]
+    # Otherwise a .yaml file in this file's own folder or below it: never /etc/passwd, never
+    # a path that climbs out with `..` or a symlink.
+    folder = (base_dir or Path.cwd()).resolve()
     path = Path(target)
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
-    if not path.is_file():
+    if path.is_absolute() or path.suffix not in (".yaml", ".yml"):
+        raise _fail(value.file, value.line, f"{target!r}: extends takes a shipped rule set "
+                    "name or a relative path to a .yaml file under this file's folder",
+                    "extends")
+    resolved = (folder / path).resolve()
+    if not resolved.is_relative_to(folder):
+        raise _fail(value.file, value.line, f"{target!r} is outside this file's folder "
+                    f"({_display(folder)})", "extends")
+    if not resolved.is_file():
         raise _fail(value.file, value.line, f"file not found: {target}", "extends")
-    return path
+    return resolved
 
 
-def _read_tree(text: str, file: str, base_dir: Path | None, chain: tuple[Path, ...]) -> _Loc:
+def with_chain(issue: PolicyIssue, step: str) -> PolicyIssue:
+    """The issue with the `extends` chain that led to its file."""
+    before, sep, after = issue.message.rpartition(" (via ")
+    if sep:
+        return replace(issue, message=f"{before} (via {step}, {after}")
+    return replace(issue, message=f"{issue.message} (via {step})")
+
+
+def _read_tree(text: str, file: str, base_dir: Path | None, chain: tuple[Path, ...],
+               chains: dict[str, str] | None = None) -> _Loc:
+    """The merged tree; `chains` gets, for each extended file, how it was reached."""
     tree = _compose(text, file)
     ext = tree.value.get("extends")
     if ext is None or ext.value is None:
@@ -213,12 +249,19 @@ def _read_tree(text: str, file: str, base_dir: Path | None, chain: tuple[Path, .
         raise _fail(ext.file, ext.line, f"extends cycle: {loop}", "extends")
     if len(chain) >= MAX_EXTENDS_DEPTH:
         raise _fail(ext.file, ext.line, "extends chain too deep", "extends")
+    parent_file = _display(parent_path)
     try:
-        parent_text = parent_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _fail(ext.file, ext.line, f"cannot read {parent_path}: {exc.strerror}",
-                    "extends") from exc
-    parent = _read_tree(parent_text, _display(parent_path), parent_path.parent,
-                        (*chain, parent_path))
+        parent_text = read_rules_file(parent_path, parent_file)
+        parent = _read_tree(parent_text, parent_file, parent_path.parent,
+                            (*chain, parent_path), chains)
+    except PolicyError as exc:
+        raise PolicyError([with_chain(i, f"{file} extends {parent_file}")
+                           for i in exc.issues]) from None
+    if chains is not None:
+        step = f"{file} extends {parent_file}"
+        for name, via in list(chains.items()):
+            if via.startswith(f"{parent_file} extends "):
+                chains[name] = f"{step}, {via}"
+        chains[parent_file] = step
     parent.value.pop("extends", None)
     return _merge(parent, tree, ())

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console, err_console
@@ -111,7 +112,8 @@ def validate_cmd(
         except PolicyError as exc:
             bad += 1
             for issue in exc.issues:
-                err_console.print(f"[red]{issue}[/]", highlight=False, soft_wrap=True)
+                err_console.print(f"[red]{escape(str(issue))}[/]", highlight=False,
+                                  soft_wrap=True)
             continue
         console.print(f"[green]ok[/] {source}: {len(policy.reminders)} reminder stages, "
                       f"{len(policy.late_fees)} fee rules, {len(policy.escalations)} "
