@@ -27,8 +27,9 @@ IDENTITY_URL = "https://api.xero.com"
 API_URL = "https://api.xero.com/api.xro/2.0"
 # Xero's granular scopes (required for apps created from 2 March 2026; older apps may keep
 # "accounting.transactions" until September 2027 by setting PlatformSettings.scopes).
+# accounting.settings.read: GET /Organisation (lock dates) and /TaxRates (fee tax).
 DEFAULT_SCOPES = ("openid", "profile", "email", "accounting.invoices",
-                  "accounting.contacts.read", "offline_access")
+                  "accounting.contacts.read", "accounting.settings.read", "offline_access")
 REFRESH_TOKEN_LIFETIME = timedelta(days=60)  # unused refresh tokens expire after 60 days
 
 

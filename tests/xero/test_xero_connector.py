@@ -185,6 +185,7 @@ def test_reused_refresh_token_is_invalid_grant(emu: XeroEmulator, session: Sessi
     assert stale is not None
     clock.advance(1800)
     session.connector.fetch_open_invoices()  # rotates the refresh token
+    clock.advance(31 * 60)  # past the old token's 30-minute grace
     other = connect(emu, clock)  # a second runner holding the old refresh token
     other.store.save_tokens(other.connection.id, stale.model_copy(update={"version": 0}),
                             expected_version=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -95,17 +96,48 @@ def test_code_is_single_use_and_pkce_checked(emu: XeroEmulator) -> None:
     assert wrong_secret.json() == {"error": "invalid_client"}
 
 
-def test_refresh_rotates_and_reuse_is_invalid_grant(emu: XeroEmulator,
-                                                    tokens: dict[str, Any]) -> None:
+def test_refresh_rotates_with_30_minute_grace_then_invalid_grant(
+        emu: XeroEmulator, tokens: dict[str, Any], clock: FakeClock) -> None:
     s = emu.settings()
     form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
-    first = requests.post(s.endpoints["token"], data=form, auth=(s.client_id, s.client_secret),
-                          timeout=5)
+    auth = (s.client_id, s.client_secret)
+    first = requests.post(s.endpoints["token"], data=form, auth=auth, timeout=5)
     assert first.status_code == 200
     assert first.json()["refresh_token"] != tokens["refresh_token"]
-    reuse = requests.post(s.endpoints["token"], data=form, auth=(s.client_id, s.client_secret),
-                          timeout=5)
+    clock.advance(29 * 60)  # the previous token still works inside its grace...
+    grace = requests.post(s.endpoints["token"], data=form, auth=auth, timeout=5)
+    assert grace.status_code == 200 and emu.identity.grace_refreshes == 1
+    clock.advance(60)  # ...and never after it
+    reuse = requests.post(s.endpoints["token"], data=form, auth=auth, timeout=5)
     assert reuse.status_code == 400 and reuse.json() == {"error": "invalid_grant"}
+
+
+def test_unused_refresh_token_expires_after_60_days(emu: XeroEmulator, tokens: dict[str, Any],
+                                                    clock: FakeClock) -> None:
+    s = emu.settings()
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    clock.advance(timedelta(days=60).total_seconds())
+    got = requests.post(s.endpoints["token"], data=form, auth=(s.client_id, s.client_secret),
+                        timeout=5)
+    assert got.status_code == 400 and got.json() == {"error": "invalid_grant"}
+
+
+def test_connections_carry_auth_event_and_filter_by_it(emu: XeroEmulator,
+                                                       tokens: dict[str, Any]) -> None:
+    """A later consent for the same user takes the organisation over; the filter on the
+    consent's authEventId (a claim of its access token) shows only its own organisations."""
+    claims = json.loads(base64.urlsafe_b64decode(tokens["access_token"].split(".")[1] + "=="))
+    first_event = claims["authentication_event_id"]
+    second = emu.seed(demo_company(), name="Second Org")
+    s = emu.settings()
+    emu.authorize(s.client_id, s.redirect_uri, "st2", tenants=[second])
+    client = new_api_client(lambda: sdk_token(tokens["access_token"]))
+    identity = IdentityApi(client, base_url=emu.url)
+    everything = identity.get_connections()
+    assert {(str(r.tenant_id), str(r.auth_event_id) == first_event) for r in everything} == {
+        (emu.tenant_id, True), (second, False)}
+    mine = identity.get_connections(auth_event_id=first_event)
+    assert [str(r.tenant_id) for r in mine] == [emu.tenant_id]
 
 
 def test_connections_through_identity_api(emu: XeroEmulator, tokens: dict[str, Any]) -> None:

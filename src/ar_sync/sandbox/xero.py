@@ -9,19 +9,19 @@ fault switches. State lives in memory (sandbox/xero_model.py); this module is th
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from ar_sync.connector import PlatformSettings
-from ar_sync.money import UnknownCurrencyError, normalise_currency, round_money
+from ar_sync.money import round_money
 from ar_sync.sandbox.common import (
     Counters,
     Effect,
@@ -37,37 +37,55 @@ from ar_sync.sandbox.common import (
     utcnow,
 )
 from ar_sync.sandbox.demo import DemoCompany
-from ar_sync.sandbox.xero_identity import DEFAULT_SCOPES, Grant, GrantError, Identity
+from ar_sync.sandbox.xero_api import (
+    bad_request,
+    list_contacts,
+    list_invoices,
+    not_found,
+    problem,
+    validation,
+    xero_ok,
+)
+from ar_sync.sandbox.xero_identity import (
+    DEFAULT_SCOPES,
+    DEFAULT_USER,
+    Grant,
+    GrantError,
+    Identity,
+)
 from ar_sync.sandbox.xero_model import (
-    CONTACT_WHERE_FIELDS,
-    INVOICE_WHERE_FIELDS,
     Organisation,
     ValidationFailed,
-    XHistory,
     XInvoice,
-    XLine,
     XPayment,
     contact_json,
-    contact_record,
-    dumps,
     history_json,
     invoice_json,
-    invoice_record,
-    ms_date,
-    parse_xero_date,
+    organisation_json,
     seed_organisation,
     stable_id,
     truncate_ms,
 )
-from ar_sync.sandbox.xero_where import WhereError, parse_where
+from ar_sync.sandbox.xero_where import WhereError
+from ar_sync.sandbox.xero_writes import (
+    EmailLimitReached,
+    add_history,
+    email,
+    find_invoice,
+    touch,
+    upsert,
+)
 
 API = "/api.xro/2.0"
 MARKER = re.compile(r"ar-sync:([A-Za-z0-9_\-]+)")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_STATUSES = {"DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"}
+IDEMPOTENCY_KEY_MAX = 128  # Xero: "at most 128 characters"
 _WRITE_METHODS = {"POST", "PUT"}
 # Either Xero's granular invoice scope or the broad one it replaces (apps before March 2026).
 _INVOICE_SCOPES = {"accounting.invoices", "accounting.transactions"}
+# GET /Organisation and /TaxRates need a settings scope (Xero-OpenAPI: getOrganisations).
+_SETTINGS_SCOPES = {"accounting.settings", "accounting.settings.read"}
+_SETTINGS_TEMPLATES = {"GET /api.xro/2.0/Organisation", "GET /api.xro/2.0/TaxRates"}
 
 # (method, regex over the lower-cased path, endpoint template for the counters)
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -87,60 +105,18 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
          "GET /api.xro/2.0/Invoices/{id}/History"),
         ("PUT", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)/history$",
          "PUT /api.xro/2.0/Invoices/{id}/History"),
+        ("POST", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)/history$",
+         "POST /api.xro/2.0/Invoices/{id}/History"),
         ("POST", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)/email$",
          "POST /api.xro/2.0/Invoices/{id}/Email"),
         ("GET", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)/onlineinvoice$",
          "GET /api.xro/2.0/Invoices/{id}/OnlineInvoice"),
+        ("GET", r"^/api\.xro/2\.0/organisation$", "GET /api.xro/2.0/Organisation"),
+        ("GET", r"^/api\.xro/2\.0/taxrates$", "GET /api.xro/2.0/TaxRates"),
         ("GET", r"^/api\.xro/2\.0/contacts$", "GET /api.xro/2.0/Contacts"),
         ("GET", r"^/api\.xro/2\.0/contacts/(?P<id>[^/]+)$", "GET /api.xro/2.0/Contacts/{id}"),
     )
 ]
-
-
-def _problem(status: int, title: str, detail: str) -> Response:
-    """Xero's gateway error body (401, 403, 429, 5xx)."""
-    return Response.json(status, {"Type": None, "Title": title, "Status": status,
-                                  "Detail": detail, "Instance": stable_id(detail, title),
-                                  "Extensions": {}})
-
-
-def _validation(messages: Iterable[str], element: dict[str, Any] | None = None) -> Response:
-    """Xero's ValidationException envelope (ErrorNumber 10), as the SDK expects it."""
-    el = dict(element or {})
-    el["ValidationErrors"] = [{"Message": m} for m in messages]
-    return Response(400, dumps({"ErrorNumber": 10, "Type": "ValidationException",
-                                "Message": "A validation exception occurred",
-                                "Elements": [el]}), [("Content-Type", "application/json")])
-
-
-def _bad_request(kind: str, message: str, number: int = 16) -> Response:
-    return Response.json(400, {"ErrorNumber": number, "Type": kind, "Message": message})
-
-
-def _not_found() -> Response:
-    return Response.text(404, "The resource you're looking for cannot be found")
-
-
-def _xero_ok(payload: dict[str, Any], now: datetime) -> Response:
-    body = {"Id": stable_id(str(now.timestamp())), "Status": "OK",
-            "ProviderName": "ar-sync Xero emulator", "DateTimeUTC": ms_date(now), **payload}
-    return Response(200, dumps(body), [("Content-Type", "application/json")])
-
-
-def _parse_since(value: str) -> datetime:
-    """If-Modified-Since as clients send it: ISO 8601 (naive = UTC) or an HTTP date."""
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        moment = parsedate_to_datetime(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _amount(value: object, what: str) -> Decimal:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise ValidationFailed(f"{what} must be a number") from exc
 
 
 class XeroEmulator:
@@ -163,6 +139,9 @@ class XeroEmulator:
                                  client_secret=client_secret, access_token_ttl=access_token_ttl,
                                  epoch=lambda: self.faults.token_epoch)
         self.orgs: dict[str, Organisation] = {}
+        # (user, tenant) -> (authEventId, connected at): one connection per user and
+        # organisation; a newer consent that includes the organisation takes it over.
+        self.connections: dict[tuple[str, str], tuple[str, datetime]] = {}
         self.url = ""
         self._lock = threading.RLock()
         self._server: EmulatorServer | None = None
@@ -207,13 +186,13 @@ class XeroEmulator:
                                          paid, now.date()))
             if inv.amount_due == 0:
                 inv.status = "PAID"
-            self._touch(inv, "Paid" if inv.status == "PAID" else "Payment",
-                        f"Payment received of {paid}")
+            touch(inv, now, "Paid" if inv.status == "PAID" else "Payment",
+                  f"Payment received of {paid}")
 
     def touch(self, invoice_id: str, tenant_id: str | None = None) -> None:
         """Mark an invoice changed now (an edit someone made in Xero)."""
         with self._lock:
-            self._touch(self.invoice(invoice_id, tenant_id), "Edited", "Edited in Xero")
+            touch(self.invoice(invoice_id, tenant_id), self.clock(), "Edited", "Edited in Xero")
 
     def corrupt(self, invoice_id: str, tenant_id: str | None = None, **fields: Any) -> None:
         """Force raw JSON fields onto an invoice (None removes one): a malformed invoice."""
@@ -250,11 +229,15 @@ class XeroEmulator:
 
     def authorize(self, client_id: str, redirect_uri: str, state: str, *,
                   scope: str | None = None, code_challenge: str | None = None,
-                  tenants: Iterable[str] | None = None) -> str:
+                  tenants: Iterable[str] | None = None, user: str = DEFAULT_USER) -> str:
         """What the consent screen does: the redirect URL carrying `code` and `state`."""
         granted = tuple(tenants) if tenants is not None else tuple(self.orgs)
         scopes = tuple((scope or " ".join(DEFAULT_SCOPES)).split())
-        code = self.identity.consent(client_id, redirect_uri, granted, scopes, code_challenge)
+        code, grant = self.identity.consent(client_id, redirect_uri, granted, scopes,
+                                            code_challenge, user=user)
+        with self._lock:
+            for tenant in granted:
+                self.connections[(grant.user, tenant)] = (grant.id, self.clock())
         sep = "&" if "?" in redirect_uri else "?"
         return f"{redirect_uri}{sep}{urlencode({'code': code, 'state': state})}"
 
@@ -290,12 +273,12 @@ class XeroEmulator:
         found = next(((m, template) for method, pattern, template in _ROUTES
                       if method == req.method and (m := pattern.match(path))), None)
         if found is None:
-            return _not_found()
+            return not_found()
         m, template = found
         self.counters.call(template)
         fault = self.faults.before_request(req.path)
         if fault is not None:
-            injected = fault_response(fault, error=lambda s, msg: _problem(s, "Injected", msg))
+            injected = fault_response(fault, error=lambda s, msg: problem(s, "Injected", msg))
             if injected is not None:
                 if injected.status == 429:
                     injected.with_headers({"X-Rate-Limit-Problem": "minute"})
@@ -315,7 +298,7 @@ class XeroEmulator:
             return rejected
         assert grant is not None
         if template == "GET /connections":
-            return self._connections(grant)
+            return self._connections(grant, req)
         return self._api(req, grant, template, params.get("id"))
 
     # ------------------------------------------------------------------ identity endpoints
@@ -360,17 +343,27 @@ class XeroEmulator:
         grant = self.identity.check_access(token) if token else None
         if grant is None:
             detail = "TokenExpired: token expired" if token else "No token provided"
-            resp = _problem(401, "Unauthorized", detail)
+            resp = problem(401, "Unauthorized", detail)
             return None, resp.with_headers({"WWW-Authenticate": 'Bearer error="invalid_token"'})
         return grant, None
 
-    def _connections(self, grant: Grant) -> Response:
-        stamp = grant.created.strftime("%Y-%m-%dT%H:%M:%S.%f")
-        rows = [{"id": stable_id(grant.id, t), "authEventId": grant.id, "tenantId": t,
-                 "tenantType": "ORGANISATION", "tenantName": self.orgs[t].name,
-                 "createdDateUtc": stamp, "updatedDateUtc": stamp}
-                for t in grant.tenants if t in self.orgs]
+    def _connections(self, grant: Grant, req: Request) -> Response:
+        """The user's connections to this app; `?authEventId=` keeps one consent's."""
+        wanted = req.query.get("authEventId")
+        with self._lock:
+            rows = [{"id": stable_id(user, tenant), "authEventId": event, "tenantId": tenant,
+                     "tenantType": "ORGANISATION", "tenantName": self.orgs[tenant].name,
+                     "createdDateUtc": at.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+                     "updatedDateUtc": at.strftime("%Y-%m-%dT%H:%M:%S.%f")}
+                    for (user, tenant), (event, at) in self.connections.items()
+                    if user == grant.user and tenant in self.orgs
+                    and (wanted is None or wanted == event)]
         return Response.json(200, rows)
+
+    def _connected(self, grant: Grant, tenant: str) -> bool:
+        with self._lock:
+            found = self.connections.get((grant.user, tenant))
+        return found is not None and found[0] == grant.id and tenant in self.orgs
 
     def _online_page(self, token: str) -> Response:
         with self._lock:
@@ -381,7 +374,7 @@ class XeroEmulator:
                             200, f"<html><body><h1>{org.name}</h1><p>Invoice {page.number}: "
                                  f"{page.amount_due} {page.currency} due</p></body></html>",
                             "text/html")
-        return _not_found()
+        return not_found()
 
     # ------------------------------------------------------------------ API shell
 
@@ -398,22 +391,23 @@ class XeroEmulator:
     def _api(self, req: Request, grant: Grant, template: str, obj_id: str | None) -> Response:
         tenant = req.headers.get("xero-tenant-id", "").strip()
         if not tenant:
-            return _problem(403, "Forbidden", "AuthenticationUnsuccessful")
+            return problem(403, "Forbidden", "AuthenticationUnsuccessful")
         if not _GUID.match(tenant):
-            return _bad_request("ValidationException",
+            return bad_request("ValidationException",
                                 "Xero-Tenant-Id is not a valid GUID", number=10)
-        if tenant not in grant.tenants or tenant not in self.orgs:
-            return _problem(403, "Forbidden", "AuthenticationUnsuccessful")
-        if not set(grant.scopes) & _INVOICE_SCOPES:
-            return _problem(401, "Unauthorized", "AuthorizationUnsuccessful: insufficient scope")
+        if not self._connected(grant, tenant):
+            return problem(403, "Forbidden", "AuthenticationUnsuccessful")
+        if not set(grant.scopes) & (_SETTINGS_SCOPES if template in _SETTINGS_TEMPLATES
+                                    else _INVOICE_SCOPES):
+            return problem(401, "Unauthorized", "AuthorizationUnsuccessful: insufficient scope")
         app = self.app_limiter.acquire("app")
         if not app.allowed:
-            return _problem(429, "Too Many Requests", "App minute limit exceeded").with_headers(
+            return problem(429, "Too Many Requests", "App minute limit exceeded").with_headers(
                 {"Retry-After": str(app.retry_after), "X-Rate-Limit-Problem": "appminute"})
         decision = self.limiter.acquire(tenant)
         if not decision.allowed:
             self.app_limiter.release("app")
-            return _problem(429, "Too Many Requests", f"{decision.problem} limit exceeded"
+            return problem(429, "Too Many Requests", f"{decision.problem} limit exceeded"
                             ).with_headers({"Retry-After": str(decision.retry_after),
                                             "X-Rate-Limit-Problem": str(decision.problem),
                                             **self._rate_headers(decision, app)})
@@ -429,6 +423,9 @@ class XeroEmulator:
         if req.method not in _WRITE_METHODS:
             return self._dispatch(req, org, template, obj_id)
         key = req.headers.get("idempotency-key")
+        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+            return bad_request("ValidationException", "Idempotency-Key must be at most "
+                               f"{IDEMPOTENCY_KEY_MAX} characters", number=10)
         if key is None:
             return self._apply_write(req, org, template, obj_id)
         scope = f"{org.tenant_id}:{req.path.lower()}"
@@ -456,7 +453,7 @@ class XeroEmulator:
         try:
             body = json.loads(req.body, parse_float=Decimal) if req.body else {}
         except ValueError:
-            return _bad_request("PostDataInvalidException", "The request body is not valid JSON",
+            return bad_request("PostDataInvalidException", "The request body is not valid JSON",
                                 number=17)
         with self._lock:
             try:
@@ -465,9 +462,9 @@ class XeroEmulator:
                 element = None
                 if obj_id and obj_id in org.invoices:
                     element = invoice_json(org, org.invoices[obj_id], summary=True)
-                return _validation(exc.messages, element)
+                return validation(exc.messages, element)
             except WhereError as exc:
-                return _bad_request("QueryParseException", str(exc))
+                return bad_request("QueryParseException", str(exc))
 
     def _route(self, req: Request, org: Organisation, template: str, obj_id: str | None,
                body: Any) -> Response:
@@ -475,294 +472,73 @@ class XeroEmulator:
         verb = template.split(" ", 1)[0]
         tail = template.rsplit("/", 1)[-1]
         if template == "GET /api.xro/2.0/Invoices":
-            return self._list_invoices(req, org, now)
+            return list_invoices(req, org, now)
         if template in ("POST /api.xro/2.0/Invoices", "PUT /api.xro/2.0/Invoices"):
-            items = body.get("Invoices") if isinstance(body, dict) else None
-            if not isinstance(items, list) or not items:
-                raise ValidationFailed("Invoices must be specified")
-            done = [self._upsert(org, item, None, create_only=(verb == "PUT")) for item in items]
-            return _xero_ok({"Invoices": [invoice_json(org, i) for i in done]}, now)
+            return self._save_invoices(req, org, body, create_only=(verb == "PUT"), now=now)
+        if template == "GET /api.xro/2.0/Organisation":
+            return xero_ok({"Organisations": [organisation_json(org)]}, now)
+        if template == "GET /api.xro/2.0/TaxRates":
+            return xero_ok({"TaxRates": [r.json() for r in org.tax.rates.values()]}, now)
         if template == "GET /api.xro/2.0/Contacts":
-            return self._list_contacts(req, org, now)
+            return list_contacts(req, org, now)
         if template == "GET /api.xro/2.0/Contacts/{id}":
             contact = org.contacts.get((obj_id or "").lower())
             if contact is None:
-                return _not_found()
-            return _xero_ok({"Contacts": [contact_json(contact)]}, now)
-        inv = self._find(org, obj_id or "")
+                return not_found()
+            return xero_ok({"Contacts": [contact_json(contact)]}, now)
+        inv = find_invoice(org, obj_id or "")
         if inv is None:
-            return _not_found()
+            return not_found()
         if template == "GET /api.xro/2.0/Invoices/{id}":
-            return _xero_ok({"Invoices": [invoice_json(org, inv)]}, now)
+            return xero_ok({"Invoices": [invoice_json(org, inv)]}, now)
         if template == "POST /api.xro/2.0/Invoices/{id}":
             items = body.get("Invoices") if isinstance(body, dict) else None
             item = items[0] if isinstance(items, list) and items else body
-            updated = self._upsert(org, item, inv, create_only=False)
-            return _xero_ok({"Invoices": [invoice_json(org, updated)]}, now)
+            updated = upsert(org, item, inv, now, create_only=False)
+            return xero_ok({"Invoices": [invoice_json(org, updated)]}, now)
         if tail == "History":
             if verb == "GET":
-                return _xero_ok({"HistoryRecords": [history_json(h) for h in
-                                                    reversed(inv.history)]}, now)
-            return self._add_history(inv, body, now)
+                return xero_ok({"HistoryRecords": [history_json(h) for h in
+                                                   reversed(inv.history)]}, now)
+            # PUT and POST behave the same (Xero docs, History and Notes)
+            added = add_history(inv, body, now)
+            return xero_ok({"HistoryRecords": [history_json(h) for h in added]}, now)
         if tail == "Email":
-            return self._email(org, inv, req, now)
+            try:
+                email(org, inv, req.headers.get("idempotency-key"), now)
+            except EmailLimitReached as exc:
+                return validation([str(exc)])
+            return Response(204)
         if tail == "OnlineInvoice":
             if inv.status in ("DRAFT", "DELETED") or inv.type != "ACCREC":
                 raise ValidationFailed("An online invoice can only be retrieved for an "
                                        "approved sales invoice")
             url = f"{self.url or 'https://in.xero.com'}/online/{inv.online_token}"
-            return _xero_ok({"OnlineInvoices": [{"OnlineInvoiceUrl": url}]}, now)
-        return _not_found()
+            return xero_ok({"OnlineInvoices": [{"OnlineInvoiceUrl": url}]}, now)
+        return not_found()
 
-    # ------------------------------------------------------------------ reads
-
-    @staticmethod
-    def _find(org: Organisation, ref: str) -> XInvoice | None:
-        """Xero accepts an InvoiceID or an InvoiceNumber in the path."""
-        inv = org.invoices.get(ref.lower())
-        if inv is None:
-            inv = next((i for i in org.invoices.values() if i.number.lower() == ref.lower()),
-                       None)
-        return inv
-
-    def _list_invoices(self, req: Request, org: Organisation, now: datetime) -> Response:
-        q = {k.lower(): v for k, v in req.query.items()}
-        unknown = set(q) - {"where", "order", "ids", "invoicenumbers", "contactids", "statuses",
-                            "page", "pagesize", "summaryonly", "includearchived",
-                            "createdbymyapp", "unitdp", "searchterm"}
-        if unknown:
-            return _bad_request("QueryParseException",
-                                f"unsupported parameter(s): {', '.join(sorted(unknown))}")
-        predicate = parse_where(q.get("where", ""), INVOICE_WHERE_FIELDS)
-        statuses = {s.strip().upper() for s in q.get("statuses", "").split(",") if s.strip()}
-        if statuses - _STATUSES:
-            return _bad_request("ValidationException",
-                                f"unknown status {sorted(statuses - _STATUSES)[0]}", number=10)
-        ids = {s.strip().lower() for s in q.get("ids", "").split(",") if s.strip()}
-        numbers = {s.strip() for s in q.get("invoicenumbers", "").split(",") if s.strip()}
-        contacts = {s.strip().lower() for s in q.get("contactids", "").split(",") if s.strip()}
-        term = q.get("searchterm", "").lower()
-        since = None
-        if "if-modified-since" in req.headers:
+    def _save_invoices(self, req: Request, org: Organisation, body: Any, *, create_only: bool,
+                       now: datetime) -> Response:
+        """PUT/POST /Invoices: many invoices in one request. With summarizeErrors=false each
+        one is saved or refused on its own (HasErrors + ValidationErrors on its element, 200);
+        otherwise one refusal fails the whole request and nothing is saved."""
+        items = body.get("Invoices") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            raise ValidationFailed("Invoices must be specified")
+        summarize = req.query.get("summarizeErrors", "true").lower() != "false"
+        saved = copy.deepcopy(org.invoices) if summarize and len(items) > 1 else None
+        out: list[dict[str, Any]] = []
+        for item in items:
             try:
-                since = _parse_since(req.headers["if-modified-since"])
-            except (TypeError, ValueError):
-                return _bad_request("ValidationException", "If-Modified-Since is not a date",
-                                    number=10)
-        summary = q.get("summaryonly", "").lower() == "true"
-        rows = [inv for inv in org.invoices.values()
-                if (not statuses or inv.status in statuses)
-                and (inv.status != "DELETED" or "DELETED" in statuses)
-                and (not ids or inv.id in ids) and (not numbers or inv.number in numbers)
-                and (not contacts or inv.contact_id in contacts)
-                and (not term or term in inv.number.lower() or term in inv.reference.lower())
-                and (since is None or inv.updated > since)
-                and predicate(invoice_record(org, inv))]
-        rows = self._order(rows, q.get("order", ""))
-        payload: dict[str, Any] = {}
-        if "page" in q:
-            try:
-                page, size = int(q["page"]), int(q.get("pagesize", "100"))
-            except ValueError:
-                return _bad_request("ValidationException", "page and pageSize must be numbers",
-                                    number=10)
-            if page < 1 or not 1 <= size <= 1000:
-                return _bad_request("ValidationException",
-                                    "page must be >= 1 and pageSize between 1 and 1000",
-                                    number=10)
-            count = len(rows)
-            rows = rows[(page - 1) * size: page * size]
-            payload["pagination"] = {"page": page, "pageSize": size,
-                                     "pageCount": (count + size - 1) // size, "itemCount": count}
-            lines = not summary
-        else:
-            lines = False  # Xero leaves line items out of unpaged lists
-        payload["Invoices"] = [invoice_json(org, inv, lines=lines, summary=summary)
-                               for inv in rows]
-        return _xero_ok(payload, now)
-
-    @staticmethod
-    def _order(rows: list[XInvoice], order: str) -> list[XInvoice]:
-        if not order.strip():
-            return rows
-        field, _, direction = order.strip().partition(" ")
-        keys: dict[str, Callable[[XInvoice], Any]] = {
-            "updateddateutc": lambda i: i.updated, "invoicenumber": lambda i: i.number,
-            "duedate": lambda i: i.due_date or date.min, "date": lambda i: i.date,
-            "amountdue": lambda i: i.amount_due}
-        key = keys.get(field.lower())
-        if key is None or direction.strip().upper() not in ("", "ASC", "DESC"):
-            raise WhereError(f"unsupported order {order!r}")
-        return sorted(rows, key=key, reverse=direction.strip().upper() == "DESC")
-
-    def _list_contacts(self, req: Request, org: Organisation, now: datetime) -> Response:
-        q = {k.lower(): v for k, v in req.query.items()}
-        predicate = parse_where(q.get("where", ""), CONTACT_WHERE_FIELDS)
-        ids = {s.strip().lower() for s in q.get("ids", "").split(",") if s.strip()}
-        rows = [c for c in org.contacts.values()
-                if (not ids or c.id in ids) and predicate(contact_record(c))]
-        payload: dict[str, Any] = {}
-        if "page" in q:
-            page, size = int(q["page"]), int(q.get("pagesize", "100"))
-            if page < 1 or not 1 <= size <= 1000:
-                raise WhereError("page must be >= 1 and pageSize between 1 and 1000")
-            count = len(rows)
-            rows = rows[(page - 1) * size: page * size]
-            payload["pagination"] = {"page": page, "pageSize": size,
-                                     "pageCount": (count + size - 1) // size, "itemCount": count}
-        summary = q.get("summaryonly", "").lower() == "true"
-        payload["Contacts"] = [contact_json(c, summary=summary) for c in rows]
-        return _xero_ok(payload, now)
-
-    # ------------------------------------------------------------------ writes
-
-    def _touch(self, inv: XInvoice, changes: str, details: str) -> None:
-        now = self.clock()
-        inv.updated = truncate_ms(now)
-        inv.history.append(XHistory(now, changes, details))
-
-    def _add_history(self, inv: XInvoice, body: Any, now: datetime) -> Response:
-        records = body.get("HistoryRecords") if isinstance(body, dict) else None
-        if not isinstance(records, list) or not records:
-            raise ValidationFailed("HistoryRecords must be specified")
-        added: list[XHistory] = []
-        for rec in records:
-            details = str((rec or {}).get("Details") or "").strip()
-            if not details:
-                raise ValidationFailed("The Details field is required")
-            if len(details) > 2500:
-                raise ValidationFailed("The Details field must be 2500 characters or less")
-            added.append(XHistory(now, "Note", details, user="ar-sync (API)"))
-        inv.history.extend(added)  # a note does not change the invoice's UpdatedDateUTC
-        return _xero_ok({"HistoryRecords": [history_json(h) for h in added]}, now)
-
-    def _email(self, org: Organisation, inv: XInvoice, req: Request, now: datetime) -> Response:
-        if inv.type != "ACCREC" or inv.status not in ("SUBMITTED", "AUTHORISED", "PAID"):
-            raise ValidationFailed("Invoice must be of status SUBMITTED, AUTHORISED or PAID "
-                                   "to be emailed")
-        contact = org.contacts[inv.contact_id]
-        if not contact.email:
-            raise ValidationFailed("The contact must have a valid email address")
-        org.emails.append((inv.id, req.headers.get("idempotency-key"), now))
-        inv.history.append(XHistory(now, "Emailed",
-                                    f"INV {inv.number} sent to {contact.email}"))
-        if not inv.sent_to_contact:
-            inv.sent_to_contact = True
-            inv.updated = truncate_ms(now)
-        return Response(204)
-
-    def _upsert(self, org: Organisation, data: Any, existing: XInvoice | None, *,
-                create_only: bool) -> XInvoice:
-        if not isinstance(data, dict):
-            raise ValidationFailed("An invoice must be an object")
-        if existing is None and data.get("InvoiceID"):
-            existing = self._find(org, str(data["InvoiceID"]))
-            if existing is None:
-                raise ValidationFailed("Invoice could not be found")
-            if create_only:
-                raise ValidationFailed("PUT creates invoices; use POST to update one")
-        if existing is None:
-            return self._create(org, data)
-        self._update(org, existing, data)
-        return existing
-
-    def _lines(self, data: Any, currency: str, existing: list[XLine]) -> list[XLine]:
-        if not isinstance(data, list) or not data:
-            raise ValidationFailed("One or more line items must be specified")
-        by_id = {line.id: line for line in existing}
-        out: list[XLine] = []
-        for raw in data:
-            raw = raw or {}
-            old = by_id.get(str(raw.get("LineItemID", "")).lower())
-            description = str(raw.get("Description", old.description if old else "")).strip()
-            if not description:
-                raise ValidationFailed("Description is required for line items")
-            qty = _amount(raw.get("Quantity", old.quantity if old else 1), "Quantity")
-            if "UnitAmount" in raw:
-                unit = _amount(raw["UnitAmount"], "UnitAmount")
-            elif "LineAmount" in raw:
-                unit = _amount(raw["LineAmount"], "LineAmount") / (qty or 1)
-            elif old is not None:
-                unit = old.unit_amount
-            else:
-                raise ValidationFailed("UnitAmount is required for line items")
-            if len(description) > 4000:
-                raise ValidationFailed("Description must be 4000 characters or less")
-            line_id = old.id if old else stable_id(description, str(len(out)), str(self.clock()))
-            out.append(XLine(line_id, description, qty, round_money(unit, currency),
-                             str(raw.get("AccountCode", old.account_code if old else "200"))))
-        return out
-
-    def _create(self, org: Organisation, data: dict[str, Any]) -> XInvoice:
-        errors: list[str] = []
-        if data.get("Type") != "ACCREC":
-            errors.append("Invoice Type must be ACCREC (the emulator holds sales invoices only)")
-        contact_ref = data.get("Contact") or {}
-        contact = org.contacts.get(str(contact_ref.get("ContactID", "")).lower()) or next(
-            (c for c in org.contacts.values() if c.name == contact_ref.get("Name")), None)
-        if contact is None:
-            errors.append("A Contact must be specified for this type of transaction")
-        status = str(data.get("Status") or "DRAFT").upper()
-        if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
-            errors.append(f"Invoice Status {status} is not valid for a new invoice")
-        if status == "AUTHORISED" and not data.get("DueDate"):
-            errors.append("Due Date is required")
-        if errors:
-            raise ValidationFailed(*errors)
-        assert contact is not None
-        try:
-            currency = normalise_currency(str(data.get("CurrencyCode") or contact.currency))
-        except UnknownCurrencyError as exc:
-            raise ValidationFailed(f"The currency {data.get('CurrencyCode')} is not valid"
-                                   ) from exc
-        now = self.clock()
-        number = str(data.get("InvoiceNumber") or org.new_number())
-        if any(i.number == number for i in org.invoices.values()):
-            raise ValidationFailed("Invoice # must be unique.")
-        inv = XInvoice(
-            id=stable_id(org.tenant_id, "created", number, str(now.timestamp())),
-            number=number, type="ACCREC", contact_id=contact.id,
-            date=parse_xero_date(data["Date"]) if data.get("Date") else now.date(),
-            due_date=parse_xero_date(data["DueDate"]) if data.get("DueDate") else None,
-            currency=currency, status=status,
-            lines=self._lines(data.get("LineItems"), currency, []),
-            reference=str(data.get("Reference") or ""), updated=truncate_ms(now),
-            online_token=stable_id("online", org.tenant_id, number))
-        if len(inv.reference) > 255:
-            raise ValidationFailed("Reference must be 255 characters or less")
-        inv.history.append(XHistory(now, "Created", f"INV {number} created via the API."))
-        if status == "AUTHORISED":
-            inv.history.append(XHistory(now, "Approved", f"INV {number} approved."))
-        org.invoices[inv.id] = inv
-        return inv
-
-    def _update(self, org: Organisation, inv: XInvoice, data: dict[str, Any]) -> None:
-        if inv.status in ("PAID", "VOIDED", "DELETED"):
-            raise ValidationFailed("Invoice not of valid status for modification")
-        changed: list[str] = []
-        if "LineItems" in data:
-            if inv.payments:
-                raise ValidationFailed("This document cannot be edited as it has a payment or "
-                                       "credit note allocated to it.")
-            inv.lines = self._lines(data["LineItems"], inv.currency, inv.lines)
-            changed.append("line items")
-        if "Reference" in data:
-            reference = str(data["Reference"] or "")
-            if len(reference) > 255:
-                raise ValidationFailed("Reference must be 255 characters or less")
-            inv.reference = reference
-            changed.append("reference")
-        if data.get("DueDate"):
-            inv.due_date = parse_xero_date(data["DueDate"])
-            changed.append("due date")
-        status = str(data.get("Status") or inv.status).upper()
-        if status != inv.status:
-            allowed = {("DRAFT", "SUBMITTED"), ("DRAFT", "AUTHORISED"),
-                       ("SUBMITTED", "AUTHORISED"), ("AUTHORISED", "VOIDED"),
-                       ("DRAFT", "DELETED"), ("SUBMITTED", "DELETED")}
-            if (inv.status, status) not in allowed or (status == "VOIDED" and inv.payments):
-                raise ValidationFailed(f"Invoice cannot go from {inv.status} to {status}")
-            inv.status = status
-            changed.append(f"status {status}")
-        if changed:
-            self._touch(inv, "Edited", f"INV {inv.number} updated: {', '.join(changed)}.")
+                done = invoice_json(org, upsert(org, item, None, now, create_only=create_only))
+                out.append(done if summarize else {**done, "StatusAttributeString": "OK"})
+            except ValidationFailed as exc:
+                if summarize:
+                    if saved is not None:
+                        org.invoices = saved
+                    raise
+                element = {k: v for k, v in (item if isinstance(item, dict) else {}).items()
+                           if k in ("InvoiceID", "InvoiceNumber", "Reference", "Type")}
+                out.append({**element, "HasErrors": True, "StatusAttributeString": "ERROR",
+                            "ValidationErrors": [{"Message": m} for m in exc.messages]})
+        return xero_ok({"Invoices": out}, now)

@@ -1,24 +1,32 @@
 """The emulated Xero identity service: consent codes, rotating refresh tokens, access tokens.
 
 Refresh tokens are single-use: a refresh returns a new pair and the old refresh token answers
-`invalid_grant` from then on, which is exactly what loses real connections when two runners
-refresh at once.
+`invalid_grant` once its 30-minute grace period is over (within it, it works again, as Xero's
+OAuth 2.0 FAQ describes; `grace_refreshes` counts those, so a test can prove nobody refreshed
+twice). Unused refresh tokens expire after 60 days. Access tokens are JWT-shaped and carry the
+consent's `authentication_event_id` and `xero_userid`, as Xero's do.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ar_sync.sandbox.common import Clock
 
+REFRESH_GRACE = timedelta(minutes=30)
+REFRESH_LIFETIME = timedelta(days=60)
+DEFAULT_USER = "5f9c1e2a-0000-4000-8000-00000000e001"
+
 DEFAULT_SCOPES = ("openid", "profile", "email", "accounting.invoices",
-                  "accounting.contacts.read", "offline_access")
+                  "accounting.contacts.read", "accounting.settings.read", "offline_access")
 
 
 class GrantError(Exception):
@@ -32,13 +40,14 @@ class GrantError(Exception):
 
 @dataclass
 class Grant:
-    """One consent: the tenants a user connected and the scopes granted."""
+    """One consent (an auth event): the tenants a user connected and the scopes granted."""
 
     id: str
     client_id: str
     tenants: tuple[str, ...]
     scopes: tuple[str, ...]
     created: datetime
+    user: str = DEFAULT_USER
 
 
 @dataclass
@@ -60,7 +69,8 @@ class AccessToken:
 @dataclass
 class _Refresh:
     grant: Grant
-    used: bool = False
+    issued: datetime
+    used_at: datetime | None = None
     revoked: bool = False
 
 
@@ -79,18 +89,20 @@ class Identity:
     _access: dict[str, AccessToken] = field(default_factory=dict)
     _refresh: dict[str, _Refresh] = field(default_factory=dict)
     refreshes: int = 0
+    grace_refreshes: int = 0  # refreshes with an already used token (inside the grace)
 
     def consent(self, client_id: str, redirect_uri: str, tenants: tuple[str, ...],
-                scopes: tuple[str, ...], challenge: str | None) -> str:
-        """What the browser consent does: a single-use code valid 5 minutes."""
+                scopes: tuple[str, ...], challenge: str | None,
+                user: str = DEFAULT_USER) -> tuple[str, Grant]:
+        """What the browser consent does: a single-use code valid 5 minutes, and its grant."""
         if client_id != self.client_id:
             raise GrantError("unauthorized_client")
         now = self.clock()
-        grant = Grant(secrets.token_hex(16), client_id, tenants, scopes, now)
+        grant = Grant(str(uuid.uuid4()), client_id, tenants, scopes, now, user)
         code = secrets.token_urlsafe(24)
         with self._lock:
             self._codes[code] = _Code(grant, redirect_uri, challenge, now + timedelta(minutes=5))
-        return code
+        return code, grant
 
     def check_client(self, client_id: str | None, client_secret: str | None) -> None:
         if client_id != self.client_id or not secrets.compare_digest(
@@ -115,9 +127,15 @@ class Identity:
     def refresh(self, refresh_token: str) -> dict[str, object]:
         with self._lock:
             entry = self._refresh.get(refresh_token)
-            if entry is None or entry.used or entry.revoked:
+            now = self.clock()
+            if entry is None or entry.revoked or now - entry.issued >= REFRESH_LIFETIME:
                 raise GrantError("invalid_grant")
-            entry.used = True  # single use: rotation
+            if entry.used_at is not None:
+                if now - entry.used_at >= REFRESH_GRACE:
+                    raise GrantError("invalid_grant")
+                self.grace_refreshes += 1
+            else:
+                entry.used_at = now  # single use: rotation (the grace runs from here)
             self.refreshes += 1
             return self._issue(entry.grant)
 
@@ -128,11 +146,17 @@ class Identity:
                 entry.revoked = True
 
     def _issue(self, grant: Grant) -> dict[str, object]:
-        access = "xeroemu_at_" + secrets.token_urlsafe(24)
+        now = self.clock()
+        expires = now + timedelta(seconds=self.access_token_ttl)
+        access = _jwt({"nbf": int(now.timestamp()), "exp": int(expires.timestamp()),
+                       "iss": "https://identity.xero.com",
+                       "aud": "https://identity.xero.com/resources",
+                       "client_id": grant.client_id, "sub": grant.user,
+                       "xero_userid": grant.user, "authentication_event_id": grant.id,
+                       "scope": list(grant.scopes), "jti": secrets.token_hex(16)})
         refresh = "xeroemu_rt_" + secrets.token_urlsafe(24)
-        self._access[access] = AccessToken(
-            grant, self.clock() + timedelta(seconds=self.access_token_ttl), self.epoch())
-        self._refresh[refresh] = _Refresh(grant)
+        self._access[access] = AccessToken(grant, expires, self.epoch())
+        self._refresh[refresh] = _Refresh(grant, now)
         return {"id_token": "xeroemu_id_" + secrets.token_urlsafe(12), "access_token": access,
                 "expires_in": int(self.access_token_ttl), "token_type": "Bearer",
                 "refresh_token": refresh, "scope": " ".join(grant.scopes)}
@@ -144,3 +168,13 @@ class Identity:
         if entry is None or entry.epoch < self.epoch() or entry.expires <= self.clock():
             return None
         return entry.grant
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    """A JWT-shaped token (unsigned: only the emulator checks it, by lookup)."""
+    header = _b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    return f"{header}.{_b64(json.dumps(claims).encode())}.{_b64(secrets.token_bytes(32))}"

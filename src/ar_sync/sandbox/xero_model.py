@@ -17,6 +17,7 @@ from typing import Any
 
 from ar_sync.money import round_money
 from ar_sync.sandbox.demo import DemoCompany, DemoInvoice
+from ar_sync.sandbox.xero_tax import TaxSetup, line_amount, line_tax, totals
 from ar_sync.sandbox.xero_where import GUID, Value
 
 _NS = uuid.UUID("6b1d3c0e-6a57-4f0e-9f3e-2f5b8a9d7c41")
@@ -68,16 +69,41 @@ class XContact:
     updated: datetime
 
 
+@dataclass(frozen=True)
+class XTracking:
+    category_id: str
+    name: str
+    option_id: str
+    option: str
+
+
 @dataclass
 class XLine:
+    """One line as Xero stores it; the tax rate is fixed when the line is written."""
+
     id: str
     description: str
     quantity: Decimal
     unit_amount: Decimal
     account_code: str = "200"
+    tax_type: str = "NONE"
+    tax_rate: Decimal = Decimal(0)
+    tax_override: Decimal | None = None  # a TaxAmount the client sent instead of Xero's
+    discount_rate: Decimal | None = None
+    discount_amount: Decimal | None = None
+    item_code: str | None = None
+    tracking: tuple[XTracking, ...] = ()
 
     def amount(self, currency: str) -> Decimal:
-        return round_money(self.quantity * self.unit_amount, currency)
+        return line_amount(self.quantity, self.unit_amount, self.discount_rate,
+                           self.discount_amount, currency)
+
+    def tax(self, currency: str, amount_types: str) -> Decimal:
+        if amount_types == "NoTax":
+            return round_money(Decimal(0), currency)
+        if self.tax_override is not None:
+            return round_money(self.tax_override, currency)
+        return line_tax(self.amount(currency), self.tax_rate, amount_types, currency)
 
 
 @dataclass
@@ -112,12 +138,25 @@ class XInvoice:
     history: list[XHistory] = field(default_factory=list)
     sent_to_contact: bool = False
     online_token: str = ""
+    amount_types: str = "NoTax"  # LineAmountTypes: Exclusive, Inclusive or NoTax
     # Raw JSON fields forced onto the answer (tests: a malformed invoice from the platform).
     overrides: dict[str, Any] = field(default_factory=dict)
 
+    def _totals(self) -> tuple[Decimal, Decimal, Decimal]:
+        return totals([(line.amount(self.currency), line.tax(self.currency, self.amount_types))
+                       for line in self.lines], self.amount_types, self.currency)
+
+    @property
+    def sub_total(self) -> Decimal:
+        return self._totals()[0]
+
+    @property
+    def total_tax(self) -> Decimal:
+        return self._totals()[1]
+
     @property
     def total(self) -> Decimal:
-        return sum((line.amount(self.currency) for line in self.lines), Decimal(0))
+        return self._totals()[2]
 
     @property
     def amount_paid(self) -> Decimal:
@@ -141,6 +180,26 @@ class Organisation:
     invoices: dict[str, XInvoice] = field(default_factory=dict)
     emails: list[tuple[str, str | None, datetime]] = field(default_factory=list)
     next_number: int = 1
+    tax: TaxSetup = field(default_factory=lambda: TaxSetup.region("GLOBAL"))
+    country_code: str = "US"
+    period_lock: date | None = None  # PeriodLockDate
+    year_end_lock: date | None = None  # EndOfYearLockDate
+    email_limit: int | None = 1000  # e-mails the API may send a day (None: unlimited)
+    created: datetime = field(default_factory=lambda: datetime(2020, 1, 1, tzinfo=UTC))
+
+    def lock_messages(self, day: date) -> list[str]:
+        """Xero's refusals for a change to a document dated `day` (empty: not locked)."""
+        out = []
+        if self.period_lock is not None and day <= self.period_lock:
+            out.append("The document date cannot be before the period lock date, currently "
+                       f"set at {self.period_lock:%d-%b-%Y}")
+        if self.year_end_lock is not None and day <= self.year_end_lock:
+            out.append("The document date cannot be before the end of year lock date, "
+                       f"currently set at {self.year_end_lock:%d-%b-%Y}")
+        return out
+
+    def emails_on(self, day: date) -> int:
+        return sum(1 for _, _, at in self.emails if at.date() == day)
 
     def new_number(self) -> str:
         while True:
@@ -210,11 +269,42 @@ def contact_json(c: XContact, *, summary: bool = False) -> dict[str, Any]:
     return out
 
 
-def line_json(line: XLine, currency: str) -> dict[str, Any]:
-    return {"LineItemID": line.id, "Description": line.description,
-            "Quantity": line.quantity, "UnitAmount": line.unit_amount,
-            "AccountCode": line.account_code, "TaxType": "NONE", "TaxAmount": Decimal(0),
-            "LineAmount": line.amount(currency), "Tracking": []}
+def line_json(line: XLine, inv: XInvoice) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "LineItemID": line.id, "Description": line.description, "Quantity": line.quantity,
+        "UnitAmount": line.unit_amount, "AccountCode": line.account_code,
+        "TaxType": line.tax_type, "TaxAmount": line.tax(inv.currency, inv.amount_types),
+        "LineAmount": line.amount(inv.currency),
+        "Tracking": [{"TrackingCategoryID": t.category_id, "Name": t.name,
+                      "TrackingOptionID": t.option_id, "Option": t.option}
+                     for t in line.tracking]}
+    if line.item_code:
+        out["ItemCode"] = line.item_code
+    if line.discount_rate is not None:
+        out["DiscountRate"] = line.discount_rate
+    if line.discount_amount is not None:
+        out["DiscountAmount"] = line.discount_amount
+    return out
+
+
+def organisation_json(org: Organisation) -> dict[str, Any]:
+    """GET /Organisation (the fields ar-sync and xero-python's model read)."""
+    out: dict[str, Any] = {
+        "OrganisationID": org.tenant_id, "Name": org.name, "LegalName": org.name,
+        "PaysTax": org.tax.version != "GLOBAL", "Version": org.tax.version,
+        "OrganisationType": "COMPANY", "BaseCurrency": org.base_currency,
+        "CountryCode": org.country_code, "IsDemoCompany": False,
+        "OrganisationStatus": "ACTIVE", "FinancialYearEndDay": 31,
+        "FinancialYearEndMonth": 3, "SalesTaxBasis": "INVOICE", "SalesTaxPeriod": "TWOMONTHS",
+        "DefaultSalesTax": "Tax Exclusive", "DefaultPurchasesTax": "Tax Exclusive",
+        "CreatedDateUTC": ms_date(org.created), "OrganisationEntityType": "COMPANY",
+        "Timezone": "NEWZEALANDSTANDARDTIME" if org.country_code == "NZ" else "UTC",
+        "ShortCode": "!" + org.tenant_id[:5], "Edition": "BUSINESS", "Class": "STANDARD"}
+    if org.period_lock is not None:
+        out["PeriodLockDate"] = ms_date(org.period_lock)
+    if org.year_end_lock is not None:
+        out["EndOfYearLockDate"] = ms_date(org.year_end_lock)
+    return out
 
 
 def invoice_json(org: Organisation, inv: XInvoice, *, lines: bool = True,
@@ -229,8 +319,9 @@ def invoice_json(org: Organisation, inv: XInvoice, *, lines: bool = True,
         "Contact": ({"ContactID": contact.id, "Name": contact.name} if summary
                     else contact_json(contact, summary=True)),
         "DateString": inv.date.isoformat() + "T00:00:00", "Date": ms_date(inv.date),
-        "Status": inv.status, "LineAmountTypes": "NoTax", "SubTotal": inv.total,
-        "TotalTax": Decimal(0), "Total": inv.total, "UpdatedDateUTC": ms_date(inv.updated),
+        "Status": inv.status, "LineAmountTypes": inv.amount_types,
+        "SubTotal": inv.sub_total, "TotalTax": inv.total_tax, "Total": inv.total,
+        "UpdatedDateUTC": ms_date(inv.updated),
         "CurrencyCode": inv.currency, "SentToContact": inv.sent_to_contact,
     }
     if inv.due_date is not None:
@@ -244,7 +335,7 @@ def invoice_json(org: Organisation, inv: XInvoice, *, lines: bool = True,
                             "HasValidationErrors": False} for p in inv.payments]
         out.update({"CreditNotes": [], "Prepayments": [], "Overpayments": []})
         if lines:
-            out["LineItems"] = [line_json(line, inv.currency) for line in inv.lines]
+            out["LineItems"] = [line_json(line, inv) for line in inv.lines]
     for key, value in inv.overrides.items():
         if value is None:
             out.pop(key, None)
@@ -277,7 +368,7 @@ def invoice_record(org: Organisation, inv: XInvoice) -> dict[str, Value]:
             "Reference": inv.reference, "CurrencyCode": inv.currency, "InvoiceID": inv.id,
             "Contact.ContactID": contact.id, "Contact.Name": contact.name,
             "AmountDue": inv.amount_due, "AmountPaid": inv.amount_paid, "Total": inv.total,
-            "SubTotal": inv.total, "Date": inv.date, "DueDate": inv.due_date,
+            "SubTotal": inv.sub_total, "Date": inv.date, "DueDate": inv.due_date,
             "UpdatedDateUTC": inv.updated, "SentToContact": inv.sent_to_contact}
 
 
