@@ -66,6 +66,7 @@ from ar_sync.sandbox.xero_model import (
     stable_id,
     truncate_ms,
 )
+from ar_sync.sandbox.xero_seed import nz_gst_organisation
 from ar_sync.sandbox.xero_where import WhereError
 from ar_sync.sandbox.xero_writes import (
     EmailLimitReached,
@@ -158,6 +159,17 @@ class XeroEmulator:
         with self._lock:
             self.orgs[tenant] = org
         return tenant
+
+    def add_organisation(self, org: Organisation) -> str:
+        """Add a ready-built organisation (e.g. sandbox/xero_seed.py's GST one)."""
+        with self._lock:
+            self.orgs[org.tenant_id] = org
+        return org.tenant_id
+
+    def seed_nz_gst(self, tenant_id: str | None = None, **options: Any) -> str:
+        """Add the New Zealand GST organisation of sandbox/xero_seed.py."""
+        tenant = tenant_id or stable_id("tenant", "nz-gst", str(len(self.orgs)))
+        return self.add_organisation(nz_gst_organisation(tenant, self.clock(), **options))
 
     @property
     def tenant_id(self) -> str:
