@@ -149,8 +149,9 @@ def map_sdk_error(exc: QuickbooksException) -> ConnectorError:
 
 
 def run(fn: Callable[[], T], *, what: str, sleep: Callable[[float], None],
-        attempts: int = 6, max_wait: float = 30.0) -> T:
-    """call_with_retries around one SDK operation, with SDK exceptions typed first."""
+        attempts: int = 6, max_wait: float = 30.0, write: bool = False) -> T:
+    """call_with_retries around one SDK operation, with SDK exceptions typed first. A write
+    retries only 429s here; the connector reconciles before anything else (write_reconciled)."""
 
     def attempt() -> T:
         try:
@@ -159,7 +160,7 @@ def run(fn: Callable[[], T], *, what: str, sleep: Callable[[float], None],
             raise map_sdk_error(exc) from exc
 
     return call_with_retries(attempt, what=what, attempts=attempts, max_wait=max_wait,
-                             sleep=sleep)
+                             sleep=sleep, retry_on=RateLimitedError if write else TransientError)
 
 
 def api_url_for(endpoints: Mapping[str, str]) -> str:

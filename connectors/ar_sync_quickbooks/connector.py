@@ -27,6 +27,7 @@ from ar_sync.connector import Connection, FetchResult, key_marker
 from ar_sync.errors import PlatformValidationError, StaleObjectError
 from ar_sync.models import ActionKind, FeeMode, Invoice, Money
 from ar_sync.money import round_money, to_decimal
+from ar_sync.retry import write_reconciled
 from ar_sync_quickbooks.client import QuickBooksClient, run
 from ar_sync_quickbooks.mapping import (
     LATE_FEE_ITEM,
@@ -74,6 +75,9 @@ def select(entity: str, where: str = "", *, start: int | None = None,
     return " ".join(parts)
 
 
+DUPLICATE_NAME = "6240"  # Fault code of "Duplicate Name Exists Error"
+
+
 class QuickBooksConnector:
     """A live session with one QuickBooks company (realm)."""
 
@@ -98,8 +102,16 @@ class QuickBooksConnector:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _run(self, fn: Callable[[], Any], what: str) -> Any:
-        return run(fn, what=f"quickbooks {what}", sleep=self.sleep, max_wait=self.max_wait)
+    def _run(self, fn: Callable[[], Any], what: str, *, write: bool = False) -> Any:
+        return run(fn, what=f"quickbooks {what}", sleep=self.sleep, max_wait=self.max_wait,
+                   write=write)
+
+    def _reconciled(self, write: Callable[[], str], invoice: Invoice, kind: ActionKind,
+                    key: str) -> str:
+        """A write tried again after a lost answer only if find_effect does not see it."""
+        return write_reconciled(write, lambda: self.find_effect(invoice, kind, key),
+                                what=f"quickbooks {kind} {key}", sleep=self.sleep,
+                                max_wait=self.max_wait)
 
     def _query(self, statement: str) -> dict[str, Any]:
         result: dict[str, Any] = self._run(lambda: self.client.query(statement), "query")
@@ -232,6 +244,10 @@ class QuickBooksConnector:
     # ------------------------------------------------------------------ writes
 
     def add_note(self, invoice: Invoice, text: str, *, key: str) -> str:
+        return self._reconciled(lambda: self._add_note(invoice, text, key), invoice,
+                                ActionKind.NOTE, key)
+
+    def _add_note(self, invoice: Invoice, text: str, key: str) -> str:
         """An Attachable note linked to the invoice (create-only: no SyncToken race)."""
         note = Attachable()
         note.Note = note_text(text, key)
@@ -239,10 +255,15 @@ class QuickBooksConnector:
                                "IncludeOnSend": False}]
         body = note.to_json()
         answer: dict[str, Any] = self._run(
-            lambda: self.client.create_object("Attachable", body, request_id=key), "add note")
+            lambda: self.client.create_object("Attachable", body, request_id=key), "add note",
+            write=True)
         return f"Attachable:{Attachable.from_json(answer['Attachable']).Id}"
 
     def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str:
+        return self._reconciled(lambda: self._send(invoice, key, to), invoice,
+                                ActionKind.REMINDER_EMAIL, key)
+
+    def _send(self, invoice: Invoice, key: str, to: str | None) -> str:
         if not to and not invoice.customer_email:
             # QBO would answer "Email Address Invalid"; no need to spend a call to learn it
             raise PlatformValidationError(
@@ -251,7 +272,7 @@ class QuickBooksConnector:
         answer: dict[str, Any] = self._run(
             lambda: self.client.post(self._url(f"invoice/{invoice.id}/send"), None,
                                      content_type="application/octet-stream", params=dict(params),
-                                     request_id=key), "send invoice")
+                                     request_id=key), "send invoice", write=True)
         self._remember([answer["Invoice"]], fresh=True)
         sent = QBInvoice.from_json(answer["Invoice"])
         delivered = getattr(sent.DeliveryInfo, "DeliveryTime", "") if sent.DeliveryInfo else ""
@@ -267,8 +288,12 @@ class QuickBooksConnector:
             raise PlatformValidationError(f"late fee must be positive, got {amount}")
         item_id, item_name = self.fee_item()
         if mode == FeeMode.INVOICE:
-            return self._fee_invoice(invoice, amount, label, key, item_id, item_name)
-        return self._fee_line(invoice, amount, label, key, item_id, item_name)
+            return self._reconciled(
+                lambda: self._fee_invoice(invoice, amount, label, key, item_id, item_name),
+                invoice, ActionKind.LATE_FEE, key)
+        return self._reconciled(
+            lambda: self._fee_line(invoice, amount, label, key, item_id, item_name),
+            invoice, ActionKind.LATE_FEE, key)
 
     def _fee_line(self, invoice: Invoice, amount: Decimal, label: str, key: str,
                   item_id: str, item_name: str) -> str:
@@ -289,7 +314,7 @@ class QuickBooksConnector:
             try:
                 answer: dict[str, Any] = self._run(
                     partial(self.client.update_object, "Invoice", text, request_id=request_id),
-                    "add fee line")
+                    "add fee line", write=True)
             except StaleObjectError:
                 if attempt == 1:
                     raise
@@ -322,7 +347,7 @@ class QuickBooksConnector:
         text = dumps(body)
         answer: dict[str, Any] = self._run(
             lambda: self.client.create_object("Invoice", text, request_id=key),
-            "create fee invoice")
+            "create fee invoice", write=True)
         fee = QBInvoice.from_json(answer["Invoice"])
         return f"Invoice:{fee.Id}"
 
@@ -344,11 +369,20 @@ class QuickBooksConnector:
             item.Description = "Late payment fee (added by ar-sync)"
             item.IncomeAccountRef = {"value": accounts[0]["Id"]}
             text = item.to_json()
-            created: dict[str, Any] = self._run(
-                lambda: self.client.create_object("Item", text,
-                                                  request_id=f"ar-sync-fee-item-{self.realm}"),
-                "create fee item")
-            items = [created["Item"]]
+            try:
+                created: dict[str, Any] = self._run(
+                    lambda: self.client.create_object(
+                        "Item", text, request_id=f"ar-sync-fee-item-{self.realm}"),
+                    "create fee item")
+                items = [created["Item"]]
+            except PlatformValidationError as exc:
+                if exc.platform_code != DUPLICATE_NAME:
+                    raise
+                # another runner created it first (its requestid need not be replayed to us)
+                items = self._query(select("Item", f"Name = {_quote(LATE_FEE_ITEM)}")).get(
+                    "QueryResponse", {}).get("Item", [])
+                if not items:
+                    raise
         found = Item.from_json(items[0])
         self._fee_item = (str(found.Id), str(found.Name))
         return self._fee_item
@@ -365,7 +399,7 @@ class QuickBooksConnector:
                     return f"Attachable:{row['Id']}"
             return None
         if kind == ActionKind.LATE_FEE:
-            raw = self._raw.get(invoice.id) or self._read_raw(invoice.id)
+            raw = self._read_raw(invoice.id)  # fresh: the line may be newer than our copy
             if raw is not None and (ref := find_line_with_marker(raw, key)) is not None:
                 return ref
             start = 1

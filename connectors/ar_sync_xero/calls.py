@@ -152,8 +152,10 @@ class Caller:
         if day is not None and day.lstrip("-").isdigit():
             self.budget.observe_remaining(int(day))
 
-    def call(self, endpoint: str, fn: Callable[[], tuple[T, int, Any]]) -> T:
-        """`fn` performs one SDK call with `_return_http_data_only=False`."""
+    def call(self, endpoint: str, fn: Callable[[], tuple[T, int, Any]], *,
+             write: bool = False) -> T:
+        """`fn` performs one SDK call with `_return_http_data_only=False`. A write retries only
+        429s here; the connector reconciles before anything else (write_reconciled)."""
 
         def attempt() -> T:
             reauthorized = False
@@ -179,4 +181,5 @@ class Caller:
                 return data
 
         return call_with_retries(attempt, what=f"Xero {endpoint}", attempts=self._attempts,
-                                 max_wait=self._max_wait, sleep=self._sleep)
+                                 max_wait=self._max_wait, sleep=self._sleep,
+                                 retry_on=RateLimitedError if write else TransientError)

@@ -32,6 +32,7 @@ from ar_sync.budget import CallBudget
 from ar_sync.connector import Connection, FetchResult, PlatformSettings, TokenStore, key_marker
 from ar_sync.errors import PlatformValidationError
 from ar_sync.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.retry import write_reconciled
 from ar_sync_xero import mapping, oauth
 from ar_sync_xero.calls import Caller, NotFound, Timeout
 
@@ -70,6 +71,7 @@ class XeroConnector:
         self.caller = Caller(budget, access_token=self.tokens.access_token,
                              after_unauthorized=self.tokens.after_unauthorized, sleep=sleep,
                              attempts=attempts)
+        self._sleep = sleep
         self.api = AccountingApi(self.caller.client,
                                  base_url=oauth.endpoint(settings, "api", oauth.API_URL))
         self._lines: dict[str, list[Any]] = {}  # invoice id -> SDK line items last seen
@@ -188,7 +190,17 @@ class XeroConnector:
 
     # ------------------------------------------------------------------ writes
 
+    def _reconciled(self, write: Callable[[], str], invoice: Invoice, kind: ActionKind,
+                    key: str) -> str:
+        """A write tried again after a lost answer only if find_effect does not see it."""
+        return write_reconciled(write, lambda: self.find_effect(invoice, kind, key),
+                                what=f"xero {kind} {key}", sleep=self._sleep)
+
     def add_note(self, invoice: Invoice, text: str, *, key: str) -> str:
+        return self._reconciled(lambda: self._add_note(invoice, text, key), invoice,
+                                ActionKind.NOTE, key)
+
+    def _add_note(self, invoice: Invoice, text: str, key: str) -> str:
         """A note in the invoice's History and Notes, ending with the key marker."""
         marker = key_marker(key)
         body = self._resolve_links(text).strip()
@@ -197,16 +209,20 @@ class XeroConnector:
         records = HistoryRecords(history_records=[HistoryRecord(details=details)])
         self.caller.call("PUT Invoices/{id}/History", lambda: self.api.create_invoice_history(
             self.tenant, invoice.id, records, idempotency_key=key,
-            _return_http_data_only=False, _request_timeout=self._timeout))
+            _return_http_data_only=False, _request_timeout=self._timeout), write=True)
         return f"history:{invoice.id}:{key}"
 
     def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str:
+        return self._reconciled(lambda: self._send(invoice, key, to), invoice,
+                                ActionKind.REMINDER_EMAIL, key)
+
+    def _send(self, invoice: Invoice, key: str, to: str | None) -> str:
         """Xero e-mails the invoice to the contact's own address (it cannot be redirected)."""
         if to and invoice.customer_email and to.lower() != invoice.customer_email.lower():
             log.warning("xero sends invoice e-mails to the contact's address, not %s", to)
         self.caller.call("POST Invoices/{id}/Email", lambda: self.api.email_invoice(
             self.tenant, invoice.id, RequestEmpty(), idempotency_key=key,
-            _return_http_data_only=False, _request_timeout=self._timeout))
+            _return_http_data_only=False, _request_timeout=self._timeout), write=True)
         return f"email:{invoice.id}:{key}"
 
     def _fee_line(self, fee: Money, label: str, key: str) -> Any:
@@ -226,13 +242,15 @@ class XeroConnector:
                 f"currency {invoice.currency}")
         if mode == FeeMode.LINE and invoice.amount_paid == 0:
             try:
-                return self._fee_on_invoice(invoice, fee, label, key)
+                return self._reconciled(lambda: self._fee_on_invoice(invoice, fee, label, key),
+                                        invoice, ActionKind.LATE_FEE, key)
             except PlatformValidationError as exc:
                 if not any(word in str(exc).lower() for word in _PAYMENT_BLOCKS_EDIT):
                     raise
                 log.info("xero %s: %s has a payment now; fee goes on its own invoice",
                          self.tenant, invoice.number)
-        return self._fee_invoice(invoice, fee, label, key)
+        return self._reconciled(lambda: self._fee_invoice(invoice, fee, label, key), invoice,
+                                ActionKind.LATE_FEE, key)
 
     def _fee_on_invoice(self, invoice: Invoice, fee: Money, label: str, key: str) -> str:
         # Xero replaces an invoice's whole line list on update and has no version check, so
@@ -252,7 +270,7 @@ class XeroConnector:
                                                       fee, label, key)])])
         got = self.caller.call("POST Invoices/{id}", lambda: self.api.update_invoice(
             self.tenant, invoice.id, body, unitdp=4, idempotency_key=key,
-            _return_http_data_only=False, _request_timeout=self._timeout))
+            _return_http_data_only=False, _request_timeout=self._timeout), write=True)
         marker = key_marker(key)
         for updated in got.invoices or []:
             self._lines[invoice.id] = list(updated.line_items or [])
@@ -272,7 +290,7 @@ class XeroConnector:
             currency_code=CurrencyCode(invoice.currency))])
         got = self.caller.call("PUT Invoices", lambda: self.api.create_invoices(
             self.tenant, body, unitdp=4, idempotency_key=key, _return_http_data_only=False,
-            _request_timeout=self._timeout))
+            _request_timeout=self._timeout), write=True)
         created = (got.invoices or [None])[0]
         return f"invoice:{getattr(created, 'invoice_id', None) or key}"
 

@@ -24,7 +24,7 @@ from .harness import Tally, run_schedule
 
 @pytest.fixture(params=["quickbooks", "xero"])
 def adapter(request: pytest.FixtureRequest) -> Iterator[EmulatorAdapter]:
-    a = EmulatorAdapter(request.param, replay="all")  # TODO(once): email-only
+    a = EmulatorAdapter(request.param)
     yield a
     a.close()
 
