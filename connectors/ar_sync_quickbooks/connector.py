@@ -28,6 +28,7 @@ from ar_sync.errors import PlatformValidationError, StaleObjectError
 from ar_sync.models import ActionKind, FeeMode, Invoice, Money
 from ar_sync.money import round_money, to_decimal
 from ar_sync.retry import write_reconciled
+from ar_sync_quickbooks import waivers
 from ar_sync_quickbooks.client import QuickBooksClient, run
 from ar_sync_quickbooks.mapping import (
     LATE_FEE_ITEM,
@@ -60,6 +61,9 @@ FRESH_SECONDS = 10.0
 
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+quote = _quote
 
 
 def select(entity: str, where: str = "", *, start: int | None = None,
@@ -99,6 +103,7 @@ class QuickBooksConnector:
         self._candidates: list[str] = []  # open invoice ids from the last fetch, likely order
         self._fresh_at: dict[str, float] = {}  # when _raw[id] was last read or written
         self.monotonic: Callable[[], float] = time.monotonic
+        self.waiver_memos: dict[str, dict[str, Any]] = {}  # key -> found memo not yet applied
 
     # ------------------------------------------------------------------ plumbing
 
@@ -351,6 +356,17 @@ class QuickBooksConnector:
         fee = QBInvoice.from_json(answer["Invoice"])
         return f"Invoice:{fee.Id}"
 
+    def waive_fee(self, invoice: Invoice, fee_key: str, amount: Money, label: str, *,
+                  key: str) -> str:
+        """A CreditMemo applied to the invoice (see waivers.py for why not a line removal)."""
+        return self._reconciled(lambda: waivers.waive_fee(self, invoice, amount, label, key),
+                                invoice, ActionKind.WAIVE_FEE, key)
+
+    def forget(self, invoice_id: str) -> None:
+        """Drop what this session knows of an invoice another write just changed."""
+        self._raw.pop(invoice_id, None)
+        self._fresh_at.pop(invoice_id, None)
+
     def fee_item(self) -> tuple[str, str]:
         """The 'Late fee' service Item: found by name, else created (once per connector)."""
         if self._fee_item is not None:
@@ -414,5 +430,7 @@ class QuickBooksConnector:
                 if len(rows) < PAGE:
                     return None
                 start += PAGE
+        if kind == ActionKind.WAIVE_FEE:
+            return waivers.find_waiver(self, invoice, key)
         # e-mail sends leave nothing searchable: the requestid replay protects a retried send
         return None

@@ -18,7 +18,6 @@ from typing import Any
 
 from ar_sync.budget import CallBudget
 from ar_sync.connector import Connection, Connector, PlatformSettings, load_plugin
-from ar_sync.engine import plan
 from ar_sync.errors import (
     BudgetExhaustedError,
     ConnectorError,
@@ -41,9 +40,10 @@ from ar_sync.models import (
     SkipStage,
     WaiveFee,
 )
-from ar_sync.policy import Policy, load_policy
+from ar_sync.policy import Policy
 from ar_sync.report import risk_levels
 from ar_sync.store.base import Checkpoint, Store
+from ar_sync.sync_trust import fee_totals, plan_tenant, tenant_setup
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,11 @@ class RunReport:
     started_at: datetime
     dry_run: bool
     finished_at: datetime | None = None
+    mode: str = "live"  # "preview": the connection writes nothing yet (before go-live)
+    rules: str = ""  # which rules planned it: a stored version, a file, the default
+    rules_version: int | None = None
+    go_live: str | None = None
+    fees: dict[str, str] = field(default_factory=dict)  # planned fees per currency
     full_fetch: bool = False
     invoices_seen: int = 0
     invoices_open: int = 0
@@ -139,6 +144,7 @@ def run_tenant(
     owner: str | None = None,
     only_invoices: Collection[str] | None = None,
     policy: Policy | None = None,
+    rules_override: str | None = None,
     connector: Connector | None = None,
     clock: Callable[[], datetime] | None = None,
     lease_seconds: float = LEASE_SECONDS,
@@ -164,7 +170,10 @@ def run_tenant(
         report.errors.append(f"unknown connection {connection_id!r}")
         report.stopped_early = "unknown connection"
         return _finish(store, report, clock, save=False)
-    policy = policy or load_policy(connection.rules)
+    setup = tenant_setup(store, connection, policy, rules_override)
+    setup.annotate(report)
+    policy = setup.policy
+    dry_run = report.dry_run = dry_run or setup.preview  # preview writes nothing
 
     lock_name = f"tenant:{connection_id}"
     use_lock = use_lock and not dry_run
@@ -180,7 +189,7 @@ def run_tenant(
         _run(store, connection, connector, policy, report, budget=budget,
              today=today or policy.today(now), clock=clock, owner=owner, full=full,
              dry_run=dry_run, only_invoices=only_invoices, lease_seconds=lease_seconds,
-             on_progress=on_progress)
+             on_progress=on_progress, rules_version=setup.rules_version)
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the current claim was released by _run; the locks are released
         # below; what is left is in the report (deferred) and goes first next run.
@@ -202,7 +211,8 @@ def run_tenant(
         if use_lock:
             store.release_lock(lock_name, owner=owner)
     report.api_calls = budget.calls
-    return _finish(store, report, clock, save=not dry_run)
+    # a preview connection's scheduled runs keep their report: what it would have done
+    return _finish(store, report, clock, save=not dry_run or setup.preview)
 
 
 def _finish(store: Store, report: RunReport, clock: Callable[[], datetime], *,
@@ -229,6 +239,7 @@ def _run(
     only_invoices: Collection[str] | None,
     lease_seconds: float,
     on_progress: Callable[[int, int], None] | None,
+    rules_version: int | None = None,
 ) -> None:
     tenant = connection.id
     checkpoint = store.get_checkpoint(tenant)
@@ -245,7 +256,7 @@ def _run(
     report.warnings.extend(fetched.warnings)
 
     removed = set(fetched.removed)
-    if dry_run:
+    if dry_run and connection.mode != "preview":  # a preview keeps its snapshot (rules diff)
         by_id = {i.id: i for i in store.open_invoices(tenant)} if not full else {}
         by_id.update({i.id: i for i in fetched.invoices})
         invoices = [i for i in by_id.values() if i.is_open and i.id not in removed]
@@ -261,12 +272,15 @@ def _run(
     history = store.history(tenant, by_id)
     # Risk only when the rules use it (the report reads every invoice's ledger history).
     risk = risk_levels(invoices, history, as_of=today) if policy.risk.levels() else None
-    actions = plan(invoices, history, policy, today, plans=store.payment_plans(tenant),
-                   risk=risk)
+    actions, invoices = plan_tenant(store, connector, invoices, history, policy, today,
+                                    tenant=tenant, plans=store.payment_plans(tenant),
+                                    risk=risk, go_live=connection.live_from())
+    by_id = {i.id: i for i in invoices}
     if only_invoices is not None:
         wanted = set(only_invoices)
         actions = [a for a in actions if a.invoice_id in wanted]
     report.planned = len(actions)
+    report.fees = fee_totals(actions)
 
     if dry_run:
         for action in actions:
@@ -286,7 +300,7 @@ def _run(
     # Skipped stages cost no platform call: record them all, whatever the budget.
     for action in actions:
         if isinstance(action, SkipStage) and store.record_skip(
-            action, reason=action.reason, now=clock()
+            action, reason=action.reason, now=clock(), rules_version=rules_version
         ):
             report.count(_outcome(action, "skipped", action.reason))
     queue = leftovers + [a for a in actions if not isinstance(a, SkipStage)]
@@ -300,7 +314,8 @@ def _run(
                 raise BudgetExhaustedError("not enough budget left for another write")
             action_started = clock()
             outcome = _execute(store, connector, action, by_id.get(action.invoice_id),
-                               owner=owner, clock=clock, lease_seconds=lease_seconds)
+                               owner=owner, clock=clock, lease_seconds=lease_seconds,
+                               rules_version=rules_version)
         except BudgetExhaustedError:
             # Stop cleanly: the claim (if any) was released for retry; the rest goes first
             # next run, because the plan will contain it again and leftovers go first.
@@ -401,7 +416,8 @@ def _execute(
     *,
     owner: str,
     clock: Callable[[], datetime],
-    lease_seconds: float,
+    lease_seconds: float = LEASE_SECONDS,
+    rules_version: int | None = None,
 ) -> ActionOutcome:
     """claim -> (reconcile) -> write with the key -> complete, for one action."""
     if isinstance(action, ApplyLateFee) and action.mode == FeeMode.LINE:
@@ -412,11 +428,12 @@ def _execute(
             return _outcome(action, "busy", "another runner is changing this invoice's lines")
         try:
             return _claim_and_write(store, connector, action, invoice, owner=owner,
-                                    clock=clock, lease_seconds=lease_seconds)
+                                    clock=clock, lease_seconds=lease_seconds,
+                                    rules_version=rules_version)
         finally:
             store.release_lock(lock, owner=owner)
     return _claim_and_write(store, connector, action, invoice, owner=owner, clock=clock,
-                            lease_seconds=lease_seconds)
+                            lease_seconds=lease_seconds, rules_version=rules_version)
 
 
 def _claim_and_write(
@@ -428,16 +445,19 @@ def _claim_and_write(
     owner: str,
     clock: Callable[[], datetime],
     lease_seconds: float,
+    rules_version: int | None,
 ) -> ActionOutcome:
-    claim = store.claim(action, owner=owner, now=clock(), lease_seconds=lease_seconds)
+    claim = store.claim(action, owner=owner, now=clock(), lease_seconds=lease_seconds,
+                        rules_version=rules_version)
     if claim.outcome == ClaimOutcome.FINISHED:
         return _outcome(action, "skipped", "already recorded")
     if claim.outcome == ClaimOutcome.BUSY:
         return _outcome(action, "busy", "another runner holds it")
     try:
         fresh = invoice
-        if isinstance(action, ApplyLateFee) or invoice is None:
-            # Re-read before charging: an invoice paid since planning gets no fee.
+        if isinstance(action, ApplyLateFee | WaiveFee) or invoice is None:
+            # Re-read before charging: an invoice paid since planning gets no fee (and a
+            # waiver is credited against the balance as it is now).
             fresh = connector.get_invoice(action.invoice_id)
         if claim.outcome == ClaimOutcome.RECONCILE and fresh is not None:
             ref = connector.find_effect(fresh, action.kind, action.key)
@@ -483,8 +503,13 @@ def _write(connector: Connector, action: Action, invoice: Invoice) -> str:
                                       mode=action.mode, tax=action.tax)
     if isinstance(action, Escalate):
         return connector.add_note(invoice, action.text, key=action.key)
+    if isinstance(action, WaiveFee):
+        return connector.waive_fee(invoice, action.fee_key, action.amount, action.label,
+                                   key=action.key)
     raise AssertionError(f"not a write: {action.kind}")  # pragma: no cover
 
 
+execute_action = _execute  # one action through the ledger (`ar-sync fee waive --now`)
+
 __all__ = ["INTERRUPTED", "LOCK_HELD", "PLATFORM_UNAVAILABLE", "ActionKind", "ActionOutcome",
-           "RunReport", "run_tenant"]
+           "RunReport", "execute_action", "run_tenant"]

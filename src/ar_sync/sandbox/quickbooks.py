@@ -35,6 +35,12 @@ from ar_sync.sandbox.common import (
     utcnow,
 )
 from ar_sync.sandbox.demo import DemoCompany
+from ar_sync.sandbox.qbo_credit import (
+    CREDIT_ENTITIES,
+    create_credit_memo,
+    create_payment,
+    credit_effects,
+)
 from ar_sync.sandbox.qbo_query import QueryError, parse_query, run_query
 from ar_sync.sandbox.qbo_shapes import (
     COMPANY_TZ,
@@ -54,7 +60,7 @@ DEFAULT_REALM = "9341453000000001"
 DEFAULT_CLIENT_ID = "ABdemoClientIdForArSyncSandbox"
 DEFAULT_CLIENT_SECRET = "demo-secret-not-for-production"  # noqa: S105 - a local emulator's
 SCOPE = "com.intuit.quickbooks.accounting"
-ENTITIES = ("Invoice", "Customer", "Item", "Account", "Attachable")
+ENTITIES = ("Invoice", "Customer", "Item", "Account", "Attachable", *CREDIT_ENTITIES)
 
 
 class _Fail(Exception):
@@ -215,6 +221,7 @@ class QuickBooksEmulator:
                                           f"{inv['Id']}:{ln.get('Id', '')}"))
             out.extend(Effect("email", s.invoice_id, s.request_id, s.invoice_id)
                        for s in self.sends)
+            out.extend(credit_effects(self))
         return out
 
     # ------------------------------------------------------------------ OAuth shortcuts
@@ -533,6 +540,10 @@ class QuickBooksEmulator:
                 row = self._create_item(body)
             elif entity == "Attachable":
                 row = self._create_attachable(body)
+            elif entity == "CreditMemo":  # waivers: sandbox/qbo_credit.py
+                row = create_credit_memo(self, body, _Fail)
+            elif entity == "Payment":
+                row = create_payment(self, body, _Fail)
             else:
                 raise _Fail(400, "4000", "Unsupported Operation", f"create {entity}")
             self.counters.applied()

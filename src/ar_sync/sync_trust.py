@@ -1,0 +1,101 @@
+"""What a run takes from the company's settings (issue 12): its stored rules version, its
+go-live date and mode, its pauses (stored, and markers set on the platform), and the planned
+fees per currency for the report. Kept out of sync.py, which stays the execution shell."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+from ar_sync.connector import Connection, Connector
+from ar_sync.engine import plan
+from ar_sync.models import Action, ApplyLateFee, Invoice, LedgerEntry, SkipStage, WaiveFee
+from ar_sync.pauses import Pause
+from ar_sync.plans import PaymentPlan
+from ar_sync.policy import Policy
+from ar_sync.store.trust import TrustStore, planner_pauses
+from ar_sync.tenant_rules import choose_rules
+
+
+class _Report(Protocol):
+    mode: str
+    rules: str
+    rules_version: int | None
+    go_live: str | None
+    warnings: list[str]
+
+
+@dataclass
+class TenantSetup:
+    """The rules and switches one run of one company uses."""
+
+    policy: Policy
+    rules_version: int | None = None
+    rules_label: str = "given by the caller"
+    preview: bool = False
+    go_live: date | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def annotate(self, report: _Report) -> None:
+        report.rules, report.rules_version = self.rules_label, self.rules_version
+        report.go_live = self.go_live.isoformat() if self.go_live else None
+        report.warnings.extend(self.warnings)
+        if self.preview:
+            report.mode = "preview"
+
+
+def tenant_setup(store: TrustStore, connection: Connection, policy: Policy | None,
+                 rules_override: str | None) -> TenantSetup:
+    """A caller's `policy` wins (tests, `rules diff`); else the stored version, else
+    `--rules`, else the connection's rule set (tenant_rules.choose_rules says which)."""
+    preview = connection.mode == "preview"
+    go_live = connection.live_from()
+    if policy is not None:
+        return TenantSetup(policy, preview=preview, go_live=go_live)
+    choice = choose_rules(store, connection, override=rules_override)
+    return TenantSetup(choice.policy, choice.version, choice.label, preview, go_live,
+                       [choice.warning] if choice.warning else [])
+
+
+def plan_tenant(store: TrustStore, connector: Connector | None, invoices: list[Invoice],
+                history: Mapping[str, Sequence[LedgerEntry]], policy: Policy, today: date, *,
+                tenant: str, plans: Sequence[PaymentPlan], risk: Mapping[str, str] | None,
+                go_live: date | None) -> tuple[list[Action], list[Invoice]]:
+    """plan() with the tenant's go-live and pauses; invoices whose pause marker the connector
+    reads only on demand (Xero: a history note, one call each) are asked about only when the
+    plan has a write for them, and planned again. Returns the actions and the invoices."""
+    pauses = planner_pauses(store.list_pauses(tenant))
+
+    def run() -> list[Action]:
+        return plan(invoices, history, policy, today, plans=plans, risk=risk, go_live=go_live,
+                    pauses=pauses)
+
+    actions = run()
+    reader: Any = getattr(connector, "pause_markers", None)
+    if reader is None:
+        return actions, invoices
+    due = {a.invoice_id for a in actions if not isinstance(a, SkipStage)}
+    wanted = [i for i in invoices if i.id in due and i.pause is None]
+    marked: dict[str, Pause] = reader(wanted) if wanted else {}
+    if not marked:
+        return actions, invoices
+    invoices = [i.model_copy(update={"pause": marked[i.id]}) if i.id in marked else i
+                for i in invoices]
+    return run(), invoices
+
+
+def fee_totals(actions: Sequence[Action]) -> dict[str, str]:
+    """Planned fees per currency, net of waivers (reports, previews, `rules diff`)."""
+    totals: dict[str, Decimal] = {}
+    for a in actions:
+        if isinstance(a, ApplyLateFee | WaiveFee):
+            sign = 1 if isinstance(a, ApplyLateFee) else -1
+            cur = a.amount.currency
+            totals[cur] = totals.get(cur, Decimal(0)) + sign * a.amount.amount
+    return {cur: str(v) for cur, v in sorted(totals.items())}
+
+
+__all__ = ["TenantSetup", "fee_totals", "plan_tenant", "tenant_setup"]
