@@ -23,6 +23,7 @@ from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console
 from ar_sync.cli.common import open_store, pick_connections, settings_for
+from ar_sync.cli.connect_trust import after_connect, print_first_run, read_rules_checked
 from ar_sync.cli.oauth_callback import CallbackRefused, CallbackServer, Handler, with_port
 from ar_sync.connector import Connection, PlatformSettings, TokenSet, UnknownConnectorError
 from ar_sync.crypto import TokenDecryptError
@@ -121,11 +122,15 @@ def connect_cmd(
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Print the URL instead of opening a browser")] = False,
     port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Listen here (0: a free port) instead of the redirect URI's port")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for the browser")] = 300.0,
+    rules: Annotated[str | None, typer.Option("--rules", help="Rules file or shipped set, stored as the company's version 1")] = None,
+    preview: Annotated[bool, typer.Option("--preview/--live", help="Start in preview (runs write nothing until `ar-sync go-live`) or live")] = False,
+    show_preview: Annotated[bool, typer.Option("--show-preview/--no-show-preview", help="Print what the first live run would do")] = True,
     db: DbOption = None,
 ) -> None:
     """Connect a QuickBooks company or Xero organisation: consent in the browser, tokens stored
     encrypted in the local store."""
     settings = settings_for(platform.value)
+    rules_text = read_rules_checked(rules) if rules else None
     host, wanted_port, path = _listen_address(platform.value, settings, port)
     store = open_store(db)
     try:
@@ -161,8 +166,12 @@ def connect_cmd(
             raise _refusal(server.result.error, platform.value)
         raise server.result.error
     connections: list[Connection] = server.result.value
+    connections = after_connect(store, connections, rules_text, preview=preview)
     print_connected(store, connections)
-    console.print("Next: `ar-sync run --dry-run` to see what ar-sync would do.")
+    if show_preview:
+        print_first_run(store, connections, settings)
+    else:
+        console.print("Next: `ar-sync run --dry-run` to see what ar-sync would do.")
 
 
 # ----------------------------------------------------------------------------- status
@@ -219,7 +228,8 @@ def status_of(store: SQLiteStore, connection: Connection, now: datetime) -> dict
     return {
         "tenant": connection.id, "platform": connection.platform, "name": connection.name,
         "external_id": connection.external_id, "business": connection.business_id,
-        "rules": connection.rules,
+        "rules": connection.rules, "mode": connection.mode,
+        "go_live": str(connection.live_from()) if connection.live_from() else None,
         "connected_at": connection.created_at.isoformat() if connection.created_at else None,
         "tokens": token_info,
         "last_run": {k: report.get(k) for k in keep} if report else None,
@@ -237,6 +247,8 @@ def status_grid(store: SQLiteStore, c: Connection, now: datetime) -> Table:
     grid.add_row("[bold]company[/]", f"[bold]{escape(c.name or c.external_id)}[/]  ({c.id})")
     grid.add_row("", f"{c.platform}, business {escape(c.business_id)}, rules "
                      f"{escape(c.rules)}, connected {_when(c.created_at, now)}")
+    grid.add_row("mode", ("[yellow]preview (writes nothing)[/]" if c.mode == "preview"
+                          else "[green]live[/]") + f", go-live {c.live_from() or 'not set'}")
     tokens = _tokens(store, c.id)
     if isinstance(tokens, TokenSet):
         expired = " [red]expired: refreshed on the next run[/]" if tokens.expires_at <= now else ""

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from ar_sync.cli.app import UserError, app, console, err_console
 from ar_sync.cli.common import open_store, parse_day, pick_connections, settings_for
 from ar_sync.cli.render import actions_table, history_table, summary_table
+from ar_sync.cli.render_trust import rules_line
 from ar_sync.cli.signals import EXIT_INTERRUPTED, interruptible
 from ar_sync.policy import load_policy
 from ar_sync.sync import INTERRUPTED, LOCK_HELD, RunReport, run_tenant
@@ -98,7 +99,8 @@ def run_cmd(
 def _run_all(tenant: list[str] | None, *, dry_run: bool, full: bool, rules: str | None,
              day: date | None, fmt: Format, db: Path | None) -> int:
     store = open_store(db)
-    policy = load_policy(rules) if rules else None
+    if rules:
+        load_policy(rules)  # a broken --rules file stops before any company runs
     connections = pick_connections(store, tenant)
     settings = {c.platform: settings_for(c.platform) for c in connections}
     reports: list[RunReport] = []
@@ -114,7 +116,7 @@ def _run_all(tenant: list[str] | None, *, dry_run: bool, full: bool, rules: str 
 
                 report = run_tenant(
                     store, connection.id, settings=settings[connection.platform], today=day,
-                    dry_run=dry_run, full=full or None, policy=policy,
+                    dry_run=dry_run, full=full or None, rules_override=rules,
                     on_progress=on_progress)
                 reports.append(report)
                 _log_report(report)
@@ -134,6 +136,7 @@ def _run_all(tenant: list[str] | None, *, dry_run: bool, full: bool, rules: str 
     else:
         console.print(summary_table(reports))
         for report in reports:
+            console.print(rules_line(report), highlight=False)
             if report.actions:
                 console.print(actions_table(report, limit=40))
             for line in report.errors:
@@ -147,16 +150,19 @@ def _run_all(tenant: list[str] | None, *, dry_run: bool, full: bool, rules: str 
 
 @app.command("history")
 def history_cmd(
-    invoice: Annotated[str, typer.Argument(help="Platform invoice id")],
+    invoice: Annotated[str, typer.Argument(help="Invoice number or platform invoice id")],
     tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
     db: DbOption = None,
 ) -> None:
-    """Show the ledger for one invoice: every reminder, fee and escalation, and its state."""
+    """Show the ledger for one invoice: every reminder, fee, waiver and escalation, its state
+    and the rules version that planned it."""
     store = open_store(db)
     found = False
     for connection in pick_connections(store, [tenant] if tenant else None):
-        entries = store.history(connection.id, [invoice]).get(invoice, [])
+        known = next((i.id for i in store.open_invoices(connection.id)
+                      if invoice in (i.id, i.number)), invoice)
+        entries = store.history(connection.id, [known]).get(known, [])
         if not entries:
             continue
         found = True
@@ -166,4 +172,4 @@ def history_cmd(
             console.print(history_table(f"{invoice} ({connection.id})", entries))
     if not found:
         raise UserError(f"no ledger entries for invoice {invoice!r}",
-                        hint="ids are the platform's invoice ids; see `ar-sync run --dry-run`")
+                        hint="name it by number or platform id; see `ar-sync run --dry-run`")

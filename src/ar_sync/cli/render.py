@@ -53,12 +53,12 @@ def actions_table(report: RunReport, *, limit: int | None = None,
 def history_table(invoice_id: str, entries: Iterable[LedgerEntry]) -> Table:
     table = Table(title=f"Ledger for invoice {invoice_id}")
     for col in ("updated", "action", "rule", "occurrence", "state", "amount", "platform ref",
-                "reason", "attempts"):
+                "reason", "attempts", "rules v."):
         table.add_column(col, overflow="fold")
     for e in entries:
         style = _STYLE.get(str(e.state), "")
         table.add_row(e.updated_at.strftime("%Y-%m-%d %H:%M"), str(e.kind), e.rule,
                       e.occurrence, f"[{style}]{e.state}[/]",
                       "" if e.amount is None else str(e.amount), e.ref or "", e.reason or "",
-                      str(e.attempts))
+                      str(e.attempts), "" if e.rules_version is None else str(e.rules_version))
     return table
