@@ -34,6 +34,10 @@ class OAuthStateError(OnboardingError):
     """Unknown, replayed or expired `state`, or a callback without one (HTTP 400)."""
 
 
+class TooManyPendingError(OnboardingError):
+    """The business already has the maximum of connection flows pending (HTTP 429)."""
+
+
 class AuthorizationDeniedError(OnboardingError):
     """The user declined, or the platform sent an error instead of a code (HTTP 400)."""
 
@@ -43,16 +47,24 @@ class TenantBindingError(OnboardingError):
 
 
 def start_connect(store: Store, platform: str, business_id: str, settings: PlatformSettings,
-                  *, now: datetime, ttl_seconds: float = 600) -> str:
-    """The platform's authorization URL; remembers the flow under a fresh single-use state."""
+                  *, now: datetime, ttl_seconds: float = 600, state: str | None = None,
+                  max_pending: int | None = None) -> str:
+    """The platform's authorization URL; remembers the flow under a single-use state (fresh
+    unless the caller made one, e.g. to bind it to a browser cookie first). At most
+    `max_pending` unexpired flows per business."""
     if not business_id:
         raise OnboardingError("a business id is required to connect a company")
     plugin = load_plugin(platform)
-    state = new_state()
+    state = state or new_state()
     verifier, challenge = pkce_pair()
-    store.put_pending_auth(PendingAuth(state=state, platform=platform, business_id=business_id,
-                                       code_verifier=verifier,
-                                       expires_at=now + timedelta(seconds=ttl_seconds)))
+    stored = store.put_pending_auth(
+        PendingAuth(state=state, platform=platform, business_id=business_id,
+                    code_verifier=verifier, expires_at=now + timedelta(seconds=ttl_seconds)),
+        now=now, limit_per_business=max_pending)
+    if not stored:
+        raise TooManyPendingError(
+            f"{max_pending} connections are already waiting for consent: finish one, or wait "
+            f"{int(ttl_seconds // 60)} minutes")
     return plugin.authorization_url(settings, state=state, code_challenge=challenge)
 
 

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,41 +127,59 @@ def _quickbooks_entity(realm: Any, name: Any, entity_id: Any) -> ResyncRequest |
     return None  # customers, items, ...: nothing to chase
 
 
-def parse_quickbooks(body: bytes) -> list[ResyncRequest]:
+def _each(items: list[Any], read: Callable[[Any], list[ResyncRequest | None]],
+          skipped: list[str] | None) -> list[ResyncRequest]:
+    """Read every event; a malformed one raises, or with `skipped` is noted there and left out
+    (one bad event in a signed delivery must not hold back the others)."""
+    found: list[ResyncRequest] = []
+    for position, raw in enumerate(items):
+        try:
+            found.extend(r for r in read(raw) if r is not None)
+        except MalformedPayloadError as exc:
+            if skipped is None:
+                raise
+            skipped.append(f"event {position}: {exc}")
+    return found
+
+
+def _quickbooks_cloudevent(raw: Any) -> list[ResyncRequest | None]:
+    event = _dict(raw, "event")
+    parts = str(event.get("type", "")).split(".")
+    if len(parts) < 3 or parts[0] != "qbo":
+        raise MalformedPayloadError("event type is not qbo.<entity>.<operation>")
+    return [_quickbooks_entity(event.get("intuitaccountid"), parts[1],
+                               event.get("intuitentityid"))]
+
+
+def _quickbooks_notification(raw: Any) -> list[ResyncRequest | None]:
+    note = _dict(raw, "notification")
+    change = _dict(note.get("dataChangeEvent"), "dataChangeEvent")
+    entities = [_dict(entity, "entity") for entity in _list(change.get("entities"), "entities")]
+    return [_quickbooks_entity(note.get("realmId"), e.get("name"), e.get("id"))
+            for e in entities]
+
+
+def parse_quickbooks(body: bytes, skipped: list[str] | None = None) -> list[ResyncRequest]:
     """Legacy `eventNotifications` payloads and the CloudEvents array Intuit moved to."""
     data = _json(body)
-    found: list[ResyncRequest | None] = []
     if isinstance(data, list):  # CloudEvents 1.0: type "qbo.invoice.updated.v1"
-        for raw in _list(data, "events"):
-            event = _dict(raw, "event")
-            parts = str(event.get("type", "")).split(".")
-            if len(parts) < 3 or parts[0] != "qbo":
-                raise MalformedPayloadError("event type is not qbo.<entity>.<operation>")
-            found.append(_quickbooks_entity(event.get("intuitaccountid"), parts[1],
-                                            event.get("intuitentityid")))
-    else:
-        notes = _list(_dict(data, "payload").get("eventNotifications"), "eventNotifications")
-        for raw in notes:
-            note = _dict(raw, "notification")
-            change = _dict(note.get("dataChangeEvent"), "dataChangeEvent")
-            for entity in _list(change.get("entities"), "entities"):
-                entity = _dict(entity, "entity")
-                found.append(_quickbooks_entity(note.get("realmId"), entity.get("name"),
-                                                entity.get("id")))
-    return merge(r for r in found if r is not None)
+        return merge(_each(_list(data, "events"), _quickbooks_cloudevent, skipped))
+    notes = _list(_dict(data, "payload").get("eventNotifications"), "eventNotifications")
+    return merge(_each(notes, _quickbooks_notification, skipped))
 
 
-def parse_xero(body: bytes) -> list[ResyncRequest]:
+def _xero_event(raw: Any) -> list[ResyncRequest | None]:
+    event = _dict(raw, "event")
+    cid = connection_id("xero", _ident(event.get("tenantId"), "tenantId"))
+    category = str(event.get("eventCategory", "")).upper()
+    if category == "INVOICE":
+        return [ResyncRequest(cid, frozenset({_ident(event.get("resourceId"), "resourceId")}))]
+    if category == "CONTACT":  # a contact's e-mail or status changed: re-read them all
+        return [ResyncRequest(cid, None)]
+    return []
+
+
+def parse_xero(body: bytes, skipped: list[str] | None = None) -> list[ResyncRequest]:
     """Xero events; the intent-to-receive carries an empty list and yields no request."""
     data = _dict(_json(body), "payload")
-    found: list[ResyncRequest] = []
-    for raw in _list(data.get("events"), "events"):
-        event = _dict(raw, "event")
-        cid = connection_id("xero", _ident(event.get("tenantId"), "tenantId"))
-        category = str(event.get("eventCategory", "")).upper()
-        if category == "INVOICE":
-            found.append(ResyncRequest(cid, frozenset({_ident(event.get("resourceId"),
-                                                               "resourceId")})))
-        elif category == "CONTACT":  # a contact's e-mail or status changed: re-read them all
-            found.append(ResyncRequest(cid, None))
-    return merge(found)
+    return merge(_each(_list(data.get("events"), "events"), _xero_event, skipped))

@@ -24,7 +24,8 @@ def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
 def http_event(method: str, path: str, route: str, *, query: dict[str, str] | None = None,
                headers: dict[str, str] | None = None, body: str | None = None,
                b64: bool = False, path_params: dict[str, str] | None = None,
-               claims: dict[str, str] | None = None) -> dict[str, Any]:
+               claims: dict[str, str] | None = None,
+               cookies: list[str] | None = None) -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) event, as Lambda receives it."""
     context: dict[str, Any] = {
         "accountId": "123456789012", "apiId": "a1b2c3", "domainName":
@@ -35,7 +36,7 @@ def http_event(method: str, path: str, route: str, *, query: dict[str, str] | No
         "time": "27/Nov/2026:05:00:00 +0000", "timeEpoch": 1795755600000}
     if claims is not None:
         context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
-    return {
+    event: dict[str, Any] = {
         "version": "2.0", "routeKey": f"{method} {route}", "rawPath": path,
         "rawQueryString": urlencode(query or {}),
         "headers": {"host": "a1b2c3.execute-api.us-east-1.amazonaws.com",
@@ -44,3 +45,11 @@ def http_event(method: str, path: str, route: str, *, query: dict[str, str] | No
         "queryStringParameters": query or None, "pathParameters": path_params or None,
         "requestContext": context, "body": body, "isBase64Encoded": b64,
     }
+    if cookies:  # payload 2.0 puts the Cookie header's pairs here
+        event["cookies"] = list(cookies)
+    return event
+
+
+def cookie_pair(set_cookie: str) -> str:
+    """What a browser sends back for a Set-Cookie line: `name=value`."""
+    return set_cookie.split(";", 1)[0].strip()

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 import requests
-from aws_helpers import REDIRECT, WEBHOOK_KEY, XERO_WEBHOOK_KEY, drain, http_event
+from aws_helpers import REDIRECT, WEBHOOK_KEY, XERO_WEBHOOK_KEY, cookie_pair, drain, http_event
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from ar_sync import webhooks
@@ -31,19 +31,45 @@ def call_http(event: dict[str, Any]) -> dict[str, Any]:
     return http.handler(event, FakeContext())
 
 
-def connect_event(platform: str = "quickbooks", **query: str) -> dict[str, Any]:
+def connect_event(platform: str = "quickbooks", *, sub: str | None = None,
+                  **query: str) -> dict[str, Any]:
+    """GET /connect; `sub` is what the JWT authorizer verified (None: no token)."""
     return http_event("GET", f"/connect/{platform}", "/connect/{platform}", query=query,
-                      path_params={"platform": platform})
+                      path_params={"platform": platform},
+                      claims=None if sub is None else {"sub": sub, "iss": "https://idp.test"})
 
 
-def callback_event(params: dict[str, str], platform: str = "quickbooks") -> dict[str, Any]:
+def callback_event(params: dict[str, str], platform: str = "quickbooks",
+                   cookies: list[str] | None = None) -> dict[str, Any]:
     return http_event("GET", f"/oauth/{platform}/callback", "/oauth/{platform}/callback",
-                      query=params, path_params={"platform": platform})
+                      query=params, path_params={"platform": platform}, cookies=cookies)
 
 
-def consent(qbo: QuickBooksEmulator, business: str) -> dict[str, str]:
-    """connect -> 302 to the emulator's consent -> the callback's query parameters."""
-    answer = call_http(connect_event(business=business))
+class Browser:
+    """One browser: keeps the cookies the API sets, sends them back on the callback."""
+
+    def __init__(self) -> None:
+        self.jar: dict[str, str] = {}
+
+    def call(self, event: dict[str, Any]) -> dict[str, Any]:
+        if self.jar:
+            event["cookies"] = [f"{k}={v}" for k, v in self.jar.items()]
+        answer = call_http(event)
+        for line in answer.get("cookies", []):
+            name, _, value = cookie_pair(line).partition("=")
+            if value:
+                self.jar[name] = value
+            else:
+                self.jar.pop(name, None)
+        return answer
+
+
+def consent(qbo: QuickBooksEmulator, business: str,
+            browser: Browser | None = None) -> tuple[dict[str, str], Browser]:
+    """connect (signed in as `business`) -> 302 to the emulator's consent -> the callback's
+    query parameters, and the browser that started the flow."""
+    browser = browser or Browser()
+    answer = browser.call(connect_event(sub=business))
     assert answer["statusCode"] == 302
     location = answer["headers"]["Location"]
     assert location.startswith(qbo.url)
@@ -53,7 +79,13 @@ def consent(qbo: QuickBooksEmulator, business: str) -> dict[str, str]:
     assert consent_answer.status_code == 302
     back = urlparse(consent_answer.headers["Location"])
     assert back.path == "/oauth/quickbooks/callback"
-    return {k: v[0] for k, v in parse_qs(back.query).items()}
+    return {k: v[0] for k, v in parse_qs(back.query).items()}, browser
+
+
+def connect_flow(qbo: QuickBooksEmulator, business: str) -> dict[str, Any]:
+    """The whole flow in one browser; the callback's answer."""
+    params, browser = consent(qbo, business)
+    return browser.call(callback_event(params))
 
 
 def table_items(aws: dict[str, str]) -> list[dict[str, Any]]:
@@ -71,9 +103,10 @@ def fresh_realm(qbo: QuickBooksEmulator) -> str:
 def test_connect_and_callback_bind_the_company(aws: dict[str, str], qbo: QuickBooksEmulator,
                                                logs: io.StringIO) -> None:
     realm = fresh_realm(qbo)
-    params = consent(qbo, "biz-alpha")
-    answer = call_http(callback_event(params))
+    params, browser = consent(qbo, "biz-alpha")
+    answer = browser.call(callback_event(params))
     assert answer["statusCode"] == 200, answer
+    assert not browser.jar  # the state cookie is cleared
     assert html.escape(qbo.company_name) in answer["body"]
     store = config.store()
     connection = store.get_connection(f"quickbooks:{realm}")
@@ -91,14 +124,16 @@ def test_connect_and_callback_bind_the_company(aws: dict[str, str], qbo: QuickBo
 def test_replayed_and_wrong_state_get_400_and_store_nothing(aws: dict[str, str],
                                                             qbo: QuickBooksEmulator) -> None:
     realm = fresh_realm(qbo)
-    params = consent(qbo, "biz-beta")
-    assert call_http(callback_event(params))["statusCode"] == 200
+    params, browser = consent(qbo, "biz-beta")
+    kept = dict(browser.jar)
+    assert browser.call(callback_event(params))["statusCode"] == 200
     before = table_items(aws)
-    replay = call_http(callback_event(params))
+    browser.jar = kept  # even with the cookie kept, the state is single use
+    replay = browser.call(callback_event(params))
     assert replay["statusCode"] == 400 and "state" in json.loads(replay["body"])["error"]
-    forged = call_http(callback_event({**params, "state": "forged-state"}))
+    forged = browser.call(callback_event({**params, "state": "forged-state"}))
     assert forged["statusCode"] == 400
-    assert call_http(callback_event({"code": params["code"]}))["statusCode"] == 400
+    assert browser.call(callback_event({"code": params["code"]}))["statusCode"] == 400
     assert sorted(map(str, table_items(aws))) == sorted(map(str, before))
     assert config.store().get_connection(f"quickbooks:{realm}").business_id == "biz-beta"
 
@@ -106,38 +141,36 @@ def test_replayed_and_wrong_state_get_400_and_store_nothing(aws: dict[str, str],
 def test_state_of_another_platform_is_refused(aws: dict[str, str],
                                               qbo: QuickBooksEmulator) -> None:
     fresh_realm(qbo)
-    params = consent(qbo, "biz-gamma")
+    params, browser = consent(qbo, "biz-gamma")
     before = len(table_items(aws))
-    assert call_http(callback_event(params, platform="xero"))["statusCode"] == 400
-    assert len(table_items(aws)) == before - 1  # only the state is gone
-    assert call_http(callback_event(params))["statusCode"] == 400  # and it was single use
+    # the xero cookie is missing: refused before the state is touched
+    assert browser.call(callback_event(params, platform="xero"))["statusCode"] == 400
+    assert len(table_items(aws)) == before
+    # with a matching cookie under the xero name, the state is taken and refused
+    browser.jar["__Host-ar-sync-oauth-xero"] = browser.jar["__Host-ar-sync-oauth-quickbooks"]
+    assert browser.call(callback_event(params, platform="xero"))["statusCode"] == 400
+    assert len(table_items(aws)) == before - 2  # the state and its slot are gone
+    assert browser.call(callback_event(params))["statusCode"] == 400  # and it was single use
 
 
 def test_company_of_another_business_is_not_reattached(aws: dict[str, str],
                                                        qbo: QuickBooksEmulator) -> None:
     realm = fresh_realm(qbo)
-    assert call_http(callback_event(consent(qbo, "owner-biz")))["statusCode"] == 200
+    assert connect_flow(qbo, "owner-biz")["statusCode"] == 200
     tokens_before = config.store().load_tokens(f"quickbooks:{realm}")
-    answer = call_http(callback_event(consent(qbo, "intruder-biz")))
+    answer = connect_flow(qbo, "intruder-biz")
     assert answer["statusCode"] == 403
     assert config.store().get_connection(f"quickbooks:{realm}").business_id == "owner-biz"
     assert config.store().load_tokens(f"quickbooks:{realm}") == tokens_before
     # the owner may reconnect: same binding, new tokens
-    assert call_http(callback_event(consent(qbo, "owner-biz")))["statusCode"] == 200
+    assert connect_flow(qbo, "owner-biz")["statusCode"] == 200
     assert config.store().load_tokens(f"quickbooks:{realm}").version == tokens_before.version + 1
 
 
 def test_connect_bad_inputs(aws: dict[str, str], qbo: QuickBooksEmulator) -> None:
-    assert call_http(connect_event())["statusCode"] == 400  # no business
-    assert call_http(connect_event(business="../../etc"))["statusCode"] == 400
-    assert call_http(connect_event("sage", business="b"))["statusCode"] == 404
-    # behind a JWT authorizer the business is the token's subject
-    event = connect_event(business="someone-else")
-    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "biz-jwt"}}}
-    assert call_http(event)["statusCode"] == 400
-    event = connect_event()
-    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "biz-jwt"}}}
-    assert call_http(event)["statusCode"] == 302
+    assert call_http(connect_event("sage", sub="b"))["statusCode"] == 404
+    assert call_http(connect_event(sub="has space"))["statusCode"] == 401
+    assert call_http(connect_event(sub=""))["statusCode"] == 401
 
 
 # ----------------------------------------------------------------------------- webhooks
@@ -179,8 +212,9 @@ def test_quickbooks_webhook_enqueues_targeted_resync(aws: dict[str, str], qbo: A
                                          b64=b64))
         assert answer["statusCode"] == 200
     messages = [json.loads(m["Body"]) for m in drain(sqs, queue)]
+    # the same bytes again (base64 this time) within 10 minutes: a re-delivery, dropped
     assert messages == [{"connection_id": cid, "only_invoices": ["130", "131"],
-                         "reason": "webhook", "requeues": 0}] * 2
+                         "reason": "webhook", "requeues": 0}]
     # a payment: the tenant's open invoices; an unknown realm: nothing
     body = qbo_payload(realm, ("Payment", "77"))
     body2 = qbo_payload("555000111", ("Invoice", "1"))
@@ -232,8 +266,9 @@ def test_forged_missing_oversized_malformed(aws: dict[str, str], qbo: Any, queue
     huge = b'{"pad": "' + b"x" * (webhooks.MAX_BODY_BYTES + 10) + b'"}'
     assert call_http(webhook_event(platform, huge, webhooks.sign(key, huge)))["statusCode"] == 413
     for junk in (b"{not json", b'{"events": "x", "eventNotifications": 3}'):
+        # correctly signed: 200 (a retry cannot fix it), skipped and logged, nothing enqueued
         assert call_http(webhook_event(platform, junk, webhooks.sign(key, junk))
-                         )["statusCode"] == 400
+                         )["statusCode"] == 200
     assert drain(sqs, queue) == []
 
 
@@ -278,7 +313,7 @@ def test_full_path_dispatch_queue_sync_writeback(aws: dict[str, str], qbo: Quick
         if not c.id.startswith("quickbooks:") or c.external_id != qbo.realm_id:
             store.save_connection(c.model_copy(update={"id": "zz-" + c.id}))
     realm = fresh_realm(qbo)
-    assert call_http(callback_event(consent(qbo, "biz-full")))["statusCode"] == 200
+    assert connect_flow(qbo, "biz-full")["statusCode"] == 200
     cid = f"quickbooks:{realm}"
     qbo.counters.reset()
     assert qbo.effects() == []

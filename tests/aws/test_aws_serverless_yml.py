@@ -1,5 +1,7 @@
-"""serverless.yml against the code: handlers import, and every table, queue, variable and route
-a handler uses is declared, with the settings issue 6 asks for."""
+"""serverless.yml against the code and issue 11's rules: every handler resolves; every table,
+queue, variable and route a handler uses is declared; no secret in the template or environment;
+the JWT authorizer guards every route outside http.PUBLIC_ROUTES; one IAM role per function
+granting what its handler uses and nothing more; the operational settings."""
 
 from __future__ import annotations
 
@@ -11,15 +13,17 @@ from typing import Any
 import pytest
 import yaml
 
-from ar_sync.aws import config, http
+from ar_sync.aws import config, deliveries, http
 from ar_sync.store.dynamodb import TTL_ATTRIBUTE, table_definitions
 
 ROOT = Path(__file__).resolve().parents[2]
-SLS: dict[str, Any] = yaml.safe_load((ROOT / "serverless.yml").read_text())
+TEXT = (ROOT / "serverless.yml").read_text()
+SLS: dict[str, Any] = yaml.safe_load(TEXT)
 FUNCTIONS: dict[str, Any] = SLS["functions"]
 RESOURCES: dict[str, Any] = SLS["resources"]["Resources"]
 ENV: dict[str, Any] = SLS["provider"]["environment"]
 LAMBDA_MAX_TIMEOUT = 900
+SECRET_FIELDS = ("CLIENT_ID", "CLIENT_SECRET", "WEBHOOK_KEY")
 
 
 def ref(value: Any) -> str:
@@ -32,15 +36,19 @@ def get_att(value: Any) -> list[str]:
     return list(value["Fn::GetAtt"])
 
 
-def test_basics() -> None:
+def test_basics_and_packaging() -> None:
     assert SLS["frameworkVersion"] == "3"
     assert SLS["provider"]["runtime"] == "python3.12"
-    assert "serverless-python-requirements" in SLS["plugins"]
+    assert "plugins" not in SLS  # no packaging plugin, no hidden build cache
     assert SLS["provider"]["httpApi"]["payload"] == "2.0"
+    # the artifact and its architecture come from the bundle command's manifest
+    assert SLS["custom"]["bundle"] == "${file(./.build/bundle.json)}"
+    assert SLS["package"] == {"artifact": "${self:custom.bundle.artifact}"}
+    assert SLS["provider"]["architecture"] == "${self:custom.bundle.arch}"
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_every_handler_imports(name: str) -> None:
+def test_every_handler_resolves(name: str) -> None:
     module, _, attr = FUNCTIONS[name]["handler"].rpartition(".")
     handler = getattr(importlib.import_module(module.replace("/", ".")), attr)
     assert callable(handler)
@@ -63,26 +71,42 @@ def _source_env_names() -> set[str]:
 def test_every_variable_a_handler_reads_is_declared() -> None:
     declared = set(ENV)
     assert set(config.REQUIRED) <= declared
-    for platform in http.PLATFORMS:  # what ar_sync.settings.platform_settings reads
-        for suffix in ("CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI", "WEBHOOK_KEY"):
-            assert f"AR_SYNC_{platform.upper()}_{suffix}" in declared
+    for platform in http.PLATFORMS:
+        prefix = f"AR_SYNC_{platform.upper()}_"
+        assert prefix + "REDIRECT_URI" in declared
+        for field in SECRET_FIELDS:  # a parameter name, never the value
+            assert prefix + field + "_PARAMETER" in declared
+            assert ENV[prefix + field + "_PARAMETER"].startswith(
+                "${self:custom.platformParameters}/")
     undeclared = _source_env_names() - declared - set(config.OPTIONAL)
     assert not undeclared, undeclared
     assert config.MAX_CALLS in declared
 
 
+def test_no_secret_is_resolved_into_the_template_or_environment() -> None:
+    assert "${ssm:" not in TEXT and "resolve:ssm" not in TEXT and "secretsmanager" not in TEXT
+    for name in ENV:
+        assert not any(name.endswith(f"_{field}") for field in SECRET_FIELDS), name
+        assert name != "AR_SYNC_SECRET_KEY"
+    for fn in FUNCTIONS.values():
+        assert "environment" not in fn  # one place to look
+
+
 def test_env_references_point_at_the_right_resources() -> None:
-    for name in (config.TENANTS_TABLE, config.LEDGER_TABLE, config.LOCKS_TABLE):
+    for name in (config.TENANTS_TABLE, config.LEDGER_TABLE, config.LOCKS_TABLE,
+                 config.DELIVERIES_TABLE):
         assert RESOURCES[ref(ENV[name])]["Type"] == "AWS::DynamoDB::Table"
     assert RESOURCES[ref(ENV[config.QUEUE_URL])]["Type"] == "AWS::SQS::Queue"
     assert ENV[config.KEY_PARAMETER] == "${self:custom.tokenKeyParameter}"
     assert "token-key" in SLS["custom"]["tokenKeyParameter"]
 
 
-def test_tables_match_the_store_and_have_pitr_and_ttl() -> None:
+def test_tables_match_the_code_and_have_ttl() -> None:
     logical = {"tenants": ref(ENV[config.TENANTS_TABLE]),
                "ledger": ref(ENV[config.LEDGER_TABLE]), "locks": ref(ENV[config.LOCKS_TABLE])}
     wanted = dict(zip(logical, table_definitions("tenants", "ledger", "locks"), strict=True))
+    logical["deliveries"] = ref(ENV[config.DELIVERIES_TABLE])
+    wanted["deliveries"] = deliveries.table_definition("deliveries")
     for role, resource in logical.items():
         props = RESOURCES[resource]["Properties"]
         want = wanted[role]
@@ -91,13 +115,16 @@ def test_tables_match_the_store_and_have_pitr_and_ttl() -> None:
             sorted(want["AttributeDefinitions"], key=str)
         assert props.get("GlobalSecondaryIndexes", []) == want.get("GlobalSecondaryIndexes", [])
         assert props["BillingMode"] == "PAY_PER_REQUEST"
-        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-        if role in ("tenants", "locks"):
+        if role != "deliveries":  # hashes that live 10 minutes need no backups
+            assert props["PointInTimeRecoverySpecification"] == \
+                {"PointInTimeRecoveryEnabled": True}
+        if role in ("tenants", "locks", "deliveries"):
             assert props["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE,
                                                         "Enabled": True}
+    assert deliveries.TTL_ATTRIBUTE == TTL_ATTRIBUTE
 
 
-def test_queue_dlq_and_consumer_settings() -> None:
+def test_queue_dlq_consumer_and_alarm() -> None:
     queue_name = ref(ENV[config.QUEUE_URL])
     queue = RESOURCES[queue_name]["Properties"]
     dlq = get_att(queue["RedrivePolicy"]["deadLetterTargetArn"])
@@ -106,55 +133,199 @@ def test_queue_dlq_and_consumer_settings() -> None:
     sync = FUNCTIONS["sync_tenant"]
     assert sync["timeout"] < LAMBDA_MAX_TIMEOUT
     assert int(queue["VisibilityTimeout"]) >= 6 * sync["timeout"]
-    assert sync["reservedConcurrency"]
     (event,) = sync["events"]
     assert get_att(event["sqs"]["arn"]) == [queue_name, "Arn"]
     assert event["sqs"]["batchSize"] == 1
     assert event["sqs"]["functionResponseType"] == "ReportBatchItemFailures"
+    # the poller stays within the reserved instances: no throttled delivery counts to the DLQ
+    assert event["sqs"]["maximumConcurrency"] == sync["reservedConcurrency"] == \
+        "${param:syncConcurrency}"
     assert "schedule" in FUNCTIONS["dispatch"]["events"][0]
+    alarm = RESOURCES["SyncDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq[0], "QueueName"]}
+    (action,) = alarm["AlarmActions"]
+    assert RESOURCES[ref(action)]["Type"] == "AWS::SNS::Topic"
+
+
+def test_http_api_throttling_and_access_logs() -> None:
+    stage = SLS["resources"]["extensions"]["HttpApiStage"]["Properties"]
+    assert stage["DefaultRouteSettings"] == {"ThrottlingRateLimit": "${param:httpRateLimit}",
+                                             "ThrottlingBurstLimit": "${param:httpBurstLimit}"}
+    access = SLS["provider"]["logs"]["httpApi"]["format"]
+    assert "$context.requestId" in access and "$context.status" in access
+    assert "querystring" not in access.lower() and "path" not in access  # OAuth codes
+
+
+def _routes() -> list[tuple[str, dict[str, Any], tuple[str, str]]]:
+    out = []
+    for name, fn in FUNCTIONS.items():
+        for event in fn.get("events", []):
+            if "httpApi" in event:
+                api = event["httpApi"]
+                path = re.sub(r"\{(\w+)\}", r"<\1>", api["path"])
+                out.append((name, api, (api["method"].upper(), path)))
+    return out
 
 
 def test_http_routes_match_the_resolver() -> None:
     declared = set()
-    for fn in FUNCTIONS.values():
-        for event in fn.get("events", []):
-            if "httpApi" in event:
-                assert fn["handler"] == "ar_sync/aws/http.handler"
-                path = re.sub(r"\{(\w+)\}", r"<\1>", event["httpApi"]["path"])
-                declared.add((event["httpApi"]["method"].upper(), path))
+    for name, _, route in _routes():
+        assert FUNCTIONS[name]["handler"] == "ar_sync/aws/http.handler"
+        declared.add(route)
     routes = {(r.method, r.path) for r in [*http.app._static_routes, *http.app._dynamic_routes]}
     assert declared == routes
+    assert http.PUBLIC_ROUTES <= routes
 
 
-def _statements() -> list[dict[str, Any]]:
-    return list(SLS["provider"]["iam"]["role"]["statements"])
+def test_every_route_but_the_public_ones_needs_a_verified_token() -> None:
+    authorizers = SLS["provider"]["httpApi"]["authorizers"]
+    assert set(authorizers) == {"jwt"}
+    jwt = authorizers["jwt"]
+    assert jwt["type"] == "jwt" and jwt["identitySource"] == "$request.header.Authorization"
+    # Cognito by default, any OIDC issuer by parameter; never empty
+    assert jwt["issuerUrl"]["Fn::If"][0] == "UseCognito"
+    assert jwt["issuerUrl"]["Fn::If"][2] == "${param:jwtIssuer}"
+    assert jwt["audience"] == [{"Fn::If": ["UseCognito", {"Ref": "UserPoolClient"},
+                                           "${param:jwtAudience}"]}]
+    assert SLS["resources"]["Conditions"]["UseCognito"] == \
+        {"Fn::Equals": ["${param:jwtIssuer}", ""]}
+    for name in ("UserPool", "UserPoolClient"):
+        assert RESOURCES[name]["Condition"] == "UseCognito"
+    guarded = 0
+    for name, api, route in _routes():
+        if route in http.PUBLIC_ROUTES:
+            assert "authorizer" not in api, name
+        else:
+            assert api.get("authorizer") == {"name": "jwt"}, f"{name} has no authorizer"
+            guarded += 1
+    assert guarded >= 1  # /connect
 
 
-def test_iam_is_least_privilege() -> None:
-    referenced: set[str] = set()
-    for st in _statements():
-        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-        assert all("*" not in a for a in actions), actions
-        assert "dynamodb:Scan" not in actions
-        for res in st["Resource"]:
-            if isinstance(res, str):
-                assert res.split(":")[-1] != "*", res
-            else:
-                text = str(res)
-                referenced |= {name for name in RESOURCES if f"'{name}'" in text}
-    for name, resource in RESOURCES.items():
-        if resource["Type"] in ("AWS::DynamoDB::Table",) or name == ref(ENV[config.QUEUE_URL]):
-            assert name in referenced, f"{name} is used but not granted"
-    ssm = [st for st in _statements() if st["Action"] == ["ssm:GetParameter"]]
-    assert ssm, "the Fernet key parameter must be readable"
-    assert all("${self:custom.tokenKeyParameter}" in r for r in ssm[0]["Resource"])
-    kms = [st for st in _statements() if st["Action"] == ["kms:Decrypt"]]
-    assert kms and kms[0]["Condition"]["StringEquals"]["kms:ViaService"].startswith("ssm.")
+# ----------------------------------------------------------------------------- IAM
+
+def _statements(function: str) -> list[dict[str, Any]]:
+    role = RESOURCES[FUNCTIONS[function]["role"]]
+    assert role["Type"] == "AWS::IAM::Role"
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [{"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com"]},
+                      "Action": ["sts:AssumeRole"]}]
+    assert "ManagedPolicyArns" not in role["Properties"]
+    (policy,) = role["Properties"]["Policies"]
+    return list(policy["PolicyDocument"]["Statement"])
 
 
-def test_packaging_is_documented() -> None:
-    reqs = SLS["custom"]["pythonRequirements"]
-    assert reqs["fileName"]
+def _target(resource: Any) -> str:
+    """A statement's resource as a short name: a logical id, `ssm:<path>`, `logs`, `kms`."""
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        return str(resource["Fn::GetAtt"][0])
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        parts = resource["Fn::Join"][1]
+        return f"{parts[0]['Fn::GetAtt'][0]}/{'/'.join(parts[1:])}"
+    text = resource["Fn::Sub"] if isinstance(resource, dict) else resource
+    if text.startswith("${self:custom.ssmArn}"):
+        return "ssm:" + text.removeprefix("${self:custom.ssmArn}").replace(
+            "${self:custom.platformParameters}", "").replace(
+            "${self:custom.tokenKeyParameter}", "token-key")
+    if text.startswith("${self:custom.logArn}"):
+        return "logs"
+    if text == "${param:tokenKeyKmsArn}":
+        return "kms"
+    raise AssertionError(f"unexpected resource {resource!r}")
+
+
+def grants(function: str) -> set[tuple[str, str]]:
+    out = set()
+    for st in _statements(function):
+        assert st["Effect"] == "Allow"
+        for action in st["Action"]:
+            assert "*" not in action, action
+            for resource in st["Resource"]:
+                out.add((action, _target(resource)))
+    return out
+
+
+def condition(function: str, action: str) -> dict[str, Any]:
+    (st,) = [st for st in _statements(function) if action in st["Action"]
+             and any(_target(r) == "TenantsTable" for r in st["Resource"])]
+    return dict(st.get("Condition", {}))
+
+
+LOGS = {("logs:CreateLogStream", "logs"), ("logs:PutLogEvents", "logs")}
+APP_SECRETS = {("ssm:GetParameter", f"ssm:/{p}/{f}") for p in ("quickbooks", "xero")
+               for f in ("client-id", "client-secret")}
+TOKEN_KEY = {("ssm:GetParameter", "ssm:token-key"), ("kms:Decrypt", "kms")}
+
+
+def test_one_role_per_function() -> None:
+    roles = [fn["role"] for fn in FUNCTIONS.values()]
+    assert len(set(roles)) == len(roles) == len(FUNCTIONS)
+    assert "iam" not in SLS["provider"]  # no shared default role
+    for name, fn in FUNCTIONS.items():  # each may write only its own log group
+        log = [st for st in _statements(name) if "logs:PutLogEvents" in st["Action"]]
+        assert log[0]["Resource"] == [{"Fn::Sub": f"${{self:custom.logArn}}-{name}:*"}]
+
+
+@pytest.mark.parametrize("platform", ["quickbooks", "xero"])
+def test_webhooks_get_connections_send_messages_and_nothing_else(platform: str) -> None:
+    function = f"webhook_{platform}"
+    assert grants(function) == LOGS | {
+        ("dynamodb:GetItem", "TenantsTable"),
+        ("sqs:SendMessage", "SyncQueue"),
+        ("dynamodb:PutItem", "WebhookDeliveriesTable"),  # the 10-minute duplicate check
+        ("dynamodb:DeleteItem", "WebhookDeliveriesTable"),
+        ("ssm:GetParameter", f"ssm:/{platform}/webhook-key"),  # its own key, nothing more
+    }
+    assert condition(function, "dynamodb:GetItem") == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["CONNECTIONS"]}}
+
+
+def test_dispatch_lists_connections_and_sends_messages() -> None:
+    assert grants("dispatch") == LOGS | {("dynamodb:Query", "TenantsTable"),
+                                         ("sqs:SendMessage", "SyncQueue")}
+    assert condition("dispatch", "dynamodb:Query") == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["CONNECTIONS"]}}
+
+
+def test_connect_writes_pending_states_only() -> None:
+    assert grants("connect") == LOGS | APP_SECRETS | {("dynamodb:PutItem", "TenantsTable")}
+    assert condition("connect", "dynamodb:PutItem") == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["oauth#*", "oauthslot#*"]}}
+
+
+def test_callback_gets_the_tenants_table_and_the_token_key() -> None:
+    tenants = {(a, "TenantsTable") for a in ("dynamodb:GetItem", "dynamodb:PutItem",
+                                            "dynamodb:DeleteItem")}
+    assert grants("oauth_callback") == LOGS | APP_SECRETS | TOKEN_KEY | tenants
+    keys = condition("oauth_callback", "dynamodb:GetItem")["ForAllValues:StringLike"]
+    assert "inv#*" not in keys["dynamodb:LeadingKeys"]  # no invoice snapshots
+
+
+def test_sync_gets_what_a_run_needs() -> None:
+    assert grants("sync_tenant") == LOGS | APP_SECRETS | TOKEN_KEY | {
+        *((a, "TenantsTable") for a in ("dynamodb:GetItem", "dynamodb:PutItem",
+                                        "dynamodb:DeleteItem", "dynamodb:Query",
+                                        "dynamodb:BatchWriteItem")),
+        *((a, t) for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                           "dynamodb:Query")
+          for t in ("LedgerTable", "LedgerTable/index/tenant-index")),
+        ("dynamodb:PutItem", "LocksTable"), ("dynamodb:DeleteItem", "LocksTable"),
+        *((a, "SyncQueue") for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage",
+                                     "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+                                     "sqs:SendMessage")),
+    }
+
+
+def test_token_key_decrypt_only_through_ssm_for_that_parameter() -> None:
+    for function in ("sync_tenant", "oauth_callback"):
+        (kms,) = [st for st in _statements(function) if st["Action"] == ["kms:Decrypt"]]
+        equals = kms["Condition"]["StringEquals"]
+        assert equals["kms:ViaService"] == {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}
+        assert equals["kms:EncryptionContext:PARAMETER_ARN"] == {
+            "Fn::Sub": "${self:custom.ssmArn}${self:custom.tokenKeyParameter}"}
+
+
+def test_deploy_doc_covers_the_path() -> None:
     doc = (ROOT / "docs/deploy.md").read_text()
-    assert "[aws,quickbooks,xero]" in doc and reqs["fileName"] in doc
-    assert "```mermaid" in doc
+    for needed in ("python -m ar_sync.aws.bundle", "keys rotate", "serverless deploy",
+                   "put-parameter", "jwtIssuer", "```mermaid"):
+        assert needed in doc, needed

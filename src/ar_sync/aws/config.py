@@ -20,12 +20,14 @@ from ar_sync.crypto import KEY_ENV
 from ar_sync.store.dynamodb import DynamoDBStore
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
 TENANTS_TABLE = "AR_SYNC_TENANTS_TABLE"
 LEDGER_TABLE = "AR_SYNC_LEDGER_TABLE"
 LOCKS_TABLE = "AR_SYNC_LOCKS_TABLE"
 QUEUE_URL = "AR_SYNC_QUEUE_URL"
+DELIVERIES_TABLE = "AR_SYNC_DELIVERIES_TABLE"  # webhook bodies seen in the last 10 minutes
 KEY_PARAMETER = "AR_SYNC_KEY_PARAMETER"  # SSM SecureString holding the Fernet key
 PUBLIC_URL = "AR_SYNC_PUBLIC_URL"  # where the HTTP API answers (for links in logs/docs)
 MAX_CALLS = "AR_SYNC_MAX_CALLS_PER_RUN"  # optional cap on platform calls per tenant run
@@ -33,7 +35,8 @@ MAX_CALLS = "AR_SYNC_MAX_CALLS_PER_RUN"  # optional cap on platform calls per te
 # one structured logger for every handler: tenant ids and counts only, never tokens or e-mails
 logger = Logger(service="ar-sync")
 
-REQUIRED = (TENANTS_TABLE, LEDGER_TABLE, LOCKS_TABLE, QUEUE_URL, KEY_PARAMETER)
+REQUIRED = (TENANTS_TABLE, LEDGER_TABLE, LOCKS_TABLE, QUEUE_URL, KEY_PARAMETER,
+            DELIVERIES_TABLE)
 OPTIONAL = (PUBLIC_URL, MAX_CALLS, KEY_ENV)  # AR_SYNC_SECRET_KEY: local runs without SSM
 
 
@@ -48,6 +51,7 @@ class AwsConfig:
     locks_table: str
     queue_url: str
     key_parameter: str
+    deliveries_table: str
     max_calls: int | None = None
 
     @classmethod
@@ -59,7 +63,7 @@ class AwsConfig:
         max_calls = env.get(MAX_CALLS)
         return cls(tenants_table=env[TENANTS_TABLE], ledger_table=env[LEDGER_TABLE],
                    locks_table=env[LOCKS_TABLE], queue_url=env[QUEUE_URL],
-                   key_parameter=env[KEY_PARAMETER],
+                   key_parameter=env[KEY_PARAMETER], deliveries_table=env[DELIVERIES_TABLE],
                    max_calls=int(max_calls) if max_calls else None)
 
 
@@ -82,6 +86,13 @@ def sqs() -> SQSClient:
     return boto3.client("sqs")
 
 
+@lru_cache(maxsize=1)
+def dynamodb() -> DynamoDBClient:
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
 def reset_caches() -> None:
     """Forget cached clients, keys and parameters (tests that switch endpoints or keys)."""
     from aws_lambda_powertools.utilities import parameters
@@ -89,3 +100,4 @@ def reset_caches() -> None:
     parameters.clear_caches()  # type: ignore[no-untyped-call]
     _store.cache_clear()
     sqs.cache_clear()
+    dynamodb.cache_clear()

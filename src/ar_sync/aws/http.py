@@ -3,24 +3,36 @@
 Thin: each route parses the request, calls the core (ar_sync.onboarding, ar_sync.webhooks)
 and shapes the answer. serverless.yml gives each route its own function; all share `handler`.
 
-Who is the business? Behind a JWT authorizer the `sub` claim says so and a `business` query
-parameter must agree with it; without one (a private deployment) `?business=` is taken as is.
+Who is the business? Only the JWT authorizer's `sub` claim, never a parameter: /connect and
+every admin route sit behind the authorizer (serverless.yml; a test checks every route outside
+PUBLIC_ROUTES has it), and a handler reads the caller with `caller_business()`, which answers
+401 when there is none. Adding an admin route: one `@app.<method>` handler here that calls
+`caller_business()`, one function entry in serverless.yml with `authorizer: {name: jwt}`.
+
+The OAuth flow is bound to the browser that started it: /connect sets an HttpOnly, Secure,
+SameSite=Lax cookie holding the state's SHA-256, and the callback refuses (400) a state whose
+cookie is missing or different, so a consent link sent to someone else cannot complete there.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import html
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ar_sync import webhooks
-from ar_sync.aws import config
+from ar_sync.auth import new_state
+from ar_sync.aws import config, deliveries, secrets
 from ar_sync.aws.config import logger
 from ar_sync.aws.queue import SyncMessage, send_messages
 from ar_sync.connector import UnknownConnectorError
@@ -28,17 +40,27 @@ from ar_sync.onboarding import (
     AuthorizationDeniedError,
     OAuthStateError,
     TenantBindingError,
+    TooManyPendingError,
     finish_connect,
     start_connect,
 )
-from ar_sync.settings import SettingsError, platform_settings
+from ar_sync.settings import SettingsError
 
 PLATFORMS = ("quickbooks", "xero")
+PUBLIC_ROUTES = frozenset({("GET", "/oauth/<platform>/callback"),  # the browser, back from
+                           ("POST", "/webhooks/quickbooks"),        # consent (cookie-bound);
+                           ("POST", "/webhooks/xero")})             # signed by the platform
 SIGNATURE_HEADERS = {"quickbooks": webhooks.QUICKBOOKS_SIGNATURE, "xero": webhooks.XERO_SIGNATURE}
 PARSERS = {"quickbooks": webhooks.parse_quickbooks, "xero": webhooks.parse_xero}
-_BUSINESS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
+STATE_TTL_SECONDS = 600
+MAX_PENDING_PER_BUSINESS = 5
+_SUBJECT = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces: Cognito, Auth0, ...
 
 app = APIGatewayHttpResolver()
+
+
+class UnauthenticatedError(Exception):
+    """No verified identity on the request (the route lacks the authorizer?): HTTP 401."""
 
 
 def _error(status: int, message: str) -> Response[Any]:
@@ -50,16 +72,32 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _business() -> str | None:
-    """The caller's business: the authorizer's `sub` if there is one, else `?business=`."""
-    event = app.current_event
-    asked = event.get_query_string_value("business")
-    claims = (event.raw_event.get("requestContext", {}).get("authorizer", {})
+def caller_business() -> str:
+    """The business calling: the verified token's subject; 401 without one."""
+    claims = (app.current_event.raw_event.get("requestContext", {}).get("authorizer", {})
               .get("jwt", {}).get("claims", {}))
     subject = claims.get("sub") if isinstance(claims, dict) else None
-    if subject:
-        return str(subject) if asked in (None, subject) else None
-    return asked if asked and _BUSINESS.match(asked) else None
+    if not isinstance(subject, str) or not _SUBJECT.match(subject):
+        raise UnauthenticatedError("sign in first: this route needs a bearer token")
+    return subject
+
+
+def state_fingerprint(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def _state_cookie(platform: str, value: str, max_age: int) -> Cookie:
+    """`__Host-` prefix: only this host, Path=/, Secure; a sibling subdomain cannot set it."""
+    return Cookie(name=f"__Host-ar-sync-oauth-{platform}", value=value, path="/", secure=True,
+                  http_only=True, max_age=max_age, same_site=SameSite.LAX_MODE)
+
+
+def _cookie_value(name: str) -> str | None:
+    for raw in app.current_event.cookies or []:
+        key, _, value = raw.partition("=")
+        if key.strip() == name:
+            return value.strip()
+    return None
 
 
 def _raw_body() -> bytes:
@@ -78,15 +116,23 @@ def _raw_body() -> bytes:
 
 @app.get("/connect/<platform>")
 def connect(platform: str) -> Response[Any]:
+    """302 to the consent screen (or, for `Accept: application/json`, the URL in a JSON body
+    for a web app that called with fetch), with the state's cookie."""
     if platform not in PLATFORMS:
         return _error(404, "unknown platform")
-    business = _business()
-    if business is None:
-        return _error(400, "a valid business id is required")
-    url = start_connect(config.store(), platform, business, platform_settings(platform),
-                        now=_now())
+    business = caller_business()
+    state = new_state()
+    url = start_connect(config.store(), platform, business, secrets.platform_settings(platform),
+                        now=_now(), ttl_seconds=STATE_TTL_SECONDS, state=state,
+                        max_pending=MAX_PENDING_PER_BUSINESS)
     logger.info("connect started", extra={"platform": platform, "business_id": business})
-    return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
+    cookies = [_state_cookie(platform, state_fingerprint(state), STATE_TTL_SECONDS)]
+    if "application/json" in (app.current_event.headers.get("accept") or ""):
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
+                        body={"authorization_url": url}, cookies=cookies,
+                        headers={"Cache-Control": "no-store"})
+    return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store"},
+                    cookies=cookies)
 
 
 @app.get("/oauth/<platform>/callback")
@@ -95,11 +141,17 @@ def oauth_callback(platform: str) -> Response[Any]:
         return _error(404, "unknown platform")
     params = {k: v for k, v in (app.current_event.query_string_parameters or {}).items()
               if isinstance(v, str)}
+    state = params.get("state") or ""
+    cookie = _cookie_value(_state_cookie(platform, "", 0).name)
+    if not state or not cookie or not hmac.compare_digest(cookie, state_fingerprint(state)):
+        # checked before the state is touched: a link opened in another browser changes nothing
+        raise OAuthStateError("this connection was started in another browser (or the state "
+                              "cookie is missing): start it again from your account")
 
     def settings_for(flow_platform: str) -> Any:
         if flow_platform != platform:  # a state from one platform's flow on another's URL
             raise OAuthStateError("state does not belong to this platform")
-        return platform_settings(flow_platform)
+        return secrets.platform_settings(flow_platform)
 
     connections = finish_connect(config.store(), params, settings_for, now=_now())
     logger.info("connected", extra={"platform": platform,
@@ -107,7 +159,8 @@ def oauth_callback(platform: str) -> Response[Any]:
     names = "".join(f"<li>{html.escape(c.name or c.external_id)}</li>" for c in connections)
     page = f"<!doctype html><title>Connected</title><h1>Connected</h1><ul>{names}</ul>"
     return Response(status_code=200, content_type=content_types.TEXT_HTML, body=page,
-                    headers={"Cache-Control": "no-store"})
+                    headers={"Cache-Control": "no-store"},
+                    cookies=[_state_cookie(platform, "", 0)])
 
 
 def _bad_flow(exc: Exception) -> Response[Any]:
@@ -125,6 +178,18 @@ def _not_configured(exc: Exception) -> Response[Any]:
     return _error(503, "this platform is not configured")
 
 
+def _unauthenticated(exc: UnauthenticatedError) -> Response[Any]:
+    logger.warning("unauthenticated request", extra={"route": app.current_event.route_key})
+    return _error(401, str(exc))
+
+
+def _too_many(exc: TooManyPendingError) -> Response[Any]:
+    logger.warning("too many pending connections")
+    return _error(429, str(exc))
+
+
+app.exception_handler(UnauthenticatedError)(_unauthenticated)
+app.exception_handler(TooManyPendingError)(_too_many)
 app.exception_handler([OAuthStateError, AuthorizationDeniedError])(_bad_flow)
 app.exception_handler(TenantBindingError)(_bound_elsewhere)
 app.exception_handler([UnknownConnectorError, SettingsError])(_not_configured)
@@ -134,34 +199,53 @@ app.exception_handler([UnknownConnectorError, SettingsError])(_not_configured)
 
 
 def _webhook(platform: str) -> Response[Any]:
+    """401 unless signed with the platform's key; then 200, whatever is inside: malformed
+    events are skipped and logged (a retry would not fix them), a re-delivery of the same
+    bytes within 10 minutes is dropped, the rest becomes one re-sync message per tenant."""
     body = _raw_body()
     if len(body) > webhooks.MAX_BODY_BYTES:
         return _error(413, "body too large")
-    key = platform_settings(platform).webhook_key
+    key = secrets.webhook_key(platform)
     signature = app.current_event.headers.get(SIGNATURE_HEADERS[platform])  # any case
     if not webhooks.verify_signature(key, body, signature):
         if not key:
             logger.error("webhook key not configured", extra={"platform": platform})
         return _error(401, "bad signature")
+    skipped: list[str] = []
     try:
-        requests = PARSERS[platform](body)
+        requests = PARSERS[platform](body, skipped)
     except webhooks.PayloadTooLargeError:
         return _error(413, "too many events")
     except webhooks.MalformedPayloadError as exc:
-        logger.warning("malformed webhook", extra={"platform": platform, "reason": str(exc)})
-        return _error(400, "malformed payload")
-    store = config.store()
-    known = [r for r in requests if store.get_connection(r.connection_id) is not None]
-    messages = [SyncMessage(connection_id=r.connection_id, reason="webhook",
-                            only_invoices=None if r.invoice_ids is None
-                            else tuple(sorted(r.invoice_ids)))
-                for r in known]
-    if messages:
-        send_messages(config.sqs(), config.AwsConfig.from_env().queue_url, messages)
+        requests, skipped = [], [f"delivery: {exc}"]
+    if skipped:
+        logger.warning("malformed webhook events skipped",
+                       extra={"platform": platform, "skipped": skipped[:20],
+                              "skipped_count": len(skipped)})
+    ok = Response(status_code=200, content_type=content_types.TEXT_PLAIN, body="")
+    if not requests:
+        return ok
+    cfg = config.AwsConfig.from_env()
+    if not deliveries.first_delivery(config.dynamodb(), cfg.deliveries_table, platform, body,
+                                     now=time.time()):
+        logger.info("duplicate webhook delivery dropped", extra={"platform": platform})
+        return ok
+    try:
+        store = config.store(cfg)
+        known = [r for r in requests if store.get_connection(r.connection_id) is not None]
+        messages = [SyncMessage(connection_id=r.connection_id, reason="webhook",
+                                only_invoices=None if r.invoice_ids is None
+                                else tuple(sorted(r.invoice_ids)))
+                    for r in known]
+        if messages:
+            send_messages(config.sqs(), cfg.queue_url, messages)
+    except Exception:
+        deliveries.forget(config.dynamodb(), cfg.deliveries_table, platform, body)
+        raise
     logger.info("webhook accepted", extra={
         "platform": platform, "enqueued": [m.connection_id for m in messages],
         "unknown_tenants": [r.connection_id for r in requests if r not in known]})
-    return Response(status_code=200, content_type=content_types.TEXT_PLAIN, body="")
+    return ok
 
 
 @app.post("/webhooks/quickbooks")

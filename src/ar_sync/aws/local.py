@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ar_sync.aws import config
+from ar_sync.aws import config, deliveries
 from ar_sync.crypto import TokenCipher
 from ar_sync.store.dynamodb import create_tables
 
@@ -83,9 +83,11 @@ def provision(endpoint: str, prefix: str = "ar-sync-local") -> dict[str, str]:
         region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"])
     names = {config.TENANTS_TABLE: f"{prefix}-tenants", config.LEDGER_TABLE: f"{prefix}-ledger",
              config.LOCKS_TABLE: f"{prefix}-locks"}
-    create_tables(session.client("dynamodb", endpoint_url=endpoint),
-                  names[config.TENANTS_TABLE], names[config.LEDGER_TABLE],
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    create_tables(dynamodb, names[config.TENANTS_TABLE], names[config.LEDGER_TABLE],
                   names[config.LOCKS_TABLE])
+    names[config.DELIVERIES_TABLE] = f"{prefix}-webhook-deliveries"
+    dynamodb.create_table(**deliveries.table_definition(names[config.DELIVERIES_TABLE]))
     sqs = session.client("sqs", endpoint_url=endpoint)
     dlq = sqs.create_queue(QueueName=f"{prefix}-sync-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[

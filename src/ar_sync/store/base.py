@@ -52,7 +52,11 @@ class Store(TrustStore, Ledger, Protocol):
         ...
 
     # OAuth state -------------------------------------------------------------------------
-    def put_pending_auth(self, pending: PendingAuth) -> None: ...
+    def put_pending_auth(self, pending: PendingAuth, *, now: datetime | None = None,
+                         limit_per_business: int | None = None) -> bool:
+        """Store a flow; with a limit, False (nothing stored) when the business already has
+        that many unexpired flows pending. Atomic: concurrent starts cannot exceed it."""
+        ...
 
     def take_pending_auth(self, state: str, *, now: datetime) -> PendingAuth | None:
         """Single use: returns the record and deletes it; None if unknown, used or expired."""

@@ -285,14 +285,41 @@ class DynamoDBStore(DynamoDBTrustMixin):
         return self._put(self._tenants, item, "version = :v", {":v": expected_version})
 
     # OAuth state -------------------------------------------------------------------------
-    def put_pending_auth(self, pending: PendingAuth) -> None:
-        """Stored under a hash of the state, so a table dump does not hand out live states."""
-        self._put(self._tenants, {
-            "pk": f"oauth#{_state_hash(pending.state)}", "sk": "pending",
-            "platform": pending.platform, "business_id": pending.business_id,
-            "code_verifier": pending.code_verifier, "expires": _iso(pending.expires_at),
-            TTL_ATTRIBUTE: math.ceil(pending.expires_at.timestamp()),
-        }, "attribute_not_exists(pk)")
+    def put_pending_auth(self, pending: PendingAuth, *, now: datetime | None = None,
+                         limit_per_business: int | None = None) -> bool:
+        """Stored under a hash of the state, so a table dump does not hand out live states.
+
+        With a limit, the flow also takes one of the business's `limit` slots
+        (`oauthslot#<sha256(business)>` / <n>), free when absent or expired, in one
+        transaction with the state: concurrent starts cannot take more slots than there are.
+        """
+        digest = _state_hash(pending.state)
+        item = {"pk": f"oauth#{digest}", "sk": "pending",
+                "platform": pending.platform, "business_id": pending.business_id,
+                "code_verifier": pending.code_verifier, "expires": _iso(pending.expires_at),
+                TTL_ATTRIBUTE: math.ceil(pending.expires_at.timestamp())}
+        if limit_per_business is None:
+            return self._put(self._tenants, item, "attribute_not_exists(pk)")
+        moment = math.floor((now or datetime.now(UTC)).timestamp())
+        owner = _state_hash(pending.business_id)
+        for slot in range(limit_per_business):
+            slot_key = {"pk": f"oauthslot#{owner}", "sk": str(slot)}
+            try:
+                self._db.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": self._tenants, "Item": _ser({**item, "slot": slot}),
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {"Put": {"TableName": self._tenants,
+                             "Item": _ser({**slot_key, "state": digest,
+                                           TTL_ATTRIBUTE: item[TTL_ATTRIBUTE]}),
+                             "ConditionExpression": "attribute_not_exists(pk) OR #e <= :now",
+                             "ExpressionAttributeNames": {"#e": TTL_ATTRIBUTE},
+                             "ExpressionAttributeValues": _ser({":now": moment})}}])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                    continue  # this slot is taken (or, never in practice, the state exists)
+                raise
+            return True
+        return False
 
     def take_pending_auth(self, state: str, *, now: datetime) -> PendingAuth | None:
         """Delete-with-condition, so of two callbacks racing with one state only one gets it."""
@@ -306,6 +333,17 @@ class DynamoDBStore(DynamoDBTrustMixin):
                 return None
             raise
         item = _deser(out.get("Attributes", {}))
+        if "slot" in item:  # free the business's slot, unless a newer flow already took it
+            slot_key = {"pk": f"oauthslot#{_state_hash(item['business_id'])}",
+                        "sk": str(item["slot"])}
+            try:
+                self._db.delete_item(TableName=self._tenants, Key=_ser(slot_key),
+                                     ConditionExpression="#s = :s",
+                                     ExpressionAttributeNames={"#s": "state"},
+                                     ExpressionAttributeValues=_ser({":s": _state_hash(state)}))
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
         expires_at = datetime.fromisoformat(item["expires"])
         if expires_at <= now:
             return None

@@ -322,12 +322,21 @@ class SQLiteStore(SQLiteTrustMixin):
 
     # ----------------------------------------------------------------------- OAuth state
 
-    def put_pending_auth(self, pending: PendingAuth) -> None:
+    def put_pending_auth(self, pending: PendingAuth, *, now: datetime | None = None,
+                         limit_per_business: int | None = None) -> bool:
         body = json.dumps({"platform": pending.platform, "business_id": pending.business_id,
                            "code_verifier": pending.code_verifier})
-        with self._tx() as db:
+        with self._tx() as db:  # BEGIN IMMEDIATE: the count and the insert are one step
+            if limit_per_business is not None:
+                live = db.execute(
+                    "SELECT count(*) FROM pending_auth WHERE expires_at > ? AND "
+                    "json_extract(body, '$.business_id') = ?",
+                    (_iso(now) if now else "", pending.business_id)).fetchone()[0]
+                if live >= limit_per_business:
+                    return False
             db.execute("INSERT INTO pending_auth VALUES (?, ?, ?)",
                        (pending.state, body, _iso(pending.expires_at)))
+        return True
 
     def take_pending_auth(self, state: str, *, now: datetime) -> PendingAuth | None:
         with self._tx() as db:
