@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from ar_sync.engine_compile import _NOTE, _OPEN, _SKIP, ONCE, compile_policy
@@ -50,17 +50,23 @@ from ar_sync.engine_risk import _risk_planners
 from ar_sync.fees import due_occurrences
 from ar_sync.models import (
     Action,
+    ActionKind,
+    ApplyLateFee,
+    EntryState,
     Invoice,
     LedgerEntry,
+    WaiveFee,
 )
 from ar_sync.pauses import Pause
 from ar_sync.plans import PaymentPlan
 from ar_sync.policy import Policy
+from ar_sync.report import risk_levels
 from ar_sync.templates import (
     format_money,
 )
 
-__all__ = ["PLAN_BROKEN", "PLAN_NOTE", "compile_policy", "explain", "plan", "sort_key"]
+__all__ = ["PLAN_BROKEN", "PLAN_NOTE", "compile_policy", "explain", "plan", "plan_run",
+           "risk_for", "simulate", "sort_key"]
 
 
 def sort_key(item: tuple[tuple[Any, ...], Action]) -> tuple[Any, ...]:
@@ -126,6 +132,63 @@ def _special_step(base: _Planner, by_invoice: Mapping[str, PaymentPlan],
     return step
 
 
+def risk_for(invoices: Sequence[Invoice], history: Mapping[str, Sequence[LedgerEntry]],
+             policy: Policy, today: date) -> dict[str, str] | None:
+    """Customer risk levels as a run computes them, or None when the rules do not use them
+    (the report reads every invoice's ledger history)."""
+    if not policy.risk.levels():
+        return None
+    return dict(risk_levels(invoices, history, as_of=today))
+
+
+def plan_run(
+    invoices: Iterable[Invoice],
+    history: Mapping[str, Sequence[LedgerEntry]],
+    policy: Policy,
+    today: date,
+    *,
+    plans: Iterable[PaymentPlan] | None = None,
+    go_live: date | None = None,
+    pauses: Sequence[Pause] = (),
+) -> list[Action]:
+    """The one planning call every path shares (run, dry run, `ar-sync plan`, `rules
+    explain`, `rules diff`), so a preview is the run: risk levels included."""
+    invoices = list(invoices)
+    risk = risk_for(invoices, history, policy, today)
+    return plan(invoices, history, policy, today, plans, risk, go_live=go_live,
+                pauses=pauses)
+
+
+def simulate(
+    invoices: Sequence[Invoice],
+    ledger_history: Mapping[str, Sequence[LedgerEntry]],
+    policy: Policy,
+    start: date,
+    days: int,
+    **planner_kwargs: Any,
+) -> list[Action]:
+    """Every action the next `days` days from `start` would bring (for `rules diff`),
+    assuming nobody pays: each day is planned as a run would (plan_run), and each action
+    is recorded as done (skips as skipped) at noon that day, so the next day sees it."""
+    zone_ = compile_policy(policy).zone
+    history = {k: list(v) for k, v in ledger_history.items()}
+    out: list[Action] = []
+    for n in range(days):
+        today = start + timedelta(days=n)
+        actions = plan_run(invoices, history, policy, today, **planner_kwargs)
+        at = datetime.combine(today, time(12), tzinfo=zone_)
+        for a in actions:
+            state = EntryState.SKIPPED if a.kind == ActionKind.SKIP else EntryState.DONE
+            amount = a.amount.amount if isinstance(a, ApplyLateFee | WaiveFee) else None
+            history.setdefault(a.invoice_id, []).append(LedgerEntry.model_construct(
+                key=a.key, tenant=a.tenant, invoice_id=a.invoice_id, kind=a.kind,
+                rule=a.rule, occurrence=a.occurrence, state=state, due_on=a.due_on,
+                updated_at=at, ref=None, reason=None, amount=amount, attempts=1, owner=None,
+                lease_until=None))
+        out.extend(actions)
+    return out
+
+
 def explain(
     invoice: Invoice,
     history: Mapping[str, Sequence[LedgerEntry]],
@@ -134,8 +197,11 @@ def explain(
     *,
     go_live: date | None = None,
     pauses: Sequence[Pause] = (),
+    plans: Iterable[PaymentPlan] | None = None,
+    risk: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Why the planner does (or does not do) each thing for one invoice, for people."""
+    """Why the planner does (or does not do) each thing for one invoice, for people. The
+    actions listed are plan()'s with the same inputs (`risk`: see risk_for)."""
     planner = _Planner(policy, today, go_live=go_live, pauses=pauses)
     c = planner.c
     inv = invoice
@@ -144,18 +210,29 @@ def explain(
              f"{format_money(inv.balance, inv.currency)} of "
              f"{format_money(inv.total, inv.currency)}, due {inv.due_date}, "
              f"{days} days overdue, status {inv.status}"]
+    actions = plan([inv], history, policy, today, plans, risk, go_live=go_live,
+                   pauses=pauses)
+    planned = [f"planned today: {a.kind} {a.rule} {a.occurrence}: {a.reason}"
+               for a in actions]
     if inv.status != _OPEN or inv.balance <= 0:
         return [*lines, "nothing to do: the invoice is not open with a balance"]
+    level = risk.get(inv.customer_id) if risk else None
+    if level is not None and level in policy.risk.levels():
+        lines.append(f"customer risk {level}: the rules' risk section adjusts this invoice")
     why = planner.excluded(inv)
     if why is not None:
-        return [*lines, f"nothing to do: excluded ({why})"]
+        return [*lines, f"nothing to do: excluded ({why})", *planned]
     paused = planner.pause(inv)
     if paused is not None:
         until = f"until {paused.until}" if paused.until else "until resumed"
         return [*lines, f"nothing to do: paused ({paused.reason}, since {paused.since}, "
-                        f"{until}, from the {paused.source})"]
+                        f"{until}, from the {paused.source})", *planned]
+    if go_live is not None:
+        lines.append(f"live since {go_live}: what began before is caught up per the rules' "
+                     "backfill")
     if c.business_only and not planner.sending_day:
-        lines.append(f"today ({today}) is not a business day: no reminders are sent")
+        lines.append(f"today ({today}) is not a business day: no reminders, fees or "
+                     "escalations are sent")
     entries = {(str(e.kind), e.rule, e.occurrence): e.state
                for e in history.get(inv.id, ()) if e.tenant == inv.tenant}
     shift = c.calendar.shift_to_business_day if c.business_only else (lambda d: d)
@@ -174,8 +251,6 @@ def explain(
     for esc in c.escalations:
         alts = " or ".join(_conditions(d, o, i, inv.currency) for d, o, i in esc.alternatives)
         lines.append(f"escalation {esc.name} to {esc.to} when {alts}")
-    actions = plan([inv], history, policy, today, go_live=go_live, pauses=pauses)
     if not actions:
         lines.append("planned today: nothing")
-    lines.extend(f"planned today: {a.kind} {a.rule} {a.occurrence}: {a.reason}" for a in actions)
-    return lines
+    return [*lines, *planned]

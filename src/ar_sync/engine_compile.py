@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from ar_sync.calendar import ANY_DAY, BusinessCalendar
+from ar_sync.calendar import ANY_DAY, BusinessCalendar, zone
+from ar_sync.fee_periods import live_only
 from ar_sync.fees import Amounts, FeeTerms, Occurrence, due_occurrences
+from ar_sync.interest import DAY_COUNTS
 from ar_sync.models import (
     TERMINAL_STATES,
     ActionKind,
@@ -17,7 +20,7 @@ from ar_sync.models import (
     FeeMode,
     InvoiceStatus,
 )
-from ar_sync.policy import Policy, UkStatutoryInterest, weekday_numbers
+from ar_sync.policy import Interest, Policy, UkStatutoryInterest, weekday_numbers
 from ar_sync.templates import (
     ESCALATION_FIELDS,
     FEE_LABEL_FIELDS,
@@ -35,7 +38,8 @@ _EMAIL = ActionKind.REMINDER_EMAIL.value
 _FEE = ActionKind.LATE_FEE.value
 _ESC = ActionKind.ESCALATE.value
 _SKIP = ActionKind.SKIP.value
-KIND_ORDER = {_FEE: 0, _ESC: 1, _NOTE: 2, _EMAIL: 3, _SKIP: 4}
+_WAIVE = ActionKind.WAIVE_FEE.value
+KIND_ORDER = {_WAIVE: 0, _FEE: 0, _ESC: 1, _NOTE: 2, _EMAIL: 3, _SKIP: 4}
 _TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 _DONE = EntryState.DONE.value
 _OPEN = InvoiceStatus.OPEN.value
@@ -59,6 +63,7 @@ class _Stage:
     note_key: tuple[str, str, str]  # (kind, rule, occurrence) as in the ledger
     email_key: tuple[str, str, str]
     skip_key: tuple[str, str, str]
+    backfill: bool  # may be the catch-up stage when its date fell before go-live
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,10 @@ class _Fee:
     describe: str
     every_text: str
     tax: str | None
+    backfill: str  # none | latest | all
+    forgive: bool  # after_pause: forgive
+    stack: bool
+    waive_on_dispute: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,9 @@ class Compiled:
     earliest: int  # fewest days relative to the due date at which anything can happen
     company_name: str
     fees_on_invoice: bool  # some fee rule adds lines to the invoice itself (mode: line)
+    waives: bool  # some fee rule has waive_on_dispute
+    zone: ZoneInfo  # the company's time zone (what "today" is)
+    stacking: bool  # every fee rule may stack: no period bookkeeping needed
 
 
 def _fee_terms(rule: Any) -> FeeTerms:
@@ -113,6 +125,10 @@ def _fee_terms(rule: Any) -> FeeTerms:
     if rule.kind == "percent":
         return FeeTerms(kind="percent", percent=rule.percent, compounding=rule.compounding,
                         **common)
+    if isinstance(rule, Interest):
+        return FeeTerms(kind="interest", percent=rule.annual_rate,
+                        day_count=DAY_COUNTS[rule.day_count],
+                        fixed_compensation=rule.compensation, **common)
     assert isinstance(rule, UkStatutoryInterest)
     return FeeTerms(kind="uk_statutory", percent=rule.reference_rate + rule.margin,
                     compensation=rule.compensation, **common)
@@ -128,6 +144,12 @@ def _describe_fee(rule: Any) -> str:
         what = f"fixed fee {rule.amount.describe()}"
     elif rule.kind == "percent":
         what = f"{rule.percent}% of balance" + (" compounding" if rule.compounding else "")
+    elif isinstance(rule, Interest):
+        rate = (f"{rule.rate}%" if rule.rate is not None
+                else f"{rule.reference_rate}% + {rule.margin}% = {rule.annual_rate}%")
+        what = (f"interest {rate} a year ({rule.day_count}) on the debt"
+                + (f", compensation {rule.compensation.describe()}" if rule.compensation
+                   else ""))
     else:
         what = (f"UK statutory interest {rule.reference_rate}% + {rule.margin}%"
                 + (" with compensation" if rule.compensation else ""))
@@ -153,12 +175,14 @@ def compile_policy(policy: Policy) -> Compiled:
     ordered = sorted(policy.reminders, key=lambda r: r.days)
     stages = tuple(
         _Stage(i, r.name, r.days, r.tone, r.email, compile_template(r.note, NOTE_FIELDS),
-               (_NOTE, r.name, ONCE), (_EMAIL, r.name, ONCE), (_SKIP, r.name, ONCE))
+               (_NOTE, r.name, ONCE), (_EMAIL, r.name, ONCE), (_SKIP, r.name, ONCE),
+               r.backfill != "none")
         for i, r in enumerate(ordered)
     )
     fees = tuple(
         _Fee(f.name, _fee_terms(f), compile_template(f.label, FEE_LABEL_FIELDS), f.mode,
-             _describe_fee(f), _every_text(f), f.tax)
+             _describe_fee(f), _every_text(f), f.tax, f.backfill,
+             f.after_pause == "forgive", f.stack, f.waive_on_dispute)
         for f in policy.late_fees
     )
     escalations = tuple(
@@ -170,7 +194,7 @@ def compile_policy(policy: Policy) -> Compiled:
         for e in policy.escalations
     )
     offsets = [s.days for s in stages] + [f.terms.grace_days for f in fees]
-    if any(f.terms.compensation for f in fees):
+    if any(f.terms.compensates for f in fees):
         offsets.append(1)
     if escalations:
         offsets.append(1)
@@ -183,6 +207,8 @@ def compile_policy(policy: Policy) -> Compiled:
         excl_below=excl.below_balance, earliest=min(offsets, default=_NEVER),
         company_name=policy.company_name,
         fees_on_invoice=any(f.mode == FeeMode.LINE for f in policy.late_fees),
+        waives=any(f.waive_on_dispute for f in fees), stacking=all(f.stack for f in fees),
+        zone=zone(cal_cfg.timezone),
     )
     if len(_COMPILED) >= 64:  # a handful of rule sets per process; keep it bounded
         _COMPILED.pop(next(iter(_COMPILED)))
@@ -205,9 +231,17 @@ class _DueFacts:
     stage_dates: tuple[date, ...]
     fee_due: tuple[tuple[Occurrence, ...], ...]  # per fee rule
     fee_keys: tuple[tuple[tuple[str, str, str], ...], ...]  # their ledger keys
+    before_live: bool = False  # the latest stage fell before go-live and may not catch up
 
 
-def _facts(c: Compiled, due: date, today: date, sending_day: bool) -> _DueFacts | None:
+_NO_FEES: tuple[tuple[Occurrence, ...], ...] = ()
+
+
+def _facts(c: Compiled, due: date, today: date, sending_day: bool,
+           go_live: date | None = None) -> _DueFacts | None:
+    """What is due for invoices due on `due`. Fees and escalations, like reminders, only
+    on a sending day (`send_on`); with `go_live`, each rule's `backfill` decides what from
+    before go-live may still be sent or charged."""
     days = (today - due).days
     if days < c.earliest:
         return None
@@ -221,9 +255,18 @@ def _facts(c: Compiled, due: date, today: date, sending_day: bool) -> _DueFacts 
         for i, d in enumerate(stage_dates):
             if d <= today:
                 latest = i
-    fee_due = tuple(tuple(due_occurrences(f.terms, due, today)) for f in c.fees)
+    fee_due: tuple[tuple[Occurrence, ...], ...]
+    if not sending_day:
+        fee_due = tuple(() for _ in c.fees)
+    elif go_live is None:
+        fee_due = tuple(tuple(due_occurrences(f.terms, due, today)) for f in c.fees)
+    else:
+        fee_due = tuple(live_only(due_occurrences(f.terms, due, today), go_live, f.backfill,
+                                  f.terms.accrues) for f in c.fees)
     if latest < 0 and days < 1 and not any(fee_due):
         return None
     fee_keys = tuple(tuple((_FEE, f.name, o.label) for o in occ)
                      for f, occ in zip(c.fees, fee_due, strict=True))
-    return _DueFacts(days, latest, stage_dates, fee_due, fee_keys)
+    before_live = (go_live is not None and latest >= 0 and stage_dates[latest] < go_live
+                   and not c.stages[latest].backfill)
+    return _DueFacts(days, latest, stage_dates, fee_due, fee_keys, before_live)

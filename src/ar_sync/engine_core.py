@@ -22,6 +22,7 @@ from ar_sync.engine_compile import (
 )
 from ar_sync.engine_escalation import plan_escalations
 from ar_sync.engine_fees import plan_fees
+from ar_sync.engine_pauses import plan_special
 from ar_sync.engine_stages import plan_reminders
 from ar_sync.models import (
     Action,
@@ -51,12 +52,16 @@ class _Planner:
         self.sending_day = not self.c.business_only or self.c.calendar.is_business_day(today)
         self.facts: dict[date, _DueFacts | None] = {}
 
+    def pauses_for(self, inv: Invoice) -> tuple[Pause, ...]:
+        """Every pause given for `inv` or its customer (active or ended), marker included."""
+        found = self.pauses.get(("i", inv.id), ()) + self.pauses.get(("c", inv.customer_id), ())
+        return (*found, inv.pause) if inv.pause is not None else found
+
     def pause(self, inv: Invoice) -> Pause | None:
         """The pause in force for `inv` today (stored or the platform marker), if any."""
         if inv.pause is None and not self.pauses:
             return None
-        found = self.pauses.get(("i", inv.id), ()) + self.pauses.get(("c", inv.customer_id), ())
-        return active_pauses(found, inv, self.today)
+        return active_pauses(self.pauses_for(inv), inv, self.today)
 
     def excluded(self, inv: Invoice) -> str | None:
         c = self.c
@@ -78,7 +83,8 @@ class _Planner:
         try:
             return self.facts[due]
         except KeyError:
-            found = self.facts[due] = _facts(self.c, due, self.today, self.sending_day)
+            found = self.facts[due] = _facts(self.c, due, self.today, self.sending_day,
+                                             self.go_live)
             return found
 
     def invoice(self, inv: Invoice, history: Mapping[str, Sequence[LedgerEntry]],
@@ -89,21 +95,28 @@ class _Planner:
             facts = self.due_facts(due)
         if facts is None:
             return
-        if inv.status != _OPEN or inv.balance <= 0 or self.excluded(inv) is not None:
+        if inv.status != _OPEN or inv.balance <= 0:
             return
-        if (inv.pause is not None or self.pauses) and self.pause(inv) is not None:
-            return  # a pause freezes every action
+        if inv.disputed or inv.pause is not None or self.pauses:
+            # the rare paths: disputes (waivers), pauses (freeze, forgive, broken promises)
+            plan_special(self._job(inv, facts, history, out))
+            return
+        if self.excluded(inv) is not None:
+            return
+        self._job(inv, facts, history, out).run()
+
+    def _job(self, inv: Invoice, facts: _DueFacts, history: Mapping[str, Sequence[LedgerEntry]],
+             out: list[tuple[tuple[Any, ...], Action]]) -> _Invoice:
         entries = history.get(inv.id)
-        if entries:
-            tenant = inv.tenant
-            # ledger keys recorded for good (StrEnum kinds hash like their values)
-            final: set[tuple[str, str, str]] = {
-                (e.kind, e.rule, e.occurrence) for e in entries
-                if e.state in _TERMINAL and e.tenant == tenant
-            }
-            _Invoice(self, inv, facts, final, entries, out).run()
-        else:
-            _Invoice(self, inv, facts, _NO_KEYS, (), out).run()
+        if not entries:
+            return _Invoice(self, inv, facts, _NO_KEYS, (), out)
+        tenant = inv.tenant
+        # ledger keys recorded for good (StrEnum kinds hash like their values)
+        final: set[tuple[str, str, str]] = {
+            (e.kind, e.rule, e.occurrence) for e in entries
+            if e.state in _TERMINAL and e.tenant == tenant
+        }
+        return _Invoice(self, inv, facts, final, entries, out)
 
 
 def _index_pauses(pauses: Sequence[Pause]) -> dict[tuple[str, str], tuple[Pause, ...]]:
@@ -117,7 +130,7 @@ def _index_pauses(pauses: Sequence[Pause]) -> dict[tuple[str, str], tuple[Pause,
 class _Invoice:
     """Planning for one invoice (kept as an object so the steps share their inputs)."""
 
-    __slots__ = ("entries", "facts", "final", "inv", "out", "p", "values")
+    __slots__ = ("entries", "facts", "final", "inv", "out", "p", "values", "windows")
 
     def __init__(self, p: _Planner, inv: Invoice, facts: _DueFacts,
                  final: AbstractSet[tuple[str, str, str]], entries: Sequence[LedgerEntry],
@@ -129,6 +142,7 @@ class _Invoice:
         self.entries = entries  # the invoice's ledger rows (any tenant: filter when reading)
         self.out = out
         self.values: dict[str, str] | None = None
+        self.windows: tuple[tuple[date, date], ...] = ()  # paused days to forgive
 
     def mine(self) -> list[LedgerEntry]:
         tenant = self.inv.tenant
@@ -139,7 +153,7 @@ class _Invoice:
             plan_fees(self)
         if self.facts.latest >= 0:
             plan_reminders(self)
-        if self.p.c.escalations and self.facts.days_overdue >= 1:
+        if self.p.c.escalations and self.facts.days_overdue >= 1 and self.p.sending_day:
             plan_escalations(self)
 
     # -- helpers

@@ -5,32 +5,35 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ar_sync.calendar import local_date
+from ar_sync.engine_compile import _DONE, _ESC, _NOTE, ONCE
+from ar_sync.engine_fees import fee_lines
 from ar_sync.fees import Amounts
-from ar_sync.models import (
-    Escalate,
-)
+from ar_sync.models import Escalate
 
 if TYPE_CHECKING:
     from ar_sync.engine_core import _Invoice as Job
-from ar_sync.engine_compile import _DONE, _ESC, _NOTE, ONCE
 
 
 def ignored_reminders(job: Job, needed: int) -> int:
-    """Overdue stages whose note was written (done) while the invoice stays unpaid."""
+    """Overdue stages whose note was written (done) BEFORE today (the company's day) while
+    the invoice stays unpaid: a reminder written today has not been ignored yet, so a dry
+    run right after a complete run plans nothing."""
     final = job.final
     recorded = sum(1 for s in job.p.c.stages if s.days > 0 and s.note_key in final)
     if recorded < needed:
         return recorded  # an upper bound is enough to say no, without reading rows
-    done = {e.rule for e in job.mine() if e.kind == _NOTE and e.state == _DONE}
+    tz = job.p.c.zone
+    today = job.p.today
+    done = {e.rule for e in job.mine() if e.kind == _NOTE and e.state == _DONE
+            and local_date(e.updated_at, tz) < today}
     return sum(1 for s in job.p.c.stages if s.days > 0 and s.name in done)
+
 
 def debt(job: Job) -> Decimal:
     """The balance without our own fee lines, so charging a fee never tips an invoice
     over an escalation threshold (that would make the plan depend on execution order)."""
-    inv = job.inv
-    if job.p.c.fees_on_invoice:
-        return max(Decimal(0), inv.balance - inv.late_fees_charged)
-    return inv.balance
+    return max(Decimal(0), job.inv.balance - fee_lines(job))
 
 def plan_escalations(job: Job) -> None:
     inv = job.inv

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ar_sync.models import (
-    AddNote,
-    SendReminder,
-    SkipStage,
-)
+from ar_sync.engine_compile import _EMAIL, _NOTE, _SKIP, ONCE
+from ar_sync.models import AddNote, SendReminder, SkipStage
 
 if TYPE_CHECKING:
     from ar_sync.engine_core import _Invoice as Job
-from ar_sync.engine_compile import _EMAIL, _NOTE, _SKIP, ONCE
 
 
 def plan_reminders(job: Job) -> None:
@@ -40,6 +36,12 @@ def plan_reminders(job: Job) -> None:
     st = top_stage
     if st.skip_key in final:
         return
+    if job.facts.before_live and latest > handled_top:
+        # `backfill: none`: a stage dated before go-live is recorded, never sent
+        job.emit(SkipStage, _SKIP, st.name, ONCE, dates[latest],
+                 f"dated {dates[latest]}, before go-live {job.p.go_live} (backfill: none)",
+                 superseded_by="go-live")
+        return
     send_note = latest > handled_top
     # No address, no e-mail: the platform would refuse it; the note still records the stage.
     send_email = (st.email and st.email_key not in final
@@ -54,5 +56,3 @@ def plan_reminders(job: Job) -> None:
     if send_email:
         job.emit(SendReminder, _EMAIL, st.name, ONCE, on, why,
                   to=job.inv.customer_email)
-
-# -- fees

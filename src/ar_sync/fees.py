@@ -15,19 +15,42 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from typing import Any
 
+from ar_sync.interest import (
+    UK_COMPENSATION_BANDS,
+    UK_COMPENSATION_TOP,
+    Payments,
+    accrued,
+    debt_on,
+    simple_interest,
+    uk_compensation,
+)
 from ar_sync.money import normalise_currency, quantum
+
+__all__ = [
+    "UK_COMPENSATION_BANDS",
+    "UK_COMPENSATION_TOP",
+    "Amounts",
+    "Charge",
+    "FeeTerms",
+    "Occurrence",
+    "charges",
+    "clamp_fee",
+    "due_occurrences",
+    "invoice_cap",
+    "occurrences",
+    "parse_amounts",
+    "percent_of",
+    "round_money",
+    "simple_interest",
+    "uk_compensation",
+]
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 MAX_OCCURRENCES = 1000  # safety bound on catch-up for a single rule and invoice
 
-# Late Payment of Commercial Debts (Interest) Act 1998, s.5A: fixed compensation by debt size.
-UK_COMPENSATION_BANDS: tuple[tuple[Decimal, Decimal], ...] = (
-    (Decimal(1000), Decimal(40)),
-    (Decimal(10000), Decimal(70)),
-)
-UK_COMPENSATION_TOP = Decimal(100)
 UK_STATUTORY_MARGIN = Decimal(8)
 
 
@@ -97,12 +120,27 @@ def floor_money(amount: Decimal, currency: str) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class Occurrence:
-    """One charge of a recurring rule: its stable label, the day it falls due, and (for
-    interest) the first day of the period it covers."""
+    """One charge of a recurring rule: its stable label, the day it falls due, and the period
+    it covers, [period_start, period_end). For interest the period is the days it accrued
+    over; `spans` narrows them when some days must not accrue (before go-live, paused)."""
 
     label: str
     on: date
     period_start: date
+    period_end: date | None = None  # None: the single day `period_start`
+    spans: tuple[tuple[date, date], ...] | None = None  # None: the whole period
+
+    @property
+    def end(self) -> date:
+        return self.period_end if self.period_end is not None else (
+            self.period_start + timedelta(days=1))
+
+    def accrual_spans(self) -> tuple[tuple[date, date], ...]:
+        return self.spans if self.spans is not None else ((self.period_start, self.end),)
+
+    def overlaps(self, start: date, end: date) -> bool:
+        """Whether [start, end) shares a day with this occurrence's period."""
+        return start < self.end and self.period_start < end
 
 
 def add_months(d: date, months: int) -> date:
@@ -147,10 +185,11 @@ def occurrences(
     k = 0
     while len(found) < bound:
         period_start = _step(start, every, k)
-        on = _step(start, every, k + 1) if accrual else period_start
+        period_end = _step(start, every, k + 1)
+        on = period_end if accrual else period_start
         if on > today:
             break
-        found.append(Occurrence(_label(every, k + 1, on), on, period_start))
+        found.append(Occurrence(_label(every, k + 1, on), on, period_start, period_end))
         k += 1
     return found
 
@@ -161,22 +200,6 @@ def occurrences(
 def percent_of(base: Decimal, percent: Decimal) -> Decimal:
     """`percent` % of `base`, unrounded."""
     return base * percent / HUNDRED
-
-
-def simple_interest(principal: Decimal, annual_percent: Decimal, days: int,
-                    day_count: int = 365) -> Decimal:
-    """Daily simple interest: principal x rate x days / day_count, unrounded."""
-    if days <= 0 or principal <= 0:
-        return ZERO
-    return principal * annual_percent * days / (HUNDRED * day_count)
-
-
-def uk_compensation(debt: Decimal) -> Decimal:
-    """The Act's fixed sum in GBP: 40 below 1,000; 70 below 10,000; 100 from 10,000."""
-    for below, amount in UK_COMPENSATION_BANDS:
-        if debt < below:
-            return amount
-    return UK_COMPENSATION_TOP
 
 
 def invoice_cap(
@@ -218,16 +241,18 @@ def clamp_fee(
 
 # ----------------------------------------------------------------------------- a fee rule
 
+ACCRUING = frozenset({"uk_statutory", "interest"})
+
 
 @dataclass(frozen=True, slots=True)
 class FeeTerms:
     """A fee rule reduced to what the maths needs (built once per policy by the planner)."""
 
-    kind: str  # 'fixed' | 'percent' | 'uk_statutory'
+    kind: str  # 'fixed' | 'percent' | 'uk_statutory' | 'interest'
     every: str | int = "once"
     grace_days: int = 0
     amount: Amounts | None = None  # fixed fee
-    percent: Decimal | None = None  # percent fee, or the statutory annual rate (ref + margin)
+    percent: Decimal | None = None  # percent fee, or the annual interest rate (ref + margin)
     compounding: bool = False
     fees_on_invoice: bool = True  # mode line: the balance includes earlier fee lines
     min_balance: Amounts | None = None
@@ -238,14 +263,27 @@ class FeeTerms:
     max_occurrences: int | None = None
     compensation: bool = False  # uk_statutory: charge the fixed sum (GBP invoices)
     currencies: frozenset[str] | None = None
+    day_count: int = 365  # interest: days in a year (actual/365 or actual/360)
+    fixed_compensation: Amounts | None = None  # interest: a fixed sum once, per currency
 
     @property
     def accrues(self) -> bool:
-        return self.kind == "uk_statutory"
+        return self.kind in ACCRUING
+
+    @property
+    def compensates(self) -> bool:
+        return self.accrues and (self.compensation or self.fixed_compensation is not None)
 
     def start(self, due_date: date) -> date:
         """The first day of charging: due date plus the grace period."""
         return due_date + timedelta(days=self.grace_days)
+
+    def cap_for(self, total: Decimal, currency: str) -> Decimal | None:
+        """This rule's cap on all late fees of an invoice whose original total is `total`."""
+        return invoice_cap(total, currency, _opt(self.cap_amount, currency), self.cap_percent)
+
+    def applies_to(self, currency: str) -> bool:
+        return self.currencies is None or currency in self.currencies
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,15 +296,18 @@ class Charge:
     detail: str
 
 
+COMPENSATION = "compensation"
+
+
 def due_occurrences(terms: FeeTerms, due_date: date, today: date) -> list[Occurrence]:
     """Every occurrence of the rule due by `today` (statutory compensation first)."""
     start = terms.start(due_date)
     found = occurrences(start, terms.every, today, accrual=terms.accrues,
                         limit=terms.max_occurrences)
-    if terms.compensation and terms.accrues:
+    if terms.compensates:
         on = due_date + timedelta(days=1)
         if on <= today:
-            found.insert(0, Occurrence("compensation", on, on))
+            found.insert(0, Occurrence(COMPENSATION, on, on))
     return found
 
 
@@ -282,6 +323,9 @@ def principal_of(terms: FeeTerms, balance: Decimal, fees_charged: Decimal) -> De
     return balance
 
 
+_UNSET: Any = object()
+
+
 def charges(
     terms: FeeTerms,
     *,
@@ -295,6 +339,9 @@ def charges(
     pending: Mapping[str, Decimal | None] | None = None,
     due: Sequence[Occurrence] | None = None,
     fees_in_balance: Decimal | None = None,
+    fee_lines: Decimal | None = None,
+    cap: Decimal | None = _UNSET,
+    payments: Payments | None = None,
 ) -> list[Charge]:
     """The occurrences of `terms` to charge now, oldest first, with their amounts.
 
@@ -303,27 +350,35 @@ def charges(
     again); `pending` are labels claimed but not finished, with the amount recorded then:
     they are charged again with exactly that amount (a retry must not change the sum).
     `due` is `due_occurrences(terms, due_date, today)` when the caller has it cached.
-    `fees_in_balance` is the part of `balance` that is late fees according to the platform
-    (default: `charged`); with fee lines it is taken off the balance to get the debt.
+
+    The debt a fee is computed on is the balance without our fee lines: `fee_lines` when
+    the caller knows them (whatever this rule's mode), else `fees_in_balance` (default
+    `charged`) for a rule adding lines. `cap`: the invoice-wide cap (the planner passes the
+    lowest of every rule's cap); by default this rule's own. `payments`: (day, amount) of
+    the invoice's payments, so interest accrues on the balance as it was each day.
     """
     if due is None:
         due = due_occurrences(terms, due_date, today)
     if all(o.label in finished for o in due):
         return []
-    if terms.currencies is not None and currency not in terms.currencies:
+    if not terms.applies_to(currency):
         return []
-    on_invoice = charged if fees_in_balance is None else fees_in_balance
-    principal = principal_of(terms, balance, on_invoice)
+    if fee_lines is not None:
+        principal = max(ZERO, balance - fee_lines)
+        original_total = max(ZERO, total - fee_lines)
+    else:
+        on_invoice = charged if fees_in_balance is None else fees_in_balance
+        principal = principal_of(terms, balance, on_invoice)
+        # The cap is a share of the ORIGINAL total: fee lines already added to the invoice
+        # must not raise it, or every run would find a little more room and charge again.
+        original_total = principal_of(terms, total, on_invoice)
     if principal <= 0:
         return []
     min_balance = _opt(terms.min_balance, currency)
     if min_balance is not None and principal < min_balance:
         return []
-    # The cap is a share of the ORIGINAL total: fee lines already added to the invoice must
-    # not raise it, or every run would find a little more room and charge again.
-    original_total = principal_of(terms, total, on_invoice)
-    cap = invoice_cap(original_total, currency, _opt(terms.cap_amount, currency),
-                      terms.cap_percent)
+    if cap is _UNSET:
+        cap = terms.cap_for(original_total, currency)
     min_fee = _opt(terms.min_fee, currency)
     max_fee = _opt(terms.max_fee, currency)
     pending = pending or {}
@@ -344,18 +399,29 @@ def charges(
             running += amount
             out.append(Charge(label, on, amount, detail))
 
-    if terms.kind == "uk_statutory":
+    if terms.accrues:
         rate = terms.percent or ZERO
+        basis = terms.day_count
         for occ in due:
-            if occ.label == "compensation":
-                if currency == "GBP":
-                    add(occ.label, occ.on, uk_compensation(principal),
-                        f"fixed compensation for a debt of {principal:,} GBP", limits=False)
+            if occ.label == COMPENSATION:
+                owed = debt_on(due_date, principal, payments)
+                if terms.fixed_compensation is not None:
+                    fixed = _opt(terms.fixed_compensation, currency)
+                    if fixed is not None:
+                        add(occ.label, occ.on, fixed, f"fixed compensation {fixed} {currency}",
+                            limits=False)
+                elif currency == "GBP":
+                    add(occ.label, occ.on, uk_compensation(owed),
+                        f"fixed compensation for a debt of {owed:,} GBP", limits=False)
                 continue
-            days = (occ.on - occ.period_start).days
-            add(occ.label, occ.on, simple_interest(principal, rate, days),
-                f"{rate}% a year on {round_money(principal, currency):,} {currency} for {days} "
-                f"days from {occ.period_start}")
+            if occ.label in finished:
+                continue
+            raw, days = accrued(principal, occ.accrual_spans(), rate, basis, payments)
+            first = occ.accrual_spans()[0][0] if occ.accrual_spans() else occ.period_start
+            add(occ.label, occ.on, raw,
+                f"{rate}% a year (actual/{basis}) on {round_money(principal, currency):,} "
+                f"{currency}{' (balance as paid down)' if payments else ''} for {days} "
+                f"days from {first}")
         return out
 
     for occ in due:

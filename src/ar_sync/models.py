@@ -82,6 +82,10 @@ class Invoice(BaseModel):
     late_fees_charged: Decimal = Field(
         default=Decimal(0), description="Late fees already on the platform (lines or fee invoices)"
     )
+    fee_lines: Decimal | None = Field(
+        default=None, description="The part of late_fees_charged that is lines on this invoice "
+        "(in its total and balance); None: unknown, then all of late_fees_charged counts as "
+        "lines when a rule adds lines")
     disputed: bool = False
     payment_link: str | None = None
     paid_at: date | None = Field(
@@ -106,6 +110,11 @@ class Invoice(BaseModel):
         if value is None:
             return None
         return tuple((d, to_decimal(a)) for d, a in value)
+
+    @field_validator("fee_lines", mode="before")
+    @classmethod
+    def _optional_decimal(cls, value: Any) -> Decimal | None:
+        return None if value is None else to_decimal(value)
 
     @field_validator("total", "balance", "late_fees_charged", mode="before")
     @classmethod

@@ -31,7 +31,7 @@ from pydantic import (
 
 from ar_sync.calendar import WEEKDAYS
 from ar_sync.plans import PaymentPlan
-from ar_sync.policy_fees import FixedFee, LateFee, PercentFee, UkStatutoryInterest
+from ar_sync.policy_fees import FixedFee, Interest, LateFee, PercentFee, UkStatutoryInterest
 from ar_sync.policy_fields import PolicyError, PolicyIssue, _fail
 from ar_sync.policy_issues import _clashes, _issues
 from ar_sync.policy_read import read_rules_file
@@ -64,8 +64,8 @@ from ar_sync.policy_yaml import (
 __all__ = [
     "MAX_EXTENDS_DEPTH", "MAX_NODES", "NAMED_LISTS", "SCHEMA_ID", "CalendarSettings",
     "Escalation", "EscalationTarget", "EscalationWhen", "Exclusions", "FixedFee", "Holidays",
-    "InstalmentReminders", "LateFee", "PaymentPlan", "PercentFee", "Policy", "PolicyError",
-    "PolicyIssue", "Reminder", "RiskAdjustment", "RiskRules", "UkStatutoryInterest",
+    "InstalmentReminders", "Interest", "LateFee", "PaymentPlan", "PercentFee", "Policy",
+    "PolicyError", "PolicyIssue", "Reminder", "RiskAdjustment", "RiskRules", "UkStatutoryInterest",
     "load_policy", "parse_policy", "policy_json_schema", "shipped_rule_sets",
     "shipped_rules_dir", "weekday_numbers",
 ]

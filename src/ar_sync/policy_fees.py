@@ -8,12 +8,14 @@ from typing import Annotated, Literal
 from pydantic import (
     Field,
     field_validator,
+    model_validator,
 )
 
 from ar_sync.models import FeeMode
 from ar_sync.policy_fields import (
     DEFAULT_FEE_LABEL,
     AmountsField,
+    Backfill,
     Currency,
     Every,
     FeeLabel,
@@ -49,6 +51,17 @@ class _FeeRule(_Model):
     tax: str | None = Field(None, min_length=1, max_length=100,
                             description="Platform tax code/name for the fee; default: the "
                             "edition's no-tax / out-of-scope code")
+    backfill: Backfill = Field("none", description="What the first live run may charge for "
+                               "periods that began before the connection's go-live date: "
+                               "'none' (default), 'latest' (the last such period) or 'all'")
+    after_pause: Literal["forgive", "catch_up"] = Field(
+        "forgive", description="Periods that fell in a pause (dispute, promise to pay): "
+        "'forgive' (default) never charges them, 'catch_up' charges them when the pause ends")
+    stack: bool = Field(False, description="Also charge periods another fee rule already "
+                        "charged on the same invoice (default: a period is charged once)")
+    waive_on_dispute: bool = Field(False, description="When the invoice becomes disputed, "
+                                   "reverse the fees this rule charged (a credit on the "
+                                   "platform)")
 
 
 class FixedFee(_FeeRule):
@@ -89,4 +102,47 @@ class UkStatutoryInterest(_FeeRule):
         return value
 
 
-LateFee = Annotated[FixedFee | PercentFee | UkStatutoryInterest, Field(discriminator="kind")]
+class Interest(_FeeRule):
+    """Interest on the late debt (never on our fee lines): an annual rate, simple, accrued
+    day by day on the balance as it was each day and charged at the end of each period;
+    optionally a fixed compensation once (e.g. the EU Late Payment Directive's 40 EUR)."""
+
+    kind: Literal["interest"]
+    every: Every = Field("month", description="How often accrued interest is charged: "
+                         "'month' or a number of days")
+    rate: Number | None = Field(None, ge=0, le=100, description="Annual rate, %; or give "
+                                "reference_rate and margin")
+    reference_rate: Number | None = Field(None, ge=0, le=100, description="A published "
+                                          "reference rate, % (e.g. the ECB main refinancing "
+                                          "rate); the annual rate is reference_rate + margin")
+    margin: Number = Field(Decimal(0), ge=0, le=100, description="Points over reference_rate")
+    day_count: Literal["actual/365", "actual/360"] = Field(
+        "actual/365", description="Day-count convention: days elapsed / days in a year")
+    compensation: AmountsField | None = Field(None, description="A fixed sum charged once, "
+                                              "the day after the due date (per currency, "
+                                              "e.g. {EUR: 40})")
+
+    @field_validator("every")
+    @classmethod
+    def _recurring(cls, value: str | int) -> str | int:
+        if value == "once":
+            raise ValueError("interest accrues over time: use 'month' or a number of days")
+        return value
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> Interest:
+        if (self.rate is None) == (self.reference_rate is None):
+            raise ValueError("give either rate, or reference_rate (and margin)")
+        if self.rate is not None and self.margin:
+            raise ValueError("margin goes with reference_rate, not with rate")
+        return self
+
+    @property
+    def annual_rate(self) -> Decimal:
+        if self.rate is not None:
+            return self.rate
+        return (self.reference_rate or Decimal(0)) + self.margin
+
+
+LateFee = Annotated[FixedFee | PercentFee | UkStatutoryInterest | Interest,
+                    Field(discriminator="kind")]

@@ -131,6 +131,7 @@ Every = Annotated[
 NoteTemplate = Annotated[str, Strict(), _template(NOTE_FIELDS)]
 FeeLabel = Annotated[str, Strict(), _template(FEE_LABEL_FIELDS)]
 EscalationNote = Annotated[str, Strict(), _template(ESCALATION_FIELDS)]
+Backfill = Literal["none", "latest", "all"]
 Tone = Literal["friendly", "neutral", "firm", "final"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 

@@ -94,7 +94,7 @@ def _locate(
 
 _MESSAGES = {
     "missing": "required field missing",
-    "union_tag_not_found": "missing 'kind' (one of: fixed, percent, uk_statutory)",
+    "union_tag_not_found": "missing 'kind' (one of: fixed, percent, interest, uk_statutory)",
 }
 
 

@@ -44,6 +44,10 @@ class Reminder(_Model):
     tone: Tone = Field("friendly", description="How firm the stage is (shown to bookkeepers)")
     email: bool = Field(False, description="Also ask the platform to send its invoice e-mail")
     note: NoteTemplate = Field(DEFAULT_NOTE, description="Note text; {placeholders} allowed")
+    backfill: Literal["none", "latest"] = Field(
+        "latest", description="When the connection goes live after this stage's date: "
+        "'latest' (default) sends it if it is the latest stage due, once; 'none' never sends "
+        "it (only stages dated from go-live on are sent)")
 
 
 class Holidays(_Model):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from ar_sync.models import (
@@ -43,19 +43,23 @@ def make_invoice(
     return Invoice.model_validate(fields)
 
 
-def entry(action: Action, state: EntryState = EntryState.DONE) -> LedgerEntry:
-    """The ledger row the sync shell writes for `action`."""
+def entry(action: Action, state: EntryState = EntryState.DONE,
+          at: datetime = NOW) -> LedgerEntry:
+    """The ledger row the sync shell writes for `action` (at `at`)."""
     amount = action.amount.amount if isinstance(action, ApplyLateFee) else None
     return LedgerEntry(key=action.key, tenant=action.tenant, invoice_id=action.invoice_id,
                        kind=action.kind, rule=action.rule, occurrence=action.occurrence,
-                       state=state, due_on=action.due_on, updated_at=NOW, amount=amount)
+                       state=state, due_on=action.due_on, updated_at=at, amount=amount)
 
 
 def record(history: dict[str, list[LedgerEntry]], actions: Iterable[Action],
-           state: EntryState = EntryState.DONE) -> dict[str, list[LedgerEntry]]:
-    """A new history with `actions` recorded in `state` (skips are always 'skipped')."""
+           state: EntryState = EntryState.DONE,
+           on: date | None = None) -> dict[str, list[LedgerEntry]]:
+    """A new history with `actions` recorded in `state` (skips are always 'skipped'), on
+    the day `on` (noon UTC; default NOW)."""
+    at = datetime.combine(on, time(12), tzinfo=UTC) if on is not None else NOW
     out = {k: list(v) for k, v in history.items()}
     for a in actions:
         st = EntryState.SKIPPED if str(a.kind) == "skip" and state == EntryState.DONE else state
-        out.setdefault(a.invoice_id, []).append(entry(a, st))
+        out.setdefault(a.invoice_id, []).append(entry(a, st, at))
     return out

@@ -165,7 +165,7 @@ def test_escalation_after_three_ignored_reminders() -> None:
     history: dict = {}  # type: ignore[type-arg]
     for day in (1, 7, 21):  # runs on each stage day (any_day calendar)
         today = inv.due_date + timedelta(days=day)
-        history = record(history, plan([inv], history, ANY_DAY, today))
+        history = record(history, plan([inv], history, ANY_DAY, today), on=today)
     actions = plan([inv], history, ANY_DAY, inv.due_date + timedelta(days=22))
     assert [a.rule for a in actions if isinstance(a, Escalate)] == ["collections"]
 
@@ -204,10 +204,16 @@ def test_uk_statutory_plan() -> None:
     assert all(f.mode == FeeMode.INVOICE for f in fees)
 
 
-def test_business_day_policy_still_charges_fees_on_a_weekend() -> None:
-    inv = make_invoice(days_overdue=30, today=date(2026, 11, 28))
-    actions = plan([inv], {}, DEFAULT, date(2026, 11, 28))
-    assert [str(a.kind) for a in actions] == ["late_fee"]
+def test_fees_and_escalations_follow_send_on_like_reminders() -> None:
+    inv = make_invoice(days_overdue=90, total="9000.00", today=date(2026, 11, 28))  # Saturday
+    assert plan([inv], {}, DEFAULT, date(2026, 11, 28)) == []
+    assert plan([inv], {}, DEFAULT, date(2026, 11, 29)) == []  # Sunday
+    monday = plan([inv], {}, DEFAULT, date(2026, 11, 30))
+    fees = [a for a in monday if isinstance(a, ApplyLateFee)]
+    assert [a.occurrence for a in fees] == ["2026-09", "2026-10", "2026-11"]  # Nov 29: a Sunday
+    assert [a.rule for a in monday if isinstance(a, Escalate)] == ["collections"]
+    anyday = plan([inv], {}, ANY_DAY, date(2026, 11, 28))
+    assert {str(a.kind) for a in anyday} >= {"late_fee", "escalate"}
 
 
 def test_not_yet_due_invoice_gets_nothing_until_heads_up() -> None:
