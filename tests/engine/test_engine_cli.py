@@ -83,3 +83,22 @@ def test_plan_with_another_rule_set_and_explain() -> None:
 def test_user_mistakes_are_user_errors(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert isinstance(result.exception, UserError)
+
+
+def test_plan_live_from_previews_the_first_live_run() -> None:
+    def fees(*extra: str) -> list[dict]:  # type: ignore[type-arg]
+        out = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--today", "2026-11-30",
+                                  "--format", "json", *extra])
+        assert out.exit_code == 0, out.output
+        return [a for a in json.loads(out.stdout) if a["kind"] == "late_fee"]
+
+    everything = fees()
+    live = fees("--live-from", "2026-11-30")
+    assert len(live) < len(everything)
+    assert all(a["due_on"] >= "2026-11-30" for a in live)
+    explained = runner.invoke(app, ["rules", "explain", "INV-1022", "--invoices", str(SAMPLE),
+                                    "--today", "2026-11-30", "--live-from", "2026-11-30"],
+                              env={"COLUMNS": "200"})
+    assert explained.exit_code == 0 and "live since 2026-11-30" in explained.output
+    bad = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--live-from", "soon"])
+    assert isinstance(bad.exception, UserError) and "--live-from" in str(bad.exception)

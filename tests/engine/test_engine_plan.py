@@ -198,9 +198,12 @@ def test_uk_statutory_plan() -> None:
     uk = load_policy("uk-late-payment")
     inv = make_invoice(days_overdue=61, total="5000.00", currency="GBP")  # due 30 Sep
     fees = [a for a in plan([inv], {}, uk, TODAY) if isinstance(a, ApplyLateFee)]
+    # by hand: (3.75 + 8) % a year, actual/365, on 5,000 GBP:
+    # 30 Sep -> 30 Oct, 30 days: 5000 x 0.1175 x 30 / 365 = 48.2876.. -> 48.29
+    # 30 Oct -> 30 Nov, 31 days: 5000 x 0.1175 x 31 / 365 = 49.8972.. -> 49.90
     assert [(f.occurrence, f.amount.amount) for f in fees] == [
-        ("compensation", Decimal("70.00")), ("2026-10", Decimal("49.32")),
-        ("2026-11", Decimal("50.96"))]
+        ("compensation", Decimal("70.00")), ("2026-10", Decimal("48.29")),
+        ("2026-11", Decimal("49.90"))]
     assert all(f.mode == FeeMode.INVOICE for f in fees)
 
 

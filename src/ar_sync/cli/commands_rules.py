@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console, err_console
-from ar_sync.engine import explain, plan
+from ar_sync.engine import explain, plan_run, risk_for
 from ar_sync.invoice_checks import plannable
 from ar_sync.models import (
     Action,
@@ -36,6 +36,7 @@ from ar_sync.policy import (
     FixedFee,
     Holidays,
     InstalmentReminders,
+    Interest,
     PaymentPlan,
     PercentFee,
     Policy,
@@ -67,10 +68,14 @@ def _load(source: str) -> Policy:
 def _today(value: str | None, policy: Policy) -> date:
     if value is None:
         return policy.today(datetime.now(UTC))
+    return _date(value, "--today")
+
+
+def _date(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise UserError(f"--today {value!r} is not a date", hint="use YYYY-MM-DD") from None
+        raise UserError(f"{option} {value!r} is not a date", hint="use YYYY-MM-DD") from None
 
 
 def read_invoices(path: Path) -> tuple[list[Invoice], list[str]]:
@@ -168,7 +173,7 @@ def _type_of(prop: dict[str, Any], defs: dict[str, Any] | None = None) -> str:
 
 
 _DOC_MODELS: Sequence[type[BaseModel]] = (
-    Policy, CalendarSettings, Holidays, Exclusions, Reminder, FixedFee, PercentFee,
+    Policy, CalendarSettings, Holidays, Exclusions, Reminder, FixedFee, PercentFee, Interest,
     UkStatutoryInterest, Escalation, EscalationWhen, EscalationTarget, InstalmentReminders,
     PaymentPlan, RiskRules, RiskAdjustment,
 )
@@ -219,6 +224,9 @@ def explain_cmd(
     invoices_file: Annotated[Path, typer.Option("--invoices", help="JSON list of invoices")],
     rules: Annotated[str, typer.Option("--rules", help="Rules file or shipped name")] = "default",
     today: Annotated[str | None, typer.Option(help="Plan as of YYYY-MM-DD")] = None,
+    live_from: Annotated[str | None, typer.Option("--live-from", help="Go-live date "
+                                                  "YYYY-MM-DD: what began before is caught "
+                                                  "up per the rules' backfill")] = None,
 ) -> None:
     """Explain, stage by stage, what the rules do with one invoice."""
     policy = _load(rules)
@@ -226,7 +234,10 @@ def explain_cmd(
     match = [i for i in invoices if invoice_id in (i.id, i.number)]
     if not match:
         raise UserError(f"no invoice {invoice_id!r} in {invoices_file}")
-    for line in explain(match[0], {}, policy, _today(today, policy)):
+    day = _today(today, policy)
+    go_live = _date(live_from, "--live-from") if live_from else None
+    risk = risk_for(invoices, {}, policy, day)  # as a run computes it: the preview is the run
+    for line in explain(match[0], {}, policy, day, go_live=go_live, risk=risk):
         console.print(line, highlight=False, soft_wrap=True)
 
 
@@ -284,6 +295,10 @@ def plan_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     skips: Annotated[bool, typer.Option("--skips/--no-skips", help="Show superseded stages "
                                         "in the table")] = False,
+    live_from: Annotated[str | None, typer.Option("--live-from", help="Preview the first "
+                                                  "live run of a company going live on "
+                                                  "YYYY-MM-DD (the rules' backfill decides "
+                                                  "what is caught up)")] = None,
 ) -> None:
     """Show what the rules would do today with these invoices, and why (writes nothing)."""
     if fmt not in ("table", "json"):
@@ -294,7 +309,8 @@ def plan_cmd(
     invoices, unplannable = plannable(invoices)
     for warning in warnings + unplannable:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    actions = plan(invoices, {}, policy, day)
+    go_live = _date(live_from, "--live-from") if live_from else None
+    actions = plan_run(invoices, {}, policy, day, go_live=go_live)
     if fmt == "json":
         typer.echo(_ACTIONS.dump_json(actions, indent=2).decode())
         return
