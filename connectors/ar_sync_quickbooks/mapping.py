@@ -204,7 +204,7 @@ def to_invoice(raw: Mapping[str, Any], *, realm: str, email: str | None = None,
             currency=currency, total=total, balance=balance,
             status=_status(raw, balance, total), version=str(sdk.SyncToken),
             updated_at=parse_time(str(meta.LastUpdatedTime)),
-            late_fees_charged=fee_lines_total(raw) + extra_fees,
+            late_fees_charged=fee_lines_total(raw) + extra_fees, fee_lines=fee_lines_total(raw),
             disputed=DISPUTED_TAG in note.lower(),
         )
     except ValidationError as exc:

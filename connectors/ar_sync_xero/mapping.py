@@ -139,7 +139,7 @@ def to_invoice(raw: Mapping[str, Any], tenant: str) -> tuple[Invoice, list[Any]]
             currency=currency, total=total, balance=due, status=status,
             updated_at=(updated if updated.tzinfo else updated.replace(tzinfo=UTC)
                         ).astimezone(UTC),
-            late_fees_charged=fee_lines_total(lines),
+            late_fees_charged=fee_lines_total(lines), fee_lines=fee_lines_total(lines),
             disputed=DISPUTE_TAG in reference.lower(),
             payment_link=LAZY_LINK.format(invoice_id=model.invoice_id),
         )

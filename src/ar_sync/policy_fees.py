@@ -80,19 +80,11 @@ class PercentFee(_FeeRule):
                               "fees (default: simple, on the original debt only)")
 
 
-class UkStatutoryInterest(_FeeRule):
-    """Late Payment of Commercial Debts (Interest) Act 1998: daily simple interest at the
-    Bank of England reference rate + 8 %, charged each period, plus fixed compensation."""
+class _Accruing(_FeeRule):
+    """Interest: accrues over each period, charged at its end."""
 
-    kind: Literal["uk_statutory"]
     every: Every = Field("month", description="How often accrued interest is charged: "
                          "'month' or a number of days")
-    reference_rate: Number = Field(ge=0, le=100, description="Bank of England base rate in "
-                                   "force on 31 Dec / 30 Jun before the current half-year, %")
-    margin: Number = Field(Decimal(8), ge=0, le=100, description="Statutory margin over the "
-                           "reference rate, % (8 under the Act)")
-    compensation: bool = Field(True, description="Also charge the fixed sum (40/70/100 GBP by "
-                               "debt size; GBP invoices only)")
 
     @field_validator("every")
     @classmethod
@@ -102,14 +94,25 @@ class UkStatutoryInterest(_FeeRule):
         return value
 
 
-class Interest(_FeeRule):
+class UkStatutoryInterest(_Accruing):
+    """Late Payment of Commercial Debts (Interest) Act 1998: daily simple interest at the
+    Bank of England reference rate + 8 %, charged each period, plus fixed compensation."""
+
+    kind: Literal["uk_statutory"]
+    reference_rate: Number = Field(ge=0, le=100, description="Bank of England base rate in "
+                                   "force on 31 Dec / 30 Jun before the current half-year, %")
+    margin: Number = Field(Decimal(8), ge=0, le=100, description="Statutory margin over the "
+                           "reference rate, % (8 under the Act)")
+    compensation: bool = Field(True, description="Also charge the fixed sum (40/70/100 GBP by "
+                               "debt size; GBP invoices only)")
+
+
+class Interest(_Accruing):
     """Interest on the late debt (never on our fee lines): an annual rate, simple, accrued
     day by day on the balance as it was each day and charged at the end of each period;
     optionally a fixed compensation once (e.g. the EU Late Payment Directive's 40 EUR)."""
 
     kind: Literal["interest"]
-    every: Every = Field("month", description="How often accrued interest is charged: "
-                         "'month' or a number of days")
     rate: Number | None = Field(None, ge=0, le=100, description="Annual rate, %; or give "
                                 "reference_rate and margin")
     reference_rate: Number | None = Field(None, ge=0, le=100, description="A published "
@@ -121,13 +124,6 @@ class Interest(_FeeRule):
     compensation: AmountsField | None = Field(None, description="A fixed sum charged once, "
                                               "the day after the due date (per currency, "
                                               "e.g. {EUR: 40})")
-
-    @field_validator("every")
-    @classmethod
-    def _recurring(cls, value: str | int) -> str | int:
-        if value == "once":
-            raise ValueError("interest accrues over time: use 'month' or a number of days")
-        return value
 
     @model_validator(mode="after")
     def _one_rate(self) -> Interest:
