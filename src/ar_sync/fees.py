@@ -50,6 +50,7 @@ __all__ = [
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 MAX_OCCURRENCES = 1000  # safety bound on catch-up for a single rule and invoice
+MAX_CHARGE = Decimal(10) ** 15  # safety bound on one charge (runaway compounding, no cap)
 
 UK_STATUTORY_MARGIN = Decimal(8)
 
@@ -228,7 +229,7 @@ def clamp_fee(
     cap still allows, rounded to the currency. Never negative; zero means "charge nothing"."""
     if raw <= 0:
         return round_money(ZERO, currency)
-    amount = raw
+    amount = min(raw, MAX_CHARGE)
     if min_fee is not None and amount < min_fee:
         amount = min_fee
     amount = round_money(amount, currency)
