@@ -9,6 +9,7 @@ from ar_sync.models import (
     AddNote,
     ApplyLateFee,
     Escalate,
+    LedgerEntry,
     Money,
     SendReminder,
     SkipStage,
@@ -19,7 +20,8 @@ _KINDS = {k.value: k for k in ActionKind}
 # every field is always given, so one shared set per class (pydantic copies it on model_copy)
 _FIELDS_SET: dict[type, set[str]] = {
     cls: set(cls.model_fields)
-    for cls in (AddNote, SendReminder, ApplyLateFee, Escalate, SkipStage, WaiveFee, Money)
+    for cls in (AddNote, SendReminder, ApplyLateFee, Escalate, SkipStage, WaiveFee, Money,
+                LedgerEntry)  # the stores read ledger rows they wrote (store/rows.py)
 }
 _set = object.__setattr__
 

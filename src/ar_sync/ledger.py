@@ -9,7 +9,7 @@ reconciled against the platform before the write is tried again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -61,6 +61,13 @@ class Ledger(Protocol):
         """Mark the action `skipped`: insert the row if the key is absent, or, when `owner` is
         given, turn that owner's live claim into `skipped` (e.g. the invoice was paid after
         planning). Any other existing row is left alone and False is returned."""
+        ...
+
+    def record_skips(
+        self, actions: Sequence[Action], *, now: datetime, rules_version: int | None = None,
+    ) -> list[bool]:
+        """record_skip for many actions at once (each with its own `reason`), in one write
+        where the backend allows it: a first run records thousands of superseded stages."""
         ...
 
     def get(self, key: str) -> LedgerEntry | None: ...

@@ -298,10 +298,10 @@ def _run(
         if payload is not None and (only_invoices is None or payload.invoice_id in only_invoices):
             leftovers.append(payload)
     # Skipped stages cost no platform call: record them all, whatever the budget.
-    for action in actions:
-        if isinstance(action, SkipStage) and store.record_skip(
-            action, reason=action.reason, now=clock(), rules_version=rules_version
-        ):
+    skips = [a for a in actions if isinstance(a, SkipStage)]
+    recorded = store.record_skips(skips, now=clock(), rules_version=rules_version)
+    for action, new in zip(skips, recorded, strict=True):
+        if new:
             report.count(_outcome(action, "skipped", action.reason))
     queue = leftovers + [a for a in actions if not isinstance(a, SkipStage)]
     total = len(queue)

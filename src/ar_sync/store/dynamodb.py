@@ -520,6 +520,14 @@ class DynamoDBStore(DynamoDBTrustMixin):
         state = EntryState.FAILED if permanent else EntryState.RETRY
         return self._finish_owned(key, owner, state, now, {"reason": reason})
 
+    def record_skips(
+        self, actions: Sequence[Action], *, now: datetime, rules_version: int | None = None,
+    ) -> list[bool]:
+        """One conditional put each: BatchWriteItem takes no conditions, and a transaction
+        would fail whole on one row that exists already."""
+        return [self.record_skip(a, reason=a.reason, now=now, rules_version=rules_version)
+                for a in actions]
+
     def record_skip(
         self, action: Action, *, reason: str, now: datetime, owner: str | None = None,
         rules_version: int | None = None,
