@@ -9,6 +9,7 @@ from ar_sync.models import (
     AddNote,
     ApplyLateFee,
     Escalate,
+    Invoice,
     LedgerEntry,
     Money,
     SendReminder,
@@ -21,7 +22,7 @@ _KINDS = {k.value: k for k in ActionKind}
 _FIELDS_SET: dict[type, set[str]] = {
     cls: set(cls.model_fields)
     for cls in (AddNote, SendReminder, ApplyLateFee, Escalate, SkipStage, WaiveFee, Money,
-                LedgerEntry)  # the stores read ledger rows they wrote (store/rows.py)
+                LedgerEntry, Invoice)  # the stores read rows they wrote (store/rows.py)
 }
 _set = object.__setattr__
 
