@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +33,7 @@ from ar_sync.connector import Connection, FetchResult, PlatformSettings, TokenSt
 from ar_sync.errors import PlatformValidationError
 from ar_sync.models import ActionKind, FeeMode, Invoice, Money
 from ar_sync.retry import write_reconciled
-from ar_sync_xero import mapping, oauth
+from ar_sync_xero import mapping, oauth, waivers
 from ar_sync_xero.calls import Caller, NotFound, Timeout
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ class XeroConnector:
         self._fresh_at: float | None = None  # our monotonic time of it
         self._recheck = recheck_seconds
         self._monotonic = monotonic
+        # waivers.find_waiver -> waive_fee: key -> (credit note id, credit left, marked)
+        self.waiver_notes: dict[str, tuple[str, Decimal, bool]] = {}
 
     # ------------------------------------------------------------------ reads
 
@@ -296,6 +298,29 @@ class XeroConnector:
 
     # ------------------------------------------------------------------ reconciliation
 
+    # ------------------------------------------------------------------ waivers (waivers.py)
+
+    def waive_fee(self, invoice: Invoice, fee_key: str, amount: Money, label: str, *,
+                  key: str) -> str:
+        """A sales credit note allocated to the invoice (see waivers.py for why)."""
+        return self._reconciled(lambda: waivers.waive_fee(self, invoice, amount, label, key),
+                                invoice, ActionKind.WAIVE_FEE, key)
+
+    def today(self) -> date:
+        return self._clock().date()
+
+    @property
+    def timeout(self) -> Timeout:
+        return self._timeout
+
+    @property
+    def fee_account(self) -> str:
+        return self._fee_account
+
+    @property
+    def fee_tax_type(self) -> str | None:
+        return self._fee_tax_type
+
     def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
         """Proof from Xero that a write with `key` happened (its response may have been lost).
 
@@ -324,4 +349,6 @@ class XeroConnector:
                 if marker in str(fee_invoice.reference or ""):
                     return f"invoice:{fee_invoice.invoice_id}"
             return None
+        if kind == ActionKind.WAIVE_FEE:
+            return waivers.find_waiver(self, invoice, key)
         return None

@@ -22,6 +22,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 from ar_sync.connector import PlatformSettings
 from ar_sync.money import round_money
+from ar_sync.sandbox import xero_credit
 from ar_sync.sandbox.common import (
     Counters,
     Effect,
@@ -116,6 +117,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"^/api\.xro/2\.0/taxrates$", "GET /api.xro/2.0/TaxRates"),
         ("GET", r"^/api\.xro/2\.0/contacts$", "GET /api.xro/2.0/Contacts"),
         ("GET", r"^/api\.xro/2\.0/contacts/(?P<id>[^/]+)$", "GET /api.xro/2.0/Contacts/{id}"),
+        *xero_credit.ROUTES,
     )
 ]
 
@@ -233,6 +235,7 @@ class XeroEmulator:
                                                                         inv.reference)
                                        if n in by_number and by_number[n] != inv.id), inv.id)
                         out.append(Effect("late_fee", target, key, inv.id))
+                out.extend(xero_credit.credit_effects(org))
                 for n, (invoice_id, key, _) in enumerate(org.emails):
                     out.append(Effect("email", invoice_id, key, f"email-{n}"))
         return out
@@ -491,6 +494,9 @@ class XeroEmulator:
             return xero_ok({"Organisations": [organisation_json(org)]}, now)
         if template == "GET /api.xro/2.0/TaxRates":
             return xero_ok({"TaxRates": [r.json() for r in org.tax.rates.values()]}, now)
+        if "/CreditNotes" in template:  # waivers: sandbox/xero_credit.py
+            status, payload = xero_credit.route(org, template, obj_id, body, req.query, now)
+            return xero_ok(payload, now) if status == 200 else not_found()
         if template == "GET /api.xro/2.0/Contacts":
             return list_contacts(req, org, now)
         if template == "GET /api.xro/2.0/Contacts/{id}":

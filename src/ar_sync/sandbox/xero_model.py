@@ -135,6 +135,7 @@ class XInvoice:
     reference: str
     updated: datetime
     payments: list[XPayment] = field(default_factory=list)
+    credits: list[XPayment] = field(default_factory=list)  # credit notes (xero_credit.py)
     history: list[XHistory] = field(default_factory=list)
     sent_to_contact: bool = False
     online_token: str = ""
@@ -163,10 +164,14 @@ class XInvoice:
         return sum((p.amount for p in self.payments), Decimal(0))
 
     @property
+    def amount_credited(self) -> Decimal:
+        return sum((c.amount for c in self.credits), Decimal(0))
+
+    @property
     def amount_due(self) -> Decimal:
         if self.status in ("VOIDED", "DELETED"):
             return Decimal(0)
-        return self.total - self.amount_paid
+        return self.total - self.amount_paid - self.amount_credited
 
 
 @dataclass
@@ -185,6 +190,7 @@ class Organisation:
     period_lock: date | None = None  # PeriodLockDate
     year_end_lock: date | None = None  # EndOfYearLockDate
     email_limit: int | None = 1000  # e-mails the API may send a day (None: unlimited)
+    credit_notes: dict[str, Any] = field(default_factory=dict)  # id -> XCreditNote
     created: datetime = field(default_factory=lambda: datetime(2020, 1, 1, tzinfo=UTC))
 
     def lock_messages(self, day: date) -> list[str]:
@@ -313,7 +319,7 @@ def invoice_json(org: Organisation, inv: XInvoice, *, lines: bool = True,
     out: dict[str, Any] = {
         "Type": inv.type, "InvoiceID": inv.id, "InvoiceNumber": inv.number,
         "Reference": inv.reference, "AmountDue": inv.amount_due,
-        "AmountPaid": inv.amount_paid, "AmountCredited": Decimal(0),
+        "AmountPaid": inv.amount_paid, "AmountCredited": inv.amount_credited,
         "CurrencyRate": Decimal(1), "IsDiscounted": False, "HasAttachments": False,
         "HasErrors": False,
         "Contact": ({"ContactID": contact.id, "Name": contact.name} if summary
@@ -333,7 +339,9 @@ def invoice_json(org: Organisation, inv: XInvoice, *, lines: bool = True,
         out["Payments"] = [{"PaymentID": p.id, "Date": ms_date(p.on), "Amount": p.amount,
                             "CurrencyRate": Decimal(1), "HasAccount": False,
                             "HasValidationErrors": False} for p in inv.payments]
-        out.update({"CreditNotes": [], "Prepayments": [], "Overpayments": []})
+        out.update({"CreditNotes": [{"CreditNoteID": c.id, "AppliedAmount": c.amount,
+                                     "Date": ms_date(c.on)} for c in inv.credits],
+                    "Prepayments": [], "Overpayments": []})
         if lines:
             out["LineItems"] = [line_json(line, inv) for line in inv.lines]
     for key, value in inv.overrides.items():

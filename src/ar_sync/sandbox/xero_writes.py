@@ -124,7 +124,7 @@ def update(org: Organisation, inv: XInvoice, data: dict[str, Any], now: datetime
             raise ValidationFailed(*locked)
     changed: list[str] = []
     if "LineItems" in data:
-        if inv.payments:
+        if inv.payments or inv.credits:
             raise ValidationFailed("This document cannot be edited as it has a payment or "
                                    "credit note allocated to it.")
         stamp = str(now.timestamp())
@@ -150,7 +150,8 @@ def update(org: Organisation, inv: XInvoice, data: dict[str, Any], now: datetime
         changed.append("due date")
     status = str(data.get("Status") or inv.status).upper()
     if status != inv.status:
-        if (inv.status, status) not in _ALLOWED_STATUS or (status == "VOIDED" and inv.payments):
+        settled = inv.payments or inv.credits
+        if (inv.status, status) not in _ALLOWED_STATUS or (status == "VOIDED" and settled):
             raise ValidationFailed(f"Invoice cannot go from {inv.status} to {status}")
         inv.status = status
         changed.append(f"status {status}")
