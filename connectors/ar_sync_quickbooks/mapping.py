@@ -20,6 +20,7 @@ from quickbooks.objects.invoice import Invoice as QBInvoice
 from ar_sync.connector import key_marker
 from ar_sync.models import Invoice, InvoiceStatus
 from ar_sync.money import normalise_currency, to_decimal
+from ar_sync.pause_markers import from_lines
 
 PLATFORM = "quickbooks"
 LATE_FEE_ITEM = "Late fee"
@@ -206,6 +207,10 @@ def to_invoice(raw: Mapping[str, Any], *, realm: str, email: str | None = None,
             updated_at=parse_time(str(meta.LastUpdatedTime)),
             late_fees_charged=fee_lines_total(raw) + extra_fees, fee_lines=fee_lines_total(raw),
             disputed=DISPUTED_TAG in note.lower(),
+            # `ar-sync: pause …` in the private note (ar_sync.pause_markers), dated by the
+            # invoice's last change: QBO keeps no date per line of the note
+            pause=from_lines([(parse_time(str(meta.LastUpdatedTime)).date(), note)],
+                             invoice_id=str(sdk.Id)),
         )
     except ValidationError as exc:
         raise MalformedInvoice(exc.errors()[0].get("msg", "invalid")) from exc

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -32,8 +32,9 @@ from ar_sync.budget import CallBudget
 from ar_sync.connector import Connection, FetchResult, PlatformSettings, TokenStore, key_marker
 from ar_sync.errors import PlatformValidationError
 from ar_sync.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.pauses import Pause
 from ar_sync.retry import write_reconciled
-from ar_sync_xero import mapping, oauth, waivers
+from ar_sync_xero import mapping, oauth, pauses, waivers
 from ar_sync_xero.calls import Caller, NotFound, Timeout
 
 log = logging.getLogger(__name__)
@@ -305,6 +306,10 @@ class XeroConnector:
         """A sales credit note allocated to the invoice (see waivers.py for why)."""
         return self._reconciled(lambda: waivers.waive_fee(self, invoice, amount, label, key),
                                 invoice, ActionKind.WAIVE_FEE, key)
+
+    def pause_markers(self, invoices: Sequence[Invoice]) -> dict[str, Pause]:
+        """`ar-sync: pause …` notes in the invoices' history (one call each; see pauses.py)."""
+        return pauses.pause_markers(self, invoices)
 
     def today(self) -> date:
         return self._clock().date()

@@ -1,0 +1,42 @@
+"""Pause markers in Xero: an `ar-sync: pause …` note in the invoice's History and Notes
+(internal; the `Reference` would be shown to the customer). Reading them costs one call per
+invoice, so the sync asks only about invoices that have a write planned (sync_trust)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from ar_sync.models import Invoice
+from ar_sync.pause_markers import from_lines
+from ar_sync.pauses import Pause
+
+if TYPE_CHECKING:
+    from ar_sync_xero.connector import XeroConnector
+
+
+def _day(value: object, fallback: date) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return fallback
+
+
+def pause_markers(conn: XeroConnector, invoices: Sequence[Invoice]) -> dict[str, Pause]:
+    """Invoice id -> the pause its history notes leave in force (only those with one)."""
+    out: dict[str, Pause] = {}
+    for inv in invoices:
+        got = conn.caller.call("GET Invoices/{id}/History",
+                               lambda inv=inv: conn.api.get_invoice_history(  # type: ignore[misc]
+                                   conn.tenant, inv.id, _return_http_data_only=False,
+                                   _request_timeout=conn.timeout))
+        records = list(reversed(got.history_records or []))  # Xero lists newest first
+        notes = sorted(((_day(r.date_utc, inv.updated_at.date()), str(r.details or ""))
+                        for r in records if str(r.changes or "") == "Note"),
+                       key=lambda pair: pair[0])
+        pause = from_lines(notes, invoice_id=inv.id)
+        if pause is not None:
+            out[inv.id] = pause
+    return out

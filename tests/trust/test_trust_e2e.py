@@ -1,0 +1,157 @@
+"""Issue 12 end to end through the real SDKs against both emulators: a company connected by
+the OAuth flow into a SQLite store, then runs that honour preview mode, the stored rules
+version, pauses (stored and platform markers) and waivers requested with `ar-sync fee waive`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from ar_sync.cli import app
+from ar_sync.connector import Connection, PlatformSettings
+from ar_sync.crypto import TokenCipher
+from ar_sync.models import ActionKind, EntryState
+from ar_sync.onboarding import finish_connect, start_connect
+from ar_sync.pauses import Pause
+from ar_sync.sandbox.demo import demo_company
+from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.sandbox.xero import XeroEmulator
+from ar_sync.sandbox.xero_model import XHistory
+from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.sync import RunReport, run_tenant
+
+KEY = TokenCipher.generate_key().decode()
+RULES = """
+calendar: {send_on: any_day}
+reminders:
+  - {name: overdue, days: 7, tone: friendly}
+late_fees:
+  - {name: late, kind: fixed, amount: {USD: 20, GBP: 20, EUR: 20, JPY: 2000, BHD: 8}, every: once,
+     backfill: all}
+"""
+
+
+@dataclass
+class Company:
+    name: str
+    emu: Any
+    settings: PlatformSettings
+    store: SQLiteStore
+    connection: Connection
+    db: Path
+
+    def run(self, **kw: Any) -> RunReport:
+        return run_tenant(self.store, self.connection.id, settings=self.settings, **kw)
+
+    def set_mode(self, mode: str) -> None:
+        c = self.store.get_connection(self.connection.id)
+        assert c is not None
+        self.store.save_connection(c.model_copy(update={"mode": mode}))
+
+    def writes(self) -> list[Any]:
+        return [e for e in self.emu.effects() if e.kind in ("note", "late_fee", "waive_fee")]
+
+
+@pytest.fixture(params=["quickbooks", "xero"])
+def company(request: pytest.FixtureRequest, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Company]:
+    monkeypatch.setenv("AR_SYNC_SECRET_KEY", KEY)
+    emu: Any = QuickBooksEmulator() if request.param == "quickbooks" else XeroEmulator()
+    emu.seed(demo_company(5, customers=6, invoices=24))
+    with ExitStack() as stack:
+        stack.enter_context(emu.serve())
+        settings = emu.settings()
+        db = tmp_path / "ar.db"
+        store = SQLiteStore(db, cipher=TokenCipher(KEY))
+        now = datetime.now(UTC)
+        url = start_connect(store, request.param, "local", settings, now=now)
+        consent = requests.get(url, allow_redirects=False, timeout=10)
+        params = dict(parse_qsl(urlsplit(consent.headers["Location"]).query))
+        [connection] = finish_connect(store, params, settings, now=now)
+        for name, value in {"CLIENT_ID": settings.client_id,
+                            "CLIENT_SECRET": settings.client_secret,
+                            "REDIRECT_URI": settings.redirect_uri}.items():
+            monkeypatch.setenv(f"AR_SYNC_{request.param.upper()}_{name}", value)
+        import json
+        monkeypatch.setenv(f"AR_SYNC_{request.param.upper()}_ENDPOINTS",
+                           json.dumps(dict(settings.endpoints)))
+        yield Company(request.param, emu, settings, store, connection, db)
+
+
+def _apply_rules(company: Company, tmp_path: Path) -> None:
+    path = tmp_path / "firm.yaml"
+    path.write_text(RULES, encoding="utf-8")
+    out = CliRunner().invoke(app, ["rules", "apply", str(path), "--db", str(company.db)])
+    assert out.exit_code == 0, out.output
+
+
+def test_preview_writes_nothing_then_live_uses_the_stored_version(company: Company,
+                                                                  tmp_path: Path) -> None:
+    _apply_rules(company, tmp_path)
+    company.set_mode("preview")
+    preview = company.run()
+    assert preview.mode == "preview" and preview.dry_run and preview.planned > 0
+    assert preview.rules.startswith("version 1") and preview.fees  # fees per currency
+    assert company.writes() == [] and company.store.history(company.connection.id) == {}
+    assert company.store.last_report(company.connection.id)["mode"] == "preview"
+    company.set_mode("live")
+    live = company.run()
+    assert live.mode == "live" and live.done == preview.planned - live.skipped
+    rows = [e for es in company.store.history(company.connection.id).values() for e in es]
+    assert rows and {e.rules_version for e in rows} == {1}
+    assert company.run().done == 0  # nothing twice
+
+
+def test_pauses_stored_and_platform_markers_stop_follow_up(company: Company,
+                                                          tmp_path: Path) -> None:
+    _apply_rules(company, tmp_path)
+    company.set_mode("preview")
+    due = {a.invoice_id for a in company.run().actions}
+    stored, marked = sorted(due)[:2]
+    today = datetime.now(UTC).date()
+    company.store.add_pause(company.connection.id, Pause(
+        invoice_id=stored, reason="dispute", since=today - timedelta(days=1)))
+    line = f"ar-sync: pause until {today + timedelta(days=30)} promise pays on the 15th"
+    if company.name == "quickbooks":
+        company.emu.edit(marked, PrivateNote=line)
+    else:
+        company.emu.invoice(marked).history.append(
+            XHistory(datetime.now(UTC), "Note", line, user="Bookkeeper"))
+    company.set_mode("live")
+    report = company.run()
+    touched = {a.invoice_id for a in report.actions if a.outcome == "done"}
+    assert stored not in touched and marked not in touched
+    assert touched == due - {stored, marked}
+    assert {e.invoice_id for e in company.writes()} == touched
+
+
+def test_a_waiver_requested_on_the_cli_is_applied_once_by_the_next_runs(
+        company: Company, tmp_path: Path) -> None:
+    _apply_rules(company, tmp_path)
+    company.run()
+    fees = [e for es in company.store.history(company.connection.id).values() for e in es
+            if e.kind == ActionKind.LATE_FEE and e.state == EntryState.DONE]
+    assert fees
+    fee = fees[0]
+    out = CliRunner().invoke(app, ["fee", "waive", fee.key, "--reason", "goodwill",
+                                   "--db", str(company.db)])
+    assert out.exit_code == 0 and "requested" in out.output, out.output
+    first = company.run()
+    assert [a.kind for a in first.actions if a.outcome in ("done", "reconciled")] == [
+        "waive_fee"]
+    assert company.run().done == 0 and company.run().done == 0
+    waived = [e for e in company.emu.effects() if e.kind == "waive_fee"]
+    applied = [e for e in company.emu.effects() if e.kind == "waive_applied"]
+    assert len(waived) == 1 and len(applied) == 1 and applied[0].invoice_id == fee.invoice_id
+    history = CliRunner().invoke(app, ["history", fee.invoice_id, "--db", str(company.db)],
+                                 env={"COLUMNS": "200"})
+    assert "waive_fee" in history.output and "done" in history.output
