@@ -21,7 +21,6 @@ from xero_python.accounting import (
     CurrencyCode,
     HistoryRecord,
     HistoryRecords,
-    LineItem,
     RequestEmpty,
 )
 from xero_python.accounting import Invoice as XeroInvoice
@@ -30,19 +29,36 @@ from xero_python.accounting import Invoices as XeroInvoices
 from ar_sync.auth import TokenManager
 from ar_sync.budget import CallBudget
 from ar_sync.connector import Connection, FetchResult, PlatformSettings, TokenStore, key_marker
-from ar_sync.errors import PlatformValidationError
+from ar_sync.errors import (
+    PlatformValidationError,
+    ReauthorizationRequiredError,
+    TransientError,
+    WriteVerificationError,
+)
 from ar_sync.models import ActionKind, FeeMode, Invoice, Money
 from ar_sync.pauses import Pause
 from ar_sync.retry import write_reconciled
 from ar_sync_xero import mapping, oauth, pauses, waivers
 from ar_sync_xero.calls import Caller, NotFound, Timeout
+from ar_sync_xero.fee_lines import (
+    EDIT_REFUSALS,
+    LineSet,
+    OrgFacts,
+    amount_types_enum,
+    copy_line,
+    fee_invoice_key,
+    fee_line,
+    fee_tax,
+    verify,
+)
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000  # Xero's largest page
 HISTORY_DETAILS_MAX = 2500
 REFERENCE_MAX = 255
-_PAYMENT_BLOCKS_EDIT = ("payment", "credit note allocated")
+EMAIL_LIMIT_REACHED = ("Xero's daily e-mail limit for this organisation is reached; the "
+                       "reminder is sent on a later run")
 
 
 class XeroConnector:
@@ -54,8 +70,7 @@ class XeroConnector:
                  budget: CallBudget, *, clock: Callable[[], datetime] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  timeout: Timeout = (5.0, 30.0), page_size: int = PAGE_SIZE,
-                 fee_account_code: str = "200", fee_tax_type: str | None = None,
-                 attempts: int = 6,
+                 fee_account_code: str = "200", attempts: int = 6,
                  recheck_seconds: float = 5.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.connection = connection
@@ -65,7 +80,9 @@ class XeroConnector:
         self._timeout = timeout
         self._page_size = page_size
         self._fee_account = fee_account_code  # the sales account fees are booked to
-        self._fee_tax_type = fee_tax_type  # e.g. "NONE"; None = the account's default tax
+        self._org: OrgFacts | None = None  # GET /Organisation, once per session
+        self._tax_rates: dict[str, tuple[str, Decimal]] | None = None  # name/code -> rate
+        self._email_limited = False  # the organisation's daily e-mail limit was reached
         self.tokens = TokenManager(connection.id, tokens,
                                    lambda rt: oauth.refresh(settings, rt, self._clock),
                                    clock=self._clock)
@@ -75,7 +92,7 @@ class XeroConnector:
         self._sleep = sleep
         self.api = AccountingApi(self.caller.client,
                                  base_url=oauth.endpoint(settings, "api", oauth.API_URL))
-        self._lines: dict[str, list[Any]] = {}  # invoice id -> SDK line items last seen
+        self._lines: dict[str, LineSet] = {}  # invoice id -> its lines last seen
         self._links: dict[str, str] = {}
         self._known: dict[str, Invoice] = {}  # invoice id -> latest version seen
         self._fresh_since: datetime | None = None  # Xero's time of the latest listing
@@ -133,7 +150,7 @@ class XeroConnector:
             log.warning("xero %s: %s", self.tenant, warning)
         return result
 
-    def _read(self, invoice_id: str) -> tuple[Invoice, list[Any]] | None:
+    def _read(self, invoice_id: str) -> tuple[Invoice, LineSet] | None:
         try:
             raw = self.caller.call("GET Invoices/{id}", lambda: self.api.get_invoice(
                 self.tenant, invoice_id, unitdp=4, _preload_content=False,
@@ -223,39 +240,95 @@ class XeroConnector:
         """Xero e-mails the invoice to the contact's own address (it cannot be redirected)."""
         if to and invoice.customer_email and to.lower() != invoice.customer_email.lower():
             log.warning("xero sends invoice e-mails to the contact's address, not %s", to)
-        self.caller.call("POST Invoices/{id}/Email", lambda: self.api.email_invoice(
-            self.tenant, invoice.id, RequestEmpty(), idempotency_key=key,
-            _return_http_data_only=False, _request_timeout=self._timeout), write=True)
+        if self._email_limited:
+            raise TransientError(EMAIL_LIMIT_REACHED)
+        try:
+            self.caller.call("POST Invoices/{id}/Email", lambda: self.api.email_invoice(
+                self.tenant, invoice.id, RequestEmpty(), idempotency_key=key,
+                _return_http_data_only=False, _request_timeout=self._timeout), write=True)
+        except PlatformValidationError as exc:
+            if "email limit" not in str(exc).lower():
+                raise
+            self._email_limited = True  # no more e-mail calls this run: they would all fail
+            raise TransientError(EMAIL_LIMIT_REACHED) from exc
         return f"email:{invoice.id}:{key}"
 
-    def _fee_line(self, fee: Money, label: str, key: str) -> Any:
-        line = LineItem(description=f"{label} {key_marker(key)}", quantity=Decimal(1),
-                        unit_amount=fee.amount, account_code=self._fee_account)
-        if self._fee_tax_type:
-            line.tax_type = self._fee_tax_type
-        return line
+    # ------------------------------------------------------------------ late fees
+
+    def organisation(self) -> OrgFacts:
+        """Version and lock date from GET /Organisation (one call per session). Without the
+        accounting.settings.read scope (connected before it was asked for) the lock date is
+        unknown: edits are tried and a lock refusal still falls back to a fee invoice."""
+        if self._org is None:
+            try:
+                got = self.caller.call("GET Organisation", lambda: self.api.get_organisations(
+                    self.tenant, _return_http_data_only=False, _request_timeout=self._timeout))
+            except ReauthorizationRequiredError as exc:
+                log.warning("xero %s: cannot read the organisation's lock dates (%s); "
+                            "connect it again to grant accounting.settings.read",
+                            self.tenant, exc)
+                self._org = OrgFacts(known=False)
+                return self._org
+            org = (got.organisations or [None])[0]
+            locks = [d for d in (getattr(org, "period_lock_date", None),
+                                 getattr(org, "end_of_year_lock_date", None)) if d is not None]
+            self._org = OrgFacts(
+                version=str(getattr(getattr(org, "version", None), "value",
+                                    getattr(org, "version", None)) or "GLOBAL"),
+                lock_date=max(locks) if locks else None)
+        return self._org
+
+    def _fee_tax(self, tax: str | None) -> tuple[str, Decimal]:
+        """(TaxType, rate in percent) for a fee: the region's no-tax code unless the rules
+        name a tax rate (by TaxType or by name, checked against GET /TaxRates once)."""
+        if tax is None:
+            return self.organisation().no_tax_type, Decimal(0)
+        if self._tax_rates is None:
+            got = self.caller.call("GET TaxRates", lambda: self.api.get_tax_rates(
+                self.tenant, _return_http_data_only=False, _request_timeout=self._timeout))
+            self._tax_rates = {}
+            for rate in got.tax_rates or []:
+                if str(getattr(rate.status, "value", rate.status)) != "ACTIVE" or (
+                        rate.can_apply_to_revenue is False):
+                    continue
+                pair = (str(rate.tax_type), Decimal(str(rate.effective_rate or 0)))
+                self._tax_rates[str(rate.tax_type).lower()] = pair
+                self._tax_rates[str(rate.name or "").lower()] = pair
+        found = self._tax_rates.get(tax.strip().lower())
+        if found is None:
+            raise PlatformValidationError(
+                f"tax {tax!r} of the fee rule is not an active sales tax rate of this Xero "
+                "organisation (GET /TaxRates: use its TaxType or Name)")
+        return found
 
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
                      mode: FeeMode, tax: str | None = None) -> str:
-        """A fee line on the invoice (only while no payment is applied, as Xero requires),
-        otherwise — or in invoice mode — a separate ACCREC invoice for the same contact."""
+        """A fee line on the invoice while Xero allows the edit, else a separate ACCREC fee
+        invoice dated today: in invoice mode, when a payment is applied, when the invoice is
+        dated on or before the organisation's lock date, or when Xero refuses the edit."""
         if fee.currency != invoice.currency:
             raise PlatformValidationError(
                 f"fee currency {fee.currency} differs from invoice {invoice.number} "
                 f"currency {invoice.currency}")
-        if mode == FeeMode.LINE and invoice.amount_paid == 0:
+        tax_type, rate = self._fee_tax(tax)
+        if (mode == FeeMode.LINE and invoice.amount_paid == 0
+                and not self.organisation().locks(invoice.issue_date)):
             try:
-                return self._reconciled(lambda: self._fee_on_invoice(invoice, fee, label, key),
-                                        invoice, ActionKind.LATE_FEE, key)
+                return self._reconciled(
+                    lambda: self._fee_on_invoice(invoice, fee, label, key, tax_type, rate),
+                    invoice, ActionKind.LATE_FEE, key)
             except PlatformValidationError as exc:
-                if not any(word in str(exc).lower() for word in _PAYMENT_BLOCKS_EDIT):
+                if isinstance(exc, WriteVerificationError) or not any(
+                        word in str(exc).lower() for word in EDIT_REFUSALS):
                     raise
-                log.info("xero %s: %s has a payment now; fee goes on its own invoice",
-                         self.tenant, invoice.number)
-        return self._reconciled(lambda: self._fee_invoice(invoice, fee, label, key), invoice,
-                                ActionKind.LATE_FEE, key)
+                log.info("xero %s: %s cannot take a fee line (%s); fee goes on its own "
+                         "invoice", self.tenant, invoice.number, exc)
+        return self._reconciled(
+            lambda: self._fee_invoice(invoice, fee, label, key, tax_type, rate), invoice,
+            ActionKind.LATE_FEE, key)
 
-    def _fee_on_invoice(self, invoice: Invoice, fee: Money, label: str, key: str) -> str:
+    def _fee_on_invoice(self, invoice: Invoice, fee: Money, label: str, key: str,
+                        tax_type: str, rate: Decimal) -> str:
         # Xero replaces an invoice's whole line list on update and has no version check, so
         # the lines must be read right before the write (the sync holds a per-invoice lock
         # across both): a cached list would silently drop a line another runner (or a person)
@@ -263,38 +336,51 @@ class XeroConnector:
         found = self._read(invoice.id)
         if found is None:
             raise PlatformValidationError(f"invoice {invoice.number} is gone from Xero")
-        lines = found[1]
-        keep = [LineItem(line_item_id=li.line_item_id, description=li.description,
-                         quantity=li.quantity, unit_amount=li.unit_amount,
-                         account_code=li.account_code, tax_type=li.tax_type)
-                for li in lines]
-        body = XeroInvoices(invoices=[XeroInvoice(invoice_id=invoice.id,
-                                                  line_items=[*keep, self._fee_line(
-                                                      fee, label, key)])])
+        current, lineset = found
+        tax = fee_tax(fee.amount, rate, lineset.amount_types, fee.currency)
+        new_line = fee_line(f"{label} {key_marker(key)}", fee.amount, tax,
+                            lineset.amount_types, self._fee_account, tax_type)
+        body = XeroInvoices(invoices=[XeroInvoice(
+            invoice_id=invoice.id, line_amount_types=amount_types_enum(lineset.amount_types),
+            line_items=[*(copy_line(li) for li in lineset.lines), new_line])])
         got = self.caller.call("POST Invoices/{id}", lambda: self.api.update_invoice(
             self.tenant, invoice.id, body, unitdp=4, idempotency_key=key,
             _return_http_data_only=False, _request_timeout=self._timeout), write=True)
+        updated = (got.invoices or [None])[0]
+        if updated is None:
+            raise PlatformValidationError(f"Xero returned no invoice for {invoice.number}")
+        self._lines[invoice.id] = LineSet(list(updated.line_items or []), lineset.amount_types)
+        verify(invoice.number, current.total, lineset.lines, updated, fee.amount + tax)
         marker = key_marker(key)
-        for updated in got.invoices or []:
-            self._lines[invoice.id] = list(updated.line_items or [])
-            for li in updated.line_items or []:
-                if marker in str(li.description or ""):
-                    return f"line:{invoice.id}:{li.line_item_id}"
+        for li in updated.line_items or []:
+            if marker in str(li.description or ""):
+                return f"line:{invoice.id}:{li.line_item_id}"
         return f"line:{invoice.id}:{key}"
 
-    def _fee_invoice(self, invoice: Invoice, fee: Money, label: str, key: str) -> str:
+    def _fee_invoice(self, invoice: Invoice, fee: Money, label: str, key: str,
+                     tax_type: str, rate: Decimal) -> str:
         suffix = mapping.FEE_REFERENCE.format(label="", number=invoice.number, key=key)
         reference = f"{label[:REFERENCE_MAX - len(suffix)]}{suffix}"
         today = self._clock().date()
+        tax = fee_tax(fee.amount, rate, "Exclusive", fee.currency)
+        line = fee_line(f"{label} {key_marker(key)}", fee.amount, tax, "Exclusive",
+                        self._fee_account, tax_type)
         body = XeroInvoices(invoices=[XeroInvoice(
-            type="ACCREC", contact=Contact(contact_id=invoice.customer_id),
-            line_items=[self._fee_line(fee, label, key)], date=today, due_date=today,
-            status="AUTHORISED", reference=reference,
+            type="ACCREC", contact=Contact(contact_id=invoice.customer_id), line_items=[line],
+            date=today, due_date=today, status="AUTHORISED", reference=reference,
+            line_amount_types=amount_types_enum("Exclusive"),
             currency_code=CurrencyCode(invoice.currency))])
+        # Its own Idempotency-Key, derived from the action's: never the key of a line edit
+        # that was refused (a layer replaying that answer would replay the refusal).
         got = self.caller.call("PUT Invoices", lambda: self.api.create_invoices(
-            self.tenant, body, unitdp=4, idempotency_key=key, _return_http_data_only=False,
-            _request_timeout=self._timeout), write=True)
+            self.tenant, body, unitdp=4, idempotency_key=fee_invoice_key(key),
+            _return_http_data_only=False, _request_timeout=self._timeout), write=True)
         created = (got.invoices or [None])[0]
+        if created is not None and created.total is not None and (
+                Decimal(str(created.total)) != fee.amount + tax):
+            raise WriteVerificationError(
+                f"Xero fee invoice for {invoice.number}: total is not the fee",
+                expected=str(fee.amount + tax), actual=str(created.total))
         return f"invoice:{getattr(created, 'invoice_id', None) or key}"
 
     # ------------------------------------------------------------------ reconciliation
@@ -344,7 +430,7 @@ class XeroConnector:
             return None
         if kind == ActionKind.LATE_FEE:
             found = self._read(invoice.id)
-            for li in (found[1] if found else []):
+            for li in (found[1].lines if found else []):
                 if marker in str(li.description or ""):
                     return f"line:{invoice.id}:{li.line_item_id}"
             got = self.caller.call("GET Invoices", lambda: self.api.get_invoices(

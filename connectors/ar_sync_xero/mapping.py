@@ -21,6 +21,7 @@ from xero_python.api_client.deserializer import deserialize
 from ar_sync.connector import KEY_MARKER
 from ar_sync.models import Invoice, InvoiceStatus
 from ar_sync.money import UnknownCurrencyError, normalise_currency, to_decimal
+from ar_sync_xero.fee_lines import LineSet, amount_types_of
 
 PLATFORM = "xero"
 DISPUTE_TAG = "#disputed"
@@ -51,7 +52,7 @@ class Page:
 
     invoices: list[Invoice] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    lines: dict[str, list[Any]] = field(default_factory=dict)  # invoice id -> SDK LineItems
+    lines: dict[str, LineSet] = field(default_factory=dict)  # invoice id -> its lines
     fees_for: dict[str, Decimal] = field(default_factory=dict)  # parent number -> fee total
     server_time: datetime | None = None
     page_count: int | None = None
@@ -84,16 +85,23 @@ def marker_keys(text: str) -> list[str]:
     return _MARKER.findall(text)
 
 
-def fee_lines_total(lines: Iterable[Any]) -> Decimal:
-    """Late fees already on the invoice: the lines whose description carries a key marker."""
+def fee_lines_total(lines: Iterable[Any], amount_types: str = "Exclusive", *,
+                    gross: bool = False) -> Decimal:
+    """Late fees already on the invoice: the lines whose description carries a key marker.
+    Net of their tax (what the rules charged), or `gross`: what they add to the balance."""
     total = Decimal(0)
     for line in lines or ():
         if marker_keys(_text(getattr(line, "description", ""))):
             total += to_decimal(getattr(line, "line_amount", 0) or 0)
+            tax = to_decimal(getattr(line, "tax_amount", 0) or 0)
+            if amount_types == "Inclusive" and not gross:
+                total -= tax
+            elif amount_types == "Exclusive" and gross:
+                total += tax
     return total
 
 
-def to_invoice(raw: Mapping[str, Any], tenant: str) -> tuple[Invoice, list[Any]]:
+def to_invoice(raw: Mapping[str, Any], tenant: str) -> tuple[Invoice, LineSet]:
     """Map one raw invoice (Xero JSON) to an Invoice and its SDK line items.
 
     Raises MalformedInvoice with a message naming the invoice when it cannot be trusted.
@@ -128,6 +136,7 @@ def to_invoice(raw: Mapping[str, Any], tenant: str) -> tuple[Invoice, list[Any]]
     if contact is None or not contact.contact_id:
         raise MalformedInvoice(f"invoice {label}: no Contact")
     lines = list(model.line_items or [])
+    amount_types = amount_types_of(model.line_amount_types)
     reference = _text(model.reference)
     try:
         invoice = Invoice(
@@ -139,13 +148,14 @@ def to_invoice(raw: Mapping[str, Any], tenant: str) -> tuple[Invoice, list[Any]]
             currency=currency, total=total, balance=due, status=status,
             updated_at=(updated if updated.tzinfo else updated.replace(tzinfo=UTC)
                         ).astimezone(UTC),
-            late_fees_charged=fee_lines_total(lines), fee_lines=fee_lines_total(lines),
+            late_fees_charged=fee_lines_total(lines, amount_types),
+            fee_lines=fee_lines_total(lines, amount_types, gross=True),
             disputed=DISPUTE_TAG in reference.lower(),
             payment_link=LAZY_LINK.format(invoice_id=model.invoice_id),
         )
     except ValueError as exc:
         raise MalformedInvoice(f"invoice {label}: {exc}") from exc
-    return invoice, lines
+    return invoice, LineSet(lines, amount_types)
 
 
 def _as_date(value: date | datetime) -> date:
