@@ -37,8 +37,12 @@ _NAMES = ("Aroha Plumbing", "Kauri Joinery", "Tui Electrics", "Rimu Design", "Ke
           "Weka Garage")
 
 
-def _tax_setup(tenant: str) -> TaxSetup:
-    tax = TaxSetup.region("NZ", sales_tax="OUTPUT2")
+# region -> (sales tax on the accounts, the zero rate of exports)
+_REGION_TAX = {"NZ": ("OUTPUT2", "ZERORATED"), "GLOBAL": ("NONE", "NONE")}
+
+
+def _tax_setup(tenant: str, region: str) -> TaxSetup:
+    tax = TaxSetup.region(region, sales_tax=_REGION_TAX[region][0])
     tax.items = {code: stable_id(tenant, "item", code) for code in _ITEMS}
     tax.tracking = {
         name: (stable_id(tenant, "tracking", name),
@@ -58,7 +62,8 @@ def _tracking(tax: TaxSetup, region: str, department: str) -> tuple[XTracking, .
 
 def _lines(rng: random.Random, tenant: str, number: str, shape: str,
            tax: TaxSetup) -> list[XLine]:
-    rate = tax.rates["ZERORATED" if shape == "foreign" else "OUTPUT2"]
+    sales, zero = _REGION_TAX[tax.version]
+    rate = tax.rates[zero if shape == "foreign" else sales]
     out: list[XLine] = []
     for n in range(rng.randint(1, 3)):
         qty = Decimal(rng.choice((1, 1, 2, 3, 7)))
@@ -78,13 +83,15 @@ def _lines(rng: random.Random, tenant: str, number: str, shape: str,
 
 
 def nz_gst_organisation(tenant: str, now: datetime, *, today: date = DEMO_TODAY,
-                        invoices: int = 64, seed: int = 64,
-                        lock_days: int = 75) -> Organisation:
+                        invoices: int = 64, seed: int = 64, lock_days: int = 75,
+                        region: str = "NZ") -> Organisation:
     """The organisation; invoices dated `lock_days` or more before today are in a locked
-    period (PeriodLockDate = today - lock_days)."""
+    period (PeriodLockDate = today - lock_days). `region="GLOBAL"`: the same shapes in an
+    organisation that charges no tax (every sales line NONE)."""
     rng = random.Random(seed)
-    org = Organisation(tenant_id=tenant, name="Kowhai Trades Ltd", base_currency="NZD",
-                       tax=_tax_setup(tenant), country_code="NZ",
+    name = "Kowhai Trades Ltd" if region == "NZ" else "Plain Trading Ltd"
+    org = Organisation(tenant_id=tenant, name=name, base_currency="NZD",
+                       tax=_tax_setup(tenant, region), country_code="NZ",
                        period_lock=today - timedelta(days=lock_days))
     stamp = truncate_ms(now - timedelta(days=400))
     for i, name in enumerate(_NAMES):
