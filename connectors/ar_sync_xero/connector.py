@@ -83,7 +83,7 @@ class XeroConnector:
         self._org: OrgFacts | None = None  # GET /Organisation, once per session
         self._tax_rates: dict[str, tuple[str, Decimal]] | None = None  # name/code -> rate
         self._email_limited = False  # the organisation's daily e-mail limit was reached
-        self.tokens = TokenManager(connection.id, tokens,
+        self.tokens = TokenManager(connection.token_key, tokens,
                                    lambda rt: oauth.refresh(settings, rt, self._clock),
                                    clock=self._clock)
         self.caller = Caller(budget, access_token=self.tokens.access_token,

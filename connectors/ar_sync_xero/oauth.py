@@ -97,14 +97,34 @@ def refresh(settings: PlatformSettings, refresh_token: str,
                                      "refresh_token": refresh_token}, clock)
 
 
+def auth_event_id(access_token: str) -> str | None:
+    """The consent behind an access token: its JWT's `authentication_event_id` claim (read,
+    not verified: it only filters /connections, which Xero itself authorises)."""
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return None
+    event = claims.get("authentication_event_id") if isinstance(claims, dict) else None
+    return str(event) if event else None
+
+
 def connections(settings: PlatformSettings, access_token: str) -> Sequence[AuthorizedCompany]:
-    """The organisations this token may use (GET /connections), organisations only."""
+    """The organisations of this consent (GET /connections?authEventId=...), organisations
+    only. Without the filter /connections lists every organisation the user ever connected
+    to the app, under other consents (other token sets) too."""
     client = new_api_client(lambda: sdk_token(access_token))
     api = IdentityApi(client, base_url=endpoint(settings, "identity", IDENTITY_URL))
+    event = auth_event_id(access_token)
     try:
-        rows = api.get_connections(_request_timeout=(5, 30))
+        rows = (api.get_connections(auth_event_id=event, _request_timeout=(5, 30)) if event
+                else api.get_connections(_request_timeout=(5, 30)))
     except Exception as exc:
         raise map_error(exc, "GET /connections") from exc
-    return [AuthorizedCompany(external_id=str(row.tenant_id), name=str(row.tenant_name or ""))
+    return [AuthorizedCompany(external_id=str(row.tenant_id), name=str(row.tenant_name or ""),
+                              grant=event)
             for row in rows or []
-            if str(row.tenant_type or "ORGANISATION").upper() == "ORGANISATION"]
+            if str(row.tenant_type or "ORGANISATION").upper() == "ORGANISATION"
+            and (event is None or str(row.auth_event_id or event) == event)]

@@ -36,6 +36,15 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
+_ROW_LOCKS: dict[str, threading.Lock] = {}
+_ROW_LOCKS_GUARD = threading.Lock()
+
+
+def _row_lock(token_id: str) -> threading.Lock:
+    with _ROW_LOCKS_GUARD:
+        return _ROW_LOCKS.setdefault(token_id, threading.Lock())
+
+
 class TokenManager:
     """Access tokens for one connection: refreshed before expiry and after a 401."""
 
@@ -55,7 +64,9 @@ class TokenManager:
         self._clock = clock
         self._skew = skew_seconds
         self._max_races = max_races
-        self._lock = threading.Lock()
+        # One lock per token row in this process: the companies of one consent share a row
+        # (Xero) and must refresh one at a time; across processes the versioned save decides.
+        self._lock = _row_lock(connection_id)
         self._tokens: TokenSet | None = None
         self.refreshes = 0  # how many refresh calls this manager made (for tests and reports)
 

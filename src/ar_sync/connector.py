@@ -112,11 +112,19 @@ class Connection(BaseModel):
     business_id: str = Field(default="local", description="The ar-sync account that connected it")
     rules: str = Field(default="default", description="Shipped rule set name or YAML path")
     created_at: datetime | None = None
+    token_id: str | None = Field(default=None, description="Where its tokens are stored when "
+                                 "several companies share one consent (Xero: one row per "
+                                 "authEventId); None: under its own id")
     go_live: date | None = Field(
         default=None, description="First day fees may be charged for (backfill rules); "
         "None: the day it connected")
     mode: Literal["preview", "live"] = Field(
         default="live", description="preview: runs plan and report, but write nothing")
+
+    @property
+    def token_key(self) -> str:
+        """The token-store id of this connection's tokens (shared by a grant's companies)."""
+        return self.token_id or self.id
 
     def live_from(self) -> date | None:
         """The go-live date the planner gets: the stored one, else the day it connected."""
@@ -127,10 +135,17 @@ class Connection(BaseModel):
 
 @dataclass(frozen=True)
 class AuthorizedCompany:
-    """A company the user granted access to during the OAuth consent."""
+    """A company the user granted access to during the OAuth consent. `grant` names the
+    consent when its companies share one token set (Xero's authEventId)."""
 
     external_id: str
     name: str
+    grant: str | None = None
+
+
+def grant_token_id(platform: str, grant: str) -> str:
+    """The token-store id of a consent whose companies share one rotating token set."""
+    return f"{platform}:grant:{grant}"
 
 
 @dataclass

@@ -132,15 +132,16 @@ def rotate_tokens(store: RotatableStore, *, attempts: int = 3) -> tuple[int, int
     tokens). Once it has run, the old key can be removed from the key material.
     """
     rewritten = missing = 0
-    for connection in store.list_connections():
+    # a token row shared by the companies of one consent is rewritten once
+    for key in dict.fromkeys(c.token_key for c in store.list_connections()):
         for _ in range(attempts):
-            tokens = store.load_tokens(connection.id)
+            tokens = store.load_tokens(key)
             if tokens is None:
                 missing += 1
                 break
-            if store.save_tokens(connection.id, tokens, expected_version=tokens.version):
+            if store.save_tokens(key, tokens, expected_version=tokens.version):
                 rewritten += 1
                 break
         else:
-            raise TokenDecryptError(f"{connection.id}: tokens kept changing; run rotate again")
+            raise TokenDecryptError(f"{key}: tokens kept changing; run rotate again")
     return rewritten, missing

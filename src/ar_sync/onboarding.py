@@ -18,6 +18,7 @@ from ar_sync.connector import (
     Connection,
     PlatformSettings,
     TokenSet,
+    grant_token_id,
     load_plugin,
 )
 from ar_sync.store.base import PendingAuth, Store
@@ -112,13 +113,21 @@ def finish_connect(store: Store, params: Mapping[str, str], settings: SettingsSo
         raise AuthorizationDeniedError("no company was granted in the consent screen")
     existing = _bindable(store, pending.platform, pending.business_id, companies)
     connections = []
+    saved: set[str] = set()
     for company, old in zip(companies, existing, strict=True):
         cid = connection_id(pending.platform, company.external_id)
-        _save_tokens(store, cid, tokens)  # tokens first: a listed connection can always run
+        # One token row per consent when its companies share a rotating token set (Xero):
+        # copies per company would be invalid_grant after the first refresh. A company that
+        # was connected under an older consent simply moves to the new row.
+        token_id = grant_token_id(pending.platform, company.grant) if company.grant else None
+        key = token_id or cid
+        if key not in saved:  # tokens first: a listed connection can always run
+            _save_tokens(store, key, tokens)
+            saved.add(key)
         connection = Connection(
             id=cid, platform=pending.platform, external_id=company.external_id,
             name=company.name or (old.name if old else ""), business_id=pending.business_id,
-            rules=old.rules if old else "default",
+            rules=old.rules if old else "default", token_id=token_id,
             created_at=old.created_at if old and old.created_at else now)
         store.save_connection(connection)
         connections.append(connection)

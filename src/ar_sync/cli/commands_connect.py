@@ -107,7 +107,7 @@ def _refusal(exc: BaseException, platform: str) -> UserError:
 
 def print_connected(store: SQLiteStore, connections: list[Connection]) -> None:
     for c in connections:
-        tokens = _tokens(store, c.id)
+        tokens = _tokens(store, c.token_key)
         expires = (f"access token valid until {tokens.expires_at:%Y-%m-%d %H:%M} UTC"
                    if isinstance(tokens, TokenSet) else f"tokens {tokens}")
         console.print(f"[green]Connected[/] [bold]{escape(c.name or c.external_id)}[/]\n"
@@ -212,7 +212,7 @@ def _run_summary(report: dict[str, Any] | None) -> str:
 
 def status_of(store: SQLiteStore, connection: Connection, now: datetime) -> dict[str, Any]:
     """One connection's status as plain data (dates only for tokens, never their values)."""
-    tokens = _tokens(store, connection.id)
+    tokens = _tokens(store, connection.token_key)
     report = store.last_report(connection.id)
     checkpoint = store.get_checkpoint(connection.id)
     token_info: dict[str, Any] = (
@@ -249,7 +249,7 @@ def status_grid(store: SQLiteStore, c: Connection, now: datetime) -> Table:
                      f"{escape(c.rules)}, connected {_when(c.created_at, now)}")
     grid.add_row("mode", ("[yellow]preview (writes nothing)[/]" if c.mode == "preview"
                           else "[green]live[/]") + f", go-live {c.live_from() or 'not set'}")
-    tokens = _tokens(store, c.id)
+    tokens = _tokens(store, c.token_key)
     if isinstance(tokens, TokenSet):
         expired = " [red]expired: refreshed on the next run[/]" if tokens.expires_at <= now else ""
         grid.add_row("access token", f"expires {_when(tokens.expires_at, now)}{expired}")
