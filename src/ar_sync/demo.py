@@ -65,6 +65,9 @@ def running_sandbox(seed: int = 7, *, demo_limits: bool = True) -> Iterator[Sand
             if demo_limits else XeroEmulator())
     qbo.seed(company)
     xero.seed(company)
+    # A real-looking second organisation under the same Xero consent (one shared token row):
+    # NZ GST, tax-inclusive/exclusive, discounts, tracking, AUD, part-paid, a period lock date.
+    xero.seed_nz_gst(today=DEMO_TODAY)
     with ExitStack() as stack:
         stack.enter_context(qbo.serve())
         stack.enter_context(xero.serve())

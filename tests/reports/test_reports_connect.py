@@ -93,7 +93,7 @@ def test_connect_stores_encrypted_tokens_and_the_company(
     [connection] = store.list_connections()
     assert connection.platform == name and connection.business_id == "acme"
     assert connection.id in result.output and "Demo" in result.output
-    tokens = store.load_tokens(connection.id)
+    tokens = store.load_tokens(connection.token_key)  # Xero: the consent's shared row
     assert tokens is not None and tokens.access_token
     raw = db.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("ar.db-*"))
     assert tokens.access_token.encode() not in raw  # encrypted at rest
