@@ -410,7 +410,8 @@ class XeroConnector:
 
     @property
     def fee_tax_type(self) -> str | None:
-        return self._fee_tax_type
+        """The organisation's no-tax code (what a fee carries unless its rule names a tax)."""
+        return self.organisation().no_tax_type
 
     def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
         """Proof from Xero that a write with `key` happened (its response may have been lost).
