@@ -7,7 +7,7 @@ Everything runs locally: the QuickBooks and Xero emulators serve the seeded demo
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
@@ -21,6 +21,7 @@ from ar_sync.onboarding import finish_connect, start_connect
 from ar_sync.policy import load_policy
 from ar_sync.sandbox.common import Effect
 from ar_sync.sandbox.demo import DEMO_TODAY, demo_company
+from ar_sync.sandbox.persist import persisted
 
 __all__ = ["DEMO_NOW", "DEMO_TODAY", "DemoResult", "Sandbox", "run_demo", "running_sandbox"]
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
@@ -55,10 +56,15 @@ class Sandbox:
 
 
 @contextmanager
-def running_sandbox(seed: int = 7, *, demo_limits: bool = True) -> Iterator[Sandbox]:
+def running_sandbox(seed: int = 7, *, demo_limits: bool = True,
+                    ports: Mapping[str, int] | None = None,
+                    state: Path | None = None) -> Iterator[Sandbox]:
     """Start both emulators with the demo company. `demo_limits` lifts the per-minute limits
     (QuickBooks 500, Xero 60) so the demo finishes in seconds instead of minutes of waiting on
-    Retry-After; the connectors honour the real limits either way (see the connector tests)."""
+    Retry-After; the connectors honour the real limits either way (see the connector tests).
+    `ports` ({"quickbooks": n, "xero": m}, 0 = any free port); `state`: a folder the
+    emulators' state is restored from and kept saved in (sandbox/persist.py)."""
+    ports = ports or {}
     company = demo_company(seed)
     qbo = QuickBooksEmulator(rate_per_minute=100_000) if demo_limits else QuickBooksEmulator()
     xero = (XeroEmulator(per_minute=100_000, per_day=1_000_000, concurrent=50)
@@ -69,8 +75,10 @@ def running_sandbox(seed: int = 7, *, demo_limits: bool = True) -> Iterator[Sand
     # NZ GST, tax-inclusive/exclusive, discounts, tracking, AUD, part-paid, a period lock date.
     xero.seed_nz_gst(today=DEMO_TODAY)
     with ExitStack() as stack:
-        stack.enter_context(qbo.serve())
-        stack.enter_context(xero.serve())
+        if state is not None:
+            stack.enter_context(persisted(state, {"quickbooks": qbo, "xero": xero}))
+        stack.enter_context(qbo.serve(port=ports.get("quickbooks", 0)))
+        stack.enter_context(xero.serve(port=ports.get("xero", 0)))
         yield Sandbox(qbo, xero, {"quickbooks": qbo.settings(redirect_uri=REDIRECT_URI),
                                   "xero": xero.settings(redirect_uri=REDIRECT_URI)})
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console
 from ar_sync.cli.render import summary_table
+from ar_sync.cli.signals import interruptible
 from ar_sync.crypto import TokenCipher
 from ar_sync.store.sqlite import SQLiteStore
 from ar_sync.sync import ActionOutcome, RunReport
@@ -78,42 +84,101 @@ def written_sample(report: RunReport, limit: int) -> Table:
     return table
 
 
+def sandbox_env(settings: dict[str, Any]) -> dict[str, str]:
+    """The AR_SYNC_* variables that point ar-sync at the running emulators."""
+    env: dict[str, str] = {}
+    for platform, s in settings.items():
+        prefix = f"AR_SYNC_{platform.upper()}_"
+        env[prefix + "CLIENT_ID"] = s.client_id
+        env[prefix + "CLIENT_SECRET"] = s.client_secret
+        env[prefix + "REDIRECT_URI"] = s.redirect_uri
+        env[prefix + "ENDPOINTS"] = json.dumps(dict(s.endpoints), separators=(",", ":"))
+    return env
+
+
+def env_lines(env: dict[str, str], *, export: bool) -> list[str]:
+    """One shell-quoted assignment a line: safe to paste, to `source`, or to read as a
+    systemd EnvironmentFile."""
+    return [f"{'export ' if export else ''}{name}={shlex.quote(value)}"
+            for name, value in env.items()]
+
+
 @sandbox_app.command("serve")
 def serve_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 7,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the settings as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the settings as one JSON line")] = False,
+    env_file: Annotated[Path | None, typer.Option("--env-file", help="Write the AR_SYNC_* settings to this file (load with: set -a; . FILE; set +a)")] = None,
+    state: Annotated[Path | None, typer.Option("--state", help="Keep the emulators' state (and ports) in this folder across restarts")] = None,
+    qbo_port: Annotated[int | None, typer.Option("--qbo-port", help="QuickBooks emulator port (default: the saved one, else any free port)")] = None,
+    xero_port: Annotated[int | None, typer.Option("--xero-port", help="Xero emulator port (default: the saved one, else any free port)")] = None,
     replay: Annotated[str | None, typer.Option(
         "--replay", help="Key replay: all | email-only | window=SECONDS | off "
         "(default $AR_SYNC_SANDBOX_REPLAY, else all)")] = None,
 ) -> None:
-    """Start both emulators with the demo company and print their URLs (Ctrl-C stops)."""
+    """Start both emulators with the demo company and print their settings (Ctrl-C stops)."""
     from ar_sync.demo import running_sandbox
     from ar_sync.sandbox.common import ReplayMode
+    from ar_sync.sandbox.persist import save_ports, saved_ports
 
     try:
         mode = ReplayMode.parse(replay) if replay is not None else ReplayMode.from_env()
     except ValueError as exc:
         raise UserError(str(exc), hint="e.g. --replay email-only") from exc
-    with running_sandbox(seed) as sandbox:
-        sandbox.quickbooks.idempotency.replay = mode
-        sandbox.xero.idempotency.replay = mode
-        info: dict[str, dict[str, Any]] = {platform: {"client_id": s.client_id, "client_secret": s.client_secret,
+    ports = saved_ports(state) if state is not None else {}
+    ports.update({k: v for k, v in (("quickbooks", qbo_port), ("xero", xero_port))
+                  if v is not None})
+    try:
+        sandbox_cm = running_sandbox(seed, ports=ports, state=state)
+        sandbox = sandbox_cm.__enter__()
+    except OSError as exc:
+        raise UserError(f"cannot start the emulators: {exc.strerror or exc}",
+                        hint="a port is in use: choose others with --qbo-port/--xero-port"
+                        ) from exc
+    except ValueError as exc:
+        raise UserError(str(exc), hint="remove the state folder to start afresh") from exc
+    with interruptible():
+        try:
+            _serve(sandbox, mode, as_json=as_json, env_file=env_file, state=state,
+                   save_ports=save_ports)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sandbox_cm.__exit__(None, None, None)
+    if not as_json:
+        console.print("stopped" + (f"; state saved in {state}" if state else ""))
+
+
+def _serve(sandbox: Any, mode: Any, *, as_json: bool, env_file: Path | None,
+           state: Path | None, save_ports: Callable[[Path, dict[str, int]], None]) -> None:
+    sandbox.quickbooks.idempotency.replay = mode
+    sandbox.xero.idempotency.replay = mode
+    env = sandbox_env(sandbox.settings)
+    if state is not None:
+        save_ports(state, {"quickbooks": urlsplit(sandbox.quickbooks.url).port or 0,
+                           "xero": urlsplit(sandbox.xero.url).port or 0})
+    if env_file is not None:
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = env_file.with_suffix(".tmp")
+        tmp.write_text("\n".join(env_lines(env, export=False)) + "\n", encoding="utf-8")
+        os.replace(tmp, env_file)  # appears complete, or not at all
+    if as_json:
+        info = {platform: {"client_id": s.client_id, "client_secret": s.client_secret,
                            "redirect_uri": s.redirect_uri, "endpoints": dict(s.endpoints)}
                 for platform, s in sandbox.settings.items()}
-        if as_json:
-            console.print_json(json.dumps(info))
-        else:
-            for platform, data in info.items():
-                console.print(f"[bold]{platform}[/]")
-                for name, url in data["endpoints"].items():
-                    console.print(f"  {name:12} {url}")
-                prefix = f"AR_SYNC_{platform.upper()}_"
-                console.print(f"  export {prefix}CLIENT_ID={data['client_id']} "
-                              f"{prefix}CLIENT_SECRET={data['client_secret']} "
-                              f"{prefix}ENDPOINTS='{json.dumps(data['endpoints'])}'")
+        typer.echo(json.dumps({**info, "env": env}))
+    else:
+        for platform, s in sandbox.settings.items():
+            console.print(f"[bold]{platform}[/]")
+            for name, url in s.endpoints.items():
+                console.print(f"  {name:12} {url}", soft_wrap=True)
+        console.print("Settings (paste into a shell, or use --env-file / --json):")
+        for line in env_lines(env, export=True):
+            typer.echo(line)  # never wrapped, whatever the terminal width
+        if env_file is not None:
+            console.print(f"Wrote {env_file} (load with: set -a; . {env_file}; set +a)",
+                          soft_wrap=True)
         console.print(f"Key replay: {mode}. Serving; press Ctrl-C to stop.")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            console.print("stopped")
+    sys.stdout.flush()
+    while True:
+        time.sleep(3600)
+

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console
-from ar_sync.cli.common import open_store, pick_connections
+from ar_sync.cli.common import Format, open_store, pick_connections
 from ar_sync.connector import Connection
 from ar_sync.models import Invoice
 from ar_sync.plans import PaymentPlan, instalment_date, parse_every, schedule
@@ -100,10 +100,12 @@ def create_cmd(
 @plan_app.command("list")
 def list_cmd(
     tenant: TenantOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+    as_json: Annotated[bool, typer.Option("--json", hidden=True, help="Same as --format json")] = False,
     db: DbOption = None,
 ) -> None:
     """Show recorded payment plans (the rules file's `payment_plans` are not listed here)."""
+    as_json = as_json or fmt == Format.json
     store = open_store(db)
     rows = []
     for connection in pick_connections(store, [tenant] if tenant else None):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import date
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,19 +13,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from ar_sync.cli.app import UserError, app, console, err_console
-from ar_sync.cli.common import open_store, parse_day, pick_connections, settings_for
+from ar_sync.cli.common import Format, open_store, parse_day, pick_connections, settings_for
 from ar_sync.cli.render import actions_table, history_table, summary_table
 from ar_sync.cli.render_trust import rules_line
 from ar_sync.cli.signals import EXIT_INTERRUPTED, interruptible
 from ar_sync.policy import load_policy
-from ar_sync.sync import INTERRUPTED, LOCK_HELD, RunReport, run_tenant
+from ar_sync.sync import INTERRUPTED, LEASE_SECONDS, LOCK_HELD, RunReport, run_tenant
 
 log = logging.getLogger("ar_sync.run")
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data folder)")]
@@ -44,6 +39,19 @@ def exit_code(reports: list[RunReport], *, interrupted: bool) -> int:
     if any(r.stopped_early == LOCK_HELD for r in reports):
         return EXIT_LOCKED
     return 0
+
+
+def lease_seconds() -> float:
+    """How long a killed run's claims and lock block the next run: AR_SYNC_LEASE_SECONDS,
+    else 5 minutes. Longer than any single platform call with its retries."""
+    raw = os.environ.get("AR_SYNC_LEASE_SECONDS", "")
+    try:
+        value = float(raw) if raw else LEASE_SECONDS
+    except ValueError:
+        raise UserError(f"AR_SYNC_LEASE_SECONDS={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise UserError(f"AR_SYNC_LEASE_SECONDS={raw!r} must be positive")
+    return value
 
 
 def _log_to(path: Path) -> logging.Handler:
@@ -117,7 +125,7 @@ def _run_all(tenant: list[str] | None, *, dry_run: bool, full: bool, rules: str 
                 report = run_tenant(
                     store, connection.id, settings=settings[connection.platform], today=day,
                     dry_run=dry_run, full=full or None, rules_override=rules,
-                    on_progress=on_progress)
+                    on_progress=on_progress, lease_seconds=lease_seconds())
                 reports.append(report)
                 _log_report(report)
                 if report.stopped_early == INTERRUPTED:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from enum import StrEnum
 from pathlib import Path
 
 from ar_sync.cli.app import UserError
 from ar_sync.connector import Connection, PlatformSettings
 from ar_sync.settings import SettingsError, platform_settings
 from ar_sync.store.sqlite import SQLiteStore, default_data_dir
+
+
+class Format(StrEnum):
+    """`--format`, the same choice on every command that prints data."""
+
+    table = "table"
+    json = "json"
 
 
 def open_store(db: Path | None) -> SQLiteStore:
@@ -58,5 +66,5 @@ def as_of(today: str | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time(12, 0), tzinfo=UTC)
 
 
-__all__ = ["as_of", "default_data_dir", "open_store", "parse_day", "pick_connections",
+__all__ = ["Format", "as_of", "default_data_dir", "open_store", "parse_day", "pick_connections",
            "settings_for"]

@@ -1,0 +1,135 @@
+"""Drive the real CLI (subprocesses) against `ar-sync sandbox serve` (a subprocess too)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ar_sync.demo import connect_through_oauth
+from ar_sync.sandbox.common import Effect
+from ar_sync.sandbox.persist import load
+from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.sandbox.xero import XeroEmulator
+from ar_sync.settings import platform_settings
+from ar_sync.store.sqlite import SQLiteStore
+
+AR_SYNC = [str(Path(sys.executable).parent / "ar-sync")]
+TODAY = "2026-11-16"  # the demo company's day (ar_sync.sandbox.demo.DEMO_TODAY)
+
+
+def wait_for(check: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    state: Path
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        self.process.wait(timeout=30)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, _, value = line.partition("=")
+        env[name] = shlex.split(value)[0]
+    return env
+
+
+@contextmanager
+def sandbox(folder: Path, *extra: str) -> Iterator[Served]:
+    """`ar-sync sandbox serve --state folder/state --env-file folder/sandbox.env`."""
+    env_file = folder / "sandbox.env"
+    env_file.unlink(missing_ok=True)
+    state = folder / "state"
+    process = subprocess.Popen(
+        [*AR_SYNC, "sandbox", "serve", "--state", str(state), "--env-file", str(env_file),
+         "--json", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    served = Served(process, {}, state)
+    try:
+        wait_for(lambda: env_file.exists() or process.poll() is not None, 60,
+                 "the sandbox to start")
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        served.env = read_env_file(env_file)
+        yield served
+    finally:
+        served.stop()
+
+
+def connect(db: Path, env: dict[str, str], platforms: tuple[str, ...]) -> None:
+    """The real OAuth flow against the served emulators, into the CLI's store file."""
+    store = SQLiteStore(db)
+    for platform in platforms:
+        connect_through_oauth(store, platform, platform_settings(platform, env))
+    store.close()
+
+
+@dataclass
+class Cli:
+    db: Path
+    env: dict[str, str]
+    lease: float = 300.0
+    log: list[str] = field(default_factory=list)
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, **self.env, "AR_SYNC_LEASE_SECONDS": str(self.lease),
+                "COLUMNS": "200"}
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([*AR_SYNC, *args, "--db", str(self.db)], env=self._env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def run(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*AR_SYNC, *args, "--db", str(self.db)], env=self._env(),
+                              capture_output=True, text=True, timeout=timeout)
+        self.log.append(done.stdout + done.stderr)
+        return done
+
+
+def ledger_states(db: Path) -> Counter[str]:
+    with sqlite3.connect(db) as conn:
+        return Counter(dict(conn.execute("SELECT state, COUNT(*) FROM ledger GROUP BY state")))
+
+
+def done_keys(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {k for (k,) in conn.execute("SELECT key FROM ledger WHERE state = 'done'")}
+
+
+def locks(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as conn:
+        return list(conn.execute("SELECT name, owner FROM locks"))
+
+
+def effects(state: Path) -> list[Effect]:
+    """What the emulators held when they were last saved (run after stopping them)."""
+    found: list[Effect] = []
+    for name, emulator in (("quickbooks", QuickBooksEmulator()), ("xero", XeroEmulator())):
+        if load(state / f"{name}.state", emulator):
+            found += emulator.effects()
+    return found
+
+
+def duplicates(found: list[Effect]) -> dict[str, int]:
+    counts = Counter(e.key for e in found if e.key)
+    return {k: n for k, n in counts.items() if n > 1}

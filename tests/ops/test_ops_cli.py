@@ -1,0 +1,141 @@
+"""The operator's view, through the real CLI against `ar-sync sandbox serve`: state and ports
+survive a restart, Ctrl-C/SIGTERM stop cleanly, a platform that dies stops its tenant.
+
+Each test starts its own sandbox subprocess on free ports; every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+from .ops_helpers import (
+    TODAY,
+    Cli,
+    connect,
+    done_keys,
+    duplicates,
+    effects,
+    ledger_states,
+    locks,
+    sandbox,
+    wait_for,
+)
+
+
+def test_state_and_ports_survive_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "ar.db"
+    with sandbox(tmp_path) as first:
+        connect(db, first.env, ("quickbooks", "xero"))
+        cli = Cli(db, first.env)
+        ran = cli.run("run", "--today", TODAY, "--format", "json")
+        assert ran.returncode == 0, ran.stderr
+        written = sum(r["done"] for r in json.loads(ran.stdout))
+        assert written > 0
+        ports = json.loads((first.state / "ports.json").read_text())
+    with sandbox(tmp_path) as second:  # no ports given: the saved ones
+        assert second.env == first.env  # same ports, same settings: nothing to re-export
+        assert json.loads((second.state / "ports.json").read_text()) == ports
+        again = Cli(db, second.env).run("run", "--full", "--today", TODAY, "--format", "json")
+        # the emulators remember the tokens (no "reconnect needed") and every write
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert sum(r["done"] for r in json.loads(again.stdout)) == 0
+    found = effects(second.state)
+    assert duplicates(found) == {}
+    assert {e.key for e in found if e.key} >= {k for k in done_keys(db)} - _email_keys(db)
+
+
+def _email_keys(db: Path) -> set[str]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return {k for (k,) in conn.execute(
+            "SELECT key FROM ledger WHERE kind = 'reminder_email'")}
+
+
+def test_interrupt_and_terminate_release_everything(tmp_path: Path) -> None:
+    db = tmp_path / "ar.db"
+    with sandbox(tmp_path) as served:
+        connect(db, served.env, ("xero",))
+        cli = Cli(db, served.env)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            before = ledger_states(db)["done"]
+            run = cli.start("run", "--today", TODAY)
+            wait_for(lambda b=before: ledger_states(db)["done"] >= b + 3 or run.poll() is not None,
+                     120, "a few writes")
+            assert run.poll() is None, "the run finished before it could be interrupted"
+            run.send_signal(sig)
+            out, err = run.communicate(timeout=60)
+            assert run.returncode == 130, out + err
+            assert "interrupted:" in err and "left for the next run" in err
+            assert locks(db) == []  # tenant and per-invoice locks released
+            assert ledger_states(db)["claimed"] == 0  # the current write was released
+        final = cli.run("run", "--today", TODAY, "--format", "json")
+        assert final.returncode == 0, final.stderr
+        report = json.loads(final.stdout)[0]
+        assert report["busy"] == 0 and report["errors"] == []
+        assert ledger_states(db)["retry"] == 0 and ledger_states(db)["claimed"] == 0
+    assert duplicates(effects(served.state)) == {}
+
+
+def test_platform_dying_mid_run_stops_the_tenant_quickly(tmp_path: Path) -> None:
+    db = tmp_path / "ar.db"
+    with sandbox(tmp_path) as served:
+        connect(db, served.env, ("quickbooks",))
+        cli = Cli(db, served.env)
+        run = cli.start("run", "--today", TODAY, "--format", "json")
+        wait_for(lambda: ledger_states(db)["done"] >= 3 or run.poll() is not None, 120,
+                 "a few writes")
+        assert run.poll() is None, "the run finished before the outage"
+        served.stop(signal.SIGKILL)
+        killed_at = time.monotonic()
+        out, err = run.communicate(timeout=90)
+        took = time.monotonic() - killed_at
+    assert run.returncode == 1, out + err
+    report = json.loads(out)[0]
+    assert report["stopped_early"] == "platform unavailable"
+    assert any("platform unavailable" in e for e in report["errors"])
+    assert report["deferred"] > 0
+    print(f"[outage] the run stopped {took:.1f} s after the platform died")
+    assert took < 30, f"the run went on for {took:.1f} s after the platform died"
+    assert locks(db) == [] and ledger_states(db)["claimed"] == 0
+
+
+def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path) -> None:
+    """AR_SYNC_KILLS=20 AR_SYNC_KILL_SEED=n for a longer schedule (about 5 s a kill)."""
+    rng = random.Random(int(os.environ.get("AR_SYNC_KILL_SEED", "13")))
+    kills = int(os.environ.get("AR_SYNC_KILLS", "3"))
+    db = tmp_path / "ar.db"
+    killed = 0
+    with sandbox(tmp_path) as served:
+        connect(db, served.env, ("quickbooks", "xero"))
+        cli = Cli(db, served.env, lease=2.0)
+        for _ in range(kills):
+            target = ledger_states(db)["done"] + rng.randint(1, 25)
+            run = cli.start("run", "--today", TODAY)
+            wait_for(lambda t=target: ledger_states(db)["done"] >= t or run.poll() is not None,
+                     120, "writes before the kill")
+            time.sleep(rng.random() * 0.3)  # anywhere: mid-claim, mid-write, mid-complete
+            if run.poll() is None:
+                run.kill()
+                killed += 1
+            run.communicate(timeout=30)
+            time.sleep(2.2)  # the killed run's lease and lock expire (real clock)
+        final = cli.run("run", "--today", TODAY, "--format", "json")
+        assert final.returncode == 0, final.stdout + final.stderr
+        again = cli.run("run", "--today", TODAY, "--format", "json")
+        assert again.returncode == 0
+        assert all(r["planned"] == 0 for r in json.loads(again.stdout))
+        states = ledger_states(db)
+        assert states["claimed"] == 0 and states["retry"] == 0
+    found = effects(served.state)
+    print(f"[kill] {killed} SIGKILLs, {len(found)} effects on the platforms, "
+          f"{states['done']} done in the ledger")
+    assert killed > 0
+    assert duplicates(found) == {}
+    on_platform = {e.key for e in found if e.key}
+    assert done_keys(db) - _email_keys(db) <= on_platform  # nothing recorded but missing
+    assert on_platform <= done_keys(db)  # nothing written that the ledger does not know
