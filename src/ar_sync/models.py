@@ -149,6 +149,9 @@ class ActionKind(StrEnum):
     ESCALATE = "escalate"
     SKIP = "skip"  # recorded in the ledger only: a stage that was missed and will never be sent
     WAIVE_FEE = "waive_fee"  # reverse a fee we charged (credit note allocated to the invoice)
+    CUSTOMER_EMAIL = "customer_email"  # one invoice's stage in ar-sync's own e-mail
+    MESSAGE = "message"  # one e-mail to one customer on one day (groups customer_email items)
+    NOTIFY = "notify"  # an escalation notice to a person (e-mail) or a receiver (webhook)
 
 
 def action_key(
@@ -231,8 +234,49 @@ class SkipStage(_ActionBase):
     superseded_by: str
 
 
+class EmailReminder(_ActionBase):
+    """One invoice's reminder stage in ar-sync's own e-mail to the customer (`channel: email`).
+
+    Never written alone: ar_sync.messaging groups the items of one customer and day into one
+    CustomerMessage; the item's ledger row is completed with the message's key."""
+
+    kind: Literal[ActionKind.CUSTOMER_EMAIL] = ActionKind.CUSTOMER_EMAIL
+    customer_id: str
+    tone: str = "friendly"
+
+
+class CustomerMessage(_ActionBase):
+    """One e-mail to one customer on one day, listing every invoice due a reminder.
+
+    `invoice_id` is the first invoice's (ledger rows are filed per invoice); `occurrence` is
+    the day. The content is composed when planning, so a dry run shows the exact message."""
+
+    kind: Literal[ActionKind.MESSAGE] = ActionKind.MESSAGE
+    customer_id: str
+    customer_name: str
+    to: str
+    items: tuple[EmailReminder, ...]
+    message_id: str
+    subject: str
+    text: str
+    html: str
+    tone: str
+    attach_pdf: bool = False
+
+
+class EscalationNotice(_ActionBase):
+    """Tell a person (e-mail) or a receiver (signed webhook) that a debt was escalated."""
+
+    kind: Literal[ActionKind.NOTIFY] = ActionKind.NOTIFY
+    channel: Literal["email", "webhook"]
+    target: str
+    escalation: str = Field(description="The Escalate action's key")
+    body: dict[str, Any] = Field(description="The JSON document (webhook) / facts (e-mail)")
+
+
 Action = Annotated[
-    AddNote | SendReminder | ApplyLateFee | Escalate | SkipStage | WaiveFee,
+    AddNote | SendReminder | ApplyLateFee | Escalate | SkipStage | WaiveFee | EmailReminder
+    | CustomerMessage | EscalationNotice,
     Field(discriminator="kind"),
 ]
 WRITE_KINDS = frozenset({ActionKind.NOTE, ActionKind.REMINDER_EMAIL, ActionKind.LATE_FEE,

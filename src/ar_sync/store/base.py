@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from ar_sync.connector import Connection, TokenSet
 from ar_sync.ledger import Ledger
+from ar_sync.messaging.contacts import Contact
 from ar_sync.models import Invoice
 from ar_sync.plans import PaymentPlan
 from ar_sync.store.trust import TrustStore
@@ -98,4 +99,13 @@ class Store(TrustStore, Ledger, Protocol):
 
     def delete_payment_plan(self, connection_id: str, invoice: str) -> bool:
         """Remove the plan for `invoice`; False if there was none."""
+        ...
+
+    # contacts ----------------------------------------------------------------------------
+    def save_contact(self, contact: Contact) -> None:
+        """Insert or replace the contact for (contact.tenant, contact.customer_id)."""
+        ...
+
+    def contacts(self, tenant: str) -> dict[str, Contact]:
+        """Every stored contact of one tenant, by customer id."""
         ...

@@ -46,6 +46,7 @@ from ar_sync.models import (
     LedgerEntry,
     WaiveFee,
 )
+from ar_sync.messaging.contacts import Contact
 from ar_sync.plans import PaymentPlan
 from ar_sync.store.base import Checkpoint, PendingAuth
 from ar_sync.store.dynamodb_trust import DynamoDBTrustMixin
@@ -461,6 +462,18 @@ class DynamoDBStore(DynamoDBTrustMixin):
             TableName=self._tenants, Key=_ser({"pk": f"plan#{connection_id}", "sk": invoice}),
             ReturnValues="ALL_OLD")
         return bool(out.get("Attributes"))
+
+    # contacts (e-mail override, opt-out, bounces) ------------------------------------------
+    def save_contact(self, contact: Contact) -> None:
+        self._put(self._tenants, {"pk": f"contact#{contact.tenant}", "sk": contact.customer_id,
+                                  "data": contact.model_dump_json()})
+
+    def contacts(self, tenant: str) -> dict[str, Contact]:
+        items = self._query(
+            TableName=self._tenants, KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=_ser({":pk": f"contact#{tenant}"}), ConsistentRead=True)
+        found = (Contact.model_validate_json(item["data"]) for item in items)
+        return {c.customer_id: c for c in found}
 
     # ledger ------------------------------------------------------------------------------
     def claim(self, action: Action, *, owner: str, now: datetime, lease_seconds: float,

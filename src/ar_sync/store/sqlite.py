@@ -23,6 +23,7 @@ from pydantic import TypeAdapter
 from ar_sync.connector import Connection, TokenSet
 from ar_sync.crypto import TokenCipher, local_cipher
 from ar_sync.ledger import Claim, ClaimOutcome
+from ar_sync.messaging.contacts import Contact
 from ar_sync.models import (
     Action,
     ApplyLateFee,
@@ -78,6 +79,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (connection_id TEXT PRIMARY KEY, since TE
 CREATE TABLE IF NOT EXISTS invoices (connection_id TEXT NOT NULL, id TEXT NOT NULL,
                                      body TEXT NOT NULL, PRIMARY KEY (connection_id, id));
 CREATE TABLE IF NOT EXISTS reports (connection_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (connection_id TEXT NOT NULL, customer_id TEXT NOT NULL,
+                                     body TEXT NOT NULL, PRIMARY KEY (connection_id, customer_id));
 CREATE TABLE IF NOT EXISTS payment_plans (connection_id TEXT NOT NULL, invoice TEXT NOT NULL,
                                           body TEXT NOT NULL, PRIMARY KEY (connection_id, invoice));
 """
@@ -449,3 +452,16 @@ class SQLiteStore(SQLiteTrustMixin):
             return bool(db.execute(
                 "DELETE FROM payment_plans WHERE connection_id = ? AND invoice = ?",
                 (connection_id, invoice)).rowcount)
+
+    # ----------------------------------------------------------------------- contacts
+
+    def save_contact(self, contact: Contact) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO contacts VALUES (?, ?, ?) ON CONFLICT(connection_id,"
+                       " customer_id) DO UPDATE SET body = excluded.body",
+                       (contact.tenant, contact.customer_id, contact.model_dump_json()))
+
+    def contacts(self, tenant: str) -> dict[str, Contact]:
+        rows = self._query("SELECT body FROM contacts WHERE connection_id = ?", (tenant,))
+        found = (Contact.model_validate_json(r["body"]) for r in rows)
+        return {c.customer_id: c for c in found}
