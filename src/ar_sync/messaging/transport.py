@@ -164,6 +164,9 @@ class SmtpMailer:
             except (OSError, smtplib.SMTPException) as exc:
                 return SendResult(Outcome.UNKNOWN,
                                   detail=f"connection lost during data: {type(exc).__name__}")
+            if code != 250:  # the server answered the data with a refusal
+                return SendResult(Outcome.UNSENT, detail=f"data refused {code}",
+                                  permanent=code >= 500)
             return SendResult(Outcome.SENT, ref=str(message["Message-ID"]),
                               detail=reply.decode(errors="replace")[:200])
         finally:

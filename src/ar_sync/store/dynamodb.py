@@ -36,6 +36,7 @@ from pydantic import TypeAdapter
 
 from ar_sync.connector import Connection, TokenSet
 from ar_sync.ledger import Claim, ClaimOutcome
+from ar_sync.messaging.contacts import Contact
 from ar_sync.models import (
     TERMINAL_STATES,
     Action,
@@ -46,7 +47,6 @@ from ar_sync.models import (
     LedgerEntry,
     WaiveFee,
 )
-from ar_sync.messaging.contacts import Contact
 from ar_sync.plans import PaymentPlan
 from ar_sync.store.base import Checkpoint, PendingAuth
 from ar_sync.store.dynamodb_trust import DynamoDBTrustMixin
