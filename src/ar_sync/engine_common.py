@@ -8,6 +8,7 @@ from ar_sync.models import (
     ActionKind,
     AddNote,
     ApplyLateFee,
+    EmailReminder,
     Escalate,
     Invoice,
     LedgerEntry,
@@ -22,7 +23,7 @@ _KINDS = {k.value: k for k in ActionKind}
 _FIELDS_SET: dict[type, set[str]] = {
     cls: set(cls.model_fields)
     for cls in (AddNote, SendReminder, ApplyLateFee, Escalate, SkipStage, WaiveFee, Money,
-                LedgerEntry, Invoice)  # the stores read rows they wrote (store/rows.py)
+                LedgerEntry, Invoice, EmailReminder)  # the stores read rows they wrote (rows.py)
 }
 _set = object.__setattr__
 

@@ -35,11 +35,12 @@ __all__ = ["Compiled", "compile_policy"]
 ONCE = "once"
 _NOTE = ActionKind.NOTE.value
 _EMAIL = ActionKind.REMINDER_EMAIL.value
+_OWN_EMAIL = ActionKind.CUSTOMER_EMAIL.value
 _FEE = ActionKind.LATE_FEE.value
 _ESC = ActionKind.ESCALATE.value
 _SKIP = ActionKind.SKIP.value
 _WAIVE = ActionKind.WAIVE_FEE.value
-KIND_ORDER = {_WAIVE: 0, _FEE: 0, _ESC: 1, _NOTE: 2, _EMAIL: 3, _SKIP: 4}
+KIND_ORDER = {_WAIVE: 0, _FEE: 0, _ESC: 1, _NOTE: 2, _EMAIL: 3, _OWN_EMAIL: 3, _SKIP: 4}
 _TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 _DONE = EntryState.DONE.value
 _OPEN = InvoiceStatus.OPEN.value
@@ -58,12 +59,13 @@ class _Stage:
     name: str
     days: int
     tone: str
-    email: bool
+    email: bool  # an e-mail goes out (the platform's or ar-sync's, see `channel`)
     note: Template
     note_key: tuple[str, str, str]  # (kind, rule, occurrence) as in the ledger
     email_key: tuple[str, str, str]
     skip_key: tuple[str, str, str]
     backfill: bool  # may be the catch-up stage when its date fell before go-live
+    channel: str = "note"  # note | platform | email
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +176,10 @@ def compile_policy(policy: Policy) -> Compiled:
         calendar = ANY_DAY
     ordered = sorted(policy.reminders, key=lambda r: r.days)
     stages = tuple(
-        _Stage(i, r.name, r.days, r.tone, r.email, compile_template(r.note, NOTE_FIELDS),
-               (_NOTE, r.name, ONCE), (_EMAIL, r.name, ONCE), (_SKIP, r.name, ONCE),
-               r.backfill != "none")
+        _Stage(i, r.name, r.days, r.tone, r.delivery != "note",
+               compile_template(r.note, NOTE_FIELDS), (_NOTE, r.name, ONCE),
+               (_OWN_EMAIL if r.delivery == "email" else _EMAIL, r.name, ONCE),
+               (_SKIP, r.name, ONCE), r.backfill != "none", r.delivery)
         for i, r in enumerate(ordered)
     )
     fees = tuple(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ar_sync.engine_compile import _EMAIL, _NOTE, _SKIP, ONCE
-from ar_sync.models import AddNote, SendReminder, SkipStage
+from ar_sync.engine_compile import _EMAIL, _NOTE, _OWN_EMAIL, _SKIP, ONCE
+from ar_sync.models import AddNote, EmailReminder, SendReminder, SkipStage
 
 if TYPE_CHECKING:
     from ar_sync.engine_core import _Invoice as Job
@@ -43,9 +43,10 @@ def plan_reminders(job: Job) -> None:
                  superseded_by="go-live")
         return
     send_note = latest > handled_top
-    # No address, no e-mail: the platform would refuse it; the note still records the stage.
+    # No address, no platform e-mail: the platform would refuse it; the note still records the
+    # stage. ar-sync's own e-mail may go to a contact's override address: messaging decides.
     send_email = (st.email and st.email_key not in final
-                  and bool(job.inv.customer_email))
+                  and (st.channel == "email" or bool(job.inv.customer_email)))
     if not (send_note or send_email):
         return
     on = dates[latest]
@@ -53,6 +54,9 @@ def plan_reminders(job: Job) -> None:
     if send_note:
         text = st.note.render(job.template_values(st.name))
         job.emit(AddNote, _NOTE, st.name, ONCE, on, why, text=text, tone=st.tone)
-    if send_email:
+    if send_email and st.channel == "email":
+        job.emit(EmailReminder, _OWN_EMAIL, st.name, ONCE, on, why,
+                 customer_id=job.inv.customer_id, tone=st.tone)
+    elif send_email:
         job.emit(SendReminder, _EMAIL, st.name, ONCE, on, why,
                   to=job.inv.customer_email)

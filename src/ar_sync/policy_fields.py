@@ -21,6 +21,7 @@ from pydantic import (
 from ar_sync.fees import Amounts, parse_amounts
 from ar_sync.money import normalise_currency
 from ar_sync.templates import (
+    EMAIL_FIELDS,
     ESCALATION_FIELDS,
     FEE_LABEL_FIELDS,
     NOTE_FIELDS,
@@ -132,6 +133,7 @@ NoteTemplate = Annotated[str, Strict(), _template(NOTE_FIELDS)]
 FeeLabel = Annotated[str, Strict(), _template(FEE_LABEL_FIELDS)]
 EscalationNote = Annotated[str, Strict(), _template(ESCALATION_FIELDS)]
 Backfill = Literal["none", "latest", "all"]
+EmailTemplate = Annotated[str, Strict(), _template(EMAIL_FIELDS)]
 Tone = Literal["friendly", "neutral", "firm", "final"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     Strict,
@@ -15,6 +16,7 @@ from pydantic import (
 )
 
 from ar_sync.calendar import check_holiday_region, local_date, zone
+from ar_sync.messaging.contacts import valid_address
 from ar_sync.plans import PaymentPlan
 from ar_sync.policy_fees import LateFee
 from ar_sync.policy_fields import (
@@ -22,6 +24,7 @@ from ar_sync.policy_fields import (
     DEFAULT_NOTE,
     AmountsField,
     Currency,
+    EmailTemplate,
     EscalationNote,
     Int,
     Name,
@@ -33,6 +36,20 @@ from ar_sync.policy_fields import (
 
 # ============================================================================= the schema
 
+Channel = Literal["note", "platform", "email"]
+
+
+def _address(value: str) -> str:
+    if not valid_address(value):
+        raise ValueError(f"not an e-mail address: {value!r}")
+    return value
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ValueError(f"a webhook URL must be https:// (http only for 127.0.0.1): {value!r}")
+    return value
+
 
 class Reminder(_Model):
     """A reminder stage: a note on the invoice, optionally the platform's e-mail."""
@@ -42,12 +59,34 @@ class Reminder(_Model):
     days: Int = Field(ge=-365, le=3650, description="Days relative to the due date: -3 is "
                       "three days before, 0 the due date, 7 a week after")
     tone: Tone = Field("friendly", description="How firm the stage is (shown to bookkeepers)")
-    email: bool = Field(False, description="Also ask the platform to send its invoice e-mail")
+    email: bool = Field(False, description="Also ask the platform to send its invoice e-mail "
+                        "(the same as channel: platform)")
+    channel: Channel | None = Field(None, description="Who tells the customer: 'note' (only "
+                                    "the note on the invoice), 'platform' (the platform's "
+                                    "invoice e-mail) or 'email' (ar-sync's own e-mail with this "
+                                    "stage's subject and body, one per customer a day)")
+    subject: EmailTemplate | None = Field(None, description="E-mail subject (channel: email); "
+                                          "default per tone")
+    body: EmailTemplate | None = Field(None, description="E-mail opening text (channel: "
+                                       "email); the statement of invoices follows; default "
+                                       "per tone")
     note: NoteTemplate = Field(DEFAULT_NOTE, description="Note text; {placeholders} allowed")
     backfill: Literal["none", "latest"] = Field(
         "latest", description="When the connection goes live after this stage's date: "
         "'latest' (default) sends it if it is the latest stage due, once; 'none' never sends "
         "it (only stages dated from go-live on are sent)")
+
+    @model_validator(mode="after")
+    def _channel(self) -> Reminder:
+        if self.email and self.channel not in (None, "platform"):
+            raise ValueError(f"email: true asks for the platform's e-mail; it contradicts "
+                             f"channel: {self.channel}")
+        return self
+
+    @property
+    def delivery(self) -> Channel:
+        """The channel in effect (`email: true` is the older spelling of `platform`)."""
+        return self.channel or ("platform" if self.email else "note")
 
 
 class Holidays(_Model):
@@ -153,6 +192,16 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
+class EscalationNotify(_Model):
+    """Who hears about an escalation: people by e-mail, receivers by signed webhook."""
+
+    email: tuple[Annotated[str, Strict(), AfterValidator(_address)], ...] = Field(
+        (), description="Addresses told by e-mail (e.g. the credit controller)")
+    webhook: tuple[Annotated[str, Strict(), AfterValidator(_url)], ...] = Field(
+        (), description="URLs that receive a signed JSON POST (an agency's API, a chat "
+        "incoming hook); signed with AR_SYNC_NOTIFY_WEBHOOK_SECRET")
+
+
 class Escalation(_Model):
     """Hand a debt to a person or an agency, once per invoice."""
 
@@ -163,6 +212,17 @@ class Escalation(_Model):
     to: EscalationTarget = Field(description="{person: ...} or {agency: ...}")
     note: EscalationNote = Field(DEFAULT_ESCALATION_NOTE, description="Note written on the "
                                  "invoice; {to} allowed")
+    notify: EscalationNotify | None = Field(None, description="Also tell someone: e-mail "
+                                            "addresses and/or webhook URLs")
+
+
+class EmailRules(_Model):
+    """ar-sync's own e-mails to customers (stages with channel: email)."""
+
+    group_by: Literal["customer", "invoice"] = Field("customer", description="'customer': "
+                                                     "one message a day listing every invoice "
+                                                     "due a reminder; 'invoice': one each")
+    attach_pdf: bool = Field(False, description="Attach each invoice's PDF from the platform")
 
 
 class InstalmentReminders(_Model):
@@ -236,6 +296,8 @@ class Policy(_Model):
         "`ar-sync payment-plan create` take precedence)")
     risk: RiskRules = Field(default_factory=RiskRules,
                             description="Rule changes per customer risk level")
+    email: EmailRules = Field(default_factory=EmailRules,
+                              description="ar-sync's own e-mails to customers")
 
     @field_validator("reminders")
     @classmethod

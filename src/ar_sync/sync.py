@@ -27,12 +27,18 @@ from ar_sync.errors import (
 )
 from ar_sync.invoice_checks import plannable
 from ar_sync.ledger import ClaimOutcome
+from ar_sync.messaging.run import execute as mail_execute
+from ar_sync.messaging.run import group_plan, keys_in_plan, leftover_order
+from ar_sync.messaging.settings import MailSetup, mail_setup
 from ar_sync.models import (
     Action,
     ActionKind,
     AddNote,
     ApplyLateFee,
+    CustomerMessage,
+    EmailReminder,
     Escalate,
+    EscalationNotice,
     FeeMode,
     Invoice,
     InvoiceStatus,
@@ -42,6 +48,7 @@ from ar_sync.models import (
 )
 from ar_sync.policy import Policy
 from ar_sync.report import risk_levels
+from ar_sync.settings import SettingsError
 from ar_sync.store.base import Checkpoint, Store
 from ar_sync.sync_trust import fee_totals, plan_tenant, tenant_setup
 
@@ -93,6 +100,8 @@ class RunReport:
     retry: int = 0
     deferred: int = 0  # left for the next run (budget)
     busy: int = 0  # held by another runner's live claim
+    ambiguous: int = 0  # e-mails whose send outcome is unknown: never resent, check by hand
+    not_emailed: list[str] = field(default_factory=list)  # customers due an e-mail who got none
     api_calls: int = 0
     stopped_early: str | None = None
     errors: list[str] = field(default_factory=list)
@@ -108,7 +117,7 @@ class RunReport:
     def count(self, outcome: ActionOutcome) -> None:
         self.actions.append(outcome)
         if outcome.outcome in ("done", "reconciled", "skipped", "failed", "retry", "deferred",
-                               "busy"):
+                               "busy", "ambiguous"):
             setattr(self, outcome.outcome, getattr(self, outcome.outcome) + 1)
 
 
@@ -151,6 +160,7 @@ def run_tenant(
     use_lock: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
     today: date | None = None,
+    mail: MailSetup | None = None,
 ) -> RunReport:
     """Run one tenant once. Safe to call concurrently and after any crash.
 
@@ -174,6 +184,12 @@ def run_tenant(
     setup.annotate(report)
     policy = setup.policy
     dry_run = report.dry_run = dry_run or setup.preview  # preview writes nothing
+    if mail is None:
+        try:
+            mail = mail_setup()
+        except SettingsError as exc:
+            report.errors.append(f"e-mail settings: {exc}")
+            mail = MailSetup()
 
     lock_name = f"tenant:{connection_id}"
     use_lock = use_lock and not dry_run
@@ -189,7 +205,7 @@ def run_tenant(
         _run(store, connection, connector, policy, report, budget=budget,
              today=today or policy.today(now), clock=clock, owner=owner, full=full,
              dry_run=dry_run, only_invoices=only_invoices, lease_seconds=lease_seconds,
-             on_progress=on_progress, rules_version=setup.rules_version)
+             on_progress=on_progress, rules_version=setup.rules_version, mail=mail)
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the current claim was released by _run; the locks are released
         # below; what is left is in the report (deferred) and goes first next run.
@@ -240,6 +256,7 @@ def _run(
     lease_seconds: float,
     on_progress: Callable[[int, int], None] | None,
     rules_version: int | None = None,
+    mail: MailSetup | None = None,
 ) -> None:
     tenant = connection.id
     checkpoint = store.get_checkpoint(tenant)
@@ -279,6 +296,11 @@ def _run(
     if only_invoices is not None:
         wanted = set(only_invoices)
         actions = [a for a in actions if a.invoice_id in wanted]
+    mail = mail or MailSetup()
+    grouped = group_plan(store, tenant, actions, by_id, policy, today, mail)
+    actions = grouped.actions
+    report.not_emailed = [f"{u.customer_name} ({', '.join(u.invoices)}): {u.why}"
+                          for u in grouped.unreachable]
     report.planned = len(actions)
     report.fees = fee_totals(actions)
 
@@ -289,7 +311,7 @@ def _run(
 
     # Leftovers from earlier runs first (claims of crashed runners, transient failures), from
     # the payload stored with the claim: nothing planned is lost even if the plan moved on.
-    planned_keys = {a.key for a in actions}
+    planned_keys = keys_in_plan(actions)
     leftovers: list[Action] = []
     for entry in store.unfinished(tenant):
         if entry.key in planned_keys:
@@ -303,6 +325,7 @@ def _run(
     for action, new in zip(skips, recorded, strict=True):
         if new:
             report.count(_outcome(action, "skipped", action.reason))
+    leftovers.sort(key=leftover_order)
     queue = leftovers + [a for a in actions if not isinstance(a, SkipStage)]
     total = len(queue)
     breaker = _Breaker(clock)
@@ -313,9 +336,13 @@ def _run(
             if not budget.can_spend(2):
                 raise BudgetExhaustedError("not enough budget left for another write")
             action_started = clock()
-            outcome = _execute(store, connector, action, by_id.get(action.invoice_id),
-                               owner=owner, clock=clock, lease_seconds=lease_seconds,
-                               rules_version=rules_version)
+            sent = mail_execute(store, connector, action, setup=mail, invoices=by_id,
+                                today=today, owner=owner, clock=clock,
+                                lease_seconds=lease_seconds)
+            outcome = (_outcome(action, sent.outcome, sent.detail, sent.ref) if sent else
+                       _execute(store, connector, action, by_id.get(action.invoice_id),
+                                owner=owner, clock=clock, lease_seconds=lease_seconds,
+                                rules_version=rules_version))
         except BudgetExhaustedError:
             # Stop cleanly: the claim (if any) was released for retry; the rest goes first
             # next run, because the plan will contain it again and leftovers go first.
@@ -331,7 +358,8 @@ def _run(
             _defer(report, queue[index:], "interrupted; goes first next run")
             raise
         report.count(outcome)
-        if breaker.opens(outcome, started=action_started):
+        # A mail server or a notice receiver failing says nothing about the platform.
+        if sent is None and breaker.opens(outcome, started=action_started):
             _defer(report, queue[index + 1:], PLATFORM_UNAVAILABLE)
             report.errors.append(f"{PLATFORM_UNAVAILABLE}: {breaker.failures} writes in a "
                                  f"row failed after retries ({outcome.detail})")
@@ -398,6 +426,13 @@ def describe(action: Action) -> str:
         return f"escalation note: {action.text}"
     if isinstance(action, WaiveFee):
         return f"waive fee {action.amount}: {action.label}"
+    if isinstance(action, CustomerMessage):
+        numbers = ", ".join(i.invoice_number for i in action.items)
+        return f"e-mail to {action.to}: {action.subject!r} ({numbers})"
+    if isinstance(action, EscalationNotice):
+        return f"escalation notice by {action.channel} to {action.target}"
+    if isinstance(action, EmailReminder):
+        return f"e-mail item of stage {action.rule}"
     return f"skip stage (superseded by {action.superseded_by})"
 
 

@@ -35,12 +35,16 @@ PLACEHOLDERS: dict[str, str] = {
     "fee": "the fee charged, with its currency (late-fee labels only)",
     "period": "which occurrence of a recurring fee, e.g. '2026-11' or 'n3' (fee labels only)",
     "to": "who the debt is escalated to (escalation notes only)",
+    "invoice_count": "how many invoices the e-mail lists (e-mail subject/body only)",
+    "total_due": "the sum of their balances, per currency (e-mail subject/body only)",
 }
 
 _FEE_ONLY = frozenset({"fee", "period"})
-NOTE_FIELDS: frozenset[str] = frozenset(PLACEHOLDERS) - _FEE_ONLY - {"to"}
-FEE_LABEL_FIELDS: frozenset[str] = frozenset(PLACEHOLDERS) - {"to"}
-ESCALATION_FIELDS: frozenset[str] = frozenset(PLACEHOLDERS) - _FEE_ONLY
+_EMAIL_ONLY = frozenset({"invoice_count", "total_due"})
+NOTE_FIELDS: frozenset[str] = frozenset(PLACEHOLDERS) - _FEE_ONLY - _EMAIL_ONLY - {"to"}
+FEE_LABEL_FIELDS: frozenset[str] = frozenset(PLACEHOLDERS) - _EMAIL_ONLY - {"to"}
+ESCALATION_FIELDS: frozenset[str] = frozenset(PLACEHOLDERS) - _FEE_ONLY - _EMAIL_ONLY
+EMAIL_FIELDS: frozenset[str] = NOTE_FIELDS | _EMAIL_ONLY
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
 

@@ -18,15 +18,12 @@ from decimal import Decimal
 
 from ar_sync.models import Invoice
 from ar_sync.templates import (
-    NOTE_FIELDS,
+    EMAIL_FIELDS,
     Template,
     compile_template,
     format_money,
     invoice_values,
 )
-
-# Placeholders an e-mail subject/body may use: the note's, plus two for grouped messages.
-EMAIL_FIELDS: frozenset[str] = NOTE_FIELDS | {"invoice_count", "total_due"}
 
 TONES = ("friendly", "neutral", "firm", "final")  # mildest first
 TONE_RANK = {tone: rank for rank, tone in enumerate(TONES)}

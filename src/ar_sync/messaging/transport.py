@@ -39,6 +39,11 @@ class SendResult:
     permanent: bool = False  # UNSENT and will not go better by retrying (bad address)
 
 
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message with CRLF line ends, as SMTP and SES expect (smtplib sends bytes as is)."""
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+
 class Mailer(Protocol):
     """A way to hand a finished message to a mail server."""
 
@@ -157,7 +162,7 @@ class SmtpMailer:
             except (OSError, smtplib.SMTPException) as exc:
                 return SendResult(Outcome.UNSENT, detail=f"before data: {type(exc).__name__}")
             try:
-                code, reply = client.data(message.as_bytes())
+                code, reply = client.data(wire_bytes(message))
             except smtplib.SMTPDataError as exc:  # the server answered: it refused the data
                 return SendResult(Outcome.UNSENT, detail=f"data refused {exc.smtp_code}",
                                   permanent=exc.smtp_code >= 500)
@@ -165,7 +170,8 @@ class SmtpMailer:
                 return SendResult(Outcome.UNKNOWN,
                                   detail=f"connection lost during data: {type(exc).__name__}")
             if code != 250:  # the server answered the data with a refusal
-                return SendResult(Outcome.UNSENT, detail=f"data refused {code}",
+                text = reply.decode(errors="replace")[:120]
+                return SendResult(Outcome.UNSENT, detail=f"data refused {code} {text}",
                                   permanent=code >= 500)
             return SendResult(Outcome.SENT, ref=str(message["Message-ID"]),
                               detail=reply.decode(errors="replace")[:200])
@@ -206,7 +212,7 @@ class SesMailer:
         )
 
         kwargs: dict[str, Any] = {
-            "Content": {"Raw": {"Data": message.as_bytes()}},
+            "Content": {"Raw": {"Data": wire_bytes(message)}},
             "EmailTags": [{"Name": k, "Value": v} for k, v in tags.items()],
         }
         if self._configuration_set:
@@ -240,5 +246,5 @@ class FolderMailer:
 
     def send(self, message: EmailMessage, *, tags: Mapping[str, str]) -> SendResult:
         name = str(message["Message-ID"]).strip("<>").split("@")[0].replace("/", "_")
-        (self.folder / f"{name}.eml").write_bytes(message.as_bytes())
+        (self.folder / f"{name}.eml").write_bytes(wire_bytes(message))
         return SendResult(Outcome.SENT, ref=str(message["Message-ID"]))

@@ -1,0 +1,104 @@
+"""The e-mail step of a sync run: group the plan's e-mail items, then deliver messages and
+notices through the ledger. Thin glue so sync.py only calls two functions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Literal
+
+from ar_sync.connector import Connector
+from ar_sync.errors import ConnectorError
+from ar_sync.messaging.compose import Wording
+from ar_sync.messaging.deliver import (
+    Delivered,
+    PdfSource,
+    deliver_message,
+    deliver_notice,
+    settle_leftover_item,
+)
+from ar_sync.messaging.group import MailRules, MessagePlan, plan_messages
+from ar_sync.messaging.settings import MailSetup
+from ar_sync.models import Action, CustomerMessage, EmailReminder, EscalationNotice, Invoice
+from ar_sync.policy import Policy
+from ar_sync.store.base import Store
+
+log = logging.getLogger(__name__)
+
+MAIL_KINDS = (CustomerMessage, EmailReminder, EscalationNotice)
+
+
+def mail_rules(policy: Policy) -> MailRules:
+    notify: dict[str, tuple[tuple[Literal["email", "webhook"], str], ...]] = {}
+    for esc in policy.escalations:
+        if esc.notify is not None:
+            notify[esc.name] = (tuple(("email", a) for a in esc.notify.email)
+                                + tuple(("webhook", u) for u in esc.notify.webhook))
+    return MailRules(
+        company=policy.company_name, group_by=policy.email.group_by,
+        attach_pdf=policy.email.attach_pdf,
+        wording={r.name: Wording(r.tone, r.subject, r.body) for r in policy.reminders},
+        notify=notify)
+
+
+def group_plan(store: Store, tenant: str, actions: Sequence[Action],
+               invoices: Mapping[str, Invoice], policy: Policy, today: date,
+               setup: MailSetup) -> MessagePlan:
+    """The plan with e-mail items grouped into messages (pure, but for reading contacts)."""
+    wants_mail = any(isinstance(a, EmailReminder) for a in actions)
+    contacts = store.contacts(tenant) if wants_mail else {}
+    domain = setup.sender.domain if setup.sender else ""
+    return plan_messages(actions, invoices, mail_rules(policy), contacts, today,
+                         sender_domain=domain)
+
+
+def keys_in_plan(actions: Iterable[Action]) -> set[str]:
+    """Every key the plan covers, a message's items included (they are not leftovers)."""
+    keys: set[str] = set()
+    for a in actions:
+        keys.add(a.key)
+        if isinstance(a, CustomerMessage):
+            keys.update(i.key for i in a.items)
+    return keys
+
+
+def leftover_order(action: Action) -> int:
+    """Leftover messages settle their items, so they go before leftover items."""
+    return 1 if isinstance(action, EmailReminder) else 0
+
+
+def _pdf_source(connector: Connector, invoices: Mapping[str, Invoice]) -> PdfSource | None:
+    fetch: Callable[[Invoice], bytes | None] | None = getattr(connector, "invoice_pdf", None)
+    if fetch is None:
+        return None
+
+    def pdf(invoice_id: str) -> bytes | None:
+        inv = invoices.get(invoice_id)
+        if inv is None:
+            return None
+        try:
+            return fetch(inv)
+        except ConnectorError as exc:  # send without the PDF rather than not at all
+            log.warning("invoice %s: no PDF (%s)", inv.number, exc)
+            return None
+
+    return pdf
+
+
+def execute(store: Store, connector: Connector, action: Action, *, setup: MailSetup,
+            invoices: Mapping[str, Invoice], today: date, owner: str,
+            clock: Callable[[], datetime], lease_seconds: float) -> Delivered | None:
+    """Deliver one message or notice (or close a leftover item); None: not a mail action."""
+    if isinstance(action, CustomerMessage):
+        return deliver_message(store, action, setup=setup, today=today, owner=owner,
+                               clock=clock, lease_seconds=lease_seconds,
+                               pdf=_pdf_source(connector, invoices))
+    if isinstance(action, EscalationNotice):
+        return deliver_notice(store, action, setup=setup, owner=owner, clock=clock,
+                              lease_seconds=lease_seconds)
+    if isinstance(action, EmailReminder):
+        return settle_leftover_item(store, action, owner=owner, clock=clock,
+                                    lease_seconds=lease_seconds) or Delivered(
+                                        "skipped", "settled by its message")
+    return None

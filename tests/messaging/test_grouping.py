@@ -1,0 +1,148 @@
+"""Grouping is pure: one message per customer and day, in the firmest tone, every invoice
+listed; contacts decide who gets nothing; keys and Message-IDs are deterministic."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from ar_sync.engine import plan
+from ar_sync.messaging.contacts import Contact
+from ar_sync.messaging.group import plan_messages
+from ar_sync.messaging.run import mail_rules
+from ar_sync.models import CustomerMessage, EmailReminder, Escalate, EscalationNotice, Invoice
+from ar_sync.policy import PolicyError, parse_policy
+
+from .helpers import RULES, TODAY, invoice, rules
+
+
+def _group(invoices: list[Invoice], *, text: str = RULES,
+           contacts: dict[str, Contact] | None = None, today=TODAY):  # type: ignore[no-untyped-def]
+    policy = rules(text)
+    actions = plan(invoices, {}, policy, today)
+    by_id = {i.id: i for i in invoices}
+    return actions, plan_messages(actions, by_id, mail_rules(policy), contacts or {}, today,
+                                  sender_domain="acme.example")
+
+
+def test_channel_email_plans_items_not_platform_emails() -> None:
+    actions, _ = _group([invoice(1, 3)])
+    kinds = sorted(str(a.kind) for a in actions if str(a.kind) != "skip")
+    assert kinds == ["customer_email", "note"]  # the note still records the stage
+    item = next(a for a in actions if isinstance(a, EmailReminder))
+    assert item.rule == "overdue-1" and item.customer_id == "c1"
+
+
+def test_one_message_per_customer_listing_every_invoice_in_the_firmest_tone() -> None:
+    invs = [invoice(1, 3), invoice(2, 20, balance="250.00"), invoice(3, 50, balance="75.50"),
+            invoice(4, 3, customer="c2", name="Other", email="other@example.com")]
+    _, grouped = _group(invs)
+    assert len(grouped.messages) == 2
+    one = next(m for m in grouped.messages if m.customer_id == "c1")
+    assert sorted(i.invoice_number for i in one.items) == ["INV-1", "INV-2", "INV-3"]
+    assert one.tone == "final"  # the firmest among friendly, firm and final
+    assert one.subject.startswith("Final notice from Acme Supplies")
+    for n, amount in (("INV-1", "100.00 USD"), ("INV-2", "250.00 USD"), ("INV-3", "75.50 USD")):
+        assert n in one.text and amount in one.text
+        assert f"https://pay.example/inv/{n[4:]}" in one.text
+    assert "425.50 USD" in one.text  # total_due in the final tone's opening
+    assert one.to == "one@example.com"
+    # no e-mail item is left in the plan: the message replaced them, at the first one's place
+    assert not any(isinstance(a, EmailReminder) for a in grouped.actions)
+    assert sum(isinstance(a, CustomerMessage) for a in grouped.actions) == 2
+
+
+def test_group_by_invoice_sends_one_message_each() -> None:
+    text = RULES.replace("email: {group_by: customer}", "email: {group_by: invoice}")
+    _, grouped = _group([invoice(1, 3), invoice(2, 20)], text=text)
+    assert len(grouped.messages) == 2
+    assert len({m.key for m in grouped.messages}) == 2
+    assert all(len(m.items) == 1 for m in grouped.messages)
+
+
+def test_stage_wording_and_placeholders() -> None:
+    _, grouped = _group([invoice(1, 20), invoice(2, 16)])
+    (msg,) = grouped.messages
+    assert msg.subject == "Second reminder: 200.00 USD overdue"
+    assert msg.text.startswith("Dear Customer One,\n\n2 invoice(s) are overdue.")
+
+
+def test_totals_are_per_currency_never_converted() -> None:
+    _, grouped = _group([invoice(1, 20, currency="JPY", balance="15000"),
+                         invoice(2, 16, currency="BHD", balance="12.345"),
+                         invoice(3, 16, balance="1000.00")])
+    (msg,) = grouped.messages
+    assert "12.345 BHD + 15,000 JPY + 1,000.00 USD" in msg.subject
+
+
+def test_keys_are_deterministic_and_one_per_customer_and_day() -> None:
+    invs = [invoice(1, 3), invoice(2, 20)]
+    _, a = _group(invs)
+    _, b = _group(list(reversed(invs)))
+    assert [m.key for m in a.messages] == [m.key for m in b.messages]
+    assert a.messages[0].message_id == b.messages[0].message_id
+    assert a.messages[0].message_id.endswith("@acme.example>")
+    assert a.messages[0].key in a.messages[0].message_id
+    # the same customer with a different set of invoices, same day: same ledger key (one row a
+    # day), different Message-ID
+    _, c = _group([invoice(1, 3)])
+    assert c.messages[0].key == a.messages[0].key
+    assert c.messages[0].message_id != a.messages[0].message_id
+    # the next day: another key
+    later = [i.model_copy(update={"due_date": i.due_date + timedelta(days=1)}) for i in invs]
+    _, d = _group(later, today=TODAY + timedelta(days=1))
+    assert d.messages[0].key != a.messages[0].key
+
+
+def test_contacts_override_opt_out_bounce_and_missing_address() -> None:
+    invs = [invoice(1, 3), invoice(2, 3, customer="c2", name="Two", email=None),
+            invoice(3, 3, customer="c3", name="Three", email="three@example.com"),
+            invoice(4, 3, customer="c4", name="Four", email="four@example.com"),
+            invoice(5, 3, customer="c5", name="Five", email=None)]
+    contacts = {
+        "c1": Contact(tenant="fake:1", customer_id="c1", email="ap@one.example"),
+        "c3": Contact(tenant="fake:1", customer_id="c3", opted_out=True),
+        "c4": Contact(tenant="fake:1", customer_id="c4", bounced="550 no such user"),
+        "c5": Contact(tenant="fake:1", customer_id="c5", email="five@example.com"),
+    }
+    _, grouped = _group(invs, contacts=contacts)
+    assert {m.customer_id: m.to for m in grouped.messages} == {"c1": "ap@one.example",
+                                                               "c5": "five@example.com"}
+    why = {u.customer_id: u.why for u in grouped.unreachable}
+    assert why["c2"] == "no e-mail address"
+    assert why["c3"] == "opted out"
+    assert why["c4"].startswith("address bounced")
+
+
+def test_escalation_notifies_each_target_once() -> None:
+    _actions, grouped = _group([invoice(1, 70)])
+    esc = [a for a in grouped.actions if isinstance(a, Escalate)]
+    notices = [a for a in grouped.actions if isinstance(a, EscalationNotice)]
+    assert len(esc) == 1
+    assert sorted((n.channel, n.target) for n in notices) == [
+        ("email", "credit@acme.example"), ("webhook", "http://127.0.0.1:9/hook")]
+    assert all(n.escalation == esc[0].key for n in notices)
+    assert len({n.key for n in notices}) == 2
+    body = notices[0].body
+    assert body["invoice_number"] == "INV-1" and body["balance"] == "100.00"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("channel: email, email: true", "contradicts"),
+    ("channel: fax", "channel"),
+    ('channel: email, subject: "{customer.name}"', "attribute access"),
+    ('channel: email, body: "{fee}"', "unknown placeholder"),
+])
+def test_rules_errors_name_the_field(bad: str, message: str) -> None:
+    text = RULES.replace("{name: overdue-1, days: 1, tone: friendly, channel: email}",
+                         "{name: overdue-1, days: 1, tone: friendly, " + bad + "}")
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "rules.yaml")
+    assert message in str(err.value) and "rules.yaml" in str(err.value)
+
+
+def test_bad_notify_targets_are_refused() -> None:
+    text = RULES.replace('webhook: ["http://127.0.0.1:9/hook"]', 'webhook: ["http://evil/x"]')
+    with pytest.raises(PolicyError, match="https"):
+        parse_policy(text, "rules.yaml")
