@@ -1,18 +1,27 @@
-"""Fault-injection harness: random, seeded schedules of crashing, racing, throttled runners.
+"""Fault-injection harness: random, seeded schedules of crashing, stalling and racing runners.
 
 A *platform* adapter gives fresh platform state, connectors with platform-level faults, and
 the platform's own count of effects per ar-sync key. The harness adds process crashes at
 random write attempts (before the call, or after the platform applied it but before the ledger
-recorded it), runs 1–3 runners at once with or without the tenant lock, then a final clean run,
-and checks from the platform's state: every planned action applied exactly once.
+recorded it), runners that stall at a write while another runner works (with or without their
+lease running out meanwhile), 1–3 runners at once with or without the tenant lock, over one
+day or several (so an action claimed by a crashed run can be superseded in the plan: a
+leftover), then a final clean run. The verdict comes from the platform's state:
+- duplicates: a key present more than once on the platform;
+- lost: an action some runner claimed, or the final plan holds, that is not on the platform
+  and not closed in the ledger (failed for good or skipped); any row still unfinished;
+- mismatch: the ledger's `done` rows and the platform's effects differ;
+- for one-day schedules, the platform must hold exactly what a clean run writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +29,9 @@ from typing import Any, Protocol
 
 from ar_sync.connector import Connection, Connector
 from ar_sync.crypto import TokenCipher
-from ar_sync.models import EntryState
+from ar_sync.errors import PlatformValidationError, TransientError
+from ar_sync.ledger import Claim
+from ar_sync.models import Action, EntryState
 from ar_sync.policy import Policy
 from ar_sync.store.sqlite import SQLiteStore
 from ar_sync.sync import run_tenant
@@ -28,6 +39,8 @@ from ar_sync.sync import run_tenant
 from .fakes import SimulatedCrash
 
 CIPHER = TokenCipher(TokenCipher.generate_key())
+LEASE = 60.0  # seconds, on the schedule's clock
+START = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
 
 
 class Platform(Protocol):
@@ -39,12 +52,49 @@ class Platform(Protocol):
     def effects(self) -> Counter[str]: ...
 
 
-class CrashingConnector:
-    """Wraps a connector; the process 'dies' at the chosen write attempt."""
+@dataclass
+class Stall:
+    """A runner pauses at its first write of `kind` from the `at`-th on, while the harness
+    lets another runner work."""
 
-    def __init__(self, inner: Connector, *, before: int | None, after: int | None) -> None:
+    at: int
+    after_write: bool  # the platform applied the write before the pause
+    expire: bool  # the harness lets the stalled runner's lease run out meanwhile
+    outcome: str  # after the pause: "ok" | "lost" (answer lost) | "refused" (400, not applied)
+    kind: str = "note"  # "note" | "fee" | "email"
+    used: bool = False
+    reached: threading.Event = field(default_factory=threading.Event)
+    resume: threading.Event = field(default_factory=threading.Event)
+
+    def pause(self) -> None:
+        self.reached.set()
+        self.resume.wait(60)
+
+    @classmethod
+    def random(cls, rng: random.Random) -> Stall:
+        at, kind = rng.randint(1, 3), rng.choice(["note", "note", "fee", "email"])
+        if rng.random() < 0.5:  # paused before the call: a live lease, or an expired one and
+            # the write refused (a write still in flight after its lease is the one case the
+            # protocol cannot cover: leases must outlast a write, see the README)
+            expire = rng.random() < 0.5
+            return cls(at, False, expire,
+                       "refused" if expire or rng.random() < 0.3 else "ok", kind)
+        return cls(at, True, rng.random() < 0.7, rng.choice(["ok", "lost"]), kind)
+
+    def hits(self, n: int, kind: str) -> bool:
+        if self.used or n < self.at or kind != self.kind:
+            return False
+        self.used = True
+        return True
+
+
+class CrashingConnector:
+    """Wraps a connector; the process 'dies' (or stalls) at the chosen write attempt."""
+
+    def __init__(self, inner: Connector, *, before: int | None, after: int | None,
+                 stall: Stall | None = None) -> None:
         self._inner = inner
-        self._before, self._after = before, after
+        self._before, self._after, self._stall = before, after, stall
         self._writes = 0
         self.platform = inner.platform
         self.connection = inner.connection
@@ -52,138 +102,228 @@ class CrashingConnector:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def _wrap(self, call: Callable[[], str]) -> str:
+    def _wrap(self, call: Callable[[], str], kind: str) -> str:
         self._writes += 1
-        if self._before == self._writes:
+        n, email = self._writes, kind == "email"
+        stall = self._stall if self._stall is not None and self._stall.hits(n, kind) else None
+        if self._before == n:
             raise SimulatedCrash("crash before the platform call")
+        if stall is not None and not stall.after_write:
+            stall.pause()
+            # (an e-mail is not refused: its key may have been sent before, and the platform
+            # would replay that answer rather than refuse)
+            if stall.outcome == "refused" and not email:
+                raise PlatformValidationError("refused: the invoice changed while we waited")
         ref = call()
-        if self._after == self._writes:
+        if stall is not None and stall.after_write:
+            stall.pause()
+            if stall.outcome == "lost":
+                raise TransientError("answer lost while the runner was stalled")
+        if self._after == n:
             raise SimulatedCrash("crash after the platform applied the write")
         return ref
 
     def add_note(self, invoice, text, *, key):  # type: ignore[no-untyped-def]
-        return self._wrap(lambda: self._inner.add_note(invoice, text, key=key))
+        return self._wrap(lambda: self._inner.add_note(invoice, text, key=key), "note")
 
-    def add_late_fee(self, invoice, fee, label, *, key, mode,  # type: ignore[no-untyped-def]
-                     tax=None):
+    def add_late_fee(self, invoice, fee, label, *, key, mode, **kw):  # type: ignore[no-untyped-def]
         return self._wrap(lambda: self._inner.add_late_fee(invoice, fee, label, key=key,
-                                                           mode=mode, tax=tax))
+                                                           mode=mode, **kw), "fee")
 
     def send_reminder(self, invoice, *, key, to=None):  # type: ignore[no-untyped-def]
-        return self._wrap(lambda: self._inner.send_reminder(invoice, key=key, to=to))
+        return self._wrap(lambda: self._inner.send_reminder(invoice, key=key, to=to), "email")
+
+
+class WatchedStore(SQLiteStore):
+    """The real SQLite store, noting every key a runner claimed (what it meant to write)."""
+
+    claimed: set[str]
+
+    def claim(self, action: Action, *, owner: str, now: datetime, lease_seconds: float,
+              rules_version: int | None = None) -> Claim:
+        got = super().claim(action, owner=owner, now=now, lease_seconds=lease_seconds,
+                            rules_version=rules_version)
+        if got.ours:
+            self.claimed.add(action.key)
+        return got
 
 
 @dataclass
 class Tally:
     schedules: int = 0
+    days: int = 0
     runs: int = 0
     crashes: int = 0
+    stalls: int = 0
     concurrent_rounds: int = 0
     unlocked_runs: int = 0
     actions_expected: int = 0
     duplicates: int = 0
     lost: int = 0
     extra: int = 0
+    mismatch: int = 0
     failures: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"schedules={self.schedules} runs={self.runs} crashes={self.crashes} "
+        return (f"schedules={self.schedules} days={self.days} runs={self.runs} "
+                f"crashes={self.crashes} stalls={self.stalls} "
                 f"concurrent_rounds={self.concurrent_rounds} unlocked_runs={self.unlocked_runs} "
                 f"actions_expected={self.actions_expected} duplicates={self.duplicates} "
-                f"lost={self.lost} extra={self.extra}")
+                f"lost={self.lost} extra={self.extra} mismatch={self.mismatch}")
 
 
-def _store(path: Path) -> SQLiteStore:
-    return SQLiteStore(path, cipher=CIPHER)
+def _store(path: Path, claimed: set[str] | None = None) -> WatchedStore:
+    store = WatchedStore(path, cipher=CIPHER)
+    store.claimed = claimed if claimed is not None else set()
+    return store
 
 
 def _clean_effects(platform: Platform, invoices: Any, connection: Connection,
                    policy: Policy, now: datetime, db: Path) -> set[str]:
-    """The oracle: the same company, one clean run, no faults."""
+    """For one-day schedules: the same company, one clean run, no faults."""
     platform.reset(invoices)
     store = _store(db)
     store.save_connection(connection)
-    run_tenant(store, connection.id, now=now, policy=policy,
+    run_tenant(store, connection.id, now=now, clock=lambda: now, policy=policy,
                connector=platform.connector(connection, random.Random(0), faulty=False))
     store.close()
     return set(platform.effects())
 
 
+class _Clock:
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+
+
 def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.Random], Any],
                  policy: Policy, workdir: Path, tally: Tally,
-                 connection: Connection) -> None:
+                 connection: Connection, *, multi_day: float = 0.4) -> None:
+    """One random schedule; `multi_day` is the chance it spans several days."""
     rng = random.Random(seed)
     invoices = make_invoices(rng)
-    now = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
-    expected = _clean_effects(platform, invoices, connection, policy, now,
-                              workdir / f"oracle-{seed}.db")
+    days = [0]
+    if rng.random() < multi_day:
+        days += sorted(rng.sample(range(3, 40), rng.randint(1, 2)))
+    expected_clean = (_clean_effects(platform, invoices, connection, policy, START,
+                                     workdir / f"oracle-{seed}.db") if len(days) == 1 else None)
 
     platform.reset(invoices)
     db = workdir / f"run-{seed}.db"
-    setup = _store(db)
+    claimed: set[str] = set()
+    setup = _store(db, claimed)
     setup.save_connection(connection)
     setup.close()
-    clock_time = [now]
-    clock_lock = threading.Lock()
+    clock = _Clock(START)
 
-    def clock() -> datetime:
-        with clock_lock:
-            return clock_time[0]
+    def runner(conn: Connector, use_lock: bool) -> threading.Thread:
+        def work() -> None:
+            store = _store(db, claimed)
+            try:
+                run_tenant(store, connection.id, clock=clock, policy=policy, connector=conn,
+                           use_lock=use_lock, lease_seconds=LEASE)
+            except SimulatedCrash:
+                tally.crashes += 1
+            finally:
+                store.close()
+        tally.runs += 1
+        tally.unlocked_runs += not use_lock
+        return threading.Thread(target=work)
 
-    rounds = rng.randint(1, 4)
-    for _ in range(rounds):
-        runners = rng.choice([1, 1, 2, 3])
-        if runners > 1:
-            tally.concurrent_rounds += 1
-        threads = []
-        for _r in range(runners):
-            use_lock = rng.random() < 0.5
-            if not use_lock:
-                tally.unlocked_runs += 1
-            crash_before = rng.choice([None, None, rng.randint(1, 8)])
-            crash_after = rng.choice([None, None, rng.randint(1, 8)])
-            inner = platform.connector(connection, random.Random(rng.random()), faulty=True)
-            conn = CrashingConnector(inner, before=crash_before, after=crash_after)
+    def faulty(*, crash: bool = True, stall: Stall | None = None) -> CrashingConnector:
+        inner = platform.connector(connection, random.Random(rng.random()), faulty=True)
+        before = rng.choice([None, None, rng.randint(1, 8)]) if crash else None
+        after = rng.choice([None, None, rng.randint(1, 8)]) if crash else None
+        return CrashingConnector(inner, before=before, after=after, stall=stall)
 
-            def work(conn: CrashingConnector = conn, use_lock: bool = use_lock) -> None:
-                store = _store(db)
-                try:
-                    run_tenant(store, connection.id, now=now, clock=clock, policy=policy,
-                               connector=conn, use_lock=use_lock, lease_seconds=60)
-                except SimulatedCrash:
-                    tally.crashes += 1
-                finally:
-                    store.close()
+    for n, offset in enumerate(days):
+        if n:
+            clock.advance((offset - days[n - 1]) * 86400.0)
+        tally.days += 1
+        for r in range(rng.randint(1, 4)):
+            if rng.random() < (0.4 if r == 0 else 0.15):  # early in the day: writes to do
+                _stall_round(rng, clock, runner, faulty, tally)
+            else:
+                count = rng.choice([1, 1, 2, 3])
+                tally.concurrent_rounds += count > 1
+                threads = [runner(faulty(), rng.random() < 0.5) for _ in range(count)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            # the next round starts after crashed runners' leases ran out, or not
+            clock.advance(rng.choice([5, LEASE + 1, 120]))
 
-            threads.append(threading.Thread(target=work))
-            tally.runs += 1
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        with clock_lock:  # the next round starts after crashed runners' leases ran out
-            clock_time[0] += timedelta(seconds=rng.choice([5, 61, 120]))
-
-    with clock_lock:
-        clock_time[0] += timedelta(seconds=61)
-    final = _store(db)
-    run_tenant(final, connection.id, now=now, clock=clock, policy=policy,
+    clock.advance(LEASE + 1)
+    final = _store(db, claimed)
+    run_tenant(final, connection.id, clock=clock, policy=policy, lease_seconds=LEASE,
                connector=platform.connector(connection, random.Random(1), faulty=False))
-    effects = platform.effects()
-    done = {e.key for entries in final.history(connection.id).values() for e in entries
-            if e.state == EntryState.DONE}
-    unfinished = final.unfinished(connection.id)
+    _verdict(seed, platform, final, connection, claimed, expected_clean, tally)
     final.close()
 
+
+def _stall_round(rng: random.Random, clock: _Clock,
+                 runner: Callable[[Connector, bool], threading.Thread],
+                 faulty: Callable[..., CrashingConnector], tally: Tally) -> None:
+    """Runner A pauses at a write; B runs meanwhile (after A's lease ran out, or not)."""
+    stall = Stall.random(rng)
+    first = runner(faulty(crash=False, stall=stall), rng.random() < 0.5)
+    first.start()
+    while first.is_alive() and not stall.reached.wait(0.01):
+        pass
+    if stall.reached.is_set():
+        tally.stalls += 1
+        if stall.expire:
+            clock.advance(LEASE + 1)
+        second = runner(faulty(crash=rng.random() < 0.3), False)
+        second.start()
+        second.join()
+    stall.resume.set()
+    first.join()
+
+
+def _verdict(seed: int, platform: Platform, final: SQLiteStore, connection: Connection,
+             claimed: set[str], expected_clean: set[str] | None, tally: Tally) -> None:
+    effects = platform.effects()
+    rows = [e for entries in final.history(connection.id).values() for e in entries]
+    done = {e.key for e in rows if e.state == EntryState.DONE}
+    closed = {e.key for e in rows if e.state in (EntryState.FAILED, EntryState.SKIPPED)}
+    unfinished = {e.key for e in rows if e.state in (EntryState.CLAIMED, EntryState.RETRY)}
+    on_platform = set(effects)
+    expected = (claimed | done) - closed
     tally.schedules += 1
     tally.actions_expected += len(expected)
     dup = sum(n - 1 for n in effects.values() if n > 1)
-    lost = len(expected - set(effects)) + len(unfinished)
-    extra = len(set(effects) - expected)
+    lost = len(expected - on_platform) + len(unfinished - (expected - on_platform))
+    extra = len(on_platform - claimed)  # written without anybody holding its claim
+    mismatch = len(done ^ on_platform)
+    if expected_clean is not None:
+        # (a write the harness made the platform refuse is closed as failed, rightly)
+        lost += len(expected_clean - on_platform - closed - (expected - on_platform))
+        extra += len(on_platform - expected_clean - (on_platform - claimed))
     tally.duplicates += dup
     tally.lost += lost
     tally.extra += extra
-    if dup or lost or extra or done != set(effects):
+    tally.mismatch += mismatch
+    if dup or lost or extra or mismatch:
         tally.failures.append(
-            f"seed {seed}: duplicates={dup} lost={lost} extra={extra} "
-            f"ledger/platform mismatch={sorted(done ^ set(effects))[:3]}")
+            f"seed {seed}: duplicates={dup} lost={lost} extra={extra} mismatch={mismatch} "
+            f"e.g. {sorted(done ^ on_platform)[:2]}")
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A throw-away folder for the schedules' SQLite files, in memory (tmpfs) when the machine
+    has one: the suites commit thousands of small transactions."""
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(prefix="ar-sync-faults-",
+                                     dir=shm if shm.is_dir() else None) as name:
+        yield Path(name)

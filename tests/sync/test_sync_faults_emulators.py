@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from ar_sync.policy import load_policy
 
 from .emulators import EmulatorAdapter, small_company
-from .harness import Tally, run_schedule
+from .harness import Tally, run_schedule, scratch_dir
 
 
 @pytest.fixture(params=["quickbooks", "xero"])
@@ -29,18 +28,20 @@ def adapter(request: pytest.FixtureRequest) -> Iterator[EmulatorAdapter]:
     a.close()
 
 
-def test_exactly_once_through_real_connectors(adapter: EmulatorAdapter, tmp_path: Path,
+def test_exactly_once_through_real_connectors(adapter: EmulatorAdapter,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     count = int(os.environ.get("AR_SYNC_EMULATOR_SCHEDULES", "12"))
     policy = load_policy("default")
     tally = Tally()
-    for seed in range(count):
-        # the connection id depends on the emulator's company id: learn it from a reset
-        adapter.reset(small_company(random.Random(seed)))
-        assert adapter.connection is not None
-        run_schedule(seed, adapter, small_company, policy, tmp_path, tally, adapter.connection)
+    with scratch_dir() as workdir:
+        for seed in range(count):
+            # the connection id depends on the emulator's company id: learn it from a reset
+            adapter.reset(small_company(random.Random(seed)))
+            assert adapter.connection is not None
+            run_schedule(seed, adapter, small_company, policy, workdir, tally,
+                         adapter.connection)
     with capsys.disabled():
         print(f"\n[fault-injection {adapter.platform}] {tally.line()}")
-    assert tally.actions_expected > 0 and tally.crashes > 0
+    assert tally.actions_expected > 0 and tally.crashes > 0 and tally.stalls > 0
     assert tally.failures == []
-    assert (tally.duplicates, tally.lost, tally.extra) == (0, 0, 0)
+    assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)

@@ -1,6 +1,8 @@
-"""Exactly-once under crashes, lost responses, throttling and racing runners (in-memory platform).
+"""Exactly-once under crashes, stalls, lost responses, throttling and racing runners, over one
+or several days (in-memory platform that replays e-mails by key but never notes or fees).
 
-Runs AR_SYNC_FAULT_SCHEDULES random schedules (default 300 here; `pytest -m slow` runs 2,000).
+Runs AR_SYNC_FAULT_SCHEDULES random schedules per rule set (default 150; `pytest -m slow`
+runs 2,000). test_protocol_breakages.py proves these schedules fail when the protocol breaks.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import random
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from ar_sync.models import Invoice
 from ar_sync.policy import load_policy
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan
-from .harness import Tally, run_schedule
+from .harness import Tally, run_schedule, scratch_dir
 
 CONNECTION = Connection(id="fake:1", platform="fake", external_id="1", name="Fake Ltd")
 TODAY = date(2026, 11, 16)
@@ -65,30 +66,37 @@ def _schedules(default: int) -> int:
     return int(os.environ.get("AR_SYNC_FAULT_SCHEDULES", default))
 
 
-def _run(count: int, tmp_path: Path, policy_name: str) -> Tally:
+def _run(count: int, policy_name: str) -> Tally:
     tally = Tally()
     policy = load_policy(policy_name)
     adapter = FakeAdapter()
-    for seed in range(count):
-        run_schedule(seed, adapter, make_invoices, policy, tmp_path, tally, CONNECTION)
+    with scratch_dir() as workdir:
+        for seed in range(count):
+            run_schedule(seed, adapter, make_invoices, policy, workdir, tally, CONNECTION)
     return tally
 
 
+def check(tally: Tally) -> None:
+    assert tally.schedules > 0 and tally.actions_expected > 0
+    # the faults really happened
+    assert tally.crashes > 0 and tally.concurrent_rounds > 0 and tally.stalls > 0
+    assert tally.days > tally.schedules  # some schedules span several days (leftovers)
+    assert tally.failures == []
+    assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)
+
+
 @pytest.mark.parametrize("policy_name", ["default", "firm"])
-def test_exactly_once_under_random_faults(tmp_path: Path, policy_name: str,
+def test_exactly_once_under_random_faults(policy_name: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    tally = _run(_schedules(150), tmp_path, policy_name)
+    tally = _run(_schedules(150), policy_name)
     with capsys.disabled():
         print(f"\n[fault-injection fake/{policy_name}] {tally.line()}")
-    assert tally.schedules > 0 and tally.actions_expected > 0
-    assert tally.crashes > 0 and tally.concurrent_rounds > 0  # the faults really happened
-    assert tally.failures == []
-    assert (tally.duplicates, tally.lost, tally.extra) == (0, 0, 0)
+    check(tally)
 
 
 @pytest.mark.slow
-def test_exactly_once_full_suite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    tally = _run(_schedules(2000), tmp_path, "default")
+def test_exactly_once_full_suite(capsys: pytest.CaptureFixture[str]) -> None:
+    tally = _run(_schedules(2000), "default")
     with capsys.disabled():
         print(f"\n[fault-injection fake/full] {tally.line()}")
-    assert tally.failures == []
+    check(tally)
