@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import requests
+
+from ar_sync.aws import http
+from ar_sync.aws.local import LocalContext
+from ar_sync.sandbox.quickbooks import QuickBooksEmulator
 
 WEBHOOK_KEY = "qbo-verifier-token"
 XERO_WEBHOOK_KEY = "xero-webhook-key"
@@ -53,3 +59,64 @@ def http_event(method: str, path: str, route: str, *, query: dict[str, str] | No
 def cookie_pair(set_cookie: str) -> str:
     """What a browser sends back for a Set-Cookie line: `name=value`."""
     return set_cookie.split(";", 1)[0].strip()
+
+
+def call_http(event: dict[str, Any]) -> dict[str, Any]:
+    return http.handler(event, LocalContext())
+
+
+def connect_event(platform: str = "quickbooks", *, sub: str | None = None,
+                  **query: str) -> dict[str, Any]:
+    """GET /connect; `sub` is what the JWT authorizer verified (None: no token)."""
+    return http_event("GET", f"/connect/{platform}", "/connect/{platform}", query=query,
+                      path_params={"platform": platform},
+                      claims=None if sub is None else {"sub": sub, "iss": "https://idp.test"})
+
+
+def callback_event(params: dict[str, str], platform: str = "quickbooks",
+                   cookies: list[str] | None = None) -> dict[str, Any]:
+    return http_event("GET", f"/oauth/{platform}/callback", "/oauth/{platform}/callback",
+                      query=params, path_params={"platform": platform}, cookies=cookies)
+
+
+class Browser:
+    """One browser: keeps the cookies the API sets, sends them back on the callback."""
+
+    def __init__(self) -> None:
+        self.jar: dict[str, str] = {}
+
+    def call(self, event: dict[str, Any]) -> dict[str, Any]:
+        if self.jar:
+            event["cookies"] = [f"{k}={v}" for k, v in self.jar.items()]
+        answer = call_http(event)
+        for line in answer.get("cookies", []):
+            name, _, value = cookie_pair(line).partition("=")
+            if value:
+                self.jar[name] = value
+            else:
+                self.jar.pop(name, None)
+        return answer
+
+
+def consent(qbo: QuickBooksEmulator, business: str,
+            browser: Browser | None = None) -> tuple[dict[str, str], Browser]:
+    """connect (signed in as `business`) -> 302 to the emulator's consent -> the callback's
+    query parameters, and the browser that started the flow."""
+    browser = browser or Browser()
+    answer = browser.call(connect_event(sub=business))
+    assert answer["statusCode"] == 302
+    location = answer["headers"]["Location"]
+    assert location.startswith(qbo.url)
+    query = parse_qs(urlparse(location).query)
+    assert query["redirect_uri"] == [REDIRECT] and query["state"][0]
+    consent_answer = requests.get(location, allow_redirects=False, timeout=5)
+    assert consent_answer.status_code == 302
+    back = urlparse(consent_answer.headers["Location"])
+    assert back.path == "/oauth/quickbooks/callback"
+    return {k: v[0] for k, v in parse_qs(back.query).items()}, browser
+
+
+def connect_flow(qbo: QuickBooksEmulator, business: str) -> dict[str, Any]:
+    """The whole flow in one browser; the callback's answer."""
+    params, browser = consent(qbo, business)
+    return browser.call(callback_event(params))

@@ -11,12 +11,20 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
-import requests
-from aws_helpers import REDIRECT, WEBHOOK_KEY, XERO_WEBHOOK_KEY, cookie_pair, drain, http_event
+from aws_helpers import (
+    WEBHOOK_KEY,
+    XERO_WEBHOOK_KEY,
+    call_http,
+    callback_event,
+    connect_event,
+    connect_flow,
+    consent,
+    drain,
+    http_event,
+)
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from ar_sync import webhooks
@@ -25,67 +33,6 @@ from ar_sync.aws.local import LocalContext as FakeContext
 from ar_sync.aws.local import scheduled_event, sqs_event
 from ar_sync.connector import Connection
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-
-
-def call_http(event: dict[str, Any]) -> dict[str, Any]:
-    return http.handler(event, FakeContext())
-
-
-def connect_event(platform: str = "quickbooks", *, sub: str | None = None,
-                  **query: str) -> dict[str, Any]:
-    """GET /connect; `sub` is what the JWT authorizer verified (None: no token)."""
-    return http_event("GET", f"/connect/{platform}", "/connect/{platform}", query=query,
-                      path_params={"platform": platform},
-                      claims=None if sub is None else {"sub": sub, "iss": "https://idp.test"})
-
-
-def callback_event(params: dict[str, str], platform: str = "quickbooks",
-                   cookies: list[str] | None = None) -> dict[str, Any]:
-    return http_event("GET", f"/oauth/{platform}/callback", "/oauth/{platform}/callback",
-                      query=params, path_params={"platform": platform}, cookies=cookies)
-
-
-class Browser:
-    """One browser: keeps the cookies the API sets, sends them back on the callback."""
-
-    def __init__(self) -> None:
-        self.jar: dict[str, str] = {}
-
-    def call(self, event: dict[str, Any]) -> dict[str, Any]:
-        if self.jar:
-            event["cookies"] = [f"{k}={v}" for k, v in self.jar.items()]
-        answer = call_http(event)
-        for line in answer.get("cookies", []):
-            name, _, value = cookie_pair(line).partition("=")
-            if value:
-                self.jar[name] = value
-            else:
-                self.jar.pop(name, None)
-        return answer
-
-
-def consent(qbo: QuickBooksEmulator, business: str,
-            browser: Browser | None = None) -> tuple[dict[str, str], Browser]:
-    """connect (signed in as `business`) -> 302 to the emulator's consent -> the callback's
-    query parameters, and the browser that started the flow."""
-    browser = browser or Browser()
-    answer = browser.call(connect_event(sub=business))
-    assert answer["statusCode"] == 302
-    location = answer["headers"]["Location"]
-    assert location.startswith(qbo.url)
-    query = parse_qs(urlparse(location).query)
-    assert query["redirect_uri"] == [REDIRECT] and query["state"][0]
-    consent_answer = requests.get(location, allow_redirects=False, timeout=5)
-    assert consent_answer.status_code == 302
-    back = urlparse(consent_answer.headers["Location"])
-    assert back.path == "/oauth/quickbooks/callback"
-    return {k: v[0] for k, v in parse_qs(back.query).items()}, browser
-
-
-def connect_flow(qbo: QuickBooksEmulator, business: str) -> dict[str, Any]:
-    """The whole flow in one browser; the callback's answer."""
-    params, browser = consent(qbo, business)
-    return browser.call(callback_event(params))
 
 
 def table_items(aws: dict[str, str]) -> list[dict[str, Any]]:
@@ -270,6 +217,64 @@ def test_forged_missing_oversized_malformed(aws: dict[str, str], qbo: Any, queue
         assert call_http(webhook_event(platform, junk, webhooks.sign(key, junk))
                          )["statusCode"] == 200
     assert drain(sqs, queue) == []
+
+
+def test_a_malformed_event_does_not_hold_back_the_others(aws: dict[str, str], qbo: Any,
+                                                        queue: str, sqs: Any,
+                                                        logs: io.StringIO) -> None:
+    tenant = str(uuid.uuid4())
+    cid = known_tenant("xero", tenant)
+    body = json.dumps({"events": [
+        {"resourceId": "i-1", "eventCategory": "INVOICE", "tenantId": tenant},
+        {"resourceId": "i-2", "eventCategory": "INVOICE", "tenantId": "../../etc"},
+        "not an event",
+        {"resourceId": "i-3", "eventCategory": "INVOICE", "tenantId": tenant}],
+        "firstEventSequence": 1, "lastEventSequence": 4, "entropy": "y"}).encode()
+    answer = call_http(webhook_event("xero", body, webhooks.sign(XERO_WEBHOOK_KEY, body)))
+    assert answer["statusCode"] == 200
+    (message,) = drain(sqs, queue)
+    assert json.loads(message["Body"]) == {"connection_id": cid, "only_invoices": ["i-1", "i-3"],
+                                           "reason": "webhook", "requeues": 0}
+    text = logs.getvalue()
+    assert "malformed webhook events skipped" in text and "event 1" in text and "event 2" in text
+
+
+def test_redelivery_within_ten_minutes_is_dropped(aws: dict[str, str], qbo: Any, queue: str,
+                                                  sqs: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    realm = str(uuid.uuid4().int % 10**10)
+    cid = known_tenant("quickbooks", realm)
+    body = qbo_payload(realm, ("Invoice", "7"))
+    event = webhook_event("quickbooks", body, webhooks.sign(WEBHOOK_KEY, body))
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(http.time, "time", lambda: clock[0])
+    assert call_http(event)["statusCode"] == 200
+    clock[0] += 599
+    assert call_http(event)["statusCode"] == 200  # the platform's retry: answered, dropped
+    assert [json.loads(m["Body"])["connection_id"] for m in drain(sqs, queue)] == [cid]
+    clock[0] += 2  # past the window: a new delivery of the same bytes counts again
+    assert call_http(event)["statusCode"] == 200
+    assert len(drain(sqs, queue)) == 1
+
+
+def test_a_delivery_that_could_not_be_enqueued_is_not_taken_for_a_duplicate(
+        aws: dict[str, str], qbo: Any, queue: str, sqs: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    realm = str(uuid.uuid4().int % 10**10)
+    known_tenant("quickbooks", realm)
+    body = qbo_payload(realm, ("Invoice", "8"))
+    event = webhook_event("quickbooks", body, webhooks.sign(WEBHOOK_KEY, body))
+
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("SQS is down")
+
+    working = http.send_messages
+    monkeypatch.setattr(http, "send_messages", broken)
+    with pytest.raises(RuntimeError):  # API Gateway answers 500; the platform will retry
+        call_http(event)
+    monkeypatch.setattr(http, "send_messages", working)
+    assert call_http(event)["statusCode"] == 200
+    assert len(drain(sqs, queue)) == 1
 
 
 # ----------------------------------------------------------------------------- fan-out

@@ -18,7 +18,8 @@ from ar_sync.settings import platform_settings as settings_from_env
 
 MAX_AGE = 300  # seconds a value is cached in the container; rotation docs wait longer
 PARAMETER_SUFFIX = "_PARAMETER"
-SECRET_FIELDS = ("CLIENT_ID", "CLIENT_SECRET", "WEBHOOK_KEY")
+APP_FIELDS = ("CLIENT_ID", "CLIENT_SECRET")  # connect, callback and sync read these
+SECRET_FIELDS = (*APP_FIELDS, "WEBHOOK_KEY")  # the webhook functions read only the last
 
 
 class SecretError(RuntimeError):
@@ -35,7 +36,7 @@ def parameter_value(name: str, *, force: bool = False) -> str:
     return str(value)
 
 
-def resolved_env(platform: str, fields: Sequence[str] = SECRET_FIELDS,
+def resolved_env(platform: str, fields: Sequence[str],
                  env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment with each `AR_SYNC_<PLATFORM>_<FIELD>_PARAMETER` replaced by the value
     of the parameter it names (as `AR_SYNC_<PLATFORM>_<FIELD>`)."""
@@ -49,8 +50,9 @@ def resolved_env(platform: str, fields: Sequence[str] = SECRET_FIELDS,
 
 
 def platform_settings(platform: str) -> PlatformSettings:
-    """The app registration, with its secrets fetched at run time."""
-    return settings_from_env(platform, resolved_env(platform))
+    """The app registration, with its secrets fetched at run time (not the webhook key: the
+    functions that need these may not read it)."""
+    return settings_from_env(platform, resolved_env(platform, APP_FIELDS))
 
 
 def webhook_key(platform: str) -> str | None:
