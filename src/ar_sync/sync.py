@@ -47,7 +47,6 @@ from ar_sync.models import (
     WaiveFee,
 )
 from ar_sync.policy import Policy
-from ar_sync.report import risk_levels
 from ar_sync.settings import SettingsError
 from ar_sync.store.base import Checkpoint, Store
 from ar_sync.sync_trust import fee_totals, plan_tenant, tenant_setup
@@ -287,11 +286,10 @@ def _run(
     by_id = {i.id: i for i in invoices}
 
     history = store.history(tenant, by_id)
-    # Risk only when the rules use it (the report reads every invoice's ledger history).
-    risk = risk_levels(invoices, history, as_of=today) if policy.risk.levels() else None
+    # plan_run: the planning path `plan` and `rules explain` share (risk when the rules use it)
     actions, invoices = plan_tenant(store, connector, invoices, history, policy, today,
                                     tenant=tenant, plans=store.payment_plans(tenant),
-                                    risk=risk, go_live=connection.live_from())
+                                    go_live=connection.live_from())
     by_id = {i.id: i for i in invoices}
     if only_invoices is not None:
         wanted = set(only_invoices)

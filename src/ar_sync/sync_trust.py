@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from ar_sync.connector import Connection, Connector
-from ar_sync.engine import plan
+from ar_sync.engine import plan_run
 from ar_sync.models import Action, ApplyLateFee, Invoice, LedgerEntry, SkipStage, WaiveFee
 from ar_sync.pauses import Pause
 from ar_sync.plans import PaymentPlan
@@ -62,16 +62,17 @@ def tenant_setup(store: TrustStore, connection: Connection, policy: Policy | Non
 
 def plan_tenant(store: TrustStore, connector: Connector | None, invoices: list[Invoice],
                 history: Mapping[str, Sequence[LedgerEntry]], policy: Policy, today: date, *,
-                tenant: str, plans: Sequence[PaymentPlan], risk: Mapping[str, str] | None,
+                tenant: str, plans: Sequence[PaymentPlan],
                 go_live: date | None) -> tuple[list[Action], list[Invoice]]:
-    """plan() with the tenant's go-live and pauses; invoices whose pause marker the connector
+    """plan_run() (the planning path `plan`, `rules explain` and `rules diff` share, risk
+    included) with the tenant's go-live and pauses; invoices whose pause marker the connector
     reads only on demand (Xero: a history note, one call each) are asked about only when the
     plan has a write for them, and planned again. Returns the actions and the invoices."""
     pauses = planner_pauses(store.list_pauses(tenant))
 
     def run() -> list[Action]:
-        return plan(invoices, history, policy, today, plans=plans, risk=risk, go_live=go_live,
-                    pauses=pauses)
+        return plan_run(invoices, history, policy, today, plans=plans, go_live=go_live,
+                        pauses=pauses)
 
     actions = run()
     reader: Any = getattr(connector, "pause_markers", None)

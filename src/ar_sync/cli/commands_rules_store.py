@@ -6,19 +6,24 @@ previews a new file against the current version before it is applied.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ar_sync.cli.app import UserError, console
 from ar_sync.cli.commands_plans import _one_connection
 from ar_sync.cli.commands_rules import rules_app
-from ar_sync.cli.common import open_store
-from ar_sync.cli.render_trust import versions_table
-from ar_sync.policy import PolicyError
-from ar_sync.tenant_rules import parse_stored, read_rules_source
+from ar_sync.cli.common import open_store, parse_day
+from ar_sync.cli.render_trust import diff_table, money_lines, versions_table
+from ar_sync.policy import PolicyError, load_policy
+from ar_sync.rules_diff import rules_diff
+from ar_sync.store.trust import planner_pauses
+from ar_sync.tenant_rules import choose_rules, parse_stored, read_rules_source
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data folder)")]
 TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant id (needed when several companies are connected)")]
@@ -111,3 +116,55 @@ def rollback_cmd(
                             now=datetime.now(UTC), note=f"rollback to version {target.version}")
     console.print(f"{connection.id}: version {new} = version {target.version} "
                   f"({target.source}); the next run uses it", highlight=False)
+
+
+@rules_app.command("diff")
+def diff_cmd(
+    new_file: Annotated[str, typer.Argument(help="The rules file (or shipped set) to compare")],
+    tenant: TenantOption = None,
+    days: Annotated[int, typer.Option("--days", min=1, max=366, help="Days to simulate from today")] = 30,
+    since: Annotated[str | None, typer.Option("--since", help="Backtest: replay from YYYY-MM-DD to today from the stored ledger")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="Start (or, with --since, end) on YYYY-MM-DD")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows shown in the table")] = 40,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    db: DbOption = None,
+) -> None:
+    """Preview a rules change: actions that appear, disappear or change over the next --days
+    days (nobody pays), and the money difference per currency."""
+    if fmt not in ("table", "json"):
+        raise UserError(f"--format {fmt!r} is not supported", hint="use table or json")
+    try:
+        new = load_policy(new_file)
+    except PolicyError as exc:
+        raise UserError(str(exc), hint="check it with `ar-sync rules validate`") from None
+    store = open_store(db)
+    connection = _one_connection(store, tenant)
+    choice = choose_rules(store, connection)
+    invoices = store.open_invoices(connection.id)
+    if not invoices:
+        raise UserError(f"no open invoices stored for {connection.id}",
+                        hint="fetch them first: `ar-sync run --dry-run`")
+    start = parse_day(today) or choice.policy.today(datetime.now(UTC))
+    first = parse_day(since) if since else None
+    if first is not None and first > start:
+        raise UserError(f"--since {first} is after {start}")
+    history = store.history(connection.id, [i.id for i in invoices])
+    result = rules_diff(invoices, history, choice.policy, new, start=start, days=days,
+                        since=first, go_live=connection.live_from(),
+                        pauses=planner_pauses(store.list_pauses(connection.id)),
+                        plans=store.payment_plans(connection.id))
+    if fmt == "json":
+        typer.echo(json.dumps({"current": choice.label, "new": new_file,
+                               "start": str(result.start), "days": result.days,
+                               "counts": result.counts, "fees_before": result.before,
+                               "fees_after": result.after,
+                               "difference": {k: str(v) for k, v in result.money().items()},
+                               "rows": [asdict(r) for r in result.rows]}, default=str, indent=2))
+        return
+    console.print(f"current: {escape(choice.label)}; new: {escape(new_file)}", highlight=False)
+    console.print(diff_table(result, limit))
+    c = result.counts
+    console.print(f"{c['new']} new, {c['gone']} gone, {c['changed']} changed, "
+                  f"{c['same']} the same", highlight=False)
+    for line in money_lines(result):
+        console.print(line, highlight=False)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from rich.markup import escape
 from rich.table import Table
 
+from ar_sync.rules_diff import RulesDiff, end_of
 from ar_sync.store.trust import RulesVersion, StoredPause
 from ar_sync.sync import RunReport
 from ar_sync.templates import format_money
@@ -65,4 +66,35 @@ def versions_table(tenant: str, versions: Sequence[RulesVersion]) -> Table:
     return table
 
 
-__all__ = ["pauses_table", "preview_summary", "rules_line", "versions_table"]
+
+
+def diff_table(diff: RulesDiff, limit: int) -> Table:
+    table = Table(title=f"Rules diff, {diff.start} to {end_of(diff)} ({diff.days} days, "
+                        "nobody pays)")
+    for col in ("change", "due", "invoice", "action", "rule", "now", "with the new rules"):
+        table.add_column(col, overflow="fold")
+    style = {"new": "green", "gone": "red", "changed": "yellow"}
+    for row in diff.rows[:limit]:
+        rule = row.rule if row.occurrence == "once" else f"{row.rule} {row.occurrence}"
+        table.add_row(f"[{style[row.change]}]{row.change}[/]", str(row.day), row.invoice,
+                      _KIND.get(row.kind, row.kind), escape(rule), escape(row.before),
+                      escape(row.after))
+    if len(diff.rows) > limit:
+        table.caption = f"… and {len(diff.rows) - limit} more (--limit N or --format json)"
+    return table
+
+
+def money_lines(diff: RulesDiff) -> list[str]:
+    """Fees per currency under both rule sets and the difference."""
+    out = []
+    for cur, delta in diff.money().items():
+        before = Decimal(diff.before.get(cur, "0"))
+        after = Decimal(diff.after.get(cur, "0"))
+        sign = "+" if delta > 0 else ""
+        out.append(f"{cur}: fees {format_money(before, cur)} -> {format_money(after, cur)} "
+                   f"({sign}{format_money(delta, cur)})")
+    return out
+
+
+__all__ = ["diff_table", "money_lines", "pauses_table", "preview_summary", "rules_line",
+           "versions_table"]
