@@ -111,7 +111,6 @@ class Compiled:
     fees_on_invoice: bool  # some fee rule adds lines to the invoice itself (mode: line)
     waives: bool  # some fee rule has waive_on_dispute
     zone: ZoneInfo  # the company's time zone (what "today" is)
-    stacking: bool  # every fee rule may stack: no period bookkeeping needed
 
 
 def _fee_terms(rule: Any) -> FeeTerms:
@@ -210,7 +209,7 @@ def compile_policy(policy: Policy) -> Compiled:
         excl_below=excl.below_balance, earliest=min(offsets, default=_NEVER),
         company_name=policy.company_name,
         fees_on_invoice=any(f.mode == FeeMode.LINE for f in policy.late_fees),
-        waives=any(f.waive_on_dispute for f in fees), stacking=all(f.stack for f in fees),
+        waives=any(f.waive_on_dispute for f in fees),
         zone=zone(cal_cfg.timezone),
     )
     if len(_COMPILED) >= 64:  # a handful of rule sets per process; keep it bounded

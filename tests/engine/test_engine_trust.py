@@ -347,3 +347,27 @@ def test_simulate_records_each_day_so_nothing_repeats() -> None:
     assert actions and fees_of(actions)  # fees and reminders appear over the 60 days
     assert simulate(invs, {}, DEFAULT, TODAY, 60) == actions  # deterministic
     assert simulate(invs, record({}, actions), DEFAULT, TODAY, 60) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(since=st.integers(0, 90), length=st.integers(0, 40), overdue=st.integers(30, 200),
+       every=st.sampled_from(["month", "7", "30"]))
+def test_forgiven_pause_days_never_accrue(since: int, length: int, overdue: int,
+                                          every: str) -> None:
+    """3,650 at 10 % a year accrues exactly 1.00 a day: the days charged are countable."""
+    policy = rules(f"late_fees: [{{name: i, kind: interest, rate: 10, every: {every}}}]\n")
+    inv = make_invoice(days_overdue=overdue, total="3650.00")
+    start = inv.due_date + timedelta(days=since)
+    pause = Pause(invoice_id="inv-1", reason="other", since=start,
+                  until=start + timedelta(days=length))
+    if pause.active_on(TODAY):
+        assert plan([inv], {}, policy, TODAY, pauses=[pause]) == []
+        return
+    forgiven = fees_of(plan([inv], {}, policy, TODAY, pauses=[pause]))
+    full = fees_of(plan([inv], {}, policy, TODAY))
+    charged_full = sum((f.amount.amount for f in full), D(0))
+    charged = sum((f.amount.amount for f in forgiven), D(0))
+    # every day accrued before the last charge and inside the pause is left out, no more
+    last = max((f.due_on for f in full), default=inv.due_date)
+    inside = max(0, (min(pause.until + timedelta(days=1), last) - max(start, inv.due_date)).days)
+    assert charged == charged_full - inside
