@@ -1,0 +1,190 @@
+"""Every path of the exactly-once protocol, end to end through run_tenant, on the in-memory
+platform with notes and fees NOT replayed by key (`email-only`): what the platform holds is
+the verdict, so a write done twice shows up twice."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ar_sync.engine import plan
+from ar_sync.errors import PlatformValidationError, ReauthorizationRequiredError
+from ar_sync.models import ActionKind, EntryState, Invoice
+from ar_sync.policy import load_policy
+from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.sync import run_tenant
+
+from .fakes import FakeConnector, FakePlatform, FaultPlan, SimulatedCrash
+from .harness import CIPHER, CrashingConnector, Stall
+from .test_sync_faults_fake import CONNECTION
+from .test_sync_run import _invoice
+
+NOW = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
+LEASE = 60.0
+POLICY = load_policy("default")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    s = SQLiteStore(tmp_path / "ar.db", cipher=CIPHER)
+    s.save_connection(CONNECTION)
+    return s
+
+
+def _platform(*invoices: Invoice) -> FakePlatform:
+    return FakePlatform(invoices={i.id: i for i in invoices})
+
+
+def _fake(state: FakePlatform, **faults: float) -> FakeConnector:
+    return FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(0),
+                                                      platform_keys="email-only", **faults))
+
+
+def _run(store: SQLiteStore, connector: object, at: datetime, **kw: object):  # type: ignore[no-untyped-def]
+    return run_tenant(store, CONNECTION.id, clock=lambda: at, policy=POLICY,
+                      connector=connector, lease_seconds=LEASE, **kw)  # type: ignore[arg-type]
+
+
+def _crash(store: SQLiteStore, state: FakePlatform, at: datetime, **where: int) -> None:
+    with pytest.raises(SimulatedCrash):
+        _run(store, CrashingConnector(_fake(state), before=where.get("before"),
+                                      after=where.get("after")), at)
+
+
+def _outcomes(report: object, key: str) -> list[str]:
+    return [a.outcome for a in report.actions if a.key == key]  # type: ignore[attr-defined]
+
+
+def test_leftover_of_a_crashed_run_is_finished_after_the_plan_moved_on(
+        store: SQLiteStore) -> None:
+    state = _platform(_invoice(1, 3))
+    _crash(store, state, NOW, before=1)  # claims its first write, dies before the call
+    leftover = store.unfinished(CONNECTION.id)
+    assert len(leftover) == 1 and state.effects() == {}
+    key = leftover[0].key
+    later = NOW + timedelta(days=14)  # overdue-2 and -3 are due now: the plan moved on
+    today = POLICY.today(later)
+    planned = {a.key for a in plan(list(state.invoices.values()),
+                                   store.history(CONNECTION.id), POLICY, today)}
+    assert key not in planned
+    report = _run(store, _fake(state), later)
+    assert _outcomes(report, key) == ["done"]
+    assert state.effects()[key] == 1
+    assert all(n == 1 for n in state.effects().values())
+    assert store.unfinished(CONNECTION.id) == []
+    assert store.get(key).state == EntryState.DONE  # type: ignore[union-attr]
+
+
+def test_takeover_finds_the_write_a_crashed_run_made(store: SQLiteStore) -> None:
+    state = _platform(_invoice(1, 3))
+    _crash(store, state, NOW, after=1)  # the note is on the platform, the ledger says claimed
+    (entry,) = store.unfinished(CONNECTION.id)
+    assert entry.kind == ActionKind.NOTE and state.effects() == {entry.key: 1}
+    early = _run(store, _fake(state), NOW + timedelta(seconds=LEASE - 1))
+    assert _outcomes(early, entry.key) == ["busy"]  # a live lease is left alone
+    report = _run(store, _fake(state), NOW + timedelta(seconds=LEASE + 1))
+    assert _outcomes(report, entry.key) == ["reconciled"]
+    assert state.effects()[entry.key] == 1  # found by its marker, not written again
+    assert all(n == 1 for n in state.effects().values())
+    assert store.get(entry.key).ref == "note-0"  # type: ignore[union-attr]
+
+
+def test_takeover_writes_when_the_crashed_run_never_called(store: SQLiteStore) -> None:
+    state = _platform(_invoice(1, 3))
+    _crash(store, state, NOW, before=1)
+    (entry,) = store.unfinished(CONNECTION.id)
+    report = _run(store, _fake(state), NOW + timedelta(seconds=LEASE + 1))
+    assert _outcomes(report, entry.key) == ["done"]
+    assert state.effects()[entry.key] == 1
+    assert store.get(entry.key).attempts == 2  # type: ignore[union-attr]
+
+
+def test_validation_error_during_a_write_fails_that_action_for_good(
+        store: SQLiteStore) -> None:
+    state = _platform(_invoice(1, 3), _invoice(2, 3))
+    connector = _fake(state)
+    real = connector.add_note
+
+    def refuse_inv1(invoice, text, *, key):  # type: ignore[no-untyped-def]
+        if invoice.id == "inv-1":
+            raise PlatformValidationError("Business Validation Error: invoice is locked")
+        return real(invoice, text, key=key)
+
+    connector.add_note = refuse_inv1  # type: ignore[method-assign]
+    first = _run(store, connector, NOW)
+    failed = [a for a in first.actions if a.outcome == "failed"]
+    assert [(a.invoice_id, a.kind) for a in failed] == [("inv-1", ActionKind.NOTE)]
+    assert "locked" in failed[0].detail
+    assert store.get(failed[0].key).state == EntryState.FAILED  # type: ignore[union-attr]
+    assert failed[0].key not in state.effects()
+    assert any(a.invoice_id == "inv-2" and a.outcome == "done" for a in first.actions)
+    again = _run(store, _fake(state), NOW + timedelta(hours=1))
+    assert failed[0].key not in {a.key for a in again.actions}  # not retried for ever
+    assert failed[0].key not in state.effects()
+
+
+def test_lost_authorisation_during_a_write_stops_and_the_next_run_finishes(
+        store: SQLiteStore) -> None:
+    state = _platform(_invoice(1, 3), _invoice(2, 3))
+    connector = _fake(state)
+    real = connector.send_reminder
+    calls = [0]
+
+    def revoked(invoice, *, key, to=None):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        raise ReauthorizationRequiredError("invalid_grant: refresh token revoked")
+
+    connector.send_reminder = revoked  # type: ignore[method-assign]
+    first = _run(store, connector, NOW)
+    assert first.stopped_early == "authorisation lost" and calls == [1]
+    assert any("reconnect" in e for e in first.errors)
+    (entry,) = store.unfinished(CONNECTION.id)
+    assert entry.state == EntryState.RETRY and entry.kind == ActionKind.REMINDER_EMAIL
+    assert entry.key not in state.effects()
+    del real
+    again = _run(store, _fake(state), NOW + timedelta(minutes=5))  # reconnected
+    assert again.stopped_early is None
+    assert state.effects()[entry.key] == 1
+    expected = {a.key for a in again.actions if a.outcome in ("done", "reconciled")}
+    expected |= {a.key for a in first.actions if a.outcome == "done"}
+    assert set(state.effects()) == expected
+    assert all(n == 1 for n in state.effects().values())
+    assert store.unfinished(CONNECTION.id) == []
+
+
+def test_a_runner_whose_lease_ran_out_cannot_finish_the_row_it_lost(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """A pauses before its first write and its lease runs out; B takes the claim over, writes
+    and crashes before recording it; A's write is then refused. A's `fail` must leave B's
+    claim alone (owner check), so the next run reconciles it to `done`."""
+    state = _platform(_invoice(1, 3))
+    clock = [NOW]
+    stall = Stall(at=1, after_write=False, expire=True, outcome="refused", kind="note")
+    slow = CrashingConnector(_fake(state), before=None, after=None, stall=stall)
+    other = SQLiteStore(tmp_path / "ar.db", cipher=CIPHER)  # A's own connection to the file
+    reports = []
+    a = threading.Thread(target=lambda: reports.append(run_tenant(
+        other, CONNECTION.id, clock=lambda: clock[0], policy=POLICY, connector=slow,
+        lease_seconds=LEASE, use_lock=False)))
+    a.start()
+    assert stall.reached.wait(10)
+    (held,) = store.unfinished(CONNECTION.id)
+    clock[0] = NOW + timedelta(seconds=LEASE + 1)
+    with pytest.raises(SimulatedCrash):
+        _run(store, CrashingConnector(_fake(state), before=None, after=1), clock[0],
+             use_lock=False)
+    assert state.effects() == {held.key: 1}
+    stall.resume.set()
+    a.join(10)
+    assert _outcomes(reports[0], held.key) == ["failed"]  # A's own attempt was refused
+    assert store.get(held.key).state == EntryState.CLAIMED  # type: ignore[union-attr]
+    clock[0] += timedelta(seconds=LEASE + 1)
+    final = _run(store, _fake(state), clock[0])
+    assert _outcomes(final, held.key) == ["reconciled"]
+    assert store.get(held.key).state == EntryState.DONE  # type: ignore[union-attr]
+    assert state.effects()[held.key] == 1
+    other.close()
