@@ -18,6 +18,7 @@ message. Outcomes:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,11 +27,18 @@ from ar_sync.ledger import ClaimOutcome
 from ar_sync.messaging.notify import WebhookRefusedError, WebhookRetryableError
 from ar_sync.messaging.settings import MailSetup
 from ar_sync.messaging.transport import Outcome, build_mime, notice_mime
-from ar_sync.models import CustomerMessage, EmailReminder, EntryState, EscalationNotice
+from ar_sync.models import (
+    CustomerMessage,
+    EmailReminder,
+    EntryState,
+    EscalationNotice,
+    LedgerEntry,
+)
 from ar_sync.store.base import Store
 
-UNSENT = "unsent: "
+UNSENT = "unsent"  # reason prefix: 'unsent (attempt N): why'
 AMBIGUOUS = "ambiguous: "
+_UNSENT = re.compile(r"^unsent \(attempt (\d+)\): ")
 
 PdfSource = Callable[[str], bytes | None]  # invoice id -> the platform's PDF, if any
 
@@ -42,8 +50,17 @@ class Delivered:
     ref: str | None = None
 
 
-def _known_unsent(reason: str | None) -> bool:
-    return bool(reason and reason.startswith(UNSENT))
+def _unsent(entry: LedgerEntry | None, why: str) -> str:
+    """A reason saying the attempt that holds `entry` (our claim) certainly did not send."""
+    return f"{UNSENT} (attempt {entry.attempts if entry else 0}): {why}"
+
+
+def _known_unsent(entry: LedgerEntry | None) -> bool:
+    """True when the row was released as unsent by the attempt just before ours: a later
+    attempt that stopped without a word (a crash after sending) leaves the old reason behind,
+    and the attempt counter then tells the two apart."""
+    match = _UNSENT.match(entry.reason or "") if entry is not None else None
+    return match is not None and entry is not None and int(match[1]) == entry.attempts - 1
 
 
 @dataclass
@@ -99,15 +116,14 @@ def deliver_message(store: Store, message: CustomerMessage, *, setup: MailSetup,
             run.settle_items(_items_of(store, message), message.key, EntryState.FAILED,
                              entry.reason or AMBIGUOUS)
         return Delivered("skipped", "this customer's message of the day is already recorded")
-    if claim.outcome == ClaimOutcome.RECONCILE and not _known_unsent(
-            claim.entry.reason if claim.entry else None):
+    if claim.outcome == ClaimOutcome.RECONCILE and not _known_unsent(claim.entry):
         return _reconcile(run, message)
     if message.occurrence != today.isoformat():
         # A known-unsent message of an earlier day: its invoices are planned again today.
         store.record_skip(message, reason="not sent that day; regrouped later", now=clock(),
                           owner=owner)
         return Delivered("skipped", "not sent on its day; its invoices are planned again")
-    return _send(run, message, setup, pdf)
+    return _send(run, message, claim.entry, setup, pdf)
 
 
 def _reconcile(run: _Run, message: CustomerMessage) -> Delivered:
@@ -127,18 +143,17 @@ def _reconcile(run: _Run, message: CustomerMessage) -> Delivered:
     return Delivered("ambiguous", reason)
 
 
-def _send(run: _Run, message: CustomerMessage, setup: MailSetup,
+def _send(run: _Run, message: CustomerMessage, entry: LedgerEntry | None, setup: MailSetup,
           pdf: PdfSource | None) -> Delivered:
     store = run.store
-    ours: list[EmailReminder] = []
+    ours: list[tuple[EmailReminder, LedgerEntry | None]] = []
     blocked = ""
     for item in message.items:
         claim = store.claim(item, owner=run.owner, now=run.clock(),
                             lease_seconds=run.lease_seconds)
         if claim.outcome == ClaimOutcome.ACQUIRED or (
-                claim.outcome == ClaimOutcome.RECONCILE
-                and _known_unsent(claim.entry.reason if claim.entry else None)):
-            ours.append(item)
+                claim.outcome == ClaimOutcome.RECONCILE and _known_unsent(claim.entry)):
+            ours.append((item, claim.entry))
             continue
         if claim.outcome == ClaimOutcome.RECONCILE:  # in a message whose fate is unknown
             run.fail(item.key, AMBIGUOUS + "in a message a runner stopped sending",
@@ -146,10 +161,9 @@ def _send(run: _Run, message: CustomerMessage, setup: MailSetup,
         blocked = f"invoice {item.invoice_number} is held by another message"
         break
     if blocked:
-        reason = UNSENT + blocked
-        for item in ours:
-            run.fail(item.key, reason, permanent=False)
-        run.fail(message.key, reason, permanent=False)
+        for item, held in ours:
+            run.fail(item.key, _unsent(held, blocked), permanent=False)
+        run.fail(message.key, _unsent(entry, blocked), permanent=False)
         return Delivered("busy", blocked + "; regrouped next run")
     assert setup.sender is not None and setup.mailer is not None
     attachments = []
@@ -170,9 +184,9 @@ def _send(run: _Run, message: CustomerMessage, setup: MailSetup,
                              ref)
         return Delivered("done", f"to {message.to}: {len(message.items)} invoice(s)", ref)
     if result.outcome == Outcome.UNSENT:
-        reason = UNSENT + result.detail
-        for item in message.items:
-            run.fail(item.key, reason, permanent=result.permanent)
+        for item, held in ours:
+            run.fail(item.key, _unsent(held, result.detail), permanent=result.permanent)
+        reason = _unsent(entry, result.detail)
         run.fail(message.key, reason, permanent=result.permanent)
         return Delivered("failed" if result.permanent else "retry", reason)
     reason = AMBIGUOUS + result.detail
@@ -193,7 +207,7 @@ def settle_leftover_item(store: Store, item: EmailReminder, *, owner: str,
     claim = store.claim(item, owner=owner, now=clock(), lease_seconds=lease_seconds)
     if not claim.ours:
         return None
-    if _known_unsent(claim.entry.reason if claim.entry else None):
+    if _known_unsent(claim.entry):
         store.record_skip(item, reason="not sent; no longer due", now=clock(), owner=owner)
         return Delivered("skipped", "e-mail no longer due")
     reason = AMBIGUOUS + "in a message a runner stopped sending"
