@@ -29,10 +29,19 @@ def version_name(connection_id: str, version: int) -> str:
     return f"<{connection_id} rules v{version}>"
 
 
+# Stored text has no folder: a relative `extends: other.yaml` must not resolve against
+# whatever directory a run happens to start in, so it is looked up where nothing is.
+_NO_FOLDER = Path("/nonexistent/ar-sync-stored-rules")
+
+
+def parse_text(text: str, name: str) -> Policy:
+    """Rules text as it is (or will be) stored: `extends` may only name a shipped set."""
+    return parse_policy(text, name, base_dir=_NO_FOLDER)
+
+
 def parse_stored(connection_id: str, stored: RulesVersion) -> Policy:
-    """A stored version's Policy (its `extends` may only name a shipped rule set)."""
-    return parse_policy(stored.text, version_name(connection_id, stored.version),
-                        base_dir=Path.cwd())
+    """A stored version's Policy."""
+    return parse_text(stored.text, version_name(connection_id, stored.version))
 
 
 def read_rules_source(source: str) -> tuple[str, str]:
@@ -45,7 +54,7 @@ def read_rules_source(source: str) -> tuple[str, str]:
     path = shipped[source] if source in shipped and not Path(source).is_file() else Path(source)
     load_policy(source)  # file:line errors against the real file first
     text = path.read_text(encoding="utf-8")
-    parse_policy(text, f"<{path.name} as stored>", base_dir=Path("/nonexistent-ar-sync"))
+    parse_text(text, f"<{path.name} as stored>")
     return text, path.name if source not in shipped else source
 
 

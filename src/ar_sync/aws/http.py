@@ -261,3 +261,7 @@ def webhook_xero() -> Response[Any]:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+# Admin routes (rules, go-live, pauses) live in their own module and register on `app`.
+from ar_sync.aws import admin as _admin  # noqa: E402, F401

@@ -1,0 +1,204 @@
+"""Admin routes (behind the JWT authorizer): a business sets its companies' rules, go-live
+and pauses in the serverless deployment, as `ar-sync rules apply`, `go-live` and `pause` do
+locally. Registered on ar_sync.aws.http's resolver (imported at its end); each route answers
+404 for a tenant that is not the caller's (the token's `sub`), so nothing about other
+businesses' companies leaks.
+
+  PUT  /admin/tenants/{tenant}/rules            body: the YAML (or {"rules": YAML, "note"})
+  GET  /admin/tenants/{tenant}/rules            current version; ?history=1 for all
+  POST /admin/tenants/{tenant}/rules/rollback   {"version": N} (default: the previous one)
+  POST /admin/tenants/{tenant}/go-live          {"date": "YYYY-MM-DD", "mode": "live|preview"}
+  POST /admin/tenants/{tenant}/pauses           {"invoice"|"customer", "until", "reason", "note"}
+  POST /admin/tenants/{tenant}/resume           {"invoice"|"customer"}
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from pydantic import ValidationError
+
+from ar_sync.aws import config
+from ar_sync.aws.config import logger
+from ar_sync.aws.http import _error, app, caller_business
+from ar_sync.connector import Connection
+from ar_sync.pauses import Pause
+from ar_sync.policy import PolicyError
+from ar_sync.store.trust import RulesVersion
+from ar_sync.tenant_rules import parse_text, version_name
+
+MAX_RULES_BYTES = 256_000
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _refused(exc: _Refused) -> Response[Any]:
+    return _error(exc.status, str(exc))
+
+
+app.exception_handler(_Refused)(_refused)
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=body, headers={"Cache-Control": "no-store"})
+
+
+def _tenant(tenant: str) -> Connection:
+    """The caller's connection `tenant`; 404 when unknown or another business's."""
+    business = caller_business()
+    connection = config.store().get_connection(unquote(tenant))
+    if connection is None or connection.business_id != business:
+        raise _Refused(404, "no such company in your account")
+    return connection
+
+
+def _body() -> dict[str, Any]:
+    try:
+        data = json.loads(app.current_event.body or "{}")
+    except ValueError:
+        raise _Refused(400, "the body must be JSON") from None
+    if not isinstance(data, dict):
+        raise _Refused(400, "the body must be a JSON object")
+    return data
+
+
+def _day(value: Any, field: str) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise _Refused(400, f"{field}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _version_json(v: RulesVersion) -> dict[str, Any]:
+    return {"version": v.version, "source": v.source, "note": v.note,
+            "created_at": v.created_at.isoformat(), "text": v.text}
+
+
+@app.put("/admin/tenants/<tenant>/rules")
+def put_rules(tenant: str) -> Response[Any]:
+    connection = _tenant(tenant)
+    raw = app.current_event.body or ""
+    note = ""
+    if "json" in (app.current_event.headers.get("content-type") or ""):
+        data = _body()
+        raw, note = str(data.get("rules") or ""), str(data.get("note") or "")
+    if not raw.strip() or len(raw.encode()) > MAX_RULES_BYTES:
+        raise _Refused(400, f"send the rules YAML (at most {MAX_RULES_BYTES} bytes)")
+    store = config.store()
+    current = store.current_rules(connection.id)
+    try:  # validated exactly as a run will parse it; `extends` only of a shipped set
+        parse_text(raw, version_name(connection.id, (current.version if current else 0) + 1))
+    except PolicyError as exc:
+        return _json(400, {"error": "invalid rules", "issues": [str(i) for i in exc.issues]})
+    if current is not None and current.text == raw:
+        return _json(200, {"version": current.version, "unchanged": True})
+    version = store.apply_rules(connection.id, raw, source="admin API", now=datetime.now(UTC),
+                                note=note)
+    logger.info("rules applied", extra={"tenant": connection.id, "version": version})
+    return _json(201, {"version": version})
+
+
+@app.get("/admin/tenants/<tenant>/rules")
+def get_rules(tenant: str) -> Response[Any]:
+    connection = _tenant(tenant)
+    versions = config.store().rules_versions(connection.id)
+    if (app.current_event.query_string_parameters or {}).get("history"):
+        return _json(200, {"versions": [_version_json(v) for v in versions]})
+    if not versions:
+        return _json(200, {"version": None, "rules": connection.rules})
+    return _json(200, _version_json(versions[-1]))
+
+
+@app.post("/admin/tenants/<tenant>/rules/rollback")
+def rollback_rules(tenant: str) -> Response[Any]:
+    connection = _tenant(tenant)
+    wanted = _body().get("version")
+    store = config.store()
+    versions = store.rules_versions(connection.id)
+    target = (versions[-2] if len(versions) >= 2 else None) if wanted is None else next(
+        (v for v in versions if v.version == wanted), None)
+    if target is None:
+        raise _Refused(404, "no such earlier rules version")
+    version = store.apply_rules(connection.id, target.text, source=target.source,
+                                now=datetime.now(UTC),
+                                note=f"rollback to version {target.version}")
+    return _json(201, {"version": version, "same_as": target.version})
+
+
+@app.post("/admin/tenants/<tenant>/go-live")
+def go_live(tenant: str) -> Response[Any]:
+    connection = _tenant(tenant)
+    data = _body()
+    mode = str(data.get("mode") or "live")
+    if mode not in ("live", "preview"):
+        raise _Refused(400, "mode: live or preview")
+    when = _day(data.get("date"), "date") or datetime.now(UTC).date()
+    updated = connection.model_copy(update={"mode": mode, "go_live": when})
+    config.store().save_connection(updated)
+    logger.info("go-live", extra={"tenant": connection.id, "mode": mode, "date": str(when)})
+    return _json(200, {"tenant": connection.id, "mode": mode, "go_live": when.isoformat()})
+
+
+def _target(connection: Connection, data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(invoice id, customer id) from an invoice number/id or a customer id/name."""
+    invoice, customer = data.get("invoice"), data.get("customer")
+    if (invoice is None) == (customer is None):
+        raise _Refused(400, "name one invoice or one customer")
+    open_ = config.store().open_invoices(connection.id)
+    if invoice is not None:
+        found = next((i for i in open_ if str(invoice) in (i.id, i.number)), None)
+        if found is None:
+            raise _Refused(404, f"no open invoice {invoice!r} (it must have been fetched)")
+        return found.id, None
+    match = next((i for i in open_ if str(customer) in (i.customer_id, i.customer_name)), None)
+    if match is None:
+        raise _Refused(404, f"no customer {customer!r} with open invoices")
+    return None, match.customer_id
+
+
+@app.post("/admin/tenants/<tenant>/pauses")
+def add_pause(tenant: str) -> Response[Any]:
+    connection = _tenant(tenant)
+    data = _body()
+    invoice_id, customer_id = _target(connection, data)
+    today = datetime.now(UTC).date()
+    until = _day(data.get("until"), "until")
+    try:
+        pause = Pause(invoice_id=invoice_id, customer_id=customer_id, until=until,
+                      reason=data.get("reason") or "other", since=today,
+                      note=str(data.get("note") or "")[:500])
+    except ValidationError as exc:
+        raise _Refused(400, exc.errors(include_url=False)[0]["msg"]) from None
+    if pause.reason == "promise" and until is None:
+        raise _Refused(400, "a promise to pay needs `until`")
+    pause_id = config.store().add_pause(connection.id, pause)
+    return _json(201, {"id": pause_id, **pause.model_dump(mode="json")})
+
+
+@app.post("/admin/tenants/<tenant>/resume")
+def resume(tenant: str) -> Response[Any]:
+    connection = _tenant(tenant)
+    data = _body()
+    if data.get("invoice") is not None:  # a paused invoice may have been paid meanwhile
+        known = next((i.id for i in config.store().open_invoices(connection.id)
+                      if str(data["invoice"]) in (i.id, i.number)), str(data["invoice"]))
+        ended = config.store().end_pauses(connection.id, invoice_id=known,
+                                          on=datetime.now(UTC).date())
+    else:
+        customer_id = _target(connection, data)[1]
+        ended = config.store().end_pauses(connection.id, customer_id=customer_id,
+                                          on=datetime.now(UTC).date())
+    if not ended:
+        raise _Refused(404, "nothing paused there")
+    return _json(200, {"ended": ended})
