@@ -17,11 +17,14 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from ar_sync.connector import Connection, PlatformSettings
+from ar_sync.messaging.settings import MailSetup
+from ar_sync.messaging.transport import Sender, SmtpMailer
 from ar_sync.onboarding import finish_connect, start_connect
 from ar_sync.policy import load_policy
 from ar_sync.sandbox.common import Effect
 from ar_sync.sandbox.demo import DEMO_TODAY, demo_company
 from ar_sync.sandbox.persist import persisted
+from ar_sync.sandbox.smtp_sink import SinkMessage, SmtpSink
 
 __all__ = ["DEMO_NOW", "DEMO_TODAY", "DemoResult", "Sandbox", "run_demo", "running_sandbox"]
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
@@ -32,6 +35,9 @@ from ar_sync.sync import RunReport, run_tenant
 DEMO_BUSINESS = "demo-business"
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
 DEMO_NOW = datetime.combine(DEMO_TODAY, time(15, 0), tzinfo=UTC)
+DEMO_COMPANY = "Demo Supplies Ltd"
+DEMO_SENDER = Sender(f"{DEMO_COMPANY} <accounts@demo-supplies.example>",
+                     "accounts@demo-supplies.example")
 
 
 @dataclass
@@ -40,6 +46,7 @@ class DemoResult:
     second_reports: list[RunReport] = field(default_factory=list)
     effects: dict[str, Counter[str]] = field(default_factory=dict)  # platform -> kind counts
     duplicates: int = 0
+    messages: list[SinkMessage] = field(default_factory=list)  # what the local SMTP sink kept
 
 
 @dataclass
@@ -98,24 +105,29 @@ def connect_through_oauth(store: Store, platform: str, settings: PlatformSetting
     return finish_connect(store, params, settings, now=now, business_id=business_id)
 
 
-def run_demo(store: Store, *, seed: int = 7, rules: str = "default") -> DemoResult:
-    """Connect both demo companies, run the rules as of DEMO_TODAY, run again (a no-op)."""
+def run_demo(store: Store, *, seed: int = 7, rules: str = "email") -> DemoResult:
+    """Connect both demo companies, run the rules as of DEMO_TODAY, run again (a no-op).
+    Customer e-mails go to a local SMTP sink (ar_sync.sandbox.smtp_sink) that keeps them."""
     result = DemoResult()
     policy = load_policy(rules)
-    with running_sandbox(seed) as sandbox:
+    if not policy.company_name:
+        policy = policy.model_copy(update={"company_name": DEMO_COMPANY})
+    with running_sandbox(seed) as sandbox, SmtpSink().serve() as sink:
+        mail = MailSetup(sender=DEMO_SENDER, mailer=SmtpMailer(sink.settings()))
         for platform in ("quickbooks", "xero"):
             for connection in connect_through_oauth(store, platform,
                                                     sandbox.settings[platform]):
                 result.reports.append(run_tenant(
                     store, connection.id, settings=sandbox.settings, now=DEMO_NOW,
-                    policy=policy))
+                    policy=policy, mail=mail))
                 result.second_reports.append(run_tenant(
                     store, connection.id, settings=sandbox.settings, now=DEMO_NOW,
-                    policy=policy))
+                    policy=policy, mail=mail))
             effects = sandbox.effects(platform)
             keys = Counter(e.key for e in effects if e.key)
             result.duplicates += sum(n - 1 for n in keys.values() if n > 1)
             result.effects[platform] = Counter(e.kind for e in effects)
+        result.messages = sink.snapshot()
     return result
 
 

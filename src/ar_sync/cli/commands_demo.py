@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console
+from ar_sync.cli.commands_mail import show_mail
 from ar_sync.cli.render import summary_table
 from ar_sync.cli.signals import interruptible
 from ar_sync.crypto import TokenCipher
@@ -32,8 +33,9 @@ app.add_typer(sandbox_app, name="sandbox")
 def demo_cmd(
     db: Annotated[Path | None, typer.Option("--db", help="Keep the store here (default: temp)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Demo company seed")] = 7,
-    rules: Annotated[str, typer.Option("--rules", help="Rule set name or file")] = "default",
+    rules: Annotated[str, typer.Option("--rules", help="Rule set name or file")] = "email",
     show: Annotated[int, typer.Option("--show", help="Writes to list per company")] = 6,
+    outbox: Annotated[Path | None, typer.Option("--outbox", help="Write each customer e-mail sent as a .eml file here")] = None,
 ) -> None:
     """Run everything end to end on the local emulators: connect both demo companies through
     OAuth, run the rules as of the demo date, show what was written back, run again (no-op)."""
@@ -55,6 +57,7 @@ def demo_cmd(
             written.add_row(platform, str(kinds.get("note", 0)), str(kinds.get("late_fee", 0)),
                             str(kinds.get("email", 0)), "0")
         console.print(written)
+        show_mail(result.messages, outbox)
         again = sum(r.done for r in result.second_reports)
         console.print(f"Second run on the same day: {again} new writes "
                       f"(planned again: {sum(r.planned for r in result.second_reports)}); "

@@ -112,16 +112,18 @@ class SmtpSink:
         with self._lock:
             return list(self.messages)
 
-    def write_eml(self, folder: Path) -> list[Path]:
-        """Each kept message as <n>-<recipient>.eml in `folder`."""
-        folder.mkdir(parents=True, exist_ok=True)
-        out = []
-        for n, msg in enumerate(self.snapshot(), 1):
-            who = (msg.recipients[0] if msg.recipients else "unknown").replace("/", "_")
-            path = folder / f"{n:04d}-{who}.eml"
-            path.write_bytes(msg.data)
-            out.append(path)
-        return out
+
+
+def write_eml(messages: list[SinkMessage], folder: Path) -> list[Path]:
+    """Each message as <n>-<recipient>.eml in `folder` (opens in any mail program)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for n, msg in enumerate(messages, 1):
+        who = (msg.recipients[0] if msg.recipients else "unknown").replace("/", "_")
+        path = folder / f"{n:04d}-{who}.eml"
+        path.write_bytes(msg.data)
+        out.append(path)
+    return out
 
 
 def _free_port() -> int:

@@ -1,0 +1,69 @@
+"""`ar-sync contact set|show` against a temp store, and `ar-sync demo --outbox`."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ar_sync.cli import app
+from ar_sync.cli.app import UserError
+from ar_sync.store.sqlite import SQLiteStore
+
+from .helpers import CONNECTION
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "ar.db"
+    store = SQLiteStore(path)
+    store.save_connection(CONNECTION)
+    store.close()
+    return path
+
+
+def test_set_and_show(db: Path) -> None:
+    runner = CliRunner()
+    made = runner.invoke(app, ["contact", "set", "c1", "--email", "ap@one.example",
+                               "--db", str(db)])
+    assert made.exit_code == 0, made.output
+    out = runner.invoke(app, ["contact", "set", "c2", "--opt-out", "--db", str(db)])
+    assert out.exit_code == 0, out.output
+    contacts = SQLiteStore(db).contacts(CONNECTION.id)
+    assert contacts["c1"].email == "ap@one.example" and not contacts["c1"].opted_out
+    assert contacts["c2"].opted_out and contacts["c2"].email is None
+    shown = runner.invoke(app, ["contact", "show", "--db", str(db)])
+    assert "ap@one.example" in shown.output and "c2" in shown.output
+    back = runner.invoke(app, ["contact", "set", "c2", "--opt-in", "--db", str(db)])
+    assert back.exit_code == 0
+    assert not SQLiteStore(db).contacts(CONNECTION.id)["c2"].opted_out
+
+
+def test_user_errors(db: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(app, ["contact", "set", "c1", "--email", "not an address",
+                              "--db", str(db)])
+    assert isinstance(bad.exception, UserError) and "not an e-mail address" in str(bad.exception)
+    none = runner.invoke(app, ["contact", "show", "c9", "--db", str(db)])
+    assert isinstance(none.exception, UserError) and "no contact" in str(none.exception)
+
+
+def test_demo_writes_each_message_as_eml(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    result = CliRunner().invoke(app, ["demo", "--outbox", str(outbox), "--show", "1",
+                                      "--db", str(tmp_path / "demo.db")])
+    assert result.exit_code == 0, result.output[-3000:]
+    files = sorted(outbox.glob("*.eml"))
+    assert len(files) > 10 and "Sample" in result.output
+    recipients: dict[str, int] = {}
+    for path in files:
+        msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert msg["From"].addresses[0].display_name == "Demo Supplies Ltd"
+        assert msg["Reply-To"] and msg["Message-ID"]
+        html = msg.get_body(("html",)).get_content()
+        assert "<table" in html
+        recipients[str(msg["To"])] = recipients.get(str(msg["To"]), 0) + 1
+    # two connected companies at most: a customer gets at most one message from each
+    assert max(recipients.values()) <= 2
