@@ -152,6 +152,7 @@ def to_invoice(raw: Mapping[str, Any], tenant: str) -> tuple[Invoice, LineSet]:
             fee_lines=fee_lines_total(lines, amount_types, gross=True),
             disputed=DISPUTE_TAG in reference.lower(),
             payment_link=LAZY_LINK.format(invoice_id=model.invoice_id),
+            paid_at=_as_date(model.fully_paid_on_date) if model.fully_paid_on_date else None,
         )
     except ValueError as exc:
         raise MalformedInvoice(f"invoice {label}: {exc}") from exc

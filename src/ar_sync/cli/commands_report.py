@@ -46,7 +46,9 @@ def _reports(invoices_file: Path | None, tenant: list[str] | None, db: Path | No
     reports = []
     for connection in pick_connections(store, tenant):
         name = connection.name or connection.external_id
-        reports.append(build_report(store.open_invoices(connection.id),
+        # paid invoices too: without them DSO drifts up and lateness has no history
+        invoices = store.open_invoices(connection.id) + store.paid_invoices(connection.id)
+        reports.append(build_report(invoices,
                                     store.history(connection.id), as_of=day,
                                     title=f"{name} ({connection.id})"))
     return reports

@@ -168,7 +168,8 @@ def history_cmd(
     store = open_store(db)
     found = False
     for connection in pick_connections(store, [tenant] if tenant else None):
-        known = next((i.id for i in store.open_invoices(connection.id)
+        known = next((i.id for i in [*store.open_invoices(connection.id),
+                                     *store.paid_invoices(connection.id)]
                       if invoice in (i.id, i.number)), invoice)
         entries = store.history(connection.id, [known]).get(known, [])
         if not entries:

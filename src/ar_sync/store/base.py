@@ -18,6 +18,17 @@ from ar_sync.models import Invoice
 from ar_sync.plans import PaymentPlan
 from ar_sync.store.trust import TrustStore
 
+PAID_RETENTION_DAYS = 730  # two years of paid invoices: DSO windows and lateness trends
+
+
+def as_paid(invoice: Invoice) -> Invoice:
+    """A paid invoice as the report keeps it: its payment day, or, when the platform does not
+    say (QuickBooks invoices carry none), the day the platform last changed it — when the
+    payment was applied, or later: lateness is never understated."""
+    if invoice.paid_at is not None:
+        return invoice
+    return invoice.model_copy(update={"paid_at": invoice.updated_at.date()})
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -80,6 +91,11 @@ class Store(TrustStore, Ledger, Protocol):
         ...
 
     def open_invoices(self, connection_id: str) -> list[Invoice]: ...
+
+    def paid_invoices(self, connection_id: str) -> list[Invoice]:
+        """Invoices seen paid (kept PAID_RETENTION_DAYS after payment), for the aging/DSO
+        report: save_invoices keeps every PAID invoice it is given here, never planned on."""
+        ...
 
     # checkpoints and run reports ---------------------------------------------------------
     def get_checkpoint(self, connection_id: str) -> Checkpoint: ...

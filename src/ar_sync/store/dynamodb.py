@@ -44,12 +44,14 @@ from ar_sync.models import (
     ApplyLateFee,
     EntryState,
     Invoice,
+    InvoiceStatus,
     LedgerEntry,
     WaiveFee,
 )
 from ar_sync.plans import PaymentPlan
-from ar_sync.store.base import Checkpoint, PendingAuth
+from ar_sync.store.base import PAID_RETENTION_DAYS, Checkpoint, PendingAuth, as_paid
 from ar_sync.store.dynamodb_trust import DynamoDBTrustMixin
+from ar_sync.store.rows import invoices_from
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -409,13 +411,29 @@ class DynamoDBStore(DynamoDBTrustMixin):
                                           "data": latest[i].model_dump_json()})}}
             for i in sorted(keep)]
         requests += [{"DeleteRequest": {"Key": _ser({"pk": pk, "sk": i})}} for i in sorted(drop)]
+        # Paid invoices stay for the report, aged out by TTL after PAID_RETENTION_DAYS.
+        for i in sorted(drop):
+            if i in latest and latest[i].status == InvoiceStatus.PAID:
+                paid = as_paid(latest[i])
+                expires = datetime.combine(paid.paid_at or date.min, datetime.min.time(),
+                                           tzinfo=UTC)
+                requests.append({"PutRequest": {"Item": _ser({
+                    "pk": f"paid#{connection_id}", "sk": i, "data": paid.model_dump_json(),
+                    TTL_ATTRIBUTE: int((expires + timedelta(days=PAID_RETENTION_DAYS))
+                                      .timestamp())})}})
         self._batch_write(requests)
+
+    def paid_invoices(self, connection_id: str) -> list[Invoice]:
+        items = self._query(
+            TableName=self._tenants, KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=_ser({":pk": f"paid#{connection_id}"}))
+        return invoices_from(item["data"] for item in items)
 
     def open_invoices(self, connection_id: str) -> list[Invoice]:
         items = self._query(
             TableName=self._tenants, KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues=_ser({":pk": f"inv#{connection_id}"}), ConsistentRead=True)
-        return [Invoice.model_validate_json(item["data"]) for item in items]
+        return invoices_from(item["data"] for item in items)
 
     # checkpoints and reports -------------------------------------------------------------
     def get_checkpoint(self, connection_id: str) -> Checkpoint:

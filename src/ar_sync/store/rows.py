@@ -67,7 +67,7 @@ _INVOICE_PLAIN = frozenset({
     "platform", "tenant", "id", "number", "customer_id", "customer_name", "customer_email",
     "currency", "version", "disputed", "payment_link"})
 _INVOICE_TYPED = frozenset({"issue_date", "due_date", "updated_at", "total", "balance",
-                            "late_fees_charged", "status", "paid_at"})
+                            "late_fees_charged", "fee_lines", "status", "paid_at"})
 _INVOICE_KNOWN = _INVOICE_PLAIN | _INVOICE_TYPED
 _INVOICE_FIELDS = frozenset(Invoice.model_fields)
 _INVOICE_STATUS = {s.value: s for s in InvoiceStatus}
@@ -84,6 +84,8 @@ def _invoice(data: dict[str, Any]) -> Invoice:
     data["total"] = Decimal(data["total"])
     data["balance"] = Decimal(data["balance"])
     data["late_fees_charged"] = Decimal(data["late_fees_charged"])
+    if data["fee_lines"] is not None:
+        data["fee_lines"] = Decimal(data["fee_lines"])
     data["status"] = _INVOICE_STATUS[data["status"]]
     if data["paid_at"] is not None:
         data["paid_at"] = _fromdate(data["paid_at"])

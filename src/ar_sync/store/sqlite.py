@@ -29,11 +29,12 @@ from ar_sync.models import (
     ApplyLateFee,
     EntryState,
     Invoice,
+    InvoiceStatus,
     LedgerEntry,
     WaiveFee,
 )
 from ar_sync.plans import PaymentPlan
-from ar_sync.store.base import Checkpoint, PendingAuth
+from ar_sync.store.base import PAID_RETENTION_DAYS, Checkpoint, PendingAuth, as_paid
 from ar_sync.store.rows import ENTRY_COLUMNS, entries_from, invoices_from, ledger_entry
 from ar_sync.store.sqlite_trust import TRUST_SCHEMA, SQLiteTrustMixin, upgrade_ledger
 
@@ -81,6 +82,8 @@ CREATE TABLE IF NOT EXISTS invoices (connection_id TEXT NOT NULL, id TEXT NOT NU
 CREATE TABLE IF NOT EXISTS reports (connection_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS contacts (connection_id TEXT NOT NULL, customer_id TEXT NOT NULL,
                                      body TEXT NOT NULL, PRIMARY KEY (connection_id, customer_id));
+CREATE TABLE IF NOT EXISTS paid_invoices (connection_id TEXT NOT NULL, id TEXT NOT NULL,
+    paid_on TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (connection_id, id));
 CREATE TABLE IF NOT EXISTS payment_plans (connection_id TEXT NOT NULL, invoice TEXT NOT NULL,
                                           body TEXT NOT NULL, PRIMARY KEY (connection_id, invoice));
 """
@@ -399,6 +402,22 @@ class SQLiteStore(SQLiteTrustMixin):
                 else:
                     db.execute("DELETE FROM invoices WHERE connection_id = ? AND id = ?",
                                (connection_id, inv.id))
+                    if inv.status == InvoiceStatus.PAID:
+                        paid = as_paid(inv)
+                        db.execute(
+                            "INSERT INTO paid_invoices VALUES (?, ?, ?, ?) ON CONFLICT"
+                            " (connection_id, id) DO UPDATE SET paid_on = excluded.paid_on,"
+                            " body = excluded.body",
+                            (connection_id, inv.id, str(paid.paid_at), paid.model_dump_json()))
+            if invoices:  # age paid invoices out, on the platform's clock
+                newest = max(i.updated_at for i in invoices).date()
+                db.execute("DELETE FROM paid_invoices WHERE connection_id = ? AND paid_on < ?",
+                           (connection_id, str(newest - timedelta(days=PAID_RETENTION_DAYS))))
+
+    def paid_invoices(self, connection_id: str) -> list[Invoice]:
+        rows = self._query("SELECT body FROM paid_invoices WHERE connection_id = ? ORDER BY id",
+                           (connection_id,))
+        return invoices_from(r["body"] for r in rows)
 
     def open_invoices(self, connection_id: str) -> list[Invoice]:
         rows = self._query("SELECT body FROM invoices WHERE connection_id = ? ORDER BY id",
