@@ -26,7 +26,7 @@ from datetime import date, datetime
 from ar_sync.ledger import ClaimOutcome
 from ar_sync.messaging.notify import WebhookRefusedError, WebhookRetryableError
 from ar_sync.messaging.settings import MailSetup
-from ar_sync.messaging.transport import Outcome, build_mime, notice_mime
+from ar_sync.messaging.transport import Outcome, build_mime, notice_mime, tag_value
 from ar_sync.models import (
     CustomerMessage,
     EmailReminder,
@@ -173,8 +173,8 @@ def _send(run: _Run, message: CustomerMessage, entry: LedgerEntry | None, setup:
             if data:
                 attachments.append((f"Invoice {item.invoice_number}.pdf", data))
     mime = build_mime(message, sender=setup.sender, now=run.clock(), attachments=attachments)
-    result = setup.mailer.send(mime, tags={"tenant": _tag(message.tenant),
-                                           "customer": _tag(message.customer_id)})
+    result = setup.mailer.send(mime, tags={"tenant": tag_value(message.tenant),
+                                           "customer": tag_value(message.customer_id)})
     if result.outcome == Outcome.SENT:
         for item in message.items:
             store.complete(item.key, owner=run.owner, ref=message.key, now=run.clock())
@@ -194,11 +194,6 @@ def _send(run: _Run, message: CustomerMessage, entry: LedgerEntry | None, setup:
         run.fail(item.key, reason, permanent=True)
     run.fail(message.key, reason, permanent=True)
     return Delivered("ambiguous", reason)
-
-
-def _tag(value: str) -> str:
-    """SES tag values allow only [A-Za-z0-9_-.@]."""
-    return "".join(c if c.isalnum() or c in "_-.@" else "_" for c in value)[:256]
 
 
 def settle_leftover_item(store: Store, item: EmailReminder, *, owner: str,
@@ -254,7 +249,7 @@ def _notify(notice: EscalationNotice, setup: MailSetup,
         subject=f"Escalated: invoice {notice.invoice_number} ({body.get('customer_name', '')})",
         text=f"An invoice was escalated by ar-sync.\n\n{text}\n",
         message_id=f"<{notice.key}@{setup.sender.domain or 'ar-sync.invalid'}>")
-    result = setup.mailer.send(mime, tags={"tenant": _tag(notice.tenant)})
+    result = setup.mailer.send(mime, tags={"tenant": tag_value(notice.tenant)})
     if result.outcome != Outcome.SENT:
         raise WebhookRetryableError(f"e-mail {result.outcome}: {result.detail}")
     return result.ref or notice.key

@@ -11,6 +11,8 @@ called with botocore's own retries switched off.
 
 from __future__ import annotations
 
+import base64
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
@@ -37,6 +39,25 @@ class SendResult:
     ref: str | None = None  # the provider's id (SES MessageId) or our Message-ID
     detail: str = ""
     permanent: bool = False  # UNSENT and will not go better by retrying (bad address)
+
+
+_TAG_SAFE = re.compile(r"^[A-Za-z0-9_.@-]{1,200}$")
+
+
+def tag_value(value: str) -> str:
+    """An SES message-tag value (only [A-Za-z0-9_.@-]); others are base32-encoded, reversibly,
+    so a bounce notification leads back to the tenant and customer."""
+    if _TAG_SAFE.match(value) and not value.startswith("b32-"):
+        return value
+    return "b32-" + base64.b32encode(value.encode()).decode().rstrip("=")
+
+
+def tag_text(value: str) -> str:
+    """The inverse of tag_value."""
+    if not value.startswith("b32-"):
+        return value
+    data = value[4:]
+    return base64.b32decode(data + "=" * (-len(data) % 8)).decode()
 
 
 def wire_bytes(message: EmailMessage) -> bytes:
