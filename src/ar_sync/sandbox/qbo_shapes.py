@@ -22,6 +22,22 @@ CURRENCY_NAMES = {"USD": "United States Dollar", "GBP": "British Pound Sterling"
                   "CAD": "Canadian Dollar", "AUD": "Australian Dollar"}
 
 
+class QboFault(Exception):
+    """Raised inside a handler to answer with a Fault envelope."""
+
+    def __init__(self, status: int, code: str, message: str, detail: str = "",
+                 kind: str = "ValidationFault") -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.detail, self.kind = (
+            status, code, message, detail, kind)
+
+
+def required(what: str) -> QboFault:
+    """QBO's 2020 'Required param missing' fault for `what`."""
+    return QboFault(400, "2020", "Required param missing, need to supply the required value "
+                    "for the API", f"Required parameter {what} is missing in the request")
+
+
 def qbo_time(moment: datetime) -> str:
     """`2026-11-16T09:00:00-08:00`: QBO's MetaData format (whole seconds, company offset)."""
     return moment.astimezone(COMPANY_TZ).replace(microsecond=0).isoformat()

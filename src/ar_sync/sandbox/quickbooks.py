@@ -1,25 +1,25 @@
 """A local QuickBooks Online (Accounting API v3, minorversion 75) emulator, served over HTTP.
 
 Covers what ar-sync's connector uses, with QBO's own shapes and failure modes: OAuth2 with an
-OpenID discovery document and rotating refresh tokens, the query language subset, CDC,
-invoice read/create/full and sparse update with the SyncToken check (5010), invoice send,
-Items, Accounts, Attachable notes, /batch, `requestid` replay, 401/429 and the Fault envelope.
+OpenID discovery document and rotating refresh tokens (qbo_oauth), the query language subset
+(qbo_query), CDC with deletions, invoice read/create/full and sparse update with the SyncToken
+check (5010), delete, send, editions with their tax codes and line kinds (qbo_tax, qbo_lines),
+Items, Accounts, Attachable notes, /batch (qbo_entities), `requestid` replay per company,
+401/429 and the Fault envelope. The README's emulator section lists the sources.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from ar_sync.connector import PlatformSettings
-from ar_sync.money import round_money, to_decimal
+from ar_sync.money import to_decimal
 from ar_sync.sandbox.common import (
     Clock,
     Counters,
@@ -35,58 +35,37 @@ from ar_sync.sandbox.common import (
     utcnow,
 )
 from ar_sync.sandbox.demo import DemoCompany
-from ar_sync.sandbox.qbo_credit import (
-    CREDIT_ENTITIES,
-    create_credit_memo,
-    create_payment,
-    credit_effects,
+from ar_sync.sandbox.qbo_credit import CREDIT_ENTITIES, credit_effects
+from ar_sync.sandbox.qbo_entities import (
+    BATCH_REQUEST_ID_MAX,
+    REQUEST_ID_MAX,
+    WRITABLE,
+    QboEntities,
 )
+from ar_sync.sandbox.qbo_oauth import SCOPE, QboOAuth, _Access, _Refresh
 from ar_sync.sandbox.qbo_query import QueryError, parse_query, run_query
 from ar_sync.sandbox.qbo_shapes import (
-    COMPANY_TZ,
     FEE_FOR_RE,
     MARKER_RE,
-    amount,
+    QboFault,
     fault,
-    fault_body,
     parse_qbo_time,
     qbo_time,
     response_time,
     seed_rows,
-    subtotal_line,
 )
+from ar_sync.sandbox.qbo_tax import Edition, tax_rows
+from ar_sync.sandbox.qbo_tax import edition as _edition
 
 DEFAULT_REALM = "9341453000000001"
 DEFAULT_CLIENT_ID = "ABdemoClientIdForArSyncSandbox"
 DEFAULT_CLIENT_SECRET = "demo-secret-not-for-production"  # noqa: S105 - a local emulator's
-SCOPE = "com.intuit.quickbooks.accounting"
-ENTITIES = ("Invoice", "Customer", "Item", "Account", "Attachable", *CREDIT_ENTITIES)
+ENTITIES = ("Invoice", "Customer", "Item", "Account", "Attachable", "TaxCode", "TaxRate",
+            *CREDIT_ENTITIES)
+BATCH_PER_MINUTE = 40  # /batch requests a minute per company
 
 
-class _Fail(Exception):
-    """Raised inside a handler to answer with a Fault envelope."""
-
-    def __init__(self, status: int, code: str, message: str, detail: str = "",
-                 kind: str = "ValidationFault") -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.detail, self.kind = (
-            status, code, message, detail, kind)
-
-
-@dataclass
-class _Access:
-    realm: str
-    expires_at: datetime
-    epoch: int
-    refresh: str
-
-
-@dataclass
-class _Refresh:
-    realm: str
-    client_id: str
-    expires_at: datetime
-    spent: bool = False
+_Fail = QboFault
 
 
 @dataclass(frozen=True)
@@ -96,8 +75,12 @@ class Send:
     request_id: str | None
 
 
-class QuickBooksEmulator:
-    """In-memory QBO company (one realm) with an HTTP face; see the module docstring."""
+__all__ = ["SCOPE", "QuickBooksEmulator", "Send"]
+
+
+class QuickBooksEmulator(QboOAuth, QboEntities):
+    """In-memory QBO company (one realm) with an HTTP face; see the module docstring.
+    `edition` is "US" (default), "UK", "CA" or "AU"."""
 
     def __init__(self, clock: Clock | None = None, access_token_ttl: float = 3600, *,
                  refresh_token_ttl: float = 100 * 86400, realm_id: str = DEFAULT_REALM,
@@ -105,7 +88,8 @@ class QuickBooksEmulator:
                  client_secret: str = DEFAULT_CLIENT_SECRET,
                  rate_per_minute: int | None = 500, concurrent: int | None = 10,
                  company_name: str = "Demo Trading Co",
-                 replay: ReplayMode | str | None = None) -> None:
+                 replay: ReplayMode | str | None = None,
+                 edition: Edition | str = "US") -> None:
         self.clock: Clock = clock or utcnow
         self.access_token_ttl = access_token_ttl
         self.refresh_token_ttl = refresh_token_ttl
@@ -118,7 +102,12 @@ class QuickBooksEmulator:
         self.limiter = RateLimiter(per_minute=rate_per_minute, concurrent=concurrent,
                                    clock=self.clock)
         self.idempotency = IdempotencyCache(replay, clock=lambda: self.clock())
+        self.batch_limiter = RateLimiter(per_minute=BATCH_PER_MINUTE, clock=self.clock)
+        self._request_paths: dict[str, str] = {}  # requestid -> the path it was first used on
+        self.edition = _edition(edition)
         self.rows: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in ENTITIES}
+        self.deleted: dict[str, dict[str, dict[str, Any]]] = {}  # entity -> id -> CDC stub
+        self._install_tax()
         self.sends: list[Send] = []
         self._paid: dict[str, Decimal] = {}
         self._next_id = 5000
@@ -132,14 +121,29 @@ class QuickBooksEmulator:
     # ------------------------------------------------------------------ seeding & helpers
 
     def seed(self, company: DemoCompany) -> QuickBooksEmulator:
+        return self.seed_rows(company.name, seed_rows(company, self.clock()))
+
+    def seed_rows(self, name: str,
+                  rows: dict[str, dict[str, dict[str, Any]]]) -> QuickBooksEmulator:
+        """Replace the company with `rows` (entity -> id -> JSON). Invoices are priced here,
+        as QBO would: their amounts paid are TotalAmt - Balance as given."""
         with self._lock:
-            self.company_name = company.name
+            self.company_name = name
             self.rows = {e: {} for e in ENTITIES}
-            for entity, rows in seed_rows(company, self.clock()).items():
-                self.rows[entity].update(rows)
+            self.deleted = {}
+            self._install_tax()
+            for entity, table in rows.items():
+                self.rows[entity].update(table)
             for iid, inv in self.rows["Invoice"].items():
-                self._paid[iid] = to_decimal(inv["TotalAmt"]) - to_decimal(inv["Balance"])
+                paid = to_decimal(inv["TotalAmt"]) - to_decimal(inv["Balance"])
+                self._paid[iid] = paid
+                self._recompute(inv)
         return self
+
+    def _install_tax(self) -> None:
+        stamp = qbo_time(self.clock() - timedelta(days=400))
+        for entity, table in tax_rows(self.edition, stamp).items():
+            self.rows[entity].update(table)
 
     def _new_id(self) -> str:
         with self._lock:
@@ -173,6 +177,29 @@ class QuickBooksEmulator:
             self._touch(inv)
             return inv
 
+    def delete(self, invoice_id: str) -> None:
+        """Delete an invoice as a person in the QBO UI would (only /cdc still reports it)."""
+        with self._lock:
+            inv = self.rows["Invoice"][invoice_id]
+            self._delete("Invoice", {"Id": invoice_id, "SyncToken": inv["SyncToken"]})
+
+    def void(self, invoice_id: str) -> dict[str, Any]:
+        """Void an invoice as the QBO UI does: amounts to zero, the memo says Voided."""
+        with self._lock:
+            inv = self.rows["Invoice"][invoice_id]
+            for line in inv.get("Line", []):
+                if "Amount" in line:
+                    line["Amount"] = 0
+                detail = line.get("SalesItemLineDetail")
+                if detail:
+                    detail.pop("TaxInclusiveAmt", None)
+                    detail["UnitPrice"] = 0
+            inv["PrivateNote"] = "Voided"
+            self._paid[invoice_id] = Decimal(0)
+            self._recompute(inv)
+            self._touch(inv)
+            return inv
+
     def edit(self, invoice_id: str, **fields: Any) -> dict[str, Any]:
         """Change an invoice as a person in the QBO UI would (SyncToken moves)."""
         with self._lock:
@@ -181,16 +208,6 @@ class QuickBooksEmulator:
             self._recompute(inv)
             self._touch(inv)
             return inv
-
-    def _recompute(self, inv: dict[str, Any]) -> None:
-        currency = inv.get("CurrencyRef", {}).get("value", "USD")
-        lines = [ln for ln in inv.get("Line", []) if ln.get("DetailType") != "SubTotalLineDetail"]
-        total = sum((to_decimal(ln.get("Amount", 0)) for ln in lines), Decimal(0))
-        total = round_money(total, currency)
-        inv["Line"] = [*lines, subtotal_line(total)]
-        balance = max(Decimal(0), total - self._paid.get(inv["Id"], Decimal(0)))
-        inv["TotalAmt"], inv["Balance"] = amount(total), amount(round_money(balance, currency))
-        inv["HomeBalance"] = inv["Balance"]
 
     def effects(self) -> list[Effect]:
         """Notes, late fees and e-mails the company holds that carry ar-sync keys."""
@@ -225,38 +242,6 @@ class QuickBooksEmulator:
         return out
 
     # ------------------------------------------------------------------ OAuth shortcuts
-
-    def authorize(self, client_id: str, redirect_uri: str, state: str,
-                  scope: str = SCOPE) -> str:
-        """What the browser consent does: the redirect URL with code, state and realmId."""
-        if client_id != self.client_id:
-            raise ValueError("unknown client_id")
-        if SCOPE not in scope.split():
-            raise ValueError(f"scope must include {SCOPE}")
-        code = "AB" + secrets.token_urlsafe(24)
-        with self._lock:
-            self._codes[code] = (client_id, redirect_uri)
-        sep = "&" if "?" in redirect_uri else "?"
-        return redirect_uri + sep + urlencode({"code": code, "state": state,
-                                               "realmId": self.realm_id})
-
-    def _issue(self, client_id: str) -> dict[str, Any]:
-        now = self.clock()
-        access = "eyJ" + secrets.token_urlsafe(32)
-        refresh = "AB" + secrets.token_urlsafe(32)
-        with self._lock:
-            self._access[access] = _Access(self.realm_id,
-                                           now + timedelta(seconds=self.access_token_ttl),
-                                           self.faults.token_epoch, refresh)
-            self._refresh[refresh] = _Refresh(self.realm_id, client_id,
-                                              now + timedelta(seconds=self.refresh_token_ttl))
-        return {"token_type": "bearer", "access_token": access, "refresh_token": refresh,
-                "expires_in": int(self.access_token_ttl),
-                "x_refresh_token_expires_in": int(self.refresh_token_ttl)}
-
-    def grant(self) -> dict[str, Any]:
-        """Tokens for this realm without the consent dance (for benchmarks and quick tests)."""
-        return self._issue(self.client_id)
 
     # ------------------------------------------------------------------ server
 
@@ -326,71 +311,6 @@ class QuickBooksEmulator:
         return fault(status, "10000", "An application error has occurred while processing "
                      "your request", message, "SystemFault", self.clock())
 
-    def _discovery(self) -> dict[str, Any]:
-        base = self.url
-        return {"issuer": f"{base}/op/v1", "authorization_endpoint": f"{base}/connect/oauth2",
-                "token_endpoint": f"{base}/oauth2/v1/tokens/bearer",
-                "userinfo_endpoint": f"{base}/v1/openid_connect/userinfo",
-                "revocation_endpoint": f"{base}/oauth2/v1/tokens/revoke",
-                "jwks_uri": f"{base}/op/v1/jwks",
-                "response_types_supported": ["code"], "scopes_supported": [SCOPE, "openid"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic"]}
-
-    def _authorize_endpoint(self, req: Request) -> Response:
-        q = req.query
-        if q.get("response_type") != "code" or not q.get("redirect_uri"):
-            return Response.text(400, "invalid_request")
-        try:
-            return Response.redirect(self.authorize(q.get("client_id", ""), q["redirect_uri"],
-                                                    q.get("state", ""), q.get("scope", "")))
-        except ValueError as exc:
-            return Response.text(400, f"invalid_request: {exc}")
-
-    def _client_ok(self, req: Request) -> bool:
-        import base64
-
-        header = req.headers.get("authorization", "")
-        if not header.startswith("Basic "):
-            return False
-        try:
-            cid, _, secret = base64.b64decode(header[6:]).decode().partition(":")
-        except ValueError:
-            return False
-        return cid == self.client_id and secrets.compare_digest(secret, self.client_secret)
-
-    def _token_endpoint(self, req: Request) -> Response:
-        if not self._client_ok(req):
-            return Response.json(401, {"error": "invalid_client"})
-        form = req.form()
-        grant = form.get("grant_type")
-        with self._lock:
-            if grant == "authorization_code":
-                issued = self._codes.pop(form.get("code", ""), None)
-                if issued is None or issued[1] != form.get("redirect_uri"):
-                    return Response.json(400, {"error": "invalid_grant"})
-                return Response.json(200, self._issue(issued[0]))
-            if grant == "refresh_token":
-                token = self._refresh.get(form.get("refresh_token", ""))
-                if token is None or token.spent or token.expires_at <= self.clock():
-                    return Response.json(400, {"error": "invalid_grant"})
-                token.spent = True  # rotation: the old refresh token is single-use
-                return Response.json(200, self._issue(token.client_id))
-        return Response.json(400, {"error": "unsupported_grant_type"})
-
-    def _revoke_endpoint(self, req: Request) -> Response:
-        self.counters.call("POST /oauth2/v1/tokens/revoke")
-        if not self._client_ok(req):
-            return Response.json(401, {"error": "invalid_client"})
-        token = str((req.json() or {}).get("token", ""))
-        with self._lock:
-            if token in self._refresh:
-                self._refresh[token].spent = True
-                for access, info in list(self._access.items()):
-                    if info.refresh == token:
-                        del self._access[access]
-            self._access.pop(token, None)
-        return Response(200)
-
     # ------------------------------------------------------------------ API
 
     def _api(self, req: Request, realm: str, rest: list[str]) -> Response:
@@ -411,6 +331,16 @@ class QuickBooksEmulator:
                 if early is not None:
                     return early
             request_id = req.query.get("requestid")
+            limit = BATCH_REQUEST_ID_MAX if rest[0].lower() == "batch" else REQUEST_ID_MAX
+            if request_id is not None and len(request_id) > limit:
+                return fault(400, "2050", "String length is either shorter or longer than "
+                             "supported by specification", f"requestid is {len(request_id)} "
+                             f"characters; Max allowed is {limit}", now=self.clock())
+            if rest[0].lower() == "batch" and req.method == "POST":
+                batch = self.batch_limiter.acquire(realm)
+                if not batch.allowed:
+                    return self._error(429, "batch").with_headers(
+                        {"Retry-After": str(batch.retry_after)})
             if req.method == "POST" and request_id and rest[0] != "query":
                 return self._idempotent(req, request_id, rest)
             return self._route(req, rest)
@@ -422,24 +352,19 @@ class QuickBooksEmulator:
         shape = "/".join("{id}" if p.isdigit() else p for p in rest)
         return f"{method} /v3/company/{{realm}}/{shape}"
 
-    def _authorized(self, req: Request, realm: str) -> bool:
-        header = req.headers.get("authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else ""
-        with self._lock:
-            info = self._access.get(token)
-            return (info is not None and info.realm == realm == self.realm_id
-                    and info.expires_at > self.clock()
-                    and info.epoch >= self.faults.token_epoch)
-
     def _idempotent(self, req: Request, request_id: str, rest: list[str]) -> Response:
-        with self.idempotency.lock(request_id, req.method, req.path):
-            recorded = self.idempotency.get(request_id, req.method, req.path)
+        """A requestid is unique per company, not per endpoint: reused on another request it
+        still answers with the first request's recorded response."""
+        with self._lock:
+            path = self._request_paths.setdefault(request_id, req.path)
+        with self.idempotency.lock(request_id, "POST", path):
+            recorded = self.idempotency.get(request_id, "POST", path)
             if recorded is not None:
                 self.counters.replayed()
                 return recorded.response()
             response = self._route(req, rest)
             if response.status < 500:
-                self.idempotency.put(request_id, req.method, req.path, response)
+                self.idempotency.put(request_id, "POST", path, response)
             if response.status == 200 and self.faults.take_drop(req.path):
                 req.drop_response()
             return response
@@ -458,12 +383,15 @@ class QuickBooksEmulator:
             return self._ok({"Invoice": inv})
         if head == "companyinfo" and len(rest) == 2 and req.method == "GET":
             return self._ok({"CompanyInfo": {"Id": rest[1], "CompanyName": self.company_name,
-                                             "Country": "US", "SyncToken": "0",
+                                             "Country": self.edition.country,
+                                             "SyncToken": "0",
                                              "domain": "QBO", "sparse": False}})
         entity = self._entity(head)
         if len(rest) == 2 and req.method == "GET":
             return self._ok({entity: self._read(entity, rest[1])})
         if len(rest) == 1 and req.method == "POST":
+            if entity not in WRITABLE:
+                raise _Fail(400, "4000", "Unsupported Operation", f"write {entity}")
             body = req.json() or {}
             return self._ok({entity: self._write(entity, body, req.query.get("operation"))})
         raise _Fail(400, "4000", "Unsupported Operation",
@@ -511,7 +439,10 @@ class QuickBooksEmulator:
             for name in params.get("entities", "").split(","):
                 entity = self._entity(name.strip())
                 rows = [dict(r) for r in self.rows[entity].values()
-                        if parse_qbo_time(r["MetaData"]["LastUpdatedTime"]) > since][:1000]
+                        if parse_qbo_time(r["MetaData"]["LastUpdatedTime"]) > since]
+                rows += [dict(r) for r in self.deleted.get(entity, {}).values()
+                         if parse_qbo_time(r["MetaData"]["LastUpdatedTime"]) > since]
+                rows = sorted(rows, key=lambda r: r["MetaData"]["LastUpdatedTime"])[:1000]
                 block: dict[str, Any] = {"startPosition": 1, "maxResults": len(rows)}
                 if rows:
                     block[entity] = rows
@@ -527,152 +458,6 @@ class QuickBooksEmulator:
                             f"inactive. Check the fields with accounts, customers, items, "
                             f"vendors or employees. ({entity} {object_id})")
             return dict(row)
-
-    def _write(self, entity: str, body: dict[str, Any], operation: str | None) -> dict[str, Any]:
-        if operation not in (None, "update"):
-            raise _Fail(400, "4000", "Unsupported Operation", f"operation={operation}")
-        with self._lock:
-            if body.get("Id"):
-                row = self._update(entity, body)
-            elif entity == "Invoice":
-                row = self._create_invoice(body)
-            elif entity == "Item":
-                row = self._create_item(body)
-            elif entity == "Attachable":
-                row = self._create_attachable(body)
-            elif entity == "CreditMemo":  # waivers: sandbox/qbo_credit.py
-                row = create_credit_memo(self, body, _Fail)
-            elif entity == "Payment":
-                row = create_payment(self, body, _Fail)
-            else:
-                raise _Fail(400, "4000", "Unsupported Operation", f"create {entity}")
-            self.counters.applied()
-            return dict(row)
-
-    def _update(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
-        row = self.rows[entity].get(str(body["Id"]))
-        if row is None:
-            raise _Fail(400, "610", "Object Not Found", f"{entity} {body['Id']}")
-        if str(body.get("SyncToken")) != str(row.get("SyncToken")):
-            raise _Fail(400, "5010", "Stale Object Error",
-                        "Stale Object Error : You and Demo User were working on this at the "
-                        "same time. Demo User finished before you did, so your work was not "
-                        "saved.")
-        kept: dict[str, Any] = {k: row[k] for k in ("Id", "MetaData", "domain") if k in row}
-        ignored = {"SyncToken", "TotalAmt", "Balance", "HomeBalance", "MetaData", "sparse",
-                   "domain"}
-        changes = {k: v for k, v in body.items() if k not in ignored and v not in ("", None)}
-        if entity == "Invoice" and "Line" in changes:
-            changes["Line"] = self._lines(changes["Line"])
-        if body.get("sparse"):
-            row.update(changes)
-        else:  # a full update replaces every writable field
-            row.clear()
-            row.update({**changes, **kept, "SyncToken": body["SyncToken"], "sparse": False})
-            row.setdefault("CurrencyRef", {"value": "USD"})
-        if entity == "Invoice":
-            self._check_customer(row)
-            self._recompute(row)
-        self._touch(row)
-        return row
-
-    def _lines(self, lines: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for n, line in enumerate((ln for ln in lines
-                                  if ln.get("DetailType") != "SubTotalLineDetail"), start=1):
-            if line.get("DetailType") not in ("SalesItemLineDetail", "DescriptionOnly"):
-                raise _Fail(400, "2020", "Required param missing, need to supply the required "
-                            "value for the API", "Required parameter Line.DetailType is missing "
-                            "in the request")
-            if line.get("DetailType") == "SalesItemLineDetail":
-                ref = (line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}
-                if str(ref.get("value", "")) not in self.rows["Item"]:
-                    raise _Fail(400, "2500", "Invalid Reference Id",
-                                f"Invalid Reference Id : Item assigned to this transaction has "
-                                f"been deleted or does not exist ({ref.get('value')})")
-            clean = {k: v for k, v in line.items() if v not in ("", None)}
-            clean["Id"] = str(n)
-            clean["LineNum"] = n
-            clean["Amount"] = amount(to_decimal(line.get("Amount", 0)))
-            out.append(clean)
-        if not out:
-            raise _Fail(400, "2020", "Required param missing, need to supply the required "
-                        "value for the API", "Required parameter Line is missing in the request")
-        return out
-
-    def _check_customer(self, inv: dict[str, Any]) -> dict[str, Any]:
-        ref = inv.get("CustomerRef") or {}
-        customer = self.rows["Customer"].get(str(ref.get("value", "")))
-        if customer is None:
-            raise _Fail(400, "2500", "Invalid Reference Id",
-                        "Invalid Reference Id : Customer does not exist")
-        return customer
-
-    def _create_invoice(self, body: dict[str, Any]) -> dict[str, Any]:
-        row = {k: v for k, v in body.items() if v not in ("", None, [], {})}
-        for computed in ("TotalAmt", "Balance", "HomeBalance", "sparse", "SyncToken"):
-            row.pop(computed, None)
-        customer = self._check_customer(row)
-        iid = self._new_id()
-        today = self.clock().astimezone(COMPANY_TZ).date()
-        row["Line"] = self._lines(body.get("Line") or [])
-        row.update({"Id": iid, "SyncToken": "0", "domain": "QBO", "sparse": False})
-        row.setdefault("DocNumber", str(int(iid)))
-        row.setdefault("TxnDate", today.isoformat())
-        row.setdefault("DueDate", row["TxnDate"])
-        row.setdefault("CurrencyRef", customer.get("CurrencyRef", {"value": "USD"}))
-        row["CustomerRef"] = {"value": customer["Id"], "name": customer["DisplayName"]}
-        if "BillEmail" not in row and "PrimaryEmailAddr" in customer:
-            row["BillEmail"] = {"Address": customer["PrimaryEmailAddr"]["Address"]}
-        row.setdefault("EmailStatus", "NotSet")
-        row.setdefault("PrivateNote", "")
-        stamp = qbo_time(self.clock())
-        row["MetaData"] = {"CreateTime": stamp, "LastUpdatedTime": stamp}
-        self._paid[iid] = Decimal(0)
-        self._recompute(row)
-        self.rows["Invoice"][iid] = row
-        return row
-
-    def _create_item(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = str(body.get("Name") or "").strip()
-        if not name:
-            raise _Fail(400, "2020", "Required param missing, need to supply the required "
-                        "value for the API", "Required parameter Name is missing")
-        if any(i["Name"].lower() == name.lower() for i in self.rows["Item"].values()):
-            raise _Fail(400, "6240", "Duplicate Name Exists Error",
-                        f"The name supplied already exists. : {name}")
-        account = str((body.get("IncomeAccountRef") or {}).get("value", ""))
-        if body.get("Type", "Service") == "Service" and account not in self.rows["Account"]:
-            raise _Fail(400, "2020", "Required param missing, need to supply the required "
-                        "value for the API", "Required parameter IncomeAccountRef is missing")
-        iid = self._new_id()
-        stamp = qbo_time(self.clock())
-        row = {**{k: v for k, v in body.items() if v not in ("", None)}, "Id": iid,
-               "SyncToken": "0", "FullyQualifiedName": name, "Active": True, "domain": "QBO",
-               "sparse": False, "Type": body.get("Type", "Service"),
-               "MetaData": {"CreateTime": stamp, "LastUpdatedTime": stamp}}
-        self.rows["Item"][iid] = row
-        return row
-
-    def _create_attachable(self, body: dict[str, Any]) -> dict[str, Any]:
-        refs = body.get("AttachableRef") or []
-        if not body.get("Note") and not body.get("FileName"):
-            raise _Fail(400, "2020", "Required param missing, need to supply the required "
-                        "value for the API", "Required parameter Note is missing")
-        for ref in refs:
-            entity = ref.get("EntityRef") or {}
-            table = self.rows.get(str(entity.get("type", "")))
-            if table is None or str(entity.get("value", "")) not in table:
-                raise _Fail(400, "2500", "Invalid Reference Id",
-                            f"Invalid Reference Id : {entity.get('type')} "
-                            f"{entity.get('value')} does not exist")
-        aid = self._new_id()
-        stamp = qbo_time(self.clock())
-        row = {**{k: v for k, v in body.items() if v not in ("", None)}, "Id": aid,
-               "SyncToken": "0", "domain": "QBO", "sparse": False,
-               "MetaData": {"CreateTime": stamp, "LastUpdatedTime": stamp}}
-        self.rows["Attachable"][aid] = row
-        return row
 
     def _send(self, invoice_id: str, send_to: str | None,
               request_id: str | None) -> dict[str, Any]:
@@ -693,28 +478,3 @@ class QuickBooksEmulator:
             self._touch(inv)
             self.counters.applied()
             return dict(inv)
-
-    def _batch(self, req: Request) -> dict[str, Any]:
-        items = (req.json() or {}).get("BatchItemRequest") or []
-        if len(items) > 30:
-            raise _Fail(400, "4000", "Batch size exceeded",
-                        "Batch request may contain at most 30 operations")
-        answers: list[dict[str, Any]] = []
-        for item in items:
-            bid = str(item.get("bId", ""))
-            try:
-                if "Query" in item:
-                    answers.append({"bId": bid, "QueryResponse": self._query(item["Query"])})
-                    continue
-                operation = item.get("operation", "create")
-                entity = next((e for e in ENTITIES if e in item), None)
-                if entity is None or operation not in ("create", "update"):
-                    raise _Fail(400, "4000", "Unsupported Operation", f"batch {operation}")
-                body = dict(item[entity])
-                if operation == "create":
-                    body.pop("Id", None)
-                answers.append({"bId": bid, entity: self._write(entity, body, None)})
-            except _Fail as exc:
-                answers.append({"bId": bid, "Fault": fault_body(exc.code, exc.message,
-                                                                exc.detail, exc.kind)})
-        return {"BatchItemResponse": answers}
