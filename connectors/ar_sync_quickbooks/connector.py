@@ -1,11 +1,12 @@
 """The QuickBooks Online connector: reads open invoices, writes notes, fees and reminders,
 each write carrying its idempotency key as `requestid` and as the `ar-sync:<key>` marker.
 
-Reads: `select * from Invoice where Balance > '0'` in pages of 1000 for a full fetch, and
-`MetaData.LastUpdatedTime >= <checkpoint>` for an incremental one (paid and voided invoices
-come back too, so the caller learns they closed). The query, not CDC: it pages, it has no
-30-day look-back limit, and full and incremental runs share one code path. Customer e-mails
-come from BillEmail, else from one `Customer where Id in (...)` query per 500 customers.
+Reads: `select * from Invoice where Balance > '0'` in pages of 1000 for a full fetch. An
+incremental fetch asks /cdc (one call: changed invoices, paid and voided ones included, and the
+deleted ones, which no query returns); when CDC cannot answer (more than 30 days back, or its
+1,000-object cap reached) it falls back to `MetaData.LastUpdatedTime >= <checkpoint>` query
+pages, keeping CDC's deletions. Customer e-mails come from BillEmail, else from one
+`Customer where Id in (...)` query per 500 customers. Writes are in writes.py.
 """
 
 from __future__ import annotations
@@ -13,40 +14,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
-from quickbooks.objects.attachable import Attachable
 from quickbooks.objects.customer import Customer
-from quickbooks.objects.invoice import Invoice as QBInvoice
-from quickbooks.objects.item import Item
 
-from ar_sync.connector import Connection, FetchResult, key_marker
-from ar_sync.errors import PlatformValidationError, StaleObjectError
-from ar_sync.models import ActionKind, FeeMode, Invoice, Money
-from ar_sync.money import round_money, to_decimal
+from ar_sync.connector import Connection, FetchResult
+from ar_sync.errors import PlatformValidationError
+from ar_sync.models import ActionKind, Invoice, Money
 from ar_sync.retry import write_reconciled
 from ar_sync_quickbooks import waivers
 from ar_sync_quickbooks.client import QuickBooksClient, run
 from ar_sync_quickbooks.mapping import (
-    LATE_FEE_ITEM,
     MalformedInvoice,
     checkpoint_from,
     dumps,
-    fee_description,
-    fee_invoice_note,
-    fee_line,
     find_line_with_marker,
     has_marker,
-    item_lines,
     map_invoices,
     needs_customer_email,
-    note_text,
     query_time,
     to_invoice,
 )
+from ar_sync_quickbooks.writes import QuickBooksWrites, fact_queries, quote
 
 log = logging.getLogger(__name__)
 PAGE = 1000  # QBO's largest page
@@ -57,13 +48,12 @@ IDS_PER_QUERY = 500  # customer ids per `Id in (...)` query (keeps the statement
 # such read also looks up the Late fee item in the same /batch request.
 READ_AHEAD = 200
 FRESH_SECONDS = 10.0
+CDC_LOOKBACK = timedelta(days=29)  # /cdc answers at most 30 days back; keep a day's margin
+CDC_MAX = 1000  # objects in one /cdc answer
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-quote = _quote
+_quote = quote
+__all__ = ["PAGE", "QuickBooksConnector", "quote", "select"]
 
 
 def select(entity: str, where: str = "", *, start: int | None = None,
@@ -79,10 +69,7 @@ def select(entity: str, where: str = "", *, start: int | None = None,
     return " ".join(parts)
 
 
-DUPLICATE_NAME = "6240"  # Fault code of "Duplicate Name Exists Error"
-
-
-class QuickBooksConnector:
+class QuickBooksConnector(QuickBooksWrites):
     """A live session with one QuickBooks company (realm)."""
 
     platform = "quickbooks"
@@ -99,7 +86,10 @@ class QuickBooksConnector:
         self._raw: dict[str, dict[str, Any]] = {}  # last JSON seen per invoice id
         self._emails: dict[str, str | None] = {}  # customer id -> e-mail (None: has none)
         self._fee_item: tuple[str, str] | None = None
-        self._fee_item_looked_up = False
+        self._facts_loaded = False  # Late fee item, TaxCode, TaxRate, CompanyInfo (writes.py)
+        self._tax_codes: list[dict[str, Any]] = []
+        self._tax_rates: dict[str, Decimal] = {}
+        self._country = "US"
         self._candidates: list[str] = []  # open invoice ids from the last fetch, likely order
         self._fresh_at: dict[str, float] = {}  # when _raw[id] was last read or written
         self.monotonic: Callable[[], float] = time.monotonic
@@ -138,13 +128,20 @@ class QuickBooksConnector:
             start += PAGE
 
     def fetch_open_invoices(self, since: datetime | None = None) -> FetchResult:
-        where = ("Balance > '0'" if since is None
-                 else f"MetaData.LastUpdatedTime >= {_quote(query_time(since))}")
         raws: list[dict[str, Any]] = []
+        removed: list[str] = []
         first_time: str | None = None
-        for rows, stamp in self._pages(where):
-            first_time = first_time or stamp
-            raws.extend(rows)
+        changes = self._cdc(since) if since is not None else None
+        if changes is not None:
+            raws, removed, first_time, complete = changes
+            if not complete:  # CDC's 1,000-object cap: page through the query instead
+                raws = []
+        if changes is None or (not raws and not changes[3]):
+            where = ("Balance > '0'" if since is None
+                     else f"MetaData.LastUpdatedTime >= {_quote(query_time(since))}")
+            for rows, stamp in self._pages(where):
+                first_time = first_time or stamp
+                raws.extend(rows)
         self._remember(raws)
         self._load_emails({str((r.get("CustomerRef") or {}).get("value", ""))
                            for r in raws if needs_customer_email(r)})
@@ -152,11 +149,30 @@ class QuickBooksConnector:
         self._candidates = [inv.id for inv in sorted(
             (i for i in invoices if i.is_open), key=lambda i: (i.due_date, -i.balance))]
         self._fresh_at.clear()
+        for gone in removed:
+            self._raw.pop(gone, None)
         for warning in warnings:
             log.warning("%s", warning)
         return FetchResult(invoices=invoices, warnings=warnings,
                            checkpoint=checkpoint_from(first_time, self.clock()),
-                           full=since is None)
+                           full=since is None, removed=removed)
+
+    def _cdc(self, since: datetime) -> tuple[list[dict[str, Any]], list[str], str | None,
+                                              bool] | None:
+        """(changed invoices, deleted ids, server time, complete?) from one /cdc call; None
+        when `since` is beyond CDC's 30-day look-back. One second of overlap: the checkpoint
+        is floored to the second and CDC compares with `>`."""
+        if self.clock() - since >= CDC_LOOKBACK:
+            return None
+        stamp = query_time(since - timedelta(seconds=1))
+        answer: dict[str, Any] = self._run(
+            lambda: self.client.change_data_capture("Invoice", stamp), "cdc")
+        rows: list[dict[str, Any]] = []
+        for block in (answer.get("CDCResponse") or [{}])[0].get("QueryResponse") or []:
+            rows.extend(block.get("Invoice") or [])
+        deleted = [str(r.get("Id")) for r in rows if str(r.get("status")) == "Deleted"]
+        live = [r for r in rows if str(r.get("status")) != "Deleted"]
+        return live, deleted, answer.get("time"), len(rows) < CDC_MAX
 
     def _remember(self, raws: list[dict[str, Any]], *, fresh: bool = False) -> None:
         """Keep the latest JSON per invoice; `fresh` marks it as a just-read (or just-written)
@@ -204,34 +220,34 @@ class QuickBooksConnector:
         wanted = [invoice_id, *others]
         self._candidates = [c for c in self._candidates if c not in wanted]
         ids = ", ".join(_quote(i) for i in wanted)
-        found = self._batch_queries(select("Invoice", f"Id in ({ids})"))["Invoice"]
+        answers = self._batch_queries({"invoices": select("Invoice", f"Id in ({ids})")})
+        found: list[dict[str, Any]] = answers.get("invoices", {}).get("Invoice", [])
         self._remember(found, fresh=True)
         return next((r for r in found if str(r["Id"]) == invoice_id), None)
 
-    def _batch_queries(self, invoices: str) -> dict[str, list[dict[str, Any]]]:
-        """The invoice query, plus the Late fee item lookup while it is still unknown: two
-        queries in one /batch request (one API call)."""
-        if self._fee_item is not None or self._fee_item_looked_up:
-            return {"Invoice": self._query(invoices).get("QueryResponse", {}).get("Invoice", [])}
-        body = dumps({"BatchItemRequest": [
-            {"bId": "invoices", "Query": invoices},
-            {"bId": "item", "Query": select("Item", f"Name = {_quote(LATE_FEE_ITEM)}")}]})
+    def _batch_queries(self, queries: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """bId -> QueryResponse for several queries in one /batch request (one API call),
+        with the company facts a fee needs added while they are still unread."""
+        wanted = dict(queries)
+        if not self._facts_loaded:
+            wanted.update(fact_queries())
+        if len(wanted) == 1:
+            (bid, text), = wanted.items()
+            return {bid: self._query(text).get("QueryResponse", {})}
+        body = dumps({"BatchItemRequest": [{"bId": bid, "Query": text}
+                                           for bid, text in wanted.items()]})
         answer: dict[str, Any] = self._run(lambda: self.client.batch_operation(body),
                                            "batch read")
-        out: dict[str, list[dict[str, Any]]] = {"Invoice": [], "Item": []}
+        out: dict[str, dict[str, Any]] = {}
         for item in answer.get("BatchItemResponse", []):
             if "Fault" in item:
                 error = (item["Fault"].get("Error") or [{}])[0]
                 raise PlatformValidationError(
                     f"{error.get('Message', 'batch fault')}: {error.get('Detail', '')}",
                     platform_code=str(error.get("code") or "") or None)
-            response = item.get("QueryResponse", {})
-            for entity in out:
-                out[entity].extend(response.get(entity, []))
-        self._fee_item_looked_up = True
-        if out["Item"]:
-            found = Item.from_json(out["Item"][0])
-            self._fee_item = (str(found.Id), str(found.Name))
+            out[str(item.get("bId"))] = item.get("QueryResponse", {})
+        if not self._facts_loaded:
+            self._absorb_facts(out)
         return out
 
     def get_invoice(self, invoice_id: str) -> Invoice | None:
@@ -246,116 +262,6 @@ class QuickBooksConnector:
         except MalformedInvoice as exc:
             raise PlatformValidationError(f"invoice {invoice_id} is malformed: {exc}") from exc
 
-    # ------------------------------------------------------------------ writes
-
-    def add_note(self, invoice: Invoice, text: str, *, key: str) -> str:
-        return self._reconciled(lambda: self._add_note(invoice, text, key), invoice,
-                                ActionKind.NOTE, key)
-
-    def _add_note(self, invoice: Invoice, text: str, key: str) -> str:
-        """An Attachable note linked to the invoice (create-only: no SyncToken race)."""
-        note = Attachable()
-        note.Note = note_text(text, key)
-        note.AttachableRef = [{"EntityRef": {"type": "Invoice", "value": invoice.id},
-                               "IncludeOnSend": False}]
-        body = note.to_json()
-        answer: dict[str, Any] = self._run(
-            lambda: self.client.create_object("Attachable", body, request_id=key), "add note",
-            write=True)
-        return f"Attachable:{Attachable.from_json(answer['Attachable']).Id}"
-
-    def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str:
-        return self._reconciled(lambda: self._send(invoice, key, to), invoice,
-                                ActionKind.REMINDER_EMAIL, key)
-
-    def _send(self, invoice: Invoice, key: str, to: str | None) -> str:
-        if not to and not invoice.customer_email:
-            # QBO would answer "Email Address Invalid"; no need to spend a call to learn it
-            raise PlatformValidationError(
-                f"invoice {invoice.number}: no BillEmail and no customer e-mail to send to")
-        params = {"sendTo": to} if to else {}
-        answer: dict[str, Any] = self._run(
-            lambda: self.client.post(self._url(f"invoice/{invoice.id}/send"), None,
-                                     content_type="application/octet-stream", params=dict(params),
-                                     request_id=key), "send invoice", write=True)
-        self._remember([answer["Invoice"]], fresh=True)
-        sent = QBInvoice.from_json(answer["Invoice"])
-        delivered = getattr(sent.DeliveryInfo, "DeliveryTime", "") if sent.DeliveryInfo else ""
-        return f"InvoiceSend:{sent.Id}@{delivered or sent.EmailStatus}"
-
-    def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
-                     mode: FeeMode, tax: str | None = None) -> str:
-        if fee.currency != invoice.currency:
-            raise PlatformValidationError(
-                f"fee in {fee.currency} on a {invoice.currency} invoice {invoice.number}")
-        amount = round_money(fee.amount, fee.currency)
-        if amount <= 0:
-            raise PlatformValidationError(f"late fee must be positive, got {amount}")
-        item_id, item_name = self.fee_item()
-        if mode == FeeMode.INVOICE:
-            return self._reconciled(
-                lambda: self._fee_invoice(invoice, amount, label, key, item_id, item_name),
-                invoice, ActionKind.LATE_FEE, key)
-        return self._reconciled(
-            lambda: self._fee_line(invoice, amount, label, key, item_id, item_name),
-            invoice, ActionKind.LATE_FEE, key)
-
-    def _fee_line(self, invoice: Invoice, amount: Decimal, label: str, key: str,
-                  item_id: str, item_name: str) -> str:
-        """Sparse update adding one line (QBO replaces Line as a whole: send all lines)."""
-        raw = self._raw.get(invoice.id)
-        if raw is None or str(raw.get("SyncToken")) != str(invoice.version):
-            raw = self._read_raw(invoice.id)
-        for attempt, request_id in enumerate((key, f"{key}-r")):
-            if raw is None:
-                raise PlatformValidationError(f"invoice {invoice.id} no longer exists")
-            present = find_line_with_marker(raw, key)
-            if present is not None:
-                return present
-            body = {"Id": raw["Id"], "SyncToken": raw["SyncToken"], "sparse": True,
-                    "Line": [*item_lines(raw),
-                             fee_line(amount, fee_description(label, key), item_id, item_name)]}
-            text = dumps(body)
-            try:
-                answer: dict[str, Any] = self._run(
-                    partial(self.client.update_object, "Invoice", text, request_id=request_id),
-                    "add fee line", write=True)
-            except StaleObjectError:
-                if attempt == 1:
-                    raise
-                raw = self._read_raw(invoice.id)  # someone edited it: re-read, retry once
-                if raw is not None and to_decimal(raw.get("Balance") or 0) <= 0:
-                    raise PlatformValidationError(
-                        f"invoice {invoice.number} was paid or closed meanwhile: no fee") from None
-                continue
-            updated: dict[str, Any] = answer["Invoice"]
-            self._remember([updated], fresh=True)
-            ref = find_line_with_marker(updated, key)
-            if ref is None:
-                raise PlatformValidationError("QuickBooks dropped the fee line")
-            return ref
-        raise StaleObjectError(f"invoice {invoice.number} kept changing")  # pragma: no cover
-
-    def _fee_invoice(self, invoice: Invoice, amount: Decimal, label: str, key: str,
-                     item_id: str, item_name: str) -> str:
-        body: dict[str, Any] = {
-            "CustomerRef": {"value": invoice.customer_id},
-            "CurrencyRef": {"value": invoice.currency},
-            "Line": [fee_line(amount, f"{label} on invoice {invoice.number} {key_marker(key)}",
-                              item_id, item_name)],
-            "PrivateNote": fee_invoice_note(label, invoice.number, invoice.id, key),
-            "TxnDate": self.clock().date().isoformat(),
-            "DueDate": self.clock().date().isoformat(),
-        }
-        if invoice.customer_email:
-            body["BillEmail"] = {"Address": invoice.customer_email}
-        text = dumps(body)
-        answer: dict[str, Any] = self._run(
-            lambda: self.client.create_object("Invoice", text, request_id=key),
-            "create fee invoice", write=True)
-        fee = QBInvoice.from_json(answer["Invoice"])
-        return f"Invoice:{fee.Id}"
-
     def waive_fee(self, invoice: Invoice, fee_key: str, amount: Money, label: str, *,
                   key: str) -> str:
         """A CreditMemo applied to the invoice (see waivers.py for why not a line removal)."""
@@ -366,42 +272,6 @@ class QuickBooksConnector:
         """Drop what this session knows of an invoice another write just changed."""
         self._raw.pop(invoice_id, None)
         self._fresh_at.pop(invoice_id, None)
-
-    def fee_item(self) -> tuple[str, str]:
-        """The 'Late fee' service Item: found by name, else created (once per connector)."""
-        if self._fee_item is not None:
-            return self._fee_item
-        items: list[dict[str, Any]] = []
-        if not self._fee_item_looked_up:
-            answer = self._query(select("Item", f"Name = {_quote(LATE_FEE_ITEM)}"))
-            items = answer.get("QueryResponse", {}).get("Item", [])
-        if not items:
-            accounts = self._query(select("Account", "AccountType = 'Income'", limit=1)).get(
-                "QueryResponse", {}).get("Account", [])
-            if not accounts:
-                raise PlatformValidationError("no Income account to book late fees to")
-            item = Item()
-            item.Name, item.Type = LATE_FEE_ITEM, "Service"
-            item.Description = "Late payment fee (added by ar-sync)"
-            item.IncomeAccountRef = {"value": accounts[0]["Id"]}
-            text = item.to_json()
-            try:
-                created: dict[str, Any] = self._run(
-                    lambda: self.client.create_object(
-                        "Item", text, request_id=f"ar-sync-fee-item-{self.realm}"),
-                    "create fee item")
-                items = [created["Item"]]
-            except PlatformValidationError as exc:
-                if exc.platform_code != DUPLICATE_NAME:
-                    raise
-                # another runner created it first (its requestid need not be replayed to us)
-                items = self._query(select("Item", f"Name = {_quote(LATE_FEE_ITEM)}")).get(
-                    "QueryResponse", {}).get("Item", [])
-                if not items:
-                    raise
-        found = Item.from_json(items[0])
-        self._fee_item = (str(found.Id), str(found.Name))
-        return self._fee_item
 
     # ------------------------------------------------------------------ reconciliation
 

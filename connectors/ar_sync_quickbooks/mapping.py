@@ -110,11 +110,16 @@ def find_line_with_marker(raw: Mapping[str, Any], key: str) -> str | None:
     return None
 
 
-def fee_line(amount: Decimal, description: str, item_id: str, item_name: str) -> dict[str, Any]:
+def fee_line(amount: Decimal, description: str, item_id: str, item_name: str,
+             tax_code: str | None = None) -> dict[str, Any]:
+    """A sales line for a fee (or its credit); `tax_code` is its TaxCodeRef (required
+    outside the US: see fees.choose_fee_tax)."""
+    detail: dict[str, Any] = {"ItemRef": {"value": item_id, "name": item_name},
+                              "Qty": 1, "UnitPrice": amount}
+    if tax_code is not None:
+        detail["TaxCodeRef"] = {"value": tax_code}
     return {"Amount": amount, "Description": description,
-            "DetailType": "SalesItemLineDetail",
-            "SalesItemLineDetail": {"ItemRef": {"value": item_id, "name": item_name},
-                                    "Qty": 1, "UnitPrice": amount}}
+            "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
 
 
 _DECIMAL_TAG = re.compile(r'"@@ar-sync-decimal:(-?[0-9]+(?:\.[0-9]+)?(?:E[+-]?[0-9]+)?)"')

@@ -19,6 +19,7 @@ from ar_sync.budget import CallBudget
 from ar_sync.errors import (  # noqa: F401  (re-exported for connectors)
     BudgetExhaustedError,
     ConnectorError,
+    NotApplicableError,
     PlatformValidationError,
     RateLimitedError,
     ReauthorizationRequiredError,

@@ -31,6 +31,11 @@ class PlatformValidationError(ConnectorError):
     """400-class rejection (bad data, business rule): retrying will not help."""
 
 
+class NotApplicableError(PlatformValidationError):
+    """The write cannot apply to this invoice as it stands (e.g. QuickBooks: no BillEmail to
+    send a reminder to). Recorded as skipped with the reason, not as a failure."""
+
+
 class WriteVerificationError(PlatformValidationError):
     """A write landed but the platform's invoice is not what it should be (the total did not
     rise by exactly the fee, or another line changed). Never retried: the write happened, so a

@@ -21,6 +21,7 @@ from ar_sync.connector import Connection, Connector, PlatformSettings, load_plug
 from ar_sync.errors import (
     BudgetExhaustedError,
     ConnectorError,
+    NotApplicableError,
     PlatformValidationError,
     ReauthorizationRequiredError,
     TransientError,
@@ -508,6 +509,9 @@ def _claim_and_write(
         store.fail(action.key, owner=owner, reason="budget used up", now=clock(),
                    permanent=False)
         raise
+    except NotApplicableError as exc:
+        store.record_skip(action, reason=str(exc), now=clock(), owner=owner)
+        return _outcome(action, "skipped", str(exc))
     except PlatformValidationError as exc:
         store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=True)
         return _outcome(action, "failed", str(exc))

@@ -10,7 +10,7 @@ import pytest
 from qbo_helpers import Session
 
 from ar_sync.connector import key_marker
-from ar_sync.errors import PlatformValidationError, StaleObjectError
+from ar_sync.errors import NotApplicableError, PlatformValidationError, StaleObjectError
 from ar_sync.models import ActionKind, FeeMode, Invoice, Money
 
 
@@ -102,20 +102,35 @@ def test_reminder_uses_the_platform_send_with_the_requestid(qbo: Session) -> Non
     assert qbo.emu.invoice(inv.id)["EmailStatus"] == "EmailSent"
     connector.send_reminder(inv, key="armail1")  # a retry with the same key: replayed
     assert len(qbo.emu.sends) == 1 and qbo.emu.counters.writes_replayed == 1
+    bill_email = dict(qbo.emu.invoice(inv.id)["BillEmail"])
+    # never sendTo: QBO would store it as the invoice's BillEmail (the recipients change)
     connector.send_reminder(inv, key="armail2", to="boss@example.com")
     assert [(e.key, s.to) for e, s in zip(
         [e for e in qbo.emu.effects() if e.kind == "email"], qbo.emu.sends, strict=True)] == [
-        ("armail1", inv.customer_email), ("armail2", "boss@example.com")]
+        ("armail1", inv.customer_email), ("armail2", inv.customer_email)]
+    assert qbo.emu.invoice(inv.id)["BillEmail"] == bill_email
     assert connector.find_effect(inv, ActionKind.REMINDER_EMAIL, "armail1") is None
 
 
-def test_send_without_any_address_is_a_validation_error(qbo: Session) -> None:
-    invoices = qbo.open().fetch_open_invoices().invoices
-    nobody = next((i for i in invoices if not i.customer_email), None)
-    if nobody is None:
-        pytest.skip("the seed gave every customer an e-mail")
-    with pytest.raises(PlatformValidationError, match="Email"):
-        qbo.open().send_reminder(nobody, key="armail3")
+def test_emulator_send_to_overwrites_bill_email(qbo: Session) -> None:
+    """What the connector avoids: `sendTo` becomes the invoice's BillEmail."""
+    inv = _overdue(qbo)[2]
+    connector = qbo.open()
+    connector.client.post(connector._url(f"invoice/{inv.id}/send"), None,
+                          content_type="application/octet-stream",
+                          params={"sendTo": "boss@example.com"})
+    assert qbo.emu.invoice(inv.id)["BillEmail"] == {"Address": "boss@example.com"}
+
+
+def test_send_without_bill_email_is_skipped_with_the_reason(qbo: Session) -> None:
+    inv = _overdue(qbo)[2]
+    del qbo.emu.invoice(inv.id)["BillEmail"]
+    connector = qbo.open()
+    fresh = connector.get_invoice(inv.id)
+    assert fresh is not None and fresh.customer_email  # the customer has one; not used
+    with pytest.raises(NotApplicableError, match="no BillEmail"):
+        connector.send_reminder(fresh, key="armail3")
+    assert qbo.emu.sends == []
 
 
 def test_stale_synctoken_is_reread_and_retried_once(qbo: Session) -> None:
@@ -193,9 +208,11 @@ def test_rechecks_before_fees_are_read_ahead_in_one_batch(qbo: Session) -> None:
 
 
 def test_send_without_an_address_spends_no_call(qbo: Session) -> None:
-    inv = _overdue(qbo)[0].model_copy(update={"customer_email": None})
+    inv = _overdue(qbo)[0]
+    del qbo.emu.invoice(inv.id)["BillEmail"]
     connector = qbo.open()
+    connector.fetch_open_invoices()  # the invoice's JSON as read: no BillEmail
     before = qbo.budget.calls
-    with pytest.raises(PlatformValidationError, match="no BillEmail"):
+    with pytest.raises(NotApplicableError, match="no BillEmail"):
         connector.send_reminder(inv, key="arnomail")
     assert qbo.budget.calls == before and qbo.emu.sends == []

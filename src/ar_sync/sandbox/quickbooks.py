@@ -61,7 +61,7 @@ DEFAULT_REALM = "9341453000000001"
 DEFAULT_CLIENT_ID = "ABdemoClientIdForArSyncSandbox"
 DEFAULT_CLIENT_SECRET = "demo-secret-not-for-production"  # noqa: S105 - a local emulator's
 ENTITIES = ("Invoice", "Customer", "Item", "Account", "Attachable", "TaxCode", "TaxRate",
-            *CREDIT_ENTITIES)
+            "CompanyInfo", *CREDIT_ENTITIES)
 BATCH_PER_MINUTE = 40  # /batch requests a minute per company
 
 
@@ -141,9 +141,14 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         return self
 
     def _install_tax(self) -> None:
+        """The edition's TaxCode / TaxRate entities and the CompanyInfo saying its country."""
         stamp = qbo_time(self.clock() - timedelta(days=400))
         for entity, table in tax_rows(self.edition, stamp).items():
             self.rows[entity].update(table)
+        self.rows["CompanyInfo"] = {self.realm_id: {
+            "Id": self.realm_id, "CompanyName": self.company_name,
+            "Country": self.edition.country, "SyncToken": "0", "domain": "QBO",
+            "sparse": False, "MetaData": {"CreateTime": stamp, "LastUpdatedTime": stamp}}}
 
     def _new_id(self) -> str:
         with self._lock:
@@ -381,11 +386,6 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         if head == "invoice" and len(rest) == 3 and rest[2] == "send" and req.method == "POST":
             inv = self._send(rest[1], req.query.get("sendTo"), req.query.get("requestid"))
             return self._ok({"Invoice": inv})
-        if head == "companyinfo" and len(rest) == 2 and req.method == "GET":
-            return self._ok({"CompanyInfo": {"Id": rest[1], "CompanyName": self.company_name,
-                                             "Country": self.edition.country,
-                                             "SyncToken": "0",
-                                             "domain": "QBO", "sparse": False}})
         entity = self._entity(head)
         if len(rest) == 2 and req.method == "GET":
             return self._ok({entity: self._read(entity, rest[1])})
