@@ -80,10 +80,12 @@ def lines_with_fee(raw: Mapping[str, Any], fee: dict[str, Any]) -> list[dict[str
     return [*lines[:at], fee, *lines[at:]]
 
 
-def percent_discounted(raw: Mapping[str, Any]) -> bool:
-    """A percent discount would take its share of a fee added as a line."""
+def discounted(raw: Mapping[str, Any]) -> bool:
+    """A discount would shift with a new line: a percent one takes its share of the fee, a
+    fixed one is spread over the tax codes in proportion to their amounts, so another line's
+    tax moves. Such invoices get their fee on a separate invoice."""
     return any(line.get("DetailType") == "DiscountLineDetail"
-               and (line.get("DiscountLineDetail") or {}).get("PercentBased")
+               and to_decimal(line.get("Amount") or 0) != 0
                for line in raw.get("Line") or [])
 
 

@@ -33,7 +33,7 @@ from ar_sync_quickbooks.fees import (
     fee_line,
     invoice_rate,
     lines_with_fee,
-    percent_discounted,
+    discounted,
     verify_fee_invoice,
     verify_fee_line,
 )
@@ -225,7 +225,7 @@ class QuickBooksWrites:
             present = find_line_with_marker(raw, key)
             if present is not None:
                 return present
-            if percent_discounted(raw):  # the discount would take its share of the fee
+            if discounted(raw):  # the discount would shift: other amounts would change
                 return self._fee_invoice(invoice, amount, label, key, item, charge,
                                          request_id=key + FALLBACK_SUFFIX)
             line = fee_line(amount, fee_description(label, key), *item, charge.code)

@@ -42,6 +42,7 @@ from ar_sync.sandbox.qbo_entities import (
     WRITABLE,
     QboEntities,
 )
+from ar_sync.sandbox.qbo_lines import normalise_lines
 from ar_sync.sandbox.qbo_oauth import SCOPE, QboOAuth, _Access, _Refresh
 from ar_sync.sandbox.qbo_query import QueryError, parse_query, run_query
 from ar_sync.sandbox.qbo_shapes import (
@@ -123,10 +124,10 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
     def seed(self, company: DemoCompany) -> QuickBooksEmulator:
         return self.seed_rows(company.name, seed_rows(company, self.clock()))
 
-    def seed_rows(self, name: str,
-                  rows: dict[str, dict[str, dict[str, Any]]]) -> QuickBooksEmulator:
+    def seed_rows(self, name: str, rows: dict[str, dict[str, dict[str, Any]]],
+                  paid: dict[str, Decimal] | None = None) -> QuickBooksEmulator:
         """Replace the company with `rows` (entity -> id -> JSON). Invoices are priced here,
-        as QBO would: their amounts paid are TotalAmt - Balance as given."""
+        as QBO would; amounts paid from `paid`, else TotalAmt - Balance as given."""
         with self._lock:
             self.company_name = name
             self.rows = {e: {} for e in ENTITIES}
@@ -135,8 +136,9 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
             for entity, table in rows.items():
                 self.rows[entity].update(table)
             for iid, inv in self.rows["Invoice"].items():
-                paid = to_decimal(inv["TotalAmt"]) - to_decimal(inv["Balance"])
-                self._paid[iid] = paid
+                inv["Line"] = normalise_lines(inv.get("Line") or [], set(self.rows["Item"]))
+                self._paid[iid] = (paid[iid] if paid is not None and iid in paid else
+                                   to_decimal(inv["TotalAmt"]) - to_decimal(inv["Balance"]))
                 self._recompute(inv)
         return self
 
