@@ -30,10 +30,10 @@ from ar_sync_quickbooks.client import QuickBooksClient
 from ar_sync_quickbooks.fees import (
     FeeTax,
     choose_fee_tax,
+    discounted,
     fee_line,
     invoice_rate,
     lines_with_fee,
-    discounted,
     verify_fee_invoice,
     verify_fee_line,
 )
