@@ -388,6 +388,11 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         if head == "invoice" and len(rest) == 3 and rest[2] == "send" and req.method == "POST":
             inv = self._send(rest[1], req.query.get("sendTo"), req.query.get("requestid"))
             return self._ok({"Invoice": inv})
+        if head == "companyinfo" and len(rest) == 2 and req.method == "GET":
+            with self._lock:  # one per company, whatever realm id it was given later
+                info = next(iter(self.rows["CompanyInfo"].values()))
+                return self._ok({"CompanyInfo": {**info, "Id": rest[1],
+                                                 "CompanyName": self.company_name}})
         entity = self._entity(head)
         if len(rest) == 2 and req.method == "GET":
             return self._ok({entity: self._read(entity, rest[1])})
