@@ -296,7 +296,7 @@ def _run(
         wanted = set(only_invoices)
         actions = [a for a in actions if a.invoice_id in wanted]
     mail = mail or MailSetup()
-    grouped = group_plan(store, tenant, actions, by_id, policy, today, mail)
+    grouped = group_plan(store, tenant, actions, by_id, policy, today, mail, connector)
     actions = grouped.actions
     report.not_emailed = [f"{u.customer_name} ({', '.join(u.invoices)}): {u.why}"
                           for u in grouped.unreachable]

@@ -43,6 +43,7 @@ def test_mail_faults(sink: SmtpSink, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_mail_faults_many(sink: SmtpSink, tmp_path: Path) -> None:
     tally = _suite(int(os.environ.get("AR_SYNC_MAIL_SCHEDULES", "400")), sink, tmp_path)
     assert tally.failures == []

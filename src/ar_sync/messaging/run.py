@@ -44,13 +44,38 @@ def mail_rules(policy: Policy) -> MailRules:
 
 def group_plan(store: Store, tenant: str, actions: Sequence[Action],
                invoices: Mapping[str, Invoice], policy: Policy, today: date,
-               setup: MailSetup) -> MessagePlan:
-    """The plan with e-mail items grouped into messages (pure, but for reading contacts)."""
-    wants_mail = any(isinstance(a, EmailReminder) for a in actions)
-    contacts = store.contacts(tenant) if wants_mail else {}
+               setup: MailSetup, connector: Connector | None = None) -> MessagePlan:
+    """The plan with e-mail items grouped into messages (pure, but for reading contacts and
+    resolving payment links the connector only fetches on demand)."""
+    items = [a for a in actions if isinstance(a, EmailReminder)]
+    contacts = store.contacts(tenant) if items else {}
+    if items and connector is not None:
+        invoices = _with_links(invoices, {a.invoice_id for a in items}, connector)
     domain = setup.sender.domain if setup.sender else ""
     return plan_messages(actions, invoices, mail_rules(policy), contacts, today,
                          sender_domain=domain)
+
+
+def _with_links(invoices: Mapping[str, Invoice], wanted: set[str],
+                connector: Connector) -> Mapping[str, Invoice]:
+    """Replace a platform's lazy link reference (Xero: `xero-online-invoice:<id>`, one call
+    each) by the customer's URL, for the invoices about to be e-mailed only."""
+    resolve: Callable[[str], str | None] | None = getattr(connector, "payment_link", None)
+    if resolve is None:
+        return invoices
+    out = dict(invoices)
+    for invoice_id in wanted:
+        inv = out.get(invoice_id)
+        link = inv.payment_link if inv is not None else None
+        if inv is None or not link or link.startswith(("https://", "http://")):
+            continue
+        try:
+            url = resolve(inv.id)
+        except ConnectorError as exc:
+            log.warning("invoice %s: no payment link (%s)", inv.number, exc)
+            url = None
+        out[invoice_id] = inv.model_copy(update={"payment_link": url})
+    return out
 
 
 def keys_in_plan(actions: Iterable[Action]) -> set[str]:
