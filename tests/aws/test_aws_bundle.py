@@ -91,6 +91,11 @@ from importlib.metadata import entry_points
 from ar_sync.connector import load_plugin
 plugins = {ep.name: ep.value for ep in entry_points(group="ar_sync.connectors")}
 kinds = {name: type(load_plugin(name)).__name__ for name in plugins}
+import pathlib, ar_sync, holidays, yaml
+from ar_sync.policy import load_policy
+rules = sorted((pathlib.Path(ar_sync.__file__).parent / "_rules").glob("*.yaml"))
+policies = [type(load_policy(p)).__name__ for p in rules]
+gb = len(holidays.country_holidays("GB", years=2026))  # its locale files are in the zip
 from ar_sync.aws import http
 event = {"version": "2.0", "routeKey": "GET /connect/{platform}", "rawPath": "/connect/xero",
          "rawQueryString": "business=victim", "headers": {"host": "x"},
@@ -108,6 +113,7 @@ outside = sorted({m.__file__ for m in list(sys.modules.values())
                   and not m.__file__.startswith((task, runtime))})
 print(json.dumps({"python": sys.version.split()[0], "handlers": loaded, "plugins": plugins,
                   "kinds": kinds, "anonymous_connect": anonymous, "outside": outside,
+                  "policies": policies, "gb_holidays": gb, "libyaml": yaml.__with_libyaml__,
                   "ar_sync": importlib.import_module("ar_sync").__file__}))
 """
 
@@ -128,6 +134,8 @@ def test_bundle_loads_every_handler_and_both_plugins_in_a_bare_interpreter(
     assert set(got["plugins"]) == {"quickbooks", "xero"}
     assert all(kind for kind in got["kinds"].values())
     assert got["anonymous_connect"] == 401
+    assert got["policies"] and set(got["policies"]) == {"Policy"}  # every shipped rule set
+    assert got["gb_holidays"] >= 5 and got["libyaml"] is False
     assert got["outside"] == []  # nothing came from a site-packages outside the zip
     assert got["ar_sync"].startswith(str(unpacked))
 

@@ -49,6 +49,10 @@ SDIST_ONLY = ("xero-python",)  # pure Python, no wheel on the package index
 # and api_client only); 2.8 MB of generated payroll/finance/project models.
 UNUSED_SUBPACKAGES = {"xero_python": ("appstore", "assets", "file", "finance", "payrollau",
                                       "payrollauv2", "payrollnz", "payrolluk", "project")}
+# Files a package tries to import but ar-sync never calls: rules are parsed with the pure-Python
+# yaml.SafeLoader (it keeps line numbers for error messages), so PyYAML's libyaml binding is
+# dead weight (2.9 MB); `import yaml` falls back to the pure loaders when it is absent.
+UNUSED_FILES = {"yaml": ("_yaml.*.so",)}
 DROP_DIRS = frozenset({"__pycache__", "tests", "bin"})
 DROP_SUFFIXES = (".pyc", ".pyi")
 DROP_NAMES = frozenset({"direct_url.json"})  # holds the build folder's absolute path
@@ -157,6 +161,10 @@ def prune(target: Path) -> None:
     for package, subpackages in UNUSED_SUBPACKAGES.items():
         for sub in subpackages:
             shutil.rmtree(target / package / sub, ignore_errors=True)
+    for package, patterns in UNUSED_FILES.items():
+        for pattern in patterns:
+            for path in sorted((target / package).glob(pattern)):
+                path.unlink()
     for path in sorted(target.rglob("*"), reverse=True):
         if not path.exists():
             continue
