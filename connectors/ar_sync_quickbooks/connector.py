@@ -273,6 +273,18 @@ class QuickBooksConnector(QuickBooksWrites):
         self._raw.pop(invoice_id, None)
         self._fresh_at.pop(invoice_id, None)
 
+    def invoice_pdf(self, invoice: Invoice) -> bytes | None:
+        """The invoice as QuickBooks prints it (GET invoice/{id}/pdf with Accept
+        application/pdf, as python-quickbooks' `download_pdf` sends it; that method needs the
+        SDK's own session, so the request goes through our client), for an e-mail
+        attachment; None when QuickBooks has none to give."""
+        response = self._run(lambda: self.client.process_request(
+            "GET", self._url(f"invoice/{invoice.id}/pdf"),
+            headers={"Accept": "application/pdf, application/json"}), "invoice pdf")
+        if response.status_code != 200 or not response.content.startswith(b"%PDF"):
+            return None
+        return bytes(response.content)
+
     # ------------------------------------------------------------------ reconciliation
 
     def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from xero_python.accounting import (
@@ -184,6 +185,24 @@ class XeroConnector:
             return self._known.get(invoice_id)
         found = self._read(invoice_id)
         return None if found is None else found[0]
+
+    def invoice_pdf(self, invoice: Invoice) -> bytes | None:
+        """The invoice as Xero prints it (GET Invoices/{id} with Accept: application/pdf), for
+        an e-mail attachment. xero-python writes the body to a temporary file; read and
+        remove it."""
+        try:
+            path = self.caller.call("GET Invoices/{id}", lambda: self.api.get_invoice_as_pdf(
+                self.tenant, invoice.id, _return_http_data_only=False,
+                _request_timeout=self._timeout))
+        except (PlatformValidationError, NotFound):
+            return None
+        if not path:
+            return None
+        file = Path(str(path))
+        try:
+            return file.read_bytes() or None
+        finally:
+            file.unlink(missing_ok=True)
 
     def payment_link(self, invoice_id: str) -> str | None:
         """The customer's online invoice URL (one GET, then cached for this session)."""

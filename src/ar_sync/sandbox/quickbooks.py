@@ -35,6 +35,7 @@ from ar_sync.sandbox.common import (
     utcnow,
 )
 from ar_sync.sandbox.demo import DemoCompany
+from ar_sync.sandbox.pdf import invoice_pdf
 from ar_sync.sandbox.qbo_credit import CREDIT_ENTITIES, credit_effects
 from ar_sync.sandbox.qbo_entities import (
     BATCH_REQUEST_ID_MAX,
@@ -388,6 +389,8 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         if head == "invoice" and len(rest) == 3 and rest[2] == "send" and req.method == "POST":
             inv = self._send(rest[1], req.query.get("sendTo"), req.query.get("requestid"))
             return self._ok({"Invoice": inv})
+        if head == "invoice" and len(rest) == 3 and rest[2] == "pdf" and req.method == "GET":
+            return self._pdf(rest[1])
         if head == "companyinfo" and len(rest) == 2 and req.method == "GET":
             with self._lock:  # one per company, whatever realm id it was given later
                 info = next(iter(self.rows["CompanyInfo"].values()))
@@ -465,6 +468,18 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                             f"inactive. Check the fields with accounts, customers, items, "
                             f"vendors or employees. ({entity} {object_id})")
             return dict(row)
+
+    def _pdf(self, invoice_id: str) -> Response:
+        """The invoice as a PDF (sandbox/pdf.py); unknown ids answer like a read does."""
+        with self._lock:
+            inv = self.rows["Invoice"].get(invoice_id)
+            if inv is None:
+                raise _Fail(400, "610", "Object Not Found", f"Invoice {invoice_id}")
+            lines = [f"{self.company_name} - Invoice {inv.get('DocNumber', invoice_id)}",
+                     f"Bill to: {(inv.get('CustomerRef') or {}).get('name', '')}",
+                     f"Due: {inv.get('DueDate', '')}",
+                     f"Total: {inv.get('TotalAmt')}  Balance: {inv.get('Balance')}"]
+        return Response(200, invoice_pdf(lines), [("Content-Type", "application/pdf")])
 
     def _send(self, invoice_id: str, send_to: str | None,
               request_id: str | None) -> dict[str, Any]:

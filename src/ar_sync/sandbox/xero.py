@@ -38,6 +38,7 @@ from ar_sync.sandbox.common import (
     utcnow,
 )
 from ar_sync.sandbox.demo import DemoCompany
+from ar_sync.sandbox.pdf import invoice_pdf
 from ar_sync.sandbox.xero_api import (
     bad_request,
     list_contacts,
@@ -508,6 +509,12 @@ class XeroEmulator:
         if inv is None:
             return not_found()
         if template == "GET /api.xro/2.0/Invoices/{id}":
+            if "application/pdf" in req.headers.get("accept", ""):  # the invoice as a PDF
+                contact = org.contacts[inv.contact_id]
+                return Response(200, invoice_pdf([
+                    f"{org.name} - Invoice {inv.number}", f"To: {contact.name}",
+                    f"Due: {inv.due_date}", f"Total: {inv.total} {inv.currency}  "
+                    f"Amount due: {inv.amount_due}"]), [("Content-Type", "application/pdf")])
             return xero_ok({"Invoices": [invoice_json(org, inv)]}, now)
         if template == "POST /api.xro/2.0/Invoices/{id}":
             items = body.get("Invoices") if isinstance(body, dict) else None
