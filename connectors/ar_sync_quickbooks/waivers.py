@@ -16,8 +16,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ar_sync.connector import key_marker
-from ar_sync.errors import PlatformValidationError
+from ar_sync.connector import key_marker, waiver_amount
 from ar_sync.models import Invoice, Money
 from ar_sync.money import round_money, to_decimal
 from ar_sync_quickbooks.mapping import dumps, fee_line, has_marker
@@ -33,15 +32,9 @@ def waiver_text(label: str, number: str) -> str:
 
 def waive_fee(conn: QuickBooksConnector, invoice: Invoice, amount: Money, label: str,
               key: str) -> str:
-    if amount.currency != invoice.currency:
-        raise PlatformValidationError(
-            f"waiver in {amount.currency} on a {invoice.currency} invoice {invoice.number}")
     memo = conn.waiver_memos.pop(key, None)
     if memo is None:
-        value = round_money(min(amount.amount, invoice.balance), invoice.currency)
-        if value <= 0:
-            raise PlatformValidationError(
-                f"invoice {invoice.number} has no balance left to waive a fee against")
+        value = waiver_amount(invoice, amount)
         item_id, item_name = conn.fee_item()
         body = {"CustomerRef": {"value": invoice.customer_id},
                 "CurrencyRef": {"value": invoice.currency},

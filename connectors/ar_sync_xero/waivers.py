@@ -32,7 +32,7 @@ from xero_python.accounting import (
 )
 from xero_python.accounting import Invoice as XeroInvoice
 
-from ar_sync.connector import key_marker
+from ar_sync.connector import key_marker, waiver_amount
 from ar_sync.errors import PlatformValidationError
 from ar_sync.models import Invoice, Money
 from ar_sync.money import round_money
@@ -45,15 +45,9 @@ REFERENCE = "Late fee waived on invoice {number}"  # what the customer reads, no
 
 def waive_fee(conn: XeroConnector, invoice: Invoice, amount: Money, label: str,
               key: str) -> str:
-    if amount.currency != invoice.currency:
-        raise PlatformValidationError(
-            f"waiver in {amount.currency} on a {invoice.currency} invoice {invoice.number}")
     found = conn.waiver_notes.pop(key, None)
     if found is None:
-        value = round_money(min(amount.amount, invoice.balance), invoice.currency)
-        if value <= 0:
-            raise PlatformValidationError(
-                f"invoice {invoice.number} has no balance left to waive a fee against")
+        value = waiver_amount(invoice, amount)
         note_id, left, marked = _create(conn, invoice, value, label, key), value, False
     else:
         note_id, left, marked = found

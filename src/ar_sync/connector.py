@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from importlib.metadata import entry_points
 from typing import Literal, Protocol, runtime_checkable
 
@@ -28,6 +29,7 @@ from ar_sync.errors import (  # noqa: F401  (re-exported for connectors)
     WriteVerificationError,
 )
 from ar_sync.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.money import round_money
 
 ENTRY_POINT_GROUP = "ar_sync.connectors"
 
@@ -38,6 +40,19 @@ KEY_MARKER = "ar-sync:{key}"
 
 def key_marker(key: str) -> str:
     return KEY_MARKER.format(key=key)
+
+
+def waiver_amount(invoice: Invoice, amount: Money) -> Decimal:
+    """What a waiver credits: the fee, at most the invoice's balance now (a credit cannot be
+    applied beyond what is due); PlatformValidationError when nothing can be credited."""
+    if amount.currency != invoice.currency:
+        raise PlatformValidationError(
+            f"waiver in {amount.currency} on a {invoice.currency} invoice {invoice.number}")
+    value = round_money(min(amount.amount, invoice.balance), invoice.currency)
+    if value <= 0:
+        raise PlatformValidationError(
+            f"invoice {invoice.number} has no balance left to waive a fee against")
+    return value
 
 
 # ----------------------------------------------------------------------------- records

@@ -155,3 +155,19 @@ def test_a_waiver_requested_on_the_cli_is_applied_once_by_the_next_runs(
     history = CliRunner().invoke(app, ["history", fee.invoice_id, "--db", str(company.db)],
                                  env={"COLUMNS": "200"})
     assert "waive_fee" in history.output and "done" in history.output
+
+
+def test_fee_waive_now_applies_it_at_once_and_the_next_run_adds_nothing(
+        company: Company, tmp_path: Path) -> None:
+    _apply_rules(company, tmp_path)
+    company.run()
+    fee = next(e for es in company.store.history(company.connection.id).values() for e in es
+               if e.kind == ActionKind.LATE_FEE and e.state == EntryState.DONE)
+    out = CliRunner().invoke(app, ["fee", "waive", fee.key, "--now", "--db", str(company.db)])
+    assert out.exit_code == 0 and ": done" in out.output, out.output
+    assert [e.invoice_id for e in company.emu.effects() if e.kind == "waive_applied"] == [
+        fee.invoice_id]
+    again = CliRunner().invoke(app, ["fee", "waive", fee.key, "--db", str(company.db)])
+    assert "no charged fee left" in str(again.exception)
+    assert company.run().done == 0
+    assert len([e for e in company.emu.effects() if e.kind == "waive_fee"]) == 1

@@ -27,7 +27,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ar_sync.money import UnknownCurrencyError, normalise_currency, round_money
+from ar_sync.money import round_money
 from ar_sync.sandbox.common import Effect
 from ar_sync.sandbox.xero_lines import parse_lines
 from ar_sync.sandbox.xero_model import (
@@ -45,6 +45,7 @@ from ar_sync.sandbox.xero_model import (
 )
 from ar_sync.sandbox.xero_tax import totals
 from ar_sync.sandbox.xero_where import GUID, Value, parse_where
+from ar_sync.sandbox.xero_writes import new_document
 
 MARKER = re.compile(r"ar-sync:([A-Za-z0-9_\-]+)")
 ROUTES = (
@@ -133,22 +134,7 @@ def create(org: Organisation, data: Any, now: datetime) -> XCreditNote:
     errors = []
     if data.get("Type") != "ACCRECCREDIT":
         errors.append("Type must be ACCRECCREDIT (the emulator holds sales credit notes only)")
-    ref = data.get("Contact") or {}
-    contact = org.contacts.get(str(ref.get("ContactID", "")).lower())
-    if contact is None:
-        errors.append("A Contact must be specified for this type of transaction")
-    status = str(data.get("Status") or "DRAFT").upper()
-    if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
-        errors.append(f"Credit note Status {status} is not valid for a new credit note")
-    day = parse_xero_date(data["Date"]) if data.get("Date") else now.date()
-    errors.extend(org.lock_messages(day))
-    if errors:
-        raise ValidationFailed(*errors)
-    assert contact is not None
-    try:
-        currency = normalise_currency(str(data.get("CurrencyCode") or contact.currency))
-    except UnknownCurrencyError as exc:
-        raise ValidationFailed(f"The currency {data.get('CurrencyCode')} is not valid") from exc
+    contact, status, day, currency = new_document(org, data, now, errors, "Credit note")
     notes = notes_of(org)
     number = f"CN-{len(notes) + 1:05d}"
     stamp = str(now.timestamp())

@@ -9,7 +9,7 @@ Exclusive when a request leaves it out, the daily e-mail limit.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from ar_sync.money import UnknownCurrencyError, normalise_currency
@@ -17,6 +17,7 @@ from ar_sync.sandbox.xero_lines import parse_lines
 from ar_sync.sandbox.xero_model import (
     Organisation,
     ValidationFailed,
+    XContact,
     XHistory,
     XInvoice,
     parse_xero_date,
@@ -69,10 +70,10 @@ def upsert(org: Organisation, data: Any, existing: XInvoice | None, now: datetim
     return existing
 
 
-def create(org: Organisation, data: dict[str, Any], now: datetime) -> XInvoice:
-    errors: list[str] = []
-    if data.get("Type") != "ACCREC":
-        errors.append("Invoice Type must be ACCREC (the emulator holds sales invoices only)")
+def new_document(org: Organisation, data: dict[str, Any], now: datetime, errors: list[str],
+                 what: str) -> tuple[XContact, str, date, str]:
+    """A new invoice's or credit note's contact, status, date and currency; every refusal
+    (with those already in `errors`) in one ValidationFailed."""
     contact_ref = data.get("Contact") or {}
     contact = org.contacts.get(str(contact_ref.get("ContactID", "")).lower()) or next(
         (c for c in org.contacts.values() if c.name == contact_ref.get("Name")), None)
@@ -80,8 +81,8 @@ def create(org: Organisation, data: dict[str, Any], now: datetime) -> XInvoice:
         errors.append("A Contact must be specified for this type of transaction")
     status = str(data.get("Status") or "DRAFT").upper()
     if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
-        errors.append(f"Invoice Status {status} is not valid for a new invoice")
-    if status == "AUTHORISED" and not data.get("DueDate"):
+        errors.append(f"{what} Status {status} is not valid for a new {what.lower()}")
+    if what == "Invoice" and status == "AUTHORISED" and not data.get("DueDate"):
         errors.append("Due Date is required")
     day = parse_xero_date(data["Date"]) if data.get("Date") else now.date()
     errors.extend(org.lock_messages(day))
@@ -92,6 +93,14 @@ def create(org: Organisation, data: dict[str, Any], now: datetime) -> XInvoice:
         currency = normalise_currency(str(data.get("CurrencyCode") or contact.currency))
     except UnknownCurrencyError as exc:
         raise ValidationFailed(f"The currency {data.get('CurrencyCode')} is not valid") from exc
+    return contact, status, day, currency
+
+
+def create(org: Organisation, data: dict[str, Any], now: datetime) -> XInvoice:
+    errors: list[str] = []
+    if data.get("Type") != "ACCREC":
+        errors.append("Invoice Type must be ACCREC (the emulator holds sales invoices only)")
+    contact, status, day, currency = new_document(org, data, now, errors, "Invoice")
     number = str(data.get("InvoiceNumber") or org.new_number())
     if any(i.number == number for i in org.invoices.values()):
         raise ValidationFailed("Invoice # must be unique.")
