@@ -171,3 +171,39 @@ def test_fee_waive_now_applies_it_at_once_and_the_next_run_adds_nothing(
     assert "no charged fee left" in str(again.exception)
     assert company.run().done == 0
     assert len([e for e in company.emu.effects() if e.kind == "waive_fee"]) == 1
+
+
+def test_connect_stores_rules_and_mode_and_previews_the_first_live_run(
+        company: Company, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ar_sync.cli.connect_trust import after_connect, print_first_run, read_rules_checked
+
+    path = tmp_path / "firm.yaml"
+    path.write_text(RULES, encoding="utf-8")
+    rules = read_rules_checked(str(path))
+    [updated] = after_connect(company.store, [company.connection], rules, preview=True)
+    assert updated.mode == "preview" and company.store.current_rules(updated.id).version == 1
+    after_connect(company.store, [updated], rules, preview=False)  # reconnect: same text
+    assert len(company.store.rules_versions(updated.id)) == 1
+    print_first_run(company.store, [updated], company.settings)
+    out = capsys.readouterr().out
+    assert "rules version 1" in out and "the first live run would do:" in out
+    assert "fees: " in out and company.writes() == []  # a preview writes nothing
+
+
+def test_a_dispute_pause_waives_fees_under_waive_on_dispute(company: Company,
+                                                           tmp_path: Path) -> None:
+    path = tmp_path / "waiving.yaml"
+    path.write_text(RULES.replace("backfill: all}", "backfill: all, waive_on_dispute: true}"),
+                    encoding="utf-8")
+    out = CliRunner().invoke(app, ["rules", "apply", str(path), "--db", str(company.db)])
+    assert out.exit_code == 0, out.output
+    company.run()
+    fee = next(e for es in company.store.history(company.connection.id).values() for e in es
+               if e.kind == ActionKind.LATE_FEE and e.state == EntryState.DONE)
+    company.store.add_pause(company.connection.id, Pause(
+        invoice_id=fee.invoice_id, reason="dispute", since=datetime.now(UTC).date()))
+    report = company.run()
+    assert [(a.kind, a.outcome) for a in report.actions] == [("waive_fee", "done")]
+    assert [e.invoice_id for e in company.emu.effects() if e.kind == "waive_applied"] == [
+        fee.invoice_id]
+    assert company.run().done == 0
