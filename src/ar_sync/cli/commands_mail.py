@@ -15,6 +15,7 @@ from ar_sync.cli.common import open_store, pick_connections
 from ar_sync.messaging.contacts import Contact
 from ar_sync.sandbox.smtp_sink import SinkMessage, write_eml
 from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.sync import RunReport
 
 contact_app = typer.Typer(help="Per-customer e-mail settings: opt-out, override address.",
                           no_args_is_help=True)
@@ -95,6 +96,15 @@ def _table(contacts: list[Contact]) -> Table:
                       "yes" if c.opted_out else "no", c.bounced or "",
                       c.updated_at.isoformat(timespec="seconds") if c.updated_at else "")
     return table
+
+
+def mail_lines(report: RunReport) -> list[str]:
+    """What a person must look at after a run: e-mails whose outcome is unknown (never resent
+    automatically) and customers who were due an e-mail and got none."""
+    lines = [f"[magenta]check by hand:[/] {a.what} — {a.detail}"
+             for a in report.actions if a.outcome == "ambiguous"]
+    lines += [f"[yellow]not e-mailed:[/] {who}" for who in report.not_emailed]
+    return lines
 
 
 def show_mail(messages: list[SinkMessage], outbox: Path | None) -> None:

@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from ar_sync.cli.app import UserError, app, console, err_console
+from ar_sync.cli.commands_mail import mail_lines
 from ar_sync.cli.common import Format, open_store, parse_day, pick_connections, settings_for
 from ar_sync.cli.render import actions_table, history_table, summary_table
 from ar_sync.cli.render_trust import rules_line
@@ -151,6 +152,8 @@ def _run_all(tenant: list[str] | None, *, dry_run: bool, full: bool, rules: str 
                 console.print(f"[red]error:[/] {line}")
             for line in report.warnings:
                 console.print(f"[yellow]warning:[/] {line}")
+            for line in mail_lines(report):
+                console.print(line, highlight=False)
     if interrupted:
         err_console.print(f"[yellow]{message}[/]", highlight=False)
     return exit_code(reports, interrupted=interrupted)

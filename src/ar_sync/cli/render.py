@@ -10,13 +10,14 @@ from ar_sync.models import LedgerEntry
 from ar_sync.sync import RunReport
 
 _STYLE = {"done": "green", "reconciled": "cyan", "skipped": "dim", "failed": "red",
-          "retry": "yellow", "deferred": "yellow", "busy": "magenta", "planned": "blue"}
+          "retry": "yellow", "deferred": "yellow", "busy": "magenta", "planned": "blue",
+          "ambiguous": "magenta"}
 
 
 def summary_table(reports: Iterable[RunReport]) -> Table:
     table = Table(title="Run report")
     for col in ("tenant", "fetch", "open", "planned", "done", "skipped", "retry", "failed",
-                "deferred", "calls"):
+                "ambiguous", "deferred", "calls"):
         table.add_column(col, justify="left" if col in ("tenant", "fetch") else "right",
                          overflow="fold", min_width=12 if col == "tenant" else None)
     stops: list[str] = []
@@ -24,7 +25,7 @@ def summary_table(reports: Iterable[RunReport]) -> Table:
         done = str(r.done) + (f" (+{r.reconciled} found)" if r.reconciled else "")
         table.add_row(r.connection_id, "full" if r.full_fetch else "incr.",
                       str(r.invoices_open), str(r.planned), done, str(r.skipped), str(r.retry),
-                      str(r.failed), str(r.deferred), str(r.api_calls))
+                      str(r.failed), str(r.ambiguous), str(r.deferred), str(r.api_calls))
         if r.stopped_early:
             stops.append(f"{r.connection_id}: stopped early ({r.stopped_early})")
     if stops:
