@@ -67,3 +67,27 @@ def test_demo_writes_each_message_as_eml(tmp_path: Path) -> None:
         recipients[str(msg["To"])] = recipients.get(str(msg["To"]), 0) + 1
     # two connected companies at most: a customer gets at most one message from each
     assert max(recipients.values()) <= 2
+
+
+def test_plan_previews_one_message_per_customer(tmp_path: Path) -> None:
+    import json
+
+    rows = [{"platform": "fake", "tenant": "t", "id": str(n), "number": f"INV-{n}",
+             "customer_id": cust, "customer_name": name, "customer_email": email,
+             "issue_date": "2026-09-01", "due_date": due, "currency": "USD", "total": "100",
+             "balance": "100", "updated_at": "2026-10-01T00:00:00Z"}
+            for n, cust, name, email, due in [
+                (1, "c1", "Bob", "bob@example.com", "2026-10-01"),
+                (2, "c1", "Bob", "bob@example.com", "2026-11-10"),
+                (3, "c2", "Ann", None, "2026-11-10")]]
+    path = tmp_path / "invoices.json"
+    path.write_text(json.dumps(rows))
+    out = CliRunner().invoke(app, ["plan", "--rules", "email", "--invoices", str(path),
+                                   "--today", "2026-11-16", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    start = out.output.index("[")
+    actions = json.loads(out.output[start:])
+    messages = [a for a in actions if a["kind"] == "message"]
+    assert len(messages) == 1 and messages[0]["to"] == "bob@example.com"
+    assert sorted(i["invoice_number"] for i in messages[0]["items"]) == ["INV-1", "INV-2"]
+    assert "Ann (INV-3): no e-mail address" in out.output

@@ -18,10 +18,14 @@ from rich.table import Table
 from ar_sync.cli.app import UserError, app, console, err_console
 from ar_sync.engine import explain, plan_run, risk_for
 from ar_sync.invoice_checks import plannable
+from ar_sync.messaging.group import plan_messages
+from ar_sync.messaging.run import mail_rules
 from ar_sync.models import (
     Action,
     ApplyLateFee,
+    CustomerMessage,
     Escalate,
+    EscalationNotice,
     Invoice,
     SendReminder,
     SkipStage,
@@ -245,7 +249,8 @@ def explain_cmd(
 
 
 _SHORT = {"late_fee": "fee", "note": "note", "reminder_email": "e-mail",
-          "escalate": "escalate", "skip": "skip", "waive_fee": "waive"}
+          "escalate": "escalate", "skip": "skip", "waive_fee": "waive", "message": "e-mail",
+          "notify": "notify"}
 
 
 def _what(action: Action) -> str:
@@ -259,6 +264,10 @@ def _what(action: Action) -> str:
         return "recorded, not sent"
     if isinstance(action, Escalate):
         return f"to {action.to}"
+    if isinstance(action, CustomerMessage):
+        return f"to {action.to}: {action.subject} ({len(action.items)} invoice(s))"
+    if isinstance(action, EscalationNotice):
+        return f"{action.channel} {action.target}"
     text = getattr(action, "text", "")
     return text if len(text) <= 70 else text[:69] + "…"
 
@@ -311,6 +320,12 @@ def plan_cmd(
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     go_live = _date(live_from, "--live-from") if live_from else None
     actions = plan_run(invoices, {}, policy, day, go_live=go_live)
+    # ar-sync's own e-mails as they would go out: one message per customer (no contacts here)
+    grouped = plan_messages(actions, {i.id: i for i in invoices}, mail_rules(policy), {}, day)
+    actions = grouped.actions
+    for gone in grouped.unreachable:
+        err_console.print(f"[yellow]not e-mailed:[/] {gone.customer_name} "
+                          f"({', '.join(gone.invoices)}): {gone.why}", highlight=False)
     if fmt == "json":
         typer.echo(_ACTIONS.dump_json(actions, indent=2).decode())
         return
