@@ -27,6 +27,8 @@ from ar_sync.sandbox.persist import persisted
 from ar_sync.sandbox.smtp_sink import SinkMessage, SmtpSink
 
 __all__ = ["DEMO_NOW", "DEMO_TODAY", "DemoResult", "Sandbox", "run_demo", "running_sandbox"]
+from ar_sync.sandbox.qbo_companies import real_company
+from ar_sync.sandbox.qbo_companies_server import QuickBooksCompanies
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
 from ar_sync.sandbox.xero import XeroEmulator
 from ar_sync.store.base import Store
@@ -34,6 +36,7 @@ from ar_sync.sync import RunReport, run_tenant
 
 DEMO_BUSINESS = "demo-business"
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
+UK_REALM = "9341453000000044"  # the demo's UK VAT company
 DEMO_NOW = datetime.combine(DEMO_TODAY, time(15, 0), tzinfo=UTC)
 DEMO_COMPANY = "Demo Supplies Ltd"
 DEMO_SENDER = Sender(f"{DEMO_COMPANY} <accounts@demo-supplies.example>",
@@ -56,10 +59,17 @@ class Sandbox:
     quickbooks: QuickBooksEmulator
     xero: XeroEmulator
     settings: dict[str, PlatformSettings]
+    quickbooks_uk: QuickBooksEmulator | None = None  # a second realm behind the same URL
 
     def effects(self, platform: str) -> list[Effect]:
-        emulator = self.quickbooks if platform == "quickbooks" else self.xero
-        return emulator.effects()
+        if platform == "quickbooks":
+            return [e for emu in (self.quickbooks, self.quickbooks_uk) if emu is not None
+                    for e in emu.effects()]
+        return self.xero.effects()
+
+    def consents(self, platform: str) -> int:
+        """How many consents connect every company (one QuickBooks realm per consent)."""
+        return 2 if platform == "quickbooks" and self.quickbooks_uk is not None else 1
 
 
 @contextmanager
@@ -77,17 +87,24 @@ def running_sandbox(seed: int = 7, *, demo_limits: bool = True,
     xero = (XeroEmulator(per_minute=100_000, per_day=1_000_000, concurrent=50)
             if demo_limits else XeroEmulator())
     qbo.seed(company)
+    # A UK VAT company as a second realm (sandbox/qbo_companies.py): tax-inclusive/exclusive,
+    # discounts, a bundle, a EUR customer, part-paid invoices, a customer without an e-mail.
+    qbo_uk = QuickBooksEmulator(realm_id=UK_REALM, edition="UK",
+                                rate_per_minute=100_000 if demo_limits else 500)
+    qbo_uk.seed_rows(*real_company("UK", today=DEMO_TODAY))
     xero.seed(company)
     # A real-looking second organisation under the same Xero consent (one shared token row):
     # NZ GST, tax-inclusive/exclusive, discounts, tracking, AUD, part-paid, a period lock date.
     xero.seed_nz_gst(today=DEMO_TODAY)
     with ExitStack() as stack:
         if state is not None:
-            stack.enter_context(persisted(state, {"quickbooks": qbo, "xero": xero}))
-        stack.enter_context(qbo.serve(port=ports.get("quickbooks", 0)))
+            stack.enter_context(persisted(state, {"quickbooks": qbo, "quickbooks-uk": qbo_uk,
+                                                  "xero": xero}))
+        stack.enter_context(QuickBooksCompanies([qbo, qbo_uk]).serve(
+            port=ports.get("quickbooks", 0)))
         stack.enter_context(xero.serve(port=ports.get("xero", 0)))
         yield Sandbox(qbo, xero, {"quickbooks": qbo.settings(redirect_uri=REDIRECT_URI),
-                                  "xero": xero.settings(redirect_uri=REDIRECT_URI)})
+                                  "xero": xero.settings(redirect_uri=REDIRECT_URI)}, qbo_uk)
 
 
 def connect_through_oauth(store: Store, platform: str, settings: PlatformSettings,
@@ -115,8 +132,9 @@ def run_demo(store: Store, *, seed: int = 7, rules: str = "email") -> DemoResult
     with running_sandbox(seed) as sandbox, SmtpSink().serve() as sink:
         mail = MailSetup(sender=DEMO_SENDER, mailer=SmtpMailer(sink.settings()))
         for platform in ("quickbooks", "xero"):
-            for connection in connect_through_oauth(store, platform,
-                                                    sandbox.settings[platform]):
+            for connection in [c for _ in range(sandbox.consents(platform))
+                               for c in connect_through_oauth(store, platform,
+                                                              sandbox.settings[platform])]:
                 result.reports.append(run_tenant(
                     store, connection.id, settings=sandbox.settings, now=DEMO_NOW,
                     policy=policy, mail=mail))
