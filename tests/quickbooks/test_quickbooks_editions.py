@@ -37,7 +37,7 @@ def test_named_fee_tax_and_its_rate() -> None:
     codes, rates = _codes(UK)
     chosen = choose_fee_tax("20.0% s", us=False, codes=codes, rates=rates)
     assert chosen.rate == Decimal(20)
-    with pytest.raises(PlatformValidationError, match="not found.*No VAT"):
+    with pytest.raises(PlatformValidationError, match=r"not found.*No VAT"):
         choose_fee_tax("VAT 17.5%", us=False, codes=codes, rates=rates)
     assert choose_fee_tax(None, us=True, codes=[], rates={}).code == "NON"
     assert choose_fee_tax("tax", us=True, codes=[], rates={}).rate is None
