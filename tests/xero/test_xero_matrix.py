@@ -15,8 +15,10 @@ from decimal import Decimal
 import pytest
 from xero_support import FakeClock, Session, connect
 
+from ar_sync.errors import WriteVerificationError
 from ar_sync.models import ActionKind, FeeMode, Money, action_key
 from ar_sync.money import round_money
+from ar_sync.sandbox import xero_lines
 from ar_sync.sandbox.xero import XeroEmulator
 from ar_sync.sandbox.xero_model import Organisation, XInvoice, line_json
 from ar_sync.sandbox.xero_seed import nz_gst_organisation
@@ -105,3 +107,19 @@ def test_fee_changes_nothing_but_the_total(case: tuple[XeroEmulator, Session, tu
     assert emu.counters.calls["GET /api.xro/2.0/Organisation"] <= 1
     assert [e.key for e in emu.effects()].count(key) == 1
     assert session.connector.find_effect(invoice, ActionKind.LATE_FEE, key) is not None
+
+
+def test_a_line_changed_by_the_write_is_a_typed_error_with_both_figures(
+        case: tuple[XeroEmulator, Session, tuple[object, ...]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Xero dropping a line's tracking on update (as reported in xero-node#592) is caught."""
+    emu, session, _ = case
+    target = _pick(emu.org(), "tracked")
+    invoice = session.connector.get_invoice(target.id)
+    assert invoice is not None
+    monkeypatch.setattr(xero_lines, "_tracking", lambda org, raw: ())
+    with pytest.raises(WriteVerificationError, match="changed with the fee") as exc:
+        session.connector.add_late_fee(invoice, Money(amount=FEE, currency=target.currency),
+                                       "Late fee", key="ar" + "0" * 32, mode=FeeMode.LINE)
+    # both figures: the line as read (with its tracking) and as Xero now has it (without)
+    assert exc.value.actual.endswith("())") and not exc.value.expected.endswith("())")
