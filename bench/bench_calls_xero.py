@@ -48,11 +48,18 @@ def _by_kind(report: RunReport) -> dict[str, int]:
     return out
 
 
-def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str]:
+def measure(name: str, company: DemoCompany | None, rules: str = "default", *,
+            nz_invoices: int = 0) -> list[str]:
+    """`company`: the neutral demo company; None: the NZ GST organisation of
+    sandbox/xero_seed.py with `nz_invoices` invoices (tax, discounts, tracking, lock date)."""
     emu = XeroEmulator(per_minute=None, per_day=None, concurrent=None, app_per_minute=None)
-    emu.seed(company)
+    if company is not None:
+        emu.seed(company)
+    else:
+        emu.seed_nz_gst(invoices=nz_invoices)
     policy = load_policy(rules)
-    out = [f"{name}: {len(company.invoices)} invoices, {len(company.customers)} customers"]
+    org = emu.org()
+    out = [f"{name}: {len(org.invoices)} invoices, {len(org.contacts)} customers"]
     with tempfile.TemporaryDirectory() as tmp, emu.serve():
         store = SQLiteStore(Path(tmp) / "bench.db")
         settings = emu.settings(redirect_uri=REDIRECT_URI)
