@@ -65,9 +65,12 @@ class Session:
 
 
 def connect(emu: XeroEmulator, clock: FakeClock, *, budget: CallBudget | None = None,
-            tenant: str | None = None, **options: object) -> Session:
+            tenant: str | None = None, scopes: tuple[str, ...] | None = None,
+            **options: object) -> Session:
     """The real consent flow over HTTP: authorize (302), exchange, /connections, open."""
     settings = emu.settings()
+    if scopes is not None:
+        settings = settings.model_copy(update={"scopes": scopes})
     plugin = XeroPlugin(clock=clock)
     verifier, challenge = pkce_pair()
     url = plugin.authorization_url(settings, state="st-1", code_challenge=challenge)
