@@ -307,7 +307,8 @@ def test_sync_gets_what_a_run_needs() -> None:
                                         "dynamodb:BatchWriteItem")),
         *((a, t) for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                            "dynamodb:Query")
-          for t in ("LedgerTable", "LedgerTable/index/tenant-index")),
+          for t in ("LedgerTable", "LedgerTable/index/tenant-index",
+                    "LedgerTable/index/unfinished-index")),
         ("dynamodb:PutItem", "LocksTable"), ("dynamodb:DeleteItem", "LocksTable"),
         *((a, "SyncQueue") for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage",
                                      "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",

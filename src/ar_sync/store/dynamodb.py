@@ -58,6 +58,10 @@ if TYPE_CHECKING:
 
 CONNECTIONS_PK = "CONNECTIONS"
 TENANT_INDEX = "tenant-index"
+# Sparse: only rows waiting for work (claimed, retry) carry `open_tenant`, so a run finds its
+# leftovers with one small query however old and large the tenant's ledger is.
+UNFINISHED_INDEX = "unfinished-index"
+_UNFINISHED = frozenset({EntryState.CLAIMED, EntryState.RETRY})
 TTL_ATTRIBUTE = "expires_at"
 MAX_REPORT_BYTES = 300_000  # DynamoDB items stop at 400 KB
 _TAKEOVER_ATTEMPTS = 5
@@ -91,10 +95,15 @@ def table_definitions(tenants: str, ledger: str, locks: str) -> list[dict[str, A
          "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
          "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": s},
                                   {"AttributeName": "tenant", "AttributeType": s},
-                                  {"AttributeName": "isk", "AttributeType": s}],
+                                  {"AttributeName": "isk", "AttributeType": s},
+                                  {"AttributeName": "open_tenant", "AttributeType": s}],
          "GlobalSecondaryIndexes": [{
              "IndexName": TENANT_INDEX,
              "KeySchema": [{"AttributeName": "tenant", "KeyType": "HASH"},
+                           {"AttributeName": "isk", "KeyType": "RANGE"}],
+             "Projection": {"ProjectionType": "ALL"}}, {
+             "IndexName": UNFINISHED_INDEX,
+             "KeySchema": [{"AttributeName": "open_tenant", "KeyType": "HASH"},
                            {"AttributeName": "isk", "KeyType": "RANGE"}],
              "Projection": {"ProjectionType": "ALL"}}],
          "BillingMode": "PAY_PER_REQUEST"},
@@ -169,6 +178,7 @@ def _new_row(action: Action, state: EntryState, now: datetime,
         "occurrence": action.occurrence, "state": str(state), "due_on": action.due_on.isoformat(),
         "updated_at": _iso(now), "amount": amount, "rev": 1,
         "payload": _ACTION.dump_json(action).decode(), "rules_version": rules_version,
+        "open_tenant": action.tenant if state in _UNFINISHED else None,
     }
 
 
@@ -519,7 +529,7 @@ class DynamoDBStore(DynamoDBTrustMixin):
                 self._ledger, {"pk": action.key},
                 "SET #state = :claimed, #owner = :owner, lease_until = :lease, "
                 "updated_at = :now, attempts = attempts + :one, rev = rev + :one, "
-                "payload = :payload",
+                "payload = :payload, open_tenant = tenant",
                 "rev = :rev",
                 {":claimed": str(EntryState.CLAIMED), ":owner": owner, ":lease": lease,
                  ":now": _iso(now), ":one": 1, ":rev": current["rev"],
@@ -533,10 +543,12 @@ class DynamoDBStore(DynamoDBTrustMixin):
     def _finish_owned(self, key: str, owner: str, state: EntryState, now: datetime,
                       extra: Mapping[str, str]) -> bool:
         sets = ", ".join(f"#{name} = :{name}" for name in extra)
+        # a finished row leaves the sparse unfinished index; a retry row stays in it
+        remove = "lease_until" if state in _UNFINISHED else "lease_until, open_tenant"
         done = self._update(
             self._ledger, {"pk": key},
             f"SET #state = :state, updated_at = :now, rev = rev + :one"
-            f"{', ' + sets if sets else ''} REMOVE lease_until",
+            f"{', ' + sets if sets else ''} REMOVE {remove}",
             "#state = :claimed AND #owner = :owner",
             {":state": str(state), ":now": _iso(now), ":one": 1,
              ":claimed": str(EntryState.CLAIMED), ":owner": owner,
@@ -621,5 +633,11 @@ class DynamoDBStore(DynamoDBTrustMixin):
         return out
 
     def unfinished(self, tenant: str) -> list[LedgerEntry]:
-        rows = self._tenant_rows(tenant, states=(EntryState.CLAIMED, EntryState.RETRY))
-        return [_entry(row) for row in rows]
+        """Through the sparse index: the cost follows the leftovers, not the ledger's age."""
+        rows = self._query(TableName=self._ledger, IndexName=UNFINISHED_INDEX,
+                           KeyConditionExpression="open_tenant = :t",
+                           ExpressionAttributeValues=_ser({":t": tenant}))
+        found = [_entry(row) for row in rows]
+        # an index is eventually consistent: keep only rows still waiting for work
+        return sorted((e for e in found if e.state in _UNFINISHED),
+                      key=lambda e: (e.due_on, e.key))
