@@ -11,9 +11,10 @@ minutes=${1:-90}
 bin=${VENV:-.venv}/bin
 "$bin/pip" show -q mutmut >/dev/null 2>&1 || "$bin/pip" install -q 'mutmut>=3.3'
 S=$'\u01c1'  # mutmut's separator in method names: module.xǁClassǁmethod
-core=(
+# the claim protocol, reconciliation and keys first; then the run around them
+first=(
   "ar_sync.store.sqlite.x${S}SQLiteStore${S}"{claim,_finish,complete,fail,record_skip,record_skips,unfinished,action_payload,acquire_lock,release_lock}"__mutmut_*"
-  "ar_sync.sync.x_"{_claim_and_write,_execute,_write,run_tenant,_run}"__mutmut_*"
+  "ar_sync.sync.x__claim_and_write__mutmut_*"
   "ar_sync.retry.x_write_reconciled__mutmut_*"
   "ar_sync.models.x_action_key__mutmut_*"
   "ar_sync.connector.x_key_marker__mutmut_*"
@@ -21,14 +22,21 @@ core=(
   "connectors.ar_sync_quickbooks.mapping.x_"{has_marker,find_line_with_marker,fee_description,note_text,fee_invoice_note}"__mutmut_*"
   "connectors.ar_sync_xero.connector.x${S}XeroConnector${S}"{find_effect,_reconciled}"__mutmut_*"
 )
+then=("ar_sync.sync.x_"{_execute,_write,run_tenant,_run}"__mutmut_*")
+core=("${first[@]}" "${then[@]}")
 # small fault suites: a mutant runs only the tests that execute its code, stopping at the first
 # failure, so a killed mutant costs seconds and a survivor the whole selection
 export AR_SYNC_FAULT_SCHEDULES=${AR_SYNC_FAULT_SCHEDULES:-20}
 export AR_SYNC_EMULATOR_SCHEDULES=${AR_SYNC_EMULATOR_SCHEDULES:-4}
 # the connectors are imported by their own names: make those resolve to the mutated copies
 export PYTHONPATH="$PWD/mutants/connectors${PYTHONPATH:+:$PYTHONPATH}"
-timeout "$((minutes * 60))" nice "$bin/mutmut" run --max-children "${MUTMUT_CHILDREN:-2}" \
-  "${core[@]}"
+end=$((SECONDS + minutes * 60))
+for phase in first then; do
+  left=$((end - SECONDS))
+  [ "$left" -gt 60 ] || { echo "time bound reached before phase '$phase'"; break; }
+  declare -n names=$phase
+  timeout "$left" nice "$bin/mutmut" run --max-children "${MUTMUT_CHILDREN:-2}" "${names[@]}"
+done
 echo "mutmut exit: $? (124 = stopped by the time bound)"
 "$bin/mutmut" results --all true 2>/dev/null > mutants/results.txt || true
 "$bin/python" - "${core[@]}" <<'PY'

@@ -188,3 +188,9 @@ def test_a_runner_whose_lease_ran_out_cannot_finish_the_row_it_lost(
     assert store.get(held.key).state == EntryState.DONE  # type: ignore[union-attr]
     assert state.effects()[held.key] == 1
     other.close()
+
+
+def test_ledger_reads_of_an_unknown_key(store: SQLiteStore) -> None:
+    assert store.get("ar-unknown") is None
+    assert store.action_payload("ar-unknown") is None
+    assert store.unfinished(CONNECTION.id) == []

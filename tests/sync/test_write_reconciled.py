@@ -79,3 +79,20 @@ def test_throttling_and_refusals_are_not_retried_here(error: Exception) -> None:
     with pytest.raises(type(error)):
         write_reconciled(write, lambda: "found", what="t", sleep=lambda s: None)
     assert calls == [1]
+
+
+def test_pauses_grow_exponentially_from_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    bounds: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        bounds.append((low, high))
+        return high
+
+    monkeypatch.setattr("ar_sync.retry.random.uniform", uniform)
+    p = Platform(refuse=3)
+    assert p.call(attempts=4) == "ref-0"
+    assert bounds == [(0, 0.5), (0, 1.0), (0, 2.0)] and p.sleeps == [0.5, 1.0, 2.0]
+    capped = Platform(refuse=1)
+    write_reconciled(capped.write, capped.find, what="t", max_wait=0.3,
+                     sleep=capped.sleeps.append)
+    assert bounds[-1] == (0, 0.3)
