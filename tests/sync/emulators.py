@@ -26,8 +26,12 @@ from ar_sync.store.memory import MemoryTokenStore
 class EmulatorAdapter:
     """One platform's emulator behind the harness's `Platform` protocol."""
 
-    def __init__(self, platform: str, replay: ReplayMode | str = "email-only") -> None:
+    def __init__(self, platform: str, replay: ReplayMode | str = "email-only", *,
+                 nz_gst: bool = False) -> None:
         self.platform = platform
+        # Xero only: seed the NZ GST organisation (tax, discounts, tracking, lock date) sized
+        # and seeded from the company the harness passes, instead of the company itself.
+        self.nz_gst = nz_gst
         self.replay = ReplayMode.parse(replay)
         self.plugin = load_plugin(platform)
         self.stack = ExitStack()
@@ -45,7 +49,11 @@ class EmulatorAdapter:
         self.stack.close()
         self.stack = ExitStack()
         self.emu = self._new_emulator()
-        self.emu.seed(company)
+        if self.nz_gst:
+            self.emu.seed_nz_gst(invoices=len(company.invoices) + 8,
+                                 seed=sum(int(i.total * 100) for i in company.invoices))
+        else:
+            self.emu.seed(company)
         self.stack.enter_context(self.emu.serve())
         self.settings = self.emu.settings()
         url = self.plugin.authorization_url(self.settings, state="s", code_challenge=None)

@@ -21,9 +21,9 @@ from .emulators import EmulatorAdapter, small_company
 from .harness import Tally, run_schedule, scratch_dir
 
 
-@pytest.fixture(params=["quickbooks", "xero"])
+@pytest.fixture(params=["quickbooks", "xero", "xero-nz-gst"])
 def adapter(request: pytest.FixtureRequest) -> Iterator[EmulatorAdapter]:
-    a = EmulatorAdapter(request.param)
+    a = EmulatorAdapter(request.param.split("-")[0], nz_gst=request.param == "xero-nz-gst")
     yield a
     a.close()
 
@@ -41,7 +41,8 @@ def test_exactly_once_through_real_connectors(adapter: EmulatorAdapter,
             run_schedule(seed, adapter, small_company, policy, workdir, tally,
                          adapter.connection)
     with capsys.disabled():
-        print(f"\n[fault-injection {adapter.platform}] {tally.line()}")
+        org = " nz-gst" if adapter.nz_gst else ""
+        print(f"\n[fault-injection {adapter.platform}{org}] {tally.line()}")
     assert tally.actions_expected > 0 and tally.crashes + tally.stalls > 0
     assert tally.failures == []
     assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)
