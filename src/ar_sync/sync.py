@@ -366,11 +366,10 @@ def _run(
             break
     if on_progress:
         on_progress(total, total)
-    if fetched.checkpoint is not None:
-        store.save_checkpoint(tenant, Checkpoint(
-            since=fetched.checkpoint,
-            last_full_at=started if full else checkpoint.last_full_at,
-        ))
+    moved = Checkpoint(since=fetched.checkpoint,
+                       last_full_at=started if full else checkpoint.last_full_at)
+    if fetched.checkpoint is not None and moved != checkpoint:  # unchanged: no write
+        store.save_checkpoint(tenant, moved)
 
 
 DELETED = "invoice deleted on the platform (or no longer readable)"
