@@ -9,7 +9,6 @@ fault switches. State lives in memory (sandbox/xero_model.py); this module is th
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import threading
@@ -48,12 +47,14 @@ from ar_sync.sandbox.xero_api import (
     validation,
     xero_ok,
 )
+from ar_sync.sandbox.xero_effects import org_effects
 from ar_sync.sandbox.xero_identity import (
     DEFAULT_SCOPES,
     DEFAULT_USER,
     Grant,
     GrantError,
     Identity,
+    connection_rows,
 )
 from ar_sync.sandbox.xero_model import (
     Organisation,
@@ -75,12 +76,12 @@ from ar_sync.sandbox.xero_writes import (
     add_history,
     email,
     find_invoice,
+    save_many,
     touch,
     upsert,
 )
 
 API = "/api.xro/2.0"
-MARKER = re.compile(r"ar-sync:([A-Za-z0-9_\-]+)")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 IDEMPOTENCY_KEY_MAX = 128  # Xero: "at most 128 characters"
 _WRITE_METHODS = {"POST", "PUT"}
@@ -218,28 +219,8 @@ class XeroEmulator:
 
     def effects(self) -> list[Effect]:
         """Every note, late fee (line or fee invoice) and e-mail that carries an ar-sync key."""
-        out: list[Effect] = []
         with self._lock:
-            for org in self.orgs.values():
-                by_number = {i.number: i.id for i in org.invoices.values()}
-                for inv in org.invoices.values():
-                    for n, rec in enumerate(inv.history):
-                        for key in MARKER.findall(rec.details) if rec.changes == "Note" else ():
-                            out.append(Effect("note", inv.id, key, f"{inv.id}/history/{n}"))
-                    fee_invoice_keys = MARKER.findall(inv.reference)
-                    for line in inv.lines:  # a fee invoice's own line is not a second fee
-                        for key in MARKER.findall(line.description):
-                            if key not in fee_invoice_keys:
-                                out.append(Effect("late_fee", inv.id, key, line.id))
-                    for key in fee_invoice_keys:
-                        target = next((by_number[n] for n in re.findall(r"INV-\d+",
-                                                                        inv.reference)
-                                       if n in by_number and by_number[n] != inv.id), inv.id)
-                        out.append(Effect("late_fee", target, key, inv.id))
-                out.extend(xero_credit.credit_effects(org))
-                for n, (invoice_id, key, _) in enumerate(org.emails):
-                    out.append(Effect("email", invoice_id, key, f"email-{n}"))
-        return out
+            return [e for org in self.orgs.values() for e in org_effects(org)]
 
     # ------------------------------------------------------------------ OAuth helpers
 
@@ -365,15 +346,10 @@ class XeroEmulator:
 
     def _connections(self, grant: Grant, req: Request) -> Response:
         """The user's connections to this app; `?authEventId=` keeps one consent's."""
-        wanted = req.query.get("authEventId")
         with self._lock:
-            rows = [{"id": stable_id(user, tenant), "authEventId": event, "tenantId": tenant,
-                     "tenantType": "ORGANISATION", "tenantName": self.orgs[tenant].name,
-                     "createdDateUtc": at.strftime("%Y-%m-%dT%H:%M:%S.%f"),
-                     "updatedDateUtc": at.strftime("%Y-%m-%dT%H:%M:%S.%f")}
-                    for (user, tenant), (event, at) in self.connections.items()
-                    if user == grant.user and tenant in self.orgs
-                    and (wanted is None or wanted == event)]
+            rows = connection_rows(self.connections, grant.user,
+                                   {t: o.name for t, o in self.orgs.items()},
+                                   req.query.get("authEventId"))
         return Response.json(200, rows)
 
     def _connected(self, grant: Grant, tenant: str) -> bool:
@@ -544,26 +520,7 @@ class XeroEmulator:
 
     def _save_invoices(self, req: Request, org: Organisation, body: Any, *, create_only: bool,
                        now: datetime) -> Response:
-        """PUT/POST /Invoices: many invoices in one request. With summarizeErrors=false each
-        one is saved or refused on its own (HasErrors + ValidationErrors on its element, 200);
-        otherwise one refusal fails the whole request and nothing is saved."""
         items = body.get("Invoices") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            raise ValidationFailed("Invoices must be specified")
         summarize = req.query.get("summarizeErrors", "true").lower() != "false"
-        saved = copy.deepcopy(org.invoices) if summarize and len(items) > 1 else None
-        out: list[dict[str, Any]] = []
-        for item in items:
-            try:
-                done = invoice_json(org, upsert(org, item, None, now, create_only=create_only))
-                out.append(done if summarize else {**done, "StatusAttributeString": "OK"})
-            except ValidationFailed as exc:
-                if summarize:
-                    if saved is not None:
-                        org.invoices = saved
-                    raise
-                element = {k: v for k, v in (item if isinstance(item, dict) else {}).items()
-                           if k in ("InvoiceID", "InvoiceNumber", "Reference", "Type")}
-                out.append({**element, "HasErrors": True, "StatusAttributeString": "ERROR",
-                            "ValidationErrors": [{"Message": m} for m in exc.messages]})
-        return xero_ok({"Invoices": out}, now)
+        return xero_ok({"Invoices": save_many(org, items, now, create_only=create_only,
+                                              summarize=summarize)}, now)

@@ -15,7 +15,7 @@ import json
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -178,3 +178,15 @@ def _jwt(claims: dict[str, object]) -> str:
     """A JWT-shaped token (unsigned: only the emulator checks it, by lookup)."""
     header = _b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
     return f"{header}.{_b64(json.dumps(claims).encode())}.{_b64(secrets.token_bytes(32))}"
+
+
+def connection_rows(connections: Mapping[tuple[str, str], tuple[str, datetime]], user: str,
+                    names: Mapping[str, str], wanted: str | None) -> list[dict[str, str]]:
+    """GET /connections: the user's organisations, each with the authEventId of the consent
+    that connected it; `wanted` keeps one consent's (the `authEventId` query parameter)."""
+    return [{"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{who}/{tenant}")), "authEventId": event,
+             "tenantId": tenant, "tenantType": "ORGANISATION", "tenantName": names[tenant],
+             "createdDateUtc": at.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+             "updatedDateUtc": at.strftime("%Y-%m-%dT%H:%M:%S.%f")}
+            for (who, tenant), (event, at) in connections.items()
+            if who == user and tenant in names and (wanted is None or wanted == event)]

@@ -9,6 +9,7 @@ Exclusive when a request leaves it out, the daily e-mail limit.
 
 from __future__ import annotations
 
+import copy
 from datetime import date, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from ar_sync.sandbox.xero_model import (
     XContact,
     XHistory,
     XInvoice,
+    invoice_json,
     parse_xero_date,
     stable_id,
     truncate_ms,
@@ -203,3 +205,28 @@ def email(org: Organisation, inv: XInvoice, key: str | None, now: datetime) -> N
     if not inv.sent_to_contact:
         inv.sent_to_contact = True
         inv.updated = truncate_ms(now)
+
+
+def save_many(org: Organisation, items: Any, now: datetime, *, create_only: bool,
+              summarize: bool) -> list[dict[str, Any]]:
+    """PUT/POST /Invoices: many invoices in one request. With summarizeErrors=false each
+    one is saved or refused on its own (HasErrors + ValidationErrors on its element, 200);
+    otherwise one refusal fails the whole request and nothing is saved."""
+    if not isinstance(items, list) or not items:
+        raise ValidationFailed("Invoices must be specified")
+    saved = copy.deepcopy(org.invoices) if summarize and len(items) > 1 else None
+    out: list[dict[str, Any]] = []
+    for item in items:
+        try:
+            done = invoice_json(org, upsert(org, item, None, now, create_only=create_only))
+            out.append(done if summarize else {**done, "StatusAttributeString": "OK"})
+        except ValidationFailed as exc:
+            if summarize:
+                if saved is not None:
+                    org.invoices = saved
+                raise
+            element = {k: v for k, v in (item if isinstance(item, dict) else {}).items()
+                       if k in ("InvoiceID", "InvoiceNumber", "Reference", "Type")}
+            out.append({**element, "HasErrors": True, "StatusAttributeString": "ERROR",
+                        "ValidationErrors": [{"Message": m} for m in exc.messages]})
+    return out
