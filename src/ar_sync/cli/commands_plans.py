@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console
-from ar_sync.cli.common import Format, open_store, pick_connections
+from ar_sync.cli.common import Format, FormatOption, JsonAlias, open_store, pick_connections
 from ar_sync.connector import Connection
 from ar_sync.models import Invoice
 from ar_sync.plans import PaymentPlan, instalment_date, parse_every, schedule
@@ -100,8 +100,8 @@ def create_cmd(
 @plan_app.command("list")
 def list_cmd(
     tenant: TenantOption = None,
-    fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
-    as_json: Annotated[bool, typer.Option("--json", hidden=True, help="Same as --format json")] = False,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
     db: DbOption = None,
 ) -> None:
     """Show recorded payment plans (the rules file's `payment_plans` are not listed here)."""

@@ -18,7 +18,7 @@ from rich.markup import escape
 from ar_sync.budget import CallBudget
 from ar_sync.cli.app import UserError, app, console
 from ar_sync.cli.commands_plans import _date, _find, _one_connection
-from ar_sync.cli.common import Format, open_store, settings_for
+from ar_sync.cli.common import Format, FormatOption, JsonAlias, open_store, settings_for
 from ar_sync.cli.render_trust import pauses_table
 from ar_sync.connector import Connection
 from ar_sync.models import (
@@ -165,8 +165,8 @@ def resume_cmd(
 def pauses_cmd(
     tenant: TenantOption = None,
     all_: Annotated[bool, typer.Option("--all", help="Include ended and resumed pauses")] = False,
-    fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
-    as_json: Annotated[bool, typer.Option("--json", hidden=True, help="Same as --format json")] = False,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
     db: DbOption = None,
 ) -> None:
     """List the stored pauses (markers set on the platform are read by each run)."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from ar_sync.cli.app import UserError
 from ar_sync.connector import Connection, PlatformSettings
@@ -17,6 +20,11 @@ class Format(StrEnum):
 
     table = "table"
     json = "json"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", help="table or json")]
+# the older spelling some listings had; kept working, hidden from --help
+JsonAlias = Annotated[bool, typer.Option("--json", hidden=True, help="Same as --format json")]
 
 
 def open_store(db: Path | None) -> SQLiteStore:
@@ -66,5 +74,5 @@ def as_of(today: str | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time(12, 0), tzinfo=UTC)
 
 
-__all__ = ["Format", "as_of", "default_data_dir", "open_store", "parse_day", "pick_connections",
-           "settings_for"]
+__all__ = ["Format", "FormatOption", "JsonAlias", "as_of", "default_data_dir", "open_store",
+           "parse_day", "pick_connections", "settings_for"]

@@ -109,6 +109,19 @@ class SchemaVersionError(RuntimeError):
     pass
 
 
+def _insert_skip(db: sqlite3.Connection, action: Action, reason: str, now: datetime,
+                 rules_version: int | None) -> bool:
+    """A `skipped` row for the action unless its key is there already."""
+    return bool(db.execute(
+        "INSERT INTO ledger (key, tenant, invoice_id, kind, rule, occurrence, state,"
+        " due_on, updated_at, reason, payload, rules_version)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO NOTHING",
+        (action.key, action.tenant, action.invoice_id, str(action.kind), action.rule,
+         action.occurrence, EntryState.SKIPPED, action.due_on.isoformat(), _iso(now),
+         reason, action.model_dump_json(), rules_version),
+    ).rowcount)
+
+
 class SQLiteStore(SQLiteTrustMixin):
     """The Store protocol on one SQLite file (WAL mode, safe for several runners)."""
 
@@ -246,28 +259,14 @@ class SQLiteStore(SQLiteTrustMixin):
         ):
             return True
         with self._tx() as db:
-            return bool(db.execute(
-                "INSERT INTO ledger (key, tenant, invoice_id, kind, rule, occurrence, state,"
-                " due_on, updated_at, reason, payload, rules_version)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO NOTHING",
-                (action.key, action.tenant, action.invoice_id, str(action.kind), action.rule,
-                 action.occurrence, EntryState.SKIPPED, action.due_on.isoformat(), _iso(now),
-                 reason, action.model_dump_json(), rules_version),
-            ).rowcount)
+            return _insert_skip(db, action, reason, now, rules_version)
 
     def record_skips(
         self, actions: Sequence[Action], *, now: datetime, rules_version: int | None = None,
     ) -> list[bool]:
         """All the skips in one transaction (one commit instead of thousands)."""
         with self._tx() as db:
-            return [bool(db.execute(
-                "INSERT INTO ledger (key, tenant, invoice_id, kind, rule, occurrence, state,"
-                " due_on, updated_at, reason, payload, rules_version)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO NOTHING",
-                (a.key, a.tenant, a.invoice_id, str(a.kind), a.rule, a.occurrence,
-                 EntryState.SKIPPED, a.due_on.isoformat(), _iso(now), a.reason,
-                 a.model_dump_json(), rules_version),
-            ).rowcount) for a in actions]
+            return [_insert_skip(db, a, a.reason, now, rules_version) for a in actions]
 
     def get(self, key: str) -> LedgerEntry | None:
         found = self._entries("key = ?", (key,))
