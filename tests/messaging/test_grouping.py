@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ar_sync.engine import plan
+from ar_sync.messaging.compose import TONES
 from ar_sync.messaging.contacts import Contact
 from ar_sync.messaging.group import plan_messages
 from ar_sync.messaging.run import mail_rules
@@ -146,3 +149,31 @@ def test_bad_notify_targets_are_refused() -> None:
     text = RULES.replace('webhook: ["http://127.0.0.1:9/hook"]', 'webhook: ["http://evil/x"]')
     with pytest.raises(PolicyError, match="https"):
         parse_policy(text, "rules.yaml")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(-5, 80), st.booleans()),
+                min_size=1, max_size=14),
+       st.sampled_from(["customer", "invoice"]))
+def test_grouping_properties(rows: list[tuple[int, int, bool]], group_by: str) -> None:
+    invs = [invoice(n, overdue, customer=f"c{cust}", name=f"Customer {cust}",
+                    email=f"c{cust}@example.com" if has_email else None)
+            for n, (cust, overdue, has_email) in enumerate(rows)]
+    text = RULES.replace("email: {group_by: customer}", f"email: {{group_by: {group_by}}}")
+    actions, grouped = _group(invs, text=text)
+    items = [a for a in actions if isinstance(a, EmailReminder)]
+    in_messages = [i.key for m in grouped.messages for i in m.items]
+    unreachable = {n for u in grouped.unreachable for n in u.invoices}
+    # every item is in exactly one message, or its customer is reported as not e-mailed
+    assert len(in_messages) == len(set(in_messages))
+    for item in items:
+        assert (item.key in in_messages) != (item.invoice_number in unreachable)
+    # one message per customer (per invoice with group_by: invoice), one ledger key each
+    groups = [(m.customer_id, m.invoice_id if group_by == "invoice" else "") for m in
+              grouped.messages]
+    assert len(groups) == len(set(groups)) and len({m.key for m in grouped.messages}) == len(
+        grouped.messages)
+    for m in grouped.messages:
+        assert len({i.customer_id for i in m.items}) == 1
+        assert m.tone == max((i.tone for i in m.items), key=TONES.index)
+        assert all(i.invoice_number in m.text for i in m.items)
