@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from ar_sync.budget import CallBudget
 from ar_sync.connector import Connection, Connector, PlatformSettings, load_plugin
@@ -36,10 +34,7 @@ from ar_sync.models import (
     ActionKind,
     AddNote,
     ApplyLateFee,
-    CustomerMessage,
-    EmailReminder,
     Escalate,
-    EscalationNotice,
     FeeMode,
     Invoice,
     InvoiceStatus,
@@ -50,75 +45,25 @@ from ar_sync.models import (
 from ar_sync.policy import Policy
 from ar_sync.settings import SettingsError
 from ar_sync.store.base import Checkpoint, Store
+from ar_sync.sync_report import (
+    BREAKER_FAILURES,
+    BREAKER_SECONDS,
+    ActionOutcome,
+    Breaker,
+    RunReport,
+    defer,
+    describe,
+)
+from ar_sync.sync_report import outcome_of as _outcome
 from ar_sync.sync_trust import fee_totals, plan_tenant, tenant_setup
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 300.0  # a claim older than this belongs to a crashed runner
 FULL_FETCH_EVERY = timedelta(hours=24)  # incremental fetches in between
-# The circuit breaker: a platform that keeps failing (5xx, refused connections) after the
-# connector's own retries stops its tenant instead of burning minutes on every action.
-BREAKER_FAILURES = 3  # consecutive writes left for retry open the breaker ...
-BREAKER_SECONDS = 10.0  # ... and so does a failing streak that has lasted this long
 INTERRUPTED = "interrupted"
 LOCK_HELD = "lock held by another run"
 PLATFORM_UNAVAILABLE = "platform unavailable"
-
-
-@dataclass
-class ActionOutcome:
-    key: str
-    kind: str
-    invoice_id: str
-    invoice_number: str
-    rule: str
-    outcome: str  # done | reconciled | skipped | busy | retry | failed | deferred | planned
-    detail: str = ""
-    ref: str | None = None
-    what: str = ""  # what is (or would be) written: the note, the fee, the e-mail
-
-
-@dataclass
-class RunReport:
-    connection_id: str
-    started_at: datetime
-    dry_run: bool
-    finished_at: datetime | None = None
-    mode: str = "live"  # "preview": the connection writes nothing yet (before go-live)
-    rules: str = ""  # which rules planned it: a stored version, a file, the default
-    rules_version: int | None = None
-    go_live: str | None = None
-    fees: dict[str, str] = field(default_factory=dict)  # planned fees per currency
-    full_fetch: bool = False
-    invoices_seen: int = 0
-    invoices_open: int = 0
-    planned: int = 0
-    done: int = 0
-    reconciled: int = 0  # found already written on the platform (a lost response, a crash)
-    skipped: int = 0
-    failed: int = 0
-    retry: int = 0
-    deferred: int = 0  # left for the next run (budget)
-    busy: int = 0  # held by another runner's live claim
-    ambiguous: int = 0  # e-mails whose send outcome is unknown: never resent, check by hand
-    not_emailed: list[str] = field(default_factory=list)  # customers due an e-mail who got none
-    api_calls: int = 0
-    stopped_early: str | None = None
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    actions: list[ActionOutcome] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["started_at"] = self.started_at.isoformat()
-        data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
-        return data
-
-    def count(self, outcome: ActionOutcome) -> None:
-        self.actions.append(outcome)
-        if outcome.outcome in ("done", "reconciled", "skipped", "failed", "retry", "deferred",
-                               "busy", "ambiguous"):
-            setattr(self, outcome.outcome, getattr(self, outcome.outcome) + 1)
 
 
 def _settings_for(
@@ -327,7 +272,7 @@ def _run(
     leftovers.sort(key=leftover_order)
     queue = leftovers + [a for a in actions if not isinstance(a, SkipStage)]
     total = len(queue)
-    breaker = _Breaker(clock)
+    breaker = Breaker(clock)
     for index, action in enumerate(queue):
         if on_progress:
             on_progress(index, total)
@@ -345,7 +290,7 @@ def _run(
         except BudgetExhaustedError:
             # Stop cleanly: the claim (if any) was released for retry; the rest goes first
             # next run, because the plan will contain it again and leftovers go first.
-            _defer(report, queue[index:], "budget used up")
+            defer(report, queue[index:], "budget used up")
             report.stopped_early = "budget used up"
             break
         except KeyboardInterrupt:
@@ -354,12 +299,12 @@ def _run(
             # happen is found by its key when the next run reconciles this row.
             store.fail(action.key, owner=owner, reason=INTERRUPTED, now=clock(),
                        permanent=False)
-            _defer(report, queue[index:], "interrupted; goes first next run")
+            defer(report, queue[index:], "interrupted; goes first next run")
             raise
         report.count(outcome)
         # A mail server or a notice receiver failing says nothing about the platform.
         if sent is None and breaker.opens(outcome, started=action_started):
-            _defer(report, queue[index + 1:], PLATFORM_UNAVAILABLE)
+            defer(report, queue[index + 1:], PLATFORM_UNAVAILABLE)
             report.errors.append(f"{PLATFORM_UNAVAILABLE}: {breaker.failures} writes in a "
                                  f"row failed after retries ({outcome.detail})")
             report.stopped_early = PLATFORM_UNAVAILABLE
@@ -386,59 +331,6 @@ def _drop_removed(store: Store, tenant: str, invoices: list[Invoice],
     if gone:
         store.save_invoices(tenant, gone, replace_all=False)
     return [i for i in invoices if i.id not in removed]
-
-
-def _defer(report: RunReport, rest: Sequence[Action], why: str) -> None:
-    for action in rest:
-        report.count(_outcome(action, "deferred", why))
-
-
-class _Breaker:
-    """Opens on writes left for retry in a row (each already retried by the connector):
-    BREAKER_FAILURES of them, or a failing streak that has lasted BREAKER_SECONDS."""
-
-    def __init__(self, clock: Callable[[], datetime]) -> None:
-        self._clock = clock
-        self.failures = 0
-        self._since: datetime | None = None
-
-    def opens(self, outcome: ActionOutcome, *, started: datetime) -> bool:
-        if outcome.outcome != "retry":
-            self.failures, self._since = 0, None
-            return False
-        self._since = self._since or started
-        self.failures += 1
-        elapsed = (self._clock() - self._since).total_seconds()
-        return self.failures >= BREAKER_FAILURES or elapsed >= BREAKER_SECONDS
-
-
-def describe(action: Action) -> str:
-    """One line saying what the action writes, for people."""
-    if isinstance(action, AddNote):
-        return f"note: {action.text}"
-    if isinstance(action, SendReminder):
-        return f"platform e-mail to {action.to or 'the customer'}"
-    if isinstance(action, ApplyLateFee):
-        return f"fee {action.amount} ({action.mode} mode): {action.label}"
-    if isinstance(action, Escalate):
-        return f"escalation note: {action.text}"
-    if isinstance(action, WaiveFee):
-        return f"waive fee {action.amount}: {action.label}"
-    if isinstance(action, CustomerMessage):
-        numbers = ", ".join(i.invoice_number for i in action.items)
-        return f"e-mail to {action.to}: {action.subject!r} ({numbers})"
-    if isinstance(action, EscalationNotice):
-        return f"escalation notice by {action.channel} to {action.target}"
-    if isinstance(action, EmailReminder):
-        return f"e-mail item of stage {action.rule}"
-    return f"skip stage (superseded by {action.superseded_by})"
-
-
-def _outcome(action: Action, outcome: str, detail: str = "",
-             ref: str | None = None) -> ActionOutcome:
-    return ActionOutcome(key=action.key, kind=str(action.kind), invoice_id=action.invoice_id,
-                         invoice_number=action.invoice_number, rule=action.rule,
-                         outcome=outcome, detail=detail, ref=ref, what=describe(action))
 
 
 def _execute(
@@ -547,5 +439,6 @@ def _write(connector: Connector, action: Action, invoice: Invoice) -> str:
 
 execute_action = _execute  # one action through the ledger (`ar-sync fee waive --now`)
 
-__all__ = ["INTERRUPTED", "LOCK_HELD", "PLATFORM_UNAVAILABLE", "ActionKind", "ActionOutcome",
-           "RunReport", "execute_action", "run_tenant"]
+__all__ = ["BREAKER_FAILURES", "BREAKER_SECONDS", "INTERRUPTED", "LOCK_HELD",
+           "PLATFORM_UNAVAILABLE", "ActionKind", "ActionOutcome", "RunReport", "describe",
+           "execute_action", "run_tenant"]
