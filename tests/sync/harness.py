@@ -232,6 +232,8 @@ def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.
                            use_lock=use_lock, lease_seconds=LEASE)
             except SimulatedCrash:
                 tally.crashes += 1
+            except BaseException as exc:  # a runner must never die of anything else
+                tally.failures.append(f"seed {seed}: a runner raised {exc!r}")
             finally:
                 store.close()
         tally.runs += 1

@@ -16,7 +16,7 @@ from ar_sync.errors import PlatformValidationError, ReauthorizationRequiredError
 from ar_sync.models import ActionKind, EntryState, Invoice
 from ar_sync.policy import load_policy
 from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
+from ar_sync.sync import execute_action, run_tenant
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan, SimulatedCrash
 from .harness import CIPHER, CrashingConnector, Stall
@@ -194,3 +194,20 @@ def test_ledger_reads_of_an_unknown_key(store: SQLiteStore) -> None:
     assert store.get("ar-unknown") is None
     assert store.action_payload("ar-unknown") is None
     assert store.unfinished(CONNECTION.id) == []
+
+
+def test_a_runner_that_planned_an_action_another_finished_records_it_as_skipped(
+        store: SQLiteStore) -> None:
+    """Two runners planned the same note from the same ledger; the first wrote it. The
+    second's claim finds the row finished: nothing is written, its report says why."""
+    state = _platform(_invoice(1, 3))
+    actions = plan(list(state.invoices.values()), store.history(CONNECTION.id), POLICY,
+                   POLICY.today(NOW))
+    note = next(a for a in actions if a.kind == ActionKind.NOTE)
+    _run(store, _fake(state), NOW)
+    assert state.effects()[note.key] == 1
+    late = execute_action(store, _fake(state), note, state.invoices[note.invoice_id],
+                          owner="late-runner", clock=lambda: NOW, lease_seconds=LEASE)
+    assert (late.key, late.outcome, late.detail) == (note.key, "skipped", "already recorded")
+    assert state.effects()[note.key] == 1
+    assert store.get(note.key).owner != "late-runner"  # type: ignore[union-attr]
