@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
 
 from ar_sync.engine_common import _KINDS, _construct
@@ -51,6 +51,10 @@ class _Planner:
         self.pauses = _index_pauses(pauses)
         self.sending_day = not self.c.business_only or self.c.calendar.is_business_day(today)
         self.facts: dict[date, _DueFacts | None] = {}
+
+    def midnight(self) -> datetime:
+        """The instant today began in the company's time zone."""
+        return datetime.combine(self.today, time(0), tzinfo=self.c.zone)
 
     def pauses_for(self, inv: Invoice) -> tuple[Pause, ...]:
         """Every pause given for `inv` or its customer (active or ended), marker included."""
@@ -103,7 +107,16 @@ class _Planner:
             return
         if self.excluded(inv) is not None:
             return
-        self._job(inv, facts, history, out).run()
+        entries = history.get(inv.id)  # _job, inlined: this is the hot path
+        if entries:
+            tenant = inv.tenant
+            final: set[tuple[str, str, str]] = {
+                (e.kind, e.rule, e.occurrence) for e in entries
+                if e.state in _TERMINAL and e.tenant == tenant
+            }
+            _Invoice(self, inv, facts, final, entries, out).run()
+        else:
+            _Invoice(self, inv, facts, _NO_KEYS, (), out).run()
 
     def _job(self, inv: Invoice, facts: _DueFacts, history: Mapping[str, Sequence[LedgerEntry]],
              out: list[tuple[tuple[Any, ...], Action]]) -> _Invoice:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ar_sync.calendar import local_date
 from ar_sync.engine_compile import _DONE, _ESC, _NOTE, ONCE
 from ar_sync.engine_fees import fee_lines
 from ar_sync.fees import Amounts
@@ -23,11 +23,14 @@ def ignored_reminders(job: Job, needed: int) -> int:
     recorded = sum(1 for s in job.p.c.stages if s.days > 0 and s.note_key in final)
     if recorded < needed:
         return recorded  # an upper bound is enough to say no, without reading rows
-    tz = job.p.c.zone
-    today = job.p.today
+    midnight = job.p.midnight()  # today's start in the company's zone
     done = {e.rule for e in job.mine() if e.kind == _NOTE and e.state == _DONE
-            and local_date(e.updated_at, tz) < today}
+            and _aware(e.updated_at) < midnight}
     return sum(1 for s in job.p.c.stages if s.days > 0 and s.name in done)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def debt(job: Job) -> Decimal:

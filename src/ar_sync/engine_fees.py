@@ -83,7 +83,7 @@ def plan_fees(job: Job) -> None:
     lines = _ZERO
     cap: Decimal | None = None
     facts = job.facts
-    emitted: list[tuple[str, Window]] = []
+    emitted: list[tuple[str, Window]] = []  # periods charged in this plan, per rule
     for fee, due, keys in zip(job.p.c.fees, facts.fee_due, facts.fee_keys, strict=True):
         if not due:
             continue
