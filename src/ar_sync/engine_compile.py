@@ -234,6 +234,7 @@ class _DueFacts:
     fee_due: tuple[tuple[Occurrence, ...], ...]  # per fee rule
     fee_keys: tuple[tuple[tuple[str, str, str], ...], ...]  # their ledger keys
     before_live: bool = False  # the latest stage fell before go-live and may not catch up
+    has_fees: bool = False  # some fee rule has an occurrence due (else skip the fee step)
 
 
 _NO_FEES: tuple[tuple[Occurrence, ...], ...] = ()
@@ -271,4 +272,5 @@ def _facts(c: Compiled, due: date, today: date, sending_day: bool,
                      for f, occ in zip(c.fees, fee_due, strict=True))
     before_live = (go_live is not None and latest >= 0 and stage_dates[latest] < go_live
                    and not c.stages[latest].backfill)
-    return _DueFacts(days, latest, stage_dates, fee_due, fee_keys, before_live)
+    return _DueFacts(days, latest, stage_dates, fee_due, fee_keys, before_live,
+                     any(fee_due))

@@ -162,7 +162,7 @@ class _Invoice:
         return [e for e in self.entries if e.tenant == tenant]
 
     def run(self) -> None:
-        if self.p.c.fees:
+        if self.facts.has_fees:
             plan_fees(self)
         if self.facts.latest >= 0:
             plan_reminders(self)
