@@ -82,3 +82,19 @@ def test_payment_plan_list_takes_format(tmp_path: Path) -> None:
                                       str(db)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == []
+
+
+def test_contact_show_takes_format(tmp_path: Path) -> None:
+    from ar_sync.connector import Connection
+    from ar_sync.store.sqlite import SQLiteStore
+
+    db = tmp_path / "ar.db"
+    SQLiteStore(db).save_connection(Connection(id="xero:t", platform="xero", external_id="t"))
+    runner = CliRunner()
+    made = runner.invoke(app, ["contact", "set", "c1", "--email", "ap@one.example", "--db",
+                               str(db)])
+    assert made.exit_code == 0, made.output
+    shown = runner.invoke(app, ["contact", "show", "--format", "json", "--db", str(db)])
+    assert shown.exit_code == 0, shown.output
+    (contact,) = json.loads(shown.output)
+    assert (contact["customer_id"], contact["email"]) == ("c1", "ap@one.example")

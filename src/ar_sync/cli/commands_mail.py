@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console
-from ar_sync.cli.common import open_store, pick_connections
+from ar_sync.cli.common import Format, FormatOption, open_store, pick_connections
 from ar_sync.messaging.contacts import Contact
 from ar_sync.sandbox.smtp_sink import SinkMessage, write_eml
 from ar_sync.store.sqlite import SQLiteStore
@@ -74,6 +75,7 @@ def show_cmd(
     customer: Annotated[str | None, typer.Argument(help="One customer id (default: all)")]
         = None,
     tenant: TenantOption = None,
+    fmt: FormatOption = Format.table,
     db: DbOption = None,
 ) -> None:
     """The stored contacts: override address, opt-out, bounce."""
@@ -84,6 +86,9 @@ def show_cmd(
         raise UserError(f"no contact stored for customer {customer!r} in {tenant_id}",
                         hint="the invoice's own address is used; set one with "
                              "`ar-sync contact set`")
+    if fmt == Format.json:
+        typer.echo(json.dumps([c.model_dump(mode="json") for c in chosen], indent=2))
+        return
     console.print(_table(chosen))
 
 
