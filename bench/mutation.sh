@@ -2,43 +2,55 @@
 # Mutation testing of the exactly-once core with mutmut: the protocol's functions only (listed
 # below), against the fast test selection in [tool.mutmut] (pyproject.toml). Prints the score
 # and every surviving mutant.
-#   bash bench/mutation.sh [MINUTES]      # default 90; results so far are kept in mutants/
+#   bash bench/mutation.sh [MINUTES]      # default 90; results are kept in $MUTATION_DIR
 #   MUTMUT_CHILDREN=1 bash bench/mutation.sh 30
 # A second run only re-tests mutants whose code or tests changed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-90}
-bin=${VENV:-.venv}/bin
+bin=$PWD/${VENV:-.venv}/bin
 "$bin/pip" show -q mutmut >/dev/null 2>&1 || "$bin/pip" install -q 'mutmut>=3.3'
+# mutmut names a mutant after its file's path under src/; the connectors are imported as
+# top-level packages, so they are staged next to ar_sync in a copy (kept between runs).
+stage=${MUTATION_DIR:-${TMPDIR:-/tmp}/ar-sync-mutation}
+mkdir -p "$stage/src"
+for pkg in src/ar_sync connectors/ar_sync_quickbooks connectors/ar_sync_xero; do
+  rm -rf "$stage/src/$(basename "$pkg")" && cp -a "$pkg" "$stage/src/"
+done
+rm -rf "$stage/tests" "$stage/rules" && cp -a tests rules "$stage/"
+sed -e 's|^source_paths = .*|source_paths = ["src"]|' -e 's|"connectors/|"src/|g' \
+  pyproject.toml > "$stage/pyproject.toml"
+cd "$stage"
 S=$'\u01c1'  # mutmut's separator in method names: module.xǁClassǁmethod
 # the claim protocol, reconciliation and keys first; then the run around them
+# (MUTANTS="glob …" runs only those, e.g. MUTANTS='ar_sync_xero.*' bash bench/mutation.sh 10)
 first=(
   "ar_sync.store.sqlite.x${S}SQLiteStore${S}"{claim,_finish,complete,fail,record_skip,record_skips,unfinished,action_payload,acquire_lock,release_lock}"__mutmut_*"
   "ar_sync.sync.x__claim_and_write__mutmut_*"
   "ar_sync.retry.x_write_reconciled__mutmut_*"
   "ar_sync.models.x_action_key__mutmut_*"
   "ar_sync.connector.x_key_marker__mutmut_*"
-  "connectors.ar_sync_quickbooks.connector.x${S}QuickBooksConnector${S}"{find_effect,_reconciled}"__mutmut_*"
-  "connectors.ar_sync_quickbooks.mapping.x_"{has_marker,find_line_with_marker,fee_description,note_text,fee_invoice_note}"__mutmut_*"
-  "connectors.ar_sync_xero.connector.x${S}XeroConnector${S}"{find_effect,_reconciled}"__mutmut_*"
+  "ar_sync_quickbooks.connector.x${S}QuickBooksConnector${S}"{find_effect,_reconciled}"__mutmut_*"
+  "ar_sync_quickbooks.mapping.x_"{has_marker,find_line_with_marker,fee_description,note_text,fee_invoice_note}"__mutmut_*"
+  "ar_sync_xero.connector.x${S}XeroConnector${S}"{find_effect,_reconciled}"__mutmut_*"
 )
-then=("ar_sync.sync.x_"{_execute,_write,run_tenant,_run}"__mutmut_*")
-core=("${first[@]}" "${then[@]}")
+rest=("ar_sync.sync.x_"{_execute,_write,run_tenant,_run}"__mutmut_*")
+core=("${first[@]}" "${rest[@]}")
+if [ -n "${MUTANTS:-}" ]; then read -r -a first <<< "$MUTANTS"; rest=(); core=("${first[@]}"); fi
 # small fault suites: a mutant runs only the tests that execute its code, stopping at the first
 # failure, so a killed mutant costs seconds and a survivor the whole selection
 export AR_SYNC_FAULT_SCHEDULES=${AR_SYNC_FAULT_SCHEDULES:-20}
 export AR_SYNC_EMULATOR_SCHEDULES=${AR_SYNC_EMULATOR_SCHEDULES:-4}
-# the connectors are imported by their own names: make those resolve to the mutated copies
-export PYTHONPATH="$PWD/mutants/connectors${PYTHONPATH:+:$PYTHONPATH}"
 end=$((SECONDS + minutes * 60))
-for phase in first then; do
+for phase in first rest; do
   left=$((end - SECONDS))
   [ "$left" -gt 60 ] || { echo "time bound reached before phase '$phase'"; break; }
   declare -n names=$phase
+  [ "${#names[@]}" -gt 0 ] || continue
   timeout "$left" nice "$bin/mutmut" run --max-children "${MUTMUT_CHILDREN:-2}" "${names[@]}"
 done
 echo "mutmut exit: $? (124 = stopped by the time bound)"
-"$bin/mutmut" results --all true 2>/dev/null > mutants/results.txt || true
+mkdir -p mutants && "$bin/mutmut" results --all true 2>/dev/null > mutants/results.txt || true
 "$bin/python" - "${core[@]}" <<'PY'
 import fnmatch, sys
 from collections import Counter

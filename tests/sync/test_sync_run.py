@@ -124,7 +124,8 @@ def test_time_budget_stops_cleanly(store: SQLiteStore) -> None:
     assert report.stopped_early == "budget used up"
     assert report.deferred > 0 and report.done + report.deferred + report.skipped == report.planned
     # no claim is left hanging: an interrupted write is released for retry
-    assert all(e.state == EntryState.RETRY for e in store.unfinished(CONNECTION.id))
+    interrupted = store.unfinished(CONNECTION.id)
+    assert interrupted and all(e.state == EntryState.RETRY for e in interrupted)
     rest = run_tenant(store, CONNECTION.id, now=NOW + timedelta(minutes=5),
                       policy=load_policy("default"), connector=_connector(state))
     assert rest.stopped_early is None and store.unfinished(CONNECTION.id) == []
