@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from quickbooks.objects.invoice import Invoice as QBInvoice
 
-from ar_sync.connector import key_marker
+from ar_sync.connector import key_marker, key_references, mentions_key, reference_text
 from ar_sync.models import Invoice, InvoiceStatus
 from ar_sync.money import normalise_currency, to_decimal
 from ar_sync.pause_markers import from_lines
@@ -71,12 +71,14 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def has_marker(text: str | None, key: str) -> bool:
-    return bool(text) and key_marker(key) in str(text)
+    """`key` in text: the short customer reference, or the full marker (internal notes, and
+    fee lines written by earlier versions)."""
+    return mentions_key(text, key)
 
 
 def is_fee_line(line: Mapping[str, Any]) -> bool:
-    """A late fee line: carries the ar-sync marker or uses the Late fee item."""
-    if MARKER_PREFIX in str(line.get("Description") or ""):
+    """A late fee line: carries an ar-sync reference (or old marker) or uses the Late fee item."""
+    if key_references(line.get("Description")):
         return True
     detail = line.get("SalesItemLineDetail") or {}
     ref = detail.get("ItemRef") or {}
@@ -137,7 +139,8 @@ def dumps(body: Any) -> str:
 
 
 def fee_description(label: str, key: str) -> str:
-    return f"{label} {key_marker(key)}"
+    """A fee line as the customer reads it: the label and the short reference, no key."""
+    return f"{label} {reference_text(key)}"
 
 
 def fee_invoice_note(label: str, number: str, invoice_id: str, key: str) -> str:
@@ -227,8 +230,9 @@ def label_of(raw: Mapping[str, Any]) -> str:
 
 def map_invoices(raws: Iterable[Mapping[str, Any]], *, realm: str,
                  emails: Mapping[str, str | None]) -> tuple[list[Invoice], list[str]]:
-    """Good invoices and one warning per skipped malformed one; fee invoices add their
-    amount to the invoice they were charged on."""
+    """Good invoices and one warning per skipped malformed one; ar-sync's own fee invoices
+    add their amount to the invoice they were charged on and are not chased themselves
+    (no reminders, no fee on a fee)."""
     raws = list(raws)
     linked: dict[str, Decimal] = {}
     for raw in raws:
@@ -238,6 +242,8 @@ def map_invoices(raws: Iterable[Mapping[str, Any]], *, realm: str,
     out: list[Invoice] = []
     warnings: list[str] = []
     for raw in raws:
+        if fee_target(raw) is not None:
+            continue
         customer = str((raw.get("CustomerRef") or {}).get("value", ""))
         try:
             out.append(to_invoice(raw, realm=realm, email=emails.get(customer),

@@ -18,7 +18,7 @@ from quickbooks.objects.attachable import Attachable
 from quickbooks.objects.invoice import Invoice as QBInvoice
 from quickbooks.objects.item import Item
 
-from ar_sync.connector import key_marker
+from ar_sync.connector import reference_text
 from ar_sync.errors import (
     NotApplicableError,
     PlatformValidationError,
@@ -268,7 +268,7 @@ class QuickBooksWrites:
         body: dict[str, Any] = {
             "CustomerRef": {"value": invoice.customer_id},
             "CurrencyRef": {"value": invoice.currency},
-            "Line": [fee_line(amount, f"{label} on invoice {invoice.number} {key_marker(key)}",
+            "Line": [fee_line(amount, f"{label} on invoice {invoice.number} {reference_text(key)}",
                               *item, charge.code)],
             "PrivateNote": fee_invoice_note(label, invoice.number, invoice.id, key),
             "TxnDate": today, "DueDate": today,

@@ -29,7 +29,16 @@ from xero_python.accounting import Invoices as XeroInvoices
 
 from ar_sync.auth import TokenManager
 from ar_sync.budget import CallBudget
-from ar_sync.connector import Connection, FetchResult, PlatformSettings, TokenStore, key_marker
+from ar_sync.connector import (
+    Connection,
+    FetchResult,
+    PlatformSettings,
+    TokenStore,
+    customer_reference,
+    key_marker,
+    mentions_key,
+    reference_text,
+)
 from ar_sync.errors import (
     PlatformValidationError,
     ReauthorizationRequiredError,
@@ -357,7 +366,7 @@ class XeroConnector:
             raise PlatformValidationError(f"invoice {invoice.number} is gone from Xero")
         current, lineset = found
         tax = fee_tax(fee.amount, rate, lineset.amount_types, fee.currency)
-        new_line = fee_line(f"{label} {key_marker(key)}", fee.amount, tax,
+        new_line = fee_line(f"{label} {reference_text(key)}", fee.amount, tax,
                             lineset.amount_types, self._fee_account, tax_type)
         body = XeroInvoices(invoices=[XeroInvoice(
             invoice_id=invoice.id, line_amount_types=amount_types_enum(lineset.amount_types),
@@ -370,19 +379,18 @@ class XeroConnector:
             raise PlatformValidationError(f"Xero returned no invoice for {invoice.number}")
         self._lines[invoice.id] = LineSet(list(updated.line_items or []), lineset.amount_types)
         verify(invoice.number, current.total, lineset.lines, updated, fee.amount + tax)
-        marker = key_marker(key)
         for li in updated.line_items or []:
-            if marker in str(li.description or ""):
+            if mentions_key(li.description, key):
                 return f"line:{invoice.id}:{li.line_item_id}"
         return f"line:{invoice.id}:{key}"
 
     def _fee_invoice(self, invoice: Invoice, fee: Money, label: str, key: str,
                      tax_type: str, rate: Decimal) -> str:
-        suffix = mapping.FEE_REFERENCE.format(label="", number=invoice.number, key=key)
+        suffix = mapping.fee_reference(invoice.number, key)
         reference = f"{label[:REFERENCE_MAX - len(suffix)]}{suffix}"
         today = self._clock().date()
         tax = fee_tax(fee.amount, rate, "Exclusive", fee.currency)
-        line = fee_line(f"{label} {key_marker(key)}", fee.amount, tax, "Exclusive",
+        line = fee_line(f"{label} {reference_text(key)}", fee.amount, tax, "Exclusive",
                         self._fee_account, tax_type)
         body = XeroInvoices(invoices=[XeroInvoice(
             type="ACCREC", contact=Contact(contact_id=invoice.customer_id), line_items=[line],
@@ -451,13 +459,16 @@ class XeroConnector:
         if kind == ActionKind.LATE_FEE:
             found = self._read(invoice.id)
             for li in (found[1].lines if found else []):
-                if marker in str(li.description or ""):
+                if mentions_key(li.description, key):
                     return f"line:{invoice.id}:{li.line_item_id}"
+            # SearchTerm is case-insensitive: the reference's digits find both the new
+            # "(ref. AR-3F9A2C1D)" and an old "ar-sync:ar3f9a2c1d…" Reference in one call.
+            term = customer_reference(key).removeprefix("AR-")
             got = self.caller.call("GET Invoices", lambda: self.api.get_invoices(
-                self.tenant, search_term=marker, contact_i_ds=[invoice.customer_id],
+                self.tenant, search_term=term, contact_i_ds=[invoice.customer_id],
                 page=1, _return_http_data_only=False, _request_timeout=self._timeout))
             for fee_invoice in got.invoices or []:
-                if marker in str(fee_invoice.reference or ""):
+                if mentions_key(fee_invoice.reference, key):
                     return f"invoice:{fee_invoice.invoice_id}"
             return None
         if kind == ActionKind.WAIVE_FEE:

@@ -18,17 +18,18 @@ from xero_python.accounting import AccountingApi
 from xero_python.api_client import ModelFinder
 from xero_python.api_client.deserializer import deserialize
 
-from ar_sync.connector import KEY_MARKER
+from ar_sync.connector import key_references, reference_text
 from ar_sync.models import Invoice, InvoiceStatus
 from ar_sync.money import UnknownCurrencyError, normalise_currency, to_decimal
 from ar_sync_xero.fee_lines import LineSet, amount_types_of
 
 PLATFORM = "xero"
 DISPUTE_TAG = "#disputed"
-# A fee invoice's Reference: "<label> for <invoice number> | ar-sync:<key>"
-FEE_REFERENCE = "{label} for {number} | " + KEY_MARKER
-_FEE_REF = re.compile(r" for (?P<number>\S+) \| ar-sync:(?P<key>[A-Za-z0-9_\-]+)")
-_MARKER = re.compile(r"ar-sync:([A-Za-z0-9_\-]+)")
+# A fee invoice's Reference (customer-visible): "<label> for <invoice number> (ref. AR-…)";
+# earlier versions wrote "<label> for <invoice number> | ar-sync:<key>", still recognised.
+FEE_REFERENCE = "{label} for {number} {ref}"
+_FEE_REF = re.compile(r" for (?P<number>\S+) (?:\| ar-sync:(?P<key>[A-Za-z0-9_\-]+)"
+                      r"|\(ref\. (?P<ref>AR-[0-9A-Z]{1,8})\))")
 # Online invoice URLs cost one call each; the fetch puts this lazy reference in payment_link
 # and add_note swaps it for the real URL only when a rendered note actually uses it.
 LAZY_LINK = "xero-online-invoice:{invoice_id}"
@@ -75,14 +76,21 @@ def _value(enum_or_str: object) -> str:
     return _text(getattr(enum_or_str, "value", enum_or_str))
 
 
+def fee_reference(number: str, key: str, label: str = "") -> str:
+    """A fee invoice's Reference: the parent's number and the short reference, no key."""
+    return FEE_REFERENCE.format(label=label, number=number, ref=reference_text(key))
+
+
 def fee_parent(reference: str) -> tuple[str, str] | None:
-    """(parent invoice number, key) if the Reference marks an ar-sync fee invoice."""
+    """(parent invoice number, key or short reference) if the Reference marks an ar-sync
+    fee invoice."""
     m = _FEE_REF.search(reference)
-    return (m.group("number"), m.group("key")) if m else None
+    return (m.group("number"), m.group("key") or m.group("ref")) if m else None
 
 
 def marker_keys(text: str) -> list[str]:
-    return _MARKER.findall(text)
+    """The keys (old full markers) and short references a text carries."""
+    return key_references(text)
 
 
 def fee_lines_total(lines: Iterable[Any], amount_types: str = "Exclusive", *,

@@ -16,6 +16,7 @@ from qbo_helpers import Session, connect
 from quickbooks.exceptions import QuickbooksException
 
 from ar_sync.budget import CallBudget
+from ar_sync.connector import mentions_key
 from ar_sync.errors import NotApplicableError
 from ar_sync.models import FeeMode, Invoice, Money
 from ar_sync.money import to_decimal
@@ -71,7 +72,7 @@ def _without_trailing_subtotal(raw: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _fee_invoices(s: Session, key: str) -> list[dict[str, Any]]:
     return [inv for inv in s.emu.rows["Invoice"].values()
-            if f"ar-sync:{key}" in str(inv.get("PrivateNote"))]
+            if mentions_key(inv.get("PrivateNote"), key)]
 
 
 @pytest.mark.parametrize("mode", [FeeMode.LINE, FeeMode.INVOICE])
@@ -94,7 +95,7 @@ def test_fee_changes_nothing_but_the_fee(real: Session, shape: str, mode: FeeMod
     if on_invoice:
         assert ref.startswith(f"{inv.id}:line:")
         old, new = _without_trailing_subtotal(before), _without_trailing_subtotal(after)
-        fee_lines = [ln for ln in new if f"ar-sync:{key}" in str(ln.get("Description"))]
+        fee_lines = [ln for ln in new if mentions_key(ln.get("Description"), key)]
         assert len(fee_lines) == 1 and to_decimal(fee_lines[0]["Amount"]) == FEE
         assert [ln for ln in new if ln is not fee_lines[0]] == old  # field by field
         charged = _tax(after) - _tax(before)

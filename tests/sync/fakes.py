@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ar_sync.budget import CallBudget
-from ar_sync.connector import Connection, FetchResult, key_marker
+from ar_sync.connector import Connection, FetchResult, key_marker, mentions_key, reference_text
 from ar_sync.errors import RateLimitedError, TransientError
 from ar_sync.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
 from ar_sync.sandbox.common import ReplayMode, utcnow
+from ar_sync.sandbox.effect_keys import keys_in
 
 
 class SimulatedCrash(BaseException):
@@ -42,8 +43,8 @@ class FakePlatform:
         seen: Counter[str] = Counter()
         for _, text in self.notes:
             seen[text.rsplit("ar-sync:", 1)[1].strip("]")] += 1
-        for _, label, _fee in self.fees:
-            seen[label.rsplit("ar-sync:", 1)[1].strip("]")] += 1
+        for _, label, _fee in self.fees:  # the customer sees a short reference, not the key
+            seen.update(keys_in(label, self.replay))
         for _, key in self.emails:
             seen[key] += 1
         return seen
@@ -90,13 +91,12 @@ class FakeConnector:
             return self.state.invoices.get(invoice_id)
 
     def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
-        marker = key_marker(key)
         with self.state.lock:
             for n, (inv, text) in enumerate(self.state.notes):
-                if inv == invoice.id and marker in text:
+                if inv == invoice.id and mentions_key(text, key):
                     return f"note-{n}"
             for n, (inv, label, _) in enumerate(self.state.fees):
-                if inv == invoice.id and marker in label:
+                if inv == invoice.id and mentions_key(label, key):
                     return f"fee-{n}"
         return None  # e-mails carry no marker: the idempotency key protects them
 
@@ -137,7 +137,7 @@ class FakeConnector:
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
                      mode: FeeMode, tax: str | None = None) -> str:
         def apply() -> str:
-            self.state.fees.append((invoice.id, f"{label} [{key_marker(key)}]", fee))
+            self.state.fees.append((invoice.id, f"{label} {reference_text(key)}", fee))
             inv = self.state.invoices[invoice.id]
             self.state.invoices[invoice.id] = inv.model_copy(update={
                 "total": inv.total + fee.amount, "balance": inv.balance + fee.amount,

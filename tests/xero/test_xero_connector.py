@@ -7,13 +7,16 @@ from decimal import Decimal
 import pytest
 from xero_support import FakeClock, Session, connect
 
-from ar_sync.connector import key_marker
+from ar_sync.connector import key_marker, reference_text
 from ar_sync.errors import (
     PlatformValidationError,
     ReauthorizationRequiredError,
 )
 from ar_sync.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
 from ar_sync.sandbox.xero import XeroEmulator
+
+FEE_KEY = "ar" + "fee0" * 8  # shaped like an action key: the emulator resolves its reference
+D2_KEY = "ar" + "d2" * 16
 
 
 def _open_count(emu: XeroEmulator) -> int:
@@ -122,18 +125,18 @@ def test_late_fee_in_both_modes(emu: XeroEmulator, session: Session, mode: FeeMo
     inv = _overdue(session, emu)
     before = emu.invoice(inv.id).total
     fee = Money.of("25.00", inv.currency)
-    assert session.connector.find_effect(inv, ActionKind.LATE_FEE, "k-fee") is None
-    ref = session.connector.add_late_fee(inv, fee, "Late fee", key="k-fee", mode=mode)
+    assert session.connector.find_effect(inv, ActionKind.LATE_FEE, FEE_KEY) is None
+    ref = session.connector.add_late_fee(inv, fee, "Late fee", key=FEE_KEY, mode=mode)
     fees = [e for e in emu.effects() if e.kind == "late_fee"]
-    assert [(e.invoice_id, e.key) for e in fees] == [(inv.id, "k-fee")]
+    assert [(e.invoice_id, e.key) for e in fees] == [(inv.id, FEE_KEY)]
     if mode == FeeMode.LINE:
         assert ref.startswith("line:") and emu.invoice(inv.id).total == before + fee.amount
     else:
         assert ref.startswith("invoice:") and emu.invoice(inv.id).total == before
         created = emu.invoice(ref.split(":", 1)[1])
         assert created.contact_id == inv.customer_id and created.total == fee.amount
-        assert inv.number in created.reference and key_marker("k-fee") in created.reference
-    assert session.connector.find_effect(inv, ActionKind.LATE_FEE, "k-fee") == ref
+        assert inv.number in created.reference and reference_text(FEE_KEY) in created.reference
+    assert session.connector.find_effect(inv, ActionKind.LATE_FEE, FEE_KEY) == ref
     again = {i.id: i for i in session.connector.fetch_open_invoices().invoices}
     assert again[inv.id].late_fees_charged == fee.amount
     assert ref.split(":", 1)[1] not in again  # a fee invoice is not chased itself
@@ -237,9 +240,9 @@ def test_dropped_fee_write_is_not_duplicated(emu: XeroEmulator, session: Session
                                             mode: FeeMode) -> None:
     inv = _overdue(session, emu)
     emu.faults.drop_after_write(1)
-    session.connector.add_late_fee(inv, Money.of(5, inv.currency), "Late fee", key="k-d2",
+    session.connector.add_late_fee(inv, Money.of(5, inv.currency), "Late fee", key=D2_KEY,
                                    mode=mode)
-    assert [e.key for e in emu.effects() if e.kind == "late_fee"] == ["k-d2"]
+    assert [e.key for e in emu.effects() if e.kind == "late_fee"] == [D2_KEY]
     assert emu.counters.writes_replayed == 0  # found by its marker, not re-sent
 
 

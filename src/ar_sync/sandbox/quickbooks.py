@@ -35,6 +35,7 @@ from ar_sync.sandbox.common import (
     utcnow,
 )
 from ar_sync.sandbox.demo import DemoCompany
+from ar_sync.sandbox.effect_keys import keys_in
 from ar_sync.sandbox.pdf import invoice_pdf
 from ar_sync.sandbox.qbo_credit import CREDIT_ENTITIES, credit_effects
 from ar_sync.sandbox.qbo_entities import (
@@ -239,10 +240,10 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                         out.append(Effect("late_fee", target, found.group(1), inv["Id"]))
                     else:
                         out.append(Effect("note", inv["Id"], found.group(1), inv["Id"]))
-                for ln in inv.get("Line", []):
-                    found = MARKER_RE.search(ln.get("Description", "") or "")
-                    if found and not FEE_FOR_RE.search(note):
-                        out.append(Effect("late_fee", inv["Id"], found.group(1),
+                for ln in inv.get("Line", []):  # a fee invoice's own line is no second fee
+                    keys = keys_in(ln.get("Description"), self._request_paths)
+                    if keys and not FEE_FOR_RE.search(note):
+                        out.append(Effect("late_fee", inv["Id"], keys[0],
                                           f"{inv['Id']}:{ln.get('Id', '')}"))
             out.extend(Effect("email", s.invoice_id, s.request_id, s.invoice_id)
                        for s in self.sends)

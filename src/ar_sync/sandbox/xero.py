@@ -421,6 +421,7 @@ class XeroEmulator:
         if key is None:
             return self._apply_write(req, org, template, obj_id)
         scope = f"{org.tenant_id}:{req.path.lower()}"
+        org.request_keys.add(key)  # bookkeeping for effects() only (effect_keys.py)
         with self.idempotency.lock(key, req.method, scope):
             recorded = self.idempotency.get(key, req.method, scope)
             if recorded is not None:

@@ -10,9 +10,10 @@ import re
 
 from ar_sync.sandbox import xero_credit
 from ar_sync.sandbox.common import Effect
+from ar_sync.sandbox.effect_keys import keys_in
 from ar_sync.sandbox.xero_model import Organisation
 
-MARKER = re.compile(r"ar-sync:([A-Za-z0-9_\-]+)")
+MARKER = re.compile(r"ar-sync:([A-Za-z0-9_\-]+)")  # internal notes: the full key
 
 
 def org_effects(org: Organisation) -> list[Effect]:
@@ -22,9 +23,9 @@ def org_effects(org: Organisation) -> list[Effect]:
         for n, rec in enumerate(inv.history):
             for key in MARKER.findall(rec.details) if rec.changes == "Note" else ():
                 out.append(Effect("note", inv.id, key, f"{inv.id}/history/{n}"))
-        fee_invoice_keys = MARKER.findall(inv.reference)
+        fee_invoice_keys = keys_in(inv.reference, org.request_keys)
         for line in inv.lines:  # a fee invoice's own line is not a second fee
-            for key in MARKER.findall(line.description):
+            for key in keys_in(line.description, org.request_keys):
                 if key not in fee_invoice_keys:
                     out.append(Effect("late_fee", inv.id, key, line.id))
         for key in fee_invoice_keys:

@@ -184,6 +184,7 @@ class Organisation:
     contacts: dict[str, XContact] = field(default_factory=dict)
     invoices: dict[str, XInvoice] = field(default_factory=dict)
     emails: list[tuple[str, str | None, datetime]] = field(default_factory=list)
+    request_keys: set[str] = field(default_factory=set)  # Idempotency-Keys received (effects)
     next_number: int = 1
     tax: TaxSetup = field(default_factory=lambda: TaxSetup.region("GLOBAL"))
     country_code: str = "US"
