@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from ar_sync.connector import key_references
 from ar_sync.crypto import TokenCipher
 from ar_sync.demo import DEMO_NOW, DEMO_TODAY, REDIRECT_URI, connect_through_oauth
 from ar_sync.money import to_decimal
@@ -40,7 +41,7 @@ def test_uk_company_fees_with_vat_then_a_deletion(tmp_path: Path) -> None:
         assert len(fees) == 7 and {a.outcome for a in fees} == {"done"}  # every overdue one
         for iid, before in totals.items():
             inv = emu.rows["Invoice"][iid]
-            lines = [ln for ln in inv["Line"] if "ar-sync:" in str(ln.get("Description"))]
+            lines = [ln for ln in inv["Line"] if key_references(ln.get("Description"))]
             for line in lines:  # the rule's code, on the line
                 assert line["SalesItemLineDetail"]["TaxCodeRef"] == {"value": "2"}
             if lines:  # 20 + 20 % VAT, nothing else moved
