@@ -29,7 +29,16 @@ from ar_sync.errors import (  # noqa: F401  (re-exported for connectors)
     TransientError,
     WriteVerificationError,
 )
-from ar_sync.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.models import (
+    Action,
+    ActionKind,
+    AddNote,
+    ApplyLateFee,
+    Escalate,
+    FeeMode,
+    Invoice,
+    Money,
+)
 from ar_sync.money import round_money
 
 ENTRY_POINT_GROUP = "ar_sync.connectors"
@@ -255,6 +264,56 @@ class Connector(Protocol):
     def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
         """Reconciliation: the platform's reference of a write carrying `key`, or None if the
         platform has no such write (so it is safe to do it now)."""
+        ...
+
+
+@dataclass(frozen=True)
+class BatchWrite:
+    """One write in a batch: the action (claimed in the ledger before the call) and the
+    invoice as re-read just before it (`BatchWriter.get_invoices`)."""
+
+    action: AddNote | ApplyLateFee | Escalate
+    invoice: Invoice
+
+
+@dataclass(frozen=True)
+class BatchItemResult:
+    """What a batch call did for one of its writes, by the action's key.
+
+    `ref` is set when the write happened. Otherwise `error` says why not:
+    NotApplicableError / PlatformValidationError are final for this item (recorded as skipped
+    or failed); any other ConnectorError means it may or may not have happened (the ledger row
+    is left for reconciliation by its key, exactly as for a single write).
+    """
+
+    key: str
+    ref: str | None = None
+    error: ConnectorError | None = None
+
+
+@runtime_checkable
+class BatchWriter(Protocol):
+    """Optional capability: a connector that reads and writes many invoices per call
+    (QuickBooks `/batch`, Xero `POST /Invoices?summarizeErrors=false`). The sync uses it when
+    a connector has it and falls back to one call per write otherwise."""
+
+    max_batch: int  # writes per call; the platform's own limit (QuickBooks 30, Xero 50)
+
+    def can_batch(self, action: Action) -> bool:
+        """Whether this action may go in a batch (e.g. Xero: fee lines and fee invoices,
+        not History notes, which have no batch form)."""
+        ...
+
+    def get_invoices(self, invoice_ids: Sequence[str]) -> dict[str, Invoice | None]:
+        """Fresh reads of many invoices in as few calls as the platform allows; None for an
+        id the platform no longer has (deleted)."""
+        ...
+
+    def write_batch(self, writes: Sequence[BatchWrite]) -> list[BatchItemResult]:
+        """Do the writes in one call (or as few as the platform's limits allow), each carrying
+        its own idempotency key; one result per write, in order. An invoice appears at most
+        once per batch (the caller guarantees it). Raises only when the call as a whole failed
+        (then every write in it may or may not have happened)."""
         ...
 
 
