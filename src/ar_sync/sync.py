@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from ar_sync.budget import CallBudget
-from ar_sync.connector import Connection, Connector, PlatformSettings, load_plugin
+from ar_sync.connector import (
+    BatchWriter,
+    Connection,
+    Connector,
+    PlatformSettings,
+    load_plugin,
+)
 from ar_sync.errors import (
     BudgetExhaustedError,
     ConnectorError,
@@ -25,7 +31,7 @@ from ar_sync.errors import (
     TransientError,
 )
 from ar_sync.invoice_checks import plannable
-from ar_sync.ledger import ClaimOutcome
+from ar_sync.ledger import Claim, ClaimOutcome
 from ar_sync.messaging.run import execute as mail_execute
 from ar_sync.messaging.run import group_plan, keys_in_plan, leftover_order
 from ar_sync.messaging.settings import MailSetup, mail_setup
@@ -45,6 +51,7 @@ from ar_sync.models import (
 from ar_sync.policy import Policy
 from ar_sync.settings import SettingsError
 from ar_sync.store.base import Checkpoint, Store
+from ar_sync.sync_batch import DELETED, Step, batchable, execute_batch, schedule
 from ar_sync.sync_report import (
     BREAKER_FAILURES,
     BREAKER_SECONDS,
@@ -273,40 +280,60 @@ def _run(
     queue = leftovers + [a for a in actions if not isinstance(a, SkipStage)]
     total = len(queue)
     breaker = Breaker(clock)
-    for index, action in enumerate(queue):
+    steps = (schedule(queue, lambda a: batchable(connector, a), connector.max_batch)
+             if isinstance(connector, BatchWriter) else [Step((a,)) for a in queue])
+    done_count = 0
+    for number, step in enumerate(steps):
         if on_progress:
-            on_progress(index, total)
+            on_progress(done_count, total)
+        action = step.actions[0]
+        sent = None
         try:
             if not budget.can_spend(2):
                 raise BudgetExhaustedError("not enough budget left for another write")
             action_started = clock()
-            sent = mail_execute(store, connector, action, setup=mail, invoices=by_id,
-                                today=today, owner=owner, clock=clock,
-                                lease_seconds=lease_seconds)
-            outcome = (_outcome(action, sent.outcome, sent.detail, sent.ref) if sent else
-                       _execute(store, connector, action, by_id.get(action.invoice_id),
-                                owner=owner, clock=clock, lease_seconds=lease_seconds,
-                                rules_version=rules_version))
+            if step.batch:
+                assert isinstance(connector, BatchWriter)
+                outcomes = execute_batch(
+                    store, connector, step.actions, owner=owner, clock=clock,
+                    lease_seconds=lease_seconds, rules_version=rules_version,
+                    reconcile=lambda a, c: _write_claimed(
+                        store, connector, a, by_id.get(a.invoice_id), c, owner=owner,
+                        clock=clock))
+            else:
+                sent = mail_execute(store, connector, action, setup=mail, invoices=by_id,
+                                    today=today, owner=owner, clock=clock,
+                                    lease_seconds=lease_seconds)
+                outcomes = [_outcome(action, sent.outcome, sent.detail, sent.ref) if sent else
+                            _execute(store, connector, action, by_id.get(action.invoice_id),
+                                     owner=owner, clock=clock, lease_seconds=lease_seconds,
+                                     rules_version=rules_version)]
         except BudgetExhaustedError:
-            # Stop cleanly: the claim (if any) was released for retry; the rest goes first
+            # Stop cleanly: the claims (if any) were released for retry; the rest goes first
             # next run, because the plan will contain it again and leftovers go first.
-            defer(report, queue[index:], "budget used up")
+            rest = _rest(steps[number:])
+            defer(report, rest, "budget used up")
             report.stopped_early = "budget used up"
             break
         except KeyboardInterrupt:
             # Release our claim if the interrupt came between claim and complete (a no-op
-            # otherwise: the update is conditional on our live claim). A write that did
-            # happen is found by its key when the next run reconciles this row.
-            store.fail(action.key, owner=owner, reason=INTERRUPTED, now=clock(),
-                       permanent=False)
-            defer(report, queue[index:], "interrupted; goes first next run")
+            # otherwise: the update is conditional on our live claim; a batch released its
+            # own). A write that did happen is found by its key when the next run reconciles.
+            if not step.batch:
+                store.fail(action.key, owner=owner, reason=INTERRUPTED, now=clock(),
+                           permanent=False)
+            defer(report, _rest(steps[number:]), "interrupted; goes first next run")
             raise
-        report.count(outcome)
-        # A mail server or a notice receiver failing says nothing about the platform.
-        if sent is None and breaker.opens(outcome, started=action_started):
-            defer(report, queue[index + 1:], PLATFORM_UNAVAILABLE)
+        done_count += len(outcomes)
+        opened = False
+        for outcome in outcomes:
+            report.count(outcome)
+            # A mail server or a notice receiver failing says nothing about the platform.
+            opened = opened or (sent is None and breaker.opens(outcome, started=action_started))
+        if opened:
+            defer(report, _rest(steps[number + 1:]), PLATFORM_UNAVAILABLE)
             report.errors.append(f"{PLATFORM_UNAVAILABLE}: {breaker.failures} writes in a "
-                                 f"row failed after retries ({outcome.detail})")
+                                 f"row failed after retries ({outcomes[-1].detail})")
             report.stopped_early = PLATFORM_UNAVAILABLE
             break
     if on_progress:
@@ -317,7 +344,10 @@ def _run(
         store.save_checkpoint(tenant, moved)
 
 
-DELETED = "invoice deleted on the platform (or no longer readable)"
+def _rest(steps: Sequence[Step]) -> list[Action]:
+    return [a for step in steps for a in step.actions]
+
+
 
 
 def _drop_removed(store: Store, tenant: str, invoices: list[Invoice],
@@ -378,6 +408,20 @@ def _claim_and_write(
         return _outcome(action, "skipped", "already recorded")
     if claim.outcome == ClaimOutcome.BUSY:
         return _outcome(action, "busy", "another runner holds it")
+    return _write_claimed(store, connector, action, invoice, claim, owner=owner, clock=clock)
+
+
+def _write_claimed(
+    store: Store,
+    connector: Connector,
+    action: Action,
+    invoice: Invoice | None,
+    claim: Claim,
+    *,
+    owner: str,
+    clock: Callable[[], datetime],
+) -> ActionOutcome:
+    """(reconcile) -> fresh read -> write with the key -> complete, for a claim we hold."""
     try:
         fresh = invoice
         if isinstance(action, ApplyLateFee | WaiveFee) or invoice is None:
