@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,6 +25,7 @@ from ar_sync.errors import PlatformValidationError
 from ar_sync.models import ActionKind, Invoice, Money
 from ar_sync.retry import write_reconciled
 from ar_sync_quickbooks import waivers
+from ar_sync_quickbooks.batch import QuickBooksBatch
 from ar_sync_quickbooks.client import QuickBooksClient, run
 from ar_sync_quickbooks.mapping import (
     MalformedInvoice,
@@ -37,7 +38,7 @@ from ar_sync_quickbooks.mapping import (
     query_time,
     to_invoice,
 )
-from ar_sync_quickbooks.writes import QuickBooksWrites, fact_queries, quote
+from ar_sync_quickbooks.writes import fact_queries, quote
 
 log = logging.getLogger(__name__)
 PAGE = 1000  # QBO's largest page
@@ -69,7 +70,7 @@ def select(entity: str, where: str = "", *, start: int | None = None,
     return " ".join(parts)
 
 
-class QuickBooksConnector(QuickBooksWrites):
+class QuickBooksConnector(QuickBooksBatch):
     """A live session with one QuickBooks company (realm)."""
 
     platform = "quickbooks"
@@ -211,19 +212,40 @@ class QuickBooksConnector(QuickBooksWrites):
 
     def _read_ahead(self, invoice_id: str) -> dict[str, Any] | None:
         """Fresh JSON of `invoice_id`, read together with the next likely re-checks."""
-        seen = self._fresh_at.get(invoice_id)
-        if seen is not None and self.monotonic() - seen <= FRESH_SECONDS:
-            return self._raw.get(invoice_id)
-        if invoice_id not in self._candidates:
-            return self._read_raw(invoice_id)
-        others = [c for c in self._candidates if c != invoice_id][: READ_AHEAD - 1]
-        wanted = [invoice_id, *others]
-        self._candidates = [c for c in self._candidates if c not in wanted]
-        ids = ", ".join(_quote(i) for i in wanted)
-        answers = self._batch_queries({"invoices": select("Invoice", f"Id in ({ids})")})
-        found: list[dict[str, Any]] = answers.get("invoices", {}).get("Invoice", [])
-        self._remember(found, fresh=True)
-        return next((r for r in found if str(r["Id"]) == invoice_id), None)
+        return self._read_many([invoice_id])[invoice_id]
+
+    def _read_many(self, invoice_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """Fresh JSON of each invoice (None: QuickBooks no longer has it): the ones read or
+        written within FRESH_SECONDS as they are, the others in one `Id in (...)` query per
+        IDS_PER_QUERY ids, topped up with the next likely re-checks up to READ_AHEAD."""
+        now = self.monotonic()
+        out: dict[str, dict[str, Any] | None] = {}
+        stale: list[str] = []
+        for iid in dict.fromkeys(invoice_ids):
+            seen = self._fresh_at.get(iid)
+            if seen is not None and now - seen <= FRESH_SECONDS and iid in self._raw:
+                out[iid] = self._raw[iid]
+            else:
+                stale.append(iid)
+        if len(stale) == 1 and stale[0] not in self._candidates:
+            out[stale[0]] = self._read_raw(stale[0])
+            return out
+        if stale:
+            wanted = [*stale, *[c for c in self._candidates if c not in set(stale)]
+                      [: max(0, READ_AHEAD - len(stale))]]
+            self._candidates = [c for c in self._candidates if c not in set(wanted)]
+            found: dict[str, dict[str, Any]] = {}
+            for i in range(0, len(wanted), IDS_PER_QUERY):
+                ids = ", ".join(_quote(c) for c in wanted[i: i + IDS_PER_QUERY])
+                answers = self._batch_queries({"invoices": select("Invoice", f"Id in ({ids})")})
+                rows: list[dict[str, Any]] = answers.get("invoices", {}).get("Invoice", [])
+                self._remember(rows, fresh=True)
+                found.update((str(r["Id"]), r) for r in rows)
+            for iid in stale:
+                out[iid] = found.get(iid)
+                if iid not in found:
+                    self.forget(iid)
+        return out
 
     def _batch_queries(self, queries: dict[str, str]) -> dict[str, dict[str, Any]]:
         """bId -> QueryResponse for several queries in one /batch request (one API call),
@@ -252,15 +274,22 @@ class QuickBooksConnector(QuickBooksWrites):
 
     def get_invoice(self, invoice_id: str) -> Invoice | None:
         raw = self._read_ahead(invoice_id)
-        if raw is None:
-            return None
+        return None if raw is None else self._to_invoice(raw)
+
+    def get_invoices(self, invoice_ids: Sequence[str]) -> dict[str, Invoice | None]:
+        """BatchWriter: fresh reads of many invoices in one `Id in (...)` query."""
+        raws = self._read_many(invoice_ids)
+        return {iid: None if raw is None else self._to_invoice(raw)
+                for iid, raw in raws.items()}
+
+    def _to_invoice(self, raw: dict[str, Any]) -> Invoice:
         if needs_customer_email(raw):
             self._load_emails({str((raw.get("CustomerRef") or {}).get("value", ""))})
         customer = str((raw.get("CustomerRef") or {}).get("value", ""))
         try:
             return to_invoice(raw, realm=self.realm, email=self._emails.get(customer))
         except MalformedInvoice as exc:
-            raise PlatformValidationError(f"invoice {invoice_id} is malformed: {exc}") from exc
+            raise PlatformValidationError(f"invoice {raw.get('Id')} is malformed: {exc}") from exc
 
     def waive_fee(self, invoice: Invoice, fee_key: str, amount: Money, label: str, *,
                   key: str) -> str:

@@ -159,15 +159,11 @@ class QuickBooksWrites:
 
     def _add_note(self, invoice: Invoice, text: str, key: str) -> str:
         """An Attachable note linked to the invoice (create-only: no SyncToken race)."""
-        note = Attachable()
-        note.Note = note_text(text, key)
-        note.AttachableRef = [{"EntityRef": {"type": "Invoice", "value": invoice.id},
-                               "IncludeOnSend": False}]
-        body = note.to_json()
+        body = note_body(invoice, text, key)
         answer: dict[str, Any] = self._run(
             lambda: self.client.create_object("Attachable", body, request_id=key), "add note",
             write=True)
-        return f"Attachable:{Attachable.from_json(answer['Attachable']).Id}"
+        return note_written(answer["Attachable"])
 
     def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str:
         """QBO's own invoice e-mail to the invoice's BillEmail. Never `sendTo`: QBO stores it
@@ -195,16 +191,20 @@ class QuickBooksWrites:
 
     # ------------------------------------------------------------------ late fees
 
-    def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
-                     mode: FeeMode, tax: str | None = None) -> str:
+    def fee_inputs(self, invoice: Invoice, fee: Money,
+                   tax: str | None) -> tuple[Decimal, tuple[str, str], FeeTax]:
+        """The fee rounded, the Late fee item and the fee's tax (both paths check the same)."""
         if fee.currency != invoice.currency:
             raise PlatformValidationError(
                 f"fee in {fee.currency} on a {invoice.currency} invoice {invoice.number}")
         amount = round_money(fee.amount, fee.currency)
         if amount <= 0:
             raise PlatformValidationError(f"late fee must be positive, got {amount}")
-        item = self.fee_item()
-        charge = self.fee_tax(tax)
+        return amount, self.fee_item(), self.fee_tax(tax)
+
+    def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
+                     mode: FeeMode, tax: str | None = None) -> str:
+        amount, item, charge = self.fee_inputs(invoice, fee, tax)
         if mode == FeeMode.INVOICE:
             return self._reconciled(lambda: self._fee_invoice(
                 invoice, amount, label, key, item, charge, request_id=key),
@@ -228,9 +228,7 @@ class QuickBooksWrites:
             if discounted(raw):  # the discount would shift: other amounts would change
                 return self._fee_invoice(invoice, amount, label, key, item, charge,
                                          request_id=key + FALLBACK_SUFFIX)
-            line = fee_line(amount, fee_description(label, key), *item, charge.code)
-            text = dumps({"Id": raw["Id"], "SyncToken": raw["SyncToken"], "sparse": True,
-                          "Line": lines_with_fee(raw, line)})
+            text = dumps(fee_line_update(raw, amount, label, key, item, charge))
             try:
                 answer: dict[str, Any] = self._run(
                     partial(self.client.update_object, "Invoice", text, request_id=request_id),
@@ -251,19 +249,33 @@ class QuickBooksWrites:
                 # under a key derived from the action's, so no replay of the refusal.
                 return self._fee_invoice(invoice, amount, label, key, item, charge,
                                          request_id=key + FALLBACK_SUFFIX)
-            updated: dict[str, Any] = answer["Invoice"]
-            self._remember([updated], fresh=True)
-            ref = find_line_with_marker(updated, key)
-            if ref is None:
-                raise PlatformValidationError("QuickBooks dropped the fee line")
-            rate = invoice_rate(updated) if charge.code == "TAX" else charge.rate
-            verify_fee_line(raw, updated, amount, rate, key, invoice.currency)
-            return ref
+            return self.fee_line_written(invoice, raw, answer["Invoice"], amount, key, charge)
         raise StaleObjectError(f"invoice {invoice.number} kept changing")  # pragma: no cover
+
+    def fee_line_written(self, invoice: Invoice, before: dict[str, Any],
+                         updated: dict[str, Any], amount: Decimal, key: str,
+                         charge: FeeTax) -> str:
+        """QuickBooks' answer to a fee-line update, checked: the line is there, every other
+        line unchanged, the total up by exactly the fee and its tax."""
+        self._remember([updated], fresh=True)
+        ref = find_line_with_marker(updated, key)
+        if ref is None:
+            raise PlatformValidationError("QuickBooks dropped the fee line")
+        rate = invoice_rate(updated) if charge.code == "TAX" else charge.rate
+        verify_fee_line(before, updated, amount, rate, key, invoice.currency)
+        return ref
 
     def _fee_invoice(self, invoice: Invoice, amount: Decimal, label: str, key: str,
                      item: tuple[str, str], charge: FeeTax, *, request_id: str) -> str:
         """A separate invoice for the fee, same customer and currency, dated today."""
+        text = dumps(self.fee_invoice_body(invoice, amount, label, key, item, charge))
+        answer: dict[str, Any] = self._run(
+            lambda: self.client.create_object("Invoice", text, request_id=request_id),
+            "create fee invoice", write=True)
+        return fee_invoice_written(answer["Invoice"], amount, charge, invoice.currency)
+
+    def fee_invoice_body(self, invoice: Invoice, amount: Decimal, label: str, key: str,
+                         item: tuple[str, str], charge: FeeTax) -> dict[str, Any]:
         today = self.clock().date().isoformat()
         body: dict[str, Any] = {
             "CustomerRef": {"value": invoice.customer_id},
@@ -281,11 +293,34 @@ class QuickBooksWrites:
         bill_to = (original.get("BillEmail") or {}).get("Address") or invoice.customer_email
         if bill_to:
             body["BillEmail"] = {"Address": bill_to}
-        text = dumps(body)
-        answer: dict[str, Any] = self._run(
-            lambda: self.client.create_object("Invoice", text, request_id=request_id),
-            "create fee invoice", write=True)
-        created: dict[str, Any] = answer["Invoice"]
-        verify_fee_invoice(created, amount, None if charge.code == "TAX" else charge.rate,
-                           invoice.currency)
-        return f"Invoice:{QBInvoice.from_json(created).Id}"
+        return body
+
+
+def fee_line_update(raw: dict[str, Any], amount: Decimal, label: str, key: str,
+                    item: tuple[str, str], charge: FeeTax) -> dict[str, Any]:
+    """The sparse update adding a fee line: every existing line as read, the fee line, and
+    the SyncToken the lines were read at."""
+    line = fee_line(amount, fee_description(label, key), *item, charge.code)
+    return {"Id": raw["Id"], "SyncToken": raw["SyncToken"], "sparse": True,
+            "Line": lines_with_fee(raw, line)}
+
+
+def fee_invoice_written(created: dict[str, Any], amount: Decimal, charge: FeeTax,
+                        currency: str) -> str:
+    """A created fee invoice, checked: it totals the fee plus its tax."""
+    verify_fee_invoice(created, amount, None if charge.code == "TAX" else charge.rate, currency)
+    return f"Invoice:{QBInvoice.from_json(created).Id}"
+
+
+def note_body(invoice: Invoice, text: str, key: str) -> str:
+    """An Attachable note on the invoice carrying the key marker (fits 2,000 characters)."""
+    note = Attachable()
+    note.Note = note_text(text, key)
+    note.AttachableRef = [{"EntityRef": {"type": "Invoice", "value": invoice.id},
+                           "IncludeOnSend": False}]
+    text_json: str = note.to_json()
+    return text_json
+
+
+def note_written(created: dict[str, Any]) -> str:
+    return f"Attachable:{Attachable.from_json(created).Id}"

@@ -39,6 +39,7 @@ class QboEntities:
     counters: Counters
     batch_limiter: RateLimiter
     realm_id: str
+    batch_ids: set[str]
     _paid: dict[str, Decimal]
     _lock: Any
 
@@ -211,14 +212,22 @@ class QboEntities:
         return row
 
     def _batch(self, req: Request) -> dict[str, Any]:
-        """Up to 30 operations, each answered on its own (`bId`), in order."""
+        """Up to 30 operations, each applied and answered on its own (`bId`), in order: a
+        Fault in one BatchItemResponse leaves the others applied."""
         items = (req.json() or {}).get("BatchItemRequest") or []
         if len(items) > BATCH_MAX:
             raise QboFault(400, "4000", "Batch size exceeded",
                            f"Batch request may contain at most {BATCH_MAX} operations")
+        bids = [str(item.get("bId", "")) for item in items]
+        if "" in bids or len(set(bids)) != len(bids):
+            raise QboFault(400, "2020", "Required param missing, need to supply the required "
+                           "value for the API", "bId: every BatchItemRequest needs its own")
         answers: list[dict[str, Any]] = []
         for item in items:
             bid = str(item.get("bId", ""))
+            if "Query" not in item:
+                with self._lock:  # effects() bookkeeping only (sandbox/effect_keys.py)
+                    self.batch_ids.add(bid)
             try:
                 if "Query" in item:
                     answers.append({"bId": bid, "QueryResponse": self._query(item["Query"])})

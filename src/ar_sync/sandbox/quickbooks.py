@@ -107,6 +107,7 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         self.idempotency = IdempotencyCache(replay, clock=lambda: self.clock())
         self.batch_limiter = RateLimiter(per_minute=BATCH_PER_MINUTE, clock=self.clock)
         self._request_paths: dict[str, str] = {}  # requestid -> the path it was first used on
+        self.batch_ids: set[str] = set()  # bIds of /batch writes (effects() resolves refs)
         self.edition = _edition(edition)
         self.rows: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in ENTITIES}
         self.deleted: dict[str, dict[str, dict[str, Any]]] = {}  # entity -> id -> CDC stub
@@ -241,7 +242,8 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                     else:
                         out.append(Effect("note", inv["Id"], found.group(1), inv["Id"]))
                 for ln in inv.get("Line", []):  # a fee invoice's own line is no second fee
-                    keys = keys_in(ln.get("Description"), self._request_paths)
+                    keys = keys_in(ln.get("Description"), [*self._request_paths,
+                                                            *self.batch_ids])
                     if keys and not FEE_FOR_RE.search(note):
                         out.append(Effect("late_fee", inv["Id"], keys[0],
                                           f"{inv['Id']}:{ln.get('Id', '')}"))
