@@ -152,6 +152,19 @@ def test_stale_synctoken_fails_only_that_item_and_a_later_batch_writes_it(
     assert [e.key for e in qbo.emu.effects() if e.kind == "late_fee"].count("arb-stale") == 1
 
 
+def test_the_same_write_retried_on_a_newer_invoice_is_a_new_request(qbo: Session) -> None:
+    connector, invs = _open(qbo)
+    connector.fee_item()
+    qbo.emu.edit(invs[0].id, CustomerMemo={"value": "edited"})
+    first = connector.write_batch([fee(invs[0], "arb-alone")])
+    assert isinstance(first[0].error, StaleObjectError)
+    fresh = connector.get_invoices([invs[0].id])[invs[0].id]
+    assert fresh is not None
+    again = connector.write_batch([fee(fresh, "arb-alone")])  # same key, newer SyncToken
+    assert again[0].error is None and again[0].ref
+    assert [e.key for e in qbo.emu.effects()] == ["arb-alone"]
+
+
 def test_a_deleted_invoice_is_not_applicable(qbo: Session) -> None:
     connector, invs = _open(qbo)
     connector.fee_item()
@@ -236,6 +249,26 @@ def test_a_verification_mismatch_is_that_items_error(qbo: Session) -> None:
     error = results["arb-v-bad"].error
     assert isinstance(error, WriteVerificationError) and not error.retryable
     assert "line" in str(error) and error.expected and error.actual
+
+
+def test_a_fee_invoice_that_does_not_total_the_fee_is_that_items_error(qbo: Session) -> None:
+    connector, invs = _open(qbo)
+    connector.fee_item()
+    emu = qbo.emu
+    original = emu._create_invoice
+
+    def create_with_a_surcharge(body: dict[str, Any]) -> dict[str, Any]:
+        row = original(body)
+        row["TotalAmt"] = float(to_decimal(row["TotalAmt"]) + 1)  # QuickBooks added a cost
+        return row
+
+    emu._create_invoice = create_with_a_surcharge  # type: ignore[method-assign]
+    results = connector.write_batch([fee(invs[0], "arb-fi-bad", "20", FeeMode.INVOICE),
+                                     note(invs[1], "arb-fi-note")])
+    error = results[0].error
+    assert isinstance(error, WriteVerificationError)
+    assert "21" in error.actual and "20" in error.expected
+    assert results[1].ref
 
 
 def test_throttled_batches_wait_for_retry_after(qbo: Session) -> None:

@@ -177,3 +177,36 @@ def test_expired_token_is_401_through_the_sdk(qbo: Session, qb: QuickBooks) -> N
     qbo.emu.faults.expire_tokens()
     with pytest.raises(ReauthorizationRequiredError):
         Invoice.get("1001", qb=qb)
+
+
+def test_batch_operations_independent_faults_inside_and_requestid_replay(
+        qbo: Session, qb: QuickBooks) -> None:
+    """Intuit's batch reference: each BatchItemRequest answered by its bId, a failing one
+    carries its own Fault while the others are applied; the request's requestid (≤ 36
+    characters) replays the whole answer."""
+    def note(bid: str, invoice: str) -> dict[str, object]:
+        return {"bId": bid, "operation": "create", "Attachable": {
+            "Note": f"note {bid}", "AttachableRef": [{"EntityRef": {"type": "Invoice",
+                                                                    "value": invoice}}]}}
+
+    stale = {"bId": "s", "operation": "update", "Invoice": {
+        "Id": "1005", "SyncToken": "7", "sparse": True, "PrivateNote": "x"}}
+    body = json.dumps({"BatchItemRequest": [note("a", "1004"), note("bad", "424242"), stale,
+                                            note("b", "1006")]})
+    url = f"{qb.api_url}/company/{qbo.emu.realm_id}/batch"
+    first = qb.post(url, body, request_id="batch-test-1")
+    answers = {a["bId"]: a for a in first["BatchItemResponse"]}
+    assert answers["a"]["Attachable"]["Id"] and answers["b"]["Attachable"]["Id"]
+    assert answers["bad"]["Fault"]["Error"][0]["code"] == "2500"
+    assert answers["s"]["Fault"]["Error"][0]["code"] == "5010"
+    notes = sorted(a["Note"] for a in qbo.emu.rows["Attachable"].values())
+    assert notes == ["note a", "note b"]
+    again = qb.post(url, body, request_id="batch-test-1")
+    assert again["BatchItemResponse"] == first["BatchItemResponse"]
+    assert len(qbo.emu.rows["Attachable"]) == 2 and qbo.emu.counters.writes_replayed == 1
+    with pytest.raises(QuickbooksException, match="Max allowed is 36"):
+        qb.post(url, body, request_id="x" * 37)
+    twice = json.dumps({"BatchItemRequest": [note("d", "1004"), note("d", "1006")]})
+    with pytest.raises(QuickbooksException):
+        qb.post(url, twice)
+    assert len(qbo.emu.rows["Attachable"]) == 2
