@@ -19,6 +19,7 @@ from ar_sync.models import (
     SendReminder,
     WaiveFee,
 )
+from ar_sync.templates import format_money
 
 # The circuit breaker: a platform that keeps failing (5xx, refused connections) after the
 # connector's own retries stops its tenant instead of burning minutes on every action.
@@ -82,26 +83,41 @@ class RunReport:
             setattr(self, outcome.outcome, getattr(self, outcome.outcome) + 1)
 
 
-def describe(action: Action) -> str:
-    """One line saying what the action writes, for people."""
+def describe(action: Action, *, brief: bool = False) -> str:
+    """One line saying what the action writes, for people. `brief`: the plan table's column,
+    which shows the kind beside it (amounts formatted, a note's text cut at 70 characters)."""
+    full, short = _texts(action)
+    return short if brief else full
+
+
+def _texts(action: Action) -> tuple[str, str]:
+    """(the full line, the brief one): one dispatch, so a new kind of action is described in
+    one place."""
     if isinstance(action, AddNote):
-        return f"note: {action.text}"
+        text = action.text
+        return f"note: {text}", text if len(text) <= 70 else text[:69] + "…"
     if isinstance(action, SendReminder):
-        return f"platform e-mail to {action.to or 'the customer'}"
+        return (f"platform e-mail to {action.to or 'the customer'}",
+                f"to {action.to}" if action.to else "platform e-mail")
     if isinstance(action, ApplyLateFee):
-        return f"fee {action.amount} ({action.mode} mode): {action.label}"
+        return (f"fee {action.amount} ({action.mode} mode): {action.label}",
+                f"{format_money(action.amount.amount, action.amount.currency)} ({action.mode})")
     if isinstance(action, Escalate):
-        return f"escalation note: {action.text}"
+        return f"escalation note: {action.text}", f"to {action.to}"
     if isinstance(action, WaiveFee):
-        return f"waive fee {action.amount}: {action.label}"
+        return (f"waive fee {action.amount}: {action.label}",
+                f"-{format_money(action.amount.amount, action.amount.currency)} "
+                f"({action.label})")
     if isinstance(action, CustomerMessage):
         numbers = ", ".join(i.invoice_number for i in action.items)
-        return f"e-mail to {action.to}: {action.subject!r} ({numbers})"
+        return (f"e-mail to {action.to}: {action.subject!r} ({numbers})",
+                f"to {action.to}: {action.subject} ({len(action.items)} invoice(s))")
     if isinstance(action, EscalationNotice):
-        return f"escalation notice by {action.channel} to {action.target}"
+        return (f"escalation notice by {action.channel} to {action.target}",
+                f"{action.channel} {action.target}")
     if isinstance(action, EmailReminder):
-        return f"e-mail item of stage {action.rule}"
-    return f"skip stage (superseded by {action.superseded_by})"
+        return f"e-mail item of stage {action.rule}", ""
+    return f"skip stage (superseded by {action.superseded_by})", "recorded, not sent"
 
 
 def outcome_of(action: Action, outcome: str, detail: str = "",

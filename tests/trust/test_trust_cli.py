@@ -161,3 +161,26 @@ def test_fee_waive_queues_one_waiver_per_fee_through_the_ledger(db: Path) -> Non
     history = ok("history", "INV-1", "--db", str(db))  # by number
     assert history.count("waive_fee") == 2 and "late_fee" in history
     assert "not a charged fee" in user_error("fee", "waive", queued.key, "--db", str(db))
+
+
+def test_commands_on_one_company_want_tenant_when_several_are_connected(db: Path) -> None:
+    store = SQLiteStore(db)
+    store.save_connection(Connection(id="xero:7", platform="xero", external_id="7",
+                                     created_at=NOW))
+    xero = [_invoice(1).model_copy(update={"tenant": "xero:7", "id": "INV-2"}),
+            _invoice(2).model_copy(update={"tenant": "xero:7", "id": "b"})]
+    store.save_invoices("xero:7", xero, replace_all=True)
+    store.close()
+    for command in (["rules", "history"], ["contact", "show"], ["payment-plan", "cancel", "x"],
+                    ["pause", "INV-1"]):
+        message = user_error(*command, "--db", str(db))
+        assert "several companies are connected" in message, command
+    # --tenant names the company, by id or by the platform's id
+    assert "no stored rules versions" in ok("rules", "history", "-t", "7", "--db", str(db))
+    assert "xero:7" in ok("rules", "history", "--tenant", "xero:7", "--db", str(db))
+    # an invoice is named by its id first, then by its number: in xero:7 "INV-2" is the id of
+    # invoice INV-1 and the number of invoice b; in quickbooks:42 only a number
+    ok("pause", "INV-2", "--tenant", "xero:7", "--db", str(db))
+    ok("pause", "INV-2", "--tenant", CONN.id, "--db", str(db))
+    assert [s.pause.invoice_id for s in SQLiteStore(db).list_pauses("xero:7")] == ["INV-2"]
+    assert [s.pause.invoice_id for s in SQLiteStore(db).list_pauses(CONN.id)] == ["102"]

@@ -13,7 +13,6 @@ import json
 import webbrowser
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -22,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console
-from ar_sync.cli.common import open_store, pick_connections, settings_for
+from ar_sync.cli.common import DbOption, open_store, pick_connections, settings_for
 from ar_sync.cli.connect_trust import after_connect, print_first_run, read_rules_checked
 from ar_sync.cli.oauth_callback import CallbackRefused, CallbackServer, Handler, with_port
 from ar_sync.connector import Connection, PlatformSettings, TokenSet, UnknownConnectorError
@@ -50,9 +49,6 @@ class Platform(StrEnum):
 class StatusFormat(StrEnum):
     table = "table"
     json = "json"
-
-
-DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data folder)")]
 
 
 def _listen_address(platform: str, settings: PlatformSettings,

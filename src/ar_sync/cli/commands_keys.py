@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ar_sync.cli.app import app, console
-from ar_sync.cli.common import open_store
+from ar_sync.cli.common import DbOption, open_store
 from ar_sync.crypto import KEY_ENV, RotatableStore, TokenCipher, rotate_tokens
 
 keys_app = typer.Typer(help="Generate and rotate the key that encrypts OAuth tokens at rest.",
@@ -24,8 +23,7 @@ def generate_cmd() -> None:
 
 @keys_app.command("rotate")
 def rotate_cmd(
-    db: Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data "
-                                                         "folder)")] = None,
+    db: DbOption = None,
     aws: Annotated[bool, typer.Option("--aws", help="the DynamoDB store named by "
                                       "AR_SYNC_TENANTS_TABLE etc., key from AR_SYNC_KEY_PARAMETER"
                                       )] = False,

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console
-from ar_sync.cli.common import Format, FormatOption, open_store, pick_connections
+from ar_sync.cli.common import DbOption, Format, FormatOption, TenantOption, open_connection
 from ar_sync.messaging.contacts import Contact
 from ar_sync.sandbox.smtp_sink import SinkMessage, write_eml
 from ar_sync.store.sqlite import SQLiteStore
@@ -22,19 +22,10 @@ contact_app = typer.Typer(help="Per-customer e-mail settings: opt-out, override 
                           no_args_is_help=True)
 app.add_typer(contact_app, name="contact")
 
-DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data "
-                                                             "folder)")]
-TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant id (needed "
-                                                  "when several companies are connected)")]
-
 
 def _tenant(db: Path | None, tenant: str | None) -> tuple[SQLiteStore, str]:
-    store = open_store(db)
-    chosen = pick_connections(store, [tenant] if tenant else None)
-    if len(chosen) > 1:
-        raise UserError("several companies are connected",
-                        hint="say which with --tenant " + " | ".join(c.id for c in chosen))
-    return store, chosen[0].id
+    store, connection = open_connection(db, tenant)
+    return store, connection.id
 
 
 @contact_app.command("set")

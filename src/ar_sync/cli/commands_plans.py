@@ -3,52 +3,33 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console
-from ar_sync.cli.common import Format, FormatOption, JsonAlias, open_store, pick_connections
-from ar_sync.connector import Connection
+from ar_sync.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    JsonAlias,
+    TenantOption,
+    find_invoice,
+    open_connection,
+    open_store,
+    parse_date,
+    pick_connections,
+    wants_json,
+)
 from ar_sync.models import Invoice
 from ar_sync.plans import PaymentPlan, instalment_date, parse_every, schedule
-from ar_sync.store.sqlite import SQLiteStore
 from ar_sync.templates import format_money
 
 plan_app = typer.Typer(help="Record, list and cancel payment plans (instalment schedules).",
                        no_args_is_help=True)
 app.add_typer(plan_app, name="payment-plan")
-
-DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data "
-                                                             "folder)")]
-TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant id (needed "
-                                                  "when several companies are connected)")]
-
-
-def _one_connection(store: SQLiteStore, tenant: str | None) -> Connection:
-    chosen = pick_connections(store, [tenant] if tenant else None)
-    if len(chosen) > 1:
-        raise UserError("several companies are connected",
-                        hint="say which with --tenant " + " | ".join(c.id for c in chosen))
-    return chosen[0]
-
-
-def _find(invoices: list[Invoice], wanted: str) -> Invoice | None:
-    for inv in invoices:
-        if inv.id == wanted:
-            return inv
-    return next((inv for inv in invoices if inv.number == wanted), None)
-
-
-def _date(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"{option} {text!r} is not a date", hint="use YYYY-MM-DD") from None
-
 
 def _schedule_table(title: str, plan: PaymentPlan, inv: Invoice | None) -> Table:
     table = Table(title=title)
@@ -82,13 +63,12 @@ def create_cmd(
         step = parse_every(every)
     except ValueError as exc:
         raise UserError(str(exc), hint="e.g. --every '1 month' or --every '14 days'") from None
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
-    inv = _find(store.open_invoices(connection.id), invoice)
+    store, connection = open_connection(db, tenant)
+    inv = find_invoice(store.open_invoices(connection.id), invoice)
     if inv is None:
         raise UserError(f"no open invoice {invoice!r} in {connection.id}",
                         hint="run `ar-sync run` first so the invoice is in the local snapshot")
-    start = (_date(first, "--first") if first is not None
+    start = (parse_date(first, "--first") if first is not None
              else instalment_date(datetime.now(UTC).date(), step, 1))
     plan = PaymentPlan(invoice=inv.id, instalments=instalments, every=step, first_due=start,
                        amount=inv.balance, already_paid=inv.total - inv.balance)
@@ -105,14 +85,13 @@ def list_cmd(
     db: DbOption = None,
 ) -> None:
     """Show recorded payment plans (the rules file's `payment_plans` are not listed here)."""
-    as_json = as_json or fmt == Format.json
     store = open_store(db)
     rows = []
     for connection in pick_connections(store, [tenant] if tenant else None):
         invoices = store.open_invoices(connection.id)
         for plan in store.payment_plans(connection.id):
-            rows.append((connection, plan, _find(invoices, plan.invoice)))
-    if as_json:
+            rows.append((connection, plan, find_invoice(invoices, plan.invoice)))
+    if wants_json(fmt, as_json):
         console.print_json(json.dumps([{"tenant": c.id, **p.model_dump(mode="json")}
                                        for c, p, _ in rows]))
         return
@@ -137,9 +116,8 @@ def cancel_cmd(
     db: DbOption = None,
 ) -> None:
     """Drop an invoice's payment plan: the normal rules apply again from the next run."""
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
-    inv = _find(store.open_invoices(connection.id), invoice)
+    store, connection = open_connection(db, tenant)
+    inv = find_invoice(store.open_invoices(connection.id), invoice)
     key = inv.id if inv is not None else invoice
     if not store.delete_payment_plan(connection.id, key):
         raise UserError(f"no payment plan for invoice {invoice!r} in {connection.id}",

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console, err_console
 from ar_sync.cli.commands_rules import read_invoices
-from ar_sync.cli.common import as_of, open_store, pick_connections
+from ar_sync.cli.common import DbOption, as_of, open_store, pick_connections
 from ar_sync.report import BUCKETS, ArReport, build_report
 from ar_sync.report_html import render_html
 from ar_sync.templates import format_money
@@ -110,7 +110,7 @@ def report_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (html default: ar-sync-report.html)")] = None,
     invoices: Annotated[Path | None, typer.Option("--invoices", help="Report on a JSON file of invoices instead of the store")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Customers to list in the table")] = 15,
-    db: Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data folder)")] = None,
+    db: DbOption = None,
 ) -> None:
     """Risk and aging: buckets per currency, DSO, each customer's lateness, trend, reminders
     ignored and risk score with the reasons."""

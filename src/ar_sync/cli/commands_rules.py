@@ -16,21 +16,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from ar_sync.cli.app import UserError, app, console, err_console
+from ar_sync.cli.common import parse_date
 from ar_sync.engine import explain, plan_run, risk_for
 from ar_sync.invoice_checks import plannable
 from ar_sync.messaging.group import plan_messages
 from ar_sync.messaging.run import mail_rules
-from ar_sync.models import (
-    Action,
-    ApplyLateFee,
-    CustomerMessage,
-    Escalate,
-    EscalationNotice,
-    Invoice,
-    SendReminder,
-    SkipStage,
-    WaiveFee,
-)
+from ar_sync.models import Action, ApplyLateFee, Invoice, SkipStage
 from ar_sync.policy import (
     CalendarSettings,
     Escalation,
@@ -53,6 +44,7 @@ from ar_sync.policy import (
     policy_json_schema,
     shipped_rule_sets,
 )
+from ar_sync.sync_report import describe
 from ar_sync.templates import PLACEHOLDERS, format_money
 
 rules_app = typer.Typer(help="Check, document and explain follow-up rule files.",
@@ -72,14 +64,7 @@ def _load(source: str) -> Policy:
 def _today(value: str | None, policy: Policy) -> date:
     if value is None:
         return policy.today(datetime.now(UTC))
-    return _date(value, "--today")
-
-
-def _date(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UserError(f"{option} {value!r} is not a date", hint="use YYYY-MM-DD") from None
+    return parse_date(value, "--today")
 
 
 def read_invoices(path: Path) -> tuple[list[Invoice], list[str]]:
@@ -239,7 +224,7 @@ def explain_cmd(
     if not match:
         raise UserError(f"no invoice {invoice_id!r} in {invoices_file}")
     day = _today(today, policy)
-    go_live = _date(live_from, "--live-from") if live_from else None
+    go_live = parse_date(live_from, "--live-from") if live_from else None
     risk = risk_for(invoices, {}, policy, day)  # as a run computes it: the preview is the run
     for line in explain(match[0], {}, policy, day, go_live=go_live, risk=risk):
         console.print(line, highlight=False, soft_wrap=True)
@@ -251,25 +236,6 @@ def explain_cmd(
 _SHORT = {"late_fee": "fee", "note": "note", "reminder_email": "e-mail",
           "escalate": "escalate", "skip": "skip", "waive_fee": "waive", "message": "e-mail",
           "notify": "notify"}
-
-
-def _what(action: Action) -> str:
-    if isinstance(action, ApplyLateFee):
-        return f"{format_money(action.amount.amount, action.amount.currency)} ({action.mode})"
-    if isinstance(action, WaiveFee):
-        return f"-{format_money(action.amount.amount, action.amount.currency)} ({action.label})"
-    if isinstance(action, SendReminder):
-        return f"to {action.to}" if action.to else "platform e-mail"
-    if isinstance(action, SkipStage):
-        return "recorded, not sent"
-    if isinstance(action, Escalate):
-        return f"to {action.to}"
-    if isinstance(action, CustomerMessage):
-        return f"to {action.to}: {action.subject} ({len(action.items)} invoice(s))"
-    if isinstance(action, EscalationNotice):
-        return f"{action.channel} {action.target}"
-    text = getattr(action, "text", "")
-    return text if len(text) <= 70 else text[:69] + "…"
 
 
 def plan_table(actions: Sequence[Action], invoices: Sequence[Invoice], today: date,
@@ -291,7 +257,7 @@ def plan_table(actions: Sequence[Action], invoices: Sequence[Invoice], today: da
         rule = a.rule if a.occurrence == "once" else f"{a.rule} {a.occurrence}"
         table.add_row(a.invoice_number, inv.customer_name if inv else "",
                       f"{(today - inv.due_date).days}d" if inv else "",
-                      _SHORT.get(str(a.kind), str(a.kind)), rule, _what(a), a.reason)
+                      _SHORT.get(str(a.kind), str(a.kind)), rule, describe(a, brief=True), a.reason)
     return table
 
 
@@ -318,7 +284,7 @@ def plan_cmd(
     invoices, unplannable = plannable(invoices)
     for warning in warnings + unplannable:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    go_live = _date(live_from, "--live-from") if live_from else None
+    go_live = parse_date(live_from, "--live-from") if live_from else None
     actions = plan_run(invoices, {}, policy, day, go_live=go_live)
     # ar-sync's own e-mails as they would go out: one message per customer (no contacts here)
     grouped = plan_messages(actions, {i.id: i for i in invoices}, mail_rules(policy), {}, day)

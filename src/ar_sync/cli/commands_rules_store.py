@@ -9,24 +9,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from ar_sync.cli.app import UserError, console
-from ar_sync.cli.commands_plans import _one_connection
 from ar_sync.cli.commands_rules import rules_app
-from ar_sync.cli.common import open_store, parse_day
+from ar_sync.cli.common import DbOption, TenantOption, open_connection, parse_day
 from ar_sync.cli.render_trust import diff_table, money_lines, versions_table
 from ar_sync.policy import PolicyError, load_policy
 from ar_sync.rules_diff import rules_diff
 from ar_sync.store.trust import planner_pauses
 from ar_sync.tenant_rules import choose_rules, parse_stored, read_rules_source
-
-DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data folder)")]
-TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant id (needed when several companies are connected)")]
 
 
 def _validated(source: str) -> tuple[str, str]:
@@ -46,8 +41,7 @@ def apply_cmd(
 ) -> None:
     """Validate a rules file and store it as the company's next rules version."""
     text, name = _validated(source)
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
+    store, connection = open_connection(db, tenant)
     current = store.current_rules(connection.id)
     if current is not None and current.text == text:
         console.print(f"unchanged: version {current.version} already has this text")
@@ -65,8 +59,7 @@ def show_cmd(
     db: DbOption = None,
 ) -> None:
     """Print the company's current (or --version N) rules as stored."""
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
+    store, connection = open_connection(db, tenant)
     versions = store.rules_versions(connection.id)
     if not versions:
         console.print(f"{connection.id} has no stored rules: runs use "
@@ -85,8 +78,7 @@ def show_cmd(
 @rules_app.command("history")
 def history_cmd(tenant: TenantOption = None, db: DbOption = None) -> None:
     """Every stored rules version of the company, oldest first."""
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
+    store, connection = open_connection(db, tenant)
     versions = store.rules_versions(connection.id)
     if not versions:
         console.print(f"{connection.id} has no stored rules versions")
@@ -101,8 +93,7 @@ def rollback_cmd(
     db: DbOption = None,
 ) -> None:
     """Return to an earlier version (stored again as a new version: history keeps all)."""
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
+    store, connection = open_connection(db, tenant)
     versions = store.rules_versions(connection.id)
     if len(versions) < (1 if version else 2):
         raise UserError(f"{connection.id} has no earlier rules version to roll back to")
@@ -137,8 +128,7 @@ def diff_cmd(
         new = load_policy(new_file)
     except PolicyError as exc:
         raise UserError(str(exc), hint="check it with `ar-sync rules validate`") from None
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
+    store, connection = open_connection(db, tenant)
     choice = choose_rules(store, connection)
     invoices = store.open_invoices(connection.id)
     if not invoices:

@@ -14,7 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from ar_sync.cli.app import UserError, app, console, err_console
 from ar_sync.cli.commands_mail import mail_lines
-from ar_sync.cli.common import Format, open_store, parse_day, pick_connections, settings_for
+from ar_sync.cli.common import (
+    DbOption,
+    Format,
+    open_store,
+    parse_day,
+    pick_connections,
+    settings_for,
+)
 from ar_sync.cli.render import actions_table, history_table, summary_table
 from ar_sync.cli.render_trust import rules_line
 from ar_sync.cli.signals import EXIT_INTERRUPTED, interruptible
@@ -22,9 +29,6 @@ from ar_sync.policy import load_policy
 from ar_sync.sync import INTERRUPTED, LEASE_SECONDS, LOCK_HELD, RunReport, run_tenant
 
 log = logging.getLogger("ar_sync.run")
-
-
-DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data folder)")]
 
 
 EXIT_FAILED = 1  # a tenant failed: platform unavailable, authorisation lost, errors

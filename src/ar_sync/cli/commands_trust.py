@@ -9,7 +9,6 @@ import json
 import secrets
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,8 +16,20 @@ from rich.markup import escape
 
 from ar_sync.budget import CallBudget
 from ar_sync.cli.app import UserError, app, console
-from ar_sync.cli.commands_plans import _date, _find, _one_connection
-from ar_sync.cli.common import Format, FormatOption, JsonAlias, open_store, settings_for
+from ar_sync.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    JsonAlias,
+    TenantOption,
+    find_invoice,
+    one_connection,
+    open_connection,
+    open_store,
+    parse_date,
+    settings_for,
+    wants_json,
+)
 from ar_sync.cli.render_trust import pauses_table
 from ar_sync.connector import Connection
 from ar_sync.models import (
@@ -36,9 +47,6 @@ from ar_sync.store.sqlite import SQLiteStore
 from ar_sync.sync import execute_action, open_connector
 from ar_sync.templates import format_money
 
-DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data folder)")]
-TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant id (needed when several companies are connected)")]
-
 
 class Reason(StrEnum):
     dispute = "dispute"
@@ -51,7 +59,7 @@ def _today() -> date:
 
 
 def _invoice(store: SQLiteStore, connection: Connection, wanted: str) -> Invoice:
-    inv = _find(store.open_invoices(connection.id), wanted)
+    inv = find_invoice(store.open_invoices(connection.id), wanted)
     if inv is None:
         raise UserError(f"no open invoice {wanted!r} in {connection.id}",
                         hint="invoices are named by number or platform id; run `ar-sync run "
@@ -71,9 +79,8 @@ def go_live_cmd(
 ) -> None:
     """Switch a company to live (or back to --preview). Fees for periods that began before the
     go-live date are not charged unless the rules say `backfill: all`."""
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
-    when = _date(day, "--date") if day else (connection.go_live if preview else None) or _today()
+    store, connection = open_connection(db, tenant)
+    when = parse_date(day, "--date") if day else (connection.go_live if preview else None) or _today()
     updated = connection.model_copy(update={"go_live": when,
                                             "mode": "preview" if preview else "live"})
     store.save_connection(updated)
@@ -106,9 +113,8 @@ def pause_cmd(
                         "--until 2026-12-31 --reason promise")
     if reason == Reason.promise and until is None:
         raise UserError("a promise to pay needs the date: --until YYYY-MM-DD")
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
-    last = _date(until, "--until") if until else None
+    store, connection = open_connection(db, tenant)
+    last = parse_date(until, "--until") if until else None
     today = _today()
     if last is not None and last < today:
         raise UserError(f"--until {last} is in the past")
@@ -146,10 +152,9 @@ def resume_cmd(
     run (fees for the paused days follow `after_pause`)."""
     if (invoice is None) == (customer is None):
         raise UserError("name one invoice or one --customer")
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
+    store, connection = open_connection(db, tenant)
     if invoice is not None:
-        inv = _find(store.open_invoices(connection.id), invoice)
+        inv = find_invoice(store.open_invoices(connection.id), invoice)
         ended = store.end_pauses(connection.id, invoice_id=inv.id if inv else invoice,
                                  on=_today())
     else:
@@ -170,11 +175,10 @@ def pauses_cmd(
     db: DbOption = None,
 ) -> None:
     """List the stored pauses (markers set on the platform are read by each run)."""
-    as_json = as_json or fmt == Format.json
     store = open_store(db)
     today = _today()
     rows = []
-    for connection in ([_one_connection(store, tenant)] if tenant else store.list_connections()):
+    for connection in ([one_connection(store, tenant)] if tenant else store.list_connections()):
         names = {i.id: f"invoice {i.number}" for i in store.open_invoices(connection.id)}
         names.update({i.customer_id: f"customer {i.customer_name}"
                       for i in store.open_invoices(connection.id)})
@@ -184,7 +188,7 @@ def pauses_cmd(
             if all_ or not over:
                 target = str(p.invoice_id or p.customer_id)
                 rows.append((connection.id, stored, names.get(target, target)))
-    if as_json:
+    if wants_json(fmt, as_json):
         typer.echo(json.dumps([{"tenant": t, "id": s.id, **s.pause.model_dump(mode="json"),
                                 "resumed_on": str(s.resumed_on) if s.resumed_on else None}
                                for t, s, _ in rows], indent=2))
@@ -255,8 +259,7 @@ def waive_cmd(
     db: DbOption = None,
 ) -> None:
     """Reverse a charged late fee with a credit note applied to the invoice, exactly once."""
-    store = open_store(db)
-    connection = _one_connection(store, tenant)
+    store, connection = open_connection(db, tenant)
     fees, inv = _fees_to_waive(store, connection, target, every)
     today = _today()
     waivers = []

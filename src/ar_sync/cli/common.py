@@ -11,6 +11,7 @@ import typer
 
 from ar_sync.cli.app import UserError
 from ar_sync.connector import Connection, PlatformSettings
+from ar_sync.models import Invoice
 from ar_sync.settings import SettingsError, platform_settings
 from ar_sync.store.sqlite import SQLiteStore, default_data_dir
 
@@ -25,6 +26,15 @@ class Format(StrEnum):
 FormatOption = Annotated[Format, typer.Option("--format", help="table or json")]
 # the older spelling some listings had; kept working, hidden from --help
 JsonAlias = Annotated[bool, typer.Option("--json", hidden=True, help="Same as --format json")]
+DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite store (default: user data "
+                                                             "folder)")]
+TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant id (needed "
+                                                  "when several companies are connected)")]
+
+
+def wants_json(fmt: Format, as_json: bool) -> bool:
+    """`--format json`, or the hidden `--json` alias."""
+    return as_json or fmt == Format.json
 
 
 def open_store(db: Path | None) -> SQLiteStore:
@@ -58,14 +68,40 @@ def pick_connections(store: SQLiteStore, tenants: list[str] | None) -> list[Conn
     return chosen
 
 
+def one_connection(store: SQLiteStore, tenant: str | None) -> Connection:
+    """The company a `--tenant` option names; without one, the only connected company."""
+    chosen = pick_connections(store, [tenant] if tenant else None)
+    if len(chosen) > 1:
+        raise UserError("several companies are connected",
+                        hint="say which with --tenant " + " | ".join(c.id for c in chosen))
+    return chosen[0]
+
+
+def open_connection(db: Path | None, tenant: str | None) -> tuple[SQLiteStore, Connection]:
+    """`--db` and `--tenant`: the store and the one company a command works on."""
+    store = open_store(db)
+    return store, one_connection(store, tenant)
+
+
+def find_invoice(invoices: list[Invoice], wanted: str) -> Invoice | None:
+    """An invoice named by its platform id or, failing that, by its number."""
+    for inv in invoices:
+        if inv.id == wanted:
+            return inv
+    return next((inv for inv in invoices if inv.number == wanted), None)
+
+
+def parse_date(text: str, option: str) -> date:
+    """A YYYY-MM-DD option's value (`option` names it in the error)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option} {text!r} is not a date", hint="use YYYY-MM-DD") from None
+
+
 def parse_day(today: str | None) -> date | None:
     """`--today YYYY-MM-DD`: the company's local date to plan for (None: today there)."""
-    if today is None:
-        return None
-    try:
-        return date.fromisoformat(today)
-    except ValueError as exc:
-        raise UserError(f"--today {today!r} is not a date", hint="use YYYY-MM-DD") from exc
+    return None if today is None else parse_date(today, "--today")
 
 
 def as_of(today: str | None) -> datetime | None:
@@ -74,5 +110,7 @@ def as_of(today: str | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time(12, 0), tzinfo=UTC)
 
 
-__all__ = ["Format", "FormatOption", "JsonAlias", "as_of", "default_data_dir", "open_store",
-           "parse_day", "pick_connections", "settings_for"]
+__all__ = ["DbOption", "Format", "FormatOption", "JsonAlias", "TenantOption", "as_of",
+           "default_data_dir", "find_invoice", "one_connection", "open_connection",
+           "open_store", "parse_date", "parse_day", "pick_connections", "settings_for",
+           "wants_json"]
