@@ -115,3 +115,28 @@ def test_the_emulator_refuses_what_xero_refuses(emu: XeroEmulator, session: Sess
     ref = session.connector.add_late_fee(inv, fee, "Late fee", key="arfee-x9",
                                          mode=FeeMode.LINE)
     assert ref.startswith("invoice:") and emu.invoice(inv.id).lines == lines
+
+
+def test_credit_note_history_follows_the_invoice_rules(emu: XeroEmulator,
+                                                        session: Session) -> None:
+    """Through xero-python: a credit note's History answers as an invoice's does, and refuses
+    what an invoice's refuses (no details, more than 2,500 characters)."""
+    from xero_python.accounting import HistoryRecord, HistoryRecords
+    from xero_python.exceptions import AccountingBadRequestException
+
+    inv, fee = _charged(emu, session)
+    note_id = _waive(session, inv, fee, "arwaive-h1").split(":")[1]
+    api, tenant = session.connector.api, session.connector.tenant
+    records = api.get_credit_note_history(tenant, note_id).history_records
+    ours = [r for r in records if key_marker("arwaive-h1") in (r.details or "")]
+    assert len(ours) == 1 and ours[0].user == "ar-sync (API)" and ours[0].changes == "Note"
+    assert ours[0].date_utc is not None
+    for details, refusal in (("", "Details field is required"),
+                             ("x" * 2501, "2500 characters or less")):
+        with pytest.raises(AccountingBadRequestException, match=refusal):
+            api.create_credit_note_history(tenant, note_id, HistoryRecords(
+                history_records=[HistoryRecord(details=details)]))
+    added = api.create_credit_note_history(tenant, note_id, HistoryRecords(
+        history_records=[HistoryRecord(details="y" * 2500)])).history_records
+    assert [r.details for r in added] == ["y" * 2500]
+    assert notes_of(emu.org())[note_id].history[-1].details == "y" * 2500

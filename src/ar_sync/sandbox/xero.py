@@ -65,6 +65,7 @@ from ar_sync.sandbox.xero_model import (
     history_json,
     invoice_json,
     organisation_json,
+    routes,
     seed_organisation,
     stable_id,
     truncate_ms,
@@ -91,37 +92,18 @@ _INVOICE_SCOPES = {"accounting.invoices", "accounting.transactions"}
 _SETTINGS_SCOPES = {"accounting.settings", "accounting.settings.read"}
 _SETTINGS_TEMPLATES = {"GET /api.xro/2.0/Organisation", "GET /api.xro/2.0/TaxRates"}
 
-# (method, regex over the lower-cased path, endpoint template for the counters)
-_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    (m, re.compile(p), t) for m, p, t in (
-        ("GET", r"^/identity/connect/authorize$", "GET /identity/connect/authorize"),
-        ("POST", r"^/connect/token$", "POST /connect/token"),
-        ("POST", r"^/connect/revocation$", "POST /connect/revocation"),
-        ("GET", r"^/connections$", "GET /connections"),
-        ("GET", r"^/online/(?P<token>[^/]+)$", "GET /online/{token}"),
-        ("GET", r"^/api\.xro/2\.0/invoices$", "GET /api.xro/2.0/Invoices"),
-        ("POST", r"^/api\.xro/2\.0/invoices$", "POST /api.xro/2.0/Invoices"),
-        ("PUT", r"^/api\.xro/2\.0/invoices$", "PUT /api.xro/2.0/Invoices"),
-        ("GET", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)$", "GET /api.xro/2.0/Invoices/{id}"),
-        ("POST", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)$",
-         "POST /api.xro/2.0/Invoices/{id}"),
-        ("GET", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)/history$",
-         "GET /api.xro/2.0/Invoices/{id}/History"),
-        ("PUT", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)/history$",
-         "PUT /api.xro/2.0/Invoices/{id}/History"),
-        ("POST", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)/history$",
-         "POST /api.xro/2.0/Invoices/{id}/History"),
-        ("POST", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)/email$",
-         "POST /api.xro/2.0/Invoices/{id}/Email"),
-        ("GET", r"^/api\.xro/2\.0/invoices/(?P<id>[^/]+)/onlineinvoice$",
-         "GET /api.xro/2.0/Invoices/{id}/OnlineInvoice"),
-        ("GET", r"^/api\.xro/2\.0/organisation$", "GET /api.xro/2.0/Organisation"),
-        ("GET", r"^/api\.xro/2\.0/taxrates$", "GET /api.xro/2.0/TaxRates"),
-        ("GET", r"^/api\.xro/2\.0/contacts$", "GET /api.xro/2.0/Contacts"),
-        ("GET", r"^/api\.xro/2\.0/contacts/(?P<id>[^/]+)$", "GET /api.xro/2.0/Contacts/{id}"),
-        *xero_credit.ROUTES,
-    )
-]
+_ROUTES = routes(
+    "GET /identity/connect/authorize", "POST /connect/token", "POST /connect/revocation",
+    "GET /connections", "GET /online/{token}",
+    "GET /api.xro/2.0/Invoices", "POST /api.xro/2.0/Invoices", "PUT /api.xro/2.0/Invoices",
+    "GET /api.xro/2.0/Invoices/{id}", "POST /api.xro/2.0/Invoices/{id}",
+    "GET /api.xro/2.0/Invoices/{id}/History", "PUT /api.xro/2.0/Invoices/{id}/History",
+    "POST /api.xro/2.0/Invoices/{id}/History", "POST /api.xro/2.0/Invoices/{id}/Email",
+    "GET /api.xro/2.0/Invoices/{id}/OnlineInvoice",
+    "GET /api.xro/2.0/Organisation", "GET /api.xro/2.0/TaxRates",
+    "GET /api.xro/2.0/Contacts", "GET /api.xro/2.0/Contacts/{id}",
+    *xero_credit.ROUTES,
+)
 
 
 class XeroEmulator:
@@ -503,7 +485,7 @@ class XeroEmulator:
                 return xero_ok({"HistoryRecords": [history_json(h) for h in
                                                    reversed(inv.history)]}, now)
             # PUT and POST behave the same (Xero docs, History and Notes)
-            added = add_history(inv, body, now)
+            added = add_history(inv.history, body, now)
             return xero_ok({"HistoryRecords": [history_json(h) for h in added]}, now)
         if tail == "Email":
             try:

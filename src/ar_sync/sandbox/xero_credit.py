@@ -14,7 +14,8 @@ createCreditNoteHistory) and xero-python's accounting_api.py:
   credit left and the invoice's amount due (the safe side where Xero's docs are silent about
   the exact wording), and the date is after the lock date.
 - `PUT /CreditNotes/{id}/History` adds a note in the credit note's History and Notes (internal:
-  the customer never sees it) — where ar-sync keeps its key marker.
+  the customer never sees it) — where ar-sync keeps its key marker. Same rules and JSON as an
+  invoice's history (xero_writes.add_history); lines and LineAmountTypes as on invoices too.
 - `GET /CreditNotes` (where, page) and `GET /CreditNotes/{id}` read them back.
 An invoice with a credit note allocated can no longer have its lines edited (xero_writes).
 """
@@ -29,7 +30,6 @@ from typing import Any
 
 from ar_sync.money import round_money
 from ar_sync.sandbox.common import Effect
-from ar_sync.sandbox.xero_lines import parse_lines
 from ar_sync.sandbox.xero_model import (
     Organisation,
     ValidationFailed,
@@ -37,6 +37,7 @@ from ar_sync.sandbox.xero_model import (
     XInvoice,
     XLine,
     XPayment,
+    history_json,
     line_json,
     ms_date,
     parse_xero_date,
@@ -45,21 +46,13 @@ from ar_sync.sandbox.xero_model import (
 )
 from ar_sync.sandbox.xero_tax import totals
 from ar_sync.sandbox.xero_where import GUID, Value, parse_where
-from ar_sync.sandbox.xero_writes import new_document
+from ar_sync.sandbox.xero_writes import add_history, new_document, new_lines
 
 MARKER = re.compile(r"ar-sync:([A-Za-z0-9_\-]+)")
-ROUTES = (
-    ("GET", r"^/api\.xro/2\.0/creditnotes$", "GET /api.xro/2.0/CreditNotes"),
-    ("PUT", r"^/api\.xro/2\.0/creditnotes$", "PUT /api.xro/2.0/CreditNotes"),
-    ("POST", r"^/api\.xro/2\.0/creditnotes$", "POST /api.xro/2.0/CreditNotes"),
-    ("GET", r"^/api\.xro/2\.0/creditnotes/(?P<id>[^/]+)$", "GET /api.xro/2.0/CreditNotes/{id}"),
-    ("PUT", r"^/api\.xro/2\.0/creditnotes/(?P<id>[^/]+)/allocations$",
-     "PUT /api.xro/2.0/CreditNotes/{id}/Allocations"),
-    ("GET", r"^/api\.xro/2\.0/creditnotes/(?P<id>[^/]+)/history$",
-     "GET /api.xro/2.0/CreditNotes/{id}/History"),
-    ("PUT", r"^/api\.xro/2\.0/creditnotes/(?P<id>[^/]+)/history$",
-     "PUT /api.xro/2.0/CreditNotes/{id}/History"),
-)
+ROUTES = ("GET /api.xro/2.0/CreditNotes", "PUT /api.xro/2.0/CreditNotes",
+          "POST /api.xro/2.0/CreditNotes", "GET /api.xro/2.0/CreditNotes/{id}",
+          "PUT /api.xro/2.0/CreditNotes/{id}/Allocations",
+          "GET /api.xro/2.0/CreditNotes/{id}/History", "PUT /api.xro/2.0/CreditNotes/{id}/History")
 WHERE_FIELDS: dict[str, type] = {"Type": str, "Status": str, "Reference": str,
                                  "CreditNoteNumber": str, "Contact.ContactID": GUID,
                                  "CurrencyCode": str, "Date": date}
@@ -137,15 +130,10 @@ def create(org: Organisation, data: Any, now: datetime) -> XCreditNote:
     contact, status, day, currency = new_document(org, data, now, errors, "Credit note")
     notes = notes_of(org)
     number = f"CN-{len(notes) + 1:05d}"
-    stamp = str(now.timestamp())
-    amount_types = str(data.get("LineAmountTypes") or "Exclusive")
-    if amount_types not in ("Exclusive", "Inclusive", "NoTax"):
-        raise ValidationFailed(f"LineAmountTypes {amount_types} is not valid")
+    lines, amount_types = new_lines(org, data, currency, number, now)
     note = XCreditNote(
-        id=stable_id(org.tenant_id, "credit", number, stamp), number=number,
-        contact_id=contact.id, date=day, currency=currency, status=status,
-        lines=parse_lines(org, data.get("LineItems"), currency, [],
-                          lambda n: stable_id(org.tenant_id, number, stamp, str(n))),
+        id=stable_id(org.tenant_id, "credit", number, str(now.timestamp())), number=number,
+        contact_id=contact.id, date=day, currency=currency, status=status, lines=lines,
         reference=str(data.get("Reference") or "")[:255], updated=truncate_ms(now),
         amount_types=amount_types)
     if note.total <= 0:
@@ -231,19 +219,10 @@ def route(org: Organisation, template: str, obj_id: str | None, body: Any,
         return 200, {"Allocations": [{"Amount": a.amount, "Date": ms_date(a.on),
                                       "Invoice": {"InvoiceID": a.invoice_id},
                                       "CreditNote": {"CreditNoteID": note.id}} for a in done]}
-    if template.endswith("/History"):
-        if template.startswith("GET"):
-            return 200, {"HistoryRecords": [
-                {"Changes": h.changes, "DateUTC": ms_date(h.at), "User": h.user,
-                 "Details": h.details} for h in reversed(note.history)]}
-        records = body.get("HistoryRecords") if isinstance(body, dict) else None
-        if not isinstance(records, list) or not records:
-            raise ValidationFailed("HistoryRecords must be specified")
-        added = [XHistory(now, "Note", str((r or {}).get("Details") or "")[:2500],
-                          user="ar-sync (API)") for r in records]
-        note.history.extend(added)
-        return 200, {"HistoryRecords": [{"Changes": "Note", "DateUTC": ms_date(h.at),
-                                         "Details": h.details} for h in added]}
+    if template.endswith("/History"):  # as on invoices (xero_writes.add_history)
+        shown = reversed(note.history) if template.startswith("GET") else add_history(
+            note.history, body, now)
+        return 200, {"HistoryRecords": [history_json(h) for h in shown]}
     return 200, {"CreditNotes": [credit_json(org, note)]}
 
 

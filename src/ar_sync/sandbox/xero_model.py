@@ -48,6 +48,17 @@ def parse_xero_date(value: object) -> date:
         raise ValidationFailed(f"'{text}' is not a valid date") from exc
 
 
+def routes(*templates: str) -> list[tuple[str, re.Pattern[str], str]]:
+    """(method, regex over the lower-cased path, template) for endpoint templates such as
+    `GET /api.xro/2.0/Invoices/{id}` (the template also names the endpoint in the counters)."""
+    out = []
+    for template in templates:
+        method, path = template.split(" ", 1)
+        pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path.lower()))
+        out.append((method, re.compile(f"^{pattern}$"), template))
+    return out
+
+
 def truncate_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 

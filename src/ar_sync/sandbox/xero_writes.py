@@ -21,6 +21,7 @@ from ar_sync.sandbox.xero_model import (
     XContact,
     XHistory,
     XInvoice,
+    XLine,
     invoice_json,
     parse_xero_date,
     stable_id,
@@ -46,7 +47,7 @@ def touch(inv: XInvoice, now: datetime, changes: str, details: str) -> None:
     inv.history.append(XHistory(now, changes, details))
 
 
-def _amount_types(data: dict[str, Any]) -> str:
+def amount_types(data: dict[str, Any]) -> str:
     # Xero's invoice docs: "Line amounts are exclusive of tax by default if you don't specify
     # this element". Applied to updates too [unverified]: the harsher reading.
     value = str(data.get("LineAmountTypes") or "Exclusive")
@@ -98,6 +99,16 @@ def new_document(org: Organisation, data: dict[str, Any], now: datetime, errors:
     return contact, status, day, currency
 
 
+def new_lines(org: Organisation, data: dict[str, Any], currency: str, number: str,
+              now: datetime) -> tuple[list[XLine], str]:
+    """A new invoice's or credit note's lines (their ids derived from the organisation, the
+    document's number and the moment) and its LineAmountTypes."""
+    stamp = str(now.timestamp())
+    lines = parse_lines(org, data.get("LineItems"), currency, [],
+                        lambda n: stable_id(org.tenant_id, number, stamp, str(n)))
+    return lines, amount_types(data)
+
+
 def create(org: Organisation, data: dict[str, Any], now: datetime) -> XInvoice:
     errors: list[str] = []
     if data.get("Type") != "ACCREC":
@@ -109,16 +120,14 @@ def create(org: Organisation, data: dict[str, Any], now: datetime) -> XInvoice:
     reference = str(data.get("Reference") or "")
     if len(reference) > 255:
         raise ValidationFailed("Reference must be 255 characters or less")
-    stamp = str(now.timestamp())
+    lines, types = new_lines(org, data, currency, number, now)
     inv = XInvoice(
-        id=stable_id(org.tenant_id, "created", number, stamp), number=number, type="ACCREC",
-        contact_id=contact.id, date=day,
+        id=stable_id(org.tenant_id, "created", number, str(now.timestamp())), number=number,
+        type="ACCREC", contact_id=contact.id, date=day,
         due_date=parse_xero_date(data["DueDate"]) if data.get("DueDate") else None,
-        currency=currency, status=status,
-        lines=parse_lines(org, data.get("LineItems"), currency, [],
-                          lambda n: stable_id(org.tenant_id, number, stamp, str(n))),
-        reference=reference, updated=truncate_ms(now),
-        online_token=stable_id("online", org.tenant_id, number), amount_types=_amount_types(data))
+        currency=currency, status=status, lines=lines, reference=reference,
+        updated=truncate_ms(now), online_token=stable_id("online", org.tenant_id, number),
+        amount_types=types)
     inv.history.append(XHistory(now, "Created", f"INV {number} created via the API."))
     if status == "AUTHORISED":
         inv.history.append(XHistory(now, "Approved", f"INV {number} approved."))
@@ -141,14 +150,14 @@ def update(org: Organisation, inv: XInvoice, data: dict[str, Any], now: datetime
         stamp = str(now.timestamp())
         lines = parse_lines(org, data["LineItems"], inv.currency, inv.lines,
                             lambda n: stable_id(inv.id, "line", stamp, str(n)))
-        amount_types = _amount_types(data)
+        new_types = amount_types(data)
         before = inv.total
-        inv.lines, inv.amount_types = lines, amount_types
+        inv.lines, inv.amount_types = lines, new_types
         if inv.total < inv.amount_paid:
             raise ValidationFailed("The invoice total cannot be less than the amount paid")
         changed.append("line items" if inv.total == before else f"line items, total {inv.total}")
     elif "LineAmountTypes" in data:
-        inv.amount_types = _amount_types(data)
+        inv.amount_types = amount_types(data)
         changed.append("amounts tax")
     if "Reference" in data:
         reference = str(data["Reference"] or "")
@@ -170,7 +179,8 @@ def update(org: Organisation, inv: XInvoice, data: dict[str, Any], now: datetime
         touch(inv, now, "Edited", f"INV {inv.number} updated: {', '.join(changed)}.")
 
 
-def add_history(inv: XInvoice, body: Any, now: datetime) -> list[XHistory]:
+def add_history(history: list[XHistory], body: Any, now: datetime) -> list[XHistory]:
+    """PUT/POST …/History on an invoice or a credit note: notes appended to `history`."""
     records = body.get("HistoryRecords") if isinstance(body, dict) else None
     if not isinstance(records, list) or not records:
         raise ValidationFailed("HistoryRecords must be specified")
@@ -182,7 +192,7 @@ def add_history(inv: XInvoice, body: Any, now: datetime) -> list[XHistory]:
         if len(details) > HISTORY_DETAILS_MAX:
             raise ValidationFailed("The Details field must be 2500 characters or less")
         added.append(XHistory(now, "Note", details, user="ar-sync (API)"))
-    inv.history.extend(added)  # a note does not change the invoice's UpdatedDateUTC
+    history.extend(added)  # a note does not change the document's UpdatedDateUTC
     return added
 
 
