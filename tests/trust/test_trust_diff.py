@@ -6,6 +6,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -49,13 +50,24 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_new_fee_rule_shows_the_fees_it_adds_and_their_money(db: Path, tmp_path: Path) -> None:
-    new = tmp_path / "fees.yaml"
-    new.write_text(FEES, encoding="utf-8")
-    out = runner.invoke(app, ["rules", "diff", str(new), "--today", "2026-12-01", "--days",
-                              "30", "--format", "json", "--db", str(db)])
+def _rules_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "new.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _diff_json(db: Path, new: Path, *args: str) -> dict[str, Any]:
+    """`ar-sync rules diff NEW ARGS --format json` against the stored rules."""
+    out = runner.invoke(app, ["rules", "diff", str(new), *args, "--format", "json",
+                              "--db", str(db)])
     assert out.exit_code == 0, out.output
-    got = json.loads(out.output)
+    got: dict[str, Any] = json.loads(out.output)
+    return got
+
+
+def test_a_new_fee_rule_shows_the_fees_it_adds_and_their_money(db: Path, tmp_path: Path) -> None:
+    new = _rules_file(tmp_path, FEES)
+    got = _diff_json(db, new, "--today", "2026-12-01", "--days", "30")
     assert got["current"].startswith("version 1")
     fees = [r for r in got["rows"] if r["kind"] == "late_fee"]
     # all three invoices pass 30 days overdue within the 30 days simulated
@@ -70,21 +82,14 @@ def test_a_new_fee_rule_shows_the_fees_it_adds_and_their_money(db: Path, tmp_pat
 
 
 def test_the_same_rules_change_nothing(db: Path, tmp_path: Path) -> None:
-    same = tmp_path / "same.yaml"
-    same.write_text(QUIET, encoding="utf-8")
-    got = json.loads(runner.invoke(app, ["rules", "diff", str(same), "--today", "2026-12-01",
-                                         "--format", "json", "--db", str(db)]).output)
+    got = _diff_json(db, _rules_file(tmp_path, QUIET), "--today", "2026-12-01")
     assert got["rows"] == [] and got["difference"] == {}
     assert got["counts"] == {"new": 0, "gone": 0, "changed": 0, "same": got["counts"]["same"]}
 
 
 def test_backtest_replays_from_the_ledger_as_it_was(db: Path, tmp_path: Path) -> None:
-    new = tmp_path / "fees.yaml"
-    new.write_text(FEES, encoding="utf-8")
-    out = runner.invoke(app, ["rules", "diff", str(new), "--since", "2026-11-01", "--today",
-                              "2026-11-30", "--format", "json", "--db", str(db)])
-    assert out.exit_code == 0, out.output
-    got = json.loads(out.output)
+    got = _diff_json(db, _rules_file(tmp_path, FEES), "--since", "2026-11-01",
+                     "--today", "2026-11-30")
     assert got["start"] == "2026-11-01" and got["days"] == 30
     fees = {r["invoice"]: r["day"] for r in got["rows"] if r["kind"] == "late_fee"}
     # the day each fee became due (INV-1 30 days after 1 Oct); INV-2 is not 30 days late yet
@@ -106,10 +111,9 @@ def test_history_before_keeps_only_what_was_recorded_before_the_day() -> None:
 
 
 def test_user_errors(db: Path, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("reminders: 3\n", encoding="utf-8")
+    bad = _rules_file(tmp_path, "reminders: 3\n")
     out = runner.invoke(app, ["rules", "diff", str(bad), "--db", str(db)])
-    assert out.exit_code != 0 and "bad.yaml" in str(out.exception)
+    assert out.exit_code != 0 and "new.yaml" in str(out.exception)
     out = runner.invoke(app, ["rules", "diff", "default", "--since", "2027-01-01",
                               "--today", "2026-12-01", "--db", str(db)])
     assert "after" in str(out.exception)
