@@ -172,4 +172,4 @@ def test_a_schema_2_sqlite_file_gains_the_new_tables_and_column(tmp_path: Any) -
     store.add_pause(tenant, Pause(invoice_id="i", reason="other", since=D0))
     assert len(store.list_pauses(tenant)) == 1
     version = store._query("SELECT value FROM meta WHERE name = 'schema_version'")[0]["value"]
-    assert int(version) == SCHEMA_VERSION == 3
+    assert int(version) == SCHEMA_VERSION == 4

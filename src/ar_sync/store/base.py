@@ -6,9 +6,9 @@ Two backends implement it: `store.sqlite` (embedded, the CLI's default) and `sto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from ar_sync.connector import Connection, TokenSet
@@ -36,6 +36,16 @@ class Checkpoint:
 
     since: datetime | None
     last_full_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The open invoices a run must plan on one day (Store.active_invoices): every open
+    invoice but those marked quiet for that day under the same rules stamp."""
+
+    invoices: list[Invoice]
+    quiet: int = 0  # open invoices left out: nothing can be planned for them that day
+    versions: Mapping[str, int] = field(default_factory=dict)  # per invoice id, as read
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,23 @@ class Store(TrustStore, Ledger, Protocol):
         ...
 
     def open_invoices(self, connection_id: str) -> list[Invoice]: ...
+
+    # The quiet index: per open invoice, "nothing can be planned for it on the days
+    # [since, until) under the rules `stamp`" (engine_quiet computes it). A changed body
+    # (save_invoices) or any ledger write for the invoice clears its mark, so a run only
+    # reads and plans the invoices that can have an action today.
+    def active_invoices(self, connection_id: str, *, on: date, stamp: str) -> Snapshot:
+        """The open invoices not marked quiet on `on` under `stamp`, how many were left out,
+        and each returned invoice's version (for save_quiet). A store without the index
+        returns every open invoice."""
+        ...
+
+    def save_quiet(self, connection_id: str, until: Mapping[str, date], *, since: date,
+                   stamp: str, versions: Mapping[str, int]) -> int:
+        """Mark each invoice in `until` quiet on [since, until[id]) under `stamp`, only if its
+        version is still the one active_invoices returned (a ledger write or a new body in
+        between leaves it unmarked). Returns how many were marked (0: no index)."""
+        ...
 
     def paid_invoices(self, connection_id: str) -> list[Invoice]:
         """Invoices seen paid (kept PAID_RETENTION_DAYS after payment), for the aging/DSO

@@ -49,7 +49,13 @@ from ar_sync.models import (
     WaiveFee,
 )
 from ar_sync.plans import PaymentPlan
-from ar_sync.store.base import PAID_RETENTION_DAYS, Checkpoint, PendingAuth, as_paid
+from ar_sync.store.base import (
+    PAID_RETENTION_DAYS,
+    Checkpoint,
+    PendingAuth,
+    Snapshot,
+    as_paid,
+)
 from ar_sync.store.dynamodb_trust import DynamoDBTrustMixin
 from ar_sync.store.rows import invoices_from
 
@@ -444,6 +450,14 @@ class DynamoDBStore(DynamoDBTrustMixin):
             TableName=self._tenants, KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues=_ser({":pk": f"inv#{connection_id}"}), ConsistentRead=True)
         return invoices_from(item["data"] for item in items)
+
+    def active_invoices(self, connection_id: str, *, on: date, stamp: str) -> Snapshot:
+        """No quiet index on DynamoDB (yet): every open invoice is planned every run."""
+        return Snapshot(self.open_invoices(connection_id))
+
+    def save_quiet(self, connection_id: str, until: Mapping[str, date], *, since: date,
+                   stamp: str, versions: Mapping[str, int]) -> int:
+        return 0
 
     # checkpoints and reports -------------------------------------------------------------
     def get_checkpoint(self, connection_id: str) -> Checkpoint:

@@ -28,20 +28,21 @@ from ar_sync.models import (
     Action,
     ApplyLateFee,
     EntryState,
-    Invoice,
-    InvoiceStatus,
     LedgerEntry,
     WaiveFee,
 )
 from ar_sync.plans import PaymentPlan
-from ar_sync.store.base import PAID_RETENTION_DAYS, Checkpoint, PendingAuth, as_paid
-from ar_sync.store.rows import ENTRY_COLUMNS, entries_from, invoices_from, ledger_entry
+from ar_sync.store.base import Checkpoint, PendingAuth
+from ar_sync.store.rows import ENTRY_COLUMNS, entries_from, ledger_entry
+from ar_sync.store.sqlite_snapshot import SQLiteSnapshotMixin, upgrade_snapshot
 from ar_sync.store.sqlite_trust import TRUST_SCHEMA, SQLiteTrustMixin, upgrade_ledger
 
 # 2: payment_plans table; 3: rules_versions and pauses tables, ledger.rules_version (created
-# or added on open; older files upgrade)
-SCHEMA_VERSION = 3
+# or added on open; older files upgrade); 4: invoice versions, quiet marks, ledger triggers
+SCHEMA_VERSION = 4
 _ACTION = TypeAdapter(Action)
+_LOOKUP_AT_MOST = 2000  # invoices whose history is read by lookups rather than a scan
+_CHUNK = 500  # invoice ids per IN (...)
 _BY_KEY = f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE key = ?"  # noqa: S608
 
 _SCHEMA = """
@@ -122,7 +123,7 @@ def _insert_skip(db: sqlite3.Connection, action: Action, reason: str, now: datet
     ).rowcount)
 
 
-class SQLiteStore(SQLiteTrustMixin):
+class SQLiteStore(SQLiteSnapshotMixin, SQLiteTrustMixin):
     """The Store protocol on one SQLite file (WAL mode, safe for several runners)."""
 
     def __init__(
@@ -155,6 +156,18 @@ class SQLiteStore(SQLiteTrustMixin):
     # ----------------------------------------------------------------------- plumbing
 
     @contextmanager
+    def _read(self) -> Iterator[sqlite3.Cursor]:
+        """One read transaction (a consistent snapshot), rows as plain tuples."""
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.row_factory = None
+            cursor.execute("BEGIN")
+            try:
+                yield cursor
+            finally:
+                cursor.execute("COMMIT")
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken eagerly so compare-and-swap is atomic across runners."""
         with self._lock:
@@ -172,6 +185,7 @@ class SQLiteStore(SQLiteTrustMixin):
             self._db.executescript(_SCHEMA + TRUST_SCHEMA)  # idempotent: IF NOT EXISTS
         with self._tx() as db:
             upgrade_ledger(db)
+            upgrade_snapshot(db)
             row = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -275,14 +289,18 @@ class SQLiteStore(SQLiteTrustMixin):
     def history(
         self, tenant: str, invoice_ids: Iterable[str] | None = None
     ) -> dict[str, list[LedgerEntry]]:
-        everything = self._entries("tenant = ? ORDER BY updated_at, key", (tenant,))
-        if invoice_ids is None:
-            entries = everything
+        wanted = None if invoice_ids is None else set(invoice_ids)
+        if wanted is not None and len(wanted) <= _LOOKUP_AT_MOST:
+            # a few invoices (a quiet run, a webhook): their rows through the invoice index
+            ids = sorted(wanted)
+            entries = [e for start in range(0, len(ids), _CHUNK) for e in self._entries(
+                f"tenant = ? AND invoice_id IN ({','.join('?' * len(ids[start:start + _CHUNK]))})"
+                " ORDER BY updated_at, key", (tenant, *ids[start:start + _CHUNK]))]
         else:
-            # one indexed scan of the tenant beats hundreds of IN (...) lookups; the ledger
-            # only holds invoices that were due at some point
-            wanted = set(invoice_ids)
-            entries = [e for e in everything if e.invoice_id in wanted]
+            # many: one indexed scan of the tenant beats thousands of lookups
+            entries = self._entries("tenant = ? ORDER BY updated_at, key", (tenant,))
+            if wanted is not None:
+                entries = [e for e in entries if e.invoice_id in wanted]
         out: dict[str, list[LedgerEntry]] = {}
         for entry in entries:
             out.setdefault(entry.invoice_id, []).append(entry)
@@ -383,45 +401,6 @@ class SQLiteStore(SQLiteTrustMixin):
     def release_lock(self, name: str, *, owner: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
-
-    # ----------------------------------------------------------------------- invoices
-
-    def save_invoices(
-        self, connection_id: str, invoices: Sequence[Invoice], *, replace_all: bool
-    ) -> None:
-        with self._tx() as db:
-            if replace_all:
-                db.execute("DELETE FROM invoices WHERE connection_id = ?", (connection_id,))
-            for inv in invoices:
-                if inv.is_open:
-                    db.execute(
-                        "INSERT INTO invoices VALUES (?, ?, ?) ON CONFLICT(connection_id, id)"
-                        " DO UPDATE SET body = excluded.body",
-                        (connection_id, inv.id, inv.model_dump_json()))
-                else:
-                    db.execute("DELETE FROM invoices WHERE connection_id = ? AND id = ?",
-                               (connection_id, inv.id))
-                    if inv.status == InvoiceStatus.PAID:
-                        paid = as_paid(inv)
-                        db.execute(
-                            "INSERT INTO paid_invoices VALUES (?, ?, ?, ?) ON CONFLICT"
-                            " (connection_id, id) DO UPDATE SET paid_on = excluded.paid_on,"
-                            " body = excluded.body",
-                            (connection_id, inv.id, str(paid.paid_at), paid.model_dump_json()))
-            if invoices:  # age paid invoices out, on the platform's clock
-                newest = max(i.updated_at for i in invoices).date()
-                db.execute("DELETE FROM paid_invoices WHERE connection_id = ? AND paid_on < ?",
-                           (connection_id, str(newest - timedelta(days=PAID_RETENTION_DAYS))))
-
-    def paid_invoices(self, connection_id: str) -> list[Invoice]:
-        rows = self._query("SELECT body FROM paid_invoices WHERE connection_id = ? ORDER BY id",
-                           (connection_id,))
-        return invoices_from(r["body"] for r in rows)
-
-    def open_invoices(self, connection_id: str) -> list[Invoice]:
-        rows = self._query("SELECT body FROM invoices WHERE connection_id = ? ORDER BY id",
-                           (connection_id,))
-        return invoices_from(r["body"] for r in rows)
 
     # ----------------------------------------------------------------------- checkpoints
 
