@@ -312,6 +312,27 @@ def due_occurrences(terms: FeeTerms, due_date: date, today: date) -> list[Occurr
     return found
 
 
+def next_occurrence_on(terms: FeeTerms, due_date: date, today: date) -> date | None:
+    """The day the rule's first occurrence after `today` falls due (None: there is none),
+    so due_occurrences(terms, due_date, d) == due_occurrences(terms, due_date, today) for
+    every day d from today until then."""
+    found = []
+    if terms.compensates and due_date + timedelta(days=1) > today:
+        found.append(due_date + timedelta(days=1))
+    start = terms.start(due_date)
+    bound = (MAX_OCCURRENCES if terms.max_occurrences is None
+             else min(terms.max_occurrences, MAX_OCCURRENCES))
+    if terms.every == "once":
+        if not terms.accrues and start > today and bound >= 1:
+            found.append(start)
+    else:
+        k = len(occurrences(start, terms.every, today, accrual=terms.accrues,
+                            limit=terms.max_occurrences))
+        if k < bound:
+            found.append(_step(start, terms.every, k + 1 if terms.accrues else k))
+    return min(found, default=None)
+
+
 def _opt(amounts: Amounts | None, currency: str) -> Decimal | None:
     return None if amounts is None else amounts.for_currency(currency)
 

@@ -1,0 +1,235 @@
+"""The quiet index's bound: for an invoice plan() has nothing for today, plan() has nothing for
+it on any day before quiet_until (same invoice, ledger and rules). Histories are made the way
+runs make them: some days' plans recorded (done, skipped, failed for good), some missed, some
+actions dropped, so stages, fee occurrences and escalations are left in every state."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from ar_sync.engine import plan
+from ar_sync.engine_compile import compile_policy
+from ar_sync.engine_core import _Planner
+from ar_sync.engine_quiet import NEVER, index_applies, quiet_days, quiet_stamp, quiet_until
+from ar_sync.fees import FeeTerms, due_occurrences, next_occurrence_on
+from ar_sync.models import ApplyLateFee, EntryState, FeeMode, Invoice, LedgerEntry
+from ar_sync.policy import load_policy, parse_policy
+
+from .conftest import TODAY, make_invoice, record
+
+POLICIES = {name: load_policy(name) for name in
+            ("default", "firm", "gentle", "uk-late-payment", "eu-late-payment", "email")}
+# every fee cadence and escalation kind, on calendar days (no business-day shift)
+POLICIES["varied"] = parse_policy("""
+version: 1
+calendar: {timezone: UTC, send_on: any_day}
+exclude: {below_balance: 5}
+reminders:
+  - {name: early, days: -2, tone: friendly, email: true, note: "early {invoice_number}"}
+  - {name: one, days: 3, tone: neutral, email: true, note: "one {invoice_number}"}
+  - {name: two, days: 10, tone: firm, email: false, note: "two {invoice_number}"}
+late_fees:
+  - {name: flat, kind: fixed, amount: 15, grace_days: 5, every: 14, max_occurrences: 3,
+     label: "fee {period}", currencies: [USD, EUR]}
+  - {name: once, kind: fixed, amount: 25, grace_days: 20, every: once, label: "once {period}",
+     mode: line, cap_amount: 30}
+escalations:
+  - name: soon
+    when: [{days_overdue: 12}, {reminders_ignored: 1}]
+    to: {person: "Credit control"}
+  - name: big
+    when: [{days_overdue: 4, balance_over: 900}]
+    to: {person: "Boss"}
+""", "varied.yaml")
+# an escalation on the balance alone, not hidden behind nearer stages
+POLICIES["balance"] = parse_policy("""
+version: 1
+calendar: {timezone: UTC, send_on: any_day}
+reminders:
+  - {name: once, days: 1, tone: friendly, email: false, note: "once {invoice_number}"}
+escalations:
+  - name: big
+    when: [{days_overdue: 20, balance_over: {USD: 900, EUR: 900, GBP: 900}}]
+    to: {person: "Boss"}
+""", "balance.yaml")
+HORIZON = 100  # days after today checked against the bound
+_FATES = (None, EntryState.DONE, EntryState.FAILED, EntryState.SKIPPED)  # None: dropped
+
+
+def _anchors(rules_name: str) -> list[int]:
+    """Days overdue around which something happens under the rules (stages, fees, escalations)."""
+    c = compile_policy(POLICIES[rules_name])
+    days = [s.days for s in c.stages] + [f.terms.grace_days for f in c.fees]
+    days += [d for e in c.escalations for d, _, _ in e.alternatives if d is not None]
+    return sorted({d + k for d in days for k in (0, 1, 7, 30, 31)})
+
+
+def _history(inv: Invoice, rules_name: str, start: date, today: date,
+             rng: random.Random) -> dict[str, list[LedgerEntry]]:
+    """Runs from `start` to `today` (inclusive): each day missed (1 in 4), or planned with
+    each action recorded (mostly done, some skipped or failed) or dropped."""
+    rules = POLICIES[rules_name]
+    history: dict[str, list[LedgerEntry]] = {}
+    day = start
+    while day <= today:
+        if rng.random() >= 0.25:
+            actions = plan([inv], history, rules, day)
+            for a in actions:
+                state = rng.choices(_FATES, weights=(3, 6, 0.5, 0.5))[0]
+                if state is not None:
+                    history = record(history, [a], state, on=day)
+        day += timedelta(days=rng.choice([1, 1, 1, 2, 5]))
+    return history
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    rules_name=st.sampled_from(sorted(POLICIES)),
+    weekday=st.integers(min_value=0, max_value=6),
+    days_overdue=st.integers(min_value=-15, max_value=220) | st.tuples(
+        st.integers(min_value=0, max_value=99), st.integers(min_value=-2, max_value=2)),
+    ran_for=st.integers(min_value=0, max_value=90),
+    total=st.sampled_from([Decimal("2.50"), Decimal("950"), Decimal("1800"),
+                           Decimal("5500"), Decimal("80000")])
+    | st.decimals(min_value=Decimal("2"), max_value=Decimal("20000"), places=2),
+    paid_share=st.sampled_from([Decimal(0), Decimal("0.5"), Decimal("0.999")]),
+    currency=st.sampled_from(["USD", "GBP", "EUR", "JPY"]),
+    email=st.booleans(),
+    go_live_back=st.one_of(st.none(), st.integers(min_value=-5, max_value=120)),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_nothing_is_planned_before_the_quiet_bound(
+        rules_name: str, weekday: int, days_overdue: int | tuple[int, int], ran_for: int,
+        total: Decimal,
+        paid_share: Decimal, currency: str, email: bool, go_live_back: int | None,
+        seed: int) -> None:
+    rng = random.Random(seed)
+    today = TODAY + timedelta(days=weekday)  # weekends and holidays too
+    if isinstance(days_overdue, tuple):  # near a day something happens
+        anchors = _anchors(rules_name)
+        days_overdue = anchors[days_overdue[0] % len(anchors)] + days_overdue[1]
+    if currency == "JPY":
+        total = total.quantize(Decimal(1))
+    balance = (total * (1 - paid_share)).quantize(Decimal(1) if currency == "JPY"
+                                                  else Decimal("0.01"))
+    inv = make_invoice(days_overdue=days_overdue, total=total, balance=balance,
+                       currency=currency, customer_email="a@example.com" if email else None,
+                       today=today)
+    rules = POLICIES[rules_name]
+    go_live = None if go_live_back is None else today - timedelta(days=go_live_back)
+    # today's run included: its notes count as ignored only from tomorrow
+    history = _history(inv, rules_name, today - timedelta(days=ran_for), today, rng)
+    if go_live is not None:  # plan() is what is checked: pass go-live to both
+        def planned(day: date) -> list[object]:
+            return list(plan([inv], history, rules, day, go_live=go_live))
+    else:
+        def planned(day: date) -> list[object]:
+            return list(plan([inv], history, rules, day))
+    if planned(today):
+        event("planned today")
+        return  # the bound is only claimed for an invoice with nothing to do today
+    until = quiet_until(_Planner(rules, today, go_live=go_live), inv,
+                        history.get(inv.id, ()))
+    if until is None:
+        event("no bound")
+        return
+    event("bound checked" if until < today + timedelta(days=HORIZON) else "quiet past horizon")
+    assert until > today
+    day = today
+    while day < min(until, today + timedelta(days=HORIZON)):
+        assert planned(day) == [], (day, until)
+        day += timedelta(days=1)
+
+
+def test_the_bound_is_the_next_stage_for_a_quiet_invoice() -> None:
+    rules = POLICIES["default"]
+    inv = make_invoice(days_overdue=3, customer_email=None)  # overdue-1 done, no e-mail
+    history = record({}, plan([inv], {}, rules, TODAY))
+    assert plan([inv], history, rules, TODAY) == []
+    until = quiet_until(_Planner(rules, TODAY), inv, history[inv.id])
+    assert until == inv.due_date + timedelta(days=7)  # overdue-2, before any business shift
+    assert plan([inv], history, rules, until) != []  # a Friday: sent that day
+
+
+def test_claimed_rows_disputes_and_pauses_are_never_quiet() -> None:
+    rules = POLICIES["default"]
+    inv = make_invoice(days_overdue=2)
+    actions = plan([inv], {}, rules, TODAY)
+    claimed = record({}, actions, EntryState.CLAIMED)
+    assert quiet_until(_Planner(rules, TODAY), inv, claimed[inv.id]) is None
+    disputed = make_invoice(days_overdue=2, disputed=True)
+    assert quiet_until(_Planner(rules, TODAY), disputed, ()) is None
+    # a fully handled invoice of a rule set without fees or escalations: never again
+    gentle = parse_policy("version: 1\nreminders:\n  - {name: r, days: 1, tone: friendly,"
+                          " email: false, note: x}\n", "gentle.yaml")
+    done = record({}, plan([inv], {}, gentle, TODAY))
+    assert quiet_until(_Planner(gentle, TODAY), inv, done[inv.id]) == NEVER
+
+
+def test_quiet_days_leaves_out_invoices_with_actions() -> None:
+    rules = POLICIES["default"]
+    busy = make_invoice(1, days_overdue=2)
+    calm = make_invoice(2, days_overdue=-30)
+    actions = plan([busy, calm], {}, rules, TODAY)
+    got = quiet_days([busy, calm], {}, rules, TODAY, actions)
+    assert set(got) == {calm.id}
+    assert got[calm.id] == calm.due_date - timedelta(days=3)  # heads-up
+
+
+def test_stamp_follows_rules_and_go_live_and_applies_without_plans_pauses_risk() -> None:
+    a, b = POLICIES["default"], POLICIES["firm"]
+    assert quiet_stamp(a, None) == quiet_stamp(load_policy("default"), None)
+    assert quiet_stamp(a, None) != quiet_stamp(b, None)
+    assert quiet_stamp(a, None) != quiet_stamp(a, TODAY)
+    assert index_applies(a, plans=[], pauses=[])
+    assert not index_applies(a, plans=[object()], pauses=[])
+    assert not index_applies(a, plans=[], pauses=[object()])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    every=st.sampled_from(["once", "month", 1, 7, 30]),
+    kind=st.sampled_from(["fixed", "interest"]),
+    grace=st.integers(min_value=0, max_value=40),
+    limit=st.one_of(st.none(), st.integers(min_value=0, max_value=5)),
+    due_back=st.integers(min_value=-60, max_value=400),
+    compensation=st.booleans(),
+)
+def test_next_occurrence_is_the_first_one_after_today(
+        every: str | int, kind: str, grace: int, limit: int | None, due_back: int,
+        compensation: bool) -> None:
+    terms = FeeTerms(kind=kind, amount=None, percent=Decimal(8), every=every,
+                     grace_days=grace, max_occurrences=limit,
+                     compensation=compensation and kind == "interest")
+    due = TODAY - timedelta(days=due_back)
+    now = due_occurrences(terms, due, TODAY)
+    later = due_occurrences(terms, due, TODAY + timedelta(days=800))
+    upcoming = sorted(o.on for o in later if o.on > TODAY)
+    assert [o.on for o in later if o.on <= TODAY] == [o.on for o in now]
+    assert next_occurrence_on(terms, due, TODAY) == (upcoming[0] if upcoming else None)
+
+
+@pytest.mark.parametrize("mode", [FeeMode.LINE, FeeMode.INVOICE])
+def test_a_capped_fee_is_looked_at_daily(mode: FeeMode) -> None:
+    rules = parse_policy(f"""
+version: 1
+calendar: {{timezone: UTC, send_on: any_day}}
+late_fees:
+  - {{name: f, kind: fixed, amount: 50, grace_days: 1, every: 7, cap_amount: 60,
+     mode: {mode.value}, label: "fee {{period}}"}}
+""", "capped.yaml")
+    inv = make_invoice(days_overdue=30)
+    first = plan([inv], {}, rules, TODAY)
+    assert [a.amount.amount for a in first if isinstance(a, ApplyLateFee)] == [
+        Decimal(50), Decimal(10)]
+    history = record({}, first)
+    assert plan([inv], history, rules, TODAY) == []
+    # later occurrences are due but capped: no bound beyond tomorrow is claimed
+    assert quiet_until(_Planner(rules, TODAY), inv, history[inv.id]) == (
+        TODAY + timedelta(days=1))
