@@ -52,6 +52,7 @@ from ar_sync.policy import Policy
 from ar_sync.settings import SettingsError
 from ar_sync.store.base import Checkpoint, Store
 from ar_sync.sync_batch import DELETED, Step, batchable, execute_batch, schedule
+from ar_sync.sync_quiet import NO_INDEX, read_snapshot
 from ar_sync.sync_report import (
     BREAKER_FAILURES,
     BREAKER_SECONDS,
@@ -225,24 +226,29 @@ def _run(
     report.warnings.extend(fetched.warnings)
 
     removed = set(fetched.removed)
+    plans = store.payment_plans(tenant)
+    quiet = NO_INDEX
     if dry_run and connection.mode != "preview":  # a preview keeps its snapshot (rules diff)
         by_id = {i.id: i for i in store.open_invoices(tenant)} if not full else {}
         by_id.update({i.id: i for i in fetched.invoices})
         invoices = [i for i in by_id.values() if i.is_open and i.id not in removed]
     else:
         store.save_invoices(tenant, fetched.invoices, replace_all=full)
-        invoices = store.open_invoices(tenant)
-        invoices = _drop_removed(store, tenant, invoices, fetched.removed)
+        # the open invoices that can have an action today (the quiet index, sync_quiet.py);
+        # all of them when some were deleted on the platform (they leave the snapshot)
+        quiet = read_snapshot(store, tenant, policy, today, go_live=connection.live_from(),
+                              plans=plans, use_index=not (dry_run or removed))
+        invoices = _drop_removed(store, tenant, quiet.snapshot.invoices, fetched.removed)
     invoices, unplannable = plannable(invoices)
     report.warnings.extend(unplannable)
-    report.invoices_open = len(invoices)
+    report.invoices_open = len(invoices) + quiet.snapshot.quiet
     by_id = {i.id: i for i in invoices}
 
     history = store.history(tenant, by_id)
     # plan_run: the planning path `plan` and `rules explain` share (risk when the rules use it)
     actions, invoices = plan_tenant(store, connector, invoices, history, policy, today,
-                                    tenant=tenant, plans=store.payment_plans(tenant),
-                                    go_live=connection.live_from())
+                                    tenant=tenant, plans=plans, go_live=connection.live_from())
+    quiet.remember(store, tenant, invoices, history, actions)
     by_id = {i.id: i for i in invoices}
     if only_invoices is not None:
         wanted = set(only_invoices)

@@ -1,0 +1,59 @@
+"""The run's use of the quiet index (engine_quiet, Store.active_invoices / save_quiet).
+
+A run reads only the open invoices not marked quiet for today under the current rules stamp,
+reads their ledger rows only, plans them, and marks every one the plan has nothing for with
+the first day anything can be due for it again. What is left out could not have had an action
+today (tests/sync/test_sync_quiet.py runs days of a book both ways and compares every write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from ar_sync.engine_quiet import index_applies, quiet_days, quiet_stamp
+from ar_sync.models import Action, Invoice, LedgerEntry
+from ar_sync.plans import PaymentPlan
+from ar_sync.policy import Policy
+from ar_sync.store.base import Snapshot, Store
+from ar_sync.store.trust import planner_pauses
+
+
+@dataclass(frozen=True)
+class QuietRun:
+    """One run's snapshot read through the index (stamp None: the index is not used)."""
+
+    snapshot: Snapshot
+    stamp: str | None = None
+    policy: Policy | None = None
+    today: date = date.min
+    go_live: date | None = None
+
+    def remember(self, store: Store, tenant: str, invoices: Sequence[Invoice],
+                 history: Mapping[str, Sequence[LedgerEntry]], actions: Sequence[Action]) -> int:
+        """Mark the invoices today's plan (`actions`, before any filtering) has nothing for."""
+        if self.stamp is None or self.policy is None:
+            return 0
+        until = quiet_days(invoices, history, self.policy, self.today, actions,
+                           go_live=self.go_live)
+        if not until:
+            return 0
+        return store.save_quiet(tenant, until, since=self.today, stamp=self.stamp,
+                                versions=self.snapshot.versions)
+
+
+def read_snapshot(store: Store, tenant: str, policy: Policy, today: date, *,
+                  go_live: date | None, plans: Sequence[PaymentPlan],
+                  use_index: bool = True) -> QuietRun:
+    """The open invoices to plan today: through the index when it applies (no payment
+    plans, pauses or risk rules), else all of them."""
+    if use_index and index_applies(policy, plans=plans,
+                                   pauses=planner_pauses(store.list_pauses(tenant))):
+        stamp = quiet_stamp(policy, go_live)
+        return QuietRun(store.active_invoices(tenant, on=today, stamp=stamp), stamp, policy,
+                        today, go_live)
+    return QuietRun(Snapshot(store.open_invoices(tenant)))
+
+
+NO_INDEX = QuietRun(Snapshot([]))  # a dry run's: it reads the snapshot itself, marks nothing
