@@ -66,10 +66,16 @@ def index_applies(policy: Policy, *, plans: Sequence[object], pauses: Sequence[o
     return not (plans or pauses or policy.payment_plans or policy.risk.levels())
 
 
-def quiet_until(p: _Planner, inv: Invoice, entries: Sequence[LedgerEntry]) -> date | None:
+# per due date: each fee rule's keys due by today and the day its next occurrence falls due
+_FeeDates = tuple[tuple[tuple[tuple[str, str, str], ...], date | None], ...]
+
+
+def quiet_until(p: _Planner, inv: Invoice, entries: Sequence[LedgerEntry],
+                fee_dates: dict[date, _FeeDates] | None = None) -> date | None:
     """The first day after p.today on which plan() can have an action for `inv` with these
     ledger rows (NEVER: no such day), or None when the invoice must be planned every run.
-    Meaningful only for an invoice plan() has nothing for on p.today."""
+    Meaningful only for an invoice plan() has nothing for on p.today. `fee_dates`: a cache
+    shared by the calls of one day (the fee facts depend on the due date only)."""
     if inv.disputed or inv.pause is not None or p.pauses:
         return None
     if inv.status != _OPEN or inv.balance <= 0 or p.excluded(inv) is not None:
@@ -79,7 +85,8 @@ def quiet_until(p: _Planner, inv: Invoice, entries: Sequence[LedgerEntry]) -> da
         return None  # claimed or retrying: planned again, and leftovers go first
     final = {(e.kind, e.rule, e.occurrence) for e in mine}
     try:
-        bounds = [*_stage_bounds(p, inv, final), *_fee_bounds(p, inv, final),
+        bounds = [*_stage_bounds(p, inv, final),
+                  *_fee_bounds(p, inv, final, {} if fee_dates is None else fee_dates),
                   *_escalation_bounds(p, inv, final, mine)]
     except OverflowError:  # dates near the end of the calendar: no claim
         return None
@@ -104,19 +111,23 @@ def _stage_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, 
         later_handled = later_handled or handled
 
 
-def _fee_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]]
-                ) -> Iterable[date]:
+def _fee_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]],
+                cache: dict[date, _FeeDates]) -> Iterable[date]:
     if not p.c.fees:
         return
-    # what is due by today, as plan() sees it on a sending day (go-live's backfill applied)
-    facts = _facts(p.c, inv.due_date, p.today, True, p.go_live)
-    for i, fee in enumerate(p.c.fees):
+    per_rule = cache.get(inv.due_date)
+    if per_rule is None:
+        # what is due by today, as plan() sees it on a sending day (go-live's backfill applied)
+        facts = _facts(p.c, inv.due_date, p.today, True, p.go_live)
+        per_rule = cache[inv.due_date] = tuple(
+            (facts.fee_keys[i] if facts is not None else (),
+             next_occurrence_on(fee.terms, inv.due_date, p.today))
+            for i, fee in enumerate(p.c.fees))
+    for fee, (keys, nxt) in zip(p.c.fees, per_rule, strict=True):
         if not fee.terms.applies_to(inv.currency):
             continue  # charges() never charges this currency
-        keys = facts.fee_keys[i] if facts is not None else ()
         if any(k not in final for k in keys):
             yield p.today  # held back today (cap, minimum, another rule's period): look daily
-        nxt = next_occurrence_on(fee.terms, inv.due_date, p.today)
         if nxt is not None:
             yield nxt
 
@@ -149,11 +160,12 @@ def quiet_days(invoices: Iterable[Invoice], history: Mapping[str, Sequence[Ledge
     """quiet_until for every invoice `actions` (today's plan for them) has nothing for."""
     busy = {a.invoice_id for a in actions}
     planner = _Planner(policy, today, go_live=go_live)
+    fee_dates: dict[date, _FeeDates] = {}
     out: dict[str, date] = {}
     for inv in invoices:
         if inv.id in busy:
             continue
-        until = quiet_until(planner, inv, history.get(inv.id, ()))
+        until = quiet_until(planner, inv, history.get(inv.id, ()), fee_dates)
         if until is not None:
             out[inv.id] = until
     return out
