@@ -30,6 +30,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
+from importlib import metadata
 
 from ar_sync.engine_compile import _OPEN, _TERMINAL, _facts
 from ar_sync.engine_core import _Invoice, _Planner
@@ -41,7 +42,7 @@ from ar_sync.policy import Policy
 __all__ = ["NEVER", "QUIET_VERSION", "index_applies", "quiet_days", "quiet_stamp",
            "quiet_until"]
 
-QUIET_VERSION = 1  # bump when the planner or this module changes what a mark means
+QUIET_VERSION = 1  # bump when this module changes what a mark means
 NEVER = date.max  # nothing more can be planned while the inputs stay the same
 _DAY = timedelta(days=1)
 _STAMPS: dict[int, tuple[Policy, date | None, str]] = {}
@@ -52,12 +53,21 @@ def quiet_stamp(policy: Policy, go_live: date | None) -> str:
     hit = _STAMPS.get(id(policy))
     if hit is not None and hit[0] is policy and hit[1] == go_live:
         return hit[2]
-    digest = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:24]
+    # the installed ar-sync too: another planner may plan other things on other days
+    text = f"{_release()}\n{policy.model_dump_json()}"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:24]
     stamp = f"q{QUIET_VERSION}:{digest}:{go_live or '-'}"
     if len(_STAMPS) >= 64:
         _STAMPS.pop(next(iter(_STAMPS)))
     _STAMPS[id(policy)] = (policy, go_live, stamp)  # holding the policy keeps its id unique
     return stamp
+
+
+def _release() -> str:
+    try:
+        return metadata.version("ar-sync")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "source"
 
 
 def index_applies(policy: Policy, *, plans: Sequence[object], pauses: Sequence[object]) -> bool:

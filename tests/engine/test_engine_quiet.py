@@ -5,7 +5,10 @@ actions dropped, so stages, fee occurrences and escalations are left in every st
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -187,6 +190,13 @@ def test_stamp_follows_rules_and_go_live_and_applies_without_plans_pauses_risk()
     assert quiet_stamp(a, None) == quiet_stamp(load_policy("default"), None)
     assert quiet_stamp(a, None) != quiet_stamp(b, None)
     assert quiet_stamp(a, None) != quiet_stamp(a, TODAY)
+    # the same in every process (a CLI run is one): no set order or hash seed leaks in
+    code = ("from ar_sync.policy import load_policy; from ar_sync.engine_quiet import "
+            "quiet_stamp; print(quiet_stamp(load_policy('default'), None))")
+    seen = {subprocess.run([sys.executable, "-c", code], env={**os.environ,
+                           "PYTHONHASHSEED": seed}, capture_output=True, text=True,
+                           check=True).stdout.strip() for seed in ("1", "2")}
+    assert seen == {quiet_stamp(a, None)}
     assert index_applies(a, plans=[], pauses=[])
     assert not index_applies(a, plans=[object()], pauses=[])
     assert not index_applies(a, plans=[], pauses=[object()])
