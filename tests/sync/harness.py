@@ -133,6 +133,25 @@ class CrashingConnector:
     def send_reminder(self, invoice, *, key, to=None):  # type: ignore[no-untyped-def]
         return self._wrap(lambda: self._inner.send_reminder(invoice, key=key, to=to), "email")
 
+    def write_batch(self, writes):  # type: ignore[no-untyped-def]
+        """A batch is as many write attempts as it holds writes. A crash due before its first
+        one dies before the call; one due at a later one dies *inside* it (the writes before
+        it applied, in a call of their own, the rest not); one due after dies once the
+        platform applied all of it, before the ledger recorded anything. (Only reached when
+        the inner connector is a BatchWriter: `max_batch` comes from it.)"""
+        first = self._writes + 1
+        self._writes += len(writes)
+        span = range(first, self._writes + 1)
+        if self._before in span:
+            if self._before > first:
+                self._inner.write_batch(writes[: self._before - first])
+                raise SimulatedCrash("batch inside: crash inside the batch call")
+            raise SimulatedCrash("batch before: crash before the batch call")
+        results = self._inner.write_batch(writes)
+        if self._after in span:
+            raise SimulatedCrash("batch after: crash after the platform applied the batch")
+        return results
+
 
 class WatchedStore(SQLiteStore):
     """The real SQLite store, noting every key a runner claimed (what it meant to write)."""
@@ -154,6 +173,7 @@ class Tally:
     days: int = 0
     runs: int = 0
     crashes: int = 0
+    batch_crashes: Counter[str] = field(default_factory=Counter)  # before / inside / after
     stalls: int = 0
     concurrent_rounds: int = 0
     unlocked_runs: int = 0
@@ -166,10 +186,21 @@ class Tally:
 
     def line(self) -> str:
         return (f"schedules={self.schedules} days={self.days} runs={self.runs} "
-                f"crashes={self.crashes} stalls={self.stalls} "
+                f"crashes={self.crashes} (batch {self._batch()}) "
+                f"stalls={self.stalls} "
                 f"concurrent_rounds={self.concurrent_rounds} unlocked_runs={self.unlocked_runs} "
                 f"actions_expected={self.actions_expected} duplicates={self.duplicates} "
                 f"lost={self.lost} extra={self.extra} mismatch={self.mismatch}")
+
+
+    def _batch(self) -> str:
+        return "/".join(f"{k}={self.batch_crashes[k]}" for k in ("before", "inside", "after"))
+
+    def count(self, crash: SimulatedCrash) -> None:
+        self.crashes += 1
+        words = str(crash).split(":")[0].split()
+        if words[0] == "batch":
+            self.batch_crashes[words[1]] += 1
 
 
 def _store(path: Path, claimed: set[str] | None = None) -> WatchedStore:
@@ -230,8 +261,8 @@ def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.
             try:
                 run_tenant(store, connection.id, clock=clock, policy=policy, connector=conn,
                            use_lock=use_lock, lease_seconds=LEASE)
-            except SimulatedCrash:
-                tally.crashes += 1
+            except SimulatedCrash as crash:
+                tally.count(crash)
             except BaseException as exc:  # a runner must never die of anything else
                 tally.failures.append(f"seed {seed}: a runner raised {exc!r}")
             finally:
@@ -266,6 +297,37 @@ def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.
 
     clock.advance(LEASE + 1)
     final = _store(db, claimed)
+    run_tenant(final, connection.id, clock=clock, policy=policy, lease_seconds=LEASE,
+               connector=platform.connector(connection, random.Random(1), faulty=False))
+    _verdict(seed, platform, final, connection, claimed, expected_clean, tally)
+    final.close()
+
+
+def run_one_crash(seed: int, platform: Platform, invoices: Any, policy: Policy, workdir: Path,
+                  tally: Tally, connection: Connection, *, before: int | None = None,
+                  after: int | None = None) -> None:
+    """One runner that dies at write attempt `before` (or right after `after`) with the
+    platform's own faults on, then a clean run; judged like a schedule, against a clean run."""
+    expected_clean = _clean_effects(platform, invoices, connection, policy, START,
+                                    workdir / f"oracle-{seed}.db")
+    platform.reset(invoices)
+    db = workdir / f"crash-{seed}.db"
+    claimed: set[str] = set()
+    store = _store(db, claimed)
+    store.save_connection(connection)
+    clock = _Clock(START)
+    inner = platform.connector(connection, random.Random(seed), faulty=True)
+    tally.runs += 1
+    try:
+        run_tenant(store, connection.id, clock=clock, policy=policy, lease_seconds=LEASE,
+                   connector=CrashingConnector(inner, before=before, after=after))
+    except SimulatedCrash as crash:
+        tally.count(crash)
+    finally:
+        store.close()
+    clock.advance(LEASE + 1)
+    final = _store(db, claimed)
+    tally.runs += 1
     run_tenant(final, connection.id, clock=clock, policy=policy, lease_seconds=LEASE,
                connector=platform.connector(connection, random.Random(1), faulty=False))
     _verdict(seed, platform, final, connection, claimed, expected_clean, tally)

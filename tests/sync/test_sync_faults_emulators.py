@@ -16,9 +16,10 @@ from collections.abc import Iterator
 import pytest
 
 from ar_sync.policy import load_policy
+from ar_sync.sandbox.demo import demo_company
 
 from .emulators import EmulatorAdapter, small_company
-from .harness import Tally, run_schedule, scratch_dir
+from .harness import Tally, run_one_crash, run_schedule, scratch_dir
 
 
 @pytest.fixture(params=["quickbooks", "xero", "xero-nz-gst"])
@@ -44,5 +45,31 @@ def test_exactly_once_through_real_connectors(adapter: EmulatorAdapter,
         org = " nz-gst" if adapter.nz_gst else ""
         print(f"\n[fault-injection {adapter.platform}{org}] {tally.line()}")
     assert tally.actions_expected > 0 and tally.crashes + tally.stalls > 0
+    assert tally.failures == []
+    assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)
+
+
+def test_quickbooks_crashes_before_inside_and_after_a_batch_call(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Batched writes (QuickBooks /batch) under a crash at every write attempt of a run, one
+    runner at a time, the emulator failing, throttling and dropping answers meanwhile:
+    nothing written twice, nothing lost, judged from the emulator's own state."""
+    adapter = EmulatorAdapter("quickbooks")
+    policy = load_policy("default")
+    tally = Tally()
+    company = demo_company(seed=11, customers=4, invoices=12)
+    try:
+        with scratch_dir() as workdir:
+            adapter.reset(company)
+            assert adapter.connection is not None
+            for n in range(1, int(os.environ.get("AR_SYNC_BATCH_CRASHES", "12")) + 1):
+                for where in ("before", "after"):
+                    run_one_crash(n * 2 + (where == "after"), adapter, company, policy,
+                                  workdir, tally, adapter.connection, **{where: n})
+    finally:
+        adapter.close()
+    with capsys.disabled():
+        print(f"\n[fault-injection quickbooks batch crashes] {tally.line()}")
+    assert all(tally.batch_crashes[k] > 0 for k in ("before", "inside", "after")), tally.line()
     assert tally.failures == []
     assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)
