@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -92,8 +93,10 @@ class QuickBooksConnector(QuickBooksBatch):
         self._tax_rates: dict[str, Decimal] = {}
         self._country = "US"
         self._candidates: list[str] = []  # open invoice ids from the last fetch, likely order
+        self._position: dict[str, int] = {}  # id -> its place in _candidates
         self._fresh_at: dict[str, float] = {}  # when _raw[id] was last read or written
         self.monotonic: Callable[[], float] = time.monotonic
+        self._asked: deque[tuple[float, int]] = deque()  # (when, ids) re-checks asked for
         self.waiver_memos: dict[str, dict[str, Any]] = {}  # key -> found memo not yet applied
 
     # ------------------------------------------------------------------ plumbing
@@ -149,6 +152,7 @@ class QuickBooksConnector(QuickBooksBatch):
         invoices, warnings = map_invoices(raws, realm=self.realm, emails=self._emails)
         self._candidates = [inv.id for inv in sorted(
             (i for i in invoices if i.is_open), key=lambda i: (i.due_date, -i.balance))]
+        self._position = {iid: n for n, iid in enumerate(self._candidates)}
         self._fresh_at.clear()
         for gone in removed:
             self._raw.pop(gone, None)
@@ -227,13 +231,11 @@ class QuickBooksConnector(QuickBooksBatch):
                 out[iid] = self._raw[iid]
             else:
                 stale.append(iid)
-        if len(stale) == 1 and stale[0] not in self._candidates:
+        if len(stale) == 1 and stale[0] not in self._position:
             out[stale[0]] = self._read_raw(stale[0])
             return out
         if stale:
-            wanted = [*stale, *[c for c in self._candidates if c not in set(stale)]
-                      [: max(0, READ_AHEAD - len(stale))]]
-            self._candidates = [c for c in self._candidates if c not in set(wanted)]
+            wanted = stale + self._next_candidates(stale, now, self._ahead(now, len(invoice_ids)))
             found: dict[str, dict[str, Any]] = {}
             for i in range(0, len(wanted), IDS_PER_QUERY):
                 ids = ", ".join(_quote(c) for c in wanted[i: i + IDS_PER_QUERY])
@@ -246,6 +248,32 @@ class QuickBooksConnector(QuickBooksBatch):
                 if iid not in found:
                     self.forget(iid)
         return out
+
+    def _next_candidates(self, stale: list[str], now: float, size: int) -> list[str]:
+        """The open invoices that follow the ones asked for, in the order re-checks come
+        (oldest debt first, as the planner orders them), not read within FRESH_SECONDS."""
+        start = max((self._position.get(i, -1) for i in stale), default=-1) + 1
+        asked = set(stale)
+        out: list[str] = []
+        for iid in self._candidates[start:]:
+            if len(out) + len(stale) >= size:
+                break
+            seen = self._fresh_at.get(iid)
+            if iid not in asked and (seen is None or now - seen > FRESH_SECONDS):
+                out.append(iid)
+        return out
+
+    def _ahead(self, now: float, asked: int) -> int:
+        """How many invoices to read at once: as many re-checks as were asked for at the rate
+        of the last FRESH_SECONDS, over half that window (read ahead, they are asked for while
+        still fresh); READ_AHEAD before there is a rate to go by."""
+        self._asked.append((now, asked))
+        while now - self._asked[0][0] > FRESH_SECONDS:
+            self._asked.popleft()
+        if len(self._asked) < 2:
+            return READ_AHEAD
+        rate = sum(n for _, n in self._asked) / max(now - self._asked[0][0], 1.0)
+        return max(asked, min(READ_AHEAD, int(rate * FRESH_SECONDS / 2)))
 
     def _batch_queries(self, queries: dict[str, str]) -> dict[str, dict[str, Any]]:
         """bId -> QueryResponse for several queries in one /batch request (one API call),
