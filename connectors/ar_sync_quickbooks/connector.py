@@ -44,10 +44,11 @@ from ar_sync_quickbooks.writes import fact_queries, quote
 log = logging.getLogger(__name__)
 PAGE = 1000  # QBO's largest page
 IDS_PER_QUERY = 500  # customer ids per `Id in (...)` query (keeps the statement short)
-# get_invoice reads up to this many invoices in one `Id in (...)` query: the ones the sync loop
-# will most likely re-check next (fees come first, oldest debt first), each served only while
-# younger than FRESH_SECONDS. One call instead of one per fee before a burst of fees; the first
-# such read also looks up the Late fee item in the same /batch request.
+# get_invoice / get_invoices read up to this many invoices in one `Id in (...)` query: the ones
+# asked for and the open invoices that follow them in the order the sync asks (oldest debt
+# first), each served only while younger than FRESH_SECONDS; once re-checks come at a steady
+# rate, as many as are asked for in half that window. One call instead of one per fee or per
+# batch; the first such read also looks up the company facts in the same /batch request.
 READ_AHEAD = 200
 FRESH_SECONDS = 10.0
 CDC_LOOKBACK = timedelta(days=29)  # /cdc answers at most 30 days back; keep a day's margin
