@@ -37,10 +37,12 @@ from ar_sync.engine_core import _Invoice, _Planner
 from ar_sync.engine_escalation import debt
 from ar_sync.fees import next_occurrence_on
 from ar_sync.models import Action, Invoice, LedgerEntry
+from ar_sync.pauses import Pause
+from ar_sync.plans import PaymentPlan
 from ar_sync.policy import Policy
 
-__all__ = ["NEVER", "QUIET_VERSION", "index_applies", "quiet_days", "quiet_stamp",
-           "quiet_until"]
+__all__ = ["NEVER", "QUIET_VERSION", "can_act", "first_due", "index_applies", "quiet_days",
+           "quiet_stamp", "quiet_until"]
 
 QUIET_VERSION = 1  # bump when this module changes what a mark means
 NEVER = date.max  # nothing more can be planned while the inputs stay the same
@@ -86,22 +88,56 @@ def quiet_until(p: _Planner, inv: Invoice, entries: Sequence[LedgerEntry],
     ledger rows (NEVER: no such day), or None when the invoice must be planned every run.
     Meaningful only for an invoice plan() has nothing for on p.today. `fee_dates`: a cache
     shared by the calls of one day (the fee facts depend on the due date only)."""
+    mine = [e for e in entries if e.tenant == inv.tenant]
+    if any(e.state not in _TERMINAL for e in mine):
+        return None  # claimed or retrying: planned again, and leftovers go first
+    first = first_due(p, inv, {(e.kind, e.rule, e.occurrence) for e in mine}, fee_dates)
+    return None if first is None else max(first, p.today + _DAY)
+
+
+def first_due(p: _Planner, inv: Invoice, finished: AbstractSet[tuple[str, str, str]],
+              fee_dates: dict[date, _FeeDates] | None = None) -> date | None:
+    """The first day from which plan() can have an action for `inv` (today or earlier: it
+    can act today) when `finished` holds the (kind, rule, occurrence) of its ledger rows
+    recorded for good; a key in flight (claimed, retry) counts as not finished. NEVER: no
+    such day; None: no bound is claimed (disputed, paused, dates near the calendar's end)."""
     if inv.disputed or inv.pause is not None or p.pauses:
         return None
     if inv.status != _OPEN or inv.balance <= 0 or p.excluded(inv) is not None:
         return NEVER
-    mine = [e for e in entries if e.tenant == inv.tenant]
-    if any(e.state not in _TERMINAL for e in mine):
-        return None  # claimed or retrying: planned again, and leftovers go first
-    final = {(e.kind, e.rule, e.occurrence) for e in mine}
     try:
-        bounds = [*_stage_bounds(p, inv, final),
-                  *_fee_bounds(p, inv, final, {} if fee_dates is None else fee_dates),
-                  *_escalation_bounds(p, inv, final, mine)]
+        bounds = [*_stage_bounds(p, inv, finished),
+                  *_fee_bounds(p, inv, finished, {} if fee_dates is None else fee_dates),
+                  *_escalation_bounds(p, inv, finished)]
     except OverflowError:  # dates near the end of the calendar: no claim
         return None
-    tomorrow = p.today + _DAY
-    return max(min(bounds, default=NEVER), tomorrow)
+    return min(bounds, default=NEVER)
+
+
+def can_act(invoices: Iterable[Invoice], finished: Mapping[str, AbstractSet[tuple[str, str, str]]],
+            policy: Policy, today: date, *, plans: Iterable[PaymentPlan] = (),
+            go_live: date | None = None, pauses: Sequence[Pause] = ()) -> set[str] | None:
+    """Ids of the invoices plan_run() could act on today, judged from the keys each one has
+    recorded for good (`finished`, by invoice id), without its ledger rows: a store that keeps
+    those keys with its snapshot reads rows only for these. Always named: an invoice missing
+    from `finished`, disputed or paused ones, those with a payment plan. None when the rules
+    use risk levels (computed from every invoice's rows). Never leaves out an invoice plan()
+    acts on (tests/engine/test_engine_quiet.py)."""
+    if policy.risk.levels():
+        return None
+    planner = _Planner(policy, today, go_live=go_live, pauses=pauses)
+    agreed = {pp.invoice for pp in (*policy.payment_plans, *plans)}
+    fee_dates: dict[date, _FeeDates] = {}
+    named: set[str] = set()
+    for inv in invoices:
+        keys = finished.get(inv.id)
+        if keys is None or inv.id in agreed or inv.number in agreed:
+            named.add(inv.id)
+            continue
+        first = first_due(planner, inv, keys, fee_dates)
+        if first is None or first <= today:
+            named.add(inv.id)
+    return named
 
 
 def _stage_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]]
@@ -142,11 +178,11 @@ def _fee_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, st
             yield nxt
 
 
-def _escalation_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]],
-                       mine: Sequence[LedgerEntry]) -> Iterable[date]:
+def _escalation_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]]
+                       ) -> Iterable[date]:
     if not p.c.escalations:
         return
-    job = _Invoice(p, inv, None, final, mine, [])  # type: ignore[arg-type]  # no facts needed
+    job = _Invoice(p, inv, None, final, (), [])  # type: ignore[arg-type]  # debt: no facts
     noted = sum(1 for s in p.c.stages if s.days > 0 and s.note_key in final)
     owed = debt(job)
     for esc in p.c.escalations:
