@@ -121,6 +121,16 @@ def test_mixed_batch_one_call_each_item_mapped_back_and_one_failure_alone(
                                      write.action.key) == result.ref
 
 
+def test_a_long_note_is_cut_to_fit_the_2000_characters_of_an_attachable(qbo: Session) -> None:
+    connector, invs = _open(qbo)
+    results = connector.write_batch([note(invs[0], "arb-long", "x" * 3000),
+                                     note(invs[1], "arb-short", "short")])
+    assert all(r.ref and r.error is None for r in results)
+    stored = qbo.emu.rows["Attachable"][str(results[0].ref).split(":")[1]]["Note"]
+    assert len(stored) == 2000 and stored.endswith("ar-sync:arb-long")
+    assert sorted(e.key or "" for e in qbo.emu.effects()) == ["arb-long", "arb-short"]
+
+
 def test_more_writes_than_a_batch_holds_go_in_several_calls(qbo: Session) -> None:
     connector, invs = _open(qbo)
     writes = [note(inv, f"arb-many-{n}") for n, inv in enumerate(invs[:12])]
