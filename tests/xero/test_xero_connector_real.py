@@ -3,7 +3,6 @@ unknown), a lock set after the read, fee tax names, the daily e-mail limit, fee-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,14 +18,6 @@ from ar_sync_xero.fee_lines import fee_invoice_key
 NO_SETTINGS = ("openid", "profile", "email", "accounting.invoices",
                "accounting.contacts.read", "offline_access")
 KEY = "ar" + "1" * 32
-
-
-@pytest.fixture
-def nz(clock: FakeClock) -> Iterator[XeroEmulator]:
-    emulator = XeroEmulator(clock=clock)
-    emulator.seed_nz_gst()
-    with emulator.serve():
-        yield emulator
 
 
 def _unpaid(emu: XeroEmulator, *, locked: bool) -> XInvoice:

@@ -3,10 +3,8 @@ rounding, discounts, tracking, lock dates, batches, history POST, key length, e-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
@@ -23,7 +21,7 @@ from xero_python.accounting import (
     RequestEmpty,
 )
 from xero_python.exceptions import ApiException
-from xero_support import FakeClock
+from xero_support import FakeClock, access_token
 
 from ar_sync.sandbox.xero import XeroEmulator
 from ar_sync.sandbox.xero_model import XInvoice
@@ -31,26 +29,8 @@ from ar_sync_xero.calls import new_api_client, sdk_token
 
 
 @pytest.fixture
-def nz(clock: FakeClock) -> Iterator[XeroEmulator]:
-    emulator = XeroEmulator(clock=clock)
-    emulator.seed_nz_gst()
-    with emulator.serve():
-        yield emulator
-
-
-def _token(emu: XeroEmulator, scope: str | None = None) -> str:
-    s = emu.settings()
-    code = parse_qs(urlparse(emu.authorize(s.client_id, s.redirect_uri, "st",
-                                           scope=scope)).query)["code"][0]
-    got = requests.post(s.endpoints["token"], data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": s.redirect_uri},
-        auth=(s.client_id, s.client_secret), timeout=5)
-    return str(got.json()["access_token"])
-
-
-@pytest.fixture
 def api(nz: XeroEmulator) -> AccountingApi:
-    token = _token(nz)
+    token = access_token(nz)
     return AccountingApi(new_api_client(lambda: sdk_token(token)),
                          base_url=nz.settings().endpoints["api"])
 
@@ -83,7 +63,7 @@ def test_organisation_and_tax_rates_deserialize(nz: XeroEmulator, api: Accountin
 
 
 def test_settings_endpoints_need_a_settings_scope(nz: XeroEmulator) -> None:
-    token = _token(nz, scope="openid accounting.invoices offline_access")
+    token = access_token(nz, scope="openid accounting.invoices offline_access")
     limited = AccountingApi(new_api_client(lambda: sdk_token(token)),
                             base_url=nz.settings().endpoints["api"])
     with pytest.raises(ApiException) as exc:
@@ -213,7 +193,7 @@ def test_batch_with_summarize_errors_false_reports_each(nz: XeroEmulator,
 
 def test_post_history_behaves_as_put(nz: XeroEmulator, api: AccountingApi) -> None:
     inv = next(iter(nz.org().invoices.values()))
-    token = _token(nz)
+    token = access_token(nz)
     got = requests.post(f"{nz.settings().endpoints['api']}/Invoices/{inv.id}/History",
                         json={"HistoryRecords": [{"Details": "posted note"}]},
                         headers={"Authorization": f"Bearer {token}",
@@ -240,7 +220,7 @@ def test_daily_email_limit_per_organisation(nz: XeroEmulator, api: AccountingApi
         api.email_invoice(nz.tenant_id, mailable[1].id, RequestEmpty())
     assert "Daily email limit" in exc.value.body.decode()
     clock.advance(86400)  # a new day (and a new access token)
-    token = _token(nz)
+    token = access_token(nz)
     tomorrow = AccountingApi(new_api_client(lambda: sdk_token(token)),
                              base_url=nz.settings().endpoints["api"])
     tomorrow.email_invoice(nz.tenant_id, mailable[1].id, RequestEmpty())

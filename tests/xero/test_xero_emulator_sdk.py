@@ -27,7 +27,7 @@ from xero_python.accounting import (
 )
 from xero_python.exceptions import ApiException
 from xero_python.identity import IdentityApi
-from xero_support import FakeClock
+from xero_support import FakeClock, access_token
 
 from ar_sync.sandbox.demo import demo_company
 from ar_sync.sandbox.xero import XeroEmulator
@@ -318,14 +318,9 @@ def test_rate_limits_and_headers(clock: FakeClock) -> None:
     emu = XeroEmulator(clock=clock, per_minute=3, per_day=4)
     emu.seed(demo_company(customers=5, invoices=20))
     with emu.serve():
-        s = emu.settings()
-        code = parse_qs(urlparse(emu.authorize(s.client_id, s.redirect_uri, "x")).query)
-        tok = requests.post(s.endpoints["token"], auth=(s.client_id, s.client_secret), data={
-            "grant_type": "authorization_code", "code": code["code"][0],
-            "redirect_uri": s.redirect_uri}, timeout=5).json()
-        headers = {"Authorization": f"Bearer {tok['access_token']}",
+        headers = {"Authorization": f"Bearer {access_token(emu)}",
                    "xero-tenant-id": emu.tenant_id}
-        url = s.endpoints["api"] + "/Invoices"
+        url = emu.settings().endpoints["api"] + "/Invoices"
         answers = [requests.get(url, headers=headers, timeout=5) for _ in range(4)]
         assert [a.status_code for a in answers] == [200, 200, 200, 429]
         assert [a.headers["X-MinLimit-Remaining"] for a in answers[:3]] == ["2", "1", "0"]
@@ -353,14 +348,9 @@ def test_injected_faults(emu: XeroEmulator, api: AccountingApi) -> None:
 
 
 def test_token_without_invoice_scope_is_refused(emu: XeroEmulator) -> None:
-    s = emu.settings()
-    code = parse_qs(urlparse(emu.authorize(s.client_id, s.redirect_uri, "x",
-                                           scope="openid offline_access")).query)["code"][0]
-    tok = requests.post(s.endpoints["token"], auth=(s.client_id, s.client_secret), data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": s.redirect_uri},
-        timeout=5).json()
-    got = requests.get(s.endpoints["api"] + "/Invoices", timeout=5, headers={
-        "Authorization": f"Bearer {tok['access_token']}", "xero-tenant-id": emu.tenant_id})
+    token = access_token(emu, scope="openid offline_access")
+    got = requests.get(emu.settings().endpoints["api"] + "/Invoices", timeout=5, headers={
+        "Authorization": f"Bearer {token}", "xero-tenant-id": emu.tenant_id})
     assert got.status_code == 401 and "scope" in got.json()["Detail"]
 
 
@@ -380,14 +370,9 @@ def test_concurrent_limit(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(emu, "_dispatch", dispatch)
     with emu.serve():
-        s = emu.settings()
-        code = parse_qs(urlparse(emu.authorize(s.client_id, s.redirect_uri, "x")).query)
-        tok = requests.post(s.endpoints["token"], auth=(s.client_id, s.client_secret), data={
-            "grant_type": "authorization_code", "code": code["code"][0],
-            "redirect_uri": s.redirect_uri}, timeout=5).json()
-        headers = {"Authorization": f"Bearer {tok['access_token']}",
+        headers = {"Authorization": f"Bearer {access_token(emu)}",
                    "xero-tenant-id": emu.tenant_id}
-        url = s.endpoints["api"] + "/Invoices"
+        url = emu.settings().endpoints["api"] + "/Invoices"
         first: list[int] = []
         worker = threading.Thread(target=lambda: first.append(
             requests.get(url, headers=headers, timeout=5).status_code))

@@ -56,6 +56,27 @@ def emu(clock: FakeClock) -> Iterator[XeroEmulator]:
         yield emulator
 
 
+@pytest.fixture
+def nz(clock: FakeClock) -> Iterator[XeroEmulator]:
+    """The New Zealand GST organisation (sandbox/xero_seed.py), served."""
+    emulator = XeroEmulator(clock=clock)
+    emulator.seed_nz_gst()
+    with emulator.serve():
+        yield emulator
+
+
+def access_token(emu: XeroEmulator, scope: str | None = None) -> str:
+    """An access token from the authorization-code grant (client id and secret as Basic)."""
+    s = emu.settings()
+    code = parse_qs(urlparse(emu.authorize(s.client_id, s.redirect_uri, "st",
+                                           scope=scope)).query)["code"][0]
+    got = requests.post(s.endpoints["token"], data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": s.redirect_uri},
+        auth=(s.client_id, s.client_secret), timeout=5)
+    assert got.status_code == 200, got.text
+    return str(got.json()["access_token"])
+
+
 @dataclass
 class Session:
     connector: XeroConnector
