@@ -29,6 +29,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench_runs import done_by_kind
+
 from ar_sync.budget import CallBudget
 from ar_sync.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
 from ar_sync.money import to_decimal
@@ -41,22 +43,17 @@ from ar_sync.store.sqlite import SQLiteStore
 from ar_sync.sync import RunReport, run_tenant
 from ar_sync_quickbooks.batch import MAX_BATCH
 
-WRITE_OUTCOMES = ("done",)
 BATCHABLE = ("note", "late_fee", "escalate")  # kinds QuickBooksConnector.can_batch takes
 
 
 def _write_calls(report: RunReport) -> int:
     """The fewest calls the run's writes need: batched kinds MAX_BATCH a request (at least
     the most one invoice got, in order), the others one each."""
-    done = [a for a in report.actions if a.outcome in WRITE_OUTCOMES]
+    done = [a for a in report.actions if a.outcome == "done"]
     batched = [a for a in done if str(a.kind) in BATCHABLE]
     per_invoice = Counter(a.invoice_id for a in batched)
     floor = max([math.ceil(len(batched) / MAX_BATCH), *per_invoice.values()], default=0)
     return floor + len(done) - len(batched)
-
-
-def _writes(report: RunReport) -> int:
-    return sum(1 for a in report.actions if a.outcome in WRITE_OUTCOMES)
 
 
 def _full_bound(emu: QuickBooksEmulator, writes: int) -> int:
@@ -77,17 +74,9 @@ def _customer_pages(rows: list[dict[str, Any]]) -> int:
 
 def _line(label: str, calls: int, bound: int, report: RunReport, seconds: float) -> str:
     ratio = calls / bound if bound else float("inf")
-    by = ", ".join(f"{k}={v}" for k, v in sorted(_by_kind(report).items()))
+    by = done_by_kind(report)
     return (f"  {label:<22} calls={calls:>6}  lower bound={bound:>6}  ratio={ratio:5.2f}x  "
-            f"writes={_writes(report):>5} ({by or 'none'})  {seconds:6.2f}s")
-
-
-def _by_kind(report: RunReport) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for a in report.actions:
-        if a.outcome in WRITE_OUTCOMES:
-            out[a.kind] = out.get(a.kind, 0) + 1
-    return out
+            f"writes={report.done:>5} ({by or 'none'})  {seconds:6.2f}s")
 
 
 def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str]:
@@ -126,7 +115,7 @@ def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str
 
         run("full run", "full")
         for n in range(1, 6):  # the runs that still act (catch-up, invoices we changed)
-            if not _writes(run(f"incremental #{n}", "incremental", 30 * n)):
+            if not run(f"incremental #{n}", "incremental", 30 * n).done:
                 break
         run("incremental, no change", "incremental", 200)
         for inv in list(emu.rows["Invoice"].values())[:5]:

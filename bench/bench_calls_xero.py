@@ -26,26 +26,16 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from bench_runs import done_by_kind
+
 from ar_sync.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
 from ar_sync.policy import load_policy
 from ar_sync.sandbox.demo import DemoCompany
 from ar_sync.sandbox.xero import XeroEmulator
 from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import RunReport, run_tenant
+from ar_sync.sync import run_tenant
 
 LINKS = "GET /api.xro/2.0/Invoices/{id}/OnlineInvoice"
-
-
-def _writes(report: RunReport) -> int:
-    return sum(1 for a in report.actions if a.outcome == "done")
-
-
-def _by_kind(report: RunReport) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for a in report.actions:
-        if a.outcome == "done":
-            out[a.kind] = out.get(a.kind, 0) + 1
-    return out
 
 
 def measure(name: str, company: DemoCompany | None, rules: str = "default", *,
@@ -80,14 +70,14 @@ def measure(name: str, company: DemoCompany | None, rules: str = "default", *,
             api = sum(n for k, n in emu.counters.calls.items() if "/api.xro/" in k)
             assert api == report.api_calls, (api, report.api_calls)
             pages = max(1, math.ceil((open_before if full else changed) / 1000))
-            bound = pages + _writes(report)
+            bound = pages + report.done
             links = emu.counters.calls.get(LINKS, 0)
-            by = ", ".join(f"{k}={v}" for k, v in sorted(_by_kind(report).items()))
+            by = done_by_kind(report)
             out.append(
                 f"  {label:<22} calls={report.api_calls:>6}  lower bound={bound:>6}  "
                 f"ratio={report.api_calls / bound:5.2f}x  (without links "
                 f"{(report.api_calls - links) / bound:4.2f}x, links={links})  "
-                f"writes={_writes(report):>5} ({by or 'none'})  {took:6.2f}s")
+                f"writes={report.done:>5} ({by or 'none'})  {took:6.2f}s")
             if report.errors or report.stopped_early:
                 out.append(f"    ! {report.stopped_early} {report.errors[:2]}")
 
