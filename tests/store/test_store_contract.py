@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -129,22 +130,21 @@ def test_permanent_failure_is_finished(store: Any) -> None:
     assert store.unfinished(action.tenant) == []
 
 
-def test_claim_race_has_exactly_one_winner(store: Any) -> None:
+@pytest.mark.parametrize(("crashed", "runners", "winner"), [
+    (False, 8, ClaimOutcome.ACQUIRED),  # a fresh claim
+    (True, 6, ClaimOutcome.RECONCILE),  # a takeover after a crashed owner's lease ran out
+], ids=["claim", "takeover"])
+def test_claim_race_has_exactly_one_winner(store: Any, crashed: bool, runners: int,
+                                           winner: ClaimOutcome) -> None:
     action = note()
-    outcomes = race(8, lambda i: store.claim(action, owner=f"o{i}", now=T0,
-                                             lease_seconds=60).outcome)
-    assert outcomes.count(ClaimOutcome.ACQUIRED) == 1
-    assert outcomes.count(ClaimOutcome.BUSY) == 7
-
-
-def test_takeover_race_has_exactly_one_winner(store: Any) -> None:
-    action = note()
-    store.claim(action, owner="crashed", now=T0, lease_seconds=10)
-    later = T0 + timedelta(seconds=11)
-    outcomes = race(6, lambda i: store.claim(action, owner=f"o{i}", now=later,
-                                             lease_seconds=60).outcome)
-    assert outcomes.count(ClaimOutcome.RECONCILE) == 1
-    assert outcomes.count(ClaimOutcome.BUSY) == 5
+    at = T0
+    if crashed:
+        store.claim(action, owner="crashed", now=T0, lease_seconds=10)
+        at = T0 + timedelta(seconds=11)
+    outcomes = race(runners, lambda i: store.claim(action, owner=f"o{i}", now=at,
+                                                   lease_seconds=60).outcome)
+    assert outcomes.count(winner) == 1
+    assert outcomes.count(ClaimOutcome.BUSY) == runners - 1
 
 
 def test_skip_inserts_once_and_converts_only_own_claim(store: Any) -> None:
