@@ -22,25 +22,20 @@ figures count calls); `min at 40/min` is the time those batch calls need at leas
 from __future__ import annotations
 
 import math
-import tempfile
-import time
 from collections import Counter
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from bench_runs import done_by_kind
+from bench_runs import connected, done_by_kind, problems
 
 from ar_sync.budget import CallBudget
-from ar_sync.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
 from ar_sync.money import to_decimal
 from ar_sync.policy import load_policy
 from ar_sync.sandbox.common import RateLimiter
 from ar_sync.sandbox.demo import DemoCompany
 from ar_sync.sandbox.qbo_shapes import parse_qbo_time
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import RunReport, run_tenant
+from ar_sync.sync import RunReport
 from ar_sync_quickbooks.batch import MAX_BATCH
 
 BATCHABLE = ("note", "late_fee", "escalate")  # kinds QuickBooksConnector.can_batch takes
@@ -84,22 +79,13 @@ def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str
     emu.batch_limiter = RateLimiter(per_minute=None)  # count calls, do not wait for them
     policy = load_policy(rules)
     out = [f"{name}: {len(company.invoices)} invoices, {len(company.customers)} customers"]
-    with tempfile.TemporaryDirectory() as tmp, emu.serve():
-        store = SQLiteStore(Path(tmp) / "bench.db")
-        settings = emu.settings(redirect_uri=REDIRECT_URI)
-        connection = connect_through_oauth(store, "quickbooks", settings, now=DEMO_NOW)[0]
+    with connected(emu, "quickbooks", "/v3/") as company:
 
         def run(label: str, bound_of: str, now_offset: float = 0) -> RunReport:
-            emu.counters.reset()
-            checkpoint = store.get_checkpoint(connection.id)
+            checkpoint = company.store.get_checkpoint(company.connection.id)
             since = checkpoint.since if checkpoint is not None else None
-            started = time.perf_counter()
             budget = CallBudget()
-            report = run_tenant(store, connection.id, settings=settings, budget=budget,
-                                now=DEMO_NOW + timedelta(seconds=now_offset), policy=policy)
-            took = time.perf_counter() - started
-            api = sum(n for k, n in emu.counters.calls.items() if "/v3/" in k)
-            assert api == report.api_calls, (api, report.api_calls)
+            report, took = company.run(policy, now_offset, budget)
             if bound_of == "full":
                 bound = _full_bound(emu, _write_calls(report))
             else:
@@ -109,8 +95,7 @@ def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str
             out.append(f"    batch requests={batches} (min at 40/min: {batches / 40:.1f} min)")
             out.append("    by endpoint: " + ", ".join(
                 f"{k}={v}" for k, v in sorted(budget.by_endpoint.items())))
-            if report.errors or report.stopped_early:
-                out.append(f"    ! {report.stopped_early} {report.errors[:2]}")
+            out.extend(problems(report))
             return report
 
         run("full run", "full")
@@ -122,5 +107,4 @@ def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str
             if to_decimal(inv["Balance"]) > 0:
                 emu.pay(inv["Id"], str(inv["Balance"]))
         run("incremental, 5 paid", "incremental", 230)
-        store.close()
     return out

@@ -21,19 +21,12 @@ listed apart ("links").
 from __future__ import annotations
 
 import math
-import tempfile
-import time
-from datetime import timedelta
-from pathlib import Path
 
-from bench_runs import done_by_kind
+from bench_runs import connected, done_by_kind, problems
 
-from ar_sync.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
 from ar_sync.policy import load_policy
 from ar_sync.sandbox.demo import DemoCompany
 from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
 
 LINKS = "GET /api.xro/2.0/Invoices/{id}/OnlineInvoice"
 
@@ -50,25 +43,16 @@ def measure(name: str, company: DemoCompany | None, rules: str = "default", *,
     policy = load_policy(rules)
     org = emu.org()
     out = [f"{name}: {len(org.invoices)} invoices, {len(org.contacts)} customers"]
-    with tempfile.TemporaryDirectory() as tmp, emu.serve():
-        store = SQLiteStore(Path(tmp) / "bench.db")
-        settings = emu.settings(redirect_uri=REDIRECT_URI)
-        connection = connect_through_oauth(store, "xero", settings, now=DEMO_NOW)[0]
+    with connected(emu, "xero", "/api.xro/") as company:
 
         def run(label: str, full: bool, offset: float = 0) -> None:
             open_before = sum(1 for i in emu.org().invoices.values()
                               if i.status == "AUTHORISED")
             # what Xero will report changed since the checkpoint, own writes included
-            since = store.get_checkpoint(connection.id).since
+            since = company.store.get_checkpoint(company.connection.id).since
             changed = sum(1 for i in emu.org().invoices.values()
                           if since is None or i.updated > since.replace(microsecond=0))
-            emu.counters.reset()
-            started = time.perf_counter()
-            report = run_tenant(store, connection.id, settings=settings,
-                                now=DEMO_NOW + timedelta(seconds=offset), policy=policy)
-            took = time.perf_counter() - started
-            api = sum(n for k, n in emu.counters.calls.items() if "/api.xro/" in k)
-            assert api == report.api_calls, (api, report.api_calls)
+            report, took = company.run(policy, offset)
             pages = max(1, math.ceil((open_before if full else changed) / 1000))
             bound = pages + report.done
             links = emu.counters.calls.get(LINKS, 0)
@@ -78,8 +62,7 @@ def measure(name: str, company: DemoCompany | None, rules: str = "default", *,
                 f"ratio={report.api_calls / bound:5.2f}x  (without links "
                 f"{(report.api_calls - links) / bound:4.2f}x, links={links})  "
                 f"writes={report.done:>5} ({by or 'none'})  {took:6.2f}s")
-            if report.errors or report.stopped_early:
-                out.append(f"    ! {report.stopped_early} {report.errors[:2]}")
+            out.extend(problems(report))
 
         run("full run", True)
         run("incr., after own writes", False, 60)
@@ -90,5 +73,4 @@ def measure(name: str, company: DemoCompany | None, rules: str = "default", *,
                 emu.pay(inv.id, inv.amount_due)
                 paid += 1
         run("incremental, 5 paid", False, 120)
-        store.close()
     return out

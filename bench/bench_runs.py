@@ -1,13 +1,72 @@
-"""What the call benchmarks (bench_calls_quickbooks.py, bench_calls_xero.py) print of a run."""
+"""What the call benchmarks (bench_calls_quickbooks.py, bench_calls_xero.py) share: the
+emulator served with the company connected through the real OAuth flow, a timed run whose
+calls are cross-checked against the emulator's own counter, and what they print of a run."""
 
 from __future__ import annotations
 
+import tempfile
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 
-from ar_sync.sync import RunReport
+from ar_sync.budget import CallBudget
+from ar_sync.connector import Connection, PlatformSettings
+from ar_sync.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
+from ar_sync.policy import Policy
+from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.sandbox.xero import XeroEmulator
+from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.sync import RunReport, run_tenant
+
+
+@dataclass
+class Connected:
+    emu: QuickBooksEmulator | XeroEmulator
+    store: SQLiteStore
+    settings: PlatformSettings
+    connection: Connection
+    api_path: str  # the API's calls in the emulator's counter contain this
+
+    def run(self, policy: Policy, offset: float,
+            budget: CallBudget | None = None) -> tuple[RunReport, float]:
+        """run_tenant at DEMO_NOW + `offset` seconds: its report and how long it took."""
+        self.emu.counters.reset()
+        started = time.perf_counter()
+        report = run_tenant(self.store, self.connection.id, settings=self.settings,
+                            budget=budget, now=DEMO_NOW + timedelta(seconds=offset),
+                            policy=policy)
+        took = time.perf_counter() - started
+        api = sum(n for k, n in self.emu.counters.calls.items() if self.api_path in k)
+        assert api == report.api_calls, (api, report.api_calls)
+        return report, took
+
+
+@contextmanager
+def connected(emu: QuickBooksEmulator | XeroEmulator, platform: str,
+              api_path: str) -> Iterator[Connected]:
+    """The emulator served and its company connected to a fresh store in a temp folder."""
+    with tempfile.TemporaryDirectory() as tmp, emu.serve():
+        store = SQLiteStore(Path(tmp) / "bench.db")
+        settings = emu.settings(redirect_uri=REDIRECT_URI)
+        connection = connect_through_oauth(store, platform, settings, now=DEMO_NOW)[0]
+        try:
+            yield Connected(emu, store, settings, connection, api_path)
+        finally:
+            store.close()
 
 
 def done_by_kind(report: RunReport) -> str:
     """`late_fee=3, note=2`: the writes the run did, per kind of action ("" when none)."""
     kinds = Counter(a.kind for a in report.actions if a.outcome == "done")
     return ", ".join(f"{kind}={n}" for kind, n in sorted(kinds.items()))
+
+
+def problems(report: RunReport) -> list[str]:
+    """A line for a run that stopped early or had errors (none for a clean run)."""
+    if report.errors or report.stopped_early:
+        return [f"    ! {report.stopped_early} {report.errors[:2]}"]
+    return []
