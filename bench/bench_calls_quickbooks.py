@@ -79,13 +79,13 @@ def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str
     emu.batch_limiter = RateLimiter(per_minute=None)  # count calls, do not wait for them
     policy = load_policy(rules)
     out = [f"{name}: {len(company.invoices)} invoices, {len(company.customers)} customers"]
-    with connected(emu, "quickbooks", "/v3/") as company:
+    with connected(emu, "quickbooks", "/v3/") as tenant:
 
         def run(label: str, bound_of: str, now_offset: float = 0) -> RunReport:
-            checkpoint = company.store.get_checkpoint(company.connection.id)
+            checkpoint = tenant.store.get_checkpoint(tenant.connection.id)
             since = checkpoint.since if checkpoint is not None else None
             budget = CallBudget()
-            report, took = company.run(policy, now_offset, budget)
+            report, took = tenant.run(policy, now_offset, budget)
             if bound_of == "full":
                 bound = _full_bound(emu, _write_calls(report))
             else:

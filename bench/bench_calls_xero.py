@@ -43,16 +43,16 @@ def measure(name: str, company: DemoCompany | None, rules: str = "default", *,
     policy = load_policy(rules)
     org = emu.org()
     out = [f"{name}: {len(org.invoices)} invoices, {len(org.contacts)} customers"]
-    with connected(emu, "xero", "/api.xro/") as company:
+    with connected(emu, "xero", "/api.xro/") as tenant:
 
         def run(label: str, full: bool, offset: float = 0) -> None:
             open_before = sum(1 for i in emu.org().invoices.values()
                               if i.status == "AUTHORISED")
             # what Xero will report changed since the checkpoint, own writes included
-            since = company.store.get_checkpoint(company.connection.id).since
+            since = tenant.store.get_checkpoint(tenant.connection.id).since
             changed = sum(1 for i in emu.org().invoices.values()
                           if since is None or i.updated > since.replace(microsecond=0))
-            report, took = company.run(policy, offset)
+            report, took = tenant.run(policy, offset)
             pages = max(1, math.ceil((open_before if full else changed) / 1000))
             bound = pages + report.done
             links = emu.counters.calls.get(LINKS, 0)
