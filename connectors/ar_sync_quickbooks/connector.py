@@ -28,6 +28,7 @@ from ar_sync.retry import write_reconciled
 from ar_sync_quickbooks import waivers
 from ar_sync_quickbooks.batch import QuickBooksBatch
 from ar_sync_quickbooks.client import QuickBooksClient, run
+from ar_sync_quickbooks.links import QuickBooksLinks
 from ar_sync_quickbooks.mapping import (
     MalformedInvoice,
     checkpoint_from,
@@ -72,7 +73,7 @@ def select(entity: str, where: str = "", *, start: int | None = None,
     return " ".join(parts)
 
 
-class QuickBooksConnector(QuickBooksBatch):
+class QuickBooksConnector(QuickBooksLinks, QuickBooksBatch):
     """A live session with one QuickBooks company (realm)."""
 
     platform = "quickbooks"

@@ -29,6 +29,12 @@ DISPUTED_TAG = "#disputed"
 FEE_FOR = "[invoice:{id}]"  # in a fee invoice's PrivateNote: which invoice the fee is for
 _FEE_FOR_RE = re.compile(r"\[invoice:(\w+)\]")
 NOTE_MAX = 2000  # an Attachable note holds at most 2000 characters (Intuit's limit on Note)
+# The customer's payment link (InvoiceLink) comes only with a read that asks for it, one call
+# an invoice (links.py): a fetch leaves this lazy reference in payment_link for an invoice that
+# takes online payments, and only the invoices about to be e-mailed spend the read. Notes are
+# private (PrivateNote, Attachable): the reference is dropped from their text, as before.
+LAZY_LINK = "quickbooks-invoice-link:{invoice_id}"
+LAZY_LINK_RE = re.compile(r"quickbooks-invoice-link:(?P<id>\w+)")
 
 
 class MalformedInvoice(ValueError):
@@ -148,9 +154,21 @@ def fee_invoice_note(label: str, number: str, invoice_id: str, key: str) -> str:
            f"{key_marker(key)}"
 
 
+def payment_link(sdk: QBInvoice) -> str | None:
+    """The invoice's link as read (with include=invoiceLink), else the lazy reference when it
+    takes online payments (card or ACH), else None: QuickBooks gives no link then."""
+    link = str(sdk.InvoiceLink or "")
+    if link.startswith(("https://", "http://")):
+        return link
+    if sdk.AllowOnlineCreditCardPayment or sdk.AllowOnlineACHPayment:
+        return LAZY_LINK.format(invoice_id=sdk.Id)
+    return None
+
+
 def note_text(text: str, key: str) -> str:
     """The note as stored: the text (cut to fit) and the key marker on its own line."""
     marker = key_marker(key)
+    text = LAZY_LINK_RE.sub("", text)
     room = NOTE_MAX - len(marker) - 2
     body = text if len(text) <= room else text[: room - 1] + "…"
     return f"{body}\n\n{marker}"
@@ -214,7 +232,7 @@ def to_invoice(raw: Mapping[str, Any], *, realm: str, email: str | None = None,
             status=_status(raw, balance, total), version=str(sdk.SyncToken),
             updated_at=parse_time(str(meta.LastUpdatedTime)),
             late_fees_charged=fee_lines_total(raw) + extra_fees, fee_lines=fee_lines_total(raw),
-            disputed=DISPUTED_TAG in note.lower(),
+            disputed=DISPUTED_TAG in note.lower(), payment_link=payment_link(sdk),
             # `ar-sync: pause …` in the private note (ar_sync.pause_markers), dated by the
             # invoice's last change: QBO keeps no date per line of the note
             pause=from_lines([(parse_time(str(meta.LastUpdatedTime)).date(), note)],

@@ -16,6 +16,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 from ar_sync.connector import PlatformSettings
 from ar_sync.sandbox.common import Effect, EmulatorServer
+from ar_sync.sandbox.qbo_links import realm_of
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
 
 
@@ -50,6 +51,9 @@ class QuickBooksCompanies:
         if len(parts) >= 3 and parts[0] == "v3" and parts[1] == "company":
             return next((c for c in self.companies if c.realm_id == parts[2]),
                         self.companies[0])
+        realm = realm_of(path)  # a customer's payment link (qbo_links.py)
+        if realm is not None:
+            return next((c for c in self.companies if c.realm_id == realm), self.companies[0])
         if path.rstrip("/") == "/connect/oauth2":
             with self._lock:
                 company = self.companies[self._turn % len(self.companies)]

@@ -45,6 +45,7 @@ from ar_sync.sandbox.qbo_entities import (
     QboEntities,
 )
 from ar_sync.sandbox.qbo_lines import normalise_lines
+from ar_sync.sandbox.qbo_links import LINK_PATH, link_page, wants_link, with_link
 from ar_sync.sandbox.qbo_oauth import SCOPE, QboOAuth, _Access, _Refresh
 from ar_sync.sandbox.qbo_query import QueryError, parse_query, run_query
 from ar_sync.sandbox.qbo_shapes import (
@@ -299,6 +300,8 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
             return self._with_faults(req, "POST /oauth2/v1/tokens/bearer", self._token_endpoint)
         if path == "/oauth2/v1/tokens/revoke" and req.method == "POST":
             return self._revoke_endpoint(req)
+        if path.startswith(LINK_PATH) and req.method == "GET":
+            return self._link_page(path[len(LINK_PATH):])
         parts = path.strip("/").split("/")
         if len(parts) >= 4 and parts[0] == "v3" and parts[1] == "company":
             return self._api(req, parts[2], parts[3:])
@@ -401,7 +404,12 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                                                  "CompanyName": self.company_name}})
         entity = self._entity(head)
         if len(rest) == 2 and req.method == "GET":
-            return self._ok({entity: self._read(entity, rest[1])})
+            row = self._read(entity, rest[1])
+            if entity == "Invoice" and wants_link(req.query.get("include", "")):  # qbo_links
+                with self._lock:
+                    row = with_link(row, self.rows["Customer"], base_url=self.url,
+                                    realm=self.realm_id)
+            return self._ok({entity: row})
         if len(rest) == 1 and req.method == "POST":
             if entity not in WRITABLE:
                 raise _Fail(400, "4000", "Unsupported Operation", f"write {entity}")
@@ -471,6 +479,14 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                             f"inactive. Check the fields with accounts, customers, items, "
                             f"vendors or employees. ({entity} {object_id})")
             return dict(row)
+
+    def _link_page(self, token: str) -> Response:
+        """What a customer's payment link (InvoiceLink) opens."""
+        with self._lock:
+            page = link_page(self.rows["Invoice"], self.realm_id, token, self.company_name)
+        if page is None:
+            return Response.json(404, {"error": "not_found"})
+        return Response.text(200, page, "text/html")
 
     def _pdf(self, invoice_id: str) -> Response:
         """The invoice as a PDF (sandbox/pdf.py); unknown ids answer like a read does."""
