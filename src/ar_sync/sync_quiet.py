@@ -32,7 +32,9 @@ class QuietRun:
 
     def remember(self, store: Store, tenant: str, invoices: Sequence[Invoice],
                  history: Mapping[str, Sequence[LedgerEntry]], actions: Sequence[Action]) -> int:
-        """Mark the invoices today's plan (`actions`, before any filtering) has nothing for."""
+        """Mark the invoices today's plan (`actions`, before any filtering) has nothing for.
+        `history` must hold the rows of every invoice in `invoices`: a mark computed from
+        missing rows could claim too late a day."""
         if self.stamp is None or self.policy is None:
             return 0
         until = quiet_days(invoices, history, self.policy, self.today, actions,
