@@ -17,6 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ar_sync.models import Invoice, InvoiceStatus
+from ar_sync.pauses import Pause
+from ar_sync.plans import PaymentPlan
 from ar_sync.policy import Policy, load_policy, parse_policy
 from ar_sync.store.base import Snapshot
 from ar_sync.store.sqlite import SQLiteStore
@@ -150,3 +152,34 @@ def test_runs_with_the_index_write_what_runs_without_it_write(
 def test_the_index_does_leave_invoices_out(tmp_path: Path) -> None:
     for rules in sorted(RULES):  # the comparison above is not between two full paths
         assert _schedule(tmp_path / rules, rules, 7, 20) > 0, rules
+
+
+def _quiet_after_two_runs(tmp_path: Path, setup: Any, *, dry_first: bool = False) -> int:
+    """Runs a calm book twice (a day apart; the first a dry run or not) and returns what the
+    second run left out."""
+    store = CountingStore(tmp_path / "ar.db", cipher=CIPHER)
+    store.save_connection(CONNECTION)
+    at = datetime.combine(START, datetime.min.time(), tzinfo=UTC) + timedelta(hours=14)
+    state = FakePlatform(invoices={f"inv-{n}": _invoice(n, START + timedelta(days=30), 900,
+                                                         True, at) for n in range(4)})
+    setup(store)
+    for day in (0, 1):
+        when = at + timedelta(days=day)
+        run_tenant(store, CONNECTION.id, clock=lambda w=when: w, policy=RULES["any-day"],
+                   connector=FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(0))),
+                   dry_run=dry_first and day == 0)
+    left_out = store.left_out
+    store.close()
+    return left_out
+
+
+def test_pauses_payment_plans_and_dry_runs_take_the_full_path(tmp_path: Path) -> None:
+    """No marks with a pause or a payment plan in the tenant, none left by a dry run."""
+    assert _quiet_after_two_runs(tmp_path / "plain", lambda s: None) == 4  # the index works
+    paused = Pause(customer_id="c1", reason="other", since=START)
+    assert _quiet_after_two_runs(
+        tmp_path / "paused", lambda s: s.add_pause(CONNECTION.id, paused)) == 0
+    agreed = PaymentPlan(invoice="INV-2", instalments=2, first_due=START + timedelta(days=40))
+    assert _quiet_after_two_runs(
+        tmp_path / "plan", lambda s: s.save_payment_plan(CONNECTION.id, agreed)) == 0
+    assert _quiet_after_two_runs(tmp_path / "dry", lambda s: None, dry_first=True) == 0
