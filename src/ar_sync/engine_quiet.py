@@ -20,8 +20,9 @@ ledger rows and the rules stay as they were. The store keeps that mark with the 
 drops it when the invoice or one of its ledger rows changes, and `quiet_stamp` names the rest
 of the inputs (rules, go-live, this module's version), so a run plans only the invoices that
 can have something to do (tests/engine/test_engine_quiet.py checks the bound against plan()).
-Disputed and paused invoices, claimed or retrying rows, and runs with payment plans or risk
-rules are never marked: they take the full path.
+Paused invoices, disputed ones under a rule with `waive_on_dispute`, claimed or retrying
+rows, and runs with payment plans, pauses or risk rules are never marked: they take the full
+path.
 """
 
 from __future__ import annotations
@@ -101,8 +102,9 @@ def first_due(p: _Planner, inv: Invoice, finished: AbstractSet[tuple[str, str, s
     can act today) when `finished` holds the (kind, rule, occurrence) of its ledger rows
     recorded for good; a key in flight (claimed, retry) counts as not finished. NEVER: no
     such day; None: no bound is claimed (disputed, paused, dates near the calendar's end)."""
-    if inv.disputed or inv.pause is not None or p.pauses:
-        return None
+    if inv.pause is not None or p.pauses or (inv.disputed and p.c.waives):
+        return None  # pauses and waivers: the special path's own dates
+    # a dispute without waivers plans as any invoice (or not at all, `exclude: disputed`)
     if inv.status != _OPEN or inv.balance <= 0 or p.excluded(inv) is not None:
         return NEVER
     try:
@@ -120,9 +122,9 @@ def can_act(invoices: Iterable[Invoice], finished: Mapping[str, AbstractSet[tupl
     """Ids of the invoices plan_run() could act on today, judged from the keys each one has
     recorded for good (`finished`, by invoice id), without its ledger rows: a store that keeps
     those keys with its snapshot reads rows only for these. Always named: an invoice missing
-    from `finished`, disputed or paused ones, those with a payment plan. None when the rules
-    use risk levels (computed from every invoice's rows). Never leaves out an invoice plan()
-    acts on (tests/engine/test_engine_quiet.py)."""
+    from `finished`, paused ones, disputed ones under `waive_on_dispute`, those with a payment
+    plan. None when the rules use risk levels (computed from every invoice's rows). Never
+    leaves out an invoice plan() acts on (tests/engine/test_engine_quiet.py)."""
     if policy.risk.levels():
         return None
     planner = _Planner(policy, today, go_live=go_live, pauses=pauses)

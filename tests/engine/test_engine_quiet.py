@@ -140,7 +140,7 @@ def cases(draw: st.DrawFn) -> Case:
     email = draw(st.booleans())
     inv = make_invoice(days_overdue=days_overdue, total=total, balance=balance,
                        currency=currency, customer_email="a@example.com" if email else None,
-                       today=today)
+                       today=today, disputed=draw(st.sampled_from([False] * 4 + [True])))
     go_live_back = draw(st.one_of(st.none(), st.integers(min_value=-5, max_value=120)))
     go_live = None if go_live_back is None else today - timedelta(days=go_live_back)
     rng = random.Random(draw(st.integers(min_value=0, max_value=2**32)))
@@ -202,7 +202,11 @@ def test_can_act_names_what_it_cannot_judge() -> None:
     finished: dict[str, set[tuple[str, str, str]]] = {calm.id: set(), disputed.id: set(),
                                                       agreed.id: set()}
     assert can_act([calm, disputed, unknown, agreed], finished, rules, TODAY,
-                   plans=plans) == {disputed.id, unknown.id, agreed.id}
+                   plans=plans) == {unknown.id, agreed.id}  # disputes are excluded here
+    waived = parse_policy("version: 1\nlate_fees:\n  - {name: f, kind: fixed, amount: 5,"
+                          " grace_days: 1, every: once, waive_on_dispute: true,"
+                          " label: fee}\n", "waived.yaml")
+    assert can_act([calm, disputed], finished, waived, TODAY) == {disputed.id}
     risky = rules.model_copy(update={"risk": RiskRules(high=RiskAdjustment(
         reminder_offset_days=-2))})
     assert can_act([calm], finished, risky, TODAY) is None
@@ -224,8 +228,12 @@ def test_claimed_rows_disputes_and_pauses_are_never_quiet() -> None:
     actions = plan([inv], {}, rules, TODAY)
     claimed = record({}, actions, EntryState.CLAIMED)
     assert quiet_until(_Planner(rules, TODAY), inv, claimed[inv.id]) is None
+    waived = parse_policy("version: 1\nlate_fees:\n  - {name: f, kind: fixed, amount: 5,"
+                          " grace_days: 1, every: once, waive_on_dispute: true,"
+                          " label: fee}\n", "waived.yaml")
     disputed = make_invoice(days_overdue=2, disputed=True)
-    assert quiet_until(_Planner(rules, TODAY), disputed, ()) is None
+    assert quiet_until(_Planner(waived, TODAY), disputed, ()) is None  # waivers: full path
+    assert quiet_until(_Planner(rules, TODAY), disputed, ()) == NEVER  # exclude: disputed
     # a fully handled invoice of a rule set without fees or escalations: never again
     gentle = parse_policy("version: 1\nreminders:\n  - {name: r, days: 1, tone: friendly,"
                           " email: false, note: x}\n", "gentle.yaml")
