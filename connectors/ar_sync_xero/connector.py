@@ -18,18 +18,17 @@ from typing import Any
 
 from xero_python.accounting import (
     AccountingApi,
-    Contact,
-    CurrencyCode,
     HistoryRecord,
     HistoryRecords,
     RequestEmpty,
 )
-from xero_python.accounting import Invoice as XeroInvoice
 from xero_python.accounting import Invoices as XeroInvoices
 
 from ar_sync.auth import TokenManager
 from ar_sync.budget import CallBudget
 from ar_sync.connector import (
+    BatchItemResult,
+    BatchWrite,
     Connection,
     FetchResult,
     PlatformSettings,
@@ -37,44 +36,33 @@ from ar_sync.connector import (
     customer_reference,
     key_marker,
     mentions_key,
-    reference_text,
 )
 from ar_sync.errors import (
     PlatformValidationError,
     ReauthorizationRequiredError,
     TransientError,
-    WriteVerificationError,
 )
-from ar_sync.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.models import Action, ActionKind, FeeMode, Invoice, Money
 from ar_sync.pauses import Pause
 from ar_sync.retry import write_reconciled
-from ar_sync_xero import mapping, oauth, pauses, waivers
+from ar_sync_xero import batch, fee_writes, mapping, oauth, pauses, waivers
 from ar_sync_xero.calls import Caller, NotFound, Timeout
-from ar_sync_xero.fee_lines import (
-    EDIT_REFUSALS,
-    LineSet,
-    OrgFacts,
-    amount_types_enum,
-    copy_line,
-    fee_invoice_key,
-    fee_line,
-    fee_tax,
-    verify,
-)
+from ar_sync_xero.fee_lines import LineSet, OrgFacts, fee_invoice_key
+from ar_sync_xero.fee_writes import FeeSpec
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000  # Xero's largest page
 HISTORY_DETAILS_MAX = 2500
-REFERENCE_MAX = 255
 EMAIL_LIMIT_REACHED = ("Xero's daily e-mail limit for this organisation is reached; the "
                        "reminder is sent on a later run")
 
 
 class XeroConnector:
-    """The ar_sync Connector for one Xero tenant."""
+    """The ar_sync Connector for one Xero tenant (and a BatchWriter for fees: batch.py)."""
 
     platform = "xero"
+    max_batch = batch.MAX_BATCH
 
     def __init__(self, settings: PlatformSettings, connection: Connection, tokens: TokenStore,
                  budget: CallBudget, *, clock: Callable[[], datetime] | None = None,
@@ -109,6 +97,7 @@ class XeroConnector:
         self._fresh_at: float | None = None  # our monotonic time of it
         self._recheck = recheck_seconds
         self._monotonic = monotonic
+        self.fresh_lines: dict[str, LineSet] = {}  # batch.get_invoices -> batch.write_batch
         # waivers.find_waiver -> waive_fee: key -> (credit note id, credit left, marked)
         self.waiver_notes: dict[str, tuple[str, Decimal, bool]] = {}
 
@@ -194,6 +183,29 @@ class XeroConnector:
             return self._known.get(invoice_id)
         found = self._read(invoice_id)
         return None if found is None else found[0]
+
+    def remember(self, invoice: Invoice | None, lines: LineSet, *,
+                 invoice_id: str | None = None) -> None:
+        """An invoice (or only its lines) as Xero just answered it."""
+        if invoice is not None:
+            self._known[invoice.id] = invoice
+        self._lines[invoice.id if invoice is not None else str(invoice_id)] = lines
+
+    def lines_of(self, invoice_id: str) -> LineSet | None:
+        return self._lines.get(invoice_id)
+
+    def known(self, invoice_id: str) -> Invoice | None:
+        return self._known.get(invoice_id)
+
+    # BatchWriter (batch.py): fees only; notes and e-mails have no batch form in Xero
+    def can_batch(self, action: Action) -> bool:
+        return batch.can_batch(action)
+
+    def get_invoices(self, invoice_ids: Sequence[str]) -> dict[str, Invoice | None]:
+        return batch.get_invoices(self, invoice_ids)
+
+    def write_batch(self, writes: Sequence[BatchWrite]) -> list[BatchItemResult]:
+        return batch.write_batch(self, writes)
 
     def invoice_pdf(self, invoice: Invoice) -> bytes | None:
         """The invoice as Xero prints it (GET Invoices/{id} with Accept: application/pdf), for
@@ -329,86 +341,61 @@ class XeroConnector:
                 "organisation (GET /TaxRates: use its TaxType or Name)")
         return found
 
+    def fee_spec(self, invoice: Invoice, fee: Money, label: str, key: str,
+                 tax: str | None) -> FeeSpec:
+        """What a fee writes (PlatformValidationError: a currency mismatch, an unknown tax)."""
+        fee_writes.check_currency(invoice, fee)
+        tax_type, rate = self._fee_tax(tax)
+        return FeeSpec(invoice, fee, label, key, self._fee_account, tax_type, rate)
+
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
                      mode: FeeMode, tax: str | None = None) -> str:
         """A fee line on the invoice while Xero allows the edit, else a separate ACCREC fee
         invoice dated today: in invoice mode, when a payment is applied, when the invoice is
         dated on or before the organisation's lock date, or when Xero refuses the edit."""
-        if fee.currency != invoice.currency:
-            raise PlatformValidationError(
-                f"fee currency {fee.currency} differs from invoice {invoice.number} "
-                f"currency {invoice.currency}")
-        tax_type, rate = self._fee_tax(tax)
-        if (mode == FeeMode.LINE and invoice.amount_paid == 0
-                and not self.organisation().locks(invoice.issue_date)):
+        spec = self.fee_spec(invoice, fee, label, key, tax)
+        if fee_writes.wants_line(invoice, mode, self.organisation()):
             try:
-                return self._reconciled(
-                    lambda: self._fee_on_invoice(invoice, fee, label, key, tax_type, rate),
-                    invoice, ActionKind.LATE_FEE, key)
+                return self._reconciled(lambda: self._fee_on_invoice(spec), invoice,
+                                        ActionKind.LATE_FEE, key)
             except PlatformValidationError as exc:
-                if isinstance(exc, WriteVerificationError) or not any(
-                        word in str(exc).lower() for word in EDIT_REFUSALS):
+                if not fee_writes.edit_refused(exc):
                     raise
                 log.info("xero %s: %s cannot take a fee line (%s); fee goes on its own "
                          "invoice", self.tenant, invoice.number, exc)
-        return self._reconciled(
-            lambda: self._fee_invoice(invoice, fee, label, key, tax_type, rate), invoice,
-            ActionKind.LATE_FEE, key)
+        return self._reconciled(lambda: self._fee_invoice(spec), invoice,
+                                ActionKind.LATE_FEE, key)
 
-    def _fee_on_invoice(self, invoice: Invoice, fee: Money, label: str, key: str,
-                        tax_type: str, rate: Decimal) -> str:
+    def _fee_on_invoice(self, spec: FeeSpec) -> str:
         # Xero replaces an invoice's whole line list on update and has no version check, so
         # the lines must be read right before the write (the sync holds a per-invoice lock
         # across both): a cached list would silently drop a line another runner (or a person)
         # added since our fetch.
+        invoice = spec.invoice
         found = self._read(invoice.id)
         if found is None:
             raise PlatformValidationError(f"invoice {invoice.number} is gone from Xero")
         current, lineset = found
-        tax = fee_tax(fee.amount, rate, lineset.amount_types, fee.currency)
-        new_line = fee_line(f"{label} {reference_text(key)}", fee.amount, tax,
-                            lineset.amount_types, self._fee_account, tax_type)
-        body = XeroInvoices(invoices=[XeroInvoice(
-            invoice_id=invoice.id, line_amount_types=amount_types_enum(lineset.amount_types),
-            line_items=[*(copy_line(li) for li in lineset.lines), new_line])])
+        element, tax = fee_writes.line_edit(spec, lineset)
+        body = XeroInvoices(invoices=[element])
         got = self.caller.call("POST Invoices/{id}", lambda: self.api.update_invoice(
-            self.tenant, invoice.id, body, unitdp=4, idempotency_key=key,
+            self.tenant, invoice.id, body, unitdp=4, idempotency_key=spec.key,
             _return_http_data_only=False, _request_timeout=self._timeout), write=True)
         updated = (got.invoices or [None])[0]
         if updated is None:
             raise PlatformValidationError(f"Xero returned no invoice for {invoice.number}")
         self._lines[invoice.id] = LineSet(list(updated.line_items or []), lineset.amount_types)
-        verify(invoice.number, current.total, lineset.lines, updated, fee.amount + tax)
-        for li in updated.line_items or []:
-            if mentions_key(li.description, key):
-                return f"line:{invoice.id}:{li.line_item_id}"
-        return f"line:{invoice.id}:{key}"
+        return fee_writes.line_edit_ref(spec, current.total, lineset, updated, tax)
 
-    def _fee_invoice(self, invoice: Invoice, fee: Money, label: str, key: str,
-                     tax_type: str, rate: Decimal) -> str:
-        suffix = mapping.fee_reference(invoice.number, key)
-        reference = f"{label[:REFERENCE_MAX - len(suffix)]}{suffix}"
-        today = self._clock().date()
-        tax = fee_tax(fee.amount, rate, "Exclusive", fee.currency)
-        line = fee_line(f"{label} {reference_text(key)}", fee.amount, tax, "Exclusive",
-                        self._fee_account, tax_type)
-        body = XeroInvoices(invoices=[XeroInvoice(
-            type="ACCREC", contact=Contact(contact_id=invoice.customer_id), line_items=[line],
-            date=today, due_date=today, status="AUTHORISED", reference=reference,
-            line_amount_types=amount_types_enum("Exclusive"),
-            currency_code=CurrencyCode(invoice.currency))])
+    def _fee_invoice(self, spec: FeeSpec) -> str:
+        element, tax = fee_writes.fee_invoice(spec, self._clock().date())
+        body = XeroInvoices(invoices=[element])
         # Its own Idempotency-Key, derived from the action's: never the key of a line edit
         # that was refused (a layer replaying that answer would replay the refusal).
         got = self.caller.call("PUT Invoices", lambda: self.api.create_invoices(
-            self.tenant, body, unitdp=4, idempotency_key=fee_invoice_key(key),
+            self.tenant, body, unitdp=4, idempotency_key=fee_invoice_key(spec.key),
             _return_http_data_only=False, _request_timeout=self._timeout), write=True)
-        created = (got.invoices or [None])[0]
-        if created is not None and created.total is not None and (
-                Decimal(str(created.total)) != fee.amount + tax):
-            raise WriteVerificationError(
-                f"Xero fee invoice for {invoice.number}: total is not the fee",
-                expected=str(fee.amount + tax), actual=str(created.total))
-        return f"invoice:{getattr(created, 'invoice_id', None) or key}"
+        return fee_writes.fee_invoice_ref(spec, (got.invoices or [None])[0], tax)
 
     # ------------------------------------------------------------------ reconciliation
 

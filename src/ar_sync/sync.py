@@ -331,12 +331,13 @@ def _run(
             defer(report, _rest(steps[number:]), "interrupted; goes first next run")
             raise
         done_count += len(outcomes)
-        opened = False
         for outcome in outcomes:
             report.count(outcome)
-            # A mail server or a notice receiver failing says nothing about the platform.
-            opened = opened or (sent is None and breaker.opens(outcome, started=action_started))
-        if opened:
+        # One platform call, one verdict: a batch failing as a whole is one failure, and any
+        # item that got through says the platform answers. A mail server or a notice
+        # receiver failing says nothing about the platform.
+        judged = max(outcomes, key=lambda o: o.outcome != "retry")
+        if sent is None and breaker.opens(judged, started=action_started):
             defer(report, _rest(steps[number + 1:]), PLATFORM_UNAVAILABLE)
             report.errors.append(f"{PLATFORM_UNAVAILABLE}: {breaker.failures} writes in a "
                                  f"row failed after retries ({outcomes[-1].detail})")

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from ar_sync.connector import Connection, Connector
 from ar_sync.engine import plan_run
-from ar_sync.models import Action, ApplyLateFee, Invoice, LedgerEntry, SkipStage, WaiveFee
+from ar_sync.models import Action, AddNote, ApplyLateFee, Invoice, LedgerEntry, SkipStage, WaiveFee
 from ar_sync.pauses import Pause
 from ar_sync.plans import PaymentPlan
 from ar_sync.policy import Policy
@@ -67,7 +67,8 @@ def plan_tenant(store: TrustStore, connector: Connector | None, invoices: list[I
     """plan_run() (the planning path `plan`, `rules explain` and `rules diff` share, risk
     included) with the tenant's go-live and pauses; invoices whose pause marker the connector
     reads only on demand (Xero: a history note, one call each) are asked about only when the
-    plan has a write for them, and planned again. Returns the actions and the invoices."""
+    plan has a write for them that a pause must stop (pause_stops), and planned again.
+    Returns the actions and the invoices."""
     pauses = planner_pauses(store.list_pauses(tenant))
 
     def run() -> list[Action]:
@@ -78,7 +79,7 @@ def plan_tenant(store: TrustStore, connector: Connector | None, invoices: list[I
     reader: Any = getattr(connector, "pause_markers", None)
     if reader is None:
         return actions, invoices
-    due = {a.invoice_id for a in actions if not isinstance(a, SkipStage)}
+    due = {a.invoice_id for a in actions if pause_stops(a)}
     wanted = [i for i in invoices if i.id in due and i.pause is None]
     marked: dict[str, Pause] = reader(wanted) if wanted else {}
     if not marked:
@@ -86,6 +87,16 @@ def plan_tenant(store: TrustStore, connector: Connector | None, invoices: list[I
     invoices = [i.model_copy(update={"pause": marked[i.id]}) if i.id in marked else i
                 for i in invoices]
     return run(), invoices
+
+
+def pause_stops(action: Action) -> bool:
+    """Whether a pause marker must be known before this write: anything the customer sees
+    or that moves money their way (fees, e-mails, escalations and their notices). Not: an
+    internal note (only the bookkeeper reads it, e.g. a heads-up note before the due date;
+    a stage that also e-mails has its e-mail here, so its invoice is read and the whole stage
+    planned again with the pause), a waiver (credits the customer: a pause must never hold
+    it back), a skipped stage (writes nothing)."""
+    return not isinstance(action, AddNote | WaiveFee | SkipStage)
 
 
 def fee_totals(actions: Sequence[Action]) -> dict[str, str]:
@@ -99,4 +110,4 @@ def fee_totals(actions: Sequence[Action]) -> dict[str, str]:
     return {cur: str(v) for cur, v in sorted(totals.items())}
 
 
-__all__ = ["TenantSetup", "fee_totals", "plan_tenant", "tenant_setup"]
+__all__ = ["TenantSetup", "fee_totals", "pause_stops", "plan_tenant", "tenant_setup"]

@@ -85,6 +85,12 @@ class EmulatorAdapter:
     def effects(self) -> Counter[str]:
         return Counter(e.key for e in self.emu.effects() if e.key)
 
+    def learn_keys(self, keys: set[str]) -> None:
+        """Action keys runners claimed, for resolving batched fees' short references."""
+        learn = getattr(self.emu, "learn_keys", None)
+        if learn is not None:
+            learn(keys)
+
     def close(self) -> None:
         self.stack.close()
 

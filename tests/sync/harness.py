@@ -21,17 +21,23 @@ import random
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from ar_sync.connector import Connection, Connector
+from ar_sync.connector import (
+    BatchItemResult,
+    BatchWrite,
+    BatchWriter,
+    Connection,
+    Connector,
+)
 from ar_sync.crypto import TokenCipher
 from ar_sync.errors import PlatformValidationError, TransientError
 from ar_sync.ledger import Claim
-from ar_sync.models import Action, EntryState
+from ar_sync.models import Action, EntryState, Invoice
 from ar_sync.policy import Policy
 from ar_sync.store.sqlite import SQLiteStore
 from ar_sync.sync import run_tenant
@@ -102,7 +108,7 @@ class CrashingConnector:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def _wrap(self, call: Callable[[], str], kind: str) -> str:
+    def _wrap(self, call: Callable[[], Any], kind: str) -> Any:
         self._writes += 1
         n, email = self._writes, kind == "email"
         stall = self._stall if self._stall is not None and self._stall.hits(n, kind) else None
@@ -151,6 +157,37 @@ class CrashingConnector:
         if self._after in span:
             raise SimulatedCrash("batch after: crash after the platform applied the batch")
         return results
+
+
+class CrashingBatchConnector(CrashingConnector):
+    """The same, for a connector with the BatchWriter capability: a batch call is one write
+    attempt, crashed before it, "inside" it (the platform applied the whole batch and the
+    answer is lost: the connector raises TransientError, the run goes on) or after it (the
+    platform applied it and the process dies before the ledger records anything)."""
+
+    def __init__(self, inner: Connector, *, before: int | None, after: int | None,
+                 inside: int | None = None, stall: Stall | None = None) -> None:
+        super().__init__(inner, before=before, after=after, stall=stall)
+        self._inside = inside
+        self.max_batch = cast(BatchWriter, inner).max_batch
+
+    def can_batch(self, action: Action) -> bool:
+        return cast(BatchWriter, self._inner).can_batch(action)
+
+    def get_invoices(self, invoice_ids: Sequence[str]) -> dict[str, Invoice | None]:
+        return cast(BatchWriter, self._inner).get_invoices(invoice_ids)
+
+    def write_batch(self, writes: Sequence[BatchWrite]) -> list[BatchItemResult]:
+        inner = cast(BatchWriter, self._inner)
+
+        def call() -> list[BatchItemResult]:
+            results = inner.write_batch(writes)
+            if self._inside == self._writes:
+                raise TransientError("answer to the batch lost after the platform applied it")
+            return results
+
+        got: list[BatchItemResult] = self._wrap(call, "fee")
+        return got
 
 
 class WatchedStore(SQLiteStore):
@@ -218,7 +255,17 @@ def _clean_effects(platform: Platform, invoices: Any, connection: Connection,
     run_tenant(store, connection.id, now=now, clock=lambda: now, policy=policy,
                connector=platform.connector(connection, random.Random(0), faulty=False))
     store.close()
+    _learn(platform, store.claimed)
     return set(platform.effects())
+
+
+def _learn(platform: Platform, keys: set[str]) -> None:
+    """Batched fees carry one Idempotency-Key per call: the emulator resolves their short
+    references through the keys runners claimed (a fee nobody claimed stays unresolved and
+    counts as extra)."""
+    learn = getattr(platform, "learn_keys", None)
+    if learn is not None:
+        learn(keys)
 
 
 class _Clock:
@@ -275,6 +322,10 @@ def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.
         inner = platform.connector(connection, random.Random(rng.random()), faulty=True)
         before = rng.choice([None, None, rng.randint(1, 8)]) if crash else None
         after = rng.choice([None, None, rng.randint(1, 8)]) if crash else None
+        if isinstance(inner, BatchWriter):  # (other platforms keep their seeds' schedules)
+            inside = rng.choice([None, None, rng.randint(1, 8)]) if crash else None
+            return CrashingBatchConnector(inner, before=before, after=after, inside=inside,
+                                          stall=stall)
         return CrashingConnector(inner, before=before, after=after, stall=stall)
 
     for n, offset in enumerate(days):
@@ -356,6 +407,7 @@ def _stall_round(rng: random.Random, clock: _Clock,
 
 def _verdict(seed: int, platform: Platform, final: SQLiteStore, connection: Connection,
              claimed: set[str], expected_clean: set[str] | None, tally: Tally) -> None:
+    _learn(platform, claimed)
     effects = platform.effects()
     rows = [e for entries in final.history(connection.id).values() for e in entries]
     done = {e.key for e in rows if e.state == EntryState.DONE}

@@ -119,6 +119,7 @@ class XeroEmulator:
         self.faults = Faults()
         self.counters = Counters()
         self.idempotency = IdempotencyCache(replay, clock=lambda: self.clock())
+        self.known_keys: set[str] = set()  # learn_keys(): effects() bookkeeping only
         self.limiter = RateLimiter(per_minute=per_minute, per_day=per_day,
                                    concurrent=concurrent, clock=self.clock)
         self.app_limiter = RateLimiter(per_minute=app_per_minute, clock=self.clock)
@@ -202,7 +203,14 @@ class XeroEmulator:
     def effects(self) -> list[Effect]:
         """Every note, late fee (line or fee invoice) and e-mail that carries an ar-sync key."""
         with self._lock:
-            return [e for org in self.orgs.values() for e in org_effects(org)]
+            return [e for org in self.orgs.values() for e in org_effects(org, self.known_keys)]
+
+    def learn_keys(self, keys: Iterable[str]) -> None:
+        """Bookkeeping for effects() only: action keys the caller knows ar-sync meant to write
+        (a batch call carries one Idempotency-Key for all its fees, so the short references
+        on batched fees are resolved through these; a fee nobody claimed stays "AR-…")."""
+        with self._lock:
+            self.known_keys.update(keys)
 
     # ------------------------------------------------------------------ OAuth helpers
 

@@ -7,6 +7,7 @@ credit notes of waivers, and the e-mails the organisation was asked to send.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from ar_sync.sandbox import xero_credit
 from ar_sync.sandbox.common import Effect
@@ -16,16 +17,19 @@ from ar_sync.sandbox.xero_model import Organisation
 MARKER = re.compile(r"ar-sync:([A-Za-z0-9_\-]+)")  # internal notes: the full key
 
 
-def org_effects(org: Organisation) -> list[Effect]:
+def org_effects(org: Organisation, known: Iterable[str] = ()) -> list[Effect]:
+    """`known`: action keys learnt from the caller (XeroEmulator.learn_keys), besides the
+    Idempotency-Keys the organisation received, to resolve short references."""
+    keys = org.request_keys | set(known)
     out: list[Effect] = []
     by_number = {i.number: i.id for i in org.invoices.values()}
     for inv in org.invoices.values():
         for n, rec in enumerate(inv.history):
             for key in MARKER.findall(rec.details) if rec.changes == "Note" else ():
                 out.append(Effect("note", inv.id, key, f"{inv.id}/history/{n}"))
-        fee_invoice_keys = keys_in(inv.reference, org.request_keys)
+        fee_invoice_keys = keys_in(inv.reference, keys)
         for line in inv.lines:  # a fee invoice's own line is not a second fee
-            for key in keys_in(line.description, org.request_keys):
+            for key in keys_in(line.description, keys):
                 if key not in fee_invoice_keys:
                     out.append(Effect("late_fee", inv.id, key, line.id))
         for key in fee_invoice_keys:
