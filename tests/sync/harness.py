@@ -163,12 +163,15 @@ class CrashingBatchConnector(CrashingConnector):
     """The same, for a connector with the BatchWriter capability: a batch call is one write
     attempt, crashed before it, "inside" it (the platform applied the whole batch and the
     answer is lost: the connector raises TransientError, the run goes on) or after it (the
-    platform applied it and the process dies before the ledger records anything)."""
+    platform applied it and the process dies before the ledger records anything); or one
+    item of it refused by the platform (not applied: it must end failed, never done)."""
 
     def __init__(self, inner: Connector, *, before: int | None, after: int | None,
-                 inside: int | None = None, stall: Stall | None = None) -> None:
+                 inside: int | None = None, refuse: int | None = None,
+                 stall: Stall | None = None) -> None:
         super().__init__(inner, before=before, after=after, stall=stall)
         self._inside = inside
+        self._refuse = refuse  # this batch's first item is refused (400, not applied)
         self.max_batch = cast(BatchWriter, inner).max_batch
 
     def can_batch(self, action: Action) -> bool:
@@ -181,6 +184,10 @@ class CrashingBatchConnector(CrashingConnector):
         inner = cast(BatchWriter, self._inner)
 
         def call() -> list[BatchItemResult]:
+            if self._refuse == self._writes and writes:
+                refused = BatchItemResult(writes[0].action.key, error=PlatformValidationError(
+                    "refused: the invoice changed while we waited"))
+                return [refused, *inner.write_batch(writes[1:])] if writes[1:] else [refused]
             results = inner.write_batch(writes)
             if self._inside == self._writes:
                 raise TransientError("answer to the batch lost after the platform applied it")
@@ -324,8 +331,9 @@ def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.
         after = rng.choice([None, None, rng.randint(1, 8)]) if crash else None
         if isinstance(inner, BatchWriter):  # (other platforms keep their seeds' schedules)
             inside = rng.choice([None, None, rng.randint(1, 8)]) if crash else None
+            refuse = rng.choice([None, rng.randint(1, 4)])
             return CrashingBatchConnector(inner, before=before, after=after, inside=inside,
-                                          stall=stall)
+                                          refuse=refuse, stall=stall)
         return CrashingConnector(inner, before=before, after=after, stall=stall)
 
     for n, offset in enumerate(days):
