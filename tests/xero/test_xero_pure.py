@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ar_sync.sandbox.demo import DEMO_TODAY, demo_company, large_company
@@ -84,6 +84,7 @@ def test_fee_reference_round_trip(number: str, key: str) -> None:
     assert fee_parent(f"INV-{number} ar-sync:{key}") is None
 
 
+@settings(deadline=None)  # no wall-clock assertion: it failed on a loaded 2-core machine
 @given(st.integers(min_value=0, max_value=10_000))
 def test_demo_company_is_deterministic_and_as_promised(seed: int) -> None:
     company = demo_company(seed)
