@@ -78,3 +78,4 @@ def test_daily_email_limit_is_retried_later_without_more_calls(nz: XeroEmulator,
         with pytest.raises(TransientError, match="later run"):
             session.connector.send_reminder(inv, key=f"ar{n}" + "b" * 31)  # type: ignore[arg-type]
     assert nz.counters.calls["POST /api.xro/2.0/Invoices/{id}/Email"] == 2  # not 3
+    assert not clock.slept  # not retried within the run either: no waits for nothing
