@@ -55,7 +55,8 @@ def schedule(queue: Sequence[Action], can_batch: Callable[[Action], bool],
              max_batch: int) -> list[Step]:
     """The queue as steps (pure). Every action appears exactly once; a chunk holds at most
     `max_batch` actions, each batchable and on a distinct invoice; per invoice, the order of
-    its actions is the queue's. Actions of different invoices may change places."""
+    its actions is the queue's. A chunk is sent before any single write queued after all of
+    its actions (fees, first in the queue, are not held back behind notes and e-mails)."""
     steps: list[Step] = []
     chunk: list[Action] = []
     waiting: dict[str, list[Action]] = {}  # invoice in the open chunk -> its later actions
@@ -80,6 +81,8 @@ def schedule(queue: Sequence[Action], can_batch: Callable[[Action], bool],
             if len(chunk) >= max_batch:
                 flush()
         else:
+            while chunk:  # the queue's priority holds: chunks go before what came after
+                flush()
             steps.append(Step((action,)))
 
     for action in queue:

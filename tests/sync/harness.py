@@ -160,11 +160,13 @@ class CrashingConnector:
 
 
 class CrashingBatchConnector(CrashingConnector):
-    """The same, for a connector with the BatchWriter capability: a batch call is one write
-    attempt, crashed before it, "inside" it (the platform applied the whole batch and the
-    answer is lost: the connector raises TransientError, the run goes on) or after it (the
-    platform applied it and the process dies before the ledger records anything); or one
-    item of it refused by the platform (not applied: it must end failed, never done)."""
+    """The same for the random schedules, for a connector with the BatchWriter capability
+    (run_one_crash uses CrashingConnector.write_batch, which counts one attempt per write
+    instead): a batch call is one write attempt, stalled at (kind "fee"), crashed before it,
+    "inside" it (the platform applied the whole batch and the answer is lost: the connector
+    raises TransientError, the run goes on) or after it (the platform applied it and the
+    process dies before the ledger records anything); or one item of it refused by the
+    platform (not applied: it must end failed, never done)."""
 
     def __init__(self, inner: Connector, *, before: int | None, after: int | None,
                  inside: int | None = None, refuse: int | None = None,
@@ -193,7 +195,11 @@ class CrashingBatchConnector(CrashingConnector):
                 raise TransientError("answer to the batch lost after the platform applied it")
             return results
 
-        got: list[BatchItemResult] = self._wrap(call, "fee")
+        try:
+            got: list[BatchItemResult] = self._wrap(call, "fee")
+        except SimulatedCrash as crash:  # counted apart in the tally (Tally.count)
+            where = "before" if "before" in str(crash) else "after"
+            raise SimulatedCrash(f"batch {where}: {crash}") from None
         return got
 
 

@@ -56,6 +56,13 @@ def test_schedule_keeps_every_action_once_and_each_invoices_order(
             assert len({a.invoice_id for a in step.actions}) == len(step.actions)
         else:
             assert len(step.actions) == 1
+    position = {a.key: n for n, a in enumerate(queue)}
+    for i, step in enumerate(steps):  # no chunk is held back behind a later single write
+        if step.batch:
+            last = max(position[a.key] for a in step.actions)
+            invoices = {a.invoice_id for a in step.actions}
+            assert not any(not s.batch and position[s.actions[0].key] > last
+                           and s.actions[0].invoice_id not in invoices for s in steps[:i])
     if max_batch == 0:
         assert not any(s.batch for s in steps)
     else:  # nothing batchable runs alone

@@ -73,3 +73,29 @@ def test_quickbooks_crashes_before_inside_and_after_a_batch_call(
     assert all(tally.batch_crashes[k] > 0 for k in ("before", "inside", "after")), tally.line()
     assert tally.failures == []
     assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)
+
+
+def test_xero_crashes_before_inside_and_after_a_batch_call(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The same for Xero's batched fees (POST /Invoices?summarizeErrors=false), on the NZ GST
+    organisation (fee lines on tax-inclusive, discounted, tracked invoices, fee invoices for
+    part-paid and locked ones): a crash at every write attempt of a run."""
+    adapter = EmulatorAdapter("xero", nz_gst=True)
+    policy = load_policy("default")
+    tally = Tally()
+    company = demo_company(seed=11, customers=4, invoices=12)
+    try:
+        with scratch_dir() as workdir:
+            adapter.reset(company)
+            assert adapter.connection is not None
+            for n in range(1, int(os.environ.get("AR_SYNC_BATCH_CRASHES", "12")) + 1):
+                for where in ("before", "after"):
+                    run_one_crash(n * 2 + (where == "after"), adapter, company, policy,
+                                  workdir, tally, adapter.connection, **{where: n})
+    finally:
+        adapter.close()
+    with capsys.disabled():
+        print(f"\n[fault-injection xero batch crashes] {tally.line()}")
+    assert all(tally.batch_crashes[k] > 0 for k in ("before", "inside", "after")), tally.line()
+    assert tally.failures == []
+    assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)
