@@ -60,17 +60,17 @@ def schedule(queue: Sequence[Action], can_batch: Callable[[Action], bool],
     steps: list[Step] = []
     chunk: list[Action] = []
     waiting: dict[str, list[Action]] = {}  # invoice in the open chunk -> its later actions
+    position = {id(a): n for n, a in enumerate(queue)}
 
     def flush() -> None:
         nonlocal chunk
         if not chunk:
             return
         steps.append(Step(tuple(chunk), batch=True))
-        released = [waiting.pop(a.invoice_id, []) for a in chunk]
+        released = [a for c in chunk for a in waiting.pop(c.invoice_id, [])]
         chunk = []
-        for later in released:
-            for action in later:
-                place(action)
+        for action in sorted(released, key=lambda a: position[id(a)]):  # queue order
+            place(action)
 
     def place(action: Action) -> None:
         if action.invoice_id in waiting:

@@ -37,7 +37,7 @@ def _note(n: int, invoice: str, batchable: bool) -> AddNote:
                    due_on=date(2026, 1, 1), reason="r", text="x")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5), st.booleans()), max_size=40),
        st.integers(0, 4))
 def test_schedule_keeps_every_action_once_and_each_invoices_order(
@@ -67,6 +67,13 @@ def test_schedule_keeps_every_action_once_and_each_invoices_order(
         assert not any(s.batch for s in steps)
     else:  # nothing batchable runs alone
         assert all(s.batch for s in steps if s.actions[0].rule == "b")
+
+
+def test_schedule_releases_waiting_actions_in_queue_order() -> None:
+    spec = [(0, True), (1, True), (1, True), (0, False)]  # found by hypothesis
+    queue = [_note(n, f"inv-{i}", b) for n, (i, b) in enumerate(spec)]
+    steps = schedule(queue, lambda a: a.rule == "b", 3)
+    assert [[a.key for a in s.actions] for s in steps] == [["k0", "k1"], ["k2"], ["k3"]]
 
 
 def test_schedule_fills_chunks_across_invoices() -> None:
