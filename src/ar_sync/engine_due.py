@@ -1,0 +1,103 @@
+"""Which invoices can have an action today, judged from the keys each one has finished.
+
+A store that keeps, per open invoice, the set of ledger keys recorded for good (done,
+skipped, failed) — DynamoDB does, on the invoice's snapshot item — lets a run read ledger
+rows only for the invoices this module names, instead of the tenant's whole ledger.
+
+The answer is the planner's own: every invoice is planned on a history made from its
+finished keys alone, where each detail the keys do not carry is set to the value that makes
+the planner do the most: every recorded note counts as written long ago (the most reminders
+"ignored", so escalations fire soonest), every recorded fee as charging nothing (the most room
+under the caps), nothing in flight (no period taken). An invoice that plan() would act on with
+its real rows therefore acts here too (tests/engine/test_engine_due.py checks this with
+hypothesis); the invoices it cannot judge this way are always named: disputed ones (waivers
+read fee amounts), paused ones, ones under a payment plan, ones without a summary. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from ar_sync.engine import plan
+from ar_sync.engine_common import _construct
+from ar_sync.engine_core import _Planner
+from ar_sync.models import ActionKind, EntryState, Invoice, LedgerEntry
+from ar_sync.pauses import Pause
+from ar_sync.plans import PaymentPlan
+from ar_sync.policy import Policy
+
+
+class Finished(NamedTuple):
+    """One ledger row recorded for good, as compact as a summary keeps it."""
+
+    kind: str
+    rule: str
+    occurrence: str
+    state: str  # done, skipped or failed
+    amount: Decimal | None = None  # a done fee: what it charged
+    at: datetime | None = None  # a done note: when it was written
+
+
+_LONG_AGO = datetime(1970, 1, 2, tzinfo=UTC)
+_KINDS = {k.value: k for k in ActionKind}
+_STATES = {s.value: s for s in EntryState}
+
+
+def finished_of(entry: LedgerEntry) -> Finished:
+    """What a summary keeps of a row in a terminal state."""
+    done = entry.state == EntryState.DONE
+    return Finished(str(entry.kind), entry.rule, entry.occurrence, str(entry.state),
+                    entry.amount if done and entry.kind == ActionKind.LATE_FEE else None,
+                    entry.updated_at if done and entry.kind == ActionKind.NOTE else None)
+
+
+def summary_history(invoice: Invoice, rows: Iterable[Finished]) -> list[LedgerEntry]:
+    """Ledger entries standing for `rows`; what a row does not say is set to the value that
+    makes the planner do the most (see the module docstring)."""
+    return [_construct(LedgerEntry, {
+        "key": "", "tenant": invoice.tenant, "invoice_id": invoice.id,
+        "kind": _KINDS.get(f.kind, f.kind), "rule": f.rule, "occurrence": f.occurrence,
+        "state": _STATES[f.state], "due_on": _LONG_AGO.date(),
+        "updated_at": f.at or _LONG_AGO, "ref": None, "reason": None, "amount": f.amount,
+        "attempts": 1, "owner": None, "lease_until": None, "rules_version": None})
+        for f in rows]
+
+
+def may_act(
+    invoices: Iterable[Invoice],
+    finished: Mapping[str, Collection[Finished]],
+    policy: Policy,
+    today: date,
+    *,
+    plans: Iterable[PaymentPlan] = (),
+    go_live: date | None = None,
+    pauses: Sequence[Pause] = (),
+) -> set[str] | None:
+    """Ids of the invoices plan_run() could act on today, given each invoice's finished keys
+    (`finished`, by invoice id; an invoice missing from it is always named). None when the
+    rules use customer risk levels: those are computed from every invoice's ledger rows."""
+    if policy.risk.levels():
+        return None
+    judge = _Planner(policy, today, go_live=go_live, pauses=pauses)
+    with_plan = {p.invoice for p in policy.payment_plans} | {p.invoice for p in plans}
+    named: set[str] = set()
+    plain: list[Invoice] = []
+    history: dict[str, list[LedgerEntry]] = {}
+    for inv in invoices:
+        rows = finished.get(inv.id)
+        if (rows is None or inv.disputed or inv.id in with_plan or inv.number in with_plan
+                or judge.pauses_for(inv)):
+            named.add(inv.id)
+            continue
+        plain.append(inv)
+        if rows:
+            history[inv.id] = summary_history(inv, rows)
+    named.update(a.invoice_id for a in plan(plain, history, policy, today, go_live=go_live,
+                                            pauses=pauses))
+    return named
+
+
+__all__ = ["Finished", "finished_of", "may_act", "summary_history"]

@@ -1,0 +1,125 @@
+"""may_act: the invoices that can have an action today, judged from their finished keys alone.
+
+The property: for any invoices, any ledger an earlier sequence of runs could have left
+(rows done, skipped, failed, claimed or waiting for a retry, written at any hour, fees of any
+amount) and any rule set, every invoice the full planner acts on is named. And it is useful:
+after a complete run, a no-change run names nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ar_sync.engine import plan_run
+from ar_sync.engine_due import Finished, finished_of, may_act
+from ar_sync.models import (
+    TERMINAL_STATES,
+    ActionKind,
+    ApplyLateFee,
+    EntryState,
+    LedgerEntry,
+)
+from ar_sync.policy import load_policy
+
+from .conftest import TODAY, make_invoice, record
+
+POLICIES = {name: load_policy(name) for name in
+            ("default", "firm", "gentle", "email", "uk-late-payment", "eu-late-payment")}
+STATES = [EntryState.DONE, EntryState.FAILED, EntryState.CLAIMED, EntryState.RETRY, None]
+
+
+def _finished(history: dict[str, list[LedgerEntry]]) -> dict[str, list[Finished]]:
+    return {i: [finished_of(e) for e in rows if e.state in TERMINAL_STATES]
+            for i, rows in history.items()}
+
+
+@st.composite
+def _ledger(draw: st.DrawFn, invoices: list, rules: str) -> dict[str, list[LedgerEntry]]:
+    """What runs on some earlier days left behind, each action in a random state."""
+    policy = POLICIES[rules]
+    history: dict[str, list[LedgerEntry]] = {}
+    days = sorted(draw(st.sets(st.integers(min_value=1, max_value=240), max_size=6)),
+                  reverse=True)
+    for back in days:
+        day = TODAY - timedelta(days=back)
+        for action in plan_run(invoices, history, policy, day):
+            state = draw(st.sampled_from(STATES))
+            if state is None:
+                continue  # the run stopped before this one
+            if action.kind == ActionKind.SKIP:
+                state = EntryState.SKIPPED
+            hour = draw(st.integers(min_value=0, max_value=23))
+            at = datetime.combine(day, time(hour), tzinfo=UTC)
+            entry = record({}, [action], state, day)[action.invoice_id][0]
+            if isinstance(action, ApplyLateFee):
+                scale = draw(st.sampled_from([Decimal(0), Decimal("0.5"), Decimal(1),
+                                              Decimal(3)]))
+                entry = entry.model_copy(update={"amount": action.amount.amount * scale})
+            history.setdefault(action.invoice_id, []).append(
+                entry.model_copy(update={"updated_at": at}))
+    return history
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), rules=st.sampled_from(sorted(POLICIES)),
+       overdue=st.lists(st.integers(min_value=-10, max_value=400), min_size=1, max_size=4),
+       paid=st.sampled_from([Decimal(0), Decimal("0.3"), Decimal("0.9")]),
+       fees_charged=st.sampled_from([Decimal(0), Decimal(20), Decimal(500)]),
+       exact=st.booleans())
+def test_never_leaves_out_an_invoice_the_planner_acts_on(
+        data: st.DataObject, rules: str, overdue: list[int], paid: Decimal,
+        fees_charged: Decimal, exact: bool) -> None:
+    invoices = [make_invoice(n, days_overdue=d, total="2000.00",
+                             balance=Decimal("2000.00") * (1 - paid),
+                             late_fees_charged=fees_charged)
+                for n, d in enumerate(overdue)]
+    policy = POLICIES[rules]
+    history = data.draw(_ledger(invoices, rules))
+    acted = {a.invoice_id for a in plan_run(invoices, history, policy, TODAY)}
+    finished = {i.id: list[Finished]() for i in invoices}
+    finished.update(_finished(history))
+    if not exact:  # a summary that kept only keys and states
+        finished = {i: [f._replace(amount=None, at=None) for f in rows]
+                    for i, rows in finished.items()}
+    named = may_act(invoices, finished, policy, TODAY)
+    assert named is not None
+    assert acted <= named, (acted - named)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rules=st.sampled_from(sorted(POLICIES)),
+       overdue=st.lists(st.integers(min_value=-10, max_value=400), min_size=1, max_size=6))
+def test_after_a_complete_run_nothing_is_named(rules: str, overdue: list[int]) -> None:
+    invoices = [make_invoice(n, days_overdue=d) for n, d in enumerate(overdue)]
+    policy = POLICIES[rules]
+    history = record({}, plan_run(invoices, {}, policy, TODAY), on=TODAY - timedelta(days=1))
+    history = record(history, plan_run(invoices, history, policy, TODAY))
+    finished = {i.id: list[Finished]() for i in invoices}
+    finished.update(_finished(history))
+    assert may_act(invoices, finished, policy, TODAY) == set()
+
+
+def test_invoices_it_cannot_judge_are_always_named() -> None:
+    policy = POLICIES["default"]
+    plain, disputed, unknown = (make_invoice(1, days_overdue=-30),
+                                make_invoice(2, days_overdue=-30, disputed=True),
+                                make_invoice(3, days_overdue=-30))
+    finished = {plain.id: list[Finished](),
+                disputed.id: list[Finished]()}
+    assert may_act([plain, disputed, unknown], finished, policy, TODAY) == {disputed.id,
+                                                                              unknown.id}
+
+
+def test_a_finished_stage_key_is_what_keeps_an_invoice_out() -> None:
+    policy = POLICIES["default"]
+    invoice = make_invoice(1, days_overdue=10)
+    done = record({}, plan_run([invoice], {}, policy, TODAY))
+    rows = _finished(done)[invoice.id]
+    assert may_act([invoice], {invoice.id: rows}, policy, TODAY) == set()
+    for n in range(len(rows)):  # lose any one row and the invoice is named again
+        fewer = rows[:n] + rows[n + 1:]
+        assert may_act([invoice], {invoice.id: fewer}, policy, TODAY) == {invoice.id}
