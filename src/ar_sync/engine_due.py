@@ -10,8 +10,9 @@ the planner do the most: every recorded note counts as written long ago (the mos
 "ignored", so escalations fire soonest), every recorded fee as charging nothing (the most room
 under the caps), nothing in flight (no period taken). An invoice that plan() would act on with
 its real rows therefore acts here too (tests/engine/test_engine_due.py checks this with
-hypothesis); the invoices it cannot judge this way are always named: disputed ones (waivers
-read fee amounts), paused ones, ones under a payment plan, ones without a summary. Pure.
+hypothesis, disputes, pauses and payment plans included); the invoices it cannot judge this
+way are always named: those without a summary, and disputed or paused ones with a done fee
+of unknown amount (a waiver repeats the amount). Pure.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Finished(NamedTuple):
 _LONG_AGO = datetime(1970, 1, 2, tzinfo=UTC)
 _KINDS = {k.value: k for k in ActionKind}
 _STATES = {s.value: s for s in EntryState}
+_FEE, _DONE = ActionKind.LATE_FEE.value, EntryState.DONE.value
 
 
 def finished_of(entry: LedgerEntry) -> Finished:
@@ -82,21 +84,21 @@ def may_act(
     if policy.risk.levels():
         return None
     judge = _Planner(policy, today, go_live=go_live, pauses=pauses)
-    with_plan = {p.invoice for p in policy.payment_plans} | {p.invoice for p in plans}
+    plans = list(plans)
     named: set[str] = set()
     plain: list[Invoice] = []
     history: dict[str, list[LedgerEntry]] = {}
     for inv in invoices:
         rows = finished.get(inv.id)
-        if (rows is None or inv.disputed or inv.id in with_plan or inv.number in with_plan
-                or judge.pauses_for(inv)):
-            named.add(inv.id)
+        if rows is None or ((inv.disputed or judge.pauses_for(inv)) and any(
+                f.kind == _FEE and f.state == _DONE and f.amount is None for f in rows)):
+            named.add(inv.id)  # no summary; or waivers, which need every fee's amount
             continue
         plain.append(inv)
         if rows:
             history[inv.id] = summary_history(inv, rows)
-    named.update(a.invoice_id for a in plan(plain, history, policy, today, go_live=go_live,
-                                            pauses=pauses))
+    named.update(a.invoice_id for a in plan(plain, history, policy, today, plans,
+                                            go_live=go_live, pauses=pauses))
     return named
 
 

@@ -63,7 +63,7 @@ from ar_sync.sync_report import (
     describe,
 )
 from ar_sync.sync_report import outcome_of as _outcome
-from ar_sync.sync_trust import fee_totals, plan_tenant, tenant_setup
+from ar_sync.sync_trust import fee_totals, plan_due, tenant_setup
 
 log = logging.getLogger(__name__)
 
@@ -242,14 +242,14 @@ def _run(
     invoices, unplannable = plannable(invoices)
     report.warnings.extend(unplannable)
     report.invoices_open = len(invoices) + quiet.snapshot.quiet
-    by_id = {i.id: i for i in invoices}
 
-    history = store.history(tenant, by_id)
-    # plan_run: the planning path `plan` and `rules explain` share (risk when the rules use it)
-    actions, invoices = plan_tenant(store, connector, invoices, history, policy, today,
-                                    tenant=tenant, plans=plans, go_live=connection.live_from())
-    quiet.remember(store, tenant, invoices, history, actions)
-    by_id = {i.id: i for i in invoices}
+    # plan_run (the planning path `plan` and `rules explain` share, risk included) over the
+    # invoices that can be due today: those the quiet index did not leave out, narrowed by a
+    # store's summary of finished rows where it keeps one (DynamoDB, engine_due)
+    due = plan_due(store, connector, invoices, policy, today, tenant=tenant, plans=plans,
+                   go_live=connection.live_from(), pauses=quiet.pauses)
+    quiet.remember(store, tenant, due.planned, due.history, due.actions)
+    actions, by_id = due.actions, due.by_id
     if only_invoices is not None:
         wanted = set(only_invoices)
         actions = [a for a in actions if a.invoice_id in wanted]

@@ -14,6 +14,7 @@ from datetime import date
 
 from ar_sync.engine_quiet import index_applies, quiet_days, quiet_stamp
 from ar_sync.models import Action, Invoice, LedgerEntry
+from ar_sync.pauses import Pause
 from ar_sync.plans import PaymentPlan
 from ar_sync.policy import Policy
 from ar_sync.store.base import Snapshot, Store
@@ -29,6 +30,7 @@ class QuietRun:
     policy: Policy | None = None
     today: date = date.min
     go_live: date | None = None
+    pauses: Sequence[Pause] | None = None  # the tenant's, when read here (None: not read)
 
     def remember(self, store: Store, tenant: str, invoices: Sequence[Invoice],
                  history: Mapping[str, Sequence[LedgerEntry]], actions: Sequence[Action]) -> int:
@@ -50,12 +52,14 @@ def read_snapshot(store: Store, tenant: str, policy: Policy, today: date, *,
                   use_index: bool = True) -> QuietRun:
     """The open invoices to plan today: through the index when it applies (no payment
     plans, pauses or risk rules), else all of them."""
-    if use_index and index_applies(policy, plans=plans,
-                                   pauses=planner_pauses(store.list_pauses(tenant))):
+    if not use_index:
+        return QuietRun(Snapshot(store.open_invoices(tenant)))
+    pauses = planner_pauses(store.list_pauses(tenant))
+    if index_applies(policy, plans=plans, pauses=pauses):
         stamp = quiet_stamp(policy, go_live)
         return QuietRun(store.active_invoices(tenant, on=today, stamp=stamp), stamp, policy,
-                        today, go_live)
-    return QuietRun(Snapshot(store.open_invoices(tenant)))
+                        today, go_live, pauses)
+    return QuietRun(Snapshot(store.open_invoices(tenant)), pauses=pauses)
 
 
 NO_INDEX = QuietRun(Snapshot([]))  # a dry run's: it reads the snapshot itself, marks nothing

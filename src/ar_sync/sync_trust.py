@@ -8,16 +8,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ar_sync.connector import Connection, Connector
 from ar_sync.engine import plan_run
+from ar_sync.engine_due import may_act
 from ar_sync.models import Action, AddNote, ApplyLateFee, Invoice, LedgerEntry, SkipStage, WaiveFee
 from ar_sync.pauses import Pause
 from ar_sync.plans import PaymentPlan
 from ar_sync.policy import Policy
 from ar_sync.store.trust import TrustStore, planner_pauses
 from ar_sync.tenant_rules import choose_rules
+
+if TYPE_CHECKING:
+    from ar_sync.store.base import Store
 
 
 class _Report(Protocol):
@@ -60,16 +64,53 @@ def tenant_setup(store: TrustStore, connection: Connection, policy: Policy | Non
                        [choice.warning] if choice.warning else [])
 
 
+@dataclass(frozen=True)
+class DuePlan:
+    """A run's plan: the actions, the invoices planned (pause markers read) and their ledger
+    history, and every open invoice by id."""
+
+    actions: list[Action]
+    planned: list[Invoice]
+    history: Mapping[str, Sequence[LedgerEntry]]
+    by_id: dict[str, Invoice]
+
+
+def plan_due(store: Store, connector: Connector | None, invoices: list[Invoice],
+             policy: Policy, today: date, *, tenant: str, plans: Sequence[PaymentPlan],
+             go_live: date | None, pauses: Sequence[Pause] | None = None) -> DuePlan:
+    """plan_tenant() reading ledger rows only for the invoices that can be due today when
+    the store keeps a summary of each invoice's finished rows (`finished_rows`, DynamoDB:
+    engine_due.may_act judges from it), else for every invoice given. `pauses`: the
+    tenant's, when the caller read them already."""
+    if pauses is None:
+        pauses = planner_pauses(store.list_pauses(tenant))
+    summaries = getattr(store, "finished_rows", None)
+    finished = summaries(tenant) if summaries is not None else None
+    named = (None if finished is None else
+             may_act(invoices, finished, policy, today, plans=plans, go_live=go_live,
+                     pauses=pauses))
+    due = invoices if named is None else [i for i in invoices if i.id in named]
+    history = store.history(tenant, [i.id for i in due]) if due else {}
+    actions, planned = plan_tenant(store, connector, due, history, policy, today,
+                                   tenant=tenant, plans=plans, go_live=go_live, pauses=pauses)
+    by_id = {i.id: i for i in invoices}
+    by_id.update((i.id, i) for i in planned)
+    return DuePlan(actions, planned, history, by_id)
+
+
 def plan_tenant(store: TrustStore, connector: Connector | None, invoices: list[Invoice],
                 history: Mapping[str, Sequence[LedgerEntry]], policy: Policy, today: date, *,
                 tenant: str, plans: Sequence[PaymentPlan],
-                go_live: date | None) -> tuple[list[Action], list[Invoice]]:
+                go_live: date | None,
+                pauses: Sequence[Pause] | None = None) -> tuple[list[Action], list[Invoice]]:
     """plan_run() (the planning path `plan`, `rules explain` and `rules diff` share, risk
     included) with the tenant's go-live and pauses; invoices whose pause marker the connector
     reads only on demand (Xero: a history note, one call each) are asked about only when the
     plan has a write for them that a pause must stop (pause_stops), and planned again.
-    Returns the actions and the invoices."""
-    pauses = planner_pauses(store.list_pauses(tenant))
+    Returns the actions and the invoices. `pauses`: the tenant's, when the caller read them
+    already."""
+    if pauses is None:
+        pauses = planner_pauses(store.list_pauses(tenant))
 
     def run() -> list[Action]:
         return plan_run(invoices, history, policy, today, plans=plans, go_live=go_live,
@@ -110,4 +151,5 @@ def fee_totals(actions: Sequence[Action]) -> dict[str, str]:
     return {cur: str(v) for cur, v in sorted(totals.items())}
 
 
-__all__ = ["TenantSetup", "fee_totals", "pause_stops", "plan_tenant", "tenant_setup"]
+__all__ = ["DuePlan", "TenantSetup", "fee_totals", "pause_stops", "plan_due", "plan_tenant",
+           "tenant_setup"]

@@ -118,7 +118,7 @@ def test_tables_match_the_code_and_have_ttl() -> None:
         if role != "deliveries":  # hashes that live 10 minutes need no backups
             assert props["PointInTimeRecoverySpecification"] == \
                 {"PointInTimeRecoveryEnabled": True}
-        if role in ("tenants", "locks", "deliveries"):
+        if role in ("tenants", "ledger", "locks", "deliveries"):
             assert props["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE,
                                                         "Enabled": True}
     assert deliveries.TTL_ATTRIBUTE == TTL_ATTRIBUTE
@@ -303,7 +303,8 @@ def test_callback_gets_the_tenants_table_and_the_token_key() -> None:
 def test_sync_gets_what_a_run_needs() -> None:
     assert grants("sync_tenant") == LOGS | APP_SECRETS | TOKEN_KEY | {
         *((a, "TenantsTable") for a in ("dynamodb:GetItem", "dynamodb:PutItem",
-                                        "dynamodb:DeleteItem", "dynamodb:Query",
+                                        "dynamodb:DeleteItem", "dynamodb:UpdateItem",
+                                        "dynamodb:Query", "dynamodb:BatchGetItem",
                                         "dynamodb:BatchWriteItem")),
         *((a, t) for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                            "dynamodb:Query")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,12 +24,17 @@ from ar_sync.models import (
     EntryState,
     LedgerEntry,
 )
-from ar_sync.policy import load_policy
+from ar_sync.pauses import Pause
+from ar_sync.plans import PaymentPlan
+from ar_sync.policy import load_policy, parse_policy
 
 from .conftest import TODAY, make_invoice, record
 
 POLICIES = {name: load_policy(name) for name in
             ("default", "firm", "gentle", "email", "uk-late-payment", "eu-late-payment")}
+POLICIES["waivers"] = parse_policy(
+    "late_fees: [{name: lf, kind: fixed, amount: 25, every: month, waive_on_dispute: true}]\n"
+    "escalations: [{name: esc, when: [{reminders_ignored: 2}], to: {agency: A}}]\n", "t.yaml")
 STATES = [EntryState.DONE, EntryState.FAILED, EntryState.CLAIMED, EntryState.RETRY, None]
 
 
@@ -38,7 +44,8 @@ def _finished(history: dict[str, list[LedgerEntry]]) -> dict[str, list[Finished]
 
 
 @st.composite
-def _ledger(draw: st.DrawFn, invoices: list, rules: str) -> dict[str, list[LedgerEntry]]:
+def _ledger(draw: st.DrawFn, invoices: list, rules: str,
+            **planner: Any) -> dict[str, list[LedgerEntry]]:
     """What runs on some earlier days left behind, each action in a random state."""
     policy = POLICIES[rules]
     history: dict[str, list[LedgerEntry]] = {}
@@ -46,7 +53,7 @@ def _ledger(draw: st.DrawFn, invoices: list, rules: str) -> dict[str, list[Ledge
                   reverse=True)
     for back in days:
         day = TODAY - timedelta(days=back)
-        for action in plan_run(invoices, history, policy, day):
+        for action in plan_run(invoices, history, policy, day, **planner):
             state = draw(st.sampled_from(STATES))
             if state is None:
                 continue  # the run stopped before this one
@@ -69,23 +76,37 @@ def _ledger(draw: st.DrawFn, invoices: list, rules: str) -> dict[str, list[Ledge
        overdue=st.lists(st.integers(min_value=-10, max_value=400), min_size=1, max_size=4),
        paid=st.sampled_from([Decimal(0), Decimal("0.3"), Decimal("0.9")]),
        fees_charged=st.sampled_from([Decimal(0), Decimal(20), Decimal(500)]),
-       exact=st.booleans())
+       exact=st.booleans(), disputed=st.sets(st.integers(0, 3)),
+       paused=st.sampled_from([None, "dispute", "promise", "other"]),
+       pause_days=st.tuples(st.integers(0, 120), st.integers(0, 60)),
+       with_plan=st.booleans())
 def test_never_leaves_out_an_invoice_the_planner_acts_on(
         data: st.DataObject, rules: str, overdue: list[int], paid: Decimal,
-        fees_charged: Decimal, exact: bool) -> None:
+        fees_charged: Decimal, exact: bool, disputed: set[int], paused: str | None,
+        pause_days: tuple[int, int], with_plan: bool) -> None:
     invoices = [make_invoice(n, days_overdue=d, total="2000.00",
                              balance=Decimal("2000.00") * (1 - paid),
                              late_fees_charged=fees_charged)
                 for n, d in enumerate(overdue)]
     policy = POLICIES[rules]
-    history = data.draw(_ledger(invoices, rules))
-    acted = {a.invoice_id for a in plan_run(invoices, history, policy, TODAY)}
+    back, length = pause_days
+    since = TODAY - timedelta(days=back)
+    pauses = [] if paused is None else [Pause(
+        invoice_id=invoices[0].id, reason=paused, since=since,
+        until=since + timedelta(days=length))]
+    plans = [PaymentPlan(invoice=invoices[-1].number, instalments=3,
+                         first_due=invoices[-1].due_date)] if with_plan else []
+    planner: dict[str, Any] = {"pauses": pauses, "plans": plans}
+    history = data.draw(_ledger(invoices, rules, **planner))
+    invoices = [i.model_copy(update={"disputed": True}) if n in disputed else i
+                for n, i in enumerate(invoices)]  # disputed since the last run
+    acted = {a.invoice_id for a in plan_run(invoices, history, policy, TODAY, **planner)}
     finished = {i.id: list[Finished]() for i in invoices}
     finished.update(_finished(history))
     if not exact:  # a summary that kept only keys and states
         finished = {i: [f._replace(amount=None, at=None) for f in rows]
                     for i, rows in finished.items()}
-    named = may_act(invoices, finished, policy, TODAY)
+    named = may_act(invoices, finished, policy, TODAY, **planner)
     assert named is not None
     assert acted <= named, (acted - named)
 
@@ -108,10 +129,16 @@ def test_invoices_it_cannot_judge_are_always_named() -> None:
     plain, disputed, unknown = (make_invoice(1, days_overdue=-30),
                                 make_invoice(2, days_overdue=-30, disputed=True),
                                 make_invoice(3, days_overdue=-30))
-    finished = {plain.id: list[Finished](),
-                disputed.id: list[Finished]()}
+    fee = Finished("late_fee", "lf", "2026-10", "done")  # its amount unknown
+    finished = {plain.id: [fee], disputed.id: [fee]}
     assert may_act([plain, disputed, unknown], finished, policy, TODAY) == {disputed.id,
                                                                               unknown.id}
+    waivers = POLICIES["waivers"]
+    owing = make_invoice(4, days_overdue=70)
+    charged = _finished(record({}, plan_run([owing], {}, waivers, TODAY)))
+    assert may_act([owing], charged, waivers, TODAY) == set()
+    against = owing.model_copy(update={"disputed": True})  # the fees charged get waived
+    assert may_act([against], charged, waivers, TODAY) == {owing.id}
 
 
 def test_a_finished_stage_key_is_what_keeps_an_invoice_out() -> None:

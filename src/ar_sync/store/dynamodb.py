@@ -4,16 +4,17 @@ Three tables (the same definitions are in serverless.yml; a test keeps the two i
 
 - tenants  (pk, sk): `CONNECTIONS` / <connection id>  a connection (one partition, so listing
            is a strongly consistent query); `inv#<id>` / <invoice id> the open-invoice
-           snapshot; `conn#<id>` / `tokens` the Fernet-encrypted token set with a plain
-           `version` for versioned writes; `conn#<id>` / `checkpoint`; `conn#<id>` / `report`
-           the last run report; `oauth#<sha256(state)>` / `pending` a single-use OAuth state
-           (deleted with a condition; DynamoDB TTL sweeps expired ones); `plan#<id>` /
-           <invoice> a payment plan (JSON); `rules#<id>` / <version, zero-padded> a rules
-           version; `pause#<id>` / <pause id> a pause (store/dynamodb_trust.py).
-- ledger   (pk = action key): one row per action. `claim` is a conditional put
-           (attribute_not_exists(pk)); every later change is a compare-and-swap on `rev`, a
-           counter bumped by every write, so a takeover of an expired lease races safely.
-           GSI `tenant-index` (tenant, isk = invoice id + key) serves history and leftovers.
+           snapshot (with the invoice's ledger summary); `paid#<id>` / <invoice id> a paid
+           invoice for the reports (TTL after PAID_RETENTION_DAYS); `conn#<id>` / `tokens`
+           the Fernet-encrypted token set with a plain `version` for versioned writes;
+           `conn#<id>` / `checkpoint`; `conn#<id>` / `report` the last run report;
+           `oauth#<sha256(state)>` / `pending` a single-use OAuth state (deleted with a
+           condition; DynamoDB TTL sweeps expired ones); `plan#<id>` / <invoice> a payment
+           plan (JSON); `rules#<id>` / <version, zero-padded> a rules version; `pause#<id>` /
+           <pause id> a pause (store/dynamodb_trust.py).
+- ledger   (pk = action key): one row per action; rows recorded for good age out by TTL
+           after the retention, the per-invoice summary (`done` on the snapshot item) being
+           the long-term record (store/dynamodb_ledger.py).
 - locks    (pk = lock name): owner + lease as epoch seconds; conditional put, TTL `expires_at`.
 
 Tables have point-in-time recovery; TTL attribute `expires_at` (epoch seconds) where it fits.
@@ -24,30 +25,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
-from pydantic import TypeAdapter
 
 from ar_sync.connector import Connection, TokenSet
-from ar_sync.ledger import Claim, ClaimOutcome
 from ar_sync.messaging.contacts import Contact
-from ar_sync.models import (
-    TERMINAL_STATES,
-    Action,
-    ActionKind,
-    ApplyLateFee,
-    EntryState,
-    Invoice,
-    InvoiceStatus,
-    LedgerEntry,
-    WaiveFee,
-)
+from ar_sync.models import Invoice, InvoiceStatus
 from ar_sync.plans import PaymentPlan
 from ar_sync.store.base import (
     PAID_RETENTION_DAYS,
@@ -56,6 +42,24 @@ from ar_sync.store.base import (
     Snapshot,
     as_paid,
 )
+from ar_sync.store.dynamodb_codec import (
+    SUMMARY,
+    SUMMARY_COMPLETE,
+    TTL_ATTRIBUTE,
+    Item,
+    _conditional_failed,
+    _deser,
+    _epoch,
+    _iso,
+    _ser,
+    _when,
+)
+from ar_sync.store.dynamodb_ledger import (
+    LEDGER_RETENTION_DAYS,
+    TENANT_INDEX,
+    UNFINISHED_INDEX,
+    DynamoDBLedgerMixin,
+)
 from ar_sync.store.dynamodb_trust import DynamoDBTrustMixin
 from ar_sync.store.rows import invoices_from
 
@@ -63,20 +67,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 CONNECTIONS_PK = "CONNECTIONS"
-TENANT_INDEX = "tenant-index"
-# Sparse: only rows waiting for work (claimed, retry) carry `open_tenant`, so a run finds its
-# leftovers with one small query however old and large the tenant's ledger is.
-UNFINISHED_INDEX = "unfinished-index"
-_UNFINISHED = frozenset({EntryState.CLAIMED, EntryState.RETRY})
-TTL_ATTRIBUTE = "expires_at"
 MAX_REPORT_BYTES = 300_000  # DynamoDB items stop at 400 KB
-_TAKEOVER_ATTEMPTS = 5
 
-_ACTION: TypeAdapter[Action] = TypeAdapter(Action)
-_SER = TypeSerializer()
-_DESER = TypeDeserializer()
 
-Item = dict[str, Any]
+def _state_hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
 
 
 class Cipher(Protocol):
@@ -124,78 +119,16 @@ def create_tables(client: DynamoDBClient, tenants: str, ledger: str, locks: str)
     """Create the tables with TTL on (local and test setups; production uses serverless.yml)."""
     for definition in table_definitions(tenants, ledger, locks):
         client.create_table(**definition)
-    for name in (tenants, locks):
+    for name in (tenants, ledger, locks):
         client.update_time_to_live(
             TableName=name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
 
 
-# ----------------------------------------------------------------------------- encoding
-
-
-def _ser(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _SER.serialize(v) for k, v in item.items() if v is not None}
-
-
-def _deser(raw: Mapping[str, Any]) -> Item:
-    return {k: _DESER.deserialize(v) for k, v in raw.items()}
-
-
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("datetimes must carry a time zone")
-    return moment.astimezone(UTC).isoformat()
-
-
-def _epoch(moment: datetime) -> Decimal:
-    return Decimal(str(round(moment.timestamp(), 6)))
-
-
-def _when(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
-def _state_hash(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
-
-
-def _entry(item: Item) -> LedgerEntry:
-    return LedgerEntry(
-        key=item["pk"], tenant=item["tenant"], invoice_id=item["invoice_id"],
-        kind=ActionKind(item["kind"]), rule=item["rule"], occurrence=item["occurrence"],
-        state=EntryState(item["state"]), due_on=date.fromisoformat(item["due_on"]),
-        updated_at=datetime.fromisoformat(item["updated_at"]), ref=item.get("ref"),
-        reason=item.get("reason"),
-        amount=Decimal(item["amount"]) if item.get("amount") is not None else None,
-        attempts=int(item.get("attempts", 0)), owner=item.get("owner"),
-        lease_until=_when(item.get("lease_until")),
-        rules_version=int(item["rules_version"]) if item.get("rules_version") is not None
-        else None,
-    )
-
-
-def _new_row(action: Action, state: EntryState, now: datetime,
-             rules_version: int | None = None) -> Item:
-    amount = (str(action.amount.amount) if isinstance(action, ApplyLateFee | WaiveFee)
-              else None)
-    return {
-        "pk": action.key, "tenant": action.tenant, "isk": f"{action.invoice_id}#{action.key}",
-        "invoice_id": action.invoice_id, "kind": str(action.kind), "rule": action.rule,
-        "occurrence": action.occurrence, "state": str(state), "due_on": action.due_on.isoformat(),
-        "updated_at": _iso(now), "amount": amount, "rev": 1,
-        "payload": _ACTION.dump_json(action).decode(), "rules_version": rules_version,
-        "open_tenant": action.tenant if state in _UNFINISHED else None,
-    }
-
-
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 # ----------------------------------------------------------------------------- the store
 
 
-class DynamoDBStore(DynamoDBTrustMixin):
+class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
     """Store protocol on three DynamoDB tables; tokens encrypted with `cipher` before writing."""
 
     def __init__(
@@ -208,7 +141,9 @@ class DynamoDBStore(DynamoDBTrustMixin):
         client: DynamoDBClient | None = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
+        retention_days: int = LEDGER_RETENTION_DAYS,
     ) -> None:
+        """`retention_days`: how long a ledger row recorded for good is kept (TTL)."""
         if client is None:
             import boto3
 
@@ -218,56 +153,11 @@ class DynamoDBStore(DynamoDBTrustMixin):
         self._ledger = ledger_table
         self._locks = locks_table
         self._cipher = cipher
+        self._retention = timedelta(days=retention_days)
+        self._summaries = {}
 
     def __repr__(self) -> str:
         return f"DynamoDBStore(tenants={self._tenants!r}, ledger={self._ledger!r})"
-
-    # low-level helpers ---------------------------------------------------------------
-    def _get(self, table: str, key: Mapping[str, str]) -> Item | None:
-        raw = self._db.get_item(TableName=table, Key=_ser(key), ConsistentRead=True).get("Item")
-        return _deser(raw) if raw else None
-
-    def _put(self, table: str, item: Mapping[str, Any], condition: str | None = None,
-             values: Mapping[str, Any] | None = None,
-             names: Mapping[str, str] | None = None) -> bool:
-        """A (conditional) put; False when the condition does not hold."""
-        kwargs: dict[str, Any] = {"TableName": table, "Item": _ser(item)}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if values:
-            kwargs["ExpressionAttributeValues"] = _ser(values)
-        if names:
-            kwargs["ExpressionAttributeNames"] = dict(names)
-        try:
-            self._db.put_item(**kwargs)
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
-
-    def _update(self, table: str, key: Mapping[str, str], update: str, condition: str,
-                values: Mapping[str, Any], names: Mapping[str, str]) -> Item | None:
-        """A conditional update; the new item, or None when the condition does not hold."""
-        try:
-            out = self._db.update_item(
-                TableName=table, Key=_ser(key), UpdateExpression=update,
-                ConditionExpression=condition, ExpressionAttributeValues=_ser(values),
-                ExpressionAttributeNames=dict(names), ReturnValues="ALL_NEW")
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return None
-            raise
-        return _deser(out.get("Attributes", {}))
-
-    def _query(self, **kwargs: Any) -> Iterator[Item]:
-        while True:
-            page = self._db.query(**kwargs)
-            yield from (_deser(raw) for raw in page.get("Items", []))
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return
-            kwargs["ExclusiveStartKey"] = last
 
     # connections -----------------------------------------------------------------------
     def save_connection(self, connection: Connection) -> None:
@@ -392,51 +282,58 @@ class DynamoDBStore(DynamoDBTrustMixin):
                 raise
 
     # the open-invoice snapshot -----------------------------------------------------------
-    def _invoice_keys(self, connection_id: str) -> list[str]:
-        items = self._query(
+    def _snapshot(self, connection_id: str) -> Iterator[Item]:
+        return self._query(
             TableName=self._tenants, KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=_ser({":pk": f"inv#{connection_id}"}),
-            ProjectionExpression="sk", ConsistentRead=True)
-        return [item["sk"] for item in items]
-
-    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        """BatchWriteItem in chunks of 25, re-sending what DynamoDB left unprocessed."""
-        for start in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self._tenants: requests[start:start + 25]}
-            for attempt in range(8):
-                out = self._db.batch_write_item(RequestItems=pending)
-                pending = dict(out.get("UnprocessedItems") or {})
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2 ** attempt, 1.0))
-            else:
-                raise RuntimeError("DynamoDB left invoice snapshot writes unprocessed")
+            ExpressionAttributeValues=_ser({":pk": f"inv#{connection_id}"}), ConsistentRead=True)
 
     def save_invoices(
         self, connection_id: str, invoices: Sequence[Invoice], *, replace_all: bool
     ) -> None:
-        """One item per open invoice under `inv#<connection>`; closed ones are deleted."""
-        pk = f"inv#{connection_id}"
+        """One item per open invoice under `inv#<connection>`; closed ones are deleted, a paid
+        one kept under `paid#<connection>` for the reports. An item's ledger summary goes
+        with its invoice: onto the rewritten item, onto the paid item, and back from the paid
+        item when the invoice reopens. An invoice that did not change is not written again."""
+        pk, paid_pk = f"inv#{connection_id}", f"paid#{connection_id}"
         latest = {inv.id: inv for inv in invoices}  # last one wins, as in a sequence of upserts
         keep = {i for i, inv in latest.items() if inv.is_open}
         drop = set(latest) - keep
         if replace_all:
-            drop |= set(self._invoice_keys(connection_id)) - keep
-        requests: list[dict[str, Any]] = [
-            {"PutRequest": {"Item": _ser({"pk": pk, "sk": i,
-                                          "data": latest[i].model_dump_json()})}}
-            for i in sorted(keep)]
-        requests += [{"DeleteRequest": {"Key": _ser({"pk": pk, "sk": i})}} for i in sorted(drop)]
+            current = {item["sk"]: item for item in self._snapshot(connection_id)}
+            drop |= set(current) - keep
+        else:
+            current = {item["sk"]: item
+                       for item in self._batch_get([{"pk": pk, "sk": i} for i in sorted(latest)])}
+        paid = {i for i in drop if i in latest and latest[i].status == InvoiceStatus.PAID}
+        elsewhere = sorted((keep | paid) - set(current))  # new, reopened, or paid before
+        earlier = {item["sk"]: item for item in
+                   self._batch_get([{"pk": paid_pk, "sk": i} for i in elsewhere])}
+
+        def summary(i: str) -> Item:
+            old = current.get(i) or earlier.get(i)
+            if old is None:  # a new invoice: nothing recorded for it yet
+                return {SUMMARY_COMPLETE: 1}
+            return {SUMMARY: old.get(SUMMARY), SUMMARY_COMPLETE: old.get(SUMMARY_COMPLETE)}
+
+        requests: list[dict[str, Any]] = []
+        for i in sorted(keep):
+            data = latest[i].model_dump_json()
+            old = current.get(i)
+            if old is not None and old.get("data") == data and SUMMARY_COMPLETE in old:
+                continue  # unchanged
+            requests.append({"PutRequest": {"Item": _ser({"pk": pk, "sk": i, "data": data,
+                                                          **summary(i)})}})
+        requests += [{"DeleteRequest": {"Key": _ser({"pk": pk, "sk": i})}}
+                     for i in sorted(drop) if i in current or not replace_all]
         # Paid invoices stay for the report, aged out by TTL after PAID_RETENTION_DAYS.
-        for i in sorted(drop):
-            if i in latest and latest[i].status == InvoiceStatus.PAID:
-                paid = as_paid(latest[i])
-                expires = datetime.combine(paid.paid_at or date.min, datetime.min.time(),
-                                           tzinfo=UTC)
-                requests.append({"PutRequest": {"Item": _ser({
-                    "pk": f"paid#{connection_id}", "sk": i, "data": paid.model_dump_json(),
-                    TTL_ATTRIBUTE: int((expires + timedelta(days=PAID_RETENTION_DAYS))
-                                      .timestamp())})}})
+        for i in sorted(paid):
+            closed = as_paid(latest[i])
+            expires = datetime.combine(closed.paid_at or date.min, datetime.min.time(),
+                                       tzinfo=UTC)
+            requests.append({"PutRequest": {"Item": _ser({
+                "pk": paid_pk, "sk": i, "data": closed.model_dump_json(), **summary(i),
+                TTL_ATTRIBUTE: int((expires + timedelta(days=PAID_RETENTION_DAYS))
+                                  .timestamp())})}})
         self._batch_write(requests)
 
     def paid_invoices(self, connection_id: str) -> list[Invoice]:
@@ -446,9 +343,9 @@ class DynamoDBStore(DynamoDBTrustMixin):
         return invoices_from(item["data"] for item in items)
 
     def open_invoices(self, connection_id: str) -> list[Invoice]:
-        items = self._query(
-            TableName=self._tenants, KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=_ser({":pk": f"inv#{connection_id}"}), ConsistentRead=True)
+        """The snapshot; its ledger summaries are kept for finished_rows (no extra call)."""
+        items = list(self._snapshot(connection_id))
+        self._remember_summaries(connection_id, items)
         return invoices_from(item["data"] for item in items)
 
     def active_invoices(self, connection_id: str, *, on: date, stamp: str) -> Snapshot:
@@ -517,141 +414,6 @@ class DynamoDBStore(DynamoDBTrustMixin):
         found = (Contact.model_validate_json(item["data"]) for item in items)
         return {c.customer_id: c for c in found}
 
-    # ledger ------------------------------------------------------------------------------
-    def claim(self, action: Action, *, owner: str, now: datetime, lease_seconds: float,
-              rules_version: int | None = None) -> Claim:
-        lease = _iso(now + timedelta(seconds=lease_seconds))
-        row = {**_new_row(action, EntryState.CLAIMED, now, rules_version), "owner": owner,
-               "lease_until": lease, "attempts": 1}
-        if self._put(self._ledger, row, "attribute_not_exists(pk)"):
-            return Claim(ClaimOutcome.ACQUIRED, _entry(row))
-        for _ in range(_TAKEOVER_ATTEMPTS):
-            current = self._get(self._ledger, {"pk": action.key})
-            if current is None:  # vanished (never in practice): try a fresh claim again
-                if self._put(self._ledger, row, "attribute_not_exists(pk)"):
-                    return Claim(ClaimOutcome.ACQUIRED, _entry(row))
-                continue
-            entry = _entry(current)
-            if entry.state in TERMINAL_STATES:
-                return Claim(ClaimOutcome.FINISHED, entry)
-            if entry.state == EntryState.CLAIMED and (
-                entry.lease_until is not None and entry.lease_until > now
-            ):
-                return Claim(ClaimOutcome.BUSY, entry)
-            # an expired lease or a row waiting for retry: compare-and-swap on rev
-            taken = self._update(
-                self._ledger, {"pk": action.key},
-                "SET #state = :claimed, #owner = :owner, lease_until = :lease, "
-                "updated_at = :now, attempts = attempts + :one, rev = rev + :one, "
-                "payload = :payload, open_tenant = tenant",
-                "rev = :rev",
-                {":claimed": str(EntryState.CLAIMED), ":owner": owner, ":lease": lease,
-                 ":now": _iso(now), ":one": 1, ":rev": current["rev"],
-                 ":payload": row["payload"]},
-                {"#state": "state", "#owner": "owner"})
-            if taken is not None:
-                return Claim(ClaimOutcome.RECONCILE, _entry(taken))
-        current = self._get(self._ledger, {"pk": action.key})
-        return Claim(ClaimOutcome.BUSY, _entry(current) if current else None)
 
-    def _finish_owned(self, key: str, owner: str, state: EntryState, now: datetime,
-                      extra: Mapping[str, str]) -> bool:
-        sets = ", ".join(f"#{name} = :{name}" for name in extra)
-        # a finished row leaves the sparse unfinished index; a retry row stays in it
-        remove = "lease_until" if state in _UNFINISHED else "lease_until, open_tenant"
-        done = self._update(
-            self._ledger, {"pk": key},
-            f"SET #state = :state, updated_at = :now, rev = rev + :one"
-            f"{', ' + sets if sets else ''} REMOVE {remove}",
-            "#state = :claimed AND #owner = :owner",
-            {":state": str(state), ":now": _iso(now), ":one": 1,
-             ":claimed": str(EntryState.CLAIMED), ":owner": owner,
-             **{f":{name}": value for name, value in extra.items()}},
-            {"#state": "state", "#owner": "owner", **{f"#{name}": name for name in extra}})
-        return done is not None
-
-    def complete(self, key: str, *, owner: str, ref: str, now: datetime) -> bool:
-        return self._finish_owned(key, owner, EntryState.DONE, now, {"ref": ref})
-
-    def fail(self, key: str, *, owner: str, reason: str, now: datetime, permanent: bool) -> bool:
-        state = EntryState.FAILED if permanent else EntryState.RETRY
-        return self._finish_owned(key, owner, state, now, {"reason": reason})
-
-    def record_skips(
-        self, actions: Sequence[Action], *, now: datetime, rules_version: int | None = None,
-    ) -> list[bool]:
-        """One conditional put each: BatchWriteItem takes no conditions, and a transaction
-        would fail whole on one row that exists already."""
-        return [self.record_skip(a, reason=a.reason, now=now, rules_version=rules_version)
-                for a in actions]
-
-    def record_skip(
-        self, action: Action, *, reason: str, now: datetime, owner: str | None = None,
-        rules_version: int | None = None,
-    ) -> bool:
-        row = {**_new_row(action, EntryState.SKIPPED, now, rules_version), "reason": reason}
-        if self._put(self._ledger, row, "attribute_not_exists(pk)"):
-            return True
-        if owner is None:
-            return False
-        return self._finish_owned(action.key, owner, EntryState.SKIPPED, now, {"reason": reason})
-
-    def _queue_row(self, action: Action, now: datetime, reason: str,
-                   rules_version: int | None) -> bool:
-        row = {**_new_row(action, EntryState.RETRY, now, rules_version), "reason": reason,
-               "attempts": 0}
-        return self._put(self._ledger, row, "attribute_not_exists(pk)")
-
-    def get(self, key: str) -> LedgerEntry | None:
-        item = self._get(self._ledger, {"pk": key})
-        return _entry(item) if item else None
-
-    def action_payload(self, key: str) -> Action | None:
-        item = self._get(self._ledger, {"pk": key})
-        if item is None or not item.get("payload"):
-            return None
-        return _ACTION.validate_json(item["payload"])
-
-    def _tenant_rows(self, tenant: str, invoice_id: str | None = None,
-                     states: Iterable[EntryState] = ()) -> Iterator[Item]:
-        condition = "tenant = :t"
-        values: dict[str, Any] = {":t": tenant}
-        kwargs: dict[str, Any] = {}
-        if invoice_id is not None:
-            condition += " AND begins_with(isk, :i)"
-            values[":i"] = f"{invoice_id}#"
-        wanted = [str(s) for s in states]
-        if wanted:
-            names = [f":s{n}" for n in range(len(wanted))]
-            values.update(zip(names, wanted, strict=True))
-            kwargs = {"FilterExpression": f"#state IN ({', '.join(names)})",
-                      "ExpressionAttributeNames": {"#state": "state"}}
-        return self._query(TableName=self._ledger, IndexName=TENANT_INDEX,
-                           KeyConditionExpression=condition,
-                           ExpressionAttributeValues=_ser(values), **kwargs)
-
-    def history(
-        self, tenant: str, invoice_ids: Iterable[str] | None = None
-    ) -> dict[str, list[LedgerEntry]]:
-        """One query per invoice for a handful (a webhook re-sync), else one for the tenant."""
-        wanted = None if invoice_ids is None else set(invoice_ids)
-        if wanted is not None and len(wanted) <= 20:
-            rows: Iterable[Item] = (row for i in sorted(wanted)
-                                    for row in self._tenant_rows(tenant, i))
-        else:
-            rows = self._tenant_rows(tenant)
-        out: dict[str, list[LedgerEntry]] = {}
-        for row in rows:
-            if wanted is None or row["invoice_id"] in wanted:
-                out.setdefault(row["invoice_id"], []).append(_entry(row))
-        return out
-
-    def unfinished(self, tenant: str) -> list[LedgerEntry]:
-        """Through the sparse index: the cost follows the leftovers, not the ledger's age."""
-        rows = self._query(TableName=self._ledger, IndexName=UNFINISHED_INDEX,
-                           KeyConditionExpression="open_tenant = :t",
-                           ExpressionAttributeValues=_ser({":t": tenant}))
-        found = [_entry(row) for row in rows]
-        # an index is eventually consistent: keep only rows still waiting for work
-        return sorted((e for e in found if e.state in _UNFINISHED),
-                      key=lambda e: (e.due_on, e.key))
+__all__ = ["LEDGER_RETENTION_DAYS", "TENANT_INDEX", "TTL_ATTRIBUTE", "UNFINISHED_INDEX",
+           "DynamoDBStore", "create_tables", "table_definitions"]
