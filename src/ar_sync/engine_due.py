@@ -25,7 +25,7 @@ from typing import NamedTuple
 from ar_sync.engine import plan
 from ar_sync.engine_common import _construct
 from ar_sync.engine_core import _Planner
-from ar_sync.models import ActionKind, EntryState, Invoice, LedgerEntry
+from ar_sync.models import ActionKind, EntryState, Invoice, LedgerEntry, action_key
 from ar_sync.pauses import Pause
 from ar_sync.plans import PaymentPlan
 from ar_sync.policy import Policy
@@ -60,12 +60,30 @@ def summary_history(invoice: Invoice, rows: Iterable[Finished]) -> list[LedgerEn
     """Ledger entries standing for `rows`; what a row does not say is set to the value that
     makes the planner do the most (see the module docstring)."""
     return [_construct(LedgerEntry, {
-        "key": "", "tenant": invoice.tenant, "invoice_id": invoice.id,
+        "key": action_key(invoice.tenant, invoice.platform, invoice.id, f.kind, f.rule,
+                          f.occurrence), "tenant": invoice.tenant, "invoice_id": invoice.id,
         "kind": _KINDS.get(f.kind, f.kind), "rule": f.rule, "occurrence": f.occurrence,
         "state": _STATES[f.state], "due_on": _LONG_AGO.date(),
         "updated_at": f.at or _LONG_AGO, "ref": None, "reason": None, "amount": f.amount,
         "attempts": 1, "owner": None, "lease_until": None, "rules_version": None})
         for f in rows]
+
+
+def with_summary(invoices: Iterable[Invoice],
+                 history: Mapping[str, Sequence[LedgerEntry]],
+                 finished: Mapping[str, Collection[Finished]]) -> dict[str, list[LedgerEntry]]:
+    """Each invoice's ledger rows plus what its summary keeps of rows no longer there (aged
+    out): the history to plan from once rows can expire. A row that exists wins."""
+    out = {i: list(rows) for i, rows in history.items()}
+    for inv in invoices:
+        kept = finished.get(inv.id)
+        if not kept:
+            continue
+        rows = out.setdefault(inv.id, [])
+        present = {(str(e.kind), e.rule, e.occurrence) for e in rows}
+        rows += summary_history(inv, [f for f in kept
+                                      if (f.kind, f.rule, f.occurrence) not in present])
+    return out
 
 
 def may_act(
@@ -102,4 +120,4 @@ def may_act(
     return named
 
 
-__all__ = ["Finished", "finished_of", "may_act", "summary_history"]
+__all__ = ["Finished", "finished_of", "may_act", "summary_history", "with_summary"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ar_sync.connector import Connection, Connector
 from ar_sync.engine import plan_run
-from ar_sync.engine_due import may_act
+from ar_sync.engine_due import may_act, with_summary
 from ar_sync.models import Action, AddNote, ApplyLateFee, Invoice, LedgerEntry, SkipStage, WaiveFee
 from ar_sync.pauses import Pause
 from ar_sync.plans import PaymentPlan
@@ -91,6 +91,8 @@ def plan_due(store: Store, connector: Connector | None, invoices: list[Invoice],
                      pauses=pauses))
     due = invoices if named is None else [i for i in invoices if i.id in named]
     history = store.history(tenant, [i.id for i in due]) if due else {}
+    if finished is not None:  # rows that aged out are planned from the summary
+        history = with_summary(due, history, finished)
     actions, planned = plan_tenant(store, connector, due, history, policy, today,
                                    tenant=tenant, plans=plans, go_live=go_live, pauses=pauses)
     by_id = {i.id: i for i in invoices}

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ar_sync.engine import plan_run
-from ar_sync.engine_due import Finished, finished_of, may_act
+from ar_sync.engine_due import Finished, finished_of, may_act, with_summary
 from ar_sync.models import (
     TERMINAL_STATES,
     ActionKind,
@@ -66,8 +66,9 @@ def _ledger(draw: st.DrawFn, invoices: list, rules: str,
                 scale = draw(st.sampled_from([Decimal(0), Decimal("0.5"), Decimal(1),
                                               Decimal(3)]))
                 entry = entry.model_copy(update={"amount": action.amount.amount * scale})
-            history.setdefault(action.invoice_id, []).append(
-                entry.model_copy(update={"updated_at": at}))
+            rows = history.setdefault(action.invoice_id, [])  # one row per key, as a ledger
+            rows[:] = [e for e in rows if e.key != action.key]
+            rows.append(entry.model_copy(update={"updated_at": at}))
     return history
 
 
@@ -150,3 +151,22 @@ def test_a_finished_stage_key_is_what_keeps_an_invoice_out() -> None:
     for n in range(len(rows)):  # lose any one row and the invoice is named again
         fewer = rows[:n] + rows[n + 1:]
         assert may_act([invoice], {invoice.id: fewer}, policy, TODAY) == {invoice.id}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), rules=st.sampled_from(sorted(POLICIES)),
+       overdue=st.lists(st.integers(min_value=-10, max_value=400), min_size=1, max_size=3),
+       disputed=st.booleans())
+def test_a_summary_plans_like_the_rows_it_stands_for(data: st.DataObject, rules: str,
+                                                     overdue: list[int],
+                                                     disputed: bool) -> None:
+    """Every finished row aged out, only the summary left: the same plan, waivers included."""
+    invoices = [make_invoice(n, days_overdue=d, total="2000.00") for n, d in enumerate(overdue)]
+    policy = POLICIES[rules]
+    history = data.draw(_ledger(invoices, rules))
+    if disputed:
+        invoices = [i.model_copy(update={"disputed": True}) for i in invoices]
+    left = {i: [e for e in rows if e.state not in TERMINAL_STATES]
+            for i, rows in history.items()}
+    aged = with_summary(invoices, left, _finished(history))
+    assert plan_run(invoices, aged, policy, TODAY) == plan_run(invoices, history, policy, TODAY)
