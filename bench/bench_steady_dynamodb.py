@@ -1,6 +1,6 @@
 """DynamoDB calls and read units of a steady tenant-run, as the ledger ages.
 
-    .venv/bin/python bench/bench_steady_dynamodb.py [--invoices 300] [--days 5]
+    .venv/bin/python bench/bench_steady_dynamodb.py [--invoices 100] [--days 4]
                                                     [--ages 1000,10000,50000]
 
 moto in server mode on 127.0.0.1 (real boto3, real HTTP), the in-memory platform of
@@ -103,8 +103,8 @@ def ledger_rows(store: DynamoDBStore) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--invoices", type=int, default=300)
-    parser.add_argument("--days", type=int, default=5)
+    parser.add_argument("--invoices", type=int, default=100)
+    parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--ages", default="1000,10000,50000")
     args = parser.parse_args()
     ages = sorted(int(a) for a in args.ages.split(","))

@@ -39,7 +39,8 @@ class Finished(NamedTuple):
     occurrence: str
     state: str  # done, skipped or failed
     amount: Decimal | None = None  # a done fee: what it charged
-    at: datetime | None = None  # a done note: when it was written
+    at: datetime | None = None  # a done row: when it was written (reminders "ignored")
+    due_on: date | None = None  # a fee: the day it was due (periods of removed fee rules)
 
 
 _LONG_AGO = datetime(1970, 1, 2, tzinfo=UTC)
@@ -51,9 +52,10 @@ _FEE, _DONE = ActionKind.LATE_FEE.value, EntryState.DONE.value
 def finished_of(entry: LedgerEntry) -> Finished:
     """What a summary keeps of a row in a terminal state."""
     done = entry.state == EntryState.DONE
+    fee = entry.kind == ActionKind.LATE_FEE
     return Finished(str(entry.kind), entry.rule, entry.occurrence, str(entry.state),
-                    entry.amount if done and entry.kind == ActionKind.LATE_FEE else None,
-                    entry.updated_at if done and entry.kind == ActionKind.NOTE else None)
+                    entry.amount if done and fee else None,
+                    entry.updated_at if done else None, entry.due_on if fee else None)
 
 
 def summary_history(invoice: Invoice, rows: Iterable[Finished]) -> list[LedgerEntry]:
@@ -63,7 +65,7 @@ def summary_history(invoice: Invoice, rows: Iterable[Finished]) -> list[LedgerEn
         "key": action_key(invoice.tenant, invoice.platform, invoice.id, f.kind, f.rule,
                           f.occurrence), "tenant": invoice.tenant, "invoice_id": invoice.id,
         "kind": _KINDS.get(f.kind, f.kind), "rule": f.rule, "occurrence": f.occurrence,
-        "state": _STATES[f.state], "due_on": _LONG_AGO.date(),
+        "state": _STATES[f.state], "due_on": f.due_on or _LONG_AGO.date(),
         "updated_at": f.at or _LONG_AGO, "ref": None, "reason": None, "amount": f.amount,
         "attempts": 1, "owner": None, "lease_until": None, "rules_version": None})
         for f in rows]

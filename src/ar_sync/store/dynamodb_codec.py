@@ -1,8 +1,7 @@
 """DynamoDBStore's encoding and low-level calls, shared by the store and its ledger half.
 
 Also the per-invoice summary of finished ledger rows (see store/dynamodb_ledger.py): a string
-set `done` on the invoice's snapshot item, one compact JSON array per row recorded for good —
-[kind, rule, occurrence, state letter] plus a done fee's amount or a done note's time.
+set `done` on the invoice's snapshot item, one compact JSON array per row recorded for good.
 """
 
 from __future__ import annotations
@@ -105,26 +104,26 @@ _STATE = {v: k for k, v in _LETTER.items()}
 
 
 def summary_code(row: Item) -> str:
-    """The summary's entry for one ledger item in a terminal state."""
+    """The summary's entry for one ledger item in a terminal state: [kind, rule, occurrence,
+    state letter, time written (done), amount (done fee), due day (fee)], trailing blanks cut."""
     f = finished_of(_entry(row))
-    parts = [f.kind, f.rule, f.occurrence, _LETTER[f.state]]
-    if f.amount is not None:
-        parts.append(str(f.amount))
-    elif f.at is not None:
-        parts.append(_iso(f.at))
+    parts = [f.kind, f.rule, f.occurrence, _LETTER[f.state], _iso(f.at) if f.at else "",
+             "" if f.amount is None else str(f.amount),
+             f.due_on.isoformat() if f.due_on else ""]
+    while not parts[-1]:
+        parts.pop()
     return json.dumps(parts, separators=(",", ":"))
 
 
 def summary_rows(codes: Iterable[str]) -> list[Finished]:
     out = []
     for code in sorted(codes):
-        kind, rule, occurrence, letter, *detail = json.loads(code)
-        amount = at = None
-        if detail and kind == ActionKind.LATE_FEE.value:
-            amount = Decimal(detail[0])
-        elif detail:
-            at = datetime.fromisoformat(detail[0])
-        out.append(Finished(kind, rule, occurrence, _STATE[letter], amount, at))
+        kind, rule, occurrence, letter, *rest = json.loads(code)
+        at, amount, due_on = [*rest, "", "", ""][:3]
+        out.append(Finished(kind, rule, occurrence, _STATE[letter],
+                            Decimal(amount) if amount else None,
+                            datetime.fromisoformat(at) if at else None,
+                            date.fromisoformat(due_on) if due_on else None))
     return out
 
 
