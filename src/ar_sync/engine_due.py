@@ -1,18 +1,25 @@
-"""Which invoices can have an action today, judged from the keys each one has finished.
+"""Which invoices can have an action today, judged from a summary of their finished rows.
 
-A store that keeps, per open invoice, the set of ledger keys recorded for good (done,
+A store that keeps, per open invoice, a summary of its ledger rows recorded for good (done,
 skipped, failed) — DynamoDB does, on the invoice's snapshot item — lets a run read ledger
 rows only for the invoices this module names, instead of the tenant's whole ledger.
 
-The answer is the planner's own: every invoice is planned on a history made from its
-finished keys alone, where each detail the keys do not carry is set to the value that makes
-the planner do the most: every recorded note counts as written long ago (the most reminders
-"ignored", so escalations fire soonest), every recorded fee as charging nothing (the most room
-under the caps), nothing in flight (no period taken). An invoice that plan() would act on with
-its real rows therefore acts here too (tests/engine/test_engine_due.py checks this with
-hypothesis, disputes, pauses and payment plans included); the invoices it cannot judge this
-way are always named: those without a summary, and disputed or paused ones with a done fee
-of unknown amount (a waiver repeats the amount). Pure.
+Two steps. engine_quiet.can_act, the quiet index's bound from the finished keys alone, leaves
+out every invoice for which nothing can be due before a later day. It names the rest, among
+them every invoice it cannot bound: a fee occurrence due but held back by a cap, a dispute or
+a pause (in a long-delinquent book, most of them, every run). Those are then planned on a
+history made from their summaries (key, state, a done row's time, a done fee's amount and due
+day), where each detail a summary does not carry is set to the value that makes the planner do
+the most: a note of unknown time counts as written long ago (the most reminders "ignored", so
+escalations fire soonest), a fee of unknown amount as charging nothing (the most room under
+the caps), nothing is in flight (no period taken, no sum pending); only the invoices the
+planner acts on stay named. An invoice that plan() would act on with its real rows is
+therefore named (tests/engine/test_engine_due.py checks this with hypothesis, disputes,
+pauses and payment plans included); so are those without a summary, and disputed or paused
+ones with a done fee of unknown amount (a waiver repeats the amount). Pure.
+
+`with_summary` is the other half: once rows can age out, a run plans from the rows that
+exist plus the summary of those that are gone.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import NamedTuple
 from ar_sync.engine import plan
 from ar_sync.engine_common import _construct
 from ar_sync.engine_core import _Planner
+from ar_sync.engine_quiet import can_act
 from ar_sync.models import ActionKind, EntryState, Invoice, LedgerEntry, action_key
 from ar_sync.pauses import Pause
 from ar_sync.plans import PaymentPlan
@@ -101,14 +109,18 @@ def may_act(
     """Ids of the invoices plan_run() could act on today, given each invoice's finished keys
     (`finished`, by invoice id; an invoice missing from it is always named). None when the
     rules use customer risk levels: those are computed from every invoice's ledger rows."""
-    if policy.risk.levels():
-        return None
+    invoices, plans = list(invoices), list(plans)
+    keys = {i: {(f.kind, f.rule, f.occurrence) for f in rows} for i, rows in finished.items()}
+    bound = can_act(invoices, keys, policy, today, plans=plans, go_live=go_live, pauses=pauses)
+    if bound is None:
+        return None  # risk rules
     judge = _Planner(policy, today, go_live=go_live, pauses=pauses)
-    plans = list(plans)
     named: set[str] = set()
     plain: list[Invoice] = []
     history: dict[str, list[LedgerEntry]] = {}
     for inv in invoices:
+        if inv.id not in bound:
+            continue  # nothing can be due for it before a later day (engine_quiet.first_due)
         rows = finished.get(inv.id)
         if rows is None or ((inv.disputed or judge.pauses_for(inv)) and any(
                 f.kind == _FEE and f.state == _DONE and f.amount is None for f in rows)):
