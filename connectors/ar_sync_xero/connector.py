@@ -39,7 +39,7 @@ from ar_sync.connector import (
 )
 from ar_sync.errors import (
     PlatformValidationError,
-    RateLimitedError,
+    QuotaReachedError,
     ReauthorizationRequiredError,
 )
 from ar_sync.models import Action, ActionKind, FeeMode, Invoice, Money
@@ -281,7 +281,7 @@ class XeroConnector:
         if to and invoice.customer_email and to.lower() != invoice.customer_email.lower():
             log.warning("xero sends invoice e-mails to the contact's address, not %s", to)
         if self._email_limited:  # a limit, not a fault: no retry within this run
-            raise RateLimitedError(EMAIL_LIMIT_REACHED)
+            raise QuotaReachedError(EMAIL_LIMIT_REACHED)
         try:
             self.caller.call("POST Invoices/{id}/Email", lambda: self.api.email_invoice(
                 self.tenant, invoice.id, RequestEmpty(), idempotency_key=key,
@@ -290,7 +290,7 @@ class XeroConnector:
             if "email limit" not in str(exc).lower():
                 raise
             self._email_limited = True  # no more e-mail calls this run: they would all fail
-            raise RateLimitedError(EMAIL_LIMIT_REACHED) from exc
+            raise QuotaReachedError(EMAIL_LIMIT_REACHED) from exc
         return f"email:{invoice.id}:{key}"
 
     # ------------------------------------------------------------------ late fees

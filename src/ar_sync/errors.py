@@ -27,6 +27,12 @@ class RateLimitedError(TransientError):
         self.retry_after = retry_after
 
 
+class QuotaReachedError(RateLimitedError):
+    """A daily quota of the platform's is used up (Xero: the organisation's API e-mails):
+    nothing was sent, and nothing of that kind can be until the quota resets. Retryable on a
+    later run, and no sign that the platform is down (the circuit breaker ignores it)."""
+
+
 class PlatformValidationError(ConnectorError):
     """400-class rejection (bad data, business rule): retrying will not help."""
 

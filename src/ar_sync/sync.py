@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from ar_sync.budget import CallBudget
@@ -27,6 +28,7 @@ from ar_sync.errors import (
     ConnectorError,
     NotApplicableError,
     PlatformValidationError,
+    QuotaReachedError,
     ReauthorizationRequiredError,
     TransientError,
 )
@@ -461,6 +463,10 @@ def _write_claimed(
         store.fail(action.key, owner=owner, reason="authorisation lost", now=clock(),
                    permanent=False)
         raise
+    except QuotaReachedError as exc:
+        # Nothing was sent; the row stays for a later run, and the breaker ignores it.
+        store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=False)
+        return replace(_outcome(action, "retry", str(exc)), quota=True)
     except ConnectorError as exc:
         # Transient: the write may or may not have happened; the next run reconciles first.
         store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=False)

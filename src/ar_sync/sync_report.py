@@ -38,6 +38,7 @@ class ActionOutcome:
     detail: str = ""
     ref: str | None = None
     what: str = ""  # what is (or would be) written: the note, the fee, the e-mail
+    quota: bool = False  # a retry held by a platform quota (no sign the platform is down)
 
 
 @dataclass
@@ -142,6 +143,8 @@ class Breaker:
         self._since: datetime | None = None
 
     def opens(self, outcome: ActionOutcome, *, started: datetime) -> bool:
+        if outcome.quota:  # a used-up daily quota says nothing about the platform's health
+            return False
         if outcome.outcome != "retry":
             self.failures, self._since = 0, None
             return False

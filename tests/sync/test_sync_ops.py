@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ar_sync.engine import plan
-from ar_sync.errors import TransientError
+from ar_sync.errors import QuotaReachedError, TransientError
 from ar_sync.models import EntryState, Invoice
 from ar_sync.policy import load_policy
 from ar_sync.store.sqlite import SQLiteStore
@@ -76,6 +76,19 @@ class Down(FakeConnector):
     def _write(self, key: str, apply: Any) -> str:
         self.write_attempts += 1
         raise TransientError("503 Service Unavailable")
+
+
+class EmailQuota(FakeConnector):
+    """Every platform e-mail is refused by a used-up daily quota (Xero's API e-mail limit);
+    notes and fees still go through."""
+
+    def __init__(self, state: FakePlatform) -> None:
+        super().__init__(state, CONNECTION, FaultPlan(rng=random.Random(0)))
+        self.refused = 0
+
+    def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str:
+        self.refused += 1
+        raise QuotaReachedError("daily e-mail limit reached; sent on a later run")
 
 
 def test_lock_and_leases_follow_the_real_clock_not_today(
@@ -201,3 +214,30 @@ def test_one_failure_between_successes_does_not_open_the_breaker(store: SQLiteSt
     if report.stopped_early == PLATFORM_UNAVAILABLE:  # only three in a row may open it
         outcomes = [a.outcome for a in report.actions if a.outcome != "deferred"]
         assert outcomes[-3:] == ["retry"] * 3
+
+
+def test_a_used_up_email_quota_is_not_a_platform_outage(store: SQLiteStore) -> None:
+    """A daily quota holds the e-mails, not the run: the breaker stays shut even when the
+    held e-mails come first, in a row, in the next run of the day; every other write is done
+    and each held e-mail is sent once when the quota is back."""
+    state = _book(10)
+    quota = EmailQuota(state)
+    first = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("default"),
+                       connector=quota)
+    assert first.stopped_early is None and first.deferred == 0
+    assert first.retry == quota.refused > 3  # more than the breaker's three in a row
+    assert first.done == first.planned - first.skipped - quota.refused > 0
+    held = store.unfinished(CONNECTION.id)
+    assert len(held) == quota.refused and all(e.state == EntryState.RETRY for e in held)
+    # later the same day: the held e-mails go first and are refused again, one after another
+    again = EmailQuota(state)
+    second = run_tenant(store, CONNECTION.id, now=NOW + timedelta(hours=2),
+                        policy=load_policy("default"), connector=again)
+    assert again.refused == len(held)
+    assert second.stopped_early is None and second.deferred == 0
+    assert PLATFORM_UNAVAILABLE not in " ".join(second.errors)
+    third = run_tenant(store, CONNECTION.id, now=NOW + timedelta(days=1),
+                       policy=load_policy("default"),
+                       connector=FakeConnector(state, CONNECTION, FaultPlan(random.Random(0))))
+    assert third.stopped_early is None and store.unfinished(CONNECTION.id) == []
+    assert len(state.emails) == len({key for _, key in state.emails}) >= len(held)
