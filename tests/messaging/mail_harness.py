@@ -19,7 +19,7 @@ import random
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 
 from sync.fakes import FakeConnector, FakePlatform, FaultPlan, SimulatedCrash
 from sync.harness import CIPHER
+from sync.rounds import Clock, ScheduleTally, run_round
 
 from ar_sync.messaging.deliver import AMBIGUOUS
 from ar_sync.messaging.settings import MailSetup
@@ -45,21 +46,15 @@ _NUMBER = re.compile(r"^(INV-\d+)\s+(\d{4}-\d{2}-\d{2})", re.M)
 
 
 @dataclass
-class MailTally:
-    schedules: int = 0
-    runs: int = 0
-    crashes: int = 0
+class MailTally(ScheduleTally):
     concurrent_rounds: int = 0
     unlocked_runs: int = 0
     server_faults: int = 0
     messages: int = 0
     items: int = 0
-    duplicates: int = 0
-    lost: int = 0
     ambiguous: int = 0  # items
     ambiguous_messages: int = 0
     ambiguous_delivered: int = 0  # ambiguous messages the server did keep
-    failures: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"schedules={self.schedules} runs={self.runs} crashes={self.crashes} "
@@ -134,12 +129,7 @@ def run_schedule(seed: int, policy: Policy, sink: SmtpSink, workdir: Path,
     first.close()
     start = len(sink.snapshot())
     base = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
-    clock_time = [base]
-    lock = threading.Lock()
-
-    def clock() -> datetime:
-        with lock:
-            return clock_time[0]
+    clock = Clock(base)
 
     def runner(crash_mail: tuple[int | None, int | None], crash_store: int | None,
                use_lock: bool, clean: bool = False) -> None:
@@ -160,8 +150,7 @@ def run_schedule(seed: int, policy: Policy, sink: SmtpSink, workdir: Path,
 
     days = rng.randint(1, 3)
     for d in range(days):
-        with lock:
-            clock_time[0] = base + timedelta(days=d)
+        clock.set(base + timedelta(days=d))
         for _ in range(rng.randint(1, 4)):
             if rng.random() < 0.4:
                 sink.fail_next(rng.choice(["refuse_data", "refuse_rcpt", "drop_after_store",
@@ -178,15 +167,10 @@ def run_schedule(seed: int, policy: Policy, sink: SmtpSink, workdir: Path,
                 threads.append(threading.Thread(target=runner,
                                                 args=(crash_mail, crash_store, use_lock)))
                 tally.runs += 1
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            with lock:
-                clock_time[0] += timedelta(seconds=rng.choice([5, 61, 600]))
+            run_round(threads)
+            clock.advance(rng.choice([5, 61, 600]))
         sink._faults.clear()  # a fault nobody consumed must not leak into the clean run
-        with lock:
-            clock_time[0] += timedelta(seconds=61)
+        clock.advance(61)
         runner((None, None), None, True, clean=True)
         tally.runs += 1
     _check(seed, db, sink.snapshot()[start:], due, base.date(), tally)

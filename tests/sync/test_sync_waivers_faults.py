@@ -18,8 +18,8 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from ar_sync.sync import run_tenant
 
 from .emulators import EmulatorAdapter, small_company
 from .fakes import SimulatedCrash
+from .rounds import Clock, ScheduleTally, run_round
 
 CIPHER = TokenCipher(TokenCipher.generate_key())
 POLICY = parse_policy("""
@@ -47,14 +48,8 @@ late_fees:
 
 
 @dataclass
-class Tally:
-    schedules: int = 0
-    runs: int = 0
-    crashes: int = 0
+class Tally(ScheduleTally):
     waivers: int = 0
-    duplicates: int = 0
-    lost: int = 0
-    failures: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"schedules={self.schedules} runs={self.runs} crashes={self.crashes} "
@@ -109,13 +104,7 @@ def _schedule(seed: int, adapter: EmulatorAdapter, workdir: Path, tally: Tally) 
     db = workdir / f"w-{seed}.db"
     store = SQLiteStore(db, cipher=CIPHER)
     store.save_connection(connection)
-    now = datetime.now(UTC)
-    clock_time = [now]
-    clock_lock = threading.Lock()
-
-    def clock() -> datetime:
-        with clock_lock:
-            return clock_time[0]
+    clock = Clock(datetime.now(UTC))
 
     run_tenant(store, connection.id, clock=clock, policy=POLICY,
                connector=adapter.connector(connection, rng, faulty=False))
@@ -153,14 +142,9 @@ def _schedule(seed: int, adapter: EmulatorAdapter, workdir: Path, tally: Tally) 
 
             threads.append(threading.Thread(target=work))
             tally.runs += 1
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        with clock_lock:  # crashed runners' leases run out before the next round
-            clock_time[0] += timedelta(seconds=rng.choice([5, 61, 120]))
-    with clock_lock:
-        clock_time[0] += timedelta(seconds=61)
+        run_round(threads)
+        clock.advance(rng.choice([5, 61, 120]))  # crashed runners' leases run out, or not
+    clock.advance(61)
     adapter.emu.faults.clear()
     final = SQLiteStore(db, cipher=CIPHER)
     run_tenant(final, connection.id, clock=clock, policy=POLICY,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+from sync.rounds import Clock
 
 from ar_sync.auth import pkce_pair
 from ar_sync.budget import CallBudget
@@ -22,21 +22,12 @@ from ar_sync_xero import XeroConnector, XeroPlugin
 START = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
 
 
-@dataclass
-class FakeClock:
+class FakeClock(Clock):
     """Shared by emulator and connector; `sleep` advances it, so Retry-After costs no time."""
 
-    now: datetime = START
-    slept: list[float] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += timedelta(seconds=seconds)
+    def __init__(self, start: datetime = START) -> None:
+        super().__init__(start)
+        self.slept: list[float] = []
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
