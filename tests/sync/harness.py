@@ -23,7 +23,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -43,6 +43,7 @@ from ar_sync.store.sqlite import SQLiteStore
 from ar_sync.sync import run_tenant
 
 from .fakes import SimulatedCrash
+from .rounds import Clock, ScheduleTally, run_round
 
 CIPHER = TokenCipher(TokenCipher.generate_key())
 LEASE = 60.0  # seconds, on the schedule's clock
@@ -218,21 +219,15 @@ class WatchedStore(SQLiteStore):
 
 
 @dataclass
-class Tally:
-    schedules: int = 0
+class Tally(ScheduleTally):
     days: int = 0
-    runs: int = 0
-    crashes: int = 0
     batch_crashes: Counter[str] = field(default_factory=Counter)  # before / inside / after
     stalls: int = 0
     concurrent_rounds: int = 0
     unlocked_runs: int = 0
     actions_expected: int = 0
-    duplicates: int = 0
-    lost: int = 0
     extra: int = 0
     mismatch: int = 0
-    failures: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"schedules={self.schedules} days={self.days} runs={self.runs} "
@@ -281,20 +276,6 @@ def _learn(platform: Platform, keys: set[str]) -> None:
         learn(keys)
 
 
-class _Clock:
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += timedelta(seconds=seconds)
-
-
 def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.Random], Any],
                  policy: Policy, workdir: Path, tally: Tally,
                  connection: Connection, *, multi_day: float = 0.4) -> None:
@@ -313,7 +294,7 @@ def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.
     setup = _store(db, claimed)
     setup.save_connection(connection)
     setup.close()
-    clock = _Clock(START)
+    clock = Clock(START)
 
     def runner(conn: Connector, use_lock: bool) -> threading.Thread:
         def work() -> None:
@@ -352,11 +333,7 @@ def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.
             else:
                 count = rng.choice([1, 1, 2, 3])
                 tally.concurrent_rounds += count > 1
-                threads = [runner(faulty(), rng.random() < 0.5) for _ in range(count)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
+                run_round([runner(faulty(), rng.random() < 0.5) for _ in range(count)])
             # the next round starts after crashed runners' leases ran out, or not
             clock.advance(rng.choice([5, LEASE + 1, 120]))
 
@@ -380,7 +357,7 @@ def run_one_crash(seed: int, platform: Platform, invoices: Any, policy: Policy, 
     claimed: set[str] = set()
     store = _store(db, claimed)
     store.save_connection(connection)
-    clock = _Clock(START)
+    clock = Clock(START)
     inner = platform.connector(connection, random.Random(seed), faulty=True)
     tally.runs += 1
     try:
@@ -399,7 +376,7 @@ def run_one_crash(seed: int, platform: Platform, invoices: Any, policy: Policy, 
     final.close()
 
 
-def _stall_round(rng: random.Random, clock: _Clock,
+def _stall_round(rng: random.Random, clock: Clock,
                  runner: Callable[[Connector, bool], threading.Thread],
                  faulty: Callable[..., CrashingConnector], tally: Tally) -> None:
     """Runner A pauses at a write; B runs meanwhile (after A's lease ran out, or not)."""

@@ -1,4 +1,4 @@
-"""What the fault-injection schedules share (test_sync_waivers_faults.py,
+"""What the fault-injection schedules share (harness.py, test_sync_waivers_faults.py,
 messaging/mail_harness.py): the counts, a clock the runners read while the schedule moves it,
 and a round of concurrent runners."""
 
