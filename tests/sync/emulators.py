@@ -16,9 +16,9 @@ import requests
 
 from ar_sync.budget import CallBudget
 from ar_sync.connector import Connection, Connector, load_plugin
-from ar_sync.sandbox.common import ReplayMode
 from ar_sync.sandbox.demo import DemoCompany, demo_company
 from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.sandbox.replay import ReplayMode
 from ar_sync.sandbox.xero import XeroEmulator
 from ar_sync.store.memory import MemoryTokenStore
 

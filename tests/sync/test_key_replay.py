@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from ar_sync.connector import Connection
 from ar_sync.models import Invoice
-from ar_sync.sandbox.common import IdempotencyCache, ReplayMode, Response, is_email_path
+from ar_sync.sandbox.common import Response
+from ar_sync.sandbox.replay import IdempotencyCache, ReplayMode, is_email_path
 
 from .emulators import EmulatorAdapter, small_company
 from .fakes import FakeConnector, FakePlatform, FaultPlan

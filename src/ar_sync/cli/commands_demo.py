@@ -120,8 +120,8 @@ def serve_cmd(
 ) -> None:
     """Start both emulators with the demo company and print their settings (Ctrl-C stops)."""
     from ar_sync.demo import running_sandbox
-    from ar_sync.sandbox.common import ReplayMode
     from ar_sync.sandbox.persist import save_ports, saved_ports
+    from ar_sync.sandbox.replay import ReplayMode
 
     try:
         mode = ReplayMode.parse(replay) if replay is not None else ReplayMode.from_env()

@@ -26,9 +26,7 @@ from ar_sync.sandbox.common import (
     Effect,
     EmulatorServer,
     Faults,
-    IdempotencyCache,
     RateLimiter,
-    ReplayMode,
     Request,
     Response,
     fault_response,
@@ -60,6 +58,7 @@ from ar_sync.sandbox.qbo_shapes import (
 )
 from ar_sync.sandbox.qbo_tax import Edition, tax_rows
 from ar_sync.sandbox.qbo_tax import edition as _edition
+from ar_sync.sandbox.replay import IdempotencyCache, ReplayMode
 
 DEFAULT_REALM = "9341453000000001"
 DEFAULT_CLIENT_ID = "ABdemoClientIdForArSyncSandbox"

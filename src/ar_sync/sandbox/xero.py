@@ -27,10 +27,8 @@ from ar_sync.sandbox.common import (
     Effect,
     EmulatorServer,
     Faults,
-    IdempotencyCache,
     RateDecision,
     RateLimiter,
-    ReplayMode,
     Request,
     Response,
     fault_response,
@@ -38,6 +36,7 @@ from ar_sync.sandbox.common import (
 )
 from ar_sync.sandbox.demo import DemoCompany
 from ar_sync.sandbox.pdf import invoice_pdf
+from ar_sync.sandbox.replay import IdempotencyCache, ReplayMode
 from ar_sync.sandbox.xero_api import (
     bad_request,
     list_contacts,
