@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -188,29 +188,33 @@ class DynamoDBTables:
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         """BatchWriteItem in chunks of 25, re-sending what DynamoDB left unprocessed."""
         for start in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self._tenants: requests[start:start + 25]}
-            for attempt in range(8):
-                out = self._db.batch_write_item(RequestItems=pending)
-                pending = dict(out.get("UnprocessedItems") or {})
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2 ** attempt, 1.0))
-            else:
-                raise RuntimeError("DynamoDB left invoice snapshot writes unprocessed")
+            _until_processed(self._db.batch_write_item,
+                             {self._tenants: requests[start:start + 25]},
+                             "UnprocessedItems", "invoice snapshot writes")
 
     def _batch_get(self, keys: list[dict[str, str]]) -> list[Item]:
         """BatchGetItem (strongly consistent) from the tenants table, 100 keys a call."""
         found: list[Item] = []
         for start in range(0, len(keys), 100):
-            pending: dict[str, Any] = {self._tenants: {
-                "Keys": [_ser(k) for k in keys[start:start + 100]], "ConsistentRead": True}}
-            for attempt in range(8):
-                out = self._db.batch_get_item(RequestItems=pending)
+            for out in _until_processed(
+                    self._db.batch_get_item,
+                    {self._tenants: {"Keys": [_ser(k) for k in keys[start:start + 100]],
+                                     "ConsistentRead": True}},
+                    "UnprocessedKeys", "invoice snapshot reads"):
                 found += [_deser(raw) for raw in out.get("Responses", {}).get(self._tenants, [])]
-                pending = dict(out.get("UnprocessedKeys") or {})
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2 ** attempt, 1.0))
-            else:
-                raise RuntimeError("DynamoDB left invoice snapshot reads unprocessed")
         return found
+
+
+def _until_processed(call: Callable[..., Any], pending: dict[str, Any], leftover: str,
+                     what: str) -> list[dict[str, Any]]:
+    """Send a batch request, re-sending what DynamoDB left in `leftover` (backing off, up to
+    8 tries); every answer, in order; RuntimeError when something is still left."""
+    answers: list[dict[str, Any]] = []
+    for attempt in range(8):
+        out = call(RequestItems=pending)
+        answers.append(out)
+        pending = dict(out.get(leftover) or {})
+        if not pending:
+            return answers
+        time.sleep(min(0.05 * 2 ** attempt, 1.0))
+    raise RuntimeError(f"DynamoDB left {what} unprocessed")
