@@ -49,12 +49,12 @@ def test_exactly_once_through_real_connectors(adapter: EmulatorAdapter,
     assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)
 
 
-def test_quickbooks_crashes_before_inside_and_after_a_batch_call(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """Batched writes (QuickBooks /batch) under a crash at every write attempt of a run, one
-    runner at a time, the emulator failing, throttling and dropping answers meanwhile:
-    nothing written twice, nothing lost, judged from the emulator's own state."""
-    adapter = EmulatorAdapter("quickbooks")
+def _crash_at_every_write(adapter: EmulatorAdapter, label: str,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A crash before and after each of a run's first N write attempts (N from
+    $AR_SYNC_BATCH_CRASHES, default 12), one runner at a time: nothing written twice, nothing
+    lost, judged from the emulator's own state; crashes must land before, inside and after a
+    batch call."""
     policy = load_policy("default")
     tally = Tally()
     company = demo_company(seed=11, customers=4, invoices=12)
@@ -69,33 +69,22 @@ def test_quickbooks_crashes_before_inside_and_after_a_batch_call(
     finally:
         adapter.close()
     with capsys.disabled():
-        print(f"\n[fault-injection quickbooks batch crashes] {tally.line()}")
+        print(f"\n[fault-injection {label} batch crashes] {tally.line()}")
     assert all(tally.batch_crashes[k] > 0 for k in ("before", "inside", "after")), tally.line()
     assert tally.failures == []
     assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)
+
+
+def test_quickbooks_crashes_before_inside_and_after_a_batch_call(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Batched writes (QuickBooks /batch) under a crash at every write attempt of a run, the
+    emulator failing, throttling and dropping answers meanwhile."""
+    _crash_at_every_write(EmulatorAdapter("quickbooks"), "quickbooks", capsys)
 
 
 def test_xero_crashes_before_inside_and_after_a_batch_call(
         capsys: pytest.CaptureFixture[str]) -> None:
     """The same for Xero's batched fees (POST /Invoices?summarizeErrors=false), on the NZ GST
     organisation (fee lines on tax-inclusive, discounted, tracked invoices, fee invoices for
-    part-paid and locked ones): a crash at every write attempt of a run."""
-    adapter = EmulatorAdapter("xero", nz_gst=True)
-    policy = load_policy("default")
-    tally = Tally()
-    company = demo_company(seed=11, customers=4, invoices=12)
-    try:
-        with scratch_dir() as workdir:
-            adapter.reset(company)
-            assert adapter.connection is not None
-            for n in range(1, int(os.environ.get("AR_SYNC_BATCH_CRASHES", "12")) + 1):
-                for where in ("before", "after"):
-                    run_one_crash(n * 2 + (where == "after"), adapter, company, policy,
-                                  workdir, tally, adapter.connection, **{where: n})
-    finally:
-        adapter.close()
-    with capsys.disabled():
-        print(f"\n[fault-injection xero batch crashes] {tally.line()}")
-    assert all(tally.batch_crashes[k] > 0 for k in ("before", "inside", "after")), tally.line()
-    assert tally.failures == []
-    assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)
+    part-paid and locked ones)."""
+    _crash_at_every_write(EmulatorAdapter("xero", nz_gst=True), "xero", capsys)
