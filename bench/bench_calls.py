@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_calls_quickbooks
 import bench_calls_xero
 
-from ar_sync.sandbox.demo import demo_company, large_company
+from ar_sync_emulators.books import demo_company, large_company
 
 MEASURES = {"quickbooks": bench_calls_quickbooks.measure, "xero": bench_calls_xero.measure}
 

@@ -28,14 +28,14 @@ from typing import Any
 
 from bench_runs import connected, done_by_kind, problems
 
-from ar_sync.budget import CallBudget
-from ar_sync.money import to_decimal
-from ar_sync.policy import load_policy
-from ar_sync.sandbox.common import RateLimiter
-from ar_sync.sandbox.demo import DemoCompany
-from ar_sync.sandbox.qbo_shapes import parse_qbo_time
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-from ar_sync.sync import RunReport
+from ar_sync.domain.money import to_decimal
+from ar_sync.rules.policy import load_policy
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.run import RunReport
+from ar_sync_emulators.base import RateLimiter
+from ar_sync_emulators.books import DemoCompany
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
+from ar_sync_emulators.quickbooks.shapes import parse_qbo_time
 from ar_sync_quickbooks.batch import MAX_BATCH
 
 BATCHABLE = ("note", "late_fee", "escalate")  # kinds QuickBooksConnector.can_batch takes

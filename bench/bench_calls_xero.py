@@ -33,10 +33,10 @@ from collections import Counter
 
 from bench_runs import connected, done_by_kind, problems
 
-from ar_sync.policy import load_policy
-from ar_sync.sandbox.demo import DemoCompany
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.sync import RunReport
+from ar_sync.rules.policy import load_policy
+from ar_sync.sync.run import RunReport
+from ar_sync_emulators.books import DemoCompany
+from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero.batch import MAX_BATCH
 
 LINKS = "GET /api.xro/2.0/Invoices/{id}/OnlineInvoice"
@@ -53,7 +53,8 @@ def bound_of_writes(report: RunReport) -> int:
 def measure(name: str, company: DemoCompany | None, rules: str = "default", *,
             nz_invoices: int = 0) -> list[str]:
     """`company`: the neutral demo company; None: the NZ GST organisation of
-    sandbox/xero_seed.py with `nz_invoices` invoices (tax, discounts, tracking, lock date)."""
+    ar_sync_emulators/xero/seed.py with `nz_invoices` invoices (tax, discounts, tracking,
+    lock date)."""
     emu = XeroEmulator(per_minute=None, per_day=None, concurrent=None, app_per_minute=None)
     if company is not None:
         emu.seed(company)

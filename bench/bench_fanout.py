@@ -4,7 +4,7 @@
 
 Everything is real except the clouds: DynamoDB and SQS are moto in server mode on 127.0.0.1
 (real HTTP, real boto3), Xero is the emulator (one organisation per tenant, each connected by
-its own OAuth consent through ar_sync.onboarding), and the handlers are the Lambda handlers
+its own OAuth consent through ar_sync.connect.onboarding), and the handlers are the Lambda handlers
 themselves, called with the EventBridge and SQS events Lambda would pass. `--workers` threads
 play the concurrent Lambda instances (reserved concurrency): each takes one message (batch
 size 1), runs `sync_tenant.handler` and deletes the message, as the event source mapping does.
@@ -48,7 +48,7 @@ class Run:
 
 def _connect_all(emu: Any, store: Any, settings: Any, tenants: list[str]) -> float:
     """One OAuth consent per organisation, through start_connect / finish_connect."""
-    from ar_sync.onboarding import finish_connect, start_connect
+    from ar_sync.connect.onboarding import finish_connect, start_connect
 
     started = time.perf_counter()
     for n, tenant in enumerate(tenants):
@@ -64,7 +64,7 @@ def _connect_all(emu: Any, store: Any, settings: Any, tenants: list[str]) -> flo
 def _worker(sqs: Any, queue_url: str, store: Any, dispatched_at: float, total: int,
             runs: list[Run], lock: threading.Lock, timeout_ms: int) -> None:
     from ar_sync.aws import sync_tenant
-    from ar_sync.aws.local import LocalContext, sqs_event
+    from ar_sync_emulators.aws import LocalContext, sqs_event
 
     while True:
         with lock:
@@ -109,9 +109,9 @@ def main() -> None:
     import boto3
 
     from ar_sync.aws import config, dispatch
-    from ar_sync.aws.local import LocalContext, local_aws, scheduled_event
-    from ar_sync.sandbox.demo import large_company
-    from ar_sync.sandbox.xero import XeroEmulator
+    from ar_sync_emulators.aws import LocalContext, local_aws, scheduled_event
+    from ar_sync_emulators.books import large_company
+    from ar_sync_emulators.xero.server import XeroEmulator
 
     config.logger.setLevel("WARNING")
     company = large_company(invoices=args.invoices)

@@ -30,9 +30,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from ar_sync.engine import plan
-from ar_sync.engine_quiet import quiet_days
-from ar_sync.models import (
+from ar_sync.domain.models import (
     Action,
     ApplyLateFee,
     EntryState,
@@ -40,7 +38,9 @@ from ar_sync.models import (
     InvoiceStatus,
     LedgerEntry,
 )
-from ar_sync.policy import Policy, load_policy
+from ar_sync.planner.can_act import quiet_days
+from ar_sync.planner.plan import plan
+from ar_sync.rules.policy import Policy, load_policy
 
 TODAY = date(2026, 12, 1)  # a Tuesday: yesterday was a business day too
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from ar_sync.budget import CallBudget
-from ar_sync.connector import Connection, PlatformSettings
-from ar_sync.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
-from ar_sync.policy import Policy
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import RunReport, run_tenant
+from ar_sync.rules.policy import Policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import Connection, PlatformSettings
+from ar_sync.sync.run import RunReport, run_tenant
+from ar_sync_emulators.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
+from ar_sync_emulators.xero.server import XeroEmulator
 
 
 @dataclass

@@ -31,12 +31,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ar_sync.connector import Connection, FetchResult
-from ar_sync.models import ActionKind, FeeMode, Invoice, Money
-from ar_sync.policy import load_policy
-from ar_sync.store.base import Snapshot
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
+from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.rules.policy import load_policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection, FetchResult
+from ar_sync.sync.run import run_tenant
+from ar_sync.sync.store import Snapshot
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_plan import synthetic_invoices

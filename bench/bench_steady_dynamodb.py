@@ -29,12 +29,12 @@ from typing import Any
 
 import boto3
 
-from ar_sync.aws.local import moto_server
-from ar_sync.connector import Connection
-from ar_sync.crypto import TokenCipher
-from ar_sync.policy import load_policy
-from ar_sync.store.dynamodb import DynamoDBStore, create_tables
-from ar_sync.sync import run_tenant
+from ar_sync.rules.policy import load_policy
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.dynamodb.store import DynamoDBStore, create_tables
+from ar_sync.sync.connector import Connection
+from ar_sync.sync.run import run_tenant
+from ar_sync_emulators.aws import moto_server
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_plan import synthetic_invoices

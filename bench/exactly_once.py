@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ar_sync.policy import load_policy
+from ar_sync.rules.policy import load_policy
 from tests.sync.emulators import EmulatorAdapter, small_company
 from tests.sync.harness import Tally, run_schedule, scratch_dir
 from tests.sync.test_sync_faults_fake import CONNECTION, FakeAdapter, make_invoices

@@ -33,8 +33,7 @@ from typing import Any
 from quickbooks.exceptions import QuickbooksException
 from quickbooks.objects.batchrequest import Fault
 
-from ar_sync.connector import BatchItemResult, BatchWrite
-from ar_sync.errors import (
+from ar_sync.domain.errors import (
     ConnectorError,
     NotApplicableError,
     PlatformValidationError,
@@ -42,7 +41,16 @@ from ar_sync.errors import (
     ReauthorizationRequiredError,
     TransientError,
 )
-from ar_sync.models import Action, ActionKind, AddNote, ApplyLateFee, Escalate, FeeMode, Invoice
+from ar_sync.domain.models import (
+    Action,
+    ActionKind,
+    AddNote,
+    ApplyLateFee,
+    Escalate,
+    FeeMode,
+    Invoice,
+)
+from ar_sync.sync.connector import BatchItemResult, BatchWrite
 from ar_sync_quickbooks.client import map_sdk_error
 from ar_sync_quickbooks.fees import FeeTax, discounted
 from ar_sync_quickbooks.mapping import dumps, find_line_with_marker

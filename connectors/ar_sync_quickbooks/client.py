@@ -2,7 +2,7 @@
 
 The SDK builds URLs, bodies and parses Fault envelopes; this subclass decides where requests
 go (`api_url`), which token they carry (the rotation-safe TokenManager), what they cost (the
-run's CallBudget) and how failures are typed (ar_sync.errors), so retries are safe.
+run's CallBudget) and how failures are typed (ar_sync.domain.errors), so retries are safe.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import requests
 from quickbooks import QuickBooks
 from quickbooks.exceptions import AuthorizationException, QuickbooksException
 
-from ar_sync.budget import CallBudget
-from ar_sync.errors import (
+from ar_sync.domain.errors import (
     ConnectorError,
     PlatformValidationError,
     RateLimitedError,
@@ -25,7 +24,8 @@ from ar_sync.errors import (
     StaleObjectError,
     TransientError,
 )
-from ar_sync.retry import call_with_retries
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.retry import call_with_retries
 from ar_sync_quickbooks.mapping import parse_retry_after
 
 MINOR_VERSION = 75

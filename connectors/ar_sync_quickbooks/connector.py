@@ -21,10 +21,10 @@ from typing import Any
 
 from quickbooks.objects.customer import Customer
 
-from ar_sync.connector import Connection, FetchResult
-from ar_sync.errors import PlatformValidationError
-from ar_sync.models import ActionKind, Invoice, Money
-from ar_sync.retry import write_reconciled
+from ar_sync.domain.errors import PlatformValidationError
+from ar_sync.domain.models import ActionKind, Invoice, Money
+from ar_sync.sync.connector import Connection, FetchResult
+from ar_sync.sync.retry import write_reconciled
 from ar_sync_quickbooks import waivers
 from ar_sync_quickbooks.batch import QuickBooksBatch
 from ar_sync_quickbooks.client import QuickBooksClient, run

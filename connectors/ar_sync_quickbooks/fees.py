@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ar_sync.errors import PlatformValidationError, WriteVerificationError
-from ar_sync.money import quantum, round_money, to_decimal
+from ar_sync.domain.errors import PlatformValidationError, WriteVerificationError
+from ar_sync.domain.money import quantum, round_money, to_decimal
 from ar_sync_quickbooks.mapping import fee_line as fee_line
 from ar_sync_quickbooks.mapping import has_marker
 

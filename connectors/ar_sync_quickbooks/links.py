@@ -17,7 +17,7 @@ from typing import Any
 
 from quickbooks.objects.invoice import Invoice as QBInvoice
 
-from ar_sync.errors import PlatformValidationError
+from ar_sync.domain.errors import PlatformValidationError
 from ar_sync_quickbooks.client import QuickBooksClient
 
 

@@ -17,10 +17,10 @@ from typing import Any
 from pydantic import ValidationError
 from quickbooks.objects.invoice import Invoice as QBInvoice
 
-from ar_sync.connector import key_marker, key_references, mentions_key, reference_text
-from ar_sync.models import Invoice, InvoiceStatus
-from ar_sync.money import normalise_currency, to_decimal
-from ar_sync.pause_markers import from_lines
+from ar_sync.domain.models import Invoice, InvoiceStatus
+from ar_sync.domain.money import normalise_currency, to_decimal
+from ar_sync.domain.pause_markers import from_lines
+from ar_sync.sync.connector import key_marker, key_references, mentions_key, reference_text
 
 PLATFORM = "quickbooks"
 LATE_FEE_ITEM = "Late fee"
@@ -233,7 +233,7 @@ def to_invoice(raw: Mapping[str, Any], *, realm: str, email: str | None = None,
             updated_at=parse_time(str(meta.LastUpdatedTime)),
             late_fees_charged=fee_lines_total(raw) + extra_fees, fee_lines=fee_lines_total(raw),
             disputed=DISPUTED_TAG in note.lower(), payment_link=payment_link(sdk),
-            # `ar-sync: pause …` in the private note (ar_sync.pause_markers), dated by the
+            # `ar-sync: pause …` in the private note (ar_sync.domain.pause_markers), dated by the
             # invoice's last change: QBO keeps no date per line of the note
             pause=from_lines([(parse_time(str(meta.LastUpdatedTime)).date(), note)],
                              invoice_id=str(sdk.Id)),

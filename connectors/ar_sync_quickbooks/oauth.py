@@ -15,9 +15,9 @@ from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
 from requests import RequestException
 
-from ar_sync.connector import PlatformSettings, TokenSet
-from ar_sync.errors import ReauthorizationRequiredError, TransientError
-from ar_sync.retry import call_with_retries
+from ar_sync.domain.errors import ReauthorizationRequiredError, TransientError
+from ar_sync.sync.connector import PlatformSettings, TokenSet
+from ar_sync.sync.retry import call_with_retries
 
 ACCOUNTING_SCOPE = Scopes.ACCOUNTING
 

@@ -6,16 +6,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from ar_sync.auth import TokenManager
-from ar_sync.budget import CallBudget
-from ar_sync.connector import (
+from ar_sync.connect.tokens import TokenManager
+from ar_sync.domain.errors import PlatformValidationError
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import (
     AuthorizedCompany,
     Connection,
     PlatformSettings,
     TokenSet,
     TokenStore,
 )
-from ar_sync.errors import PlatformValidationError
 from ar_sync_quickbooks import oauth
 from ar_sync_quickbooks.client import QuickBooksClient, api_url_for, run, utcnow
 from ar_sync_quickbooks.connector import QuickBooksConnector

@@ -16,9 +16,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ar_sync.connector import key_marker, waiver_amount
-from ar_sync.models import Invoice, Money
-from ar_sync.money import round_money, to_decimal
+from ar_sync.domain.models import Invoice, Money
+from ar_sync.domain.money import round_money, to_decimal
+from ar_sync.sync.connector import key_marker, waiver_amount
 from ar_sync_quickbooks.mapping import dumps, fee_line, has_marker
 
 if TYPE_CHECKING:

@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 from xero_python.accounting import Invoice as XeroInvoice
 from xero_python.accounting import Invoices as XeroInvoices
 
-from ar_sync.connector import BatchItemResult, BatchWrite
-from ar_sync.errors import (
+from ar_sync.domain.errors import (
     ConnectorError,
     PlatformValidationError,
     RateLimitedError,
     TransientError,
 )
-from ar_sync.models import Action, ActionKind, ApplyLateFee, Invoice
+from ar_sync.domain.models import Action, ActionKind, ApplyLateFee, Invoice
+from ar_sync.sync.connector import BatchItemResult, BatchWrite
 from ar_sync_xero import fee_writes, mapping
 from ar_sync_xero.calls import NotFound
 from ar_sync_xero.fee_lines import LineSet, fee_invoice_key

@@ -1,9 +1,9 @@
 """Every Xero HTTP call goes through here: budget, retries, 401 refresh, error mapping.
 
 xero-python talks urllib3 and raises its own exceptions; this module turns them into
-ar_sync.errors types carrying Xero's own message, reads Xero's remaining-call headers into the
-run's CallBudget, and lets ar_sync.retry decide what to retry (writes only ever reach the
-platform with their Idempotency-Key, so a retried write cannot apply twice).
+ar_sync.domain.errors types carrying Xero's own message, reads Xero's remaining-call headers
+into the run's CallBudget, and lets ar_sync.sync.retry decide what to retry (writes only ever
+reach the platform with their Idempotency-Key, so a retried write cannot apply twice).
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException, OAuth2Error
 
-from ar_sync.budget import CallBudget
-from ar_sync.errors import (
+from ar_sync.domain.errors import (
     BudgetExhaustedError,
     ConnectorError,
     PlatformValidationError,
@@ -28,7 +27,8 @@ from ar_sync.errors import (
     ReauthorizationRequiredError,
     TransientError,
 )
-from ar_sync.retry import call_with_retries
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.retry import call_with_retries
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

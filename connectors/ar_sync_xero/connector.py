@@ -24,9 +24,16 @@ from xero_python.accounting import (
 )
 from xero_python.accounting import Invoices as XeroInvoices
 
-from ar_sync.auth import TokenManager
-from ar_sync.budget import CallBudget
-from ar_sync.connector import (
+from ar_sync.connect.tokens import TokenManager
+from ar_sync.domain.errors import (
+    PlatformValidationError,
+    QuotaReachedError,
+    ReauthorizationRequiredError,
+)
+from ar_sync.domain.models import Action, ActionKind, FeeMode, Invoice, Money
+from ar_sync.domain.pauses import Pause
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import (
     BatchItemResult,
     BatchWrite,
     Connection,
@@ -37,14 +44,7 @@ from ar_sync.connector import (
     key_marker,
     mentions_key,
 )
-from ar_sync.errors import (
-    PlatformValidationError,
-    QuotaReachedError,
-    ReauthorizationRequiredError,
-)
-from ar_sync.models import Action, ActionKind, FeeMode, Invoice, Money
-from ar_sync.pauses import Pause
-from ar_sync.retry import write_reconciled
+from ar_sync.sync.retry import write_reconciled
 from ar_sync_xero import batch, fee_writes, mapping, oauth, pauses, waivers
 from ar_sync_xero.calls import Caller, NotFound, Timeout
 from ar_sync_xero.fee_lines import LineSet, OrgFacts, fee_invoice_key

@@ -16,8 +16,8 @@ from typing import Any
 
 from xero_python.accounting import LineAmountTypes, LineItem, LineItemTracking
 
-from ar_sync.errors import WriteVerificationError
-from ar_sync.money import round_money, to_decimal
+from ar_sync.domain.errors import WriteVerificationError
+from ar_sync.domain.money import round_money, to_decimal
 
 HUNDRED = Decimal(100)
 # Each Xero region's "no tax" code (developer docs, Tax Rates): a fee carries it unless the

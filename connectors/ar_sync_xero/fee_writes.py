@@ -13,9 +13,9 @@ from typing import Any
 from xero_python.accounting import Contact, CurrencyCode
 from xero_python.accounting import Invoice as XeroInvoice
 
-from ar_sync.connector import mentions_key, reference_text
-from ar_sync.errors import PlatformValidationError, WriteVerificationError
-from ar_sync.models import FeeMode, Invoice, Money
+from ar_sync.domain.errors import PlatformValidationError, WriteVerificationError
+from ar_sync.domain.models import FeeMode, Invoice, Money
+from ar_sync.sync.connector import mentions_key, reference_text
 from ar_sync_xero import mapping
 from ar_sync_xero.fee_lines import (
     EDIT_REFUSALS,

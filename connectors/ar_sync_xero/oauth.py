@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 from xero_python.exceptions import ApiException
 from xero_python.identity import IdentityApi
 
-from ar_sync.connector import AuthorizedCompany, PlatformSettings, TokenSet
-from ar_sync.errors import ReauthorizationRequiredError, TransientError
+from ar_sync.domain.errors import ReauthorizationRequiredError, TransientError
+from ar_sync.sync.connector import AuthorizedCompany, PlatformSettings, TokenSet
 from ar_sync_xero.calls import map_error, new_api_client, sdk_token
 
 AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"

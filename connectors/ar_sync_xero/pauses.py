@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from ar_sync.models import Invoice
-from ar_sync.pause_markers import from_lines
-from ar_sync.pauses import Pause
+from ar_sync.domain.models import Invoice
+from ar_sync.domain.pause_markers import from_lines
+from ar_sync.domain.pauses import Pause
 
 if TYPE_CHECKING:
     from ar_sync_xero.connector import XeroConnector

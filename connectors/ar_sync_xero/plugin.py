@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from ar_sync.budget import CallBudget
-from ar_sync.connector import (
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import (
     AuthorizedCompany,
     Connection,
     PlatformSettings,
@@ -22,7 +22,7 @@ def _utcnow() -> datetime:
 
 
 class XeroPlugin:
-    """Implements ar_sync.connector.ConnectorPlugin for Xero (xero-python)."""
+    """Implements ar_sync.sync.connector.ConnectorPlugin for Xero (xero-python)."""
 
     platform = "xero"
     display_name = "Xero"

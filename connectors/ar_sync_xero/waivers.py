@@ -32,10 +32,10 @@ from xero_python.accounting import (
 )
 from xero_python.accounting import Invoice as XeroInvoice
 
-from ar_sync.connector import key_marker, waiver_amount
-from ar_sync.errors import PlatformValidationError
-from ar_sync.models import Invoice, Money
-from ar_sync.money import round_money
+from ar_sync.domain.errors import PlatformValidationError
+from ar_sync.domain.models import Invoice, Money
+from ar_sync.domain.money import round_money
+from ar_sync.sync.connector import key_marker, waiver_amount
 
 if TYPE_CHECKING:
     from ar_sync_xero.connector import XeroConnector

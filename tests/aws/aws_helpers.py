@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import requests
 
 from ar_sync.aws import http
-from ar_sync.aws.local import LocalContext
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync_emulators.aws import LocalContext
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 
 WEBHOOK_KEY = "qbo-verifier-token"
 XERO_WEBHOOK_KEY = "xero-webhook-key"

@@ -14,9 +14,9 @@ import pytest
 from aws_helpers import REDIRECT, WEBHOOK_KEY, XERO_WEBHOOK_KEY
 
 from ar_sync.aws import config
-from ar_sync.aws.local import env_vars, local_aws
-from ar_sync.sandbox.demo import demo_company
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync_emulators.aws import env_vars, local_aws
+from ar_sync_emulators.books import demo_company
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 
 
 @pytest.fixture(scope="module")

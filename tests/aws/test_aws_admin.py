@@ -13,8 +13,8 @@ import pytest
 from aws_helpers import call_http, http_event
 
 from ar_sync.aws import config
-from ar_sync.connector import Connection
-from ar_sync.models import Invoice
+from ar_sync.domain.models import Invoice
+from ar_sync.sync.connector import Connection
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 RULES = "calendar: {send_on: any_day}\nreminders:\n  - {name: overdue, days: 7}\n"

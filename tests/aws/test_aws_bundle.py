@@ -88,11 +88,11 @@ for handler in handlers:
     module, _, attr = handler.rpartition(".")
     loaded[handler] = callable(getattr(importlib.import_module(module.replace("/", ".")), attr))
 from importlib.metadata import entry_points
-from ar_sync.connector import load_plugin
+from ar_sync.sync.connector import load_plugin
 plugins = {ep.name: ep.value for ep in entry_points(group="ar_sync.connectors")}
 kinds = {name: type(load_plugin(name)).__name__ for name in plugins}
 import pathlib, ar_sync, holidays, yaml
-from ar_sync.policy import load_policy
+from ar_sync.rules.policy import load_policy
 rules = sorted((pathlib.Path(ar_sync.__file__).parent / "_rules").glob("*.yaml"))
 policies = [type(load_policy(p)).__name__ for p in rules]
 gb = len(holidays.country_holidays("GB", years=2026))  # its locale files are in the zip
@@ -159,6 +159,9 @@ def test_bundle_contents_and_size(built: tuple[bundle.Bundle, str], unpacked: Pa
     shipped = [i.filename for i in infos_]
     assert not [n for n in shipped if "__pycache__" in n or n.endswith((".pyc", ".pyi"))]
     assert not [n for n in shipped if n.endswith("direct_url.json")]
+    # the emulators and the demo serve tests only; the CLI never runs in Lambda
+    assert not [n for n in shipped if n.startswith(("ar_sync_emulators/", "ar_sync/cli/"))]
+    assert "ar_sync_emulators" not in names
     assert [i.filename for i in infos_] == sorted(i.filename for i in infos_)
     assert {i.date_time for i in infos_} == {bundle.ZIP_TIME}
 

@@ -20,7 +20,7 @@ import requests
 from aws_helpers import Browser, call_http, callback_event, connect_event, connect_flow
 
 from ar_sync.aws import config, http
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 
 
 def tenants(aws: dict[str, str]) -> list[str]:

@@ -27,12 +27,12 @@ from aws_helpers import (
 )
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from ar_sync import webhooks
 from ar_sync.aws import config, dispatch, http, sync_tenant
-from ar_sync.aws.local import LocalContext as FakeContext
-from ar_sync.aws.local import scheduled_event, sqs_event
-from ar_sync.connector import Connection
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.connect import webhooks
+from ar_sync.sync.connector import Connection
+from ar_sync_emulators.aws import LocalContext as FakeContext
+from ar_sync_emulators.aws import scheduled_event, sqs_event
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 
 
 def table_items(aws: dict[str, str]) -> list[dict[str, Any]]:

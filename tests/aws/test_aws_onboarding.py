@@ -1,4 +1,4 @@
-"""ar_sync.onboarding with a stand-in connector plugin, on the DynamoDB store (moto server)."""
+"""connect.onboarding with a stand-in connector plugin, on the DynamoDB store (moto server)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from ar_sync import onboarding
 from ar_sync.aws import config
-from ar_sync.connector import AuthorizedCompany, Connection, PlatformSettings, TokenSet
-from ar_sync.onboarding import (
+from ar_sync.connect import onboarding
+from ar_sync.connect.onboarding import (
     AuthorizationDeniedError,
     OAuthStateError,
     TenantBindingError,
     finish_connect,
     start_connect,
 )
+from ar_sync.sync.connector import AuthorizedCompany, Connection, PlatformSettings, TokenSet
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 SETTINGS = PlatformSettings(client_id="cid", client_secret="cs",

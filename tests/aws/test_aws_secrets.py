@@ -16,12 +16,12 @@ from aws_lambda_powertools.utilities import parameters
 from cryptography.fernet import Fernet
 from typer.testing import CliRunner
 
-from ar_sync import webhooks
 from ar_sync.aws import config, secrets
 from ar_sync.cli import app
-from ar_sync.connector import Connection, TokenSet
-from ar_sync.crypto import TokenCipher, TokenDecryptError
-from ar_sync.store.dynamodb import DynamoDBStore
+from ar_sync.connect import webhooks
+from ar_sync.store.crypto import TokenCipher, TokenDecryptError
+from ar_sync.store.dynamodb.store import DynamoDBStore
+from ar_sync.sync.connector import Connection, TokenSet
 
 TOKENS = TokenSet(access_token="AT-run-time", refresh_token="RT-run-time",
                   expires_at=datetime(2026, 12, 1, tzinfo=UTC))
@@ -169,7 +169,7 @@ def test_keys_rotate_aws_reencrypts_every_row(aws: dict[str, str], ssm: Any) -> 
 
 def test_pending_slot_of_an_expired_flow_is_reused(aws: dict[str, str]) -> None:
     """The store's slot transaction, below the handler: expired slots count as free."""
-    from ar_sync.store.base import PendingAuth
+    from ar_sync.sync.store import PendingAuth
 
     store = config.store()
     now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

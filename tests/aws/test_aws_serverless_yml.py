@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ar_sync.aws import config, deliveries, http
-from ar_sync.store.dynamodb import TTL_ATTRIBUTE, table_definitions
+from ar_sync.store.dynamodb.store import TTL_ATTRIBUTE, table_definitions
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = (ROOT / "serverless.yml").read_text()
@@ -62,7 +62,7 @@ def test_all_issue_functions_exist() -> None:
 def _source_env_names() -> set[str]:
     """Every AR_SYNC_* name a handler module or the settings it calls spells out."""
     names: set[str] = set()
-    for path in [*(ROOT / "src/ar_sync/aws").glob("*.py"), ROOT / "src/ar_sync/crypto.py"]:
+    for path in [*(ROOT / "src/ar_sync/aws").glob("*.py"), ROOT / "src/ar_sync/store/crypto.py"]:
         names |= set(re.findall(r"\"(AR_SYNC_[A-Z_]+)\"", path.read_text()))
     names.discard("AR_SYNC_DLQ_URL")  # local.py: for tests only, handlers never read it
     return names

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ar_sync import webhooks
-from ar_sync.webhooks import ResyncRequest
+from ar_sync.connect import webhooks
+from ar_sync.connect.webhooks import ResyncRequest
 
 KEY = "verifier-token-123"
 IDS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,20}", fullmatch=True)

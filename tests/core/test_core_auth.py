@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ar_sync.auth import TokenManager, new_state, pkce_pair
-from ar_sync.connector import TokenSet
-from ar_sync.errors import ReauthorizationRequiredError
+from ar_sync.connect.tokens import TokenManager, new_state, pkce_pair
+from ar_sync.domain.errors import ReauthorizationRequiredError
 from ar_sync.store.memory import MemoryTokenStore
+from ar_sync.sync.connector import TokenSet
 
 NOW = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 

@@ -14,15 +14,15 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.connector import Connection, TokenSet
-from ar_sync.crypto import (
+from ar_sync.store.crypto import (
     KeyMaterialError,
     TokenCipher,
     TokenDecryptError,
     parse_keys,
     rotate_tokens,
 )
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection, TokenSet
 
 OLD, NEW = Fernet.generate_key(), Fernet.generate_key()
 TOKENS = TokenSet(access_token="AT-secret", refresh_token="RT-secret",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ar_sync.connector import TokenSet
-from ar_sync.crypto import TokenCipher, TokenDecryptError, local_cipher
-from ar_sync.settings import SettingsError, platform_settings
+from ar_sync.connect.settings import SettingsError, platform_settings
+from ar_sync.store.crypto import TokenCipher, TokenDecryptError, local_cipher
+from ar_sync.sync.connector import TokenSet
 
 
 def test_cipher_round_trip_and_no_plaintext() -> None:

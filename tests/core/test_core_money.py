@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ar_sync.models import Money
-from ar_sync.money import ISO_4217_CODES, minor_units, round_money, to_decimal
+from ar_sync.domain.models import Money
+from ar_sync.domain.money import ISO_4217_CODES, minor_units, round_money, to_decimal
 
 
 @pytest.mark.parametrize(("currency", "places"), [("JPY", 0), ("USD", 2), ("GBP", 2),

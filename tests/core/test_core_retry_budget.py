@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ar_sync.budget import CallBudget
-from ar_sync.errors import (
+from ar_sync.domain.errors import (
     BudgetExhaustedError,
     PlatformValidationError,
     RateLimitedError,
     TransientError,
 )
-from ar_sync.retry import call_with_retries
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.retry import call_with_retries
 
 
 def _flaky(failures: list[Exception], result: str = "ok"):  # type: ignore[no-untyped-def]

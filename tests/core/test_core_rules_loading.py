@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.policy import PolicyError, load_policy, parse_policy
+from ar_sync.rules.policy import PolicyError, load_policy, parse_policy
 
 OK = "extends: default\n"
 

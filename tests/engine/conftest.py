@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from ar_sync.models import (
+from ar_sync.domain.models import (
     Action,
     ApplyLateFee,
     EntryState,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ar_sync.calendar import BusinessCalendar, check_holiday_region, local_date, zone
+from ar_sync.domain.calendar import BusinessCalendar, check_holiday_region, local_date, zone
 
 US = BusinessCalendar(country="US")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ar_sync.models import (
+from ar_sync.domain.models import (
     Action,
     AddNote,
     ApplyLateFee,
@@ -23,7 +23,7 @@ from ar_sync.models import (
     SkipStage,
     WaiveFee,
 )
-from ar_sync.sync_report import describe
+from ar_sync.sync.run_report import describe
 
 BASE: dict[str, Any] = {"key": "k", "tenant": "t", "platform": "xero", "invoice_id": "i1",
                         "invoice_number": "INV-1", "rule": "overdue", "occurrence": "once",

@@ -15,18 +15,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ar_sync.engine import plan_run
-from ar_sync.engine_due import Finished, finished_of, may_act, with_summary
-from ar_sync.models import (
-    TERMINAL_STATES,
-    ActionKind,
-    ApplyLateFee,
-    EntryState,
-    LedgerEntry,
-)
-from ar_sync.pauses import Pause
-from ar_sync.plans import PaymentPlan
-from ar_sync.policy import load_policy, parse_policy
+from ar_sync.domain.models import TERMINAL_STATES, ActionKind, ApplyLateFee, EntryState, LedgerEntry
+from ar_sync.domain.pauses import Pause
+from ar_sync.domain.payment_plans import PaymentPlan
+from ar_sync.planner.due import Finished, finished_of, may_act, with_summary
+from ar_sync.planner.plan import plan_run
+from ar_sync.rules.policy import load_policy, parse_policy
 
 from .conftest import TODAY, make_invoice, record
 

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ar_sync.engine import explain, plan
-from ar_sync.pauses import Pause, active_pauses
-from ar_sync.policy import load_policy
+from ar_sync.domain.pauses import Pause, active_pauses
+from ar_sync.planner.plan import explain, plan
+from ar_sync.rules.policy import load_policy
 
 from .conftest import TODAY, make_invoice
 

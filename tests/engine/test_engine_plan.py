@@ -12,9 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.engine import explain, plan
-from ar_sync.fees import invoice_cap
-from ar_sync.models import (
+from ar_sync.domain.models import (
     ActionKind,
     AddNote,
     ApplyLateFee,
@@ -26,7 +24,9 @@ from ar_sync.models import (
     SkipStage,
     action_key,
 )
-from ar_sync.policy import load_policy, parse_policy
+from ar_sync.planner.fee_maths import invoice_cap
+from ar_sync.planner.plan import explain, plan
+from ar_sync.rules.policy import load_policy, parse_policy
 
 from .conftest import TODAY, make_invoice, record
 
@@ -320,7 +320,7 @@ def test_plan_deterministic_idempotent_and_safe(
 def test_fast_built_actions_equal_validated_ones() -> None:
     from pydantic import TypeAdapter
 
-    from ar_sync.models import Action
+    from ar_sync.domain.models import Action
 
     invs = [make_invoice(1, days_overdue=70, total="9000.00"), make_invoice(2, days_overdue=25)]
     actions = plan(invs, {}, DEFAULT, TODAY)

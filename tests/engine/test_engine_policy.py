@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ar_sync.models import FeeMode
-from ar_sync.policy import (
+from ar_sync.domain.models import FeeMode
+from ar_sync.rules.policy import (
     PercentFee,
     PolicyError,
     load_policy,

@@ -17,19 +17,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from ar_sync.engine import plan
-from ar_sync.engine_compile import compile_policy
-from ar_sync.engine_core import _Planner
-from ar_sync.engine_quiet import (
-    NEVER,
-    can_act,
-    index_applies,
-    quiet_days,
-    quiet_stamp,
-    quiet_until,
-)
-from ar_sync.fees import FeeTerms, due_occurrences, next_occurrence_on
-from ar_sync.models import (
+from ar_sync.domain.models import (
     TERMINAL_STATES,
     ApplyLateFee,
     EntryState,
@@ -37,9 +25,21 @@ from ar_sync.models import (
     Invoice,
     LedgerEntry,
 )
-from ar_sync.plans import PaymentPlan
-from ar_sync.policy import Policy, load_policy, parse_policy
-from ar_sync.policy_schema import RiskAdjustment, RiskRules
+from ar_sync.domain.payment_plans import PaymentPlan
+from ar_sync.planner.can_act import (
+    NEVER,
+    can_act,
+    index_applies,
+    quiet_days,
+    quiet_stamp,
+    quiet_until,
+)
+from ar_sync.planner.compiled import compile_policy
+from ar_sync.planner.fee_maths import FeeTerms, due_occurrences, next_occurrence_on
+from ar_sync.planner.plan import plan
+from ar_sync.planner.state import _Planner
+from ar_sync.rules.policy import Policy, load_policy, parse_policy
+from ar_sync.rules.schema import RiskAdjustment, RiskRules
 
 from .conftest import TODAY, make_invoice, record
 
@@ -257,7 +257,7 @@ def test_stamp_follows_rules_and_go_live_and_applies_without_plans_pauses_risk()
     assert quiet_stamp(a, None) != quiet_stamp(b, None)
     assert quiet_stamp(a, None) != quiet_stamp(a, TODAY)
     # the same in every process (a CLI run is one): no set order or hash seed leaks in
-    code = ("from ar_sync.policy import load_policy; from ar_sync.engine_quiet import "
+    code = ("from ar_sync.rules.policy import load_policy; from ar_sync.planner.can_act import "
             "quiet_stamp; print(quiet_stamp(load_policy('default'), None))")
     seen = {subprocess.run([sys.executable, "-c", code], env={**os.environ,
                            "PYTHONHASHSEED": seed}, capture_output=True, text=True,

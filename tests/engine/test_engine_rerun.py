@@ -13,9 +13,9 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.engine import plan
-from ar_sync.models import ApplyLateFee, FeeMode, Invoice
-from ar_sync.policy import load_policy
+from ar_sync.domain.models import ApplyLateFee, FeeMode, Invoice
+from ar_sync.planner.plan import plan
+from ar_sync.rules.policy import load_policy
 
 from .conftest import TODAY, make_invoice, record
 

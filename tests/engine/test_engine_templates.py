@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ar_sync.templates import (
+from ar_sync.rules.templates import (
     FEE_LABEL_FIELDS,
     NOTE_FIELDS,
     TemplateError,

@@ -12,12 +12,12 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.engine import compile_policy, explain, plan, plan_run, risk_for, simulate
-from ar_sync.fee_periods import period_of
-from ar_sync.fees import due_occurrences, invoice_cap
-from ar_sync.models import AddNote, ApplyLateFee, Escalate, SkipStage, WaiveFee
-from ar_sync.pauses import Pause
-from ar_sync.policy import Policy, load_policy, parse_policy
+from ar_sync.domain.models import AddNote, ApplyLateFee, Escalate, SkipStage, WaiveFee
+from ar_sync.domain.pauses import Pause
+from ar_sync.planner.fee_maths import due_occurrences, invoice_cap
+from ar_sync.planner.fee_periods import period_of
+from ar_sync.planner.plan import compile_policy, explain, plan, plan_run, risk_for, simulate
+from ar_sync.rules.policy import Policy, load_policy, parse_policy
 
 from .conftest import TODAY, make_invoice, record
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from ar_sync.connector import Connection
-from ar_sync.models import Invoice
-from ar_sync.policy import Policy, parse_policy
+from ar_sync.domain.models import Invoice
+from ar_sync.rules.policy import Policy, parse_policy
+from ar_sync.sync.connector import Connection
 
 TODAY = date(2026, 11, 16)  # a Monday
 NOW = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)

@@ -29,14 +29,14 @@ from sync.fakes import FakeConnector, FakePlatform, FaultPlan, SimulatedCrash
 from sync.harness import CIPHER
 from sync.rounds import Clock, ScheduleTally, run_round
 
-from ar_sync.messaging.deliver import AMBIGUOUS
-from ar_sync.messaging.settings import MailSetup
-from ar_sync.messaging.transport import Mailer, Sender, SendResult, SmtpMailer
-from ar_sync.models import EntryState, Invoice
-from ar_sync.policy import Policy
-from ar_sync.sandbox.smtp_sink import SmtpSink
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
+from ar_sync.delivery.settings import MailSetup
+from ar_sync.delivery.transports import Mailer, Sender, SendResult, SmtpMailer
+from ar_sync.domain.models import EntryState, Invoice
+from ar_sync.rules.policy import Policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.deliver import AMBIGUOUS
+from ar_sync.sync.run import run_tenant
+from ar_sync_emulators.smtp_sink import SmtpSink
 
 from .helpers import CONNECTION, invoice
 

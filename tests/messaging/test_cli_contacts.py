@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ar_sync.cli import app
 from ar_sync.cli.app import UserError
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.store.sqlite.store import SQLiteStore
 
 from .helpers import CONNECTION
 

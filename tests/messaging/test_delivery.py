@@ -14,13 +14,13 @@ import pytest
 from sync.fakes import FakeConnector, FakePlatform, FaultPlan
 from sync.harness import CIPHER
 
-from ar_sync.messaging.contacts import Contact
-from ar_sync.messaging.settings import MailSetup
-from ar_sync.messaging.transport import Sender, SmtpMailer
-from ar_sync.models import EntryState, Invoice
-from ar_sync.sandbox.smtp_sink import SmtpSink
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import RunReport, run_tenant
+from ar_sync.delivery.settings import MailSetup
+from ar_sync.delivery.transports import Sender, SmtpMailer
+from ar_sync.domain.contacts import Contact
+from ar_sync.domain.models import EntryState, Invoice
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.run import RunReport, run_tenant
+from ar_sync_emulators.smtp_sink import SmtpSink
 
 from .helpers import CONNECTION, NOW, invoice, rules
 

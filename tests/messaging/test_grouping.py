@@ -9,13 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.engine import plan
-from ar_sync.messaging.compose import TONES
-from ar_sync.messaging.contacts import Contact
-from ar_sync.messaging.group import plan_messages
-from ar_sync.messaging.run import mail_rules
-from ar_sync.models import CustomerMessage, EmailReminder, Escalate, EscalationNotice, Invoice
-from ar_sync.policy import PolicyError, parse_policy
+from ar_sync.domain.contacts import Contact
+from ar_sync.domain.models import (
+    CustomerMessage,
+    EmailReminder,
+    Escalate,
+    EscalationNotice,
+    Invoice,
+)
+from ar_sync.messages.compose import TONES
+from ar_sync.messages.grouping import plan_messages
+from ar_sync.planner.plan import plan
+from ar_sync.rules.policy import PolicyError, parse_policy
+from ar_sync.sync.mail import mail_rules
 
 from .helpers import RULES, TODAY, invoice, rules
 

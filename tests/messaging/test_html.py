@@ -11,7 +11,7 @@ from html_dom import parse_html
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.messaging.compose import Line, Wording, compose
+from ar_sync.messages.compose import Line, Wording, compose
 
 from .helpers import TODAY, invoice
 

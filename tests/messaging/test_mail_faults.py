@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ar_sync.sandbox.smtp_sink import SmtpSink
+from ar_sync_emulators.smtp_sink import SmtpSink
 
 from .helpers import rules
 from .mail_harness import MailTally, run_schedule

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from sync.harness import CIPHER
 
-from ar_sync.budget import CallBudget
-from ar_sync.demo import DEMO_NOW, connect_through_oauth, running_sandbox
-from ar_sync.messaging.settings import MailSetup
-from ar_sync.messaging.transport import Sender, SmtpMailer
-from ar_sync.policy import load_policy
-from ar_sync.sandbox.smtp_sink import SmtpSink
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import open_connector, run_tenant
+from ar_sync.delivery.settings import MailSetup
+from ar_sync.delivery.transports import Sender, SmtpMailer
+from ar_sync.rules.policy import load_policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.run import open_connector, run_tenant
+from ar_sync_emulators.demo import DEMO_NOW, connect_through_oauth, running_sandbox
+from ar_sync_emulators.smtp_sink import SmtpSink
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,10 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from moto import mock_aws
 
-from ar_sync.messaging.bounces import apply_notification, lambda_handler, sns_notifications
-from ar_sync.messaging.contacts import resolve
-from ar_sync.messaging.transport import (
-    Outcome,
-    Sender,
-    SesMailer,
-    notice_mime,
-    tag_text,
-    tag_value,
-)
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.delivery.bounces import apply_notification, lambda_handler, sns_notifications
+from ar_sync.delivery.transports import Outcome, Sender, SesMailer, notice_mime, tag_text, tag_value
+from ar_sync.domain.contacts import resolve
+from ar_sync.store.sqlite.store import SQLiteStore
 
 SENDER = Sender("Acme Supplies <accounts@acme.example>", "accounts@acme.example")
 

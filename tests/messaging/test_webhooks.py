@@ -14,7 +14,7 @@ import pytest
 from sync.fakes import FakeConnector, FakePlatform, FaultPlan
 from sync.harness import CIPHER
 
-from ar_sync.messaging.notify import (
+from ar_sync.delivery.notify import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     WebhookRefusedError,
@@ -23,10 +23,10 @@ from ar_sync.messaging.notify import (
     signature,
     verify,
 )
-from ar_sync.messaging.settings import MailSetup
-from ar_sync.models import EntryState
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
+from ar_sync.delivery.settings import MailSetup
+from ar_sync.domain.models import EntryState
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.run import run_tenant
 
 from .helpers import CONNECTION, NOW, RULES, invoice, rules
 

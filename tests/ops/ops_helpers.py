@@ -15,16 +15,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ar_sync.demo import connect_through_oauth
-from ar_sync.sandbox.common import Effect
-from ar_sync.sandbox.persist import load
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.settings import platform_settings
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.connect.settings import platform_settings
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync_emulators.base import Effect
+from ar_sync_emulators.demo import connect_through_oauth
+from ar_sync_emulators.persist import load
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
+from ar_sync_emulators.xero.server import XeroEmulator
 
 AR_SYNC = [str(Path(sys.executable).parent / "ar-sync")]
-TODAY = "2026-11-16"  # the demo company's day (ar_sync.sandbox.demo.DEMO_TODAY)
+TODAY = "2026-11-16"  # the demo company's day (ar_sync_emulators.books.DEMO_TODAY)
 
 
 def wait_for(check: object, timeout: float, what: str) -> None:

@@ -15,12 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.cli.commands_demo import env_lines
-from ar_sync.cli.commands_sync import EXIT_FAILED, EXIT_LOCKED, exit_code
+from ar_sync.cli.commands.demo import env_lines
+from ar_sync.cli.commands.sync import EXIT_FAILED, EXIT_LOCKED, exit_code
 from ar_sync.cli.signals import EXIT_INTERRUPTED
-from ar_sync.sandbox.persist import load, save
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-from ar_sync.sync import LOCK_HELD, RunReport
+from ar_sync.sync.run import LOCK_HELD, RunReport
+from ar_sync_emulators.persist import load, save
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 
 
 def _report(errors: list[str] | None = None, stopped: str | None = None) -> RunReport:
@@ -73,8 +73,8 @@ def test_state_round_trip_keeps_data_not_runtime(tmp_path: Path) -> None:
 
 
 def test_payment_plan_list_takes_format(tmp_path: Path) -> None:
-    from ar_sync.connector import Connection
-    from ar_sync.store.sqlite import SQLiteStore
+    from ar_sync.store.sqlite.store import SQLiteStore
+    from ar_sync.sync.connector import Connection
 
     db = tmp_path / "ar.db"
     SQLiteStore(db).save_connection(Connection(id="xero:t", platform="xero", external_id="t"))
@@ -85,8 +85,8 @@ def test_payment_plan_list_takes_format(tmp_path: Path) -> None:
 
 
 def test_contact_show_takes_format(tmp_path: Path) -> None:
-    from ar_sync.connector import Connection
-    from ar_sync.store.sqlite import SQLiteStore
+    from ar_sync.store.sqlite.store import SQLiteStore
+    from ar_sync.sync.connector import Connection
 
     db = tmp_path / "ar.db"
     SQLiteStore(db).save_connection(Connection(id="xero:t", platform="xero", external_id="t"))

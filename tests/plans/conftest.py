@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from ar_sync.models import Action, ApplyLateFee, EntryState, Invoice, LedgerEntry
-from ar_sync.policy import Policy, parse_policy
+from ar_sync.domain.models import Action, ApplyLateFee, EntryState, Invoice, LedgerEntry
+from ar_sync.rules.policy import Policy, parse_policy
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

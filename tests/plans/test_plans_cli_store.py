@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from ar_sync.cli import app
 from ar_sync.cli.app import UserError
-from ar_sync.connector import Connection
-from ar_sync.plans import PaymentPlan
-from ar_sync.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from ar_sync.domain.payment_plans import PaymentPlan
+from ar_sync.store.sqlite.store import SCHEMA_VERSION, SQLiteStore
+from ar_sync.sync.connector import Connection
 
 from .conftest import invoice
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ar_sync.engine import PLAN_BROKEN, PLAN_NOTE, plan
-from ar_sync.models import Action, AddNote, ApplyLateFee, Escalate, LedgerEntry, SendReminder
-from ar_sync.money import quantum
-from ar_sync.plans import PaymentPlan, schedule, split_evenly
+from ar_sync.domain.models import Action, AddNote, ApplyLateFee, Escalate, LedgerEntry, SendReminder
+from ar_sync.domain.money import quantum
+from ar_sync.domain.payment_plans import PaymentPlan, schedule, split_evenly
+from ar_sync.planner.plan import PLAN_BROKEN, PLAN_NOTE, plan
 
 from .conftest import invoice, record, rules
 

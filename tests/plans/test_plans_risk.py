@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from ar_sync.engine import plan
-from ar_sync.models import Escalate
+from ar_sync.domain.models import Escalate
+from ar_sync.planner.plan import plan
 
 from .conftest import invoice, record, rules
 

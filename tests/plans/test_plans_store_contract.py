@@ -12,11 +12,11 @@ from typing import Any
 import boto3
 import pytest
 
-from ar_sync.aws.local import moto_server
-from ar_sync.crypto import TokenCipher
-from ar_sync.plans import PaymentPlan
-from ar_sync.store.dynamodb import DynamoDBStore, create_tables
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.domain.payment_plans import PaymentPlan
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.dynamodb.store import DynamoDBStore, create_tables
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync_emulators.aws import moto_server
 
 CIPHER = TokenCipher(TokenCipher.generate_key())
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from sync.fakes import FakeConnector, FakePlatform, FaultPlan
 from sync.harness import CIPHER
 
-from ar_sync.connector import Connection
-from ar_sync.plans import PaymentPlan
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
+from ar_sync.domain.payment_plans import PaymentPlan
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection
+from ar_sync.sync.run import run_tenant
 
 from .conftest import invoice, rules
 

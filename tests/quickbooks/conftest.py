@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from qbo_helpers import Session, connect
 
-from ar_sync.budget import CallBudget
-from ar_sync.sandbox.demo import DemoCompany, demo_company
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.sync.budget import CallBudget
+from ar_sync_emulators.books import DemoCompany, demo_company
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_quickbooks import QuickBooksPlugin
 
 

@@ -8,10 +8,10 @@ from urllib.parse import parse_qs, urlparse
 
 import requests
 
-from ar_sync.budget import CallBudget
-from ar_sync.connector import Connection, PlatformSettings
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
 from ar_sync.store.memory import MemoryTokenStore
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import Connection, PlatformSettings
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_quickbooks import QuickBooksConnector, QuickBooksPlugin
 
 

@@ -13,19 +13,19 @@ from typing import Any
 import pytest
 from qbo_helpers import FakeClock, Session, connect
 
-from ar_sync.budget import CallBudget
-from ar_sync.connector import BatchWrite, BatchWriter
-from ar_sync.errors import (
+from ar_sync.domain.errors import (
     NotApplicableError,
     PlatformValidationError,
     StaleObjectError,
     WriteVerificationError,
 )
-from ar_sync.models import AddNote, ApplyLateFee, Escalate, FeeMode, Invoice, Money
-from ar_sync.money import to_decimal
-from ar_sync.sandbox.common import RateLimiter
-from ar_sync.sandbox.qbo_companies import real_company
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.domain.models import AddNote, ApplyLateFee, Escalate, FeeMode, Invoice, Money
+from ar_sync.domain.money import to_decimal
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import BatchWrite, BatchWriter
+from ar_sync_emulators.base import RateLimiter
+from ar_sync_emulators.quickbooks.companies import real_company
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_quickbooks import QuickBooksConnector, QuickBooksPlugin
 from ar_sync_quickbooks.batch import BATCH_REQUEST_ID_MAX, MAX_BATCH
 

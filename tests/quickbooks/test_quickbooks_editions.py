@@ -8,12 +8,12 @@ from decimal import Decimal
 import pytest
 from qbo_helpers import connect
 
-from ar_sync.budget import CallBudget
-from ar_sync.errors import PlatformValidationError
-from ar_sync.sandbox.qbo_companies import real_company
-from ar_sync.sandbox.qbo_companies_server import QuickBooksCompanies
-from ar_sync.sandbox.qbo_tax import AU, CA, UK, tax_rows
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.domain.errors import PlatformValidationError
+from ar_sync.sync.budget import CallBudget
+from ar_sync_emulators.quickbooks.companies import real_company
+from ar_sync_emulators.quickbooks.companies_server import QuickBooksCompanies
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
+from ar_sync_emulators.quickbooks.tax import AU, CA, UK, tax_rows
 from ar_sync_quickbooks import QuickBooksPlugin
 from ar_sync_quickbooks.fees import choose_fee_tax
 

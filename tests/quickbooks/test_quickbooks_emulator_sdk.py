@@ -22,7 +22,7 @@ from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
 from quickbooks.objects.invoice import Invoice
 from quickbooks.objects.item import Item
 
-from ar_sync.budget import CallBudget
+from ar_sync.sync.budget import CallBudget
 from ar_sync_quickbooks.client import QuickBooksClient
 
 
@@ -172,7 +172,7 @@ def test_cdc_and_batch(qbo: Session, qb: QuickBooks) -> None:
 
 
 def test_expired_token_is_401_through_the_sdk(qbo: Session, qb: QuickBooks) -> None:
-    from ar_sync.errors import ReauthorizationRequiredError
+    from ar_sync.domain.errors import ReauthorizationRequiredError
 
     qbo.emu.faults.expire_tokens()
     with pytest.raises(ReauthorizationRequiredError):

@@ -13,15 +13,15 @@ from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
 from qbo_helpers import FakeClock, Session, connect
 
-from ar_sync.budget import CallBudget
-from ar_sync.errors import (
+from ar_sync.domain.errors import (
     BudgetExhaustedError,
     RateLimitedError,
     ReauthorizationRequiredError,
     TransientError,
 )
-from ar_sync.sandbox.demo import DemoCompany, demo_company
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.sync.budget import CallBudget
+from ar_sync_emulators.books import DemoCompany, demo_company
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_quickbooks import QuickBooksPlugin
 
 
@@ -160,7 +160,7 @@ def test_budget_is_spent_per_http_call_and_stops_the_run(qbo: Session) -> None:
 
 
 def test_unknown_invoice_is_none_and_bad_query_is_validation(qbo: Session) -> None:
-    from ar_sync.errors import PlatformValidationError
+    from ar_sync.domain.errors import PlatformValidationError
 
     connector = qbo.open()
     assert connector.get_invoice("999999") is None

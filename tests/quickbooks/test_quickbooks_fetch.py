@@ -6,9 +6,9 @@ from decimal import Decimal
 
 from qbo_helpers import Session, connect
 
-from ar_sync.models import InvoiceStatus
-from ar_sync.sandbox.demo import DemoCompany, demo_company
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.domain.models import InvoiceStatus
+from ar_sync_emulators.books import DemoCompany, demo_company
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_quickbooks import QuickBooksPlugin
 
 
@@ -47,7 +47,7 @@ def test_pages_of_1000_for_a_large_company() -> None:
         settings = emu.settings()
         store, connection = connect(emu, plugin, settings)
         emu.counters.reset()
-        from ar_sync.budget import CallBudget
+        from ar_sync.sync.budget import CallBudget
 
         budget = CallBudget()
         result = plugin.open(settings, connection, store, budget).fetch_open_invoices()

@@ -10,9 +10,9 @@ import requests
 from qbo_helpers import Session
 from quickbooks.objects.invoice import Invoice as QBInvoice
 
-from ar_sync.money import to_decimal
-from ar_sync.sandbox.qbo_links import LINK_PATH
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.domain.money import to_decimal
+from ar_sync_emulators.quickbooks.links import LINK_PATH
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_quickbooks.mapping import LAZY_LINK, note_text, to_invoice
 
 ASK = {"include": "invoiceLink"}

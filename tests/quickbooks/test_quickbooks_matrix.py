@@ -15,13 +15,13 @@ import pytest
 from qbo_helpers import Session, connect
 from quickbooks.exceptions import QuickbooksException
 
-from ar_sync.budget import CallBudget
-from ar_sync.connector import mentions_key
-from ar_sync.errors import NotApplicableError
-from ar_sync.models import FeeMode, Invoice, Money
-from ar_sync.money import to_decimal
-from ar_sync.sandbox.qbo_companies import SHAPES, real_company
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
+from ar_sync.domain.errors import NotApplicableError
+from ar_sync.domain.models import FeeMode, Invoice, Money
+from ar_sync.domain.money import to_decimal
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import mentions_key
+from ar_sync_emulators.quickbooks.companies import SHAPES, real_company
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_quickbooks import QuickBooksPlugin
 
 FEE = Decimal("12.50")

@@ -8,15 +8,15 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from ar_sync.connector import key_references
-from ar_sync.crypto import TokenCipher
-from ar_sync.demo import DEMO_NOW, DEMO_TODAY, REDIRECT_URI, connect_through_oauth
-from ar_sync.money import to_decimal
-from ar_sync.policy import parse_policy
-from ar_sync.sandbox.qbo_companies import real_company
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
+from ar_sync.domain.money import to_decimal
+from ar_sync.rules.policy import parse_policy
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import key_references
+from ar_sync.sync.run import run_tenant
+from ar_sync_emulators.demo import DEMO_NOW, DEMO_TODAY, REDIRECT_URI, connect_through_oauth
+from ar_sync_emulators.quickbooks.companies import real_company
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 
 RULES = ("calendar: {send_on: any_day}\nlate_fees:\n"
          "  - {name: vat-fee, kind: fixed, amount: 20, tax: '20.0% S', backfill: all,\n"

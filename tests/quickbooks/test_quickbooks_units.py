@@ -14,17 +14,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from qbo_helpers import FakeClock
 
-from ar_sync.budget import CallBudget
-from ar_sync.errors import (
+from ar_sync.domain.errors import (
     PlatformValidationError,
     RateLimitedError,
     ReauthorizationRequiredError,
     StaleObjectError,
     TransientError,
 )
-from ar_sync.models import InvoiceStatus
-from ar_sync.sandbox.common import Counters, Faults, RateLimiter
-from ar_sync.sandbox.qbo_query import QueryError, parse_query, run_query
+from ar_sync.domain.models import InvoiceStatus
+from ar_sync.sync.budget import CallBudget
+from ar_sync_emulators.base import Counters, Faults, RateLimiter
+from ar_sync_emulators.quickbooks.query import QueryError, parse_query, run_query
 from ar_sync_quickbooks.client import QuickBooksClient, endpoint_of, run
 from ar_sync_quickbooks.mapping import (
     MalformedInvoice,

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from qbo_helpers import Session
 
-from ar_sync.connector import key_marker
-from ar_sync.errors import ConnectorError
-from ar_sync.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.domain.errors import ConnectorError
+from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.sync.connector import key_marker
 
 
 def _charged(qbo: Session, fee: str = "25.00") -> tuple[Invoice, Money]:

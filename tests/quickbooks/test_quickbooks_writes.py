@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from qbo_helpers import Session
 
-from ar_sync.connector import key_marker
-from ar_sync.errors import NotApplicableError, PlatformValidationError, StaleObjectError
-from ar_sync.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.domain.errors import NotApplicableError, PlatformValidationError, StaleObjectError
+from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.sync.connector import key_marker
 
 
 def _overdue(qbo: Session) -> list[Invoice]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from ar_sync.models import ActionKind, EntryState, Invoice, InvoiceStatus, LedgerEntry
+from ar_sync.domain.models import ActionKind, EntryState, Invoice, InvoiceStatus, LedgerEntry
 
 UPDATED = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from ar_sync.cli import app
 from ar_sync.cli.app import UserError
-from ar_sync.connector import Connection
-from ar_sync.crypto import TokenCipher
-from ar_sync.models import AddNote
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.domain.models import AddNote
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection
 
 runner = CliRunner()
 

@@ -18,14 +18,14 @@ import requests
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.cli import commands_connect as connect_module
 from ar_sync.cli.app import UserError
-from ar_sync.connector import PlatformSettings
-from ar_sync.crypto import TokenCipher
-from ar_sync.sandbox.demo import demo_company
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.cli.commands import connect as connect_module
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import PlatformSettings
+from ar_sync_emulators.books import demo_company
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
+from ar_sync_emulators.xero.server import XeroEmulator
 
 runner = CliRunner()
 KEY = TokenCipher.generate_key().decode()

@@ -10,9 +10,9 @@ import pytest
 from ar_sync.cli import main
 from ar_sync.cli.app import UserError
 from ar_sync.cli.errors import user_error_for
-from ar_sync.connector import Connection, TokenSet
-from ar_sync.crypto import TokenCipher
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection, TokenSet
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

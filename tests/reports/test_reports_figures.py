@@ -7,8 +7,8 @@ from decimal import Decimal as D
 
 from reports_helpers import AS_OF, entry, fixture_history, fixture_invoices, inv
 
-from ar_sync.models import ActionKind, InvoiceStatus
-from ar_sync.report import (
+from ar_sync.domain.models import ActionKind, InvoiceStatus
+from ar_sync.report.figures import (
     RiskLevel,
     Trend,
     aging,

@@ -10,9 +10,9 @@ import pytest
 from html_dom import parse_html
 from reports_helpers import AS_OF, entry, fixture_history, fixture_invoices, inv
 
-from ar_sync.models import ActionKind
-from ar_sync.report import build_report
-from ar_sync.report_html import render_html
+from ar_sync.domain.models import ActionKind
+from ar_sync.report.figures import build_report
+from ar_sync.report.html import render_html
 
 EVIL = "<script>document.body.setAttribute('data-pwned','1')</script><img src=x onerror=alert(1)>"
 
@@ -65,8 +65,8 @@ def test_chromium_runs_no_injected_script(rendered: str) -> None:
 
 
 def test_chart_bars_scale_to_the_largest_bucket(tmp_path: Path) -> None:
-    from ar_sync.report import aging
-    from ar_sync.report_html import aging_chart
+    from ar_sync.report.figures import aging
+    from ar_sync.report.html import aging_chart
 
     [usd] = [r for r in aging(fixture_invoices(), AS_OF) if r.currency == "USD"]
     heights = dict(re.findall(r'data-bucket="([^"]+)"[^>]*height="([\d.]+)"', aging_chart(usd)))

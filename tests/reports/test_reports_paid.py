@@ -22,9 +22,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.connector import Connection
-from ar_sync.models import Invoice, InvoiceStatus
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.domain.models import Invoice, InvoiceStatus
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection
 
 TENANT = "xero:t1"
 

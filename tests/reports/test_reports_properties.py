@@ -9,9 +9,9 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.models import ActionKind, EntryState, Invoice, InvoiceStatus, LedgerEntry
-from ar_sync.money import quantum
-from ar_sync.report import BUCKETS, RiskLevel, aging, build_report, customer_risks
+from ar_sync.domain.models import ActionKind, EntryState, Invoice, InvoiceStatus, LedgerEntry
+from ar_sync.domain.money import quantum
+from ar_sync.report.figures import BUCKETS, RiskLevel, aging, build_report, customer_risks
 
 AS_OF = date(2026, 6, 30)
 CURRENCIES = ("USD", "EUR", "JPY", "BHD")

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from ar_sync.cli import app
 from ar_sync.cli.app import UserError
-from ar_sync.connector import Connection, TokenSet
-from ar_sync.crypto import TokenCipher
-from ar_sync.store.base import Checkpoint
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection, TokenSet
+from ar_sync.sync.store import Checkpoint
 
 runner = CliRunner()
 KEY = TokenCipher.generate_key().decode()

@@ -12,9 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
-from ar_sync.aws.local import moto_server
-from ar_sync.crypto import TokenCipher
-from ar_sync.store.dynamodb import DynamoDBStore, create_tables
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.dynamodb.store import DynamoDBStore, create_tables
+from ar_sync_emulators.aws import moto_server
 
 
 @dataclass
@@ -55,7 +55,7 @@ def _dynamodb(client: Any, cipher: TokenCipher) -> Backend:
 
 
 def _sqlite(path: Path, cipher: TokenCipher) -> Backend:
-    sqlite_mod = pytest.importorskip("ar_sync.store.sqlite")
+    sqlite_mod = pytest.importorskip("ar_sync.store.sqlite.store")
     db = path / "ar-sync.db"
     store = sqlite_mod.SQLiteStore(db, cipher=cipher)
 

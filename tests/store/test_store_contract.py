@@ -14,9 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ar_sync.connector import Connection, TokenSet
-from ar_sync.ledger import ClaimOutcome
-from ar_sync.models import (
+from ar_sync.domain.models import (
     AddNote,
     ApplyLateFee,
     EntryState,
@@ -25,7 +23,9 @@ from ar_sync.models import (
     Money,
     action_key,
 )
-from ar_sync.store.base import Checkpoint, PendingAuth
+from ar_sync.sync.connector import Connection, TokenSet
+from ar_sync.sync.ledger import ClaimOutcome
+from ar_sync.sync.store import Checkpoint, PendingAuth
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 T = TypeVar("T")

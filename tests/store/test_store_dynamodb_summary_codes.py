@@ -8,9 +8,9 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ar_sync.engine_due import finished_of
-from ar_sync.models import ActionKind, EntryState, LedgerEntry
-from ar_sync.store.dynamodb_codec import summary_code, summary_rows
+from ar_sync.domain.models import ActionKind, EntryState, LedgerEntry
+from ar_sync.planner.due import finished_of
+from ar_sync.store.dynamodb.codec import summary_code, summary_rows
 
 _TEXT = st.text(min_size=1, max_size=12)  # rule names and occurrences: any text at all
 

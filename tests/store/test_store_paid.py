@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ar_sync.models import Invoice, InvoiceStatus
+from ar_sync.domain.models import Invoice, InvoiceStatus
 
 
 def _invoice(n: int, **extra: Any) -> Invoice:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ar_sync.models import AddNote, Invoice, InvoiceStatus, action_key
+from ar_sync.domain.models import AddNote, Invoice, InvoiceStatus, action_key
 
 D = date(2026, 12, 1)
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -110,8 +110,8 @@ def test_replace_all_still_drops_what_the_fetch_no_longer_has(store: Any) -> Non
 def test_a_schema_3_sqlite_file_gains_the_quiet_columns_and_triggers(tmp_path: Any) -> None:
     import sqlite3
 
-    from ar_sync.crypto import TokenCipher
-    from ar_sync.store.sqlite import SQLiteStore
+    from ar_sync.store.crypto import TokenCipher
+    from ar_sync.store.sqlite.store import SQLiteStore
 
     path = tmp_path / "old.db"
     cipher = TokenCipher(TokenCipher.generate_key())

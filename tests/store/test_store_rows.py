@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ar_sync.crypto import TokenCipher
-from ar_sync.models import AddNote, Invoice, InvoiceStatus, SkipStage
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.domain.models import AddNote, Invoice, InvoiceStatus, SkipStage
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.sqlite.store import SQLiteStore
 
 CIPHER = TokenCipher(TokenCipher.generate_key())
 

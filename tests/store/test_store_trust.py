@@ -8,11 +8,11 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from ar_sync.connector import Connection
-from ar_sync.ledger import ClaimOutcome
-from ar_sync.models import EntryState, Money, WaiveFee, action_key
-from ar_sync.pauses import Pause
-from ar_sync.store.trust import planner_pauses
+from ar_sync.domain.models import EntryState, Money, WaiveFee, action_key
+from ar_sync.domain.pauses import Pause
+from ar_sync.sync.company_store import planner_pauses
+from ar_sync.sync.connector import Connection
+from ar_sync.sync.ledger import ClaimOutcome
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 D0 = date(2026, 11, 27)
@@ -150,8 +150,8 @@ def test_connection_go_live_and_mode_round_trip(store: Any) -> None:
 def test_a_schema_2_sqlite_file_gains_the_new_tables_and_column(tmp_path: Any) -> None:
     import sqlite3
 
-    from ar_sync.crypto import TokenCipher
-    from ar_sync.store.sqlite import SCHEMA_VERSION, SQLiteStore
+    from ar_sync.store.crypto import TokenCipher
+    from ar_sync.store.sqlite.store import SCHEMA_VERSION, SQLiteStore
 
     path = tmp_path / "old.db"
     cipher = TokenCipher(TokenCipher.generate_key())

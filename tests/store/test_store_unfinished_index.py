@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from ar_sync.models import AddNote
-from ar_sync.store.dynamodb import UNFINISHED_INDEX
+from ar_sync.domain.models import AddNote
+from ar_sync.store.dynamodb.store import UNFINISHED_INDEX
 
 T0 = datetime(2026, 11, 16, 9, tzinfo=UTC)
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from ar_sync.ledger import Claim, ClaimOutcome
-from ar_sync.models import Action, ActionKind, Invoice
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.domain.models import Action, ActionKind, Invoice
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.ledger import Claim, ClaimOutcome
 
 _claim = SQLiteStore.claim
 _finish = SQLiteStore._finish

@@ -11,12 +11,12 @@ from typing import Any
 import boto3
 import pytest
 
-from ar_sync.aws.local import moto_server
-from ar_sync.connector import Connection
-from ar_sync.crypto import TokenCipher
-from ar_sync.models import Invoice
-from ar_sync.policy import load_policy
-from ar_sync.store.dynamodb import DynamoDBStore, create_tables
+from ar_sync.domain.models import Invoice
+from ar_sync.rules.policy import load_policy
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.dynamodb.store import DynamoDBStore, create_tables
+from ar_sync.sync.connector import Connection
+from ar_sync_emulators.aws import moto_server
 
 CONN = Connection(id="fake:1", platform="fake", external_id="1")
 POLICY = load_policy("default")  # stages with platform e-mails, fees, escalation

@@ -14,13 +14,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from ar_sync.budget import CallBudget
-from ar_sync.connector import Connection, Connector, load_plugin
-from ar_sync.sandbox.demo import DemoCompany, demo_company
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-from ar_sync.sandbox.replay import ReplayMode
-from ar_sync.sandbox.xero import XeroEmulator
 from ar_sync.store.memory import MemoryTokenStore
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import Connection, Connector, load_plugin
+from ar_sync_emulators.books import DemoCompany, demo_company
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
+from ar_sync_emulators.replay import ReplayMode
+from ar_sync_emulators.xero.server import XeroEmulator
 
 
 class EmulatorAdapter:

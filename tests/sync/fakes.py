@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ar_sync.budget import CallBudget
-from ar_sync.connector import Connection, FetchResult, key_marker, mentions_key, reference_text
-from ar_sync.errors import RateLimitedError, TransientError
-from ar_sync.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
-from ar_sync.sandbox.common import utcnow
-from ar_sync.sandbox.effect_keys import keys_in
-from ar_sync.sandbox.replay import ReplayMode
+from ar_sync.domain.errors import RateLimitedError, TransientError
+from ar_sync.domain.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import Connection, FetchResult, key_marker, mentions_key, reference_text
+from ar_sync_emulators.base import utcnow
+from ar_sync_emulators.effect_keys import keys_in
+from ar_sync_emulators.replay import ReplayMode
 
 
 class SimulatedCrash(BaseException):
@@ -62,7 +62,7 @@ class FaultPlan:
     crash_before_write: int | None = None  # crash on the Nth write attempt, before the call
     crash_after_write: int | None = None  # crash on the Nth write, after the platform applied it
     # Does the platform replay a write whose idempotency key it has seen? all | email-only |
-    # window=SECONDS | off (see ar_sync.sandbox.replay.ReplayMode).
+    # window=SECONDS | off (see ar_sync_emulators.replay.ReplayMode).
     platform_keys: ReplayMode | str = "all"
     attempts: int = 0
 

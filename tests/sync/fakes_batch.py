@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ar_sync.connector import BatchItemResult, BatchWrite
-from ar_sync.errors import ConnectorError, TransientError
-from ar_sync.models import Action, ActionKind, AddNote, ApplyLateFee, FeeMode, Invoice, Money
+from ar_sync.domain.errors import ConnectorError, TransientError
+from ar_sync.domain.models import Action, ActionKind, AddNote, ApplyLateFee, FeeMode, Invoice, Money
+from ar_sync.sync.connector import BatchItemResult, BatchWrite
 
 from .fakes import FakeConnector, SimulatedCrash
 

@@ -27,20 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from ar_sync.connector import (
-    BatchItemResult,
-    BatchWrite,
-    BatchWriter,
-    Connection,
-    Connector,
-)
-from ar_sync.crypto import TokenCipher
-from ar_sync.errors import PlatformValidationError, TransientError
-from ar_sync.ledger import Claim
-from ar_sync.models import Action, EntryState, Invoice
-from ar_sync.policy import Policy
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
+from ar_sync.domain.errors import PlatformValidationError, TransientError
+from ar_sync.domain.models import Action, EntryState, Invoice
+from ar_sync.rules.policy import Policy
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import BatchItemResult, BatchWrite, BatchWriter, Connection, Connector
+from ar_sync.sync.ledger import Claim
+from ar_sync.sync.run import run_tenant
 
 from .fakes import SimulatedCrash
 from .rounds import Clock, ScheduleTally, run_round

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from ar_sync.connector import Connection
-from ar_sync.models import Invoice
-from ar_sync.sandbox.common import Response
-from ar_sync.sandbox.replay import IdempotencyCache, ReplayMode, is_email_path
+from ar_sync.domain.models import Invoice
+from ar_sync.sync.connector import Connection
+from ar_sync_emulators.base import Response
+from ar_sync_emulators.replay import IdempotencyCache, ReplayMode, is_email_path
 
 from .emulators import EmulatorAdapter, small_company
 from .fakes import FakeConnector, FakePlatform, FaultPlan

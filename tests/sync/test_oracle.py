@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from ar_sync.connector import Connection
-from ar_sync.models import Invoice
-from ar_sync.policy import load_policy
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
+from ar_sync.domain.models import Invoice
+from ar_sync.rules.policy import load_policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection
+from ar_sync.sync.run import run_tenant
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan
 from .harness import CIPHER

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ar_sync.policy import load_policy
+from ar_sync.rules.policy import load_policy
 
 from .breakages import EMULATOR_BREAKAGES, FAKE_BREAKAGES
 from .emulators import EmulatorAdapter, small_company

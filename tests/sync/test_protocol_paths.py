@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ar_sync.engine import plan
-from ar_sync.errors import PlatformValidationError, ReauthorizationRequiredError
-from ar_sync.models import ActionKind, EntryState, Invoice
-from ar_sync.policy import load_policy
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import execute_action, run_tenant
+from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequiredError
+from ar_sync.domain.models import ActionKind, EntryState, Invoice
+from ar_sync.planner.plan import plan
+from ar_sync.rules.policy import load_policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.run import execute_action, run_tenant
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan, SimulatedCrash
 from .harness import CIPHER, CrashingConnector, Stall

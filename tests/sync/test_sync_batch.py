@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.budget import CallBudget
-from ar_sync.errors import NotApplicableError, PlatformValidationError, TransientError
-from ar_sync.models import ActionKind, AddNote, EntryState, Invoice, InvoiceStatus
-from ar_sync.policy import load_policy
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
-from ar_sync.sync_batch import schedule
+from ar_sync.domain.errors import NotApplicableError, PlatformValidationError, TransientError
+from ar_sync.domain.models import ActionKind, AddNote, EntryState, Invoice, InvoiceStatus
+from ar_sync.rules.policy import load_policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.batch import schedule
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.run import run_tenant
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan, SimulatedCrash
 from .fakes_batch import BatchFakeConnector

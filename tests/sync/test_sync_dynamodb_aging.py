@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from ar_sync.store.dynamodb import DynamoDBStore
-from ar_sync.sync import run_tenant
+from ar_sync.store.dynamodb.store import DynamoDBStore
+from ar_sync.sync.run import run_tenant
 
 from .dynamo_helpers import CONN, POLICY, START, dynamodb_client, invoice, new_store
 from .fakes import FakeConnector, FakePlatform, FaultPlan

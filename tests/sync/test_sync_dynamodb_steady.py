@@ -10,9 +10,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from ar_sync.models import AddNote, InvoiceStatus
-from ar_sync.store.dynamodb import TENANT_INDEX, DynamoDBStore
-from ar_sync.sync import run_tenant
+from ar_sync.domain.models import AddNote, InvoiceStatus
+from ar_sync.store.dynamodb.store import TENANT_INDEX, DynamoDBStore
+from ar_sync.sync.run import run_tenant
 
 from .dynamo_helpers import CONN, POLICY, START, dynamodb_client, invoice, new_store
 from .fakes import FakeConnector, FakePlatform, FaultPlan

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ar_sync.policy import load_policy
-from ar_sync.sandbox.demo import demo_company
+from ar_sync.rules.policy import load_policy
+from ar_sync_emulators.books import demo_company
 
 from .emulators import EmulatorAdapter, small_company
 from .harness import Tally, run_one_crash, run_schedule, scratch_dir

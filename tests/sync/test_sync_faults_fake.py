@@ -15,9 +15,9 @@ from decimal import Decimal
 
 import pytest
 
-from ar_sync.connector import Connection
-from ar_sync.models import Invoice
-from ar_sync.policy import load_policy
+from ar_sync.domain.models import Invoice
+from ar_sync.rules.policy import load_policy
+from ar_sync.sync.connector import Connection
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan
 from .harness import Tally, run_schedule, scratch_dir

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from ar_sync.engine import plan
-from ar_sync.errors import QuotaReachedError, TransientError
-from ar_sync.models import EntryState, Invoice
-from ar_sync.policy import load_policy
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import INTERRUPTED, LOCK_HELD, PLATFORM_UNAVAILABLE, run_tenant
+from ar_sync.domain.errors import QuotaReachedError, TransientError
+from ar_sync.domain.models import EntryState, Invoice
+from ar_sync.planner.plan import plan
+from ar_sync.rules.policy import load_policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.run import INTERRUPTED, LOCK_HELD, PLATFORM_UNAVAILABLE, run_tenant
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan
 from .harness import CIPHER

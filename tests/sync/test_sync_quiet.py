@@ -16,13 +16,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ar_sync.models import Invoice, InvoiceStatus
-from ar_sync.pauses import Pause
-from ar_sync.plans import PaymentPlan
-from ar_sync.policy import Policy, load_policy, parse_policy
-from ar_sync.store.base import Snapshot
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
+from ar_sync.domain.models import Invoice, InvoiceStatus
+from ar_sync.domain.pauses import Pause
+from ar_sync.domain.payment_plans import PaymentPlan
+from ar_sync.rules.policy import Policy, load_policy, parse_policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.run import run_tenant
+from ar_sync.sync.store import Snapshot
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan
 from .harness import CIPHER

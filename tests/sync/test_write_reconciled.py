@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ar_sync.errors import PlatformValidationError, RateLimitedError, TransientError
-from ar_sync.retry import write_reconciled
+from ar_sync.domain.errors import PlatformValidationError, RateLimitedError, TransientError
+from ar_sync.sync.retry import write_reconciled
 
 
 class Platform:
@@ -88,7 +88,7 @@ def test_pauses_grow_exponentially_from_zero(monkeypatch: pytest.MonkeyPatch) ->
         bounds.append((low, high))
         return high
 
-    monkeypatch.setattr("ar_sync.retry.random.uniform", uniform)
+    monkeypatch.setattr("ar_sync.sync.retry.random.uniform", uniform)
     p = Platform(refuse=3)
     assert p.call(attempts=4) == "ref-0"
     assert bounds == [(0, 0.5), (0, 1.0), (0, 2.0)] and p.sleeps == [0.5, 1.0, 2.0]

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from ar_sync.cli import app
 from ar_sync.cli.app import UserError
-from ar_sync.connector import Connection
-from ar_sync.models import ActionKind, ApplyLateFee, EntryState, Invoice, Money, action_key
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.domain.models import ActionKind, ApplyLateFee, EntryState, Invoice, Money, action_key
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection
 
 runner = CliRunner()
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

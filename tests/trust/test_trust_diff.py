@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.connector import Connection
-from ar_sync.models import Invoice
-from ar_sync.policy import parse_policy
-from ar_sync.rules_diff import rules_diff
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.domain.models import Invoice
+from ar_sync.rules.policy import parse_policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection
+from ar_sync.sync.rules_diff import rules_diff
 
 runner = CliRunner()
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -97,8 +97,8 @@ def test_backtest_replays_from_the_ledger_as_it_was(db: Path, tmp_path: Path) ->
 
 
 def test_history_before_keeps_only_what_was_recorded_before_the_day() -> None:
-    from ar_sync.models import ActionKind, EntryState, LedgerEntry
-    from ar_sync.rules_diff import history_before
+    from ar_sync.domain.models import ActionKind, EntryState, LedgerEntry
+    from ar_sync.sync.rules_diff import history_before
 
     def row(day: int) -> LedgerEntry:
         return LedgerEntry(key=f"k{day}", tenant=CONN.id, invoice_id="i1",

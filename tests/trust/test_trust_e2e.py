@@ -17,17 +17,17 @@ import requests
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.connector import Connection, PlatformSettings
-from ar_sync.crypto import TokenCipher
-from ar_sync.models import ActionKind, EntryState
-from ar_sync.onboarding import finish_connect, start_connect
-from ar_sync.pauses import Pause
-from ar_sync.sandbox.demo import demo_company
-from ar_sync.sandbox.quickbooks import QuickBooksEmulator
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.sandbox.xero_model import XHistory
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import RunReport, run_tenant
+from ar_sync.connect.onboarding import finish_connect, start_connect
+from ar_sync.domain.models import ActionKind, EntryState
+from ar_sync.domain.pauses import Pause
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection, PlatformSettings
+from ar_sync.sync.run import RunReport, run_tenant
+from ar_sync_emulators.books import demo_company
+from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
+from ar_sync_emulators.xero.model import XHistory
+from ar_sync_emulators.xero.server import XeroEmulator
 
 KEY = TokenCipher.generate_key().decode()
 RULES = """
@@ -181,7 +181,7 @@ def test_fee_waive_now_applies_it_at_once_and_the_next_run_adds_nothing(
 
 def test_connect_stores_rules_and_mode_and_previews_the_first_live_run(
         company: Company, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from ar_sync.cli.connect_trust import after_connect, print_first_run, read_rules_checked
+    from ar_sync.cli.connect_rules import after_connect, print_first_run, read_rules_checked
 
     path = tmp_path / "firm.yaml"
     path.write_text(RULES, encoding="utf-8")

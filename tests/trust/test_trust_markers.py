@@ -7,7 +7,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ar_sync.pause_markers import from_lines, parse_line
+from ar_sync.domain.pause_markers import from_lines, parse_line
 
 D = date(2026, 11, 20)
 

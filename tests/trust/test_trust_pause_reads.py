@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from ar_sync.models import Invoice
-from ar_sync.pauses import Pause
-from ar_sync.policy import load_policy
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync_trust import plan_tenant
+from ar_sync.domain.models import Invoice
+from ar_sync.domain.pauses import Pause
+from ar_sync.rules.policy import load_policy
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.company import plan_tenant
 
 TODAY = date(2026, 11, 16)  # a Monday
 

@@ -13,13 +13,13 @@ import pytest
 from test_xero_matrix import SHAPES, _pick
 from xero_support import FakeClock, Session, connect
 
-from ar_sync.connector import BatchWrite, mentions_key
-from ar_sync.errors import PlatformValidationError, TransientError
-from ar_sync.models import ActionKind, ApplyLateFee, FeeMode, Invoice, Money, action_key
-from ar_sync.money import round_money
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.sandbox.xero_model import XInvoice, line_json
-from ar_sync.sandbox.xero_seed import nz_gst_organisation
+from ar_sync.domain.errors import PlatformValidationError, TransientError
+from ar_sync.domain.models import ActionKind, ApplyLateFee, FeeMode, Invoice, Money, action_key
+from ar_sync.domain.money import round_money
+from ar_sync.sync.connector import BatchWrite, mentions_key
+from ar_sync_emulators.xero.model import XInvoice, line_json
+from ar_sync_emulators.xero.seed import nz_gst_organisation
+from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero.batch import MAX_BATCH, batch_key
 
 FEE = Decimal("25.00")

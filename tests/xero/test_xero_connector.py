@@ -7,13 +7,10 @@ from decimal import Decimal
 import pytest
 from xero_support import FakeClock, Session, connect
 
-from ar_sync.connector import key_marker, reference_text
-from ar_sync.errors import (
-    PlatformValidationError,
-    ReauthorizationRequiredError,
-)
-from ar_sync.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
-from ar_sync.sandbox.xero import XeroEmulator
+from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequiredError
+from ar_sync.domain.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
+from ar_sync.sync.connector import key_marker, reference_text
+from ar_sync_emulators.xero.server import XeroEmulator
 
 FEE_KEY = "ar" + "fee0" * 8  # shaped like an action key: the emulator resolves its reference
 D2_KEY = "ar" + "d2" * 16
@@ -205,7 +202,7 @@ def test_429_storm_honours_retry_after(emu: XeroEmulator, session: Session,
 
 
 def test_real_minute_limit_waits_for_the_window(clock: FakeClock) -> None:
-    from ar_sync.sandbox.demo import demo_company
+    from ar_sync_emulators.books import demo_company
 
     emu = XeroEmulator(clock=clock, per_minute=2)
     emu.seed(demo_company())

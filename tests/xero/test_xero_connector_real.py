@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 from xero_support import FakeClock, connect
 
-from ar_sync.errors import PlatformValidationError, TransientError
-from ar_sync.models import FeeMode, Money
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.sandbox.xero_model import XInvoice
+from ar_sync.domain.errors import PlatformValidationError, TransientError
+from ar_sync.domain.models import FeeMode, Money
+from ar_sync_emulators.xero.model import XInvoice
+from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero.fee_lines import fee_invoice_key
 
 NO_SETTINGS = ("openid", "profile", "email", "accounting.invoices",

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from xero_support import Session
 
-from ar_sync.connector import customer_reference
-from ar_sync.models import ActionKind, FeeMode, Invoice, Money
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.sandbox.xero_model import XInvoice
+from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.sync.connector import customer_reference
+from ar_sync_emulators.xero.model import XInvoice
+from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero.mapping import fee_lines_total, fee_parent, fee_reference
 
 LINE_KEY = "ar" + "5ca1ab1e" * 4

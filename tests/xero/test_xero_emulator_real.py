@@ -23,8 +23,8 @@ from xero_python.accounting import (
 from xero_python.exceptions import ApiException
 from xero_support import FakeClock, access_token
 
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.sandbox.xero_model import XInvoice
+from ar_sync_emulators.xero.model import XInvoice
+from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero.calls import new_api_client, sdk_token
 
 

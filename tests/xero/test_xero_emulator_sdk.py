@@ -29,8 +29,8 @@ from xero_python.exceptions import ApiException
 from xero_python.identity import IdentityApi
 from xero_support import FakeClock, access_token
 
-from ar_sync.sandbox.demo import demo_company
-from ar_sync.sandbox.xero import XeroEmulator
+from ar_sync_emulators.books import demo_company
+from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero.calls import new_api_client, sdk_token
 
 

@@ -14,15 +14,15 @@ import pytest
 import requests
 from xero_support import FakeClock
 
-from ar_sync.budget import CallBudget
-from ar_sync.connector import Connection
-from ar_sync.crypto import TokenCipher
-from ar_sync.errors import ReauthorizationRequiredError
-from ar_sync.onboarding import finish_connect, start_connect
-from ar_sync.sandbox.demo import demo_company
-from ar_sync.sandbox.xero import XeroEmulator
+from ar_sync.connect.onboarding import finish_connect, start_connect
+from ar_sync.domain.errors import ReauthorizationRequiredError
+from ar_sync.store.crypto import TokenCipher
 from ar_sync.store.memory import MemoryTokenStore
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import Connection
+from ar_sync_emulators.books import demo_company
+from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero import XeroConnector
 
 KEY = TokenCipher.generate_key().decode()

@@ -15,14 +15,14 @@ from decimal import Decimal
 import pytest
 from xero_support import FakeClock, Session, connect
 
-from ar_sync.connector import mentions_key
-from ar_sync.errors import WriteVerificationError
-from ar_sync.models import ActionKind, FeeMode, Money, action_key
-from ar_sync.money import round_money
-from ar_sync.sandbox import xero_lines
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.sandbox.xero_model import Organisation, XInvoice, line_json
-from ar_sync.sandbox.xero_seed import nz_gst_organisation
+from ar_sync.domain.errors import WriteVerificationError
+from ar_sync.domain.models import ActionKind, FeeMode, Money, action_key
+from ar_sync.domain.money import round_money
+from ar_sync.sync.connector import mentions_key
+from ar_sync_emulators.xero import lines as xero_lines
+from ar_sync_emulators.xero.model import Organisation, XInvoice, line_json
+from ar_sync_emulators.xero.seed import nz_gst_organisation
+from ar_sync_emulators.xero.server import XeroEmulator
 
 FEE = Decimal("25.00")
 # (name, region, the rule's tax, the fee's expected TaxType, its rate in percent)

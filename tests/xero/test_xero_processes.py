@@ -18,12 +18,12 @@ import requests
 from xero_procs import run_organisation
 from xero_support import FakeClock
 
-from ar_sync.connector import Connection
-from ar_sync.crypto import TokenCipher
-from ar_sync.onboarding import finish_connect, start_connect
-from ar_sync.sandbox.demo import demo_company
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.store.sqlite import SQLiteStore
+from ar_sync.connect.onboarding import finish_connect, start_connect
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import Connection
+from ar_sync_emulators.books import demo_company
+from ar_sync_emulators.xero.server import XeroEmulator
 
 KEY = TokenCipher.generate_key().decode()
 ORGS = 3

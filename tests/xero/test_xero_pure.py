@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.sandbox.demo import DEMO_TODAY, demo_company, large_company
-from ar_sync.sandbox.xero_model import ms_date, parse_xero_date
-from ar_sync.sandbox.xero_where import GUID, Value, WhereError, parse_where
+from ar_sync_emulators.books import DEMO_TODAY, demo_company, large_company
+from ar_sync_emulators.xero.model import ms_date, parse_xero_date
+from ar_sync_emulators.xero.where import GUID, Value, WhereError, parse_where
 from ar_sync_xero.mapping import fee_parent, if_modified_since, parse_ms_date
 
 FIELDS = {"AmountDue": Decimal, "Type": str, "Status": str, "Reference": str,

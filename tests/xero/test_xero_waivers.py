@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 from xero_support import Session
 
-from ar_sync.connector import key_marker
-from ar_sync.errors import ConnectorError, PlatformValidationError
-from ar_sync.models import ActionKind, FeeMode, Invoice, Money
-from ar_sync.sandbox.xero import XeroEmulator
-from ar_sync.sandbox.xero_credit import notes_of
+from ar_sync.domain.errors import ConnectorError, PlatformValidationError
+from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
+from ar_sync.sync.connector import key_marker
+from ar_sync_emulators.xero.credit import notes_of
+from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero import XeroConnector
 
 LABEL = "Late fee 2026-10 waived on invoice {n} (25.00 GBP)"

@@ -6,11 +6,11 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
-from ar_sync.connector import PlatformSettings
-from ar_sync.crypto import TokenCipher
-from ar_sync.policy import load_policy
-from ar_sync.store.sqlite import SQLiteStore
-from ar_sync.sync import run_tenant
+from ar_sync.rules.policy import load_policy
+from ar_sync.store.crypto import TokenCipher
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.connector import PlatformSettings
+from ar_sync.sync.run import run_tenant
 
 
 def run_organisation(db: str, key: str, settings: PlatformSettings, connection_id: str,

@@ -11,12 +11,12 @@ import pytest
 import requests
 from sync.rounds import Clock
 
-from ar_sync.auth import pkce_pair
-from ar_sync.budget import CallBudget
-from ar_sync.connector import Connection
-from ar_sync.sandbox.demo import demo_company
-from ar_sync.sandbox.xero import XeroEmulator
+from ar_sync.connect.tokens import pkce_pair
 from ar_sync.store.memory import MemoryTokenStore
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import Connection
+from ar_sync_emulators.books import demo_company
+from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero import XeroConnector, XeroPlugin
 
 START = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
@@ -49,7 +49,7 @@ def emu(clock: FakeClock) -> Iterator[XeroEmulator]:
 
 @pytest.fixture
 def nz(clock: FakeClock) -> Iterator[XeroEmulator]:
-    """The New Zealand GST organisation (sandbox/xero_seed.py), served."""
+    """The New Zealand GST organisation (ar_sync_emulators/xero/seed.py), served."""
     emulator = XeroEmulator(clock=clock)
     emulator.seed_nz_gst()
     with emulator.serve():

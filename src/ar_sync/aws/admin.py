@@ -25,11 +25,11 @@ from pydantic import ValidationError
 from ar_sync.aws import config
 from ar_sync.aws.config import logger
 from ar_sync.aws.http import _error, app, caller_business
-from ar_sync.connector import Connection
-from ar_sync.pauses import Pause
-from ar_sync.policy import PolicyError
-from ar_sync.store.trust import RulesVersion
-from ar_sync.tenant_rules import parse_text, version_name
+from ar_sync.domain.pauses import Pause
+from ar_sync.rules.policy import PolicyError
+from ar_sync.sync.company_rules import parse_text, version_name
+from ar_sync.sync.company_store import RulesVersion
+from ar_sync.sync.connector import Connection
 
 MAX_RULES_BYTES = 256_000
 

@@ -12,7 +12,8 @@ cache kept deploying old code, and it could not take a pure-Python sdist with
    ones the tests ran with);
 3. what the Lambda runtime already provides (boto3, botocore, s3transfer) and what never runs
    there (the CLI's libraries, `__pycache__`, type stubs, console scripts, install-time paths)
-   is removed, `*.dist-info` is kept;
+   is removed, and so is ar-sync's code that is not runtime code (the emulators, the CLI);
+   `*.dist-info` is kept;
 4. the zip is written in sorted order with fixed timestamps and modes, so the same inputs give
    the same bytes; its SHA-256 is in its name, and DIR/bundle.json tells serverless.yml which
    zip to deploy.
@@ -53,6 +54,9 @@ UNUSED_SUBPACKAGES = {"xero_python": ("appstore", "assets", "file", "finance", "
 # yaml.SafeLoader (it keeps line numbers for error messages), so PyYAML's libyaml binding is
 # dead weight (2.9 MB); `import yaml` falls back to the pure loaders when it is absent.
 UNUSED_FILES = {"yaml": ("_yaml.*.so",)}
+# ar-sync's own code that never runs in Lambda: the local emulators and the demo (tests only),
+# and the command line (its libraries are not shipped either).
+NOT_RUNTIME_CODE = ("ar_sync_emulators", "ar_sync/cli")
 DROP_DIRS = frozenset({"__pycache__", "tests", "bin"})
 DROP_SUFFIXES = (".pyc", ".pyi")
 DROP_NAMES = frozenset({"direct_url.json"})  # holds the build folder's absolute path
@@ -158,6 +162,8 @@ def prune(target: Path) -> None:
     """Drop what never runs in Lambda; keep every `*.dist-info` (entry points live there)."""
     for name in (*RUNTIME_PROVIDED, *NEVER_IMPORTED):
         remove_distribution(target, name)
+    for folder in NOT_RUNTIME_CODE:
+        shutil.rmtree(target / folder, ignore_errors=True)
     for package, subpackages in UNUSED_SUBPACKAGES.items():
         for sub in subpackages:
             shutil.rmtree(target / package / sub, ignore_errors=True)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 
 from ar_sync.aws.secrets import RuntimeCipher
-from ar_sync.crypto import KEY_ENV
-from ar_sync.store.dynamodb import DynamoDBStore
+from ar_sync.store.crypto import KEY_ENV
+from ar_sync.store.dynamodb.store import DynamoDBStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

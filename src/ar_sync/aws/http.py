@@ -1,7 +1,8 @@
 """The HTTP API (API Gateway v2, payload 2.0): connect, OAuth callback, platform webhooks.
 
-Thin: each route parses the request, calls the core (ar_sync.onboarding, ar_sync.webhooks)
-and shapes the answer. serverless.yml gives each route its own function; all share `handler`.
+Thin: each route parses the request, calls the core (ar_sync.connect.onboarding,
+ar_sync.connect.webhooks) and shapes the answer. serverless.yml gives each route its own
+function; all share `handler`.
 
 Who is the business? Only the JWT authorizer's `sub` claim, never a parameter: /connect and
 every admin route sit behind the authorizer (serverless.yml; a test checks every route outside
@@ -30,13 +31,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ar_sync import webhooks
-from ar_sync.auth import new_state
 from ar_sync.aws import config, deliveries, secrets
 from ar_sync.aws.config import logger
 from ar_sync.aws.queue import SyncMessage, send_messages
-from ar_sync.connector import UnknownConnectorError
-from ar_sync.onboarding import (
+from ar_sync.connect import webhooks
+from ar_sync.connect.onboarding import (
     AuthorizationDeniedError,
     OAuthStateError,
     TenantBindingError,
@@ -44,7 +43,9 @@ from ar_sync.onboarding import (
     finish_connect,
     start_connect,
 )
-from ar_sync.settings import SettingsError
+from ar_sync.connect.settings import SettingsError
+from ar_sync.connect.tokens import new_state
+from ar_sync.sync.connector import UnknownConnectorError
 
 PLATFORMS = ("quickbooks", "xero")
 PUBLIC_ROUTES = frozenset({("GET", "/oauth/<platform>/callback"),  # the browser, back from

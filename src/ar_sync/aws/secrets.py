@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from ar_sync.connector import PlatformSettings, TokenSet
-from ar_sync.crypto import KEY_ENV, TokenCipher, TokenDecryptError
-from ar_sync.settings import platform_settings as settings_from_env
+from ar_sync.connect.settings import platform_settings as settings_from_env
+from ar_sync.store.crypto import KEY_ENV, TokenCipher, TokenDecryptError
+from ar_sync.sync.connector import PlatformSettings, TokenSet
 
 MAX_AGE = 300  # seconds a value is cached in the container; rotation docs wait longer
 PARAMETER_SUFFIX = "_PARAMETER"

@@ -22,9 +22,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ar_sync.aws import config, secrets
 from ar_sync.aws.config import logger
 from ar_sync.aws.queue import MAX_REQUEUES, SyncMessage, parse_message, send_messages
-from ar_sync.budget import CallBudget
-from ar_sync.connector import PlatformSettings
-from ar_sync.sync import RunReport, run_tenant
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import PlatformSettings
+from ar_sync.sync.run import RunReport, run_tenant
 
 REQUEUE_DELAY_SECONDS = 60
 

@@ -1,4 +1,4 @@
-"""`ar-sync` command line: each command group lives in its own `commands_*.py` module and
+"""`ar-sync` command line: each command group lives in its own module under `commands/` and
 registers itself on `app` when imported; this package imports them all."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import importlib
 import pkgutil
 import sys
 
+from ar_sync.cli import commands
 from ar_sync.cli.app import UserError, app, err_console
 
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if _module.startswith("commands_"):
-        importlib.import_module(f"{__name__}.{_module}")
+for _module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
+    importlib.import_module(f"{commands.__name__}.{_module}")
 
 __all__ = ["app", "main"]
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import sqlite3
 
 from ar_sync.cli.app import UserError
-from ar_sync.connector import UnknownConnectorError
-from ar_sync.crypto import KEY_ENV, TokenDecryptError
-from ar_sync.errors import ReauthorizationRequiredError
-from ar_sync.onboarding import OnboardingError
-from ar_sync.policy import PolicyError
-from ar_sync.settings import SettingsError
-from ar_sync.store.sqlite import SchemaVersionError
+from ar_sync.connect.onboarding import OnboardingError
+from ar_sync.connect.settings import SettingsError
+from ar_sync.domain.errors import ReauthorizationRequiredError
+from ar_sync.rules.policy import PolicyError
+from ar_sync.store.crypto import KEY_ENV, TokenDecryptError
+from ar_sync.store.sqlite.store import SchemaVersionError
+from ar_sync.sync.connector import UnknownConnectorError
 
 _HINTS: tuple[tuple[type[BaseException], str, str], ...] = (
     # (error type, message prefix, hint)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from ar_sync.connector import TokenSet
+from ar_sync.sync.connector import TokenSet
 
 
 class MemoryTokenStore:

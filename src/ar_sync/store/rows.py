@@ -17,8 +17,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ar_sync.engine_common import _construct
-from ar_sync.models import ActionKind, EntryState, Invoice, InvoiceStatus, LedgerEntry
+from ar_sync.domain.construct import _construct
+from ar_sync.domain.models import ActionKind, EntryState, Invoice, InvoiceStatus, LedgerEntry
 
 # the ledger columns an entry is built from, in this order (never the stored payload)
 ENTRY_COLUMNS = ("key, tenant, invoice_id, kind, rule, occurrence, state, due_on, updated_at,"

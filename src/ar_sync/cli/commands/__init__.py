@@ -1,0 +1,1 @@
+"""The `ar-sync` command groups; each module registers its commands on the app."""

@@ -1,0 +1,289 @@
+"""`ar-sync go-live`, `pause`, `resume`, `pauses` and `fee waive`: what a bookkeeper decides
+per company, per customer and per invoice (issue 12). Invoices are named by their number
+(what a bookkeeper knows) or the platform id; they must be in the local snapshot (a run or a
+dry run fetches it)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ar_sync.cli.app import UserError, app, console
+from ar_sync.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    JsonAlias,
+    TenantOption,
+    find_invoice,
+    one_connection,
+    open_connection,
+    open_store,
+    parse_date,
+    settings_for,
+    wants_json,
+)
+from ar_sync.cli.render.company import pauses_table
+from ar_sync.domain.models import (
+    ActionKind,
+    ApplyLateFee,
+    EntryState,
+    Invoice,
+    LedgerEntry,
+    Money,
+    WaiveFee,
+    action_key,
+)
+from ar_sync.domain.pauses import Pause
+from ar_sync.rules.templates import format_money
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import Connection
+from ar_sync.sync.run import execute_action, open_connector
+
+
+class Reason(StrEnum):
+    dispute = "dispute"
+    promise = "promise"
+    other = "other"
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _invoice(store: SQLiteStore, connection: Connection, wanted: str) -> Invoice:
+    inv = find_invoice(store.open_invoices(connection.id), wanted)
+    if inv is None:
+        raise UserError(f"no open invoice {wanted!r} in {connection.id}",
+                        hint="invoices are named by number or platform id; run `ar-sync run "
+                             "--dry-run` first so the invoice is in the local snapshot")
+    return inv
+
+
+# ----------------------------------------------------------------------------- go-live
+
+
+@app.command("go-live")
+def go_live_cmd(
+    tenant: TenantOption = None,
+    day: Annotated[str | None, typer.Option("--date", help="Go-live date YYYY-MM-DD (default: today)")] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Switch back to preview: runs report, write nothing")] = False,
+    db: DbOption = None,
+) -> None:
+    """Switch a company to live (or back to --preview). Fees for periods that began before the
+    go-live date are not charged unless the rules say `backfill: all`."""
+    store, connection = open_connection(db, tenant)
+    when = parse_date(day, "--date") if day else (connection.go_live if preview else None) or _today()
+    updated = connection.model_copy(update={"go_live": when,
+                                            "mode": "preview" if preview else "live"})
+    store.save_connection(updated)
+    name = escape(connection.name or connection.id)
+    if preview:
+        console.print(f"{name} is in [yellow]preview[/]: runs plan and report, and write "
+                      f"nothing. Go-live date {when}.", highlight=False)
+    else:
+        console.print(f"{name} is [green]live[/] from {when}: the next run writes back. "
+                      "Periods before that date are not charged (rules: `backfill`).",
+                      highlight=False)
+
+
+# ----------------------------------------------------------------------------- pauses
+
+
+@app.command("pause")
+def pause_cmd(
+    invoice: Annotated[str | None, typer.Argument(help="Invoice number (or platform id)")] = None,
+    customer: Annotated[str | None, typer.Option("--customer", help="Pause every invoice of this customer (id or exact name)")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last paused day YYYY-MM-DD (default: until `ar-sync resume`)")] = None,
+    reason: Annotated[Reason, typer.Option("--reason", help="dispute, promise (to pay by --until) or other")] = Reason.other,
+    note: Annotated[str, typer.Option("--note", help="Why, for the bookkeeper")] = "",
+    tenant: TenantOption = None,
+    db: DbOption = None,
+) -> None:
+    """Pause follow-up of one invoice or one customer: no reminder, fee or escalation."""
+    if (invoice is None) == (customer is None):
+        raise UserError("name one invoice or one --customer", hint="ar-sync pause INV-1001 "
+                        "--until 2026-12-31 --reason promise")
+    if reason == Reason.promise and until is None:
+        raise UserError("a promise to pay needs the date: --until YYYY-MM-DD")
+    store, connection = open_connection(db, tenant)
+    last = parse_date(until, "--until") if until else None
+    today = _today()
+    if last is not None and last < today:
+        raise UserError(f"--until {last} is in the past")
+    if invoice is not None:
+        inv = _invoice(store, connection, invoice)
+        pause = Pause(invoice_id=inv.id, until=last, reason=reason.value, since=today, note=note)
+        what = f"invoice {inv.number} ({inv.customer_name})"
+    else:
+        cid, name = _customer(store, connection, str(customer))
+        pause = Pause(customer_id=cid, until=last, reason=reason.value, since=today, note=note)
+        what = f"customer {name}"
+    pause_id = store.add_pause(connection.id, pause)
+    console.print(f"paused {escape(what)} ({reason.value}) "
+                  f"{f'through {last}' if last else 'until resumed'}; id {pause_id}",
+                  highlight=False)
+
+
+def _customer(store: SQLiteStore, connection: Connection, wanted: str) -> tuple[str, str]:
+    invoices = store.open_invoices(connection.id)
+    for inv in invoices:
+        if wanted in (inv.customer_id, inv.customer_name):
+            return inv.customer_id, inv.customer_name
+    raise UserError(f"no customer {wanted!r} with open invoices in {connection.id}",
+                    hint="customers are named by platform id or exact name")
+
+
+@app.command("resume")
+def resume_cmd(
+    invoice: Annotated[str | None, typer.Argument(help="Invoice number (or platform id)")] = None,
+    customer: Annotated[str | None, typer.Option("--customer", help="Customer id or exact name")] = None,
+    tenant: TenantOption = None,
+    db: DbOption = None,
+) -> None:
+    """End the pauses of an invoice or a customer today: the rules apply again from the next
+    run (fees for the paused days follow `after_pause`)."""
+    if (invoice is None) == (customer is None):
+        raise UserError("name one invoice or one --customer")
+    store, connection = open_connection(db, tenant)
+    if invoice is not None:
+        inv = find_invoice(store.open_invoices(connection.id), invoice)
+        ended = store.end_pauses(connection.id, invoice_id=inv.id if inv else invoice,
+                                 on=_today())
+    else:
+        cid = _customer(store, connection, str(customer))[0]
+        ended = store.end_pauses(connection.id, customer_id=cid, on=_today())
+    if not ended:
+        raise UserError(f"nothing paused for {invoice or customer!r} in {connection.id}",
+                        hint="see `ar-sync pauses`")
+    console.print(f"resumed: {ended} pause(s) ended today")
+
+
+@app.command("pauses")
+def pauses_cmd(
+    tenant: TenantOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include ended and resumed pauses")] = False,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
+    db: DbOption = None,
+) -> None:
+    """List the stored pauses (markers set on the platform are read by each run)."""
+    store = open_store(db)
+    today = _today()
+    rows = []
+    for connection in ([one_connection(store, tenant)] if tenant else store.list_connections()):
+        names = {i.id: f"invoice {i.number}" for i in store.open_invoices(connection.id)}
+        names.update({i.customer_id: f"customer {i.customer_name}"
+                      for i in store.open_invoices(connection.id)})
+        for stored in store.list_pauses(connection.id):
+            p = stored.pause
+            over = stored.resumed_on is not None or (p.until is not None and p.until < today)
+            if all_ or not over:
+                target = str(p.invoice_id or p.customer_id)
+                rows.append((connection.id, stored, names.get(target, target)))
+    if wants_json(fmt, as_json):
+        typer.echo(json.dumps([{"tenant": t, "id": s.id, **s.pause.model_dump(mode="json"),
+                                "resumed_on": str(s.resumed_on) if s.resumed_on else None}
+                               for t, s, _ in rows], indent=2))
+        return
+    console.print(pauses_table(rows, today))
+    if not rows:
+        console.print("no pauses" + ("" if all_ else " in force (--all shows past ones)"))
+
+
+# ----------------------------------------------------------------------------- waivers
+
+
+fee_app = typer.Typer(help="Waive late fees ar-sync charged.", no_args_is_help=True)
+app.add_typer(fee_app, name="fee")
+
+
+def waiver_for(fee: LedgerEntry, payload: ApplyLateFee | None, currency: str, number: str,
+               reason: str, today: date) -> WaiveFee:
+    """The WaiveFee for a charged fee; its key is the planner's for the same fee (the fee's
+    rule and occurrence under the waive kind), so a waiver is never planned twice."""
+    platform = payload.platform if payload else fee.tenant.split(":", 1)[0]
+    amount = payload.amount if payload else Money.of(fee.amount or 0, currency)
+    shown = format_money(amount.amount, amount.currency)
+    return WaiveFee(
+        key=action_key(fee.tenant, platform, fee.invoice_id, ActionKind.WAIVE_FEE, fee.rule,
+                       fee.occurrence),
+        tenant=fee.tenant, platform=platform, invoice_id=fee.invoice_id,
+        invoice_number=number, rule=fee.rule, occurrence=fee.occurrence, due_on=today,
+        reason=reason, fee_key=fee.key, amount=amount,
+        label=f"Late fee {fee.occurrence} waived on invoice {number} ({shown})")
+
+
+def _fees_to_waive(store: SQLiteStore, connection: Connection, target: str,
+                   every: bool) -> tuple[list[LedgerEntry], Invoice | None]:
+    if target.startswith("ar") and (entry := store.get(target)) is not None:
+        if entry.tenant != connection.id:
+            raise UserError(f"{target} belongs to {entry.tenant}", hint=f"--tenant {entry.tenant}")
+        if entry.kind != ActionKind.LATE_FEE or entry.state != EntryState.DONE:
+            raise UserError(f"{target} is a {entry.kind} in state {entry.state}, not a "
+                            "charged fee")
+        fees, inv_id = [entry], entry.invoice_id
+        inv = next((i for i in store.open_invoices(connection.id) if i.id == inv_id), None)
+    else:
+        inv = _invoice(store, connection, target)
+        fees = [e for e in store.history(connection.id, [inv.id]).get(inv.id, [])
+                if e.kind == ActionKind.LATE_FEE and e.state == EntryState.DONE]
+    rows = store.history(connection.id, [f.invoice_id for f in fees])
+    waived = {(e.rule, e.occurrence) for es in rows.values() for e in es
+              if e.kind == ActionKind.WAIVE_FEE}
+    left = [f for f in fees if (f.rule, f.occurrence) not in waived]
+    if not left:
+        raise UserError(f"no charged fee left to waive for {target!r}",
+                        hint="`ar-sync history INVOICE` shows the fees and waivers")
+    if len(left) > 1 and not every:
+        keys = ", ".join(f"{f.key} ({f.rule} {f.occurrence}: {f.amount})" for f in left)
+        raise UserError(f"{len(left)} fees charged on {target!r}: {keys}",
+                        hint="name one fee by its key, or waive them all with --all")
+    return left, inv
+
+
+@fee_app.command("waive")
+def waive_cmd(
+    target: Annotated[str, typer.Argument(help="The fee's ledger key, or an invoice number / id")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the ledger)")] = "waived by the bookkeeper",
+    every: Annotated[bool, typer.Option("--all", help="Waive every fee charged on the invoice")] = False,
+    now: Annotated[bool, typer.Option("--now/--next-run", help="Apply it now (needs the platform) or leave it to the next run")] = False,
+    tenant: TenantOption = None,
+    db: DbOption = None,
+) -> None:
+    """Reverse a charged late fee with a credit note applied to the invoice, exactly once."""
+    store, connection = open_connection(db, tenant)
+    fees, inv = _fees_to_waive(store, connection, target, every)
+    today = _today()
+    waivers = []
+    for fee in fees:
+        payload = store.action_payload(fee.key)
+        fee_action = payload if isinstance(payload, ApplyLateFee) else None
+        currency = fee_action.amount.currency if fee_action else (inv.currency if inv else "")
+        number = fee_action.invoice_number if fee_action else (inv.number if inv else "")
+        waiver = waiver_for(fee, fee_action, currency, number, reason, today)
+        queued = store.queue_action(waiver, reason=reason, now=datetime.now(UTC))
+        state = "requested" if queued else f"already {store.get(waiver.key).state}"  # type: ignore[union-attr]
+        console.print(f"waiver of {waiver.amount} ({fee.rule} {fee.occurrence}) on invoice "
+                      f"{number}: {state}; key {waiver.key}", highlight=False)
+        waivers.append(waiver)
+    if not now:
+        console.print("the next run applies it (a credit note on the platform)")
+        return
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    connector = open_connector(store, connection, settings_for(connection.platform),
+                               CallBudget(), clock)
+    owner = f"waive-{secrets.token_hex(4)}"
+    for waiver in waivers:
+        outcome = execute_action(store, connector, waiver, None, owner=owner, clock=clock)
+        console.print(f"{waiver.invoice_number}: {outcome.outcome} {outcome.ref or ''} "
+                      f"{outcome.detail}", highlight=False)
+        if outcome.outcome in ("failed", "retry"):
+            raise typer.Exit(1)

@@ -1,0 +1,42 @@
+"""`ar-sync keys generate|rotate`: the token encryption key and its rotation (docs/deploy.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ar_sync.cli.app import app, console
+from ar_sync.cli.common import DbOption, open_store
+from ar_sync.store.crypto import KEY_ENV, RotatableStore, TokenCipher, rotate_tokens
+
+keys_app = typer.Typer(help="Generate and rotate the key that encrypts OAuth tokens at rest.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+def generate_cmd() -> None:
+    """Print a new Fernet key (put it first in the key list, then run `keys rotate`)."""
+    print(TokenCipher.generate_key().decode())
+
+
+@keys_app.command("rotate")
+def rotate_cmd(
+    db: DbOption = None,
+    aws: Annotated[bool, typer.Option("--aws", help="the DynamoDB store named by "
+                                      "AR_SYNC_TENANTS_TABLE etc., key from AR_SYNC_KEY_PARAMETER"
+                                      )] = False,
+) -> None:
+    """Re-encrypt every stored token set with the first key of the key list."""
+    store: RotatableStore
+    if aws:
+        from ar_sync.aws import config
+
+        store = config.store()
+    else:
+        store = open_store(db)
+    rewritten, missing = rotate_tokens(store)
+    console.print(f"re-encrypted {rewritten} token set(s) with the newest key"
+                  + (f"; {missing} connection(s) without tokens" if missing else ""))
+    console.print(f"the older keys in {KEY_ENV} / the key parameter can now be removed")

@@ -1,0 +1,1 @@
+"""Rich rendering of run reports, history, previews, pauses and rule versions."""

@@ -1,0 +1,2 @@
+"""Sending: SMTP, SES and folder transports, signed escalation webhooks, the mail
+settings, and SES bounce handling."""

@@ -1,0 +1,271 @@
+"""Sending one e-mail: MIME building (pure) and the transports (SMTP, Amazon SES, a folder).
+
+A send has three outcomes, and the difference matters for exactly-once:
+SENT (the server accepted it), UNSENT (we know it was not accepted: refused connection,
+rejected sender/recipient/content — safe to try again) and UNKNOWN (the connection dropped or
+timed out while the message was being handed over: it may have been accepted). Neither SMTP
+nor SES can be asked afterwards whether a message went out, so UNKNOWN is final: the caller
+records it as ambiguous and never sends it again automatically. For the same reason SES is
+called with botocore's own retries switched off.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import smtplib
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, getaddresses
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ar_sync.domain.models import CustomerMessage
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    UNSENT = "unsent"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    ref: str | None = None  # the provider's id (SES MessageId) or our Message-ID
+    detail: str = ""
+    permanent: bool = False  # UNSENT and will not go better by retrying (bad address)
+
+
+_TAG_SAFE = re.compile(r"^[A-Za-z0-9_.@-]{1,200}$")
+
+
+def tag_value(value: str) -> str:
+    """An SES message-tag value (only [A-Za-z0-9_.@-]); others are base32-encoded, reversibly,
+    so a bounce notification leads back to the tenant and customer."""
+    if _TAG_SAFE.match(value) and not value.startswith("b32-"):
+        return value
+    return "b32-" + base64.b32encode(value.encode()).decode().rstrip("=")
+
+
+def tag_text(value: str) -> str:
+    """The inverse of tag_value."""
+    if not value.startswith("b32-"):
+        return value
+    data = value[4:]
+    return base64.b32decode(data + "=" * (-len(data) % 8)).decode()
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message with CRLF line ends, as SMTP and SES expect (smtplib sends bytes as is)."""
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+
+class Mailer(Protocol):
+    """A way to hand a finished message to a mail server."""
+
+    def send(self, message: EmailMessage, *, tags: Mapping[str, str]) -> SendResult: ...
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who messages come from: the business's configured address, replies to the business."""
+
+    from_address: str  # 'Acme Ltd <accounts@acme.example>'
+    reply_to: str | None = None
+
+    @property
+    def domain(self) -> str:
+        addr = getaddresses([self.from_address])[0][1]
+        return addr.rpartition("@")[2]
+
+
+def build_mime(message: CustomerMessage, *, sender: Sender, now: datetime,
+               attachments: Sequence[tuple[str, bytes]] = ()) -> EmailMessage:
+    """The MIME message: text and HTML alternatives, optional PDFs. Pure."""
+    mime = EmailMessage()
+    mime["From"] = sender.from_address
+    mime["To"] = message.to
+    if sender.reply_to:
+        mime["Reply-To"] = sender.reply_to
+    mime["Subject"] = message.subject
+    mime["Date"] = format_datetime(now)
+    mime["Message-ID"] = message.message_id
+    mime.set_content(message.text)
+    mime.add_alternative(message.html, subtype="html")
+    for filename, data in attachments:
+        mime.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
+    return mime
+
+
+def notice_mime(*, to: str, subject: str, text: str, message_id: str, sender: Sender,
+                now: datetime) -> EmailMessage:
+    """A plain internal notice (escalations): to a person at the business, not the customer."""
+    mime = EmailMessage()
+    mime["From"] = sender.from_address
+    mime["To"] = to
+    mime["Subject"] = " ".join(subject.split())
+    mime["Date"] = format_datetime(now)
+    mime["Message-ID"] = message_id
+    mime["Auto-Submitted"] = "auto-generated"
+    mime.set_content(text)
+    return mime
+
+
+# ----------------------------------------------------------------------------- SMTP
+
+Security = Literal["starttls", "ssl", "none"]
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 587
+    security: Security = "starttls"
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+
+    def __repr__(self) -> str:  # never print the password
+        return f"SmtpSettings(host={self.host!r}, port={self.port}, security={self.security!r})"
+
+    __str__ = __repr__
+
+
+class SmtpMailer:
+    """Any SMTP provider: STARTTLS (587), implicit TLS (465) or plain (local sinks only)."""
+
+    def __init__(self, settings: SmtpSettings,
+                 context: ssl.SSLContext | None = None) -> None:
+        self.settings = settings
+        self._context = context or ssl.create_default_context()
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.security == "ssl":
+            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._context)
+        client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        if s.security == "starttls":
+            client.starttls(context=self._context)
+        return client
+
+    def send(self, message: EmailMessage, *, tags: Mapping[str, str]) -> SendResult:
+        """Up to the DATA command nothing is delivered, so a failure there is UNSENT; a reply
+        refusing the data is UNSENT too; losing the connection during DATA is UNKNOWN."""
+        s = self.settings
+        sender = getaddresses([str(message["From"])])[0][1]
+        recipients = [a for _, a in getaddresses([str(message["To"])]) if a]
+        try:
+            client = self._connect()
+        except (OSError, smtplib.SMTPException) as exc:
+            return SendResult(Outcome.UNSENT, detail=f"cannot connect: {type(exc).__name__}")
+        try:
+            try:
+                client.ehlo_or_helo_if_needed()
+                if s.username:
+                    client.login(s.username, s.password or "")
+                code, reply = client.mail(sender)
+                if code != 250:
+                    return SendResult(Outcome.UNSENT, detail=f"sender refused {code}",
+                                      permanent=code >= 500)
+                for rcpt in recipients:
+                    code, reply = client.rcpt(rcpt)
+                    if code not in (250, 251):
+                        return SendResult(Outcome.UNSENT, detail=f"recipient refused {code}",
+                                          permanent=code >= 500)
+            except smtplib.SMTPAuthenticationError as exc:
+                return SendResult(Outcome.UNSENT, detail=f"login refused {exc.smtp_code}",
+                                  permanent=True)
+            except (OSError, smtplib.SMTPException) as exc:
+                return SendResult(Outcome.UNSENT, detail=f"before data: {type(exc).__name__}")
+            try:
+                code, reply = client.data(wire_bytes(message))
+            except smtplib.SMTPDataError as exc:  # the server answered: it refused the data
+                return SendResult(Outcome.UNSENT, detail=f"data refused {exc.smtp_code}",
+                                  permanent=exc.smtp_code >= 500)
+            except (OSError, smtplib.SMTPException) as exc:
+                return SendResult(Outcome.UNKNOWN,
+                                  detail=f"connection lost during data: {type(exc).__name__}")
+            if code != 250:  # the server answered the data with a refusal
+                text = reply.decode(errors="replace")[:120]
+                return SendResult(Outcome.UNSENT, detail=f"data refused {code} {text}",
+                                  permanent=code >= 500)
+            return SendResult(Outcome.SENT, ref=str(message["Message-ID"]),
+                              detail=reply.decode(errors="replace")[:200])
+        finally:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                client.close()
+
+
+# ----------------------------------------------------------------------------- SES
+
+_SES_PERMANENT = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException",
+                            "BadRequestException", "NotFoundException",
+                            "AccountSuspendedException"})
+
+
+class SesMailer:
+    """Amazon SES v2 `send_email` with raw content (so our MIME, Message-ID included, is what
+    is sent). botocore retries are off: a retried call after a lost answer could send twice."""
+
+    def __init__(self, client: Any | None = None, *, region: str | None = None,
+                 configuration_set: str | None = None) -> None:
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = boto3.client("sesv2", region_name=region, config=Config(
+                retries={"total_max_attempts": 1, "mode": "standard"}))
+        self._client = client
+        self._configuration_set = configuration_set
+
+    def send(self, message: EmailMessage, *, tags: Mapping[str, str]) -> SendResult:
+        from botocore.exceptions import (
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+        )
+
+        kwargs: dict[str, Any] = {
+            "Content": {"Raw": {"Data": wire_bytes(message)}},
+            "EmailTags": [{"Name": k, "Value": v} for k, v in tags.items()],
+        }
+        if self._configuration_set:
+            kwargs["ConfigurationSetName"] = self._configuration_set
+        try:
+            answer = self._client.send_email(**kwargs)
+        except (EndpointConnectionError, ConnectTimeoutError) as exc:
+            return SendResult(Outcome.UNSENT, detail=f"cannot connect: {type(exc).__name__}")
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+            code = str(error.get("Code", "?"))
+            if status >= 500:
+                return SendResult(Outcome.UNKNOWN, detail=f"SES {status} {code}")
+            return SendResult(Outcome.UNSENT, detail=f"SES {status} {code}",
+                              permanent=code in _SES_PERMANENT)
+        except Exception as exc:  # read timeout, connection closed: it may have been sent
+            return SendResult(Outcome.UNKNOWN, detail=f"SES: {type(exc).__name__}")
+        return SendResult(Outcome.SENT, ref=str(answer.get("MessageId", "")))
+
+
+# ----------------------------------------------------------------------------- folder
+
+
+class FolderMailer:
+    """Writes each message as a .eml file (a dry delivery for previews and the demo)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def send(self, message: EmailMessage, *, tags: Mapping[str, str]) -> SendResult:
+        name = str(message["Message-ID"]).strip("<>").split("@")[0].replace("/", "_")
+        (self.folder / f"{name}.eml").write_bytes(wire_bytes(message))
+        return SendResult(Outcome.SENT, ref=str(message["Message-ID"]))

@@ -1,0 +1,181 @@
+"""What the customer reads: subject, plain text and HTML of one reminder e-mail. Pure.
+
+The stage's `subject` and `body` are admin-written templates (templates.py: placeholders only,
+no code). The HTML part is built by escaping *everything* — the template's literal text and
+every placeholder value — so a customer named `<script>` shows as text; the only markup is
+ours. The statement (each invoice, its stage, balance and payment link) is always appended,
+so a grouped message lists every invoice it covers. Nothing technical (keys, hashes) appears
+in the text a customer reads; the Message-ID header carries the key, for the bookkeeper.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from ar_sync.domain.models import Invoice
+from ar_sync.rules.templates import (
+    EMAIL_FIELDS,
+    Template,
+    compile_template,
+    format_money,
+    invoice_values,
+)
+
+TONES = ("friendly", "neutral", "firm", "final")  # mildest first
+TONE_RANK = {tone: rank for rank, tone in enumerate(TONES)}
+
+DEFAULT_SUBJECTS: dict[str, str] = {
+    "friendly": "Payment reminder from {company_name}",
+    "neutral": "Invoices outstanding with {company_name}",
+    "firm": "Overdue: {total_due} unpaid to {company_name}",
+    "final": "Final notice from {company_name}: {total_due} overdue",
+}
+DEFAULT_BODIES: dict[str, str] = {
+    "friendly": ("Hello {customer_name},\n\nA friendly reminder from {company_name}: "
+                 "{total_due} is due on the invoices listed below. If you have already paid, "
+                 "thank you, and please ignore this message."),
+    "neutral": ("Hello {customer_name},\n\nOur records show {total_due} outstanding on the "
+                "invoices listed below. Please arrange payment at your earliest convenience."),
+    "firm": ("Dear {customer_name},\n\nThe invoices listed below are overdue and {total_due} "
+             "remains unpaid. Please pay now, or reply to tell us when payment will be made."),
+    "final": ("Dear {customer_name},\n\nThis is our final notice: {total_due} is seriously "
+              "overdue. Unless we receive payment within 7 days we will take further steps to "
+              "recover the debt, which may include passing it to a collection agency."),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """A stage's e-mail wording: its tone and optional own subject/body templates."""
+
+    tone: str = "friendly"
+    subject: str | None = None
+    body: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One invoice in a message: what the statement shows."""
+
+    invoice: Invoice
+    stage: str
+    tone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Composed:
+    subject: str
+    text: str
+    html: str
+    tone: str
+
+
+def firmest(lines: Sequence[Line]) -> Line:
+    """The line whose tone sets the message's: firmest tone, then most overdue, then largest."""
+    return max(lines, key=lambda ln: (TONE_RANK.get(ln.tone, 0), -ln.invoice.due_date.toordinal(),
+                                      ln.invoice.balance, ln.invoice.id))
+
+
+def total_due(invoices: Sequence[Invoice]) -> str:
+    """'1,200.00 USD' or, across currencies, '1,200.00 USD + 300.00 GBP' (never converted)."""
+    sums: dict[str, Decimal] = {}
+    for inv in invoices:
+        sums[inv.currency] = sums.get(inv.currency, Decimal(0)) + inv.balance
+    return " + ".join(format_money(amount, cur) for cur, amount in sorted(sums.items()))
+
+
+def _values(lead: Line, lines: Sequence[Line], company: str, today: date) -> dict[str, str]:
+    inv = lead.invoice
+    values = invoice_values(
+        number=inv.number, customer_name=inv.customer_name, balance=inv.balance,
+        total=inv.total, currency=inv.currency, issue_date=inv.issue_date,
+        due_date=inv.due_date, today=today, payment_link=inv.payment_link,
+        company_name=company, stage=lead.stage)
+    values["invoice_count"] = str(len(lines))
+    values["total_due"] = total_due([ln.invoice for ln in lines])
+    return values
+
+
+def _template(text: str | None, fallback: Mapping[str, str], tone: str) -> Template:
+    return compile_template(text or fallback.get(tone, fallback["friendly"]), EMAIL_FIELDS)
+
+
+def _overdue(inv: Invoice, today: date) -> str:
+    days = (today - inv.due_date).days
+    if days > 0:
+        return f"{days} day{'s' if days != 1 else ''} overdue"
+    return "due today" if days == 0 else f"due in {-days} day{'s' if days != -1 else ''}"
+
+
+def _safe_link(url: str | None) -> str | None:
+    """Only http(s) links become clickable; anything else (javascript:, data:) is dropped."""
+    if url and url.lower().startswith(("https://", "http://")):
+        return url
+    return None
+
+
+def compose(lines: Sequence[Line], *, wording: Mapping[str, Wording], company: str,
+            today: date) -> Composed:
+    """The e-mail for `lines` (one customer's invoices), in the firmest tone among them."""
+    if not lines:
+        raise ValueError("a message needs at least one invoice")
+    lead = firmest(lines)
+    stage = wording.get(lead.stage, Wording(tone=lead.tone))
+    values = _values(lead, lines, company, today)
+    subject = _template(stage.subject, DEFAULT_SUBJECTS, lead.tone).render(values)
+    subject = " ".join(subject.split())  # no header injection through a newline
+    intro = _template(stage.body, DEFAULT_BODIES, lead.tone).render(values)
+    ordered = sorted(lines, key=lambda ln: (ln.invoice.due_date, ln.invoice.number))
+    sign_off = f"Kind regards,\n{company}" if company else "Kind regards"
+    return Composed(subject=subject,
+                    text=_text(intro, ordered, today, sign_off),
+                    html=_html(subject, intro, ordered, today, sign_off),
+                    tone=lead.tone)
+
+
+def _text(intro: str, lines: Sequence[Line], today: date, sign_off: str) -> str:
+    out = [intro.rstrip(), "", "Invoice       Due         Status             Balance"]
+    for ln in lines:
+        inv = ln.invoice
+        out.append(f"{inv.number:<13} {inv.due_date.isoformat():<11} "
+                   f"{_overdue(inv, today):<18} {format_money(inv.balance, inv.currency)}")
+        link = _safe_link(inv.payment_link)
+        if link:
+            out.append(f"    Pay online: {link}")
+    out += ["", sign_off, ""]
+    return "\n".join(out)
+
+
+def _paragraphs(text: str) -> str:
+    esc = html.escape
+    return "".join(f"<p>{esc(p).replace(chr(10), '<br>')}</p>"
+                   for p in text.strip().split("\n\n") if p.strip())
+
+
+def _html(subject: str, intro: str, lines: Sequence[Line], today: date, sign_off: str) -> str:
+    esc = html.escape
+    rows = []
+    for ln in lines:
+        inv = ln.invoice
+        link = _safe_link(inv.payment_link)
+        pay = (f'<a class="pay" href="{esc(link, quote=True)}">Pay invoice {esc(inv.number)}</a>'
+               if link else "")
+        rows.append(
+            f'<tr><td class="number">{esc(inv.number)}</td>'
+            f"<td>{esc(inv.due_date.isoformat())}</td><td>{esc(_overdue(inv, today))}</td>"
+            f'<td class="balance" style="text-align:right">'
+            f"{esc(format_money(inv.balance, inv.currency))}</td><td>{pay}</td></tr>")
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
+        f"<title>{esc(subject)}</title></head>"
+        '<body style="font-family:sans-serif;max-width:40em">'
+        f"{_paragraphs(intro)}"
+        '<table class="statement" style="border-collapse:collapse" cellpadding="4">'
+        "<thead><tr><th>Invoice</th><th>Due</th><th>Status</th><th>Balance</th><th></th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{_paragraphs(sign_off)}</body></html>"
+    )

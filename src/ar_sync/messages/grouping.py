@@ -1,0 +1,164 @@
+"""One message per customer and day: grouping a plan's e-mail items. Pure (functional core).
+
+The planner emits one EmailReminder per invoice whose stage says `channel: email`. Here the
+items of one customer become one CustomerMessage (or one per invoice with `group_by:
+invoice`), composed in the firmest tone among them, with a ledger key derived from (tenant,
+customer, day[, invoice]) so that whatever a crashed or concurrent run grouped, a customer
+gets at most one message a day; the Message-ID adds a digest of the items' own keys.
+Escalations that name people or webhooks to notify get one EscalationNotice per target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from ar_sync.domain.contacts import Contact, resolve
+from ar_sync.domain.models import (
+    Action,
+    ActionKind,
+    CustomerMessage,
+    EmailReminder,
+    Escalate,
+    EscalationNotice,
+    Invoice,
+    action_key,
+)
+from ar_sync.messages.compose import Line, Wording, compose
+
+GroupBy = Literal["customer", "invoice"]
+
+
+@dataclass(frozen=True)
+class MailRules:
+    """What the rules say about e-mail, read once from the Policy."""
+
+    company: str = ""
+    group_by: GroupBy = "customer"
+    attach_pdf: bool = False
+    wording: Mapping[str, Wording] = field(default_factory=dict)
+    notify: Mapping[str, tuple[tuple[Literal["email", "webhook"], str], ...]] = field(
+        default_factory=dict)  # escalation rule -> ((channel, target), ...)
+
+
+@dataclass
+class Unreachable:
+    """A customer who was due an e-mail and gets none: the run report lists them."""
+
+    customer_id: str
+    customer_name: str
+    invoices: tuple[str, ...]
+    why: str
+
+
+@dataclass
+class MessagePlan:
+    actions: list[Action] = field(default_factory=list)
+    messages: list[CustomerMessage] = field(default_factory=list)
+    unreachable: list[Unreachable] = field(default_factory=list)
+
+
+def message_key(tenant: str, platform: str, customer_id: str, day: date, group: str) -> str:
+    """The ledger key of a customer's message of the day (one row per customer and day)."""
+    return action_key(tenant, platform, f"customer:{customer_id}", ActionKind.MESSAGE, group,
+                      day.isoformat())
+
+
+def message_id(key: str, item_keys: Sequence[str], domain: str) -> str:
+    """RFC 5322 Message-ID: the ledger key plus a digest of the invoices' action keys."""
+    digest = hashlib.sha256("\x1f".join(sorted(item_keys)).encode()).hexdigest()[:16]
+    return f"<{key}.{digest}@{domain or 'ar-sync.invalid'}>"
+
+
+def _notices(action: Escalate, rules: MailRules, inv: Invoice | None) -> list[Action]:
+    out: list[Action] = []
+    for channel, target in rules.notify.get(action.rule, ()):
+        body: dict[str, Any] = {
+            "event": "invoice.escalated", "tenant": action.tenant, "platform": action.platform,
+            "invoice_id": action.invoice_id, "invoice_number": action.invoice_number,
+            "escalation": action.rule, "to": action.to, "reason": action.reason,
+            "note": action.text, "date": action.due_on.isoformat(), "id": action.key,
+        }
+        if inv is not None:
+            body.update(customer_id=inv.customer_id, customer_name=inv.customer_name,
+                        currency=inv.currency, balance=str(inv.balance),
+                        due_date=inv.due_date.isoformat(), payment_link=inv.payment_link)
+        out.append(EscalationNotice(
+            key=action_key(action.tenant, action.platform, action.invoice_id, ActionKind.NOTIFY,
+                           f"{action.rule}:{channel}:{target}", action.occurrence),
+            tenant=action.tenant, platform=action.platform, invoice_id=action.invoice_id,
+            invoice_number=action.invoice_number, rule=action.rule,
+            occurrence=action.occurrence, due_on=action.due_on,
+            reason=f"escalation {action.rule} notifies {channel}", channel=channel,
+            target=target, escalation=action.key, body=body))
+    return out
+
+
+def plan_messages(actions: Sequence[Action], invoices: Mapping[str, Invoice], rules: MailRules,
+                  contacts: Mapping[str, Contact], today: date, *,
+                  sender_domain: str = "") -> MessagePlan:
+    """Replace e-mail items by one message per customer (or invoice) and add escalation
+    notices; every other action keeps its place. A message takes the place of its first item
+    (the plan is in priority order)."""
+    groups: dict[tuple[str, str, str, str], list[tuple[EmailReminder, Invoice]]] = {}
+    for action in actions:
+        if isinstance(action, EmailReminder):
+            inv = invoices.get(action.invoice_id)
+            if inv is None:
+                continue
+            group = inv.id if rules.group_by == "invoice" else "customer"
+            groups.setdefault((action.tenant, action.platform, inv.customer_id, group),
+                              []).append((action, inv))
+    out = MessagePlan()
+    built: dict[tuple[str, str, str, str], CustomerMessage | None] = {}
+    for action in actions:
+        if isinstance(action, Escalate):
+            out.actions.append(action)
+            out.actions.extend(_notices(action, rules, invoices.get(action.invoice_id)))
+            continue
+        if not isinstance(action, EmailReminder):
+            out.actions.append(action)
+            continue
+        inv = invoices.get(action.invoice_id)
+        if inv is None:
+            continue
+        gid = (action.tenant, action.platform, inv.customer_id,
+               inv.id if rules.group_by == "invoice" else "customer")
+        if gid in built:
+            continue
+        message = _message(gid, groups[gid], rules, contacts, today, sender_domain, out)
+        built[gid] = message
+        if message is not None:
+            out.actions.append(message)
+            out.messages.append(message)
+    return out
+
+
+def _message(gid: tuple[str, str, str, str], items: list[tuple[EmailReminder, Invoice]],
+             rules: MailRules, contacts: Mapping[str, Contact], today: date, domain: str,
+             out: MessagePlan) -> CustomerMessage | None:
+    tenant, platform, customer_id, group = gid
+    lines = [Line(inv, item.rule, item.tone) for item, inv in items]
+    first = items[0][1]
+    address = next((inv.customer_email for _, inv in items if inv.customer_email), None)
+    recipient = resolve(customer_id, address, contacts)
+    if recipient.address is None:
+        out.unreachable.append(Unreachable(customer_id, first.customer_name,
+                                           tuple(inv.number for _, inv in items),
+                                           recipient.why_not or "no address"))
+        return None
+    composed = compose(lines, wording=rules.wording, company=rules.company, today=today)
+    key = message_key(tenant, platform, customer_id, today, group)
+    item_keys = tuple(item.key for item, _ in items)
+    numbers = ", ".join(inv.number for _, inv in items)
+    return CustomerMessage(
+        key=key, tenant=tenant, platform=platform, invoice_id=first.id,
+        invoice_number=first.number, rule="message", occurrence=today.isoformat(),
+        due_on=today, reason=f"{len(items)} invoice(s) due a reminder: {numbers}",
+        customer_id=customer_id, customer_name=first.customer_name, to=recipient.address,
+        items=tuple(item for item, _ in items), message_id=message_id(key, item_keys, domain),
+        subject=composed.subject, text=composed.text, html=composed.html, tone=composed.tone,
+        attach_pdf=rules.attach_pdf)

@@ -1,0 +1,219 @@
+"""The quiet index: from which day on the planner can next have something for an invoice.
+
+`plan()` is a pure function of (invoice, its ledger rows, the rules, today, go-live, pauses,
+payment plans, risk). With everything but `today` fixed, the days on which an invoice can get
+an action are bounded below by dates this module reads off the rules:
+
+* a reminder stage not yet settled (its note or skip recorded, and its e-mail when it still
+  has one to send) can act from its unshifted date, due + days (a business-day shift only
+  moves it later);
+* a fee rule acts on the next occurrence's date, or any day while an occurrence already due
+  is not recorded for good (caps, minimums and accruals decide, so no bound is claimed);
+* an escalation alternative from due + max(1, days_overdue); never while the debt is at or
+  under its threshold or fewer overdue-stage notes are recorded than `reminders_ignored`
+  asks (a note counts from the day after it was written, so such an alternative is
+  possible from tomorrow on).
+
+`quiet_until` returns the least of those bounds after today: for an invoice the planner has
+nothing for today, nothing can be planned on [today, quiet_until) while the invoice, its
+ledger rows and the rules stay as they were. The store keeps that mark with the invoice and
+drops it when the invoice or one of its ledger rows changes, and `quiet_stamp` names the rest
+of the inputs (rules, go-live, this module's version), so a run plans only the invoices that
+can have something to do (tests/engine/test_engine_quiet.py checks the bound against plan()).
+Paused invoices, disputed ones under a rule with `waive_on_dispute`, claimed or retrying
+rows, and runs with payment plans, pauses or risk rules are never marked: they take the full
+path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from datetime import date, timedelta
+from importlib import metadata
+
+from ar_sync.domain.models import Action, Invoice, LedgerEntry
+from ar_sync.domain.pauses import Pause
+from ar_sync.domain.payment_plans import PaymentPlan
+from ar_sync.planner.compiled import _OPEN, _TERMINAL, _facts
+from ar_sync.planner.escalation import debt
+from ar_sync.planner.fee_maths import next_occurrence_on
+from ar_sync.planner.state import _Invoice, _Planner
+from ar_sync.rules.policy import Policy
+
+__all__ = ["NEVER", "QUIET_VERSION", "can_act", "first_due", "index_applies", "quiet_days",
+           "quiet_stamp", "quiet_until"]
+
+QUIET_VERSION = 1  # bump when this module changes what a mark means
+NEVER = date.max  # nothing more can be planned while the inputs stay the same
+_DAY = timedelta(days=1)
+_STAMPS: dict[int, tuple[Policy, date | None, str]] = {}
+
+
+def quiet_stamp(policy: Policy, go_live: date | None) -> str:
+    """Names the inputs a quiet mark depends on besides the invoice and its ledger rows."""
+    hit = _STAMPS.get(id(policy))
+    if hit is not None and hit[0] is policy and hit[1] == go_live:
+        return hit[2]
+    # the installed ar-sync too: another planner may plan other things on other days
+    text = f"{_release()}\n{policy.model_dump_json()}"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+    stamp = f"q{QUIET_VERSION}:{digest}:{go_live or '-'}"
+    if len(_STAMPS) >= 64:
+        _STAMPS.pop(next(iter(_STAMPS)))
+    _STAMPS[id(policy)] = (policy, go_live, stamp)  # holding the policy keeps its id unique
+    return stamp
+
+
+def _release() -> str:
+    try:
+        return metadata.version("ar-sync")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "source"
+
+
+def index_applies(policy: Policy, *, plans: Sequence[object], pauses: Sequence[object]) -> bool:
+    """Whether a run may use the quiet index: not with payment plans (stored or in the rules),
+    pauses (every invoice takes the pause path) or risk rules (levels read every invoice)."""
+    return not (plans or pauses or policy.payment_plans or policy.risk.levels())
+
+
+# per due date: each fee rule's keys due by today and the day its next occurrence falls due
+_FeeDates = tuple[tuple[tuple[tuple[str, str, str], ...], date | None], ...]
+
+
+def quiet_until(p: _Planner, inv: Invoice, entries: Sequence[LedgerEntry],
+                fee_dates: dict[date, _FeeDates] | None = None) -> date | None:
+    """The first day after p.today on which plan() can have an action for `inv` with these
+    ledger rows (NEVER: no such day), or None when the invoice must be planned every run.
+    Meaningful only for an invoice plan() has nothing for on p.today. `fee_dates`: a cache
+    shared by the calls of one day (the fee facts depend on the due date only)."""
+    mine = [e for e in entries if e.tenant == inv.tenant]
+    if any(e.state not in _TERMINAL for e in mine):
+        return None  # claimed or retrying: planned again, and leftovers go first
+    first = first_due(p, inv, {(e.kind, e.rule, e.occurrence) for e in mine}, fee_dates)
+    return None if first is None else max(first, p.today + _DAY)
+
+
+def first_due(p: _Planner, inv: Invoice, finished: AbstractSet[tuple[str, str, str]],
+              fee_dates: dict[date, _FeeDates] | None = None) -> date | None:
+    """The first day from which plan() can have an action for `inv` (today or earlier: it
+    can act today) when `finished` holds the (kind, rule, occurrence) of its ledger rows
+    recorded for good; a key in flight (claimed, retry) counts as not finished. NEVER: no
+    such day; None: no bound is claimed (disputed, paused, dates near the calendar's end)."""
+    if inv.pause is not None or p.pauses or (inv.disputed and p.c.waives):
+        return None  # pauses and waivers: the special path's own dates
+    # a dispute without waivers plans as any invoice (or not at all, `exclude: disputed`)
+    if inv.status != _OPEN or inv.balance <= 0 or p.excluded(inv) is not None:
+        return NEVER
+    try:
+        bounds = [*_stage_bounds(p, inv, finished),
+                  *_fee_bounds(p, inv, finished, {} if fee_dates is None else fee_dates),
+                  *_escalation_bounds(p, inv, finished)]
+    except OverflowError:  # dates near the end of the calendar: no claim
+        return None
+    return min(bounds, default=NEVER)
+
+
+def can_act(invoices: Iterable[Invoice], finished: Mapping[str, AbstractSet[tuple[str, str, str]]],
+            policy: Policy, today: date, *, plans: Iterable[PaymentPlan] = (),
+            go_live: date | None = None, pauses: Sequence[Pause] = ()) -> set[str] | None:
+    """Ids of the invoices plan_run() could act on today, judged from the keys each one has
+    recorded for good (`finished`, by invoice id), without its ledger rows: a store that keeps
+    those keys with its snapshot reads rows only for these. Always named: an invoice missing
+    from `finished`, paused ones, disputed ones under `waive_on_dispute`, those with a payment
+    plan. None when the rules use risk levels (computed from every invoice's rows). Never
+    leaves out an invoice plan() acts on (tests/engine/test_engine_quiet.py)."""
+    if policy.risk.levels():
+        return None
+    planner = _Planner(policy, today, go_live=go_live, pauses=pauses)
+    agreed = {pp.invoice for pp in (*policy.payment_plans, *plans)}
+    fee_dates: dict[date, _FeeDates] = {}
+    named: set[str] = set()
+    for inv in invoices:
+        keys = finished.get(inv.id)
+        if keys is None or inv.id in agreed or inv.number in agreed:
+            named.add(inv.id)
+            continue
+        first = first_due(planner, inv, keys, fee_dates)
+        if first is None or first <= today:
+            named.add(inv.id)
+    return named
+
+
+def _stage_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]]
+                  ) -> Iterable[date]:
+    later_handled = False
+    for st in reversed(p.c.stages):
+        handled = st.note_key in final or st.skip_key in final
+        if not handled:
+            settled = False
+        elif st.skip_key in final or later_handled:
+            settled = True  # a superseded stage's e-mail is never sent
+        else:
+            wants_mail = st.email and (st.channel == "email" or bool(inv.customer_email))
+            settled = not wants_mail or st.email_key in final
+        if not settled:
+            yield inv.due_date + timedelta(days=st.days)
+        later_handled = later_handled or handled
+
+
+def _fee_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]],
+                cache: dict[date, _FeeDates]) -> Iterable[date]:
+    if not p.c.fees:
+        return
+    per_rule = cache.get(inv.due_date)
+    if per_rule is None:
+        # what is due by today, as plan() sees it on a sending day (go-live's backfill applied)
+        facts = _facts(p.c, inv.due_date, p.today, True, p.go_live)
+        per_rule = cache[inv.due_date] = tuple(
+            (facts.fee_keys[i] if facts is not None else (),
+             next_occurrence_on(fee.terms, inv.due_date, p.today))
+            for i, fee in enumerate(p.c.fees))
+    for fee, (keys, nxt) in zip(p.c.fees, per_rule, strict=True):
+        if not fee.terms.applies_to(inv.currency):
+            continue  # charges() never charges this currency
+        if any(k not in final for k in keys):
+            yield p.today  # held back today (cap, minimum, another rule's period): look daily
+        if nxt is not None:
+            yield nxt
+
+
+def _escalation_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]]
+                       ) -> Iterable[date]:
+    if not p.c.escalations:
+        return
+    job = _Invoice(p, inv, None, final, (), [])  # type: ignore[arg-type]  # debt: no facts
+    noted = sum(1 for s in p.c.stages if s.days > 0 and s.note_key in final)
+    owed = debt(job)
+    for esc in p.c.escalations:
+        if esc.key in final:
+            continue
+        for min_days, over, min_ignored in esc.alternatives:
+            if over is not None:
+                threshold = over.for_currency(inv.currency)
+                if threshold is None or owed <= threshold:
+                    continue  # holds only once the invoice changes
+            if min_ignored is not None and noted < min_ignored:
+                continue  # holds only once more notes are recorded (a ledger change)
+            # with reminders_ignored the count may grow overnight: quiet_until's floor
+            # (tomorrow) covers it
+            yield inv.due_date + timedelta(days=max(1, min_days or 0))
+
+
+def quiet_days(invoices: Iterable[Invoice], history: Mapping[str, Sequence[LedgerEntry]],
+               policy: Policy, today: date, actions: Iterable[Action], *,
+               go_live: date | None = None) -> dict[str, date]:
+    """quiet_until for every invoice `actions` (today's plan for them) has nothing for."""
+    busy = {a.invoice_id for a in actions}
+    planner = _Planner(policy, today, go_live=go_live)
+    fee_dates: dict[date, _FeeDates] = {}
+    out: dict[str, date] = {}
+    for inv in invoices:
+        if inv.id in busy:
+            continue
+        until = quiet_until(planner, inv, history.get(inv.id, ()), fee_dates)
+        if until is not None:
+            out[inv.id] = until
+    return out

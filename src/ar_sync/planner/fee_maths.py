@@ -1,0 +1,461 @@
+"""Late-fee and statutory-interest maths: pure functions on Decimal.
+
+Everything here is deterministic and rounded to the currency's minor units. A fee is never
+negative and never takes the late fees on an invoice beyond its cap. Recurring fees are a
+series of occurrences, each with a stable label ('once', '2026-11', 'n3', 'compensation'),
+which the planner turns into one idempotency key each; occurrences that a missed run skipped
+are all still listed here, so they are caught up (within the cap) on the next run.
+"""
+
+from __future__ import annotations
+
+import calendar as _cal
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from typing import Any
+
+from ar_sync.domain.money import normalise_currency, quantum
+from ar_sync.planner.interest import (
+    UK_COMPENSATION_BANDS,
+    UK_COMPENSATION_TOP,
+    Payments,
+    accrued,
+    debt_on,
+    simple_interest,
+    uk_compensation,
+)
+
+__all__ = [
+    "UK_COMPENSATION_BANDS",
+    "UK_COMPENSATION_TOP",
+    "Amounts",
+    "Charge",
+    "FeeTerms",
+    "Occurrence",
+    "charges",
+    "clamp_fee",
+    "due_occurrences",
+    "invoice_cap",
+    "occurrences",
+    "parse_amounts",
+    "percent_of",
+    "round_money",
+    "simple_interest",
+    "uk_compensation",
+]
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+MAX_OCCURRENCES = 1000  # safety bound on catch-up for a single rule and invoice
+MAX_CHARGE = Decimal(10) ** 15  # safety bound on one charge (runaway compounding, no cap)
+
+UK_STATUTORY_MARGIN = Decimal(8)
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    """An amount given in the rules file: one number (in the invoice's own currency) or a
+    number per currency ({USD: 10, GBP: 8}); a currency not listed has no amount."""
+
+    default: Decimal | None = None
+    per_currency: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def for_currency(self, currency: str) -> Decimal | None:
+        value = self.per_currency.get(currency)
+        return self.default if value is None else value
+
+    def describe(self) -> str:
+        if self.default is not None:
+            return f"{self.default}"
+        return ", ".join(f"{v} {k}" for k, v in sorted(self.per_currency.items()))
+
+
+def parse_amounts(value: object) -> Amounts:
+    """Build Amounts from YAML: a non-negative number, or a mapping of currency to number."""
+    if isinstance(value, Amounts):
+        return value
+    if isinstance(value, Mapping):
+        if not value:
+            raise ValueError("must list at least one currency")
+        per: dict[str, Decimal] = {}
+        for code, amount in value.items():
+            if not isinstance(code, str):
+                raise ValueError(f"currency keys must be ISO 4217 codes, got {code!r}")
+            per[normalise_currency(code)] = _non_negative(amount)
+        return Amounts(None, per)
+    return Amounts(_non_negative(value), {})
+
+
+def _non_negative(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float | str):
+        raise ValueError("must be a number or a mapping of currency to number")
+    try:
+        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except ArithmeticError as exc:
+        raise ValueError("must be a number") from exc
+    if not amount.is_finite():
+        raise ValueError("must be a finite number")
+    if amount < 0:
+        raise ValueError("must not be negative")
+    return amount
+
+
+_quantum = lru_cache(maxsize=None)(quantum)
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """domain.money.round_money with the currency's quantum cached (the planner's hot path)."""
+    return amount.quantize(_quantum(currency), rounding=ROUND_HALF_UP)
+
+
+def floor_money(amount: Decimal, currency: str) -> Decimal:
+    """Round down to the currency's minor unit (for caps: never round a cap up)."""
+    return amount.quantize(_quantum(currency), rounding=ROUND_FLOOR)
+
+
+# ----------------------------------------------------------------------------- occurrences
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One charge of a recurring rule: its stable label, the day it falls due, and the period
+    it covers, [period_start, period_end). For interest the period is the days it accrued
+    over; `spans` narrows them when some days must not accrue (before go-live, paused)."""
+
+    label: str
+    on: date
+    period_start: date
+    period_end: date | None = None  # None: the single day `period_start`
+    spans: tuple[tuple[date, date], ...] | None = None  # None: the whole period
+
+    @property
+    def end(self) -> date:
+        return self.period_end if self.period_end is not None else (
+            self.period_start + timedelta(days=1))
+
+    def accrual_spans(self) -> tuple[tuple[date, date], ...]:
+        return self.spans if self.spans is not None else ((self.period_start, self.end),)
+
+    def overlaps(self, start: date, end: date) -> bool:
+        """Whether [start, end) shares a day with this occurrence's period."""
+        return start < self.end and self.period_start < end
+
+
+def add_months(d: date, months: int) -> date:
+    """Same day `months` later, clamped to the month's end (Jan 31 + 1 month = Feb 28/29)."""
+    index = d.year * 12 + d.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    return date(year, month, min(d.day, _cal.monthrange(year, month)[1]))
+
+
+def _step(start: date, every: str | int, k: int) -> date:
+    if every == "month":
+        return add_months(start, k)
+    assert isinstance(every, int)
+    return start + timedelta(days=every * k)
+
+
+def _label(every: str | int, k: int, on: date) -> str:
+    if every == "once":
+        return "once"
+    if every == "month":
+        return f"{on.year:04d}-{on.month:02d}"
+    return f"n{k}"
+
+
+def occurrences(
+    start: date, every: str | int, today: date, *, accrual: bool = False,
+    limit: int | None = None,
+) -> list[Occurrence]:
+    """Occurrences due by `today` (inclusive), oldest first.
+
+    A fee (accrual=False) is charged at `start` and then every period after it. Interest
+    (accrual=True) is charged at the end of each period it accrued over, so the first charge
+    falls one period after `start`. `every` is 'once', 'month' or a number of days.
+    """
+    bound = MAX_OCCURRENCES if limit is None else min(limit, MAX_OCCURRENCES)
+    if every == "once":
+        if accrual or start > today or bound < 1:
+            return []
+        return [Occurrence("once", start, start)]
+    found: list[Occurrence] = []
+    k = 0
+    while len(found) < bound:
+        period_start = _step(start, every, k)
+        period_end = _step(start, every, k + 1)
+        on = period_end if accrual else period_start
+        if on > today:
+            break
+        found.append(Occurrence(_label(every, k + 1, on), on, period_start, period_end))
+        k += 1
+    return found
+
+
+# ----------------------------------------------------------------------------- amounts
+
+
+def percent_of(base: Decimal, percent: Decimal) -> Decimal:
+    """`percent` % of `base`, unrounded."""
+    return base * percent / HUNDRED
+
+
+def invoice_cap(
+    total: Decimal, currency: str, cap_amount: Decimal | None, cap_percent: Decimal | None
+) -> Decimal | None:
+    """The most late fees an invoice may carry: the lower of the amount and the percentage
+    of the original total; None when neither is set. Rounded down, never negative."""
+    caps = []
+    if cap_amount is not None:
+        caps.append(floor_money(cap_amount, currency))
+    if cap_percent is not None:
+        caps.append(floor_money(percent_of(total, cap_percent), currency))
+    return max(ZERO, min(caps)) if caps else None
+
+
+def clamp_fee(
+    raw: Decimal,
+    currency: str,
+    *,
+    min_fee: Decimal | None = None,
+    max_fee: Decimal | None = None,
+    charged: Decimal = ZERO,
+    cap: Decimal | None = None,
+) -> Decimal:
+    """One charge: raw amount raised to the minimum, lowered to the maximum and to what the
+    cap still allows, rounded to the currency. Never negative; zero means "charge nothing"."""
+    if raw <= 0:
+        return round_money(ZERO, currency)
+    amount = min(raw, MAX_CHARGE)
+    if min_fee is not None and amount < min_fee:
+        amount = min_fee
+    amount = round_money(amount, currency)
+    if max_fee is not None:
+        amount = min(amount, floor_money(max_fee, currency))
+    if cap is not None:
+        amount = min(amount, floor_money(cap - charged, currency))
+    return round_money(max(amount, ZERO), currency)
+
+
+# ----------------------------------------------------------------------------- a fee rule
+
+ACCRUING = frozenset({"uk_statutory", "interest"})
+
+
+@dataclass(frozen=True, slots=True)
+class FeeTerms:
+    """A fee rule reduced to what the maths needs (built once per policy by the planner)."""
+
+    kind: str  # 'fixed' | 'percent' | 'uk_statutory' | 'interest'
+    every: str | int = "once"
+    grace_days: int = 0
+    amount: Amounts | None = None  # fixed fee
+    percent: Decimal | None = None  # percent fee, or the annual interest rate (ref + margin)
+    compounding: bool = False
+    fees_on_invoice: bool = True  # mode line: the balance includes earlier fee lines
+    min_balance: Amounts | None = None
+    min_fee: Amounts | None = None
+    max_fee: Amounts | None = None
+    cap_amount: Amounts | None = None
+    cap_percent: Decimal | None = None
+    max_occurrences: int | None = None
+    compensation: bool = False  # uk_statutory: charge the fixed sum (GBP invoices)
+    currencies: frozenset[str] | None = None
+    day_count: int = 365  # interest: days in a year (actual/365 or actual/360)
+    fixed_compensation: Amounts | None = None  # interest: a fixed sum once, per currency
+
+    @property
+    def accrues(self) -> bool:
+        return self.kind in ACCRUING
+
+    @property
+    def compensates(self) -> bool:
+        return self.accrues and (self.compensation or self.fixed_compensation is not None)
+
+    def start(self, due_date: date) -> date:
+        """The first day of charging: due date plus the grace period."""
+        return due_date + timedelta(days=self.grace_days)
+
+    def cap_for(self, total: Decimal, currency: str) -> Decimal | None:
+        """This rule's cap on all late fees of an invoice whose original total is `total`."""
+        return invoice_cap(total, currency, _opt(self.cap_amount, currency), self.cap_percent)
+
+    def applies_to(self, currency: str) -> bool:
+        return self.currencies is None or currency in self.currencies
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One fee occurrence to charge now."""
+
+    label: str
+    on: date
+    amount: Decimal
+    detail: str
+
+
+COMPENSATION = "compensation"
+
+
+def due_occurrences(terms: FeeTerms, due_date: date, today: date) -> list[Occurrence]:
+    """Every occurrence of the rule due by `today` (statutory compensation first)."""
+    start = terms.start(due_date)
+    found = occurrences(start, terms.every, today, accrual=terms.accrues,
+                        limit=terms.max_occurrences)
+    if terms.compensates:
+        on = due_date + timedelta(days=1)
+        if on <= today:
+            found.insert(0, Occurrence(COMPENSATION, on, on))
+    return found
+
+
+def next_occurrence_on(terms: FeeTerms, due_date: date, today: date) -> date | None:
+    """The day the rule's first occurrence after `today` falls due (None: there is none),
+    so due_occurrences(terms, due_date, d) == due_occurrences(terms, due_date, today) for
+    every day d from today until then."""
+    found = []
+    if terms.compensates and due_date + timedelta(days=1) > today:
+        found.append(due_date + timedelta(days=1))
+    start = terms.start(due_date)
+    bound = (MAX_OCCURRENCES if terms.max_occurrences is None
+             else min(terms.max_occurrences, MAX_OCCURRENCES))
+    if terms.every == "once":
+        if not terms.accrues and start > today and bound >= 1:
+            found.append(start)
+    else:
+        k = len(occurrences(start, terms.every, today, accrual=terms.accrues,
+                            limit=terms.max_occurrences))
+        if k < bound:
+            found.append(_step(start, terms.every, k + 1 if terms.accrues else k))
+    return min(found, default=None)
+
+
+def _opt(amounts: Amounts | None, currency: str) -> Decimal | None:
+    return None if amounts is None else amounts.for_currency(currency)
+
+
+def principal_of(terms: FeeTerms, balance: Decimal, fees_charged: Decimal) -> Decimal:
+    """The unpaid debt the fee is computed on: fee lines already on the invoice do not
+    count (they are not the customer's original debt)."""
+    if terms.fees_on_invoice:
+        return max(ZERO, balance - fees_charged)
+    return balance
+
+
+_UNSET: Any = object()
+
+
+def charges(
+    terms: FeeTerms,
+    *,
+    currency: str,
+    total: Decimal,
+    balance: Decimal,
+    charged: Decimal,
+    due_date: date,
+    today: date,
+    finished: Container[str] = (),
+    pending: Mapping[str, Decimal | None] | None = None,
+    due: Sequence[Occurrence] | None = None,
+    fees_in_balance: Decimal | None = None,
+    fee_lines: Decimal | None = None,
+    cap: Decimal | None = _UNSET,
+    payments: Payments | None = None,
+) -> list[Charge]:
+    """The occurrences of `terms` to charge now, oldest first, with their amounts.
+
+    `charged` is what late fees the invoice already carries or has in flight (all rules,
+    pending ones included); `finished` are the labels recorded for good (never charged
+    again); `pending` are labels claimed but not finished, with the amount recorded then:
+    they are charged again with exactly that amount (a retry must not change the sum).
+    `due` is `due_occurrences(terms, due_date, today)` when the caller has it cached.
+
+    The debt a fee is computed on is the balance without our fee lines: `fee_lines` when
+    the caller knows them (whatever this rule's mode), else `fees_in_balance` (default
+    `charged`) for a rule adding lines. `cap`: the invoice-wide cap (the planner passes the
+    lowest of every rule's cap); by default this rule's own. `payments`: (day, amount) of
+    the invoice's payments, so interest accrues on the balance as it was each day.
+    """
+    if due is None:
+        due = due_occurrences(terms, due_date, today)
+    if all(o.label in finished for o in due):
+        return []
+    if not terms.applies_to(currency):
+        return []
+    if fee_lines is not None:
+        principal = max(ZERO, balance - fee_lines)
+        original_total = max(ZERO, total - fee_lines)
+    else:
+        on_invoice = charged if fees_in_balance is None else fees_in_balance
+        principal = principal_of(terms, balance, on_invoice)
+        # The cap is a share of the ORIGINAL total: fee lines already added to the invoice
+        # must not raise it, or every run would find a little more room and charge again.
+        original_total = principal_of(terms, total, on_invoice)
+    if principal <= 0:
+        return []
+    min_balance = _opt(terms.min_balance, currency)
+    if min_balance is not None and principal < min_balance:
+        return []
+    if cap is _UNSET:
+        cap = terms.cap_for(original_total, currency)
+    min_fee = _opt(terms.min_fee, currency)
+    max_fee = _opt(terms.max_fee, currency)
+    pending = pending or {}
+    out: list[Charge] = []
+    running = charged
+
+    def add(label: str, on: date, raw: Decimal, detail: str, limits: bool = True) -> None:
+        nonlocal running
+        if label in finished:
+            return
+        recorded = pending.get(label)
+        if recorded is not None:  # already counted in `charged`: charge the same sum again
+            out.append(Charge(label, on, round_money(recorded, currency), detail + " (retry)"))
+            return
+        amount = clamp_fee(raw, currency, min_fee=min_fee if limits else None,
+                           max_fee=max_fee if limits else None, charged=running, cap=cap)
+        if amount > 0:
+            running += amount
+            out.append(Charge(label, on, amount, detail))
+
+    if terms.accrues:
+        rate = terms.percent or ZERO
+        basis = terms.day_count
+        for occ in due:
+            if occ.label == COMPENSATION:
+                owed = debt_on(due_date, principal, payments)
+                if terms.fixed_compensation is not None:
+                    fixed = _opt(terms.fixed_compensation, currency)
+                    if fixed is not None:
+                        add(occ.label, occ.on, fixed, f"fixed compensation {fixed} {currency}",
+                            limits=False)
+                elif currency == "GBP":
+                    add(occ.label, occ.on, uk_compensation(owed),
+                        f"fixed compensation for a debt of {owed:,} GBP", limits=False)
+                continue
+            if occ.label in finished:
+                continue
+            raw, days = accrued(principal, occ.accrual_spans(), rate, basis, payments)
+            first = occ.accrual_spans()[0][0] if occ.accrual_spans() else occ.period_start
+            add(occ.label, occ.on, raw,
+                f"{rate}% a year (actual/{basis}) on {round_money(principal, currency):,} "
+                f"{currency}{' (balance as paid down)' if payments else ''} for {days} "
+                f"days from {first}")
+        return out
+
+    for occ in due:
+        if terms.kind == "fixed":
+            fixed = _opt(terms.amount, currency)
+            if fixed is None:
+                return out
+            add(occ.label, occ.on, fixed, f"fixed fee {fixed} {currency}")
+        else:
+            rate = terms.percent or ZERO
+            base = principal + running if terms.compounding else principal
+            add(occ.label, occ.on, percent_of(base, rate),
+                f"{rate}% of {round_money(base, currency):,} {currency}"
+                + (" (compounding)" if terms.compounding else ""))
+    return out

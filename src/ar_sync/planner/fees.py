@@ -1,0 +1,114 @@
+"""Late fees and interest for one invoice: every due occurrence within the cap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from ar_sync.domain.models import ApplyLateFee, Money
+from ar_sync.planner.fee_maths import charges
+from ar_sync.planner.fee_periods import Window, overlapping, period_of, without_windows
+from ar_sync.rules.templates import format_money
+
+if TYPE_CHECKING:
+    from ar_sync.planner.state import _Invoice as Job
+from ar_sync.domain.construct import _construct
+from ar_sync.planner.compiled import _DONE, _FEE, _TERMINAL, _ZERO
+
+
+def known_fees(job: Job) -> Decimal:
+    """Our fees on this invoice, done or in flight (an in-flight one may be on the
+    platform already)."""
+    total = _ZERO
+    for e in job.mine():
+        if e.kind == _FEE and e.amount is not None and (
+                e.state == _DONE or e.state not in _TERMINAL):
+            total += e.amount
+    return total
+
+def pending_fees(job: Job, rule: str) -> dict[str, Decimal]:
+    """Occurrences of `rule` claimed or waiting for a retry, with their recorded sums."""
+    final = job.final
+    return {e.occurrence: e.amount for e in job.mine()
+            if e.kind == _FEE and e.rule == rule and e.amount is not None
+            and e.state not in _TERMINAL and (e.kind, e.rule, e.occurrence) not in final}
+
+
+def fee_lines(job: Job) -> Decimal:
+    """Our fee lines inside the invoice's total and balance (not the customer's debt)."""
+    inv = job.inv
+    if inv.fee_lines is not None:
+        return inv.fee_lines
+    return inv.late_fees_charged if job.p.c.fees_on_invoice else _ZERO
+
+
+def invoice_cap(job: Job, lines: Decimal) -> Decimal | None:
+    """The lowest cap of every fee rule for this currency: caps hold whatever the mix."""
+    inv = job.inv
+    base = max(_ZERO, inv.total - lines)
+    caps = [cap for f in job.p.c.fees if f.terms.applies_to(inv.currency)
+            if (cap := f.terms.cap_for(base, inv.currency)) is not None]
+    return min(caps) if caps else None
+
+
+def taken_periods(job: Job, rule: str,
+                  emitted: list[tuple[str, Window]]) -> list[Window]:
+    """Periods other fee rules charged on this invoice (done or in flight), or charge in
+    this plan: a rule the policy still has knows its periods, a removed one the day it
+    charged."""
+    c = job.p.c
+    periods: dict[tuple[str, str], Window] = {}
+    for f, due in zip(c.fees, job.facts.fee_due, strict=True):
+        if f.name != rule:
+            for o in due:
+                periods[(f.name, o.label)] = period_of(o)
+    out = [w for name, w in emitted if name != rule]
+    for e in job.mine():
+        if e.kind == _FEE and e.rule != rule and (e.state == _DONE or e.state not in _TERMINAL):
+            out.append(periods.get((e.rule, e.occurrence))
+                       or (e.due_on, e.due_on + timedelta(days=1)))
+    return out
+
+
+def plan_fees(job: Job) -> None:
+    inv = job.inv
+    final = job.final
+    charged: Decimal | None = None
+    lines = _ZERO
+    cap: Decimal | None = None
+    facts = job.facts
+    emitted: list[tuple[str, Window]] = []  # periods charged in this plan, per rule
+    for fee, due, keys in zip(job.p.c.fees, facts.fee_due, facts.fee_keys, strict=True):
+        if not due:
+            continue
+        if final and all(k in final for k in keys):
+            continue  # every occurrence so far is recorded for good
+        if charged is None:  # what the platform shows, or what we know we charged
+            charged = max(inv.late_fees_charged, known_fees(job))
+            lines = fee_lines(job)
+            cap = invoice_cap(job, lines)
+        name = fee.name
+        finished = {k[2] for k in keys if k in final}
+        pending = pending_fees(job, name)
+        if job.windows and fee.forgive:
+            due = tuple(without_windows(due, job.windows, fee.terms.accrues))
+        if not fee.stack and (job.entries or emitted):
+            finished |= overlapping(due, taken_periods(job, name, emitted)) - pending.keys()
+        found = charges(fee.terms, currency=inv.currency, total=inv.total,
+                        balance=inv.balance, charged=charged, due_date=inv.due_date,
+                        today=job.p.today, finished=finished, pending=pending, due=due,
+                        fee_lines=lines, cap=cap, payments=inv.payments)
+        by_label = {o.label: o for o in due}
+        for ch in found:
+            if ch.label not in pending:
+                charged += ch.amount
+            emitted.append((name, period_of(by_label[ch.label])))
+            values = job.template_values(name)
+            values["fee"] = format_money(ch.amount, inv.currency)
+            values["period"] = ch.label
+            label = fee.label.render(values)
+            amount = _construct(Money, {"amount": ch.amount, "currency": inv.currency})
+            job.emit(ApplyLateFee, _FEE, name, ch.label, ch.on,
+                     f"{ch.detail} ({fee.every_text}); due {ch.on}",
+                     amount=amount, label=label, mode=fee.mode, tax=fee.tax)

@@ -1,0 +1,1 @@
+"""Aging, DSO and risk figures from invoices and the ledger, and their HTML page. Pure."""

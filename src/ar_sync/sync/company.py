@@ -1,0 +1,165 @@
+"""What a run takes from the company's settings (issue 12): its stored rules version, its
+go-live date and mode, its pauses (stored, and markers set on the platform), and the planned
+fees per currency for the report. Kept out of sync.py, which stays the execution shell."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ar_sync.domain.models import (
+    Action,
+    AddNote,
+    ApplyLateFee,
+    Invoice,
+    LedgerEntry,
+    SkipStage,
+    WaiveFee,
+)
+from ar_sync.domain.pauses import Pause
+from ar_sync.domain.payment_plans import PaymentPlan
+from ar_sync.planner.due import may_act, with_summary
+from ar_sync.planner.plan import plan_run
+from ar_sync.rules.policy import Policy
+from ar_sync.sync.company_rules import choose_rules
+from ar_sync.sync.company_store import TrustStore, planner_pauses
+from ar_sync.sync.connector import Connection, Connector
+
+if TYPE_CHECKING:
+    from ar_sync.sync.store import Store
+
+
+class _Report(Protocol):
+    mode: str
+    rules: str
+    rules_version: int | None
+    go_live: str | None
+    warnings: list[str]
+
+
+@dataclass
+class TenantSetup:
+    """The rules and switches one run of one company uses."""
+
+    policy: Policy
+    rules_version: int | None = None
+    rules_label: str = "given by the caller"
+    preview: bool = False
+    go_live: date | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def annotate(self, report: _Report) -> None:
+        report.rules, report.rules_version = self.rules_label, self.rules_version
+        report.go_live = self.go_live.isoformat() if self.go_live else None
+        report.warnings.extend(self.warnings)
+        if self.preview:
+            report.mode = "preview"
+
+
+def tenant_setup(store: TrustStore, connection: Connection, policy: Policy | None,
+                 rules_override: str | None) -> TenantSetup:
+    """A caller's `policy` wins (tests, `rules diff`); else the stored version, else
+    `--rules`, else the connection's rule set (tenant_rules.choose_rules says which)."""
+    preview = connection.mode == "preview"
+    go_live = connection.live_from()
+    if policy is not None:
+        return TenantSetup(policy, preview=preview, go_live=go_live)
+    choice = choose_rules(store, connection, override=rules_override)
+    return TenantSetup(choice.policy, choice.version, choice.label, preview, go_live,
+                       [choice.warning] if choice.warning else [])
+
+
+@dataclass(frozen=True)
+class DuePlan:
+    """A run's plan: the actions, the invoices planned (pause markers read) and their ledger
+    history, and every open invoice by id."""
+
+    actions: list[Action]
+    planned: list[Invoice]
+    history: Mapping[str, Sequence[LedgerEntry]]
+    by_id: dict[str, Invoice]
+
+
+def plan_due(store: Store, connector: Connector | None, invoices: list[Invoice],
+             policy: Policy, today: date, *, tenant: str, plans: Sequence[PaymentPlan],
+             go_live: date | None, pauses: Sequence[Pause] | None = None) -> DuePlan:
+    """plan_tenant() reading ledger rows only for the invoices that can be due today when
+    the store keeps a summary of each invoice's finished rows (`finished_rows`, DynamoDB:
+    engine_due.may_act judges from it), else for every invoice given. `pauses`: the
+    tenant's, when the caller read them already."""
+    if pauses is None:
+        pauses = planner_pauses(store.list_pauses(tenant))
+    summaries = getattr(store, "finished_rows", None)
+    finished = summaries(tenant) if summaries is not None else None
+    named = (None if finished is None else
+             may_act(invoices, finished, policy, today, plans=plans, go_live=go_live,
+                     pauses=pauses))
+    due = invoices if named is None else [i for i in invoices if i.id in named]
+    history = store.history(tenant, [i.id for i in due]) if due else {}
+    if finished is not None:  # rows that aged out are planned from the summary
+        history = with_summary(due, history, finished)
+    actions, planned = plan_tenant(store, connector, due, history, policy, today,
+                                   tenant=tenant, plans=plans, go_live=go_live, pauses=pauses)
+    by_id = {i.id: i for i in invoices}
+    by_id.update((i.id, i) for i in planned)
+    return DuePlan(actions, planned, history, by_id)
+
+
+def plan_tenant(store: TrustStore, connector: Connector | None, invoices: list[Invoice],
+                history: Mapping[str, Sequence[LedgerEntry]], policy: Policy, today: date, *,
+                tenant: str, plans: Sequence[PaymentPlan],
+                go_live: date | None,
+                pauses: Sequence[Pause] | None = None) -> tuple[list[Action], list[Invoice]]:
+    """plan_run() (the planning path `plan`, `rules explain` and `rules diff` share, risk
+    included) with the tenant's go-live and pauses; invoices whose pause marker the connector
+    reads only on demand (Xero: a history note, one call each) are asked about only when the
+    plan has a write for them that a pause must stop (pause_stops), and planned again.
+    Returns the actions and the invoices. `pauses`: the tenant's, when the caller read them
+    already."""
+    if pauses is None:
+        pauses = planner_pauses(store.list_pauses(tenant))
+
+    def run() -> list[Action]:
+        return plan_run(invoices, history, policy, today, plans=plans, go_live=go_live,
+                        pauses=pauses)
+
+    actions = run()
+    reader: Any = getattr(connector, "pause_markers", None)
+    if reader is None:
+        return actions, invoices
+    due = {a.invoice_id for a in actions if pause_stops(a)}
+    wanted = [i for i in invoices if i.id in due and i.pause is None]
+    marked: dict[str, Pause] = reader(wanted) if wanted else {}
+    if not marked:
+        return actions, invoices
+    invoices = [i.model_copy(update={"pause": marked[i.id]}) if i.id in marked else i
+                for i in invoices]
+    return run(), invoices
+
+
+def pause_stops(action: Action) -> bool:
+    """Whether a pause marker must be known before this write: anything the customer sees
+    or that moves money their way (fees, e-mails, escalations and their notices). Not: an
+    internal note (only the bookkeeper reads it, e.g. a heads-up note before the due date;
+    a stage that also e-mails has its e-mail here, so its invoice is read and the whole stage
+    planned again with the pause), a waiver (credits the customer: a pause must never hold
+    it back), a skipped stage (writes nothing)."""
+    return not isinstance(action, AddNote | WaiveFee | SkipStage)
+
+
+def fee_totals(actions: Sequence[Action]) -> dict[str, str]:
+    """Planned fees per currency, net of waivers (reports, previews, `rules diff`)."""
+    totals: dict[str, Decimal] = {}
+    for a in actions:
+        if isinstance(a, ApplyLateFee | WaiveFee):
+            sign = 1 if isinstance(a, ApplyLateFee) else -1
+            cur = a.amount.currency
+            totals[cur] = totals.get(cur, Decimal(0)) + sign * a.amount.amount
+    return {cur: str(v) for cur, v in sorted(totals.items())}
+
+
+__all__ = ["DuePlan", "TenantSetup", "fee_totals", "pause_stops", "plan_due", "plan_tenant",
+           "tenant_setup"]

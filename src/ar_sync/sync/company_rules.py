@@ -1,0 +1,77 @@
+"""Which rules a company runs under: its stored version, else a file or the default.
+
+A company's rules are stored as versions (`ar-sync rules apply`); a run uses the current one
+and records its number on every ledger row it writes. Only when none is stored does a run
+fall back to `--rules` or the connection's rule set name (`default` unless `connect --rules`
+said otherwise), and the run report says which it used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ar_sync.rules.policy import Policy, load_policy, parse_policy, shipped_rule_sets
+from ar_sync.sync.company_store import RulesVersion, TrustStore
+from ar_sync.sync.connector import Connection
+
+
+@dataclass(frozen=True)
+class RulesChoice:
+    policy: Policy
+    version: int | None  # the stored version, None for a file or shipped set
+    label: str  # for people: "version 3 (stored 2026-11-30, from firm.yaml)"
+    warning: str | None = None
+
+
+def version_name(connection_id: str, version: int) -> str:
+    """How a stored version is named in error messages (file:line)."""
+    return f"<{connection_id} rules v{version}>"
+
+
+# Stored text has no folder: a relative `extends: other.yaml` must not resolve against
+# whatever directory a run happens to start in, so it is looked up where nothing is.
+_NO_FOLDER = Path("/nonexistent/ar-sync-stored-rules")
+
+
+def parse_text(text: str, name: str) -> Policy:
+    """Rules text as it is (or will be) stored: `extends` may only name a shipped set."""
+    return parse_policy(text, name, base_dir=_NO_FOLDER)
+
+
+def parse_stored(connection_id: str, stored: RulesVersion) -> Policy:
+    """A stored version's Policy."""
+    return parse_text(stored.text, version_name(connection_id, stored.version))
+
+
+def read_rules_source(source: str) -> tuple[str, str]:
+    """(text, display name) of a rules file or shipped rule set name, validated as stored.
+
+    The text is stored as is, so a relative `extends: other.yaml` would not resolve later:
+    it is refused here; `extends: default` (a shipped set) is fine.
+    """
+    shipped = shipped_rule_sets()
+    path = shipped[source] if source in shipped and not Path(source).is_file() else Path(source)
+    load_policy(source)  # file:line errors against the real file first
+    text = path.read_text(encoding="utf-8")
+    parse_text(text, f"<{path.name} as stored>")
+    return text, path.name if source not in shipped else source
+
+
+def choose_rules(store: TrustStore, connection: Connection, *,
+                 override: str | None = None) -> RulesChoice:
+    """The stored current version, else `override` (--rules), else the connection's rules."""
+    stored = store.current_rules(connection.id)
+    if stored is not None:
+        warning = (f"--rules {override} ignored: {connection.id} has stored rules version "
+                   f"{stored.version} (change them with `ar-sync rules apply`)"
+                   if override else None)
+        return RulesChoice(parse_stored(connection.id, stored), stored.version,
+                           f"version {stored.version} (stored {stored.created_at:%Y-%m-%d}, "
+                           f"from {stored.source})", warning)
+    name = override or connection.rules
+    how = "--rules" if override else "connection rules; no stored version"
+    return RulesChoice(load_policy(name), None, f"{name} ({how})")
+
+
+__all__ = ["RulesChoice", "choose_rules", "parse_stored", "read_rules_source", "version_name"]
