@@ -1,4 +1,6 @@
-"""Every internal link in README.md (`(#anchor)`) resolves to a heading, GitHub-style."""
+"""Every link in README.md that stays in the repository resolves: an internal link
+(`(#anchor)`) to a heading, GitHub-style, and a relative link (`docs/x.md`, `docs/x.md#y`)
+to a file that exists (and, for a Markdown file, to one of its headings)."""
 
 from __future__ import annotations
 
@@ -34,9 +36,18 @@ def anchors(markdown: str) -> set[str]:
     return found
 
 
+def _without_code(markdown: str) -> str:
+    return re.sub(r"^(```|~~~).*?^(```|~~~)", "", markdown, flags=re.M | re.S)
+
+
 def internal_links(markdown: str) -> list[str]:
-    text = re.sub(r"^(```|~~~).*?^(```|~~~)", "", markdown, flags=re.M | re.S)
-    return re.findall(r"\]\(#([^)\s]+)\)", text)
+    return re.findall(r"\]\(#([^)\s]+)\)", _without_code(markdown))
+
+
+def relative_links(markdown: str) -> list[str]:
+    """Links to files of the repository: neither `#anchor` nor a URL with a scheme."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", _without_code(markdown))
+    return [t for t in targets if not t.startswith("#") and not re.match(r"[a-z][a-z0-9+.-]*:", t)]
 
 
 def test_slugs_follow_github() -> None:
@@ -53,3 +64,25 @@ def test_every_internal_readme_link_resolves() -> None:
     missing = sorted(set(links) - anchors(markdown))
     assert not missing, f"README links to headings that do not exist: {missing}"
 
+
+def test_relative_links_are_told_apart() -> None:
+    text = ("[a](docs/a.md) [b](#b) [c](https://x.example/c.md) [d](docs/d.md#e)\n"
+            "```\n[f](g.md)\n```\n")
+    assert relative_links(text) == ["docs/a.md", "docs/d.md#e"]
+
+
+def test_every_relative_readme_link_names_a_file_that_exists() -> None:
+    markdown = README.read_text(encoding="utf-8")
+    links = relative_links(markdown)
+    assert links, "the README links into the docs"
+    missing, bad_anchors = [], []
+    for link in links:
+        path, _, anchor = link.partition("#")
+        target = (README.parent / path).resolve()
+        if not target.exists():
+            missing.append(link)
+        elif anchor and target.suffix == ".md":
+            if anchor not in anchors(target.read_text(encoding="utf-8")):
+                bad_anchors.append(link)
+    assert not missing, f"README links to files that do not exist: {sorted(set(missing))}"
+    assert not bad_anchors, f"README links to headings that do not exist: {bad_anchors}"
