@@ -20,7 +20,7 @@ from quickbooks.objects.invoice import Invoice as QBInvoice
 from ar_sync.domain.models import Invoice, InvoiceStatus
 from ar_sync.domain.money import normalise_currency, to_decimal
 from ar_sync.domain.pause_markers import from_lines
-from ar_sync.sync.connector import key_marker, key_references, mentions_key, reference_text
+from ar_sync.domain.references import key_marker, key_references, mentions_key, reference_text
 
 PLATFORM = "quickbooks"
 LATE_FEE_ITEM = "Late fee"

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ar_sync.domain.models import Invoice, Money
 from ar_sync.domain.money import round_money, to_decimal
-from ar_sync.sync.connector import key_marker, waiver_amount
+from ar_sync.domain.references import key_marker
+from ar_sync.sync.connector import waiver_amount
 from ar_sync_quickbooks.mapping import dumps, fee_line, has_marker
 
 if TYPE_CHECKING:

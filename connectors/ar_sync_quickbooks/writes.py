@@ -21,7 +21,7 @@ from quickbooks.objects.item import Item
 from ar_sync.domain.errors import NotApplicableError, PlatformValidationError, StaleObjectError
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
 from ar_sync.domain.money import round_money, to_decimal
-from ar_sync.sync.connector import reference_text
+from ar_sync.domain.references import reference_text
 from ar_sync_quickbooks.client import QuickBooksClient
 from ar_sync_quickbooks.fees import (
     FeeTax,

@@ -32,6 +32,7 @@ from ar_sync.domain.errors import (
 )
 from ar_sync.domain.models import Action, ActionKind, FeeMode, Invoice, Money
 from ar_sync.domain.pauses import Pause
+from ar_sync.domain.references import customer_reference, key_marker, mentions_key
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import (
     BatchItemResult,
@@ -40,9 +41,6 @@ from ar_sync.sync.connector import (
     FetchResult,
     PlatformSettings,
     TokenStore,
-    customer_reference,
-    key_marker,
-    mentions_key,
 )
 from ar_sync.sync.retry import write_reconciled
 from ar_sync_xero import batch, fee_writes, mapping, oauth, pauses, waivers

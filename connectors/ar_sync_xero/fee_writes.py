@@ -15,7 +15,7 @@ from xero_python.accounting import Invoice as XeroInvoice
 
 from ar_sync.domain.errors import PlatformValidationError, WriteVerificationError
 from ar_sync.domain.models import FeeMode, Invoice, Money
-from ar_sync.sync.connector import mentions_key, reference_text
+from ar_sync.domain.references import mentions_key, reference_text
 from ar_sync_xero import mapping
 from ar_sync_xero.fee_lines import (
     EDIT_REFUSALS,

@@ -20,7 +20,7 @@ from xero_python.api_client.deserializer import deserialize
 
 from ar_sync.domain.models import Invoice, InvoiceStatus
 from ar_sync.domain.money import UnknownCurrencyError, normalise_currency, to_decimal
-from ar_sync.sync.connector import key_references, reference_text
+from ar_sync.domain.references import key_references, reference_text
 from ar_sync_xero.fee_lines import LineSet, amount_types_of
 
 PLATFORM = "xero"

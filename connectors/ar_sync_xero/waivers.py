@@ -35,7 +35,8 @@ from xero_python.accounting import Invoice as XeroInvoice
 from ar_sync.domain.errors import PlatformValidationError
 from ar_sync.domain.models import Invoice, Money
 from ar_sync.domain.money import round_money
-from ar_sync.sync.connector import key_marker, waiver_amount
+from ar_sync.domain.references import key_marker
+from ar_sync.sync.connector import waiver_amount
 
 if TYPE_CHECKING:
     from ar_sync_xero.connector import XeroConnector

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ar_sync.connect.settings import SettingsError, platform_settings
+from ar_sync.connect.settings import platform_settings
+from ar_sync.domain.errors import SettingsError
 from ar_sync.store.crypto import TokenCipher, TokenDecryptError, local_cipher
 from ar_sync.sync.connector import TokenSet
 

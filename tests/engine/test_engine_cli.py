@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.cli.app import UserError
+from ar_sync.cli.errors import UserError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample-invoices.json"
 runner = CliRunner()

@@ -10,11 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.domain.money import minor_units, round_money
+from ar_sync.domain.calendar import add_months
+from ar_sync.domain.money import Amounts, minor_units, round_money
 from ar_sync.planner.fee_maths import (
-    Amounts,
     FeeTerms,
-    add_months,
     charges,
     clamp_fee,
     invoice_cap,

@@ -37,7 +37,7 @@ from ar_sync.planner.can_act import (
 from ar_sync.planner.compiled import compile_policy
 from ar_sync.planner.fee_maths import FeeTerms, due_occurrences, next_occurrence_on
 from ar_sync.planner.plan import plan
-from ar_sync.planner.state import _Planner
+from ar_sync.planner.state import Planner
 from ar_sync.rules.policy import Policy, load_policy, parse_policy
 from ar_sync.rules.schema import RiskAdjustment, RiskRules
 
@@ -164,7 +164,7 @@ def test_nothing_is_planned_before_the_quiet_bound(case: Case) -> None:
     if planned(today):
         event("planned today")
         return  # the bound is only claimed for an invoice with nothing to do today
-    until = quiet_until(_Planner(rules, today, go_live=go_live), inv,
+    until = quiet_until(Planner(rules, today, go_live=go_live), inv,
                         history.get(inv.id, ()))
     if until is None:
         event("no bound")
@@ -217,7 +217,7 @@ def test_the_bound_is_the_next_stage_for_a_quiet_invoice() -> None:
     inv = make_invoice(days_overdue=3, customer_email=None)  # overdue-1 done, no e-mail
     history = record({}, plan([inv], {}, rules, TODAY))
     assert plan([inv], history, rules, TODAY) == []
-    until = quiet_until(_Planner(rules, TODAY), inv, history[inv.id])
+    until = quiet_until(Planner(rules, TODAY), inv, history[inv.id])
     assert until == inv.due_date + timedelta(days=7)  # overdue-2, before any business shift
     assert plan([inv], history, rules, until) != []  # a Friday: sent that day
 
@@ -227,18 +227,18 @@ def test_claimed_rows_disputes_and_pauses_are_never_quiet() -> None:
     inv = make_invoice(days_overdue=2)
     actions = plan([inv], {}, rules, TODAY)
     claimed = record({}, actions, EntryState.CLAIMED)
-    assert quiet_until(_Planner(rules, TODAY), inv, claimed[inv.id]) is None
+    assert quiet_until(Planner(rules, TODAY), inv, claimed[inv.id]) is None
     waived = parse_policy("version: 1\nlate_fees:\n  - {name: f, kind: fixed, amount: 5,"
                           " grace_days: 1, every: once, waive_on_dispute: true,"
                           " label: fee}\n", "waived.yaml")
     disputed = make_invoice(days_overdue=2, disputed=True)
-    assert quiet_until(_Planner(waived, TODAY), disputed, ()) is None  # waivers: full path
-    assert quiet_until(_Planner(rules, TODAY), disputed, ()) == NEVER  # exclude: disputed
+    assert quiet_until(Planner(waived, TODAY), disputed, ()) is None  # waivers: full path
+    assert quiet_until(Planner(rules, TODAY), disputed, ()) == NEVER  # exclude: disputed
     # a fully handled invoice of a rule set without fees or escalations: never again
     gentle = parse_policy("version: 1\nreminders:\n  - {name: r, days: 1, tone: friendly,"
                           " email: false, note: x}\n", "gentle.yaml")
     done = record({}, plan([inv], {}, gentle, TODAY))
-    assert quiet_until(_Planner(gentle, TODAY), inv, done[inv.id]) == NEVER
+    assert quiet_until(Planner(gentle, TODAY), inv, done[inv.id]) == NEVER
 
 
 def test_quiet_days_leaves_out_invoices_with_actions() -> None:
@@ -307,5 +307,5 @@ late_fees:
     history = record({}, first)
     assert plan([inv], history, rules, TODAY) == []
     # later occurrences are due but capped: no bound beyond tomorrow is claimed
-    assert quiet_until(_Planner(rules, TODAY), inv, history[inv.id]) == (
+    assert quiet_until(Planner(rules, TODAY), inv, history[inv.id]) == (
         TODAY + timedelta(days=1))

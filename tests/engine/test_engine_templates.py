@@ -8,13 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ar_sync.rules.templates import (
-    FEE_LABEL_FIELDS,
-    NOTE_FIELDS,
-    TemplateError,
-    compile_template,
-    format_money,
-)
+from ar_sync.domain.money import format_money
+from ar_sync.rules.templates import FEE_LABEL_FIELDS, NOTE_FIELDS, TemplateError, compile_template
 
 
 def test_render_substitutes_and_unescapes_braces() -> None:

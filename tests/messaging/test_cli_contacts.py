@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.cli.app import UserError
+from ar_sync.cli.errors import UserError
 from ar_sync.store.sqlite.store import SQLiteStore
 
 from .helpers import CONNECTION

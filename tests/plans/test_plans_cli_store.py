@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.cli.app import UserError
+from ar_sync.cli.errors import UserError
 from ar_sync.domain.payment_plans import PaymentPlan
 from ar_sync.store.sqlite.store import SCHEMA_VERSION, SQLiteStore
 from ar_sync.sync.connector import Connection

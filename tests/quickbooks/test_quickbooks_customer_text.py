@@ -11,7 +11,7 @@ from typing import Any
 from qbo_helpers import Session
 
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
-from ar_sync.sync.connector import customer_reference, key_marker
+from ar_sync.domain.references import customer_reference, key_marker
 from ar_sync_quickbooks.mapping import find_line_with_marker, is_fee_line, map_invoices
 
 LINE_KEY = "ar" + "3f9a2c1d" * 4

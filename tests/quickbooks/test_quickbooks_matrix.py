@@ -18,8 +18,8 @@ from quickbooks.exceptions import QuickbooksException
 from ar_sync.domain.errors import NotApplicableError
 from ar_sync.domain.models import FeeMode, Invoice, Money
 from ar_sync.domain.money import to_decimal
+from ar_sync.domain.references import mentions_key
 from ar_sync.sync.budget import CallBudget
-from ar_sync.sync.connector import mentions_key
 from ar_sync_emulators.quickbooks.companies import SHAPES, real_company
 from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_quickbooks import QuickBooksPlugin

@@ -9,10 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from ar_sync.domain.money import to_decimal
+from ar_sync.domain.references import key_references
 from ar_sync.rules.policy import parse_policy
 from ar_sync.store.crypto import TokenCipher
 from ar_sync.store.sqlite.store import SQLiteStore
-from ar_sync.sync.connector import key_references
 from ar_sync.sync.run import run_tenant
 from ar_sync_emulators.demo import DEMO_NOW, DEMO_TODAY, REDIRECT_URI, connect_through_oauth
 from ar_sync_emulators.quickbooks.companies import real_company

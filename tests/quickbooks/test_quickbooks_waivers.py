@@ -10,7 +10,7 @@ from qbo_helpers import Session
 
 from ar_sync.domain.errors import ConnectorError
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
-from ar_sync.sync.connector import key_marker
+from ar_sync.domain.references import key_marker
 
 
 def _charged(qbo: Session, fee: str = "25.00") -> tuple[Invoice, Money]:

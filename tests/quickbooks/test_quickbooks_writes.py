@@ -11,7 +11,7 @@ from qbo_helpers import Session
 
 from ar_sync.domain.errors import NotApplicableError, PlatformValidationError, StaleObjectError
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
-from ar_sync.sync.connector import key_marker
+from ar_sync.domain.references import key_marker
 
 
 def _overdue(qbo: Session) -> list[Invoice]:

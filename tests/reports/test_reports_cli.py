@@ -12,7 +12,7 @@ from reports_helpers import AS_OF, fixture_invoices
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.cli.app import UserError
+from ar_sync.cli.errors import UserError
 from ar_sync.domain.models import AddNote
 from ar_sync.store.crypto import TokenCipher
 from ar_sync.store.sqlite.store import SQLiteStore

@@ -18,8 +18,8 @@ import requests
 from typer.testing import CliRunner
 
 from ar_sync.cli import app
-from ar_sync.cli.app import UserError
 from ar_sync.cli.commands import connect as connect_module
+from ar_sync.cli.errors import UserError
 from ar_sync.store.crypto import TokenCipher
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.connector import PlatformSettings

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from ar_sync.cli import main
-from ar_sync.cli.app import UserError
-from ar_sync.cli.errors import user_error_for
+from ar_sync.cli.errors import UserError, user_error_for
 from ar_sync.store.crypto import TokenCipher
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.connector import Connection, TokenSet

@@ -15,8 +15,9 @@ from datetime import datetime
 
 from ar_sync.domain.errors import RateLimitedError, TransientError
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
+from ar_sync.domain.references import key_marker, mentions_key, reference_text
 from ar_sync.sync.budget import CallBudget
-from ar_sync.sync.connector import Connection, FetchResult, key_marker, mentions_key, reference_text
+from ar_sync.sync.connector import Connection, FetchResult
 from ar_sync_emulators.base import utcnow
 from ar_sync_emulators.effect_keys import keys_in
 from ar_sync_emulators.replay import ReplayMode

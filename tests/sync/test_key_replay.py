@@ -69,7 +69,7 @@ def test_env_var_sets_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_sandbox_serve_rejects_a_bad_mode() -> None:
     from ar_sync.cli import app  # the package registers every command
-    from ar_sync.cli.app import UserError
+    from ar_sync.cli.errors import UserError
 
     result = CliRunner().invoke(app, ["sandbox", "serve", "--replay", "sometimes"])
     assert isinstance(result.exception, UserError)

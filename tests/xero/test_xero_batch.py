@@ -16,7 +16,8 @@ from xero_support import FakeClock, Session, connect
 from ar_sync.domain.errors import PlatformValidationError, TransientError
 from ar_sync.domain.models import ActionKind, ApplyLateFee, FeeMode, Invoice, Money, action_key
 from ar_sync.domain.money import round_money
-from ar_sync.sync.connector import BatchWrite, mentions_key
+from ar_sync.domain.references import mentions_key
+from ar_sync.sync.connector import BatchWrite
 from ar_sync_emulators.xero.model import XInvoice, line_json
 from ar_sync_emulators.xero.seed import nz_gst_organisation
 from ar_sync_emulators.xero.server import XeroEmulator

@@ -9,7 +9,7 @@ from xero_support import FakeClock, Session, connect
 
 from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequiredError
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
-from ar_sync.sync.connector import key_marker, reference_text
+from ar_sync.domain.references import key_marker, reference_text
 from ar_sync_emulators.xero.server import XeroEmulator
 
 FEE_KEY = "ar" + "fee0" * 8  # shaped like an action key: the emulator resolves its reference

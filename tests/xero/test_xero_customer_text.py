@@ -8,7 +8,7 @@ from __future__ import annotations
 from xero_support import Session
 
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
-from ar_sync.sync.connector import customer_reference
+from ar_sync.domain.references import customer_reference
 from ar_sync_emulators.xero.model import XInvoice
 from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero.mapping import fee_lines_total, fee_parent, fee_reference

@@ -18,7 +18,7 @@ from xero_support import FakeClock, Session, connect
 from ar_sync.domain.errors import WriteVerificationError
 from ar_sync.domain.models import ActionKind, FeeMode, Money, action_key
 from ar_sync.domain.money import round_money
-from ar_sync.sync.connector import mentions_key
+from ar_sync.domain.references import mentions_key
 from ar_sync_emulators.xero import lines as xero_lines
 from ar_sync_emulators.xero.model import Organisation, XInvoice, line_json
 from ar_sync_emulators.xero.seed import nz_gst_organisation

@@ -10,7 +10,7 @@ from xero_support import Session
 
 from ar_sync.domain.errors import ConnectorError, PlatformValidationError
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, Money
-from ar_sync.sync.connector import key_marker
+from ar_sync.domain.references import key_marker
 from ar_sync_emulators.xero.credit import notes_of
 from ar_sync_emulators.xero.server import XeroEmulator
 from ar_sync_xero import XeroConnector

@@ -23,8 +23,8 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from pydantic import ValidationError
 
 from ar_sync.aws import config
+from ar_sync.aws.api import app, caller_business, error_response
 from ar_sync.aws.config import logger
-from ar_sync.aws.http import _error, app, caller_business
 from ar_sync.domain.pauses import Pause
 from ar_sync.rules.policy import PolicyError
 from ar_sync.sync.company_rules import parse_text, version_name
@@ -41,7 +41,7 @@ class _Refused(Exception):
 
 
 def _refused(exc: _Refused) -> Response[Any]:
-    return _error(exc.status, str(exc))
+    return error_response(exc.status, str(exc))
 
 
 app.exception_handler(_Refused)(_refused)

@@ -22,16 +22,16 @@ import binascii
 import hashlib
 import hmac
 import html
-import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ar_sync.aws import config, deliveries, secrets
+from ar_sync.aws.api import UnauthenticatedError, app, caller_business, error_response
 from ar_sync.aws.config import logger
 from ar_sync.aws.queue import SyncMessage, send_messages
 from ar_sync.connect import webhooks
@@ -43,8 +43,8 @@ from ar_sync.connect.onboarding import (
     finish_connect,
     start_connect,
 )
-from ar_sync.connect.settings import SettingsError
 from ar_sync.connect.tokens import new_state
+from ar_sync.domain.errors import SettingsError
 from ar_sync.sync.connector import UnknownConnectorError
 
 PLATFORMS = ("quickbooks", "xero")
@@ -55,32 +55,10 @@ SIGNATURE_HEADERS = {"quickbooks": webhooks.QUICKBOOKS_SIGNATURE, "xero": webhoo
 PARSERS = {"quickbooks": webhooks.parse_quickbooks, "xero": webhooks.parse_xero}
 STATE_TTL_SECONDS = 600
 MAX_PENDING_PER_BUSINESS = 5
-_SUBJECT = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces: Cognito, Auth0, ...
-
-app = APIGatewayHttpResolver()
-
-
-class UnauthenticatedError(Exception):
-    """No verified identity on the request (the route lacks the authorizer?): HTTP 401."""
-
-
-def _error(status: int, message: str) -> Response[Any]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body={"error": message}, headers={"Cache-Control": "no-store"})
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def caller_business() -> str:
-    """The business calling: the verified token's subject; 401 without one."""
-    claims = (app.current_event.raw_event.get("requestContext", {}).get("authorizer", {})
-              .get("jwt", {}).get("claims", {}))
-    subject = claims.get("sub") if isinstance(claims, dict) else None
-    if not isinstance(subject, str) or not _SUBJECT.match(subject):
-        raise UnauthenticatedError("sign in first: this route needs a bearer token")
-    return subject
 
 
 def state_fingerprint(state: str) -> str:
@@ -120,7 +98,7 @@ def connect(platform: str) -> Response[Any]:
     """302 to the consent screen (or, for `Accept: application/json`, the URL in a JSON body
     for a web app that called with fetch), with the state's cookie."""
     if platform not in PLATFORMS:
-        return _error(404, "unknown platform")
+        return error_response(404, "unknown platform")
     business = caller_business()
     state = new_state()
     url = start_connect(config.store(), platform, business, secrets.platform_settings(platform),
@@ -139,7 +117,7 @@ def connect(platform: str) -> Response[Any]:
 @app.get("/oauth/<platform>/callback")
 def oauth_callback(platform: str) -> Response[Any]:
     if platform not in PLATFORMS:
-        return _error(404, "unknown platform")
+        return error_response(404, "unknown platform")
     params = {k: v for k, v in (app.current_event.query_string_parameters or {}).items()
               if isinstance(v, str)}
     state = params.get("state") or ""
@@ -166,27 +144,27 @@ def oauth_callback(platform: str) -> Response[Any]:
 
 def _bad_flow(exc: Exception) -> Response[Any]:
     logger.warning("oauth flow refused", extra={"reason": type(exc).__name__})
-    return _error(400, str(exc))
+    return error_response(400, str(exc))
 
 
 def _bound_elsewhere(exc: TenantBindingError) -> Response[Any]:
     logger.warning("tenant binding refused")
-    return _error(403, str(exc))
+    return error_response(403, str(exc))
 
 
 def _not_configured(exc: Exception) -> Response[Any]:
     logger.error("platform not configured", extra={"reason": type(exc).__name__})
-    return _error(503, "this platform is not configured")
+    return error_response(503, "this platform is not configured")
 
 
 def _unauthenticated(exc: UnauthenticatedError) -> Response[Any]:
     logger.warning("unauthenticated request", extra={"route": app.current_event.route_key})
-    return _error(401, str(exc))
+    return error_response(401, str(exc))
 
 
 def _too_many(exc: TooManyPendingError) -> Response[Any]:
     logger.warning("too many pending connections")
-    return _error(429, str(exc))
+    return error_response(429, str(exc))
 
 
 app.exception_handler(UnauthenticatedError)(_unauthenticated)
@@ -205,18 +183,18 @@ def _webhook(platform: str) -> Response[Any]:
     bytes within 10 minutes is dropped, the rest becomes one re-sync message per tenant."""
     body = _raw_body()
     if len(body) > webhooks.MAX_BODY_BYTES:
-        return _error(413, "body too large")
+        return error_response(413, "body too large")
     key = secrets.webhook_key(platform)
     signature = app.current_event.headers.get(SIGNATURE_HEADERS[platform])  # any case
     if not webhooks.verify_signature(key, body, signature):
         if not key:
             logger.error("webhook key not configured", extra={"platform": platform})
-        return _error(401, "bad signature")
+        return error_response(401, "bad signature")
     skipped: list[str] = []
     try:
         requests = PARSERS[platform](body, skipped)
     except webhooks.PayloadTooLargeError:
-        return _error(413, "too many events")
+        return error_response(413, "too many events")
     except webhooks.MalformedPayloadError as exc:
         requests, skipped = [], [f"delivery: {exc}"]
     if skipped:
@@ -265,4 +243,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 # Admin routes (rules, go-live, pauses) live in their own module and register on `app`.
-from ar_sync.aws import admin as _admin  # noqa: E402, F401
+from ar_sync.aws import admin  # noqa: E402, F401

@@ -8,7 +8,8 @@ import pkgutil
 import sys
 
 from ar_sync.cli import commands
-from ar_sync.cli.app import UserError, app, err_console
+from ar_sync.cli.app import app, err_console
+from ar_sync.cli.errors import UserError
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
     importlib.import_module(f"{commands.__name__}.{_module}")

@@ -7,6 +7,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from ar_sync.cli.errors import user_error_for
+
 
 class _Typer(typer.Typer):
     """Typer whose errors a user can fix (cli/errors.py) leave as UserError: no traceback."""
@@ -15,8 +17,6 @@ class _Typer(typer.Typer):
         try:
             return super().__call__(*args, **kwargs)
         except Exception as exc:
-            from ar_sync.cli.errors import user_error_for
-
             friendly = user_error_for(exc)
             if friendly is None or friendly is exc:
                 raise
@@ -33,9 +33,3 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-class UserError(Exception):
-    """An error the user can fix: printed as a message with a hint, never a traceback."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint

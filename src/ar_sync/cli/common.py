@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from ar_sync.cli.app import UserError
-from ar_sync.connect.settings import SettingsError, platform_settings
+from ar_sync.cli.errors import UserError
+from ar_sync.connect.settings import platform_settings
+from ar_sync.domain.errors import SettingsError
 from ar_sync.domain.models import Invoice
 from ar_sync.store.sqlite.store import SQLiteStore, default_data_dir
 from ar_sync.sync.connector import Connection, PlatformSettings

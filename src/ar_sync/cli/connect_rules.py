@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from rich.markup import escape
 
-from ar_sync.cli.app import UserError, console, err_console
+from ar_sync.cli.app import console, err_console
+from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.company import preview_summary, rules_line
 from ar_sync.rules.policy import PolicyError
 from ar_sync.store.sqlite.store import SQLiteStore

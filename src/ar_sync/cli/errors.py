@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from ar_sync.cli.app import UserError
 from ar_sync.connect.onboarding import OnboardingError
-from ar_sync.connect.settings import SettingsError
-from ar_sync.domain.errors import ReauthorizationRequiredError
+from ar_sync.domain.errors import ReauthorizationRequiredError, SettingsError
 from ar_sync.rules.policy import PolicyError
 from ar_sync.store.crypto import KEY_ENV, TokenDecryptError
 from ar_sync.store.sqlite.store import SchemaVersionError
@@ -20,8 +18,8 @@ from ar_sync.sync.connector import UnknownConnectorError
 
 _HINTS: tuple[tuple[type[BaseException], str, str], ...] = (
     # (error type, message prefix, hint)
-    (PolicyError, "rules", "fix the rules file at the line shown (the README lists every "
-                           "field), or name a shipped rule set such as `default`"),
+    (PolicyError, "rules", "fix the rules file at the line shown (`ar-sync rules docs` lists "
+                           "every field), or name a shipped rule set such as `default`"),
     (TokenDecryptError, "store", f"set {KEY_ENV} to the key used when the company was "
                                  "connected, or connect it again with `ar-sync connect`"),
     (ReauthorizationRequiredError, "", "connect the company again: `ar-sync connect "
@@ -47,4 +45,12 @@ def user_error_for(exc: BaseException) -> UserError | None:
     return None
 
 
-__all__ = ["user_error_for"]
+__all__ = ["UserError", "user_error_for"]
+
+
+class UserError(Exception):
+    """An error the user can fix: printed as a message with a hint, never a traceback."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import os
 
+from ar_sync.domain.errors import SettingsError
 from ar_sync.sync.connector import PlatformSettings
 
 _DEFAULT_REDIRECT = "http://127.0.0.1:8765/callback"
-
-
-class SettingsError(ValueError):
-    pass
 
 
 def platform_settings(platform: str, env: dict[str, str] | None = None) -> PlatformSettings:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from ar_sync.connect.settings import SettingsError
 from ar_sync.delivery.notify import WebhookSender
 from ar_sync.delivery.transports import (
     FolderMailer,
@@ -29,6 +28,7 @@ from ar_sync.delivery.transports import (
     SmtpMailer,
     SmtpSettings,
 )
+from ar_sync.domain.errors import SettingsError
 
 
 @dataclass

@@ -7,6 +7,7 @@ computed once per year and cached on the calendar.
 
 from __future__ import annotations
 
+import calendar as _cal
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -121,3 +122,11 @@ class BusinessCalendar:
 
 ANY_DAY = BusinessCalendar(weekend=())
 """A calendar where every day is a business day (send_on: any_day)."""
+
+
+def add_months(d: date, months: int) -> date:
+    """Same day `months` later, clamped to the month's end (Jan 31 + 1 month = Feb 28/29)."""
+    index = d.year * 12 + d.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    return date(year, month, min(d.day, _cal.monthrange(year, month)[1]))

@@ -18,7 +18,6 @@ from ar_sync.domain.models import (
     WaiveFee,
 )
 
-_KINDS = {k.value: k for k in ActionKind}
 # every field is always given, so one shared set per class (pydantic copies it on model_copy)
 _FIELDS_SET: dict[type, set[str]] = {
     cls: set(cls.model_fields)
@@ -27,8 +26,11 @@ _FIELDS_SET: dict[type, set[str]] = {
 }
 _set = object.__setattr__
 
+# an action kind from its string value (ledger rows and the planner's kind names)
+ACTION_KINDS = {k.value: k for k in ActionKind}
 
-def _construct(cls: Any, fields: dict[str, Any]) -> Any:
+
+def construct(cls: Any, fields: dict[str, Any]) -> Any:
     """A frozen pydantic model from fields the planner computed itself and typed correctly:
     what model_construct does, minus its per-field default and alias handling (which costs
     more than the whole rest of planning an invoice). Every field must be given."""
@@ -38,3 +40,4 @@ def _construct(cls: Any, fields: dict[str, Any]) -> Any:
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
+

@@ -65,3 +65,7 @@ class ReauthorizationRequiredError(ConnectorError):
 
 class BudgetExhaustedError(Exception):
     """The run's call or time budget is used up: stop cleanly, leftovers go first next run."""
+
+
+class SettingsError(ValueError):
+    pass

@@ -5,6 +5,8 @@ Kept apart from the models so fee maths can use it without pydantic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 # ISO 4217 active codes whose minor unit is not 2 (the standard's "E" column).
@@ -76,3 +78,56 @@ def to_decimal(value: object) -> Decimal:
         except InvalidOperation as exc:
             raise ValueError(f"not an amount: {value!r}") from exc
     raise ValueError(f"not an amount: {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    """An amount given in the rules file: one number (in the invoice's own currency) or a
+    number per currency ({USD: 10, GBP: 8}); a currency not listed has no amount."""
+
+    default: Decimal | None = None
+    per_currency: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def for_currency(self, currency: str) -> Decimal | None:
+        value = self.per_currency.get(currency)
+        return self.default if value is None else value
+
+    def describe(self) -> str:
+        if self.default is not None:
+            return f"{self.default}"
+        return ", ".join(f"{v} {k}" for k, v in sorted(self.per_currency.items()))
+
+
+def parse_amounts(value: object) -> Amounts:
+    """Build Amounts from YAML: a non-negative number, or a mapping of currency to number."""
+    if isinstance(value, Amounts):
+        return value
+    if isinstance(value, Mapping):
+        if not value:
+            raise ValueError("must list at least one currency")
+        per: dict[str, Decimal] = {}
+        for code, amount in value.items():
+            if not isinstance(code, str):
+                raise ValueError(f"currency keys must be ISO 4217 codes, got {code!r}")
+            per[normalise_currency(code)] = _non_negative(amount)
+        return Amounts(None, per)
+    return Amounts(_non_negative(value), {})
+
+
+def _non_negative(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float | str):
+        raise ValueError("must be a number or a mapping of currency to number")
+    try:
+        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except ArithmeticError as exc:
+        raise ValueError("must be a number") from exc
+    if not amount.is_finite():
+        raise ValueError("must be a finite number")
+    if amount < 0:
+        raise ValueError("must not be negative")
+    return amount
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """'1,234.50 USD': grouped, rounded to the currency's minor units."""
+    return f"{round_money(amount, currency):,} {currency}"

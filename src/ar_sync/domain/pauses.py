@@ -11,15 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-if TYPE_CHECKING:
-    from ar_sync.domain.models import Invoice
-
 PauseReason = Literal["dispute", "promise", "other"]
 REASONS: tuple[PauseReason, ...] = ("dispute", "promise", "other")
+
+
+class Pausable(Protocol):
+    """What a pause looks at on an invoice (models.Invoice is one; models imports this module,
+    so the pause names the shape it needs instead of the class)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def customer_id(self) -> str: ...
+
+    @property
+    def pause(self) -> Pause | None: ...
 
 
 class Pause(BaseModel):
@@ -44,7 +55,7 @@ class Pause(BaseModel):
             raise ValueError(f"pause ends ({self.until}) before it starts ({self.since})")
         return self
 
-    def applies_to(self, invoice: Invoice) -> bool:
+    def applies_to(self, invoice: Pausable) -> bool:
         """Whether this pause is about `invoice` (by id, or by its customer)."""
         if self.invoice_id is not None:
             return self.invoice_id == invoice.id
@@ -54,7 +65,7 @@ class Pause(BaseModel):
         return self.since <= today and (self.until is None or today <= self.until)
 
 
-def active_pauses(pauses: Iterable[Pause], invoice: Invoice, today: date) -> Pause | None:
+def active_pauses(pauses: Iterable[Pause], invoice: Pausable, today: date) -> Pause | None:
     """The pause in force for `invoice` on `today` (from `pauses` or the invoice's own
     platform marker), or None. With several, a dispute wins, then the one lasting longest."""
     found: Pause | None = None

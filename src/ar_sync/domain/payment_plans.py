@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ar_sync.domain.calendar import add_months
 from ar_sync.domain.money import minor_units, quantum, to_decimal
-from ar_sync.planner.fee_maths import add_months
 
 __all__ = ["Instalment", "PaymentPlan", "instalment_date", "parse_every", "plan_id", "schedule",
            "split_evenly"]

@@ -17,13 +17,8 @@ from datetime import date
 from decimal import Decimal
 
 from ar_sync.domain.models import Invoice
-from ar_sync.rules.templates import (
-    EMAIL_FIELDS,
-    Template,
-    compile_template,
-    format_money,
-    invoice_values,
-)
+from ar_sync.domain.money import format_money
+from ar_sync.rules.templates import EMAIL_FIELDS, Template, compile_template, invoice_values
 
 TONES = ("friendly", "neutral", "firm", "final")  # mildest first
 TONE_RANK = {tone: rank for rank, tone in enumerate(TONES)}

@@ -36,10 +36,10 @@ from importlib import metadata
 from ar_sync.domain.models import Action, Invoice, LedgerEntry
 from ar_sync.domain.pauses import Pause
 from ar_sync.domain.payment_plans import PaymentPlan
-from ar_sync.planner.compiled import _OPEN, _TERMINAL, _facts
+from ar_sync.planner.compiled import OPEN, TERMINAL, facts_for
 from ar_sync.planner.escalation import debt
 from ar_sync.planner.fee_maths import next_occurrence_on
-from ar_sync.planner.state import _Invoice, _Planner
+from ar_sync.planner.state import InvoiceJob, Planner
 from ar_sync.rules.policy import Policy
 
 __all__ = ["NEVER", "QUIET_VERSION", "can_act", "first_due", "index_applies", "quiet_days",
@@ -83,20 +83,20 @@ def index_applies(policy: Policy, *, plans: Sequence[object], pauses: Sequence[o
 _FeeDates = tuple[tuple[tuple[tuple[str, str, str], ...], date | None], ...]
 
 
-def quiet_until(p: _Planner, inv: Invoice, entries: Sequence[LedgerEntry],
+def quiet_until(p: Planner, inv: Invoice, entries: Sequence[LedgerEntry],
                 fee_dates: dict[date, _FeeDates] | None = None) -> date | None:
     """The first day after p.today on which plan() can have an action for `inv` with these
     ledger rows (NEVER: no such day), or None when the invoice must be planned every run.
     Meaningful only for an invoice plan() has nothing for on p.today. `fee_dates`: a cache
     shared by the calls of one day (the fee facts depend on the due date only)."""
     mine = [e for e in entries if e.tenant == inv.tenant]
-    if any(e.state not in _TERMINAL for e in mine):
+    if any(e.state not in TERMINAL for e in mine):
         return None  # claimed or retrying: planned again, and leftovers go first
     first = first_due(p, inv, {(e.kind, e.rule, e.occurrence) for e in mine}, fee_dates)
     return None if first is None else max(first, p.today + _DAY)
 
 
-def first_due(p: _Planner, inv: Invoice, finished: AbstractSet[tuple[str, str, str]],
+def first_due(p: Planner, inv: Invoice, finished: AbstractSet[tuple[str, str, str]],
               fee_dates: dict[date, _FeeDates] | None = None) -> date | None:
     """The first day from which plan() can have an action for `inv` (today or earlier: it
     can act today) when `finished` holds the (kind, rule, occurrence) of its ledger rows
@@ -105,7 +105,7 @@ def first_due(p: _Planner, inv: Invoice, finished: AbstractSet[tuple[str, str, s
     if inv.pause is not None or p.pauses or (inv.disputed and p.c.waives):
         return None  # pauses and waivers: the special path's own dates
     # a dispute without waivers plans as any invoice (or not at all, `exclude: disputed`)
-    if inv.status != _OPEN or inv.balance <= 0 or p.excluded(inv) is not None:
+    if inv.status != OPEN or inv.balance <= 0 or p.excluded(inv) is not None:
         return NEVER
     try:
         bounds = [*_stage_bounds(p, inv, finished),
@@ -127,7 +127,7 @@ def can_act(invoices: Iterable[Invoice], finished: Mapping[str, AbstractSet[tupl
     leaves out an invoice plan() acts on (tests/engine/test_engine_quiet.py)."""
     if policy.risk.levels():
         return None
-    planner = _Planner(policy, today, go_live=go_live, pauses=pauses)
+    planner = Planner(policy, today, go_live=go_live, pauses=pauses)
     agreed = {pp.invoice for pp in (*policy.payment_plans, *plans)}
     fee_dates: dict[date, _FeeDates] = {}
     named: set[str] = set()
@@ -142,7 +142,7 @@ def can_act(invoices: Iterable[Invoice], finished: Mapping[str, AbstractSet[tupl
     return named
 
 
-def _stage_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]]
+def _stage_bounds(p: Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]]
                   ) -> Iterable[date]:
     later_handled = False
     for st in reversed(p.c.stages):
@@ -159,14 +159,14 @@ def _stage_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, 
         later_handled = later_handled or handled
 
 
-def _fee_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]],
+def _fee_bounds(p: Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]],
                 cache: dict[date, _FeeDates]) -> Iterable[date]:
     if not p.c.fees:
         return
     per_rule = cache.get(inv.due_date)
     if per_rule is None:
         # what is due by today, as plan() sees it on a sending day (go-live's backfill applied)
-        facts = _facts(p.c, inv.due_date, p.today, True, p.go_live)
+        facts = facts_for(p.c, inv.due_date, p.today, True, p.go_live)
         per_rule = cache[inv.due_date] = tuple(
             (facts.fee_keys[i] if facts is not None else (),
              next_occurrence_on(fee.terms, inv.due_date, p.today))
@@ -180,11 +180,11 @@ def _fee_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, st
             yield nxt
 
 
-def _escalation_bounds(p: _Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]]
+def _escalation_bounds(p: Planner, inv: Invoice, final: AbstractSet[tuple[str, str, str]]
                        ) -> Iterable[date]:
     if not p.c.escalations:
         return
-    job = _Invoice(p, inv, None, final, (), [])  # type: ignore[arg-type]  # debt: no facts
+    job = InvoiceJob(p, inv, None, final, (), [])  # type: ignore[arg-type]  # debt: no facts
     noted = sum(1 for s in p.c.stages if s.days > 0 and s.note_key in final)
     owed = debt(job)
     for esc in p.c.escalations:
@@ -207,7 +207,7 @@ def quiet_days(invoices: Iterable[Invoice], history: Mapping[str, Sequence[Ledge
                go_live: date | None = None) -> dict[str, date]:
     """quiet_until for every invoice `actions` (today's plan for them) has nothing for."""
     busy = {a.invoice_id for a in actions}
-    planner = _Planner(policy, today, go_live=go_live)
+    planner = Planner(policy, today, go_live=go_live)
     fee_dates: dict[date, _FeeDates] = {}
     out: dict[str, date] = {}
     for inv in invoices:

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from ar_sync.domain.calendar import ANY_DAY, BusinessCalendar, zone
 from ar_sync.domain.models import TERMINAL_STATES, ActionKind, EntryState, FeeMode, InvoiceStatus
-from ar_sync.planner.fee_maths import Amounts, FeeTerms, Occurrence, due_occurrences
+from ar_sync.domain.money import Amounts
+from ar_sync.planner.fee_maths import FeeTerms, Occurrence, due_occurrences
 from ar_sync.planner.fee_periods import live_only
 from ar_sync.planner.interest import DAY_COUNTS
 from ar_sync.rules.policy import Interest, Policy, UkStatutoryInterest, weekday_numbers
@@ -27,21 +28,21 @@ __all__ = ["Compiled", "compile_policy"]
 
 
 ONCE = "once"
-_NOTE = ActionKind.NOTE.value
-_EMAIL = ActionKind.REMINDER_EMAIL.value
-_OWN_EMAIL = ActionKind.CUSTOMER_EMAIL.value
-_FEE = ActionKind.LATE_FEE.value
-_ESC = ActionKind.ESCALATE.value
-_SKIP = ActionKind.SKIP.value
-_WAIVE = ActionKind.WAIVE_FEE.value
-KIND_ORDER = {_WAIVE: 0, _FEE: 0, _ESC: 1, _NOTE: 2, _EMAIL: 3, _OWN_EMAIL: 3, _SKIP: 4}
-_TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
-_DONE = EntryState.DONE.value
-_OPEN = InvoiceStatus.OPEN.value
+NOTE = ActionKind.NOTE.value
+EMAIL = ActionKind.REMINDER_EMAIL.value
+OWN_EMAIL = ActionKind.CUSTOMER_EMAIL.value
+FEE = ActionKind.LATE_FEE.value
+ESC = ActionKind.ESCALATE.value
+SKIP = ActionKind.SKIP.value
+WAIVE = ActionKind.WAIVE_FEE.value
+KIND_ORDER = {WAIVE: 0, FEE: 0, ESC: 1, NOTE: 2, EMAIL: 3, OWN_EMAIL: 3, SKIP: 4}
+TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
+DONE = EntryState.DONE.value
+OPEN = InvoiceStatus.OPEN.value
 _NEVER = 10**9
-_ZERO = Decimal(0)
-_MISSING: Any = object()
-_NO_KEYS: frozenset[tuple[str, str, str]] = frozenset()
+ZERO = Decimal(0)
+MISSING: Any = object()
+NO_KEYS: frozenset[tuple[str, str, str]] = frozenset()
 
 
 # ============================================================================= compiled policy
@@ -170,9 +171,9 @@ def compile_policy(policy: Policy) -> Compiled:
     ordered = sorted(policy.reminders, key=lambda r: r.days)
     stages = tuple(
         _Stage(i, r.name, r.days, r.tone, r.delivery != "note",
-               compile_template(r.note, NOTE_FIELDS), (_NOTE, r.name, ONCE),
-               (_OWN_EMAIL if r.delivery == "email" else _EMAIL, r.name, ONCE),
-               (_SKIP, r.name, ONCE), r.backfill != "none", r.delivery)
+               compile_template(r.note, NOTE_FIELDS), (NOTE, r.name, ONCE),
+               (OWN_EMAIL if r.delivery == "email" else EMAIL, r.name, ONCE),
+               (SKIP, r.name, ONCE), r.backfill != "none", r.delivery)
         for i, r in enumerate(ordered)
     )
     fees = tuple(
@@ -183,7 +184,7 @@ def compile_policy(policy: Policy) -> Compiled:
     )
     escalations = tuple(
         _Escalation(
-            (_ESC, e.name, ONCE), e.name,
+            (ESC, e.name, ONCE), e.name,
             tuple((w.days_overdue, w.balance_over, w.reminders_ignored) for w in e.when),
             str(e.to), compile_template(e.note, ESCALATION_FIELDS),
         )
@@ -219,7 +220,7 @@ _COMPILED: dict[int, tuple[Policy, Compiled]] = {}
 
 
 @dataclass(frozen=True, slots=True)
-class _DueFacts:
+class DueFacts:
     """What is due today for every invoice with a given due date."""
 
     days_overdue: int
@@ -234,8 +235,8 @@ class _DueFacts:
 _NO_FEES: tuple[tuple[Occurrence, ...], ...] = ()
 
 
-def _facts(c: Compiled, due: date, today: date, sending_day: bool,
-           go_live: date | None = None) -> _DueFacts | None:
+def facts_for(c: Compiled, due: date, today: date, sending_day: bool,
+           go_live: date | None = None) -> DueFacts | None:
     """What is due for invoices due on `due`. Fees and escalations, like reminders, only
     on a sending day (`send_on`); with `go_live`, each rule's `backfill` decides what from
     before go-live may still be sent or charged."""
@@ -262,9 +263,9 @@ def _facts(c: Compiled, due: date, today: date, sending_day: bool,
                                   f.terms.accrues) for f in c.fees)
     if latest < 0 and days < 1 and not any(fee_due):
         return None
-    fee_keys = tuple(tuple((_FEE, f.name, o.label) for o in occ)
+    fee_keys = tuple(tuple((FEE, f.name, o.label) for o in occ)
                      for f, occ in zip(c.fees, fee_due, strict=True))
     before_live = (go_live is not None and latest >= 0 and stage_dates[latest] < go_live
                    and not c.stages[latest].backfill)
-    return _DueFacts(days, latest, stage_dates, fee_due, fee_keys, before_live,
+    return DueFacts(days, latest, stage_dates, fee_due, fee_keys, before_live,
                      any(fee_due))

@@ -29,13 +29,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from ar_sync.domain.construct import _construct
+from ar_sync.domain.construct import ACTION_KINDS, construct
 from ar_sync.domain.models import ActionKind, EntryState, Invoice, LedgerEntry, action_key
 from ar_sync.domain.pauses import Pause
 from ar_sync.domain.payment_plans import PaymentPlan
 from ar_sync.planner.can_act import can_act
 from ar_sync.planner.plan import plan
-from ar_sync.planner.state import _Planner
+from ar_sync.planner.state import Planner
 from ar_sync.rules.policy import Policy
 
 
@@ -52,7 +52,6 @@ class Finished(NamedTuple):
 
 
 _LONG_AGO = datetime(1970, 1, 2, tzinfo=UTC)
-_KINDS = {k.value: k for k in ActionKind}
 _STATES = {s.value: s for s in EntryState}
 _FEE, _DONE = ActionKind.LATE_FEE.value, EntryState.DONE.value
 
@@ -69,10 +68,10 @@ def finished_of(entry: LedgerEntry) -> Finished:
 def summary_history(invoice: Invoice, rows: Iterable[Finished]) -> list[LedgerEntry]:
     """Ledger entries standing for `rows`; what a row does not say is set to the value that
     makes the planner do the most (see the module docstring)."""
-    return [_construct(LedgerEntry, {
+    return [construct(LedgerEntry, {
         "key": action_key(invoice.tenant, invoice.platform, invoice.id, f.kind, f.rule,
                           f.occurrence), "tenant": invoice.tenant, "invoice_id": invoice.id,
-        "kind": _KINDS.get(f.kind, f.kind), "rule": f.rule, "occurrence": f.occurrence,
+        "kind": ACTION_KINDS.get(f.kind, f.kind), "rule": f.rule, "occurrence": f.occurrence,
         "state": _STATES[f.state], "due_on": f.due_on or _LONG_AGO.date(),
         "updated_at": f.at or _LONG_AGO, "ref": None, "reason": None, "amount": f.amount,
         "attempts": 1, "owner": None, "lease_until": None, "rules_version": None})
@@ -114,7 +113,7 @@ def may_act(
     bound = can_act(invoices, keys, policy, today, plans=plans, go_live=go_live, pauses=pauses)
     if bound is None:
         return None  # risk rules
-    judge = _Planner(policy, today, go_live=go_live, pauses=pauses)
+    judge = Planner(policy, today, go_live=go_live, pauses=pauses)
     named: set[str] = set()
     plain: list[Invoice] = []
     history: dict[str, list[LedgerEntry]] = {}

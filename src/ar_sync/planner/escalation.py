@@ -7,12 +7,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ar_sync.domain.models import Escalate
-from ar_sync.planner.compiled import _DONE, _ESC, _NOTE, ONCE
-from ar_sync.planner.fee_maths import Amounts
+from ar_sync.domain.money import Amounts
+from ar_sync.planner.compiled import DONE, ESC, NOTE, ONCE
 from ar_sync.planner.fees import fee_lines
 
 if TYPE_CHECKING:
-    from ar_sync.planner.state import _Invoice as Job
+    from ar_sync.planner.state import InvoiceJob as Job
 
 
 def ignored_reminders(job: Job, needed: int) -> int:
@@ -24,7 +24,7 @@ def ignored_reminders(job: Job, needed: int) -> int:
     if recorded < needed:
         return recorded  # an upper bound is enough to say no, without reading rows
     midnight = job.p.midnight()  # today's start in the company's zone
-    done = {e.rule for e in job.mine() if e.kind == _NOTE and e.state == _DONE
+    done = {e.rule for e in job.mine() if e.kind == NOTE and e.state == DONE
             and _aware(e.updated_at) < midnight}
     return sum(1 for s in job.p.c.stages if s.days > 0 and s.name in done)
 
@@ -57,16 +57,16 @@ def plan_escalations(job: Job) -> None:
                     ignored = ignored_reminders(job, min_ignored)
                 if ignored < min_ignored:
                     continue
-            why = _conditions(min_days, over, min_ignored, inv.currency)
+            why = describe_when(min_days, over, min_ignored, inv.currency)
             values = job.template_values(esc.name)
             values["to"] = esc.to
-            job.emit(Escalate, _ESC, esc.name, ONCE, job.p.today,
+            job.emit(Escalate, ESC, esc.name, ONCE, job.p.today,
                       f"{why}; {job.overdue_text()}",
                       to=esc.to, text=esc.note.render(values))
             break
 
 
-def _conditions(days: int | None, over: Amounts | None, ignored: int | None,
+def describe_when(days: int | None, over: Amounts | None, ignored: int | None,
                 currency: str) -> str:
     parts = []
     if days is not None:

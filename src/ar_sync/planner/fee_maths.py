@@ -9,15 +9,15 @@ are all still listed here, so they are caught up (within the cap) on the next ru
 
 from __future__ import annotations
 
-import calendar as _cal
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
-from ar_sync.domain.money import normalise_currency, quantum
+from ar_sync.domain.calendar import add_months
+from ar_sync.domain.money import Amounts, quantum
 from ar_sync.planner.interest import (
     UK_COMPENSATION_BANDS,
     UK_COMPENSATION_TOP,
@@ -31,7 +31,6 @@ from ar_sync.planner.interest import (
 __all__ = [
     "UK_COMPENSATION_BANDS",
     "UK_COMPENSATION_TOP",
-    "Amounts",
     "Charge",
     "FeeTerms",
     "Occurrence",
@@ -40,7 +39,6 @@ __all__ = [
     "due_occurrences",
     "invoice_cap",
     "occurrences",
-    "parse_amounts",
     "percent_of",
     "round_money",
     "simple_interest",
@@ -53,54 +51,6 @@ MAX_OCCURRENCES = 1000  # safety bound on catch-up for a single rule and invoice
 MAX_CHARGE = Decimal(10) ** 15  # safety bound on one charge (runaway compounding, no cap)
 
 UK_STATUTORY_MARGIN = Decimal(8)
-
-
-@dataclass(frozen=True, slots=True)
-class Amounts:
-    """An amount given in the rules file: one number (in the invoice's own currency) or a
-    number per currency ({USD: 10, GBP: 8}); a currency not listed has no amount."""
-
-    default: Decimal | None = None
-    per_currency: Mapping[str, Decimal] = field(default_factory=dict)
-
-    def for_currency(self, currency: str) -> Decimal | None:
-        value = self.per_currency.get(currency)
-        return self.default if value is None else value
-
-    def describe(self) -> str:
-        if self.default is not None:
-            return f"{self.default}"
-        return ", ".join(f"{v} {k}" for k, v in sorted(self.per_currency.items()))
-
-
-def parse_amounts(value: object) -> Amounts:
-    """Build Amounts from YAML: a non-negative number, or a mapping of currency to number."""
-    if isinstance(value, Amounts):
-        return value
-    if isinstance(value, Mapping):
-        if not value:
-            raise ValueError("must list at least one currency")
-        per: dict[str, Decimal] = {}
-        for code, amount in value.items():
-            if not isinstance(code, str):
-                raise ValueError(f"currency keys must be ISO 4217 codes, got {code!r}")
-            per[normalise_currency(code)] = _non_negative(amount)
-        return Amounts(None, per)
-    return Amounts(_non_negative(value), {})
-
-
-def _non_negative(value: object) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | float | str):
-        raise ValueError("must be a number or a mapping of currency to number")
-    try:
-        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
-    except ArithmeticError as exc:
-        raise ValueError("must be a number") from exc
-    if not amount.is_finite():
-        raise ValueError("must be a finite number")
-    if amount < 0:
-        raise ValueError("must not be negative")
-    return amount
 
 
 _quantum = lru_cache(maxsize=None)(quantum)
@@ -142,14 +92,6 @@ class Occurrence:
     def overlaps(self, start: date, end: date) -> bool:
         """Whether [start, end) shares a day with this occurrence's period."""
         return start < self.end and self.period_start < end
-
-
-def add_months(d: date, months: int) -> date:
-    """Same day `months` later, clamped to the month's end (Jan 31 + 1 month = Feb 28/29)."""
-    index = d.year * 12 + d.month - 1 + months
-    year, month = divmod(index, 12)
-    month += 1
-    return date(year, month, min(d.day, _cal.monthrange(year, month)[1]))
 
 
 def _step(start: date, every: str | int, k: int) -> date:

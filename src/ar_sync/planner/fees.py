@@ -7,23 +7,23 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ar_sync.domain.models import ApplyLateFee, Money
+from ar_sync.domain.money import format_money
 from ar_sync.planner.fee_maths import charges
 from ar_sync.planner.fee_periods import Window, overlapping, period_of, without_windows
-from ar_sync.rules.templates import format_money
 
 if TYPE_CHECKING:
-    from ar_sync.planner.state import _Invoice as Job
-from ar_sync.domain.construct import _construct
-from ar_sync.planner.compiled import _DONE, _FEE, _TERMINAL, _ZERO
+    from ar_sync.planner.state import InvoiceJob as Job
+from ar_sync.domain.construct import construct
+from ar_sync.planner.compiled import DONE, FEE, TERMINAL, ZERO
 
 
 def known_fees(job: Job) -> Decimal:
     """Our fees on this invoice, done or in flight (an in-flight one may be on the
     platform already)."""
-    total = _ZERO
+    total = ZERO
     for e in job.mine():
-        if e.kind == _FEE and e.amount is not None and (
-                e.state == _DONE or e.state not in _TERMINAL):
+        if e.kind == FEE and e.amount is not None and (
+                e.state == DONE or e.state not in TERMINAL):
             total += e.amount
     return total
 
@@ -31,8 +31,8 @@ def pending_fees(job: Job, rule: str) -> dict[str, Decimal]:
     """Occurrences of `rule` claimed or waiting for a retry, with their recorded sums."""
     final = job.final
     return {e.occurrence: e.amount for e in job.mine()
-            if e.kind == _FEE and e.rule == rule and e.amount is not None
-            and e.state not in _TERMINAL and (e.kind, e.rule, e.occurrence) not in final}
+            if e.kind == FEE and e.rule == rule and e.amount is not None
+            and e.state not in TERMINAL and (e.kind, e.rule, e.occurrence) not in final}
 
 
 def fee_lines(job: Job) -> Decimal:
@@ -40,13 +40,13 @@ def fee_lines(job: Job) -> Decimal:
     inv = job.inv
     if inv.fee_lines is not None:
         return inv.fee_lines
-    return inv.late_fees_charged if job.p.c.fees_on_invoice else _ZERO
+    return inv.late_fees_charged if job.p.c.fees_on_invoice else ZERO
 
 
 def invoice_cap(job: Job, lines: Decimal) -> Decimal | None:
     """The lowest cap of every fee rule for this currency: caps hold whatever the mix."""
     inv = job.inv
-    base = max(_ZERO, inv.total - lines)
+    base = max(ZERO, inv.total - lines)
     caps = [cap for f in job.p.c.fees if f.terms.applies_to(inv.currency)
             if (cap := f.terms.cap_for(base, inv.currency)) is not None]
     return min(caps) if caps else None
@@ -65,7 +65,7 @@ def taken_periods(job: Job, rule: str,
                 periods[(f.name, o.label)] = period_of(o)
     out = [w for name, w in emitted if name != rule]
     for e in job.mine():
-        if e.kind == _FEE and e.rule != rule and (e.state == _DONE or e.state not in _TERMINAL):
+        if e.kind == FEE and e.rule != rule and (e.state == DONE or e.state not in TERMINAL):
             out.append(periods.get((e.rule, e.occurrence))
                        or (e.due_on, e.due_on + timedelta(days=1)))
     return out
@@ -75,7 +75,7 @@ def plan_fees(job: Job) -> None:
     inv = job.inv
     final = job.final
     charged: Decimal | None = None
-    lines = _ZERO
+    lines = ZERO
     cap: Decimal | None = None
     facts = job.facts
     emitted: list[tuple[str, Window]] = []  # periods charged in this plan, per rule
@@ -108,7 +108,7 @@ def plan_fees(job: Job) -> None:
             values["fee"] = format_money(ch.amount, inv.currency)
             values["period"] = ch.label
             label = fee.label.render(values)
-            amount = _construct(Money, {"amount": ch.amount, "currency": inv.currency})
-            job.emit(ApplyLateFee, _FEE, name, ch.label, ch.on,
+            amount = construct(Money, {"amount": ch.amount, "currency": inv.currency})
+            job.emit(ApplyLateFee, FEE, name, ch.label, ch.on,
                      f"{ch.detail} ({fee.every_text}); due {ch.on}",
                      amount=amount, label=label, mode=fee.mode, tax=fee.tax)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 from ar_sync.domain.models import (
@@ -51,17 +52,18 @@ from ar_sync.domain.models import (
     LedgerEntry,
     WaiveFee,
 )
+from ar_sync.domain.money import format_money
 from ar_sync.domain.pauses import Pause
 from ar_sync.domain.payment_plans import PaymentPlan
-from ar_sync.planner.compiled import _NOTE, _OPEN, _SKIP, ONCE, compile_policy
-from ar_sync.planner.escalation import _conditions
+from ar_sync.planner.compiled import NOTE, ONCE, OPEN, SKIP, compile_policy
+from ar_sync.planner.escalation import describe_when
 from ar_sync.planner.fee_maths import due_occurrences
 from ar_sync.planner.payment_plans import PLAN_BROKEN, PLAN_NOTE, plan_payment_plan
-from ar_sync.planner.risk import _risk_planners
-from ar_sync.planner.state import _Planner
+from ar_sync.planner.risk import risk_planners
+from ar_sync.planner.state import Planner
+from ar_sync.planner.steps import plan_invoice
 from ar_sync.report.figures import risk_levels
 from ar_sync.rules.policy import Policy
-from ar_sync.rules.templates import format_money
 
 __all__ = ["PLAN_BROKEN", "PLAN_NOTE", "compile_policy", "explain", "plan", "plan_run",
            "risk_for", "simulate", "sort_key"]
@@ -90,12 +92,12 @@ def plan(
     connection went live (what may be caught up is the rules' `backfill`). `pauses`: stored
     pauses (an invoice's own platform marker, `Invoice.pause`, counts too).
     """
-    planner = _Planner(policy, today, go_live=go_live, pauses=pauses)
+    planner = Planner(policy, today, go_live=go_live, pauses=pauses)
     out: list[tuple[tuple[Any, ...], Action]] = []
-    step = planner.invoice
+    step: _Step = partial(plan_invoice, planner)
     by_invoice = {p.invoice: p for p in policy.payment_plans}
     by_invoice.update({p.invoice: p for p in plans or ()})
-    levels = (_risk_planners(policy, today, go_live=go_live, pauses=pauses)
+    levels = (risk_planners(policy, today, go_live=go_live, pauses=pauses)
               if risk and policy.risk.levels() else {})
     if by_invoice or levels:
         step = _special_step(planner, by_invoice, levels, risk or {})
@@ -116,8 +118,8 @@ def plan(
 _Step = Any
 
 
-def _special_step(base: _Planner, by_invoice: Mapping[str, PaymentPlan],
-                  levels: Mapping[str, _Planner], risk: Mapping[str, str]) -> _Step:
+def _special_step(base: Planner, by_invoice: Mapping[str, PaymentPlan],
+                  levels: Mapping[str, Planner], risk: Mapping[str, str]) -> _Step:
     """The per-invoice step when payment plans or risk rules are in play (the plain step
     stays untouched, so invoices without either cost nothing extra)."""
     def step(inv: Invoice, history: Mapping[str, Sequence[LedgerEntry]],
@@ -126,7 +128,7 @@ def _special_step(base: _Planner, by_invoice: Mapping[str, PaymentPlan],
         pp = by_invoice.get(inv.id) or by_invoice.get(inv.number) if by_invoice else None
         if pp is not None and plan_payment_plan(planner, pp, inv, history, out):
             return
-        planner.invoice(inv, history, out)
+        plan_invoice(planner, inv, history, out)
     return step
 
 
@@ -200,7 +202,7 @@ def explain(
 ) -> list[str]:
     """Why the planner does (or does not do) each thing for one invoice, for people. The
     actions listed are plan()'s with the same inputs (`risk`: see risk_for)."""
-    planner = _Planner(policy, today, go_live=go_live, pauses=pauses)
+    planner = Planner(policy, today, go_live=go_live, pauses=pauses)
     c = planner.c
     inv = invoice
     days = (today - inv.due_date).days
@@ -212,7 +214,7 @@ def explain(
                    pauses=pauses)
     planned = [f"planned today: {a.kind} {a.rule} {a.occurrence}: {a.reason}"
                for a in actions]
-    if inv.status != _OPEN or inv.balance <= 0:
+    if inv.status != OPEN or inv.balance <= 0:
         return [*lines, "nothing to do: the invoice is not open with a balance"]
     level = risk.get(inv.customer_id) if risk else None
     if level is not None and level in policy.risk.levels():
@@ -238,7 +240,7 @@ def explain(
         raw = inv.due_date + timedelta(days=s.days)
         on = shift(raw)
         moved = f" (moved from {raw})" if on != raw else ""
-        rec = entries.get((_NOTE, s.name, ONCE)) or entries.get((_SKIP, s.name, ONCE))
+        rec = entries.get((NOTE, s.name, ONCE)) or entries.get((SKIP, s.name, ONCE))
         status = f"ledger: {rec}" if rec else ("due" if on <= today else "not yet due")
         lines.append(f"stage {s.name} day {s.days:+d} -> {on}{moved}: {status}")
     for fee in c.fees:
@@ -247,7 +249,7 @@ def explain(
         lines.append(f"fee {fee.name} ({fee.describe}): occurrences due {labels}; "
                      f"already on the platform {inv.late_fees_charged} {inv.currency}")
     for esc in c.escalations:
-        alts = " or ".join(_conditions(d, o, i, inv.currency) for d, o, i in esc.alternatives)
+        alts = " or ".join(describe_when(d, o, i, inv.currency) for d, o, i in esc.alternatives)
         lines.append(f"escalation {esc.name} to {esc.to} when {alts}")
     if not actions:
         lines.append("planned today: nothing")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from ar_sync.domain.pauses import Pause
-from ar_sync.planner.state import _Planner
+from ar_sync.planner.state import Planner
 from ar_sync.rules.policy import Policy, RiskAdjustment
 
 
@@ -27,8 +27,8 @@ def _adjusted(policy: Policy, adj: RiskAdjustment) -> Policy:
 _ADJUSTED: dict[tuple[int, str], tuple[Policy, Policy]] = {}
 
 
-def _risk_planners(policy: Policy, today: date, *, go_live: date | None = None,
-                   pauses: Sequence[Pause] = ()) -> dict[str, _Planner]:
+def risk_planners(policy: Policy, today: date, *, go_live: date | None = None,
+                   pauses: Sequence[Pause] = ()) -> dict[str, Planner]:
     """One planner per risk level the rules adjust (derived policies cached like compiled
     ones, so their compiled form is reused across calls)."""
     out = {}
@@ -38,5 +38,5 @@ def _risk_planners(policy: Policy, today: date, *, go_live: date | None = None,
             if len(_ADJUSTED) >= 64:
                 _ADJUSTED.pop(next(iter(_ADJUSTED)))
             hit = _ADJUSTED[(id(policy), level)] = (policy, _adjusted(policy, adj))
-        out[level] = _Planner(hit[1], today, go_live=go_live, pauses=pauses)
+        out[level] = Planner(hit[1], today, go_live=go_live, pauses=pauses)
     return out

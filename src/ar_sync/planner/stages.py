@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ar_sync.domain.models import AddNote, EmailReminder, SendReminder, SkipStage
-from ar_sync.planner.compiled import _EMAIL, _NOTE, _OWN_EMAIL, _SKIP, ONCE
+from ar_sync.planner.compiled import EMAIL, NOTE, ONCE, OWN_EMAIL, SKIP
 
 if TYPE_CHECKING:
-    from ar_sync.planner.state import _Invoice as Job
+    from ar_sync.planner.state import InvoiceJob as Job
 
 
 def plan_reminders(job: Job) -> None:
@@ -28,7 +28,7 @@ def plan_reminders(job: Job) -> None:
     for i in range(min(top, latest + 1)):
         st = stages[i]
         if st.note_key not in final and st.skip_key not in final:
-            job.emit(SkipStage, _SKIP, st.name, ONCE, dates[i],
+            job.emit(SkipStage, SKIP, st.name, ONCE, dates[i],
                       f"missed (day {st.days:+d}, {dates[i]}); superseded by "
                       f"{top_stage.name}", superseded_by=top_stage.name)
     if top != latest:
@@ -38,7 +38,7 @@ def plan_reminders(job: Job) -> None:
         return
     if job.facts.before_live and latest > handled_top:
         # `backfill: none`: a stage dated before go-live is recorded, never sent
-        job.emit(SkipStage, _SKIP, st.name, ONCE, dates[latest],
+        job.emit(SkipStage, SKIP, st.name, ONCE, dates[latest],
                  f"dated {dates[latest]}, before go-live {job.p.go_live} (backfill: none)",
                  superseded_by="go-live")
         return
@@ -53,10 +53,10 @@ def plan_reminders(job: Job) -> None:
     why = f"stage day {st.days:+d}, due {on}; {job.overdue_text()}"
     if send_note:
         text = st.note.render(job.template_values(st.name))
-        job.emit(AddNote, _NOTE, st.name, ONCE, on, why, text=text, tone=st.tone)
+        job.emit(AddNote, NOTE, st.name, ONCE, on, why, text=text, tone=st.tone)
     if send_email and st.channel == "email":
-        job.emit(EmailReminder, _OWN_EMAIL, st.name, ONCE, on, why,
+        job.emit(EmailReminder, OWN_EMAIL, st.name, ONCE, on, why,
                  customer_id=job.inv.customer_id, tone=st.tone)
     elif send_email:
-        job.emit(SendReminder, _EMAIL, st.name, ONCE, on, why,
+        job.emit(SendReminder, EMAIL, st.name, ONCE, on, why,
                   to=job.inv.customer_email)

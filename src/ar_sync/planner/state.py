@@ -1,5 +1,6 @@
 """The planner's per-call and per-invoice state: exclusions, due-date caches, emitting
-actions in priority order."""
+actions in priority order. The steps that use it (stages, fees, escalation, pauses) are run by
+steps.py, so this module imports none of them."""
 
 from __future__ import annotations
 
@@ -8,29 +9,23 @@ from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time
 from typing import Any
 
-from ar_sync.domain.construct import _KINDS, _construct
+from ar_sync.domain.construct import ACTION_KINDS, construct
 from ar_sync.domain.models import Action, Invoice, LedgerEntry, action_key
 from ar_sync.domain.pauses import Pause, active_pauses
 from ar_sync.planner.compiled import (
-    _FEE,
-    _MISSING,
-    _NO_KEYS,
-    _OPEN,
-    _TERMINAL,
+    FEE,
     KIND_ORDER,
-    _DueFacts,
-    _facts,
+    NO_KEYS,
+    TERMINAL,
+    DueFacts,
     compile_policy,
+    facts_for,
 )
-from ar_sync.planner.escalation import plan_escalations
-from ar_sync.planner.fees import plan_fees
-from ar_sync.planner.pauses import plan_special
-from ar_sync.planner.stages import plan_reminders
 from ar_sync.rules.policy import Policy
 from ar_sync.rules.templates import invoice_values
 
 
-class _Planner:
+class Planner:
     """One plan() call: the compiled policy, today, and caches keyed by due date."""
 
     __slots__ = ("c", "facts", "go_live", "pauses", "policy", "sending_day", "today")
@@ -43,7 +38,7 @@ class _Planner:
         self.go_live = go_live
         self.pauses = _index_pauses(pauses)
         self.sending_day = not self.c.business_only or self.c.calendar.is_business_day(today)
-        self.facts: dict[date, _DueFacts | None] = {}
+        self.facts: dict[date, DueFacts | None] = {}
 
     def midnight(self) -> datetime:
         """The instant today began in the company's time zone."""
@@ -76,53 +71,26 @@ class _Planner:
                 return f"balance {inv.balance} below {below} {inv.currency}"
         return None
 
-    def due_facts(self, due: date) -> _DueFacts | None:
+    def due_facts(self, due: date) -> DueFacts | None:
         try:
             return self.facts[due]
         except KeyError:
-            found = self.facts[due] = _facts(self.c, due, self.today, self.sending_day,
+            found = self.facts[due] = facts_for(self.c, due, self.today, self.sending_day,
                                              self.go_live)
             return found
 
-    def invoice(self, inv: Invoice, history: Mapping[str, Sequence[LedgerEntry]],
-                out: list[tuple[tuple[Any, ...], Action]]) -> None:
-        due = inv.due_date
-        facts = self.facts.get(due, _MISSING)
-        if facts is _MISSING:
-            facts = self.due_facts(due)
-        if facts is None:
-            return
-        if inv.status != _OPEN or inv.balance <= 0:
-            return
-        if inv.disputed or inv.pause is not None or self.pauses:
-            # the rare paths: disputes (waivers), pauses (freeze, forgive, broken promises)
-            plan_special(self._job(inv, facts, history, out))
-            return
-        if self.excluded(inv) is not None:
-            return
-        entries = history.get(inv.id)  # _job, inlined: this is the hot path
-        if entries:
-            tenant = inv.tenant
-            final: set[tuple[str, str, str]] = {
-                (e.kind, e.rule, e.occurrence) for e in entries
-                if e.state in _TERMINAL and e.tenant == tenant
-            }
-            _Invoice(self, inv, facts, final, entries, out).run()
-        else:
-            _Invoice(self, inv, facts, _NO_KEYS, (), out).run()
-
-    def _job(self, inv: Invoice, facts: _DueFacts, history: Mapping[str, Sequence[LedgerEntry]],
-             out: list[tuple[tuple[Any, ...], Action]]) -> _Invoice:
+    def job(self, inv: Invoice, facts: DueFacts, history: Mapping[str, Sequence[LedgerEntry]],
+             out: list[tuple[tuple[Any, ...], Action]]) -> InvoiceJob:
         entries = history.get(inv.id)
         if not entries:
-            return _Invoice(self, inv, facts, _NO_KEYS, (), out)
+            return InvoiceJob(self, inv, facts, NO_KEYS, (), out)
         tenant = inv.tenant
         # ledger keys recorded for good (StrEnum kinds hash like their values)
         final: set[tuple[str, str, str]] = {
             (e.kind, e.rule, e.occurrence) for e in entries
-            if e.state in _TERMINAL and e.tenant == tenant
+            if e.state in TERMINAL and e.tenant == tenant
         }
-        return _Invoice(self, inv, facts, final, entries, out)
+        return InvoiceJob(self, inv, facts, final, entries, out)
 
 
 def _index_pauses(pauses: Sequence[Pause]) -> dict[tuple[str, str], tuple[Pause, ...]]:
@@ -133,12 +101,12 @@ def _index_pauses(pauses: Sequence[Pause]) -> dict[tuple[str, str], tuple[Pause,
         out[target] = (*out.get(target, ()), p)
     return out
 
-class _Invoice:
+class InvoiceJob:
     """Planning for one invoice (kept as an object so the steps share their inputs)."""
 
     __slots__ = ("entries", "facts", "final", "inv", "out", "p", "values", "windows")
 
-    def __init__(self, p: _Planner, inv: Invoice, facts: _DueFacts,
+    def __init__(self, p: Planner, inv: Invoice, facts: DueFacts,
                  final: AbstractSet[tuple[str, str, str]], entries: Sequence[LedgerEntry],
                  out: list[tuple[tuple[Any, ...], Action]]) -> None:
         self.p = p
@@ -153,14 +121,6 @@ class _Invoice:
     def mine(self) -> list[LedgerEntry]:
         tenant = self.inv.tenant
         return [e for e in self.entries if e.tenant == tenant]
-
-    def run(self) -> None:
-        if self.facts.has_fees:
-            plan_fees(self)
-        if self.facts.latest >= 0:
-            plan_reminders(self)
-        if self.p.c.escalations and self.facts.days_overdue >= 1 and self.p.sending_day:
-            plan_escalations(self)
 
     # -- helpers
 
@@ -179,13 +139,13 @@ class _Invoice:
     def emit(self, cls: Any, kind: str, rule: str, occurrence: str, due_on: date, reason: str,
              **fields: Any) -> None:
         inv = self.inv
-        action = _construct(cls, {
+        action = construct(cls, {
             "key": action_key(inv.tenant, inv.platform, inv.id, kind, rule, occurrence),
             "tenant": inv.tenant, "platform": inv.platform, "invoice_id": inv.id,
             "invoice_number": inv.number, "rule": rule, "occurrence": occurrence,
-            "due_on": due_on, "reason": reason, **fields, "kind": _KINDS[kind],
+            "due_on": due_on, "reason": reason, **fields, "kind": ACTION_KINDS[kind],
         })
-        sort = (1 if kind != _FEE else 0, -self.facts.days_overdue, -inv.balance, inv.tenant,
+        sort = (1 if kind != FEE else 0, -self.facts.days_overdue, -inv.balance, inv.tenant,
                 inv.platform, inv.id, KIND_ORDER[kind], due_on, rule, occurrence)
         self.out.append((sort, action))
 

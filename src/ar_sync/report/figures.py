@@ -36,8 +36,7 @@ from enum import StrEnum
 from typing import Any
 
 from ar_sync.domain.models import ActionKind, EntryState, Invoice, InvoiceStatus, LedgerEntry
-from ar_sync.domain.money import round_money
-from ar_sync.rules.templates import format_money
+from ar_sync.domain.money import format_money, round_money
 
 BUCKETS: tuple[str, ...] = ("current", "1-30", "31-60", "61-90", "90+")
 DSO_WINDOW_DAYS = 90

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from html import escape
 
+from ar_sync.domain.money import format_money
 from ar_sync.report.figures import BUCKETS, AgingRow, ArReport, CustomerRisk
-from ar_sync.rules.templates import format_money
 
 _COLOURS = ("#4caf50", "#cddc39", "#ffc107", "#ff7043", "#d32f2f")  # one per bucket
 _LEVEL_CLASS = {"low": "low", "medium": "medium", "high": "high"}

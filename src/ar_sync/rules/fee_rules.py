@@ -22,11 +22,11 @@ from ar_sync.rules.fields import (
     Int,
     Name,
     Number,
-    _Model,
+    RulesModel,
 )
 
 
-class _FeeRule(_Model):
+class _FeeRule(RulesModel):
     name: Name = Field(description="Unique fee rule name; part of the idempotency key")
     grace_days: Int = Field(0, ge=0, le=3650, description="Grace period: days after the due "
                             "date before the first charge")

@@ -18,8 +18,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from ar_sync.domain.money import normalise_currency
-from ar_sync.planner.fee_maths import Amounts, parse_amounts
+from ar_sync.domain.money import Amounts, normalise_currency, parse_amounts
 from ar_sync.rules.templates import (
     EMAIL_FIELDS,
     ESCALATION_FIELDS,
@@ -55,7 +54,7 @@ class PolicyError(ValueError):
         super().__init__("\n".join(str(i) for i in issues))
 
 
-def _fail(file: str, line: int | None, message: str, path: str = "") -> PolicyError:
+def fail(file: str, line: int | None, message: str, path: str = "") -> PolicyError:
     return PolicyError([PolicyIssue(file, line, path, message)])
 
 
@@ -144,5 +143,5 @@ DEFAULT_ESCALATION_NOTE = ("Escalated to {to}: invoice {invoice_number} is {days
                            "overdue with {balance} unpaid.")
 
 
-class _Model(BaseModel):
+class RulesModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

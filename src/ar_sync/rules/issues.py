@@ -15,7 +15,7 @@ from pydantic import (
 
 from ar_sync.rules.fields import PolicyIssue
 from ar_sync.rules.schema import Policy
-from ar_sync.rules.yaml_lines import NAMED_LISTS, _Loc
+from ar_sync.rules.yaml_lines import NAMED_LISTS, Loc
 
 # ============================================================================= error mapping
 
@@ -62,8 +62,8 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
 
 
 def _locate(
-    loc: tuple[Any, ...], data: Any, locs: Mapping[tuple[str | int, ...], _Loc]
-) -> tuple[str, _Loc, bool]:
+    loc: tuple[Any, ...], data: Any, locs: Mapping[tuple[str | int, ...], Loc]
+) -> tuple[str, Loc, bool]:
     """Field path for people, the closest located node, and whether loc was fully found."""
     parts: list[str] = []
     cur = data
@@ -98,8 +98,8 @@ _MESSAGES = {
 }
 
 
-def _issues(exc: ValidationError, data: Any,
-            locs: Mapping[tuple[str | int, ...], _Loc]) -> list[PolicyIssue]:
+def rule_issues(exc: ValidationError, data: Any,
+            locs: Mapping[tuple[str | int, ...], Loc]) -> list[PolicyIssue]:
     issues = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
@@ -124,7 +124,7 @@ def _issues(exc: ValidationError, data: Any,
     return issues
 
 
-def _clashes(data: Any, locs: Mapping[tuple[str | int, ...], _Loc]) -> list[PolicyIssue]:
+def clashes(data: Any, locs: Mapping[tuple[str | int, ...], Loc]) -> list[PolicyIssue]:
     """Two items of a named list with one name (or two stages on one day), located at the
     second one: pydantic could only point at the whole list."""
     issues = []

@@ -32,8 +32,8 @@ from pydantic import (
 from ar_sync.domain.calendar import WEEKDAYS
 from ar_sync.domain.payment_plans import PaymentPlan
 from ar_sync.rules.fee_rules import FixedFee, Interest, LateFee, PercentFee, UkStatutoryInterest
-from ar_sync.rules.fields import PolicyError, PolicyIssue, _fail
-from ar_sync.rules.issues import _clashes, _issues
+from ar_sync.rules.fields import PolicyError, PolicyIssue, fail
+from ar_sync.rules.issues import clashes, rule_issues
 from ar_sync.rules.safe_read import read_rules_file
 from ar_sync.rules.schema import (
     CalendarSettings,
@@ -52,10 +52,10 @@ from ar_sync.rules.yaml_lines import (
     MAX_EXTENDS_DEPTH,
     MAX_NODES,
     NAMED_LISTS,
-    _display,
-    _flatten,
-    _is_name,
-    _read_tree,
+    display,
+    flatten,
+    is_name,
+    read_tree,
     shipped_rule_sets,
     shipped_rules_dir,
     with_chain,
@@ -82,14 +82,14 @@ def parse_policy(text: str, filename: str, *, base_dir: Path | None = None) -> P
         base_dir = Path(filename).parent
     start = (Path(filename).resolve(),)
     chains: dict[str, str] = {}
-    tree = _read_tree(text, filename, base_dir, start, chains)
-    data, locs = _flatten(tree)
-    issues = _clashes(data, locs)
+    tree = read_tree(text, filename, base_dir, start, chains)
+    data, locs = flatten(tree)
+    issues = clashes(data, locs)
     if not issues:
         try:
             return Policy.model_validate(data)
         except ValidationError as exc:
-            issues = _issues(exc, data, locs)
+            issues = rule_issues(exc, data, locs)
     # A problem in an extended file names that file and how this file reached it.
     raise PolicyError([with_chain(i, chains[i.file]) if i.file in chains else i
                        for i in issues]) from None
@@ -97,13 +97,13 @@ def parse_policy(text: str, filename: str, *, base_dir: Path | None = None) -> P
 
 def load_policy(source: str | Path) -> Policy:
     """Load a shipped rule set by name ('default') or a rules file by path."""
-    if isinstance(source, str) and _is_name(source) and not Path(source).is_file():
+    if isinstance(source, str) and is_name(source) and not Path(source).is_file():
         shipped = shipped_rule_sets()
         if source not in shipped:
             known = ", ".join(shipped) or "none"
-            raise _fail(source, None, f"no shipped rule set named {source!r} (shipped: {known})")
+            raise fail(source, None, f"no shipped rule set named {source!r} (shipped: {known})")
         path = shipped[source]
-        filename = _display(path)
+        filename = display(path)
     else:
         path = Path(source)
         filename = str(source)

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from ar_sync.rules.fields import PolicyError, _fail
+from ar_sync.rules.fields import PolicyError, fail
 
 DEFAULT_MAX_BYTES = 1_000_000
 MAX_DEPTH = 32  # real rule sets nest 4-5 levels; flow or block nesting past this is refused
@@ -28,7 +28,7 @@ def max_rules_bytes() -> int:
 
 
 def _too_big(file: str, size: int, limit: int) -> PolicyError:
-    return _fail(file, None, f"file is {size:,} bytes, over the {limit:,}-byte limit for a "
+    return fail(file, None, f"file is {size:,} bytes, over the {limit:,}-byte limit for a "
                              "rules file (AR_SYNC_MAX_RULES_BYTES raises it)")
 
 
@@ -42,7 +42,7 @@ def read_rules_file(path: Path, file: str) -> str:
                 raise _too_big(file, size, limit)
             data = handle.read(limit + 1)  # a file growing while read is still bounded
     except OSError as exc:
-        raise _fail(file, None, f"cannot read file: {exc.strerror or exc}") from exc
+        raise fail(file, None, f"cannot read file: {exc.strerror or exc}") from exc
     if len(data) > limit:
         raise _too_big(file, len(data), limit)
     return decode_rules(data, file)
@@ -54,7 +54,7 @@ def decode_rules(data: bytes, file: str) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
-        raise _fail(file, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the "
+        raise fail(file, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the "
                                 "file as UTF-8") from None
     check_text(text, file)
     return text
@@ -75,7 +75,7 @@ def check_text(text: str, file: str) -> None:
     if match:
         line = text.count("\n", 0, match.start()) + 1
         line_text = text.splitlines()[line - 1] if text.splitlines() else ""
-        raise _fail(file, line, f"control character {match.group()!r} is not allowed in a "
+        raise fail(file, line, f"control character {match.group()!r} is not allowed in a "
                                 "rules file", _field(line_text))
     _check_depth(text, file)
 
@@ -104,5 +104,5 @@ def _check_depth(text: str, file: str) -> None:
                 flow = max(0, flow - 1)
         depth = flow + indent // 2 + dashes
         if depth > MAX_DEPTH:
-            raise _fail(file, number, f"nested more than {MAX_DEPTH} levels deep; a rules file "
+            raise fail(file, number, f"nested more than {MAX_DEPTH} levels deep; a rules file "
                                       "needs only a few", _field(line))

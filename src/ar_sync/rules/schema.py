@@ -29,9 +29,9 @@ from ar_sync.rules.fields import (
     Int,
     Name,
     NoteTemplate,
+    RulesModel,
     Tone,
     Weekday,
-    _Model,
 )
 
 # ============================================================================= the schema
@@ -51,7 +51,7 @@ def _url(value: str) -> str:
     return value
 
 
-class Reminder(_Model):
+class Reminder(RulesModel):
     """A reminder stage: a note on the invoice, optionally the platform's e-mail."""
 
     name: Name = Field(description="Unique stage name; part of the idempotency key, so "
@@ -89,7 +89,7 @@ class Reminder(_Model):
         return self.channel or ("platform" if self.email else "note")
 
 
-class Holidays(_Model):
+class Holidays(RulesModel):
     """Whose public holidays are not business days."""
 
     country: Annotated[str, Strict()] = Field(description="ISO 3166 code, e.g. US, GB, DE")
@@ -109,7 +109,7 @@ def _holidays_shorthand(value: Any) -> Any:
     return value
 
 
-class CalendarSettings(_Model):
+class CalendarSettings(RulesModel):
     """When reminders may go out."""
 
     timezone: Annotated[str, Strict()] = Field("UTC", description="The company's IANA time "
@@ -138,7 +138,7 @@ class CalendarSettings(_Model):
         return value
 
 
-class Exclusions(_Model):
+class Exclusions(RulesModel):
     """Invoices that get nothing at all (no notes, e-mails, fees or escalation)."""
 
     customer_ids: tuple[Annotated[str, Strict()], ...] = Field((), description="Platform "
@@ -152,7 +152,7 @@ class Exclusions(_Model):
                                              "currencies")
 
 
-class EscalationWhen(_Model):
+class EscalationWhen(RulesModel):
     """One set of conditions; all the conditions given must hold."""
 
     days_overdue: Int | None = Field(None, ge=1, le=3650, description="At least this many "
@@ -171,7 +171,7 @@ class EscalationWhen(_Model):
         return self
 
 
-class EscalationTarget(_Model):
+class EscalationTarget(RulesModel):
     """Exactly one of person or agency."""
 
     person: Annotated[str, Strict()] | None = Field(None, description="A person, e.g. "
@@ -192,7 +192,7 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
-class EscalationNotify(_Model):
+class EscalationNotify(RulesModel):
     """Who hears about an escalation: people by e-mail, receivers by signed webhook."""
 
     email: tuple[Annotated[str, Strict(), AfterValidator(_address)], ...] = Field(
@@ -202,7 +202,7 @@ class EscalationNotify(_Model):
         "incoming hook); signed with AR_SYNC_NOTIFY_WEBHOOK_SECRET")
 
 
-class Escalation(_Model):
+class Escalation(RulesModel):
     """Hand a debt to a person or an agency, once per invoice."""
 
     name: Name = Field(description="Unique escalation name; part of the idempotency key")
@@ -216,7 +216,7 @@ class Escalation(_Model):
                                             "addresses and/or webhook URLs")
 
 
-class EmailRules(_Model):
+class EmailRules(RulesModel):
     """ar-sync's own e-mails to customers (stages with channel: email)."""
 
     group_by: Literal["customer", "invoice"] = Field("customer", description="'customer': "
@@ -225,7 +225,7 @@ class EmailRules(_Model):
     attach_pdf: bool = Field(False, description="Attach each invoice's PDF from the platform")
 
 
-class InstalmentReminders(_Model):
+class InstalmentReminders(RulesModel):
     """How payment-plan instalments are reminded and when a plan counts as broken."""
 
     days_before: Int = Field(3, ge=0, le=365, description="Note (and e-mail) this many days "
@@ -236,7 +236,7 @@ class InstalmentReminders(_Model):
                             "days after its due date breaks the plan; normal rules resume")
 
 
-class RiskAdjustment(_Model):
+class RiskAdjustment(RulesModel):
     """Rule changes for customers at one risk level (from `ar-sync report`'s risk score)."""
 
     reminder_offset_days: Int = Field(0, ge=-365, le=365, description="Shift every reminder "
@@ -246,7 +246,7 @@ class RiskAdjustment(_Model):
                                             "most this many days")
 
 
-class RiskRules(_Model):
+class RiskRules(RulesModel):
     """Per risk level (low, medium, high) adjustments; a level not given uses the rules as
     written."""
 
@@ -272,7 +272,7 @@ def _unique_names(items: tuple[Any, ...], what: str) -> None:
         seen[item.name] = i
 
 
-class Policy(_Model):
+class Policy(RulesModel):
     """A complete rule set."""
 
     version: Literal[1] = Field(1, description="Rules file format version")

@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 
-from ar_sync.domain.money import round_money
+from ar_sync.domain.money import format_money
 
 MAX_TEMPLATE_LENGTH = 2000
 
@@ -124,11 +124,6 @@ def compile_template(text: str, allowed: frozenset[str] = NOTE_FIELDS) -> Templa
             i += 1
     literals.append("".join(buf))
     return Template(text, tuple(literals), tuple(names))
-
-
-def format_money(amount: Decimal, currency: str) -> str:
-    """'1,234.50 USD': grouped, rounded to the currency's minor units."""
-    return f"{round_money(amount, currency):,} {currency}"
 
 
 def invoice_values(

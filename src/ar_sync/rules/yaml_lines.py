@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ar_sync.rules.fields import PolicyError, PolicyIssue, _fail
+from ar_sync.rules.fields import PolicyError, PolicyIssue, fail
 from ar_sync.rules.safe_read import MAX_DEPTH, check_text, read_rules_file
 
 NAMED_LISTS = ("reminders", "late_fees", "escalations")
@@ -23,10 +23,10 @@ MAX_NODES = 50_000  # guards against alias bombs ("billion laughs")
 
 
 @dataclass
-class _Loc:
+class Loc:
     """A YAML value with where it was written."""
 
-    value: Any  # dict[str, _Loc] | list[_Loc] | scalar
+    value: Any  # dict[str, Loc] | list[Loc] | scalar
     file: str
     line: int
     text: str | None = None  # the scalar as written
@@ -55,83 +55,83 @@ def _path_text(path: tuple[str | int, ...]) -> str:
 
 
 def _convert(node: yaml.Node, file: str, budget: list[int],
-             path: tuple[str | int, ...] = ()) -> _Loc:
+             path: tuple[str | int, ...] = ()) -> Loc:
     budget[0] -= 1
     line = node.start_mark.line + 1
     if budget[0] < 0:
-        raise _fail(file, line, "document too large (alias expansion?)", _path_text(path))
+        raise fail(file, line, "document too large (alias expansion?)", _path_text(path))
     if len(path) > MAX_DEPTH:
-        raise _fail(file, line, f"nested more than {MAX_DEPTH} levels deep", _path_text(path))
+        raise fail(file, line, f"nested more than {MAX_DEPTH} levels deep", _path_text(path))
     if isinstance(node, yaml.MappingNode):
-        out: dict[str, _Loc] = {}
+        out: dict[str, Loc] = {}
         for key_node, value_node in node.value:
             kline = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
-                raise _fail(file, kline, "keys must be plain names (merge keys and complex "
+                raise fail(file, kline, "keys must be plain names (merge keys and complex "
                                          "keys are not supported)")
             key = str(key_node.value)
             if key in out:
-                raise _fail(file, kline, f"duplicate key {key!r}")
+                raise fail(file, kline, f"duplicate key {key!r}")
             child = _convert(value_node, file, budget, (*path, key))
-            out[key] = _Loc(child.value, file, kline, child.text)
-        return _Loc(out, file, line)
+            out[key] = Loc(child.value, file, kline, child.text)
+        return Loc(out, file, line)
     if isinstance(node, yaml.SequenceNode):
-        return _Loc([_convert(n, file, budget, (*path, i)) for i, n in enumerate(node.value)],
+        return Loc([_convert(n, file, budget, (*path, i)) for i, n in enumerate(node.value)],
                     file, line)
     assert isinstance(node, yaml.ScalarNode)
     try:
         value = _scalar(node)
     except (yaml.YAMLError, ValueError) as exc:
-        raise _fail(file, line, f"cannot read value {node.value!r}: {exc}",
+        raise fail(file, line, f"cannot read value {node.value!r}: {exc}",
                     _path_text(path)) from exc
-    return _Loc(value, file, line, node.value)
+    return Loc(value, file, line, node.value)
 
 
-def _compose(text: str, file: str) -> _Loc:
+def _compose(text: str, file: str) -> Loc:
     check_text(text, file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
-        raise _fail(file, None, "nested too deeply to read") from None
+        raise fail(file, None, "nested too deeply to read") from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow
         at = text.count("\n", 0, exc.position) + 1
-        raise _fail(file, at, f"character {exc.character!r} is not allowed") from exc
+        raise fail(file, at, f"character {exc.character!r} is not allowed") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise _fail(file, line, f"YAML syntax error: {problem}") from exc
+        raise fail(file, line, f"YAML syntax error: {problem}") from exc
     if node is None:
-        raise _fail(file, None, "the file is empty: a rules file needs at least "
+        raise fail(file, None, "the file is empty: a rules file needs at least "
                                 "`extends: default` (an empty file would turn follow-up off)")
     tree = _convert(node, file, [MAX_NODES])
     if not isinstance(tree.value, dict):
-        raise _fail(file, tree.line, "a rules file must be a mapping of keys to values")
+        raise fail(file, tree.line, "a rules file must be a mapping of keys to values")
     return tree
 
 
-def _merge(parent: _Loc, child: _Loc, path: tuple[str | int, ...]) -> _Loc:
+def _merge(parent: Loc, child: Loc, path: tuple[str | int, ...]) -> Loc:
     """Child over parent: the file and its sections (calendar, exclude, a named item) merge
     key by key; anything deeper (holidays, when, to, amounts) is replaced whole."""
     if isinstance(parent.value, dict) and isinstance(child.value, dict) and len(path) <= 1:
         merged = dict(parent.value)
         for key, value in child.value.items():
             merged[key] = _merge(merged[key], value, (*path, key)) if key in merged else value
-        return _Loc(merged, child.file, child.line)
+        return Loc(merged, child.file, child.line)
     if (len(path) == 1 and path[0] in NAMED_LISTS and isinstance(parent.value, list)
             and isinstance(child.value, list)):
         return _merge_named(parent, child)
     return child
 
 
-def _item_name(item: _Loc) -> str | None:
+def _item_name(item: Loc) -> str | None:
     if isinstance(item.value, dict) and "name" in item.value:
         name = item.value["name"].value
         return name if isinstance(name, str) else None
     return None
 
 
-def _merge_named(parent: _Loc, child: _Loc) -> _Loc:
+def _merge_named(parent: Loc, child: Loc) -> Loc:
     items = list(parent.value)
     names = [_item_name(i) for i in items]
     for item in child.value:
@@ -140,9 +140,9 @@ def _merge_named(parent: _Loc, child: _Loc) -> _Loc:
         if remove:
             flag = item.value["remove"]
             if flag.value is not True:
-                raise _fail(item.file, flag.line, "remove must be true", "remove")
+                raise fail(item.file, flag.line, "remove must be true", "remove")
             if name not in names:
-                raise _fail(item.file, item.line, f"nothing named {name!r} to remove in the "
+                raise fail(item.file, item.line, f"nothing named {name!r} to remove in the "
                                                   "rule set this one extends")
             del items[names.index(name)]
             names.remove(name)
@@ -152,13 +152,13 @@ def _merge_named(parent: _Loc, child: _Loc) -> _Loc:
         else:
             items.append(item)
             names.append(name)
-    return _Loc(items, child.file, child.line)
+    return Loc(items, child.file, child.line)
 
 
-def _flatten(tree: _Loc) -> tuple[Any, dict[tuple[str | int, ...], _Loc]]:
-    locs: dict[tuple[str | int, ...], _Loc] = {}
+def flatten(tree: Loc) -> tuple[Any, dict[tuple[str | int, ...], Loc]]:
+    locs: dict[tuple[str | int, ...], Loc] = {}
 
-    def walk(node: _Loc, path: tuple[str | int, ...]) -> Any:
+    def walk(node: Loc, path: tuple[str | int, ...]) -> Any:
         locs[path] = node
         if isinstance(node.value, dict):
             return {k: walk(v, (*path, k)) for k, v in node.value.items()}
@@ -188,27 +188,27 @@ def shipped_rule_sets() -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
 
 
-def _display(path: Path) -> str:
+def display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
 
-def _is_name(source: str) -> bool:
+def is_name(source: str) -> bool:
     return "/" not in source and "\\" not in source and not source.endswith((".yaml", ".yml"))
 
 
-def _resolve_extends(value: _Loc, base_dir: Path | None) -> Path:
+def _resolve_extends(value: Loc, base_dir: Path | None) -> Path:
     target = value.value
     if not isinstance(target, str) or not target.strip():
-        raise _fail(value.file, value.line, "must be a shipped rule set name or a relative path",
+        raise fail(value.file, value.line, "must be a shipped rule set name or a relative path",
                     "extends")
-    if _is_name(target):  # a shipped rule set
+    if is_name(target):  # a shipped rule set
         shipped = shipped_rule_sets()
         if target not in shipped:
             known = ", ".join(shipped) or "none"
-            raise _fail(value.file, value.line, f"no shipped rule set named {target!r} "
+            raise fail(value.file, value.line, f"no shipped rule set named {target!r} "
                         f"(shipped: {known})", "extends")
         return shipped[target]
     # Otherwise a .yaml file in this file's own folder or below it: never /etc/passwd, never
@@ -216,15 +216,15 @@ def _resolve_extends(value: _Loc, base_dir: Path | None) -> Path:
     folder = (base_dir or Path.cwd()).resolve()
     path = Path(target)
     if path.is_absolute() or path.suffix not in (".yaml", ".yml"):
-        raise _fail(value.file, value.line, f"{target!r}: extends takes a shipped rule set "
+        raise fail(value.file, value.line, f"{target!r}: extends takes a shipped rule set "
                     "name or a relative path to a .yaml file under this file's folder",
                     "extends")
     resolved = (folder / path).resolve()
     if not resolved.is_relative_to(folder):
-        raise _fail(value.file, value.line, f"{target!r} is outside this file's folder "
-                    f"({_display(folder)})", "extends")
+        raise fail(value.file, value.line, f"{target!r} is outside this file's folder "
+                    f"({display(folder)})", "extends")
     if not resolved.is_file():
-        raise _fail(value.file, value.line, f"file not found: {target}", "extends")
+        raise fail(value.file, value.line, f"file not found: {target}", "extends")
     return resolved
 
 
@@ -236,8 +236,8 @@ def with_chain(issue: PolicyIssue, step: str) -> PolicyIssue:
     return replace(issue, message=f"{issue.message} (via {step})")
 
 
-def _read_tree(text: str, file: str, base_dir: Path | None, chain: tuple[Path, ...],
-               chains: dict[str, str] | None = None) -> _Loc:
+def read_tree(text: str, file: str, base_dir: Path | None, chain: tuple[Path, ...],
+               chains: dict[str, str] | None = None) -> Loc:
     """The merged tree; `chains` gets, for each extended file, how it was reached."""
     tree = _compose(text, file)
     ext = tree.value.get("extends")
@@ -245,14 +245,14 @@ def _read_tree(text: str, file: str, base_dir: Path | None, chain: tuple[Path, .
         return tree
     parent_path = _resolve_extends(ext, base_dir).resolve()
     if parent_path in chain:
-        loop = " -> ".join(_display(p) for p in (*chain, parent_path))
-        raise _fail(ext.file, ext.line, f"extends cycle: {loop}", "extends")
+        loop = " -> ".join(display(p) for p in (*chain, parent_path))
+        raise fail(ext.file, ext.line, f"extends cycle: {loop}", "extends")
     if len(chain) >= MAX_EXTENDS_DEPTH:
-        raise _fail(ext.file, ext.line, "extends chain too deep", "extends")
-    parent_file = _display(parent_path)
+        raise fail(ext.file, ext.line, "extends chain too deep", "extends")
+    parent_file = display(parent_path)
     try:
         parent_text = read_rules_file(parent_path, parent_file)
-        parent = _read_tree(parent_text, parent_file, parent_path.parent,
+        parent = read_tree(parent_text, parent_file, parent_path.parent,
                             (*chain, parent_path), chains)
     except PolicyError as exc:
         raise PolicyError([with_chain(i, f"{file} extends {parent_file}")

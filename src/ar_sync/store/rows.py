@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ar_sync.domain.construct import _construct
+from ar_sync.domain.construct import construct
 from ar_sync.domain.models import ActionKind, EntryState, Invoice, InvoiceStatus, LedgerEntry
 
 # the ledger columns an entry is built from, in this order (never the stored payload)
@@ -32,7 +32,7 @@ def ledger_entry(row: Sequence[Any]) -> LedgerEntry:
     """A LedgerEntry from one row of ENTRY_COLUMNS (ISO text dates, amounts as text)."""
     (key, tenant, invoice_id, kind, rule, occurrence, state, due_on, updated_at, ref, reason,
      amount, attempts, owner, lease_until, rules_version) = row
-    entry: LedgerEntry = _construct(LedgerEntry, {
+    entry: LedgerEntry = construct(LedgerEntry, {
         "key": key, "tenant": tenant, "invoice_id": invoice_id, "kind": _KIND[kind],
         "rule": rule, "occurrence": occurrence, "state": _STATE[state],
         "due_on": date.fromisoformat(due_on), "updated_at": _fromiso(updated_at), "ref": ref,
@@ -89,7 +89,7 @@ def _invoice(data: dict[str, Any]) -> Invoice:
     data["status"] = _INVOICE_STATUS[data["status"]]
     if data["paid_at"] is not None:
         data["paid_at"] = _fromdate(data["paid_at"])
-    invoice: Invoice = _construct(Invoice, data)
+    invoice: Invoice = construct(Invoice, data)
     return invoice
 
 

@@ -15,7 +15,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from ar_sync.connect.settings import SettingsError
 from ar_sync.delivery.settings import MailSetup, mail_setup
 from ar_sync.domain.errors import (
     BudgetExhaustedError,
@@ -24,6 +23,7 @@ from ar_sync.domain.errors import (
     PlatformValidationError,
     QuotaReachedError,
     ReauthorizationRequiredError,
+    SettingsError,
     TransientError,
 )
 from ar_sync.domain.models import (

@@ -19,7 +19,7 @@ from ar_sync.domain.models import (
     SendReminder,
     WaiveFee,
 )
-from ar_sync.rules.templates import format_money
+from ar_sync.domain.money import format_money
 
 # The circuit breaker: a platform that keeps failing (5xx, refused connections) after the
 # connector's own retries stops its tenant instead of burning minutes on every action.

@@ -15,7 +15,7 @@ SCOPE = "com.intuit.quickbooks.accounting"
 
 
 @dataclass
-class _Access:
+class AccessGrant:
     realm: str
     expires_at: datetime
     epoch: int
@@ -23,7 +23,7 @@ class _Access:
 
 
 @dataclass
-class _Refresh:
+class RefreshGrant:
     realm: str
     client_id: str
     expires_at: datetime
@@ -44,8 +44,8 @@ class QboOAuth:
     counters: Counters
     _lock: Any
     _codes: dict[str, tuple[str, str]]
-    _access: dict[str, _Access]
-    _refresh: dict[str, _Refresh]
+    _access: dict[str, AccessGrant]
+    _refresh: dict[str, RefreshGrant]
 
     def authorize(self, client_id: str, redirect_uri: str, state: str,
                   scope: str = SCOPE) -> str:
@@ -67,10 +67,10 @@ class QboOAuth:
         access = "eyJ" + secrets.token_urlsafe(32)
         refresh = "AB" + secrets.token_urlsafe(32)
         with self._lock:
-            self._access[access] = _Access(self.realm_id,
+            self._access[access] = AccessGrant(self.realm_id,
                                            now + timedelta(seconds=self.access_token_ttl),
                                            self.faults.token_epoch, refresh)
-            self._refresh[refresh] = _Refresh(self.realm_id, client_id,
+            self._refresh[refresh] = RefreshGrant(self.realm_id, client_id,
                                               now + timedelta(seconds=self.refresh_token_ttl))
         return {"token_type": "bearer", "access_token": access, "refresh_token": refresh,
                 "expires_in": int(self.access_token_ttl),

@@ -44,7 +44,7 @@ from ar_sync_emulators.quickbooks.entities import (
 )
 from ar_sync_emulators.quickbooks.lines import normalise_lines
 from ar_sync_emulators.quickbooks.links import LINK_PATH, link_page, wants_link, with_link
-from ar_sync_emulators.quickbooks.oauth import SCOPE, QboOAuth, _Access, _Refresh
+from ar_sync_emulators.quickbooks.oauth import SCOPE, AccessGrant, QboOAuth, RefreshGrant
 from ar_sync_emulators.quickbooks.query import QueryError, parse_query, run_query
 from ar_sync_emulators.quickbooks.shapes import (
     FEE_FOR_RE,
@@ -117,8 +117,8 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         self._next_id = 5000
         self._lock = threading.RLock()
         self._codes: dict[str, tuple[str, str]] = {}  # code -> (client_id, redirect_uri)
-        self._access: dict[str, _Access] = {}
-        self._refresh: dict[str, _Refresh] = {}
+        self._access: dict[str, AccessGrant] = {}
+        self._refresh: dict[str, RefreshGrant] = {}
         self._server: EmulatorServer | None = None
         self.url = ""
 

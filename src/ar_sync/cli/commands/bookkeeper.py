@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ar_sync.cli.app import UserError, app, console
+from ar_sync.cli.app import app, console
 from ar_sync.cli.common import (
     DbOption,
     Format,
@@ -29,6 +29,7 @@ from ar_sync.cli.common import (
     settings_for,
     wants_json,
 )
+from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.company import pauses_table
 from ar_sync.domain.models import (
     ActionKind,
@@ -40,8 +41,8 @@ from ar_sync.domain.models import (
     WaiveFee,
     action_key,
 )
+from ar_sync.domain.money import format_money
 from ar_sync.domain.pauses import Pause
-from ar_sync.rules.templates import format_money
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import Connection

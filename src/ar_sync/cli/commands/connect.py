@@ -20,9 +20,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ar_sync.cli.app import UserError, app, console
+from ar_sync.cli.app import app, console
 from ar_sync.cli.common import DbOption, open_store, pick_connections, settings_for
 from ar_sync.cli.connect_rules import after_connect, print_first_run, read_rules_checked
+from ar_sync.cli.errors import UserError
 from ar_sync.cli.oauth_callback import CallbackRefused, CallbackServer, Handler, with_port
 from ar_sync.connect.onboarding import (
     AuthorizationDeniedError,

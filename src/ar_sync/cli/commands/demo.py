@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 import typer
 from rich.table import Table
 
-from ar_sync.cli.app import UserError, app, console
+from ar_sync.cli.app import app, console
 from ar_sync.cli.commands.mail import show_mail
+from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.runs import summary_table
 from ar_sync.cli.signals import interruptible
 from ar_sync.store.crypto import TokenCipher

@@ -11,8 +11,9 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from ar_sync.cli.app import UserError, app, console
+from ar_sync.cli.app import app, console
 from ar_sync.cli.common import DbOption, Format, FormatOption, TenantOption, open_connection
+from ar_sync.cli.errors import UserError
 from ar_sync.domain.contacts import Contact
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.run import RunReport

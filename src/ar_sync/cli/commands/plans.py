@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ar_sync.cli.app import UserError, app, console
+from ar_sync.cli.app import app, console
 from ar_sync.cli.common import (
     DbOption,
     Format,
@@ -23,9 +23,10 @@ from ar_sync.cli.common import (
     pick_connections,
     wants_json,
 )
+from ar_sync.cli.errors import UserError
 from ar_sync.domain.models import Invoice
+from ar_sync.domain.money import format_money
 from ar_sync.domain.payment_plans import PaymentPlan, instalment_date, parse_every, schedule
-from ar_sync.rules.templates import format_money
 
 plan_app = typer.Typer(help="Record, list and cancel payment plans (instalment schedules).",
                        no_args_is_help=True)

@@ -14,12 +14,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ar_sync.cli.app import UserError, app, console, err_console
+from ar_sync.cli.app import app, console, err_console
 from ar_sync.cli.commands.rules import read_invoices
 from ar_sync.cli.common import DbOption, as_of, open_store, pick_connections
+from ar_sync.cli.errors import UserError
+from ar_sync.domain.money import format_money
 from ar_sync.report.figures import BUCKETS, ArReport, build_report
 from ar_sync.report.html import render_html
-from ar_sync.rules.templates import format_money
 
 _LEVEL_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
 

@@ -14,9 +14,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ar_sync.cli.app import UserError, console
+from ar_sync.cli.app import console
 from ar_sync.cli.commands.rules import rules_app
 from ar_sync.cli.common import DbOption, TenantOption, open_connection, parse_day
+from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.company import diff_table, money_lines, versions_table
 from ar_sync.rules.policy import PolicyError, load_policy
 from ar_sync.sync.company_rules import choose_rules, parse_stored, read_rules_source

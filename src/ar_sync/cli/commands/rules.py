@@ -15,9 +15,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from ar_sync.cli.app import UserError, app, console, err_console
+from ar_sync.cli.app import app, console, err_console
 from ar_sync.cli.common import parse_date
+from ar_sync.cli.errors import UserError
 from ar_sync.domain.models import Action, ApplyLateFee, Invoice, SkipStage
+from ar_sync.domain.money import format_money
 from ar_sync.messages.grouping import plan_messages
 from ar_sync.planner.invoice_checks import plannable
 from ar_sync.planner.plan import explain, plan_run, risk_for
@@ -43,7 +45,7 @@ from ar_sync.rules.policy import (
     policy_json_schema,
     shipped_rule_sets,
 )
-from ar_sync.rules.templates import PLACEHOLDERS, format_money
+from ar_sync.rules.templates import PLACEHOLDERS
 from ar_sync.sync.mail import mail_rules
 from ar_sync.sync.run_report import describe
 

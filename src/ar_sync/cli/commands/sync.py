@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from ar_sync.cli.app import UserError, app, console, err_console
+from ar_sync.cli.app import app, console, err_console
 from ar_sync.cli.commands.mail import mail_lines
 from ar_sync.cli.common import (
     DbOption,
@@ -22,6 +22,7 @@ from ar_sync.cli.common import (
     pick_connections,
     settings_for,
 )
+from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.company import rules_line
 from ar_sync.cli.render.runs import actions_table, history_table, summary_table
 from ar_sync.cli.signals import EXIT_INTERRUPTED, interruptible

@@ -10,7 +10,7 @@ from decimal import Decimal
 from rich.markup import escape
 from rich.table import Table
 
-from ar_sync.rules.templates import format_money
+from ar_sync.domain.money import format_money
 from ar_sync.sync.company_store import RulesVersion, StoredPause
 from ar_sync.sync.rules_diff import RulesDiff, end_of
 from ar_sync.sync.run import RunReport

@@ -33,38 +33,38 @@ if TYPE_CHECKING:
 TTL_ATTRIBUTE = "expires_at"
 SUMMARY = "done"  # the finished rows of an invoice (string set), on its snapshot/paid item
 SUMMARY_COMPLETE = "sv"  # 1: `done` holds every finished row of the invoice
-_UNFINISHED = frozenset({EntryState.CLAIMED, EntryState.RETRY})
+UNFINISHED = frozenset({EntryState.CLAIMED, EntryState.RETRY})
 
-_ACTION: TypeAdapter[Action] = TypeAdapter(Action)
+ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 
 Item = dict[str, Any]
 
 
-def _ser(item: Mapping[str, Any]) -> dict[str, Any]:
+def encode(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _SER.serialize(v) for k, v in item.items() if v is not None}
 
 
-def _deser(raw: Mapping[str, Any]) -> Item:
+def decode(raw: Mapping[str, Any]) -> Item:
     return {k: _DESER.deserialize(v) for k, v in raw.items()}
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("datetimes must carry a time zone")
     return moment.astimezone(UTC).isoformat()
 
 
-def _epoch(moment: datetime) -> Decimal:
+def epoch_seconds(moment: datetime) -> Decimal:
     return Decimal(str(round(moment.timestamp(), 6)))
 
 
-def _when(text: str | None) -> datetime | None:
+def when_of(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def _entry(item: Item) -> LedgerEntry:
+def entry_of(item: Item) -> LedgerEntry:
     return LedgerEntry(
         key=item["pk"], tenant=item["tenant"], invoice_id=item["invoice_id"],
         kind=ActionKind(item["kind"]), rule=item["rule"], occurrence=item["occurrence"],
@@ -73,13 +73,13 @@ def _entry(item: Item) -> LedgerEntry:
         reason=item.get("reason"),
         amount=Decimal(item["amount"]) if item.get("amount") is not None else None,
         attempts=int(item.get("attempts", 0)), owner=item.get("owner"),
-        lease_until=_when(item.get("lease_until")),
+        lease_until=when_of(item.get("lease_until")),
         rules_version=int(item["rules_version"]) if item.get("rules_version") is not None
         else None,
     )
 
 
-def _new_row(action: Action, state: EntryState, now: datetime,
+def new_row(action: Action, state: EntryState, now: datetime,
              rules_version: int | None = None) -> Item:
     amount = (str(action.amount.amount) if isinstance(action, ApplyLateFee | WaiveFee)
               else None)
@@ -87,13 +87,13 @@ def _new_row(action: Action, state: EntryState, now: datetime,
         "pk": action.key, "tenant": action.tenant, "isk": f"{action.invoice_id}#{action.key}",
         "invoice_id": action.invoice_id, "kind": str(action.kind), "rule": action.rule,
         "occurrence": action.occurrence, "state": str(state), "due_on": action.due_on.isoformat(),
-        "updated_at": _iso(now), "amount": amount, "rev": 1,
-        "payload": _ACTION.dump_json(action).decode(), "rules_version": rules_version,
-        "open_tenant": action.tenant if state in _UNFINISHED else None,
+        "updated_at": iso(now), "amount": amount, "rev": 1,
+        "payload": ACTION.dump_json(action).decode(), "rules_version": rules_version,
+        "open_tenant": action.tenant if state in UNFINISHED else None,
     }
 
 
-def _conditional_failed(exc: ClientError) -> bool:
+def conditional_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
@@ -106,8 +106,8 @@ _STATE = {v: k for k, v in _LETTER.items()}
 def summary_code(row: Item) -> str:
     """The summary's entry for one ledger item in a terminal state: [kind, rule, occurrence,
     state letter, time written (done), amount (done fee), due day (fee)], trailing blanks cut."""
-    f = finished_of(_entry(row))
-    parts = [f.kind, f.rule, f.occurrence, _LETTER[f.state], _iso(f.at) if f.at else "",
+    f = finished_of(entry_of(row))
+    parts = [f.kind, f.rule, f.occurrence, _LETTER[f.state], iso(f.at) if f.at else "",
              "" if f.amount is None else str(f.amount),
              f.due_on.isoformat() if f.due_on else ""]
     while not parts[-1]:
@@ -139,24 +139,24 @@ class DynamoDBTables:
     _locks: str
 
     def _get(self, table: str, key: Mapping[str, str]) -> Item | None:
-        raw = self._db.get_item(TableName=table, Key=_ser(key), ConsistentRead=True).get("Item")
-        return _deser(raw) if raw else None
+        raw = self._db.get_item(TableName=table, Key=encode(key), ConsistentRead=True).get("Item")
+        return decode(raw) if raw else None
 
     def _put(self, table: str, item: Mapping[str, Any], condition: str | None = None,
              values: Mapping[str, Any] | None = None,
              names: Mapping[str, str] | None = None) -> bool:
         """A (conditional) put; False when the condition does not hold."""
-        kwargs: dict[str, Any] = {"TableName": table, "Item": _ser(item)}
+        kwargs: dict[str, Any] = {"TableName": table, "Item": encode(item)}
         if condition:
             kwargs["ConditionExpression"] = condition
         if values:
-            kwargs["ExpressionAttributeValues"] = _ser(values)
+            kwargs["ExpressionAttributeValues"] = encode(values)
         if names:
             kwargs["ExpressionAttributeNames"] = dict(names)
         try:
             self._db.put_item(**kwargs)
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
         return True
@@ -167,19 +167,19 @@ class DynamoDBTables:
         try:
             kwargs: dict[str, Any] = {"ExpressionAttributeNames": dict(names)} if names else {}
             out = self._db.update_item(
-                TableName=table, Key=_ser(key), UpdateExpression=update,
-                ConditionExpression=condition, ExpressionAttributeValues=_ser(values),
+                TableName=table, Key=encode(key), UpdateExpression=update,
+                ConditionExpression=condition, ExpressionAttributeValues=encode(values),
                 ReturnValues="ALL_NEW", **kwargs)
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return None
             raise
-        return _deser(out.get("Attributes", {}))
+        return decode(out.get("Attributes", {}))
 
     def _query(self, **kwargs: Any) -> Iterator[Item]:
         while True:
             page = self._db.query(**kwargs)
-            yield from (_deser(raw) for raw in page.get("Items", []))
+            yield from (decode(raw) for raw in page.get("Items", []))
             last = page.get("LastEvaluatedKey")
             if not last:
                 return
@@ -198,10 +198,10 @@ class DynamoDBTables:
         for start in range(0, len(keys), 100):
             for out in _until_processed(
                     self._db.batch_get_item,
-                    {self._tenants: {"Keys": [_ser(k) for k in keys[start:start + 100]],
+                    {self._tenants: {"Keys": [encode(k) for k in keys[start:start + 100]],
                                      "ConsistentRead": True}},
                     "UnprocessedKeys", "invoice snapshot reads"):
-                found += [_deser(raw) for raw in out.get("Responses", {}).get(self._tenants, [])]
+                found += [decode(raw) for raw in out.get("Responses", {}).get(self._tenants, [])]
         return found
 
 

@@ -12,18 +12,12 @@ from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
-
 from ar_sync.domain.models import Action
 from ar_sync.domain.pauses import Pause
+from ar_sync.store.dynamodb.codec import encode
 from ar_sync.sync.company_store import RulesVersion, StoredPause, matching_pauses
 
-_SER = TypeSerializer()
 _APPLY_ATTEMPTS = 20
-
-
-def _ser(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _SER.serialize(v) for k, v in item.items() if v is not None}
 
 
 def _version(item: Mapping[str, Any]) -> RulesVersion:
@@ -57,7 +51,7 @@ class DynamoDBTrustMixin:
                limit: int | None = None) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self._tenants, "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": _ser({":pk": pk}), "ConsistentRead": True,
+            "ExpressionAttributeValues": encode({":pk": pk}), "ConsistentRead": True,
             "ScanIndexForward": not newest_first}
         if limit is not None:
             kwargs["Limit"] = limit

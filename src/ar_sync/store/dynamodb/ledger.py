@@ -27,17 +27,17 @@ from typing import Any
 from ar_sync.domain.models import TERMINAL_STATES, Action, EntryState, LedgerEntry
 from ar_sync.planner.due import Finished
 from ar_sync.store.dynamodb.codec import (
-    _ACTION,
-    _UNFINISHED,
+    ACTION,
     SUMMARY,
     SUMMARY_COMPLETE,
     TTL_ATTRIBUTE,
+    UNFINISHED,
     DynamoDBTables,
     Item,
-    _entry,
-    _iso,
-    _new_row,
-    _ser,
+    encode,
+    entry_of,
+    iso,
+    new_row,
     summary_code,
     summary_rows,
 )
@@ -112,18 +112,18 @@ class DynamoDBLedgerMixin(DynamoDBTables):
     # the ledger ------------------------------------------------------------------------------
     def claim(self, action: Action, *, owner: str, now: datetime, lease_seconds: float,
               rules_version: int | None = None) -> Claim:
-        lease = _iso(now + timedelta(seconds=lease_seconds))
-        row = {**_new_row(action, EntryState.CLAIMED, now, rules_version), "owner": owner,
+        lease = iso(now + timedelta(seconds=lease_seconds))
+        row = {**new_row(action, EntryState.CLAIMED, now, rules_version), "owner": owner,
                "lease_until": lease, "attempts": 1}
         if self._put(self._ledger, row, "attribute_not_exists(pk)"):
-            return Claim(ClaimOutcome.ACQUIRED, _entry(row))
+            return Claim(ClaimOutcome.ACQUIRED, entry_of(row))
         for _ in range(_TAKEOVER_ATTEMPTS):
             current = self._get(self._ledger, {"pk": action.key})
             if current is None:  # vanished (never in practice): try a fresh claim again
                 if self._put(self._ledger, row, "attribute_not_exists(pk)"):
-                    return Claim(ClaimOutcome.ACQUIRED, _entry(row))
+                    return Claim(ClaimOutcome.ACQUIRED, entry_of(row))
                 continue
-            entry = _entry(current)
+            entry = entry_of(current)
             if entry.state in TERMINAL_STATES:
                 # planned although finished: the summary must have missed it (a crash between
                 # the row's write and the summary's): mend it while the row still exists
@@ -141,13 +141,13 @@ class DynamoDBLedgerMixin(DynamoDBTables):
                 "payload = :payload, open_tenant = tenant",
                 "rev = :rev",
                 {":claimed": str(EntryState.CLAIMED), ":owner": owner, ":lease": lease,
-                 ":now": _iso(now), ":one": 1, ":rev": current["rev"],
+                 ":now": iso(now), ":one": 1, ":rev": current["rev"],
                  ":payload": row["payload"]},
                 {"#state": "state", "#owner": "owner"})
             if taken is not None:
-                return Claim(ClaimOutcome.RECONCILE, _entry(taken))
+                return Claim(ClaimOutcome.RECONCILE, entry_of(taken))
         current = self._get(self._ledger, {"pk": action.key})
-        return Claim(ClaimOutcome.BUSY, _entry(current) if current else None)
+        return Claim(ClaimOutcome.BUSY, entry_of(current) if current else None)
 
     def _finish_owned(self, key: str, owner: str, state: EntryState, now: datetime,
                       extra: Mapping[str, str]) -> bool:
@@ -155,15 +155,15 @@ class DynamoDBLedgerMixin(DynamoDBTables):
         values: dict[str, Any] = {f":{name}": value for name, value in extra.items()}
         # a finished row leaves the sparse unfinished index and ages out after the retention;
         # a retry row stays in the index
-        remove = "lease_until" if state in _UNFINISHED else "lease_until, open_tenant"
-        if state not in _UNFINISHED:
+        remove = "lease_until" if state in UNFINISHED else "lease_until, open_tenant"
+        if state not in UNFINISHED:
             sets += f", {TTL_ATTRIBUTE} = :expires"
             values[":expires"] = self._expiry(now)
         done = self._update(
             self._ledger, {"pk": key},
             f"SET #state = :state, updated_at = :now, rev = rev + :one{sets} REMOVE {remove}",
             "#state = :claimed AND #owner = :owner",
-            {":state": str(state), ":now": _iso(now), ":one": 1,
+            {":state": str(state), ":now": iso(now), ":one": 1,
              ":claimed": str(EntryState.CLAIMED), ":owner": owner, **values},
             {"#state": "state", "#owner": "owner", **{f"#{name}": name for name in extra}})
         if done is not None and state in TERMINAL_STATES:
@@ -194,7 +194,7 @@ class DynamoDBLedgerMixin(DynamoDBTables):
 
     def _skip_row(self, action: Action, reason: str, now: datetime,
                   rules_version: int | None) -> Item:
-        return {**_new_row(action, EntryState.SKIPPED, now, rules_version), "reason": reason,
+        return {**new_row(action, EntryState.SKIPPED, now, rules_version), "reason": reason,
                 TTL_ATTRIBUTE: self._expiry(now)}
 
     def record_skip(
@@ -211,19 +211,19 @@ class DynamoDBLedgerMixin(DynamoDBTables):
 
     def _queue_row(self, action: Action, now: datetime, reason: str,
                    rules_version: int | None) -> bool:
-        row = {**_new_row(action, EntryState.RETRY, now, rules_version), "reason": reason,
+        row = {**new_row(action, EntryState.RETRY, now, rules_version), "reason": reason,
                "attempts": 0}
         return self._put(self._ledger, row, "attribute_not_exists(pk)")
 
     def get(self, key: str) -> LedgerEntry | None:
         item = self._get(self._ledger, {"pk": key})
-        return _entry(item) if item else None
+        return entry_of(item) if item else None
 
     def action_payload(self, key: str) -> Action | None:
         item = self._get(self._ledger, {"pk": key})
         if item is None or not item.get("payload"):
             return None
-        return _ACTION.validate_json(item["payload"])
+        return ACTION.validate_json(item["payload"])
 
     def _tenant_rows(self, tenant: str, invoice_id: str | None = None,
                      states: Iterable[EntryState] = ()) -> Iterator[Item]:
@@ -241,7 +241,7 @@ class DynamoDBLedgerMixin(DynamoDBTables):
                       "ExpressionAttributeNames": {"#state": "state"}}
         return self._query(TableName=self._ledger, IndexName=TENANT_INDEX,
                            KeyConditionExpression=condition,
-                           ExpressionAttributeValues=_ser(values), **kwargs)
+                           ExpressionAttributeValues=encode(values), **kwargs)
 
     def history(
         self, tenant: str, invoice_ids: Iterable[str] | None = None
@@ -259,7 +259,7 @@ class DynamoDBLedgerMixin(DynamoDBTables):
         items: dict[str, list[Item]] = {}
         for row in rows:
             if wanted is None or row["invoice_id"] in wanted:
-                out.setdefault(row["invoice_id"], []).append(_entry(row))
+                out.setdefault(row["invoice_id"], []).append(entry_of(row))
                 items.setdefault(row["invoice_id"], []).append(row)
         self._mend(tenant, wanted if wanted is not None else list(items), items)
         return out
@@ -268,8 +268,8 @@ class DynamoDBLedgerMixin(DynamoDBTables):
         """Through the sparse index: the cost follows the leftovers, not the ledger's age."""
         rows = self._query(TableName=self._ledger, IndexName=UNFINISHED_INDEX,
                            KeyConditionExpression="open_tenant = :t",
-                           ExpressionAttributeValues=_ser({":t": tenant}))
-        found = [_entry(row) for row in rows]
+                           ExpressionAttributeValues=encode({":t": tenant}))
+        found = [entry_of(row) for row in rows]
         # an index is eventually consistent: keep only rows still waiting for work
-        return sorted((e for e in found if e.state in _UNFINISHED),
+        return sorted((e for e in found if e.state in UNFINISHED),
                       key=lambda e: (e.due_on, e.key))

@@ -39,12 +39,12 @@ from ar_sync.store.dynamodb.codec import (
     SUMMARY_COMPLETE,
     TTL_ATTRIBUTE,
     Item,
-    _conditional_failed,
-    _deser,
-    _epoch,
-    _iso,
-    _ser,
-    _when,
+    conditional_failed,
+    decode,
+    encode,
+    epoch_seconds,
+    iso,
+    when_of,
 )
 from ar_sync.store.dynamodb.company import DynamoDBTrustMixin
 from ar_sync.store.dynamodb.ledger import (
@@ -165,7 +165,7 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
     def list_connections(self) -> list[Connection]:
         items = self._query(
             TableName=self._tenants, KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=_ser({":pk": CONNECTIONS_PK}), ConsistentRead=True)
+            ExpressionAttributeValues=encode({":pk": CONNECTIONS_PK}), ConsistentRead=True)
         return [Connection.model_validate_json(item["data"]) for item in items]
 
     # tokens ------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
         digest = _state_hash(pending.state)
         item = {"pk": f"oauth#{digest}", "sk": "pending",
                 "platform": pending.platform, "business_id": pending.business_id,
-                "code_verifier": pending.code_verifier, "expires": _iso(pending.expires_at),
+                "code_verifier": pending.code_verifier, "expires": iso(pending.expires_at),
                 TTL_ATTRIBUTE: math.ceil(pending.expires_at.timestamp())}
         if limit_per_business is None:
             return self._put(self._tenants, item, "attribute_not_exists(pk)")
@@ -209,14 +209,14 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
             slot_key = {"pk": f"oauthslot#{owner}", "sk": str(slot)}
             try:
                 self._db.transact_write_items(TransactItems=[
-                    {"Put": {"TableName": self._tenants, "Item": _ser({**item, "slot": slot}),
+                    {"Put": {"TableName": self._tenants, "Item": encode({**item, "slot": slot}),
                              "ConditionExpression": "attribute_not_exists(pk)"}},
                     {"Put": {"TableName": self._tenants,
-                             "Item": _ser({**slot_key, "state": digest,
+                             "Item": encode({**slot_key, "state": digest,
                                            TTL_ATTRIBUTE: item[TTL_ATTRIBUTE]}),
                              "ConditionExpression": "attribute_not_exists(pk) OR #e <= :now",
                              "ExpressionAttributeNames": {"#e": TTL_ATTRIBUTE},
-                             "ExpressionAttributeValues": _ser({":now": moment})}}])
+                             "ExpressionAttributeValues": encode({":now": moment})}}])
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
                     continue  # this slot is taken (or, never in practice, the state exists)
@@ -229,23 +229,23 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
         try:
             out = self._db.delete_item(
                 TableName=self._tenants,
-                Key=_ser({"pk": f"oauth#{_state_hash(state)}", "sk": "pending"}),
+                Key=encode({"pk": f"oauth#{_state_hash(state)}", "sk": "pending"}),
                 ConditionExpression="attribute_exists(pk)", ReturnValues="ALL_OLD")
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return None
             raise
-        item = _deser(out.get("Attributes", {}))
+        item = decode(out.get("Attributes", {}))
         if "slot" in item:  # free the business's slot, unless a newer flow already took it
             slot_key = {"pk": f"oauthslot#{_state_hash(item['business_id'])}",
                         "sk": str(item["slot"])}
             try:
-                self._db.delete_item(TableName=self._tenants, Key=_ser(slot_key),
+                self._db.delete_item(TableName=self._tenants, Key=encode(slot_key),
                                      ConditionExpression="#s = :s",
                                      ExpressionAttributeNames={"#s": "state"},
-                                     ExpressionAttributeValues=_ser({":s": _state_hash(state)}))
+                                     ExpressionAttributeValues=encode({":s": _state_hash(state)}))
             except ClientError as exc:
-                if not _conditional_failed(exc):
+                if not conditional_failed(exc):
                     raise
         expires_at = datetime.fromisoformat(item["expires"])
         if expires_at <= now:
@@ -259,27 +259,27 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
         until = now + timedelta(seconds=ttl_seconds)
         return self._put(
             self._locks,
-            {"pk": name, "owner": owner, "lease_until": _epoch(until),
+            {"pk": name, "owner": owner, "lease_until": epoch_seconds(until),
              TTL_ATTRIBUTE: math.ceil(until.timestamp())},
             "attribute_not_exists(pk) OR lease_until <= :now OR #owner = :owner",
-            {":now": _epoch(now), ":owner": owner}, {"#owner": "owner"})
+            {":now": epoch_seconds(now), ":owner": owner}, {"#owner": "owner"})
 
     def release_lock(self, name: str, *, owner: str) -> None:
         try:
             self._db.delete_item(
-                TableName=self._locks, Key=_ser({"pk": name}),
+                TableName=self._locks, Key=encode({"pk": name}),
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues=_ser({":owner": owner}))
+                ExpressionAttributeValues=encode({":owner": owner}))
         except ClientError as exc:
-            if not _conditional_failed(exc):  # not ours (any more): leave it
+            if not conditional_failed(exc):  # not ours (any more): leave it
                 raise
 
     # the open-invoice snapshot -----------------------------------------------------------
     def _snapshot(self, connection_id: str) -> Iterator[Item]:
         return self._query(
             TableName=self._tenants, KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=_ser({":pk": f"inv#{connection_id}"}), ConsistentRead=True)
+            ExpressionAttributeValues=encode({":pk": f"inv#{connection_id}"}), ConsistentRead=True)
 
     def save_invoices(
         self, connection_id: str, invoices: Sequence[Invoice], *, replace_all: bool
@@ -315,16 +315,16 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
             old = current.get(i)
             if old is not None and old.get("data") == data and SUMMARY_COMPLETE in old:
                 continue  # unchanged
-            requests.append({"PutRequest": {"Item": _ser({"pk": pk, "sk": i, "data": data,
+            requests.append({"PutRequest": {"Item": encode({"pk": pk, "sk": i, "data": data,
                                                           **summary(i)})}})
-        requests += [{"DeleteRequest": {"Key": _ser({"pk": pk, "sk": i})}}
+        requests += [{"DeleteRequest": {"Key": encode({"pk": pk, "sk": i})}}
                      for i in sorted(drop) if i in current or not replace_all]
         # Paid invoices stay for the report, aged out by TTL after PAID_RETENTION_DAYS.
         for i in sorted(paid):
             closed = as_paid(latest[i])
             expires = datetime.combine(closed.paid_at or date.min, datetime.min.time(),
                                        tzinfo=UTC)
-            requests.append({"PutRequest": {"Item": _ser({
+            requests.append({"PutRequest": {"Item": encode({
                 "pk": paid_pk, "sk": i, "data": closed.model_dump_json(), **summary(i),
                 TTL_ATTRIBUTE: int((expires + timedelta(days=PAID_RETENTION_DAYS))
                                   .timestamp())})}})
@@ -333,7 +333,7 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
     def paid_invoices(self, connection_id: str) -> list[Invoice]:
         items = self._query(
             TableName=self._tenants, KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=_ser({":pk": f"paid#{connection_id}"}))
+            ExpressionAttributeValues=encode({":pk": f"paid#{connection_id}"}))
         return invoices_from(item["data"] for item in items)
 
     def open_invoices(self, connection_id: str) -> list[Invoice]:
@@ -357,14 +357,14 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
         item = self._get(self._tenants, {"pk": f"conn#{connection_id}", "sk": "checkpoint"})
         if item is None:
             return Checkpoint(since=None, last_full_at=None)
-        return Checkpoint(since=_when(item.get("since")),
-                          last_full_at=_when(item.get("last_full_at")))
+        return Checkpoint(since=when_of(item.get("since")),
+                          last_full_at=when_of(item.get("last_full_at")))
 
     def save_checkpoint(self, connection_id: str, checkpoint: Checkpoint) -> None:
         self._put(self._tenants, {
             "pk": f"conn#{connection_id}", "sk": "checkpoint",
-            "since": _iso(checkpoint.since) if checkpoint.since else None,
-            "last_full_at": _iso(checkpoint.last_full_at) if checkpoint.last_full_at else None,
+            "since": iso(checkpoint.since) if checkpoint.since else None,
+            "last_full_at": iso(checkpoint.last_full_at) if checkpoint.last_full_at else None,
         })
 
     def save_report(self, connection_id: str, report: dict[str, Any]) -> None:
@@ -389,12 +389,12 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
     def payment_plans(self, connection_id: str) -> list[PaymentPlan]:
         items = self._query(
             TableName=self._tenants, KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=_ser({":pk": f"plan#{connection_id}"}), ConsistentRead=True)
+            ExpressionAttributeValues=encode({":pk": f"plan#{connection_id}"}), ConsistentRead=True)
         return [PaymentPlan.model_validate_json(item["data"]) for item in items]
 
     def delete_payment_plan(self, connection_id: str, invoice: str) -> bool:
         out = self._db.delete_item(
-            TableName=self._tenants, Key=_ser({"pk": f"plan#{connection_id}", "sk": invoice}),
+            TableName=self._tenants, Key=encode({"pk": f"plan#{connection_id}", "sk": invoice}),
             ReturnValues="ALL_OLD")
         return bool(out.get("Attributes"))
 
@@ -406,7 +406,7 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
     def contacts(self, tenant: str) -> dict[str, Contact]:
         items = self._query(
             TableName=self._tenants, KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=_ser({":pk": f"contact#{tenant}"}), ConsistentRead=True)
+            ExpressionAttributeValues=encode({":pk": f"contact#{tenant}"}), ConsistentRead=True)
         found = (Contact.model_validate_json(item["data"]) for item in items)
         return {c.customer_id: c for c in found}
 
