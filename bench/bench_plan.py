@@ -4,7 +4,7 @@ Two portfolios (see synthetic_invoices) and three scenarios:
   cold    no ledger history (a first run: every due invoice gets all its actions)
   steady  yesterday's plan recorded as done (the daily run: only today's new actions),
           plan() over every open invoice
-  indexed the same day as a run does it with the quiet index (engine_quiet): yesterday's
+  indexed the same day as a run does it with the quiet index (planner.can_act): yesterday's
           run marked each invoice it had nothing for with the first day anything can be
           due; today plan() sees only the invoices not quiet today, and their marks are
           computed again. Invoices/s counts every open invoice, as the steady row does;

@@ -17,8 +17,9 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from ar_sync.connect.onboarding import finish_connect, start_connect
-from ar_sync.delivery.settings import MailSetup
-from ar_sync.delivery.transports import Sender, SmtpMailer
+from ar_sync.delivery.transports import SmtpMailer
+from ar_sync.messages.mime import Sender
+from ar_sync.messages.sending import MailSetup
 from ar_sync.rules.policy import load_policy
 from ar_sync.sync.connector import Connection, PlatformSettings
 from ar_sync_emulators.base import Effect

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from ar_sync.domain.models import TERMINAL_STATES, ActionKind, ApplyLateFee, EntryState, LedgerEntry
 from ar_sync.domain.pauses import Pause
 from ar_sync.domain.payment_plans import PaymentPlan
-from ar_sync.planner.due import Finished, finished_of, may_act, with_summary
+from ar_sync.planner.can_act import Finished, finished_of, may_act, with_summary
 from ar_sync.planner.plan import plan_run
 from ar_sync.rules.policy import load_policy, parse_policy
 

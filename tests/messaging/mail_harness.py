@@ -29,9 +29,10 @@ from sync.fakes import FakeConnector, FakePlatform, FaultPlan, SimulatedCrash
 from sync.harness import CIPHER
 from sync.rounds import Clock, ScheduleTally, run_round
 
-from ar_sync.delivery.settings import MailSetup
-from ar_sync.delivery.transports import Mailer, Sender, SendResult, SmtpMailer
+from ar_sync.delivery.transports import SmtpMailer
 from ar_sync.domain.models import EntryState, Invoice
+from ar_sync.messages.mime import Mailer, Sender, SendResult
+from ar_sync.messages.sending import MailSetup
 from ar_sync.rules.policy import Policy
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.deliver import AMBIGUOUS

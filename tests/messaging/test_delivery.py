@@ -14,10 +14,11 @@ import pytest
 from sync.fakes import FakeConnector, FakePlatform, FaultPlan
 from sync.harness import CIPHER
 
-from ar_sync.delivery.settings import MailSetup
-from ar_sync.delivery.transports import Sender, SmtpMailer
+from ar_sync.delivery.transports import SmtpMailer
 from ar_sync.domain.contacts import Contact
 from ar_sync.domain.models import EntryState, Invoice
+from ar_sync.messages.mime import Sender
+from ar_sync.messages.sending import MailSetup
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.run import RunReport, run_tenant
 from ar_sync_emulators.smtp_sink import SmtpSink

@@ -12,8 +12,9 @@ import pytest
 import requests
 from sync.harness import CIPHER
 
-from ar_sync.delivery.settings import MailSetup
-from ar_sync.delivery.transports import Sender, SmtpMailer
+from ar_sync.delivery.transports import SmtpMailer
+from ar_sync.messages.mime import Sender
+from ar_sync.messages.sending import MailSetup
 from ar_sync.rules.policy import load_policy
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.run import run_tenant

@@ -15,9 +15,11 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from moto import mock_aws
 
-from ar_sync.delivery.bounces import apply_notification, lambda_handler, sns_notifications
-from ar_sync.delivery.transports import Outcome, Sender, SesMailer, notice_mime, tag_text, tag_value
+from ar_sync.aws.bounces import lambda_handler
+from ar_sync.delivery.bounces import apply_notification, sns_notifications
+from ar_sync.delivery.transports import SesMailer
 from ar_sync.domain.contacts import resolve
+from ar_sync.messages.mime import Outcome, Sender, notice_mime, tag_text, tag_value
 from ar_sync.store.sqlite.store import SQLiteStore
 
 SENDER = Sender("Acme Supplies <accounts@acme.example>", "accounts@acme.example")

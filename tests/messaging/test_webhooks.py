@@ -17,14 +17,12 @@ from sync.harness import CIPHER
 from ar_sync.delivery.notify import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
-    WebhookRefusedError,
-    WebhookRetryableError,
     WebhookSender,
     signature,
     verify,
 )
-from ar_sync.delivery.settings import MailSetup
 from ar_sync.domain.models import EntryState
+from ar_sync.messages.sending import MailSetup, WebhookRefusedError, WebhookRetryableError
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.run import run_tenant
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ar_sync.domain.models import ActionKind, EntryState, LedgerEntry
-from ar_sync.planner.due import finished_of
+from ar_sync.planner.can_act import finished_of
 from ar_sync.store.dynamodb.codec import summary_code, summary_rows
 
 _TEXT = st.text(min_size=1, max_size=12)  # rule names and occurrences: any text at all

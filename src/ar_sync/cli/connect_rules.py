@@ -10,6 +10,7 @@ from rich.markup import escape
 from ar_sync.cli.app import console, err_console
 from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.company import preview_summary, rules_line
+from ar_sync.delivery.settings import mail_setup
 from ar_sync.rules.policy import PolicyError
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.company_rules import read_rules_source
@@ -47,7 +48,7 @@ def print_first_run(store: SQLiteStore, connections: list[Connection],
                     settings: PlatformSettings) -> None:
     """A dry run of each company now: what its first live run would do (nothing written)."""
     for c in connections:
-        report = run_tenant(store, c.id, settings=settings, dry_run=True)
+        report = run_tenant(store, c.id, settings=settings, dry_run=True, mail=mail_setup())
         if report.errors:
             err_console.print(f"[yellow]could not preview {escape(c.id)}:[/] "
                               f"{escape('; '.join(report.errors))}", highlight=False)

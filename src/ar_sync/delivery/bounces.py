@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ar_sync.delivery.transports import tag_text
 from ar_sync.domain.contacts import Contact, valid_address
+from ar_sync.messages.mime import tag_text
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +81,3 @@ def sns_notifications(event: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
             yield body
 
 
-def lambda_handler(event: dict[str, Any], context: object) -> dict[str, int]:
-    """SNS -> Lambda entry point: `ar_sync.delivery.bounces.lambda_handler`."""
-    from ar_sync.aws.config import store
-
-    book = store()
-    changed = 0
-    for notice in sns_notifications(event):
-        what = apply_notification(book, notice)
-        if what:
-            changed += 1
-            log.info("contact updated from SES: %s", what)
-    return {"changed": changed}

@@ -23,18 +23,14 @@ from typing import Any
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from ar_sync.messages.sending import WebhookRefusedError, WebhookRetryableError
+
 SIGNATURE_HEADER = "X-AR-Sync-Signature"
 DELIVERY_HEADER = "X-AR-Sync-Delivery"
 EVENT_HEADER = "X-AR-Sync-Event"
 TOLERANCE_SECONDS = 300
 
 
-class WebhookRetryableError(Exception):
-    """The receiver failed in a way worth retrying (5xx, 408, 429, no connection)."""
-
-
-class WebhookRefusedError(Exception):
-    """The receiver answered with a client error (wrong URL, bad secret): not retried now."""
 
 
 def signature(secret: str, body: bytes, timestamp: int) -> str:

@@ -14,34 +14,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 from ar_sync.delivery.notify import WebhookSender
-from ar_sync.delivery.transports import (
-    FolderMailer,
-    Mailer,
-    Security,
-    Sender,
-    SesMailer,
-    SmtpMailer,
-    SmtpSettings,
-)
+from ar_sync.delivery.transports import FolderMailer, Security, SesMailer, SmtpMailer, SmtpSettings
 from ar_sync.domain.errors import SettingsError
-
-
-@dataclass
-class MailSetup:
-    """Everything the run needs to send: who from, how, and the webhook signer."""
-
-    sender: Sender | None = None
-    mailer: Mailer | None = None
-    webhooks: WebhookSender | None = None
-
-    @property
-    def can_send(self) -> bool:
-        return self.sender is not None and self.mailer is not None
+from ar_sync.messages.mime import Sender
+from ar_sync.messages.sending import MailSetup
 
 
 def _password(env: Mapping[str, str]) -> str | None:

@@ -1,120 +1,22 @@
-"""Sending one e-mail: MIME building (pure) and the transports (SMTP, Amazon SES, a folder).
+"""The transports that hand a finished message to a mail server: SMTP, Amazon SES, a folder.
 
-A send has three outcomes, and the difference matters for exactly-once:
-SENT (the server accepted it), UNSENT (we know it was not accepted: refused connection,
-rejected sender/recipient/content — safe to try again) and UNKNOWN (the connection dropped or
-timed out while the message was being handed over: it may have been accepted). Neither SMTP
-nor SES can be asked afterwards whether a message went out, so UNKNOWN is final: the caller
-records it as ambiguous and never sends it again automatically. For the same reason SES is
-called with botocore's own retries switched off.
+Each implements messages.mime.Mailer and says SENT, UNSENT or UNKNOWN (see messages/mime.py
+for why the difference matters). Neither SMTP nor SES can be asked afterwards whether a
+message went out, so SES is called with botocore's own retries switched off.
 """
 
 from __future__ import annotations
 
-import base64
-import re
 import smtplib
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses
-from enum import StrEnum
+from email.utils import getaddresses
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from ar_sync.domain.models import CustomerMessage
-
-
-class Outcome(StrEnum):
-    SENT = "sent"
-    UNSENT = "unsent"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class SendResult:
-    outcome: Outcome
-    ref: str | None = None  # the provider's id (SES MessageId) or our Message-ID
-    detail: str = ""
-    permanent: bool = False  # UNSENT and will not go better by retrying (bad address)
-
-
-_TAG_SAFE = re.compile(r"^[A-Za-z0-9_.@-]{1,200}$")
-
-
-def tag_value(value: str) -> str:
-    """An SES message-tag value (only [A-Za-z0-9_.@-]); others are base32-encoded, reversibly,
-    so a bounce notification leads back to the tenant and customer."""
-    if _TAG_SAFE.match(value) and not value.startswith("b32-"):
-        return value
-    return "b32-" + base64.b32encode(value.encode()).decode().rstrip("=")
-
-
-def tag_text(value: str) -> str:
-    """The inverse of tag_value."""
-    if not value.startswith("b32-"):
-        return value
-    data = value[4:]
-    return base64.b32decode(data + "=" * (-len(data) % 8)).decode()
-
-
-def wire_bytes(message: EmailMessage) -> bytes:
-    """The message with CRLF line ends, as SMTP and SES expect (smtplib sends bytes as is)."""
-    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-
-
-class Mailer(Protocol):
-    """A way to hand a finished message to a mail server."""
-
-    def send(self, message: EmailMessage, *, tags: Mapping[str, str]) -> SendResult: ...
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who messages come from: the business's configured address, replies to the business."""
-
-    from_address: str  # 'Acme Ltd <accounts@acme.example>'
-    reply_to: str | None = None
-
-    @property
-    def domain(self) -> str:
-        addr = getaddresses([self.from_address])[0][1]
-        return addr.rpartition("@")[2]
-
-
-def build_mime(message: CustomerMessage, *, sender: Sender, now: datetime,
-               attachments: Sequence[tuple[str, bytes]] = ()) -> EmailMessage:
-    """The MIME message: text and HTML alternatives, optional PDFs. Pure."""
-    mime = EmailMessage()
-    mime["From"] = sender.from_address
-    mime["To"] = message.to
-    if sender.reply_to:
-        mime["Reply-To"] = sender.reply_to
-    mime["Subject"] = message.subject
-    mime["Date"] = format_datetime(now)
-    mime["Message-ID"] = message.message_id
-    mime.set_content(message.text)
-    mime.add_alternative(message.html, subtype="html")
-    for filename, data in attachments:
-        mime.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
-    return mime
-
-
-def notice_mime(*, to: str, subject: str, text: str, message_id: str, sender: Sender,
-                now: datetime) -> EmailMessage:
-    """A plain internal notice (escalations): to a person at the business, not the customer."""
-    mime = EmailMessage()
-    mime["From"] = sender.from_address
-    mime["To"] = to
-    mime["Subject"] = " ".join(subject.split())
-    mime["Date"] = format_datetime(now)
-    mime["Message-ID"] = message_id
-    mime["Auto-Submitted"] = "auto-generated"
-    mime.set_content(text)
-    return mime
-
+from ar_sync.messages.mime import Outcome, SendResult, wire_bytes
 
 # ----------------------------------------------------------------------------- SMTP
 

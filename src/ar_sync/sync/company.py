@@ -21,7 +21,7 @@ from ar_sync.domain.models import (
 )
 from ar_sync.domain.pauses import Pause
 from ar_sync.domain.payment_plans import PaymentPlan
-from ar_sync.planner.due import may_act, with_summary
+from ar_sync.planner.can_act import may_act, with_summary
 from ar_sync.planner.plan import plan_run
 from ar_sync.rules.policy import Policy
 from ar_sync.sync.company_rules import choose_rules
@@ -88,7 +88,7 @@ def plan_due(store: Store, connector: Connector | None, invoices: list[Invoice],
              go_live: date | None, pauses: Sequence[Pause] | None = None) -> DuePlan:
     """plan_tenant() reading ledger rows only for the invoices that can be due today when
     the store keeps a summary of each invoice's finished rows (`finished_rows`, DynamoDB:
-    engine_due.may_act judges from it), else for every invoice given. `pauses`: the
+    can_act.may_act judges from it), else for every invoice given. `pauses`: the
     tenant's, when the caller read them already."""
     if pauses is None:
         pauses = planner_pauses(store.list_pauses(tenant))

@@ -23,9 +23,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from ar_sync.delivery.notify import WebhookRefusedError, WebhookRetryableError
-from ar_sync.delivery.settings import MailSetup
-from ar_sync.delivery.transports import Outcome, build_mime, notice_mime, tag_value
 from ar_sync.domain.models import (
     CustomerMessage,
     EmailReminder,
@@ -33,6 +30,8 @@ from ar_sync.domain.models import (
     EscalationNotice,
     LedgerEntry,
 )
+from ar_sync.messages.mime import Outcome, build_mime, notice_mime, tag_value
+from ar_sync.messages.sending import MailSetup, WebhookRefusedError, WebhookRetryableError
 from ar_sync.sync.ledger import ClaimOutcome
 from ar_sync.sync.store import Store
 

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Literal
 
-from ar_sync.delivery.settings import MailSetup
 from ar_sync.domain.errors import ConnectorError
 from ar_sync.domain.models import Action, CustomerMessage, EmailReminder, EscalationNotice, Invoice
 from ar_sync.messages.compose import Wording
 from ar_sync.messages.grouping import MailRules, MessagePlan, plan_messages
+from ar_sync.messages.sending import MailSetup
 from ar_sync.rules.policy import Policy
 from ar_sync.sync.connector import Connector
 from ar_sync.sync.deliver import (

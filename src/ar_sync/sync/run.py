@@ -15,7 +15,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from ar_sync.delivery.settings import MailSetup, mail_setup
 from ar_sync.domain.errors import (
     BudgetExhaustedError,
     ConnectorError,
@@ -23,7 +22,6 @@ from ar_sync.domain.errors import (
     PlatformValidationError,
     QuotaReachedError,
     ReauthorizationRequiredError,
-    SettingsError,
     TransientError,
 )
 from ar_sync.domain.models import (
@@ -39,6 +37,7 @@ from ar_sync.domain.models import (
     SkipStage,
     WaiveFee,
 )
+from ar_sync.messages.sending import MailSetup
 from ar_sync.planner.invoice_checks import plannable
 from ar_sync.rules.policy import Policy
 from ar_sync.sync.batch import DELETED, Step, batchable, execute_batch, schedule
@@ -133,12 +132,7 @@ def run_tenant(
     setup.annotate(report)
     policy = setup.policy
     dry_run = report.dry_run = dry_run or setup.preview  # preview writes nothing
-    if mail is None:
-        try:
-            mail = mail_setup()
-        except SettingsError as exc:
-            report.errors.append(f"e-mail settings: {exc}")
-            mail = MailSetup()
+    mail = mail or MailSetup()  # nothing configured: nothing sent (reported as deferred)
 
     lock_name = f"tenant:{connection_id}"
     use_lock = use_lock and not dry_run
@@ -241,7 +235,7 @@ def _run(
 
     # plan_run (the planning path `plan` and `rules explain` share, risk included) over the
     # invoices that can be due today: those the quiet index did not leave out, narrowed by a
-    # store's summary of finished rows where it keeps one (DynamoDB, engine_due)
+    # store's summary of finished rows where it keeps one (DynamoDB, planner.can_act)
     due = plan_due(store, connector, invoices, policy, today, tenant=tenant, plans=plans,
                    go_live=connection.live_from(), pauses=quiet.pauses)
     quiet.remember(store, tenant, due.planned, due.history, due.actions)

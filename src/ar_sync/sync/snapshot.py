@@ -1,4 +1,4 @@
-"""The run's use of the quiet index (engine_quiet, Store.active_invoices / save_quiet).
+"""The run's use of the quiet index (planner.can_act, Store.active_invoices / save_quiet).
 
 A run reads only the open invoices not marked quiet for today under the current rules stamp,
 reads their ledger rows only, plans them, and marks every one the plan has nothing for with

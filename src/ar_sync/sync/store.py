@@ -103,7 +103,7 @@ class Store(TrustStore, Ledger, Protocol):
     def open_invoices(self, connection_id: str) -> list[Invoice]: ...
 
     # The quiet index: per open invoice, "nothing can be planned for it on the days
-    # [since, until) under the rules `stamp`" (engine_quiet computes it). A changed body
+    # [since, until) under the rules `stamp`" (planner.can_act computes it). A changed body
     # (save_invoices) or any ledger write for the invoice clears its mark, so a run only
     # reads and plans the invoices that can have an action today.
     def active_invoices(self, connection_id: str, *, on: date, stamp: str) -> Snapshot:

@@ -25,7 +25,7 @@ from ar_sync.domain.models import (
     LedgerEntry,
     WaiveFee,
 )
-from ar_sync.planner.due import Finished, finished_of
+from ar_sync.planner.can_act import Finished, finished_of
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

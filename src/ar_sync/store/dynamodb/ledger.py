@@ -12,7 +12,7 @@
   summary never ages while the invoice is open, so it is the long-term record of what was
   done — the only one for e-mails, which leave no marker on the platform — and it is what a
   run plans from: `open_invoices` reads it with the snapshot (no extra call), `finished_rows`
-  hands it to engine_due.may_act, and `history` is read only for the invoices that can be due.
+  hands it to can_act.may_act, and `history` is read only for the invoices that can be due.
   The row is written first, the summary second: a crash in between leaves a summary that
   misses a row; the invoice then looks due, its rows are read, and `history` (or a claim that
   finds the row finished) mends the summary — long before the row ages out.
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ar_sync.domain.models import TERMINAL_STATES, Action, EntryState, LedgerEntry
-from ar_sync.planner.due import Finished
+from ar_sync.planner.can_act import Finished
 from ar_sync.store.dynamodb.codec import (
     ACTION,
     SUMMARY,

@@ -345,7 +345,7 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
     def active_invoices(self, connection_id: str, *, on: date, stamp: str) -> Snapshot:
         """Every open invoice: DynamoDB keeps no quiet marks (each would be a write per invoice
         per run); its per-invoice summaries (finished_rows, read with the snapshot) let a run
-        read ledger rows only for the invoices engine_due.may_act names instead."""
+        read ledger rows only for the invoices can_act.may_act names instead."""
         return Snapshot(self.open_invoices(connection_id))
 
     def save_quiet(self, connection_id: str, until: Mapping[str, date], *, since: date,

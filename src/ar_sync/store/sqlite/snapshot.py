@@ -2,7 +2,7 @@
 
 Each snapshot row carries a version (`gen`) and, once a run found nothing to plan for it, a
 quiet mark: no action can be due on the days [quiet_since, quiet_until) under the rules
-`quiet_stamp` (engine_quiet). Triggers on the ledger bump the version and clear the mark of an
+`quiet_stamp` (planner.can_act). Triggers on the ledger bump the version and clear the mark of an
 invoice whenever one of its ledger rows is inserted, updated or deleted, whoever writes it; a
 new body does the same. So a no-change run reads, and plans, only the invoices that can have
 something to do today, and the index can never outlive what it was computed from.
