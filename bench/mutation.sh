@@ -26,7 +26,7 @@ S=$'\u01c1'  # mutmut's separator in method names: module.xǁClassǁmethod
 # (MUTANTS="glob …" runs only those, e.g. MUTANTS='ar_sync_xero.*' bash bench/mutation.sh 10)
 first=(
   "ar_sync.store.sqlite.store.x${S}SQLiteStore${S}"{claim,_finish,complete,fail,record_skip,record_skips,unfinished,action_payload,acquire_lock,release_lock}"__mutmut_*"
-  "ar_sync.sync.run.x__claim_and_write__mutmut_*"
+  "ar_sync.sync.execute.x__claim_and_write__mutmut_*"
   "ar_sync.sync.retry.x_write_reconciled__mutmut_*"
   "ar_sync.domain.models.x_action_key__mutmut_*"
   "ar_sync.sync.connector.x_key_marker__mutmut_*"
@@ -34,7 +34,9 @@ first=(
   "ar_sync_quickbooks.mapping.x_"{has_marker,find_line_with_marker,fee_description,note_text,fee_invoice_note}"__mutmut_*"
   "ar_sync_xero.connector.x${S}XeroConnector${S}"{find_effect,_reconciled}"__mutmut_*"
 )
-rest=("ar_sync.sync.run.x_"{_execute,_write,run_tenant,_run}"__mutmut_*")
+rest=("ar_sync.sync.execute.x_"{execute_action,write_claimed,_write}"__mutmut_*"
+      "ar_sync.sync.run.x_"{run_tenant,_run,_stopped_early}"__mutmut_*"
+      "ar_sync.sync.phases.x_"{fetch,snapshot,plan,execute,checkpoint,_queue,_one_step,_batch}"__mutmut_*")
 core=("${first[@]}" "${rest[@]}")
 if [ -n "${MUTANTS:-}" ]; then read -r -a first <<< "$MUTANTS"; rest=(); core=("${first[@]}"); fi
 # small fault suites: a mutant runs only the tests that execute its code, stopping at the first
