@@ -10,18 +10,16 @@ build where the schema marker was never replaced fails.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from ar_sync.rules.policy import policy_json_schema
+from ar_sync.rules.templates import PLACEHOLDERS
+
 SCHEMA_MARKER = "<!-- rules-schema -->"
 PLACEHOLDER_MARKER = "<!-- rules-placeholders -->"
-
-# Where the schema and the placeholders live: the new tree first, then the old one.
-POLICY_MODULES = ("ar_sync.rules.policy", "ar_sync.policy")
-TEMPLATE_MODULES = ("ar_sync.rules.templates", "ar_sync.templates")
 
 _replaced: set[str] = set()
 
@@ -30,28 +28,14 @@ Schema = dict[str, Any]
 
 # --- loading -----------------------------------------------------------------------------
 
-def _attribute(modules: tuple[str, ...], name: str) -> Any:
-    """`name` from the first of `modules` that exists (a module that exists but fails to
-    import raises: that is a real error, not a moved module)."""
-    for module_name in modules:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name) and exc.name != "ar_sync":
-                continue  # this path does not exist in this tree: try the next one
-            raise
-        return getattr(module, name)
-    raise ModuleNotFoundError(f"none of {', '.join(modules)} defines {name}")
-
-
 def load_schema() -> Schema:
     """The rules JSON Schema, from the code."""
-    schema: Schema = _attribute(POLICY_MODULES, "policy_json_schema")()
+    schema: Schema = policy_json_schema()
     return schema
 
 
 def load_placeholders() -> dict[str, str]:
-    placeholders: dict[str, str] = _attribute(TEMPLATE_MODULES, "PLACEHOLDERS")
+    placeholders: dict[str, str] = dict(PLACEHOLDERS)
     return placeholders
 
 
