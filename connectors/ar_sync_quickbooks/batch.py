@@ -43,7 +43,6 @@ from ar_sync.domain.errors import (
 )
 from ar_sync.domain.models import (
     Action,
-    ActionKind,
     AddNote,
     ApplyLateFee,
     Escalate,
@@ -51,15 +50,19 @@ from ar_sync.domain.models import (
     Invoice,
 )
 from ar_sync.sync.connector import BatchItemResult, BatchWrite
+from ar_sync_quickbooks import effects
 from ar_sync_quickbooks.client import map_sdk_error
 from ar_sync_quickbooks.fees import FeeTax, discounted
 from ar_sync_quickbooks.mapping import dumps, find_line_with_marker
+from ar_sync_quickbooks.session import QuickBooksSession
 from ar_sync_quickbooks.writes import (
     FALLBACK_SUFFIX,
     NOT_FOUND,
-    QuickBooksWrites,
+    fee_inputs,
+    fee_invoice_body,
     fee_invoice_written,
     fee_line_update,
+    fee_line_written,
     note_body,
     note_written,
 )
@@ -107,164 +110,160 @@ def fault_error(fault: dict[str, Any]) -> ConnectorError:
     return map_sdk_error(QuickbooksException(first.Message, first.code, first.Detail))
 
 
-class QuickBooksBatch(QuickBooksWrites):
-    """Mixin of QuickBooksConnector: BatchWriter over `/batch`."""
+def can_batch(action: Action) -> bool:
+    """Notes, escalations (Attachable notes) and late fees; not e-mails (`invoice/send`
+    has no batch form) nor waivers (a credit memo and its payment: two dependent writes)."""
+    return isinstance(action, AddNote | Escalate | ApplyLateFee)
 
-    max_batch = MAX_BATCH
-    sleep: Callable[[float], None]
-    max_wait: float
 
-    def _url(self, tail: str) -> str:
-        raise NotImplementedError
+def write_batch(session: QuickBooksSession, writes: Sequence[BatchWrite], *,
+                max_batch: int = MAX_BATCH) -> list[BatchItemResult]:
+    """The writes in /batch calls of at most `max_batch` operations, each answered alone."""
+    results: dict[str, BatchItemResult] = {}
+    for start in range(0, len(writes), max_batch):
+        chunk = writes[start: start + max_batch]
+        ops: list[_Op] = []
+        for write in chunk:
+            key = write.action.key
+            try:
+                op = _operation(session, write)
+            except (RateLimitedError, ReauthorizationRequiredError):
+                raise
+            except ConnectorError as exc:
+                results[key] = BatchItemResult(key, error=exc)
+                continue
+            if isinstance(op, str):  # already on the invoice (a fee line with the key)
+                results[key] = BatchItemResult(key, ref=op)
+            else:
+                ops.append(op)
+        if ops:  # the id names the writes asked for, whichever needed no call
+            request_id = batch_request_id([(w.action.key, w.invoice.version)
+                                           for w in chunk])
+            results.update(_send_batch(session, ops, request_id))
+    return [results[w.action.key] for w in writes]
 
-    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
-        raise NotImplementedError
 
-    def forget(self, invoice_id: str) -> None:
-        raise NotImplementedError
+# ---------------------------------------------------------------------- operations
 
-    def can_batch(self, action: Action) -> bool:
-        """Notes, escalations (Attachable notes) and late fees; not e-mails (`invoice/send`
-        has no batch form) nor waivers (a credit memo and its payment: two dependent writes)."""
-        return isinstance(action, AddNote | Escalate | ApplyLateFee)
+def _operation(session: QuickBooksSession, write: BatchWrite) -> _Op | str:
+    action, invoice = write.action, write.invoice
+    if isinstance(action, AddNote | Escalate):
+        body = note_body(invoice, action.text, action.key)
+        return _Op(write, action.key, "Attachable", "create", _loads(body),
+                   lambda created: note_written(created))
+    if not isinstance(action, ApplyLateFee):
+        raise PlatformValidationError(f"{action.kind} has no QuickBooks batch form")
+    amount, item, charge = fee_inputs(session, invoice, action.amount, action.tax)
 
-    def write_batch(self, writes: Sequence[BatchWrite]) -> list[BatchItemResult]:
-        results: dict[str, BatchItemResult] = {}
-        for start in range(0, len(writes), self.max_batch):
-            chunk = writes[start: start + self.max_batch]
-            ops: list[_Op] = []
-            for write in chunk:
-                key = write.action.key
-                try:
-                    op = self._operation(write)
-                except (RateLimitedError, ReauthorizationRequiredError):
-                    raise
-                except ConnectorError as exc:
-                    results[key] = BatchItemResult(key, error=exc)
-                    continue
-                if isinstance(op, str):  # already on the invoice (a fee line with the key)
-                    results[key] = BatchItemResult(key, ref=op)
+    def fee_invoice(bid: str) -> _Op:
+        body = fee_invoice_body(session, invoice, amount, action.label, action.key, item,
+                                charge)
+        return _Op(write, bid, "Invoice", "create", body, lambda created:
+                   fee_invoice_written(created, amount, charge, invoice.currency))
+
+    if action.mode == FeeMode.INVOICE:
+        return fee_invoice(action.key)
+    raw = session.raw.get(invoice.id)
+    if raw is None or str(raw.get("SyncToken")) != str(invoice.version):
+        raw = session.read_raw(invoice.id)
+    if raw is None:
+        raise NotApplicableError(f"invoice {invoice.number} no longer exists")
+    present = find_line_with_marker(raw, action.key)
+    if present is not None:
+        return present
+    if discounted(raw):  # as the single path: the discount would shift other amounts
+        return fee_invoice(action.key + FALLBACK_SUFFIX)
+    return _Op(write, action.key, "Invoice", "update",
+               fee_line_update(raw, amount, action.label, action.key, item, charge),
+               _fee_line_check(session, invoice, raw, amount, action.key, charge),
+               fallback=lambda: fee_invoice(action.key + FALLBACK_SUFFIX))
+
+
+def _fee_line_check(session: QuickBooksSession, invoice: Invoice, before: dict[str, Any],
+                    amount: Decimal, key: str,
+                    charge: FeeTax) -> Callable[[dict[str, Any]], str]:
+    return lambda updated: fee_line_written(session, invoice, before, updated, amount, key,
+                                            charge)
+
+
+# ---------------------------------------------------------------------- the call
+
+def _send_batch(session: QuickBooksSession, ops: list[_Op],
+                request_id: str) -> dict[str, BatchItemResult]:
+    """One /batch call for `ops` (≤ max_batch); after an ambiguous failure, each write is
+    looked for by its key and only the missing ones go again, under the same id."""
+    results: dict[str, BatchItemResult] = {}
+    pending = ops
+    for attempt in range(1, RECONCILE_ATTEMPTS + 1):
+        try:
+            answer = _post(session, pending, request_id)
+        except RateLimitedError:
+            raise  # refused before anything was applied; the caller retries later
+        except TransientError as exc:
+            missing: list[_Op] = []
+            for op in pending:
+                found = effects.find_effect(session, op.write.invoice, op.write.action.kind,
+                                            op.key)
+                if found is not None:
+                    results[op.key] = BatchItemResult(op.key, ref=found)
+                elif attempt == RECONCILE_ATTEMPTS:
+                    results[op.key] = BatchItemResult(op.key, error=exc)
                 else:
-                    ops.append(op)
-            if ops:  # the id names the writes asked for, whichever needed no call
-                request_id = batch_request_id([(w.action.key, w.invoice.version)
-                                               for w in chunk])
-                results.update(self._send_batch(ops, request_id))
-        return [results[w.action.key] for w in writes]
-
-    # ------------------------------------------------------------------ operations
-
-    def _operation(self, write: BatchWrite) -> _Op | str:
-        action, invoice = write.action, write.invoice
-        if isinstance(action, AddNote | Escalate):
-            body = note_body(invoice, action.text, action.key)
-            return _Op(write, action.key, "Attachable", "create", _loads(body),
-                       lambda created: note_written(created))
-        if not isinstance(action, ApplyLateFee):
-            raise PlatformValidationError(f"{action.kind} has no QuickBooks batch form")
-        amount, item, charge = self.fee_inputs(invoice, action.amount, action.tax)
-
-        def fee_invoice(bid: str) -> _Op:
-            body = self.fee_invoice_body(invoice, amount, action.label, action.key, item,
-                                         charge)
-            return _Op(write, bid, "Invoice", "create", body, lambda created:
-                       fee_invoice_written(created, amount, charge, invoice.currency))
-
-        if action.mode == FeeMode.INVOICE:
-            return fee_invoice(action.key)
-        raw = self._raw.get(invoice.id)
-        if raw is None or str(raw.get("SyncToken")) != str(invoice.version):
-            raw = self._read_raw(invoice.id)
-        if raw is None:
-            raise NotApplicableError(f"invoice {invoice.number} no longer exists")
-        present = find_line_with_marker(raw, action.key)
-        if present is not None:
-            return present
-        if discounted(raw):  # as the single path: the discount would shift other amounts
-            return fee_invoice(action.key + FALLBACK_SUFFIX)
-        return _Op(write, action.key, "Invoice", "update",
-                   fee_line_update(raw, amount, action.label, action.key, item, charge),
-                   self._fee_line_check(invoice, raw, amount, action.key, charge),
-                   fallback=lambda: fee_invoice(action.key + FALLBACK_SUFFIX))
-
-    def _fee_line_check(self, invoice: Invoice, before: dict[str, Any], amount: Decimal,
-                        key: str, charge: FeeTax) -> Callable[[dict[str, Any]], str]:
-        return lambda updated: self.fee_line_written(invoice, before, updated, amount, key,
-                                                     charge)
-
-    # ------------------------------------------------------------------ the call
-
-    def _send_batch(self, ops: list[_Op], request_id: str) -> dict[str, BatchItemResult]:
-        """One /batch call for `ops` (≤ max_batch); after an ambiguous failure, each write is
-        looked for by its key and only the missing ones go again, under the same id."""
-        results: dict[str, BatchItemResult] = {}
-        pending = ops
-        for attempt in range(1, RECONCILE_ATTEMPTS + 1):
-            try:
-                answer = self._post(pending, request_id)
-            except RateLimitedError:
-                raise  # refused before anything was applied; the caller retries later
-            except TransientError as exc:
-                missing: list[_Op] = []
-                for op in pending:
-                    found = self.find_effect(op.write.invoice, op.write.action.kind, op.key)
-                    if found is not None:
-                        results[op.key] = BatchItemResult(op.key, ref=found)
-                    elif attempt == RECONCILE_ATTEMPTS:
-                        results[op.key] = BatchItemResult(op.key, error=exc)
-                    else:
-                        missing.append(op)
-                if not missing:
-                    return results
-                log.info("quickbooks batch: answer lost, %d of %d writes not there; sending "
-                         "them again (attempt %d)", len(missing), len(pending), attempt)
-                self.sleep(random.uniform(0, min(self.max_wait, 0.25 * 2 ** attempt)))
-                pending = missing
-                continue
-            results.update(self._answers(pending, answer))
-            return results
-        return results  # pragma: no cover - the loop returns
-
-    def _post(self, ops: list[_Op], request_id: str) -> dict[str, Any]:
-        body = dumps({"BatchItemRequest": [{"bId": op.bid, "operation": op.operation,
-                                            op.entity: op.body} for op in ops]})
-        answer: dict[str, Any] = self._run(
-            lambda: self.client.post(self._url("batch"), body, request_id=request_id),
-            "batch write", write=True)
-        return answer
-
-    def _answers(self, ops: list[_Op], answer: dict[str, Any]) -> dict[str, BatchItemResult]:
-        by_bid = {str(item.get("bId")): item for item in answer.get("BatchItemResponse") or []}
-        results: dict[str, BatchItemResult] = {}
-        fallbacks: list[_Op] = []
-        for op in ops:
-            item = by_bid.get(op.bid)
-            if item is None:  # unanswered: it may or may not have happened
-                results[op.key] = BatchItemResult(op.key, error=TransientError(
-                    f"QuickBooks gave no answer for batch operation {op.bid}"))
-                continue
-            if "Fault" in item:
-                error = fault_error(item["Fault"])
-                self.forget(op.write.invoice.id)  # whatever we hold of it may be stale
-                if error.platform_code == NOT_FOUND:
-                    error = NotApplicableError(
-                        f"invoice {op.write.invoice.number} was deleted",
-                        platform_code=NOT_FOUND)
-                elif (op.fallback is not None and isinstance(error, PlatformValidationError)):
-                    # the line edit is refused (a business rule): the fee goes on its own
-                    # invoice under `<key>-i`, never the refused request's id
-                    fallbacks.append(op.fallback())
-                    continue
-                results[op.key] = BatchItemResult(op.key, error=error)
-                continue
-            try:
-                results[op.key] = BatchItemResult(op.key, ref=op.done(item[op.entity]))
-            except ConnectorError as exc:  # WriteVerificationError: it happened, look at it
-                results[op.key] = BatchItemResult(op.key, error=exc)
-        if fallbacks:  # a request of its own: bIds `<key>-i`, never a refused request's id
-            results.update(self._send_batch(fallbacks, batch_request_id(
-                [(op.bid, op.write.invoice.version) for op in fallbacks])))
+                    missing.append(op)
+            if not missing:
+                return results
+            log.info("quickbooks batch: answer lost, %d of %d writes not there; sending "
+                     "them again (attempt %d)", len(missing), len(pending), attempt)
+            session.sleep(random.uniform(0, min(session.max_wait, 0.25 * 2 ** attempt)))
+            pending = missing
+            continue
+        results.update(_answers(session, pending, answer))
         return results
+    return results  # pragma: no cover - the loop returns
+
+
+def _post(session: QuickBooksSession, ops: list[_Op], request_id: str) -> dict[str, Any]:
+    body = dumps({"BatchItemRequest": [{"bId": op.bid, "operation": op.operation,
+                                        op.entity: op.body} for op in ops]})
+    answer: dict[str, Any] = session.run(
+        lambda: session.client.post(session.url("batch"), body, request_id=request_id),
+        "batch write", write=True)
+    return answer
+
+
+def _answers(session: QuickBooksSession, ops: list[_Op],
+             answer: dict[str, Any]) -> dict[str, BatchItemResult]:
+    by_bid = {str(item.get("bId")): item for item in answer.get("BatchItemResponse") or []}
+    results: dict[str, BatchItemResult] = {}
+    fallbacks: list[_Op] = []
+    for op in ops:
+        item = by_bid.get(op.bid)
+        if item is None:  # unanswered: it may or may not have happened
+            results[op.key] = BatchItemResult(op.key, error=TransientError(
+                f"QuickBooks gave no answer for batch operation {op.bid}"))
+            continue
+        if "Fault" in item:
+            error = fault_error(item["Fault"])
+            session.forget(op.write.invoice.id)  # whatever we hold of it may be stale
+            if error.platform_code == NOT_FOUND:
+                error = NotApplicableError(
+                    f"invoice {op.write.invoice.number} was deleted",
+                    platform_code=NOT_FOUND)
+            elif (op.fallback is not None and isinstance(error, PlatformValidationError)):
+                # the line edit is refused (a business rule): the fee goes on its own
+                # invoice under `<key>-i`, never the refused request's id
+                fallbacks.append(op.fallback())
+                continue
+            results[op.key] = BatchItemResult(op.key, error=error)
+            continue
+        try:
+            results[op.key] = BatchItemResult(op.key, ref=op.done(item[op.entity]))
+        except ConnectorError as exc:  # WriteVerificationError: it happened, look at it
+            results[op.key] = BatchItemResult(op.key, error=exc)
+    if fallbacks:  # a request of its own: bIds `<key>-i`, never a refused request's id
+        results.update(_send_batch(session, fallbacks, batch_request_id(
+            [(op.bid, op.write.invoice.version) for op in fallbacks])))
+    return results
 
 
 def _loads(text: str) -> dict[str, Any]:

@@ -12,34 +12,23 @@ session. The Xero connector does the same with its online invoice URL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from quickbooks.objects.invoice import Invoice as QBInvoice
 
 from ar_sync.domain.errors import PlatformValidationError
-from ar_sync_quickbooks.client import QuickBooksClient
+from ar_sync_quickbooks.session import QuickBooksSession
 
 
-class QuickBooksLinks:
-    """Mixin of QuickBooksConnector: `payment_link(invoice_id)`."""
-
-    client: QuickBooksClient
-
-    def _run(self, fn: Callable[[], Any], what: str, *, write: bool = False) -> Any:
-        raise NotImplementedError
-
-    def payment_link(self, invoice_id: str) -> str | None:
-        """The invoice's InvoiceLink (None: QuickBooks gives none, or no longer has the
-        invoice)."""
-        links: dict[str, str | None] = self.__dict__.setdefault("_payment_links", {})
-        if invoice_id not in links:
-            try:
-                got: QBInvoice = self._run(lambda: QBInvoice.get(
-                    invoice_id, qb=self.client, params={"include": "invoiceLink"}),
-                    "read invoice link")
-            except PlatformValidationError:
-                return None
-            link = str(got.InvoiceLink or "")
-            links[invoice_id] = link if link.startswith(("https://", "http://")) else None
-        return links[invoice_id]
+def payment_link(session: QuickBooksSession, invoice_id: str) -> str | None:
+    """The invoice's InvoiceLink (None: QuickBooks gives none, or no longer has the
+    invoice)."""
+    links = session.payment_links
+    if invoice_id not in links:
+        try:
+            got: QBInvoice = session.run(lambda: QBInvoice.get(
+                invoice_id, qb=session.client, params={"include": "invoiceLink"}),
+                "read invoice link")
+        except PlatformValidationError:
+            return None
+        link = str(got.InvoiceLink or "")
+        links[invoice_id] = link if link.startswith(("https://", "http://")) else None
+    return links[invoice_id]

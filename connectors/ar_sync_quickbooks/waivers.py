@@ -14,16 +14,14 @@ marker; a memo with credit left is applied on the next attempt instead of creati
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ar_sync.domain.models import Invoice, Money
 from ar_sync.domain.money import round_money, to_decimal
 from ar_sync.domain.references import key_marker
 from ar_sync.sync.connector import waiver_amount
 from ar_sync_quickbooks.mapping import dumps, fee_line, has_marker
-
-if TYPE_CHECKING:
-    from ar_sync_quickbooks.connector import QuickBooksConnector
+from ar_sync_quickbooks.session import PAGE, QuickBooksSession, quote, select
 
 
 def waiver_text(label: str, number: str) -> str:
@@ -31,12 +29,12 @@ def waiver_text(label: str, number: str) -> str:
     return f"Late fee waived: {label} (invoice {number})"
 
 
-def waive_fee(conn: QuickBooksConnector, invoice: Invoice, amount: Money, label: str,
+def waive_fee(session: QuickBooksSession, invoice: Invoice, amount: Money, label: str,
               key: str) -> str:
-    memo = conn.waiver_memos.pop(key, None)
+    memo = session.waiver_memos.pop(key, None)
     if memo is None:
         value = waiver_amount(invoice, amount)
-        item_id, item_name = conn.fee_item()
+        item_id, item_name = session.fee_item()
         body = {"CustomerRef": {"value": invoice.customer_id},
                 "CurrencyRef": {"value": invoice.currency},
                 "Line": [fee_line(value, waiver_text(label, invoice.number), item_id,
@@ -44,15 +42,16 @@ def waive_fee(conn: QuickBooksConnector, invoice: Invoice, amount: Money, label:
                 "PrivateNote": f"ar-sync waiver of {label} on invoice {invoice.number} "
                                f"{key_marker(key)}"}
         text = dumps(body)
-        answer: dict[str, Any] = conn._run(
-            lambda: conn.client.create_object("CreditMemo", text, request_id=key),
+        answer: dict[str, Any] = session.run(
+            lambda: session.client.create_object("CreditMemo", text, request_id=key),
             "create credit memo", write=True)
         memo = answer["CreditMemo"]
-    _apply(conn, invoice, memo, key)
+    _apply(session, invoice, memo, key)
     return f"CreditMemo:{memo['Id']}"
 
 
-def _apply(conn: QuickBooksConnector, invoice: Invoice, memo: dict[str, Any], key: str) -> None:
+def _apply(session: QuickBooksSession, invoice: Invoice, memo: dict[str, Any],
+           key: str) -> None:
     left = to_decimal(memo.get("RemainingCredit", memo.get("Balance", 0)))
     value = round_money(min(left, invoice.balance), invoice.currency)
     if value <= 0:
@@ -65,26 +64,24 @@ def _apply(conn: QuickBooksConnector, invoice: Invoice, memo: dict[str, Any], ke
             "PrivateNote": f"applies credit memo {memo.get('DocNumber', memo['Id'])} "
                            f"{key_marker(key)}"}
     text = dumps(body)
-    conn._run(lambda: conn.client.create_object("Payment", text, request_id=f"{key}-p"),
-              "apply credit memo", write=True)
-    conn.forget(invoice.id)  # its balance and SyncToken moved
+    session.run(lambda: session.client.create_object("Payment", text, request_id=f"{key}-p"),
+                "apply credit memo", write=True)
+    session.forget(invoice.id)  # its balance and SyncToken moved
 
 
-def find_waiver(conn: QuickBooksConnector, invoice: Invoice, key: str) -> str | None:
+def find_waiver(session: QuickBooksSession, invoice: Invoice, key: str) -> str | None:
     """The memo carrying `key`, if it is fully applied; one with credit left is remembered so
     the retried write applies it instead of creating another."""
-    from ar_sync_quickbooks.connector import PAGE, quote, select
-
     start = 1
     while True:
-        answer = conn._query(select("CreditMemo", f"CustomerRef = {quote(invoice.customer_id)}",
-                                    start=start))
+        answer = session.query(select(
+            "CreditMemo", f"CustomerRef = {quote(invoice.customer_id)}", start=start))
         rows: list[dict[str, Any]] = answer.get("QueryResponse", {}).get("CreditMemo", [])
         for row in rows:
             if has_marker(row.get("PrivateNote"), key):
                 if to_decimal(row.get("RemainingCredit", 0)) <= Decimal(0):
                     return f"CreditMemo:{row['Id']}"
-                conn.waiver_memos[key] = row
+                session.waiver_memos[key] = row
                 return None
         if len(rows) < PAGE:
             return None

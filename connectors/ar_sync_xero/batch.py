@@ -23,7 +23,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xero_python.accounting import Invoice as XeroInvoice
 from xero_python.accounting import Invoices as XeroInvoices
@@ -36,13 +36,11 @@ from ar_sync.domain.errors import (
 )
 from ar_sync.domain.models import Action, ActionKind, ApplyLateFee, Invoice
 from ar_sync.sync.connector import BatchItemResult, BatchWrite
-from ar_sync_xero import fee_writes, mapping
+from ar_sync_xero import effects, fee_writes, mapping
 from ar_sync_xero.calls import NotFound
 from ar_sync_xero.fee_lines import LineSet, fee_invoice_key
 from ar_sync_xero.fee_writes import FeeSpec
-
-if TYPE_CHECKING:
-    from ar_sync_xero.connector import XeroConnector
+from ar_sync_xero.session import XeroSession
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +61,7 @@ def can_batch(action: Action) -> bool:
     return isinstance(action, ApplyLateFee)
 
 
-def get_invoices(conn: XeroConnector, invoice_ids: Sequence[str]) -> dict[str, Invoice | None]:
+def get_invoices(session: XeroSession, invoice_ids: Sequence[str]) -> dict[str, Invoice | None]:
     """Fresh reads with full lines, IDS_PER_READ ids per call; None for an id Xero no longer
     has (deleted) or cannot map. Each read is remembered as the invoice's latest lines."""
     out: dict[str, Invoice | None] = {i: None for i in invoice_ids}
@@ -71,22 +69,23 @@ def get_invoices(conn: XeroConnector, invoice_ids: Sequence[str]) -> dict[str, I
     for start in range(0, len(wanted), IDS_PER_READ):
         ids = wanted[start:start + IDS_PER_READ]
         try:
-            raw = conn.caller.call("GET Invoices", lambda ids=ids: conn.api.get_invoices(  # type: ignore[misc]
-                conn.tenant, i_ds=ids, page=1, page_size=len(ids), unitdp=4,
-                _preload_content=False, _return_http_data_only=False,
-                _request_timeout=conn.timeout))
+            raw = session.caller.call(
+                "GET Invoices", lambda ids=ids: session.api.get_invoices(  # type: ignore[misc]
+                    session.tenant, i_ds=ids, page=1, page_size=len(ids), unitdp=4,
+                    _preload_content=False, _return_http_data_only=False,
+                    _request_timeout=session.timeout))
         except NotFound:
             continue
         payload = json.loads(raw.data.decode("utf-8"), parse_float=Decimal)
         for row in payload.get("Invoices") or []:
             try:
-                invoice, lines = mapping.to_invoice(row, conn.tenant)
+                invoice, lines = mapping.to_invoice(row, session.tenant)
             except mapping.MalformedInvoice as exc:
-                log.warning("xero %s: skipped %s", conn.tenant, exc)
+                log.warning("xero %s: skipped %s", session.tenant, exc)
                 continue
             if invoice.id in out:
-                conn.remember(invoice, lines)
-                conn.fresh_lines[invoice.id] = lines  # what write_batch re-sends
+                session.remember(invoice, lines)
+                session.fresh_lines[invoice.id] = lines  # what write_batch re-sends
                 out[invoice.id] = invoice
     return out
 
@@ -105,14 +104,14 @@ class _Element:
         return self.spec.key if self.lineset is not None else fee_invoice_key(self.spec.key)
 
 
-def write_batch(conn: XeroConnector, writes: Sequence[BatchWrite]) -> list[BatchItemResult]:
+def write_batch(session: XeroSession, writes: Sequence[BatchWrite]) -> list[BatchItemResult]:
     """The fees in one POST /Invoices (summarizeErrors=false), each element checked on its
     own; refused line edits retried as fee invoices in one more call. A call that failed
     ambiguously is settled fee by fee (_attempts). Raises only what stops the run (budget,
     authorisation, 429 after the caller's waits)."""
     results: dict[str, BatchItemResult] = {}
     elements: list[_Element] = []
-    org = conn.organisation()
+    org = session.organisation()
     for write in writes:
         action, invoice = write.action, write.invoice
         if not isinstance(action, ApplyLateFee):
@@ -120,11 +119,12 @@ def write_batch(conn: XeroConnector, writes: Sequence[BatchWrite]) -> list[Batch
                 "Xero batches late fees only"))
             continue
         try:
-            spec = conn.fee_spec(invoice, action.amount, action.label, action.key, action.tax)
+            spec = session.fee_spec(invoice, action.amount, action.label, action.key,
+                                    action.tax)
         except PlatformValidationError as exc:
             results[action.key] = BatchItemResult(action.key, error=exc)
             continue
-        lineset = conn.fresh_lines.pop(invoice.id, None)
+        lineset = session.fresh_lines.pop(invoice.id, None)
         if fee_writes.wants_line(invoice, action.mode, org):
             if lineset is None:  # never re-send lines not read right before the write
                 results[action.key] = BatchItemResult(action.key, error=TransientError(
@@ -133,27 +133,28 @@ def write_batch(conn: XeroConnector, writes: Sequence[BatchWrite]) -> list[Batch
             element, tax = fee_writes.line_edit(spec, lineset)
             elements.append(_Element(spec, element, tax, lineset))
         else:
-            element, tax = fee_writes.fee_invoice(spec, conn.today())
+            element, tax = fee_writes.fee_invoice(spec, session.today())
             elements.append(_Element(spec, element, tax, None))
     fallback: list[_Element] = []
-    for item, answer in _attempts(conn, elements, create_only=False):
-        outcome = answer if isinstance(answer, BatchItemResult) else _settle(conn, item, answer)
+    for item, answer in _attempts(session, elements, create_only=False):
+        outcome = (answer if isinstance(answer, BatchItemResult)
+                   else _settle(session, item, answer))
         if (isinstance(outcome.error, PlatformValidationError) and item.lineset is not None
                 and fee_writes.edit_refused(outcome.error)):
             log.info("xero %s: %s cannot take a fee line (%s); fee goes on its own invoice",
-                     conn.tenant, item.spec.invoice.number, outcome.error)
-            element, tax = fee_writes.fee_invoice(item.spec, conn.today())
+                     session.tenant, item.spec.invoice.number, outcome.error)
+            element, tax = fee_writes.fee_invoice(item.spec, session.today())
             fallback.append(_Element(item.spec, element, tax, None))
             continue
         results[item.spec.key] = outcome
-    for item, answer in _attempts(conn, fallback, create_only=True):
+    for item, answer in _attempts(session, fallback, create_only=True):
         results[item.spec.key] = (answer if isinstance(answer, BatchItemResult)
-                                  else _settle(conn, item, answer))
+                                  else _settle(session, item, answer))
     return [results.get(w.action.key) or BatchItemResult(
         w.action.key, error=TransientError("no answer for this fee")) for w in writes]
 
 
-def _attempts(conn: XeroConnector, items: list[_Element], *, create_only: bool
+def _attempts(session: XeroSession, items: list[_Element], *, create_only: bool
               ) -> list[tuple[_Element, Any]]:
     """The call, tried again after an ambiguous failure (5xx, timeout, lost answer) only for
     the fees Xero does not show (find_effect, per fee), as write_reconciled does for one
@@ -165,51 +166,53 @@ def _attempts(conn: XeroConnector, items: list[_Element], *, create_only: bool
         if not pending:
             break
         try:
-            return done + list(zip(pending, _post(conn, pending, create_only=create_only),
+            return done + list(zip(pending, _post(session, pending, create_only=create_only),
                                    strict=True))
         except RateLimitedError:
             raise  # refused before Xero did anything (the caller already waited and retried)
         except TransientError as exc:
             if attempt == ATTEMPTS:
                 return done + [(i, BatchItemResult(i.spec.key, error=exc)) for i in pending]
-            log.info("xero %s: batch of %d answered %s; looking for its fees", conn.tenant,
-                     len(pending), type(exc).__name__)
+            log.info("xero %s: batch of %d answered %s; looking for its fees",
+                     session.tenant, len(pending), type(exc).__name__)
             still: list[_Element] = []
             for item in pending:
-                ref = conn.find_effect(item.spec.invoice, ActionKind.LATE_FEE, item.spec.key)
+                ref = effects.find_effect(session, item.spec.invoice, ActionKind.LATE_FEE,
+                                          item.spec.key)
                 if ref is not None:
                     done.append((item, BatchItemResult(item.spec.key, ref=ref)))
                 else:
-                    still.append(_again(conn, item))
+                    still.append(_again(session, item))
             pending = still
     return done
 
 
-def _again(conn: XeroConnector, item: _Element) -> _Element:
+def _again(session: XeroSession, item: _Element) -> _Element:
     """A line edit rebuilt from the lines find_effect just read (never the older ones)."""
     if item.lineset is None:
         return item
-    lineset = conn.lines_of(item.spec.invoice.id) or item.lineset
-    current = conn.known(item.spec.invoice.id) or item.spec.invoice
+    lineset = session.lines_of(item.spec.invoice.id) or item.lineset
+    current = session.known(item.spec.invoice.id) or item.spec.invoice
     spec = replace(item.spec, invoice=current)
     element, tax = fee_writes.line_edit(spec, lineset)
     return _Element(spec, element, tax, lineset)
 
 
-def _post(conn: XeroConnector, items: list[_Element], *,
+def _post(session: XeroSession, items: list[_Element], *,
           create_only: bool) -> list[Any]:
     """One call; Xero's element per item, in order (an element with HasErrors for a refused
     one), or TransientError for an item the answer does not account for."""
     body = XeroInvoices(invoices=[i.element for i in items])
     key = batch_key([i.request_key for i in items])
     if create_only:
-        got = conn.caller.call("PUT Invoices", lambda: conn.api.create_invoices(
-            conn.tenant, body, summarize_errors=False, unitdp=4, idempotency_key=key,
-            _return_http_data_only=False, _request_timeout=conn.timeout), write=True)
+        got = session.caller.call("PUT Invoices", lambda: session.api.create_invoices(
+            session.tenant, body, summarize_errors=False, unitdp=4, idempotency_key=key,
+            _return_http_data_only=False, _request_timeout=session.timeout), write=True)
     else:
-        got = conn.caller.call("POST Invoices", lambda: conn.api.update_or_create_invoices(
-            conn.tenant, body, summarize_errors=False, unitdp=4, idempotency_key=key,
-            _return_http_data_only=False, _request_timeout=conn.timeout), write=True)
+        got = session.caller.call(
+            "POST Invoices", lambda: session.api.update_or_create_invoices(
+                session.tenant, body, summarize_errors=False, unitdp=4, idempotency_key=key,
+                _return_http_data_only=False, _request_timeout=session.timeout), write=True)
     answers: list[Any] = list(got.invoices or [])
     if len(answers) != len(items):
         missing = TransientError(f"Xero answered {len(answers)} elements for {len(items)}")
@@ -217,7 +220,7 @@ def _post(conn: XeroConnector, items: list[_Element], *,
     return answers
 
 
-def _settle(conn: XeroConnector, item: _Element, answer: Any) -> BatchItemResult:
+def _settle(session: XeroSession, item: _Element, answer: Any) -> BatchItemResult:
     key = item.spec.key
     if isinstance(answer, ConnectorError):
         return BatchItemResult(key, error=answer)
@@ -233,8 +236,9 @@ def _settle(conn: XeroConnector, item: _Element, answer: Any) -> BatchItemResult
         if str(answer.invoice_id) != item.spec.invoice.id:
             return BatchItemResult(key, error=TransientError(
                 f"Xero answered invoice {answer.invoice_id} for {item.spec.invoice.id}"))
-        conn.remember(None, LineSet(list(answer.line_items or []), item.lineset.amount_types),
-                      invoice_id=item.spec.invoice.id)
+        session.remember(None, LineSet(list(answer.line_items or []),
+                                       item.lineset.amount_types),
+                         invoice_id=item.spec.invoice.id)
         return BatchItemResult(key, ref=fee_writes.line_edit_ref(
             item.spec, item.spec.invoice.total, item.lineset, answer, item.tax))
     except PlatformValidationError as exc:  # WriteVerificationError: it happened; look

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from functools import partial
 
 from ar_sync.domain.models import Invoice
 from ar_sync.domain.pause_markers import from_lines
 from ar_sync.domain.pauses import Pause
-
-if TYPE_CHECKING:
-    from ar_sync_xero.connector import XeroConnector
+from ar_sync_xero.session import XeroSession
 
 
 def _day(value: object, fallback: date) -> date:
@@ -24,14 +22,13 @@ def _day(value: object, fallback: date) -> date:
     return fallback
 
 
-def pause_markers(conn: XeroConnector, invoices: Sequence[Invoice]) -> dict[str, Pause]:
+def pause_markers(session: XeroSession, invoices: Sequence[Invoice]) -> dict[str, Pause]:
     """Invoice id -> the pause its history notes leave in force (only those with one)."""
     out: dict[str, Pause] = {}
     for inv in invoices:
-        got = conn.caller.call("GET Invoices/{id}/History",
-                               lambda inv=inv: conn.api.get_invoice_history(  # type: ignore[misc]
-                                   conn.tenant, inv.id, _return_http_data_only=False,
-                                   _request_timeout=conn.timeout))
+        got = session.caller.call("GET Invoices/{id}/History", partial(
+            session.api.get_invoice_history, session.tenant, inv.id,
+            _return_http_data_only=False, _request_timeout=session.timeout))
         records = list(reversed(got.history_records or []))  # Xero lists newest first
         notes = sorted(((_day(r.date_utc, inv.updated_at.date()), str(r.details or ""))
                         for r in records if str(r.changes or "") == "Note"),

@@ -16,7 +16,7 @@ so). A credit note with credit left is allocated on the next attempt, never crea
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xero_python.accounting import (
     Allocation,
@@ -37,74 +37,75 @@ from ar_sync.domain.models import Invoice, Money
 from ar_sync.domain.money import round_money
 from ar_sync.domain.references import key_marker
 from ar_sync.sync.connector import waiver_amount
-
-if TYPE_CHECKING:
-    from ar_sync_xero.connector import XeroConnector
+from ar_sync_xero.session import XeroSession
 
 REFERENCE = "Late fee waived on invoice {number}"  # what the customer reads, no keys
 
 
-def waive_fee(conn: XeroConnector, invoice: Invoice, amount: Money, label: str,
+def waive_fee(session: XeroSession, invoice: Invoice, amount: Money, label: str,
               key: str) -> str:
-    found = conn.waiver_notes.pop(key, None)
+    found = session.waiver_notes.pop(key, None)
     if found is None:
         value = waiver_amount(invoice, amount)
-        note_id, left, marked = _create(conn, invoice, value, label, key), value, False
+        note_id, left, marked = _create(session, invoice, value, label, key), value, False
     else:
         note_id, left, marked = found
     if not marked:
-        _mark(conn, note_id, invoice, label, key)
+        _mark(session, note_id, invoice, label, key)
     value = round_money(min(left, invoice.balance), invoice.currency)
     if value > 0:
         body = Allocations(allocations=[Allocation(
             invoice=XeroInvoice(invoice_id=invoice.id), amount=value,
-            date=conn.today())])
-        conn.caller.call("PUT CreditNotes/{id}/Allocations",
-                         lambda: conn.api.create_credit_note_allocation(
-                             conn.tenant, note_id, body, idempotency_key=f"{key}-a",
-                             _return_http_data_only=False, _request_timeout=conn.timeout),
-                         write=True)
+            date=session.today())])
+        session.caller.call("PUT CreditNotes/{id}/Allocations",
+                            lambda: session.api.create_credit_note_allocation(
+                                session.tenant, note_id, body, idempotency_key=f"{key}-a",
+                                _return_http_data_only=False,
+                                _request_timeout=session.timeout),
+                            write=True)
     return f"creditnote:{note_id}"
 
 
-def _create(conn: XeroConnector, invoice: Invoice, value: Decimal, label: str,
+def _create(session: XeroSession, invoice: Invoice, value: Decimal, label: str,
             key: str) -> str:
     line = LineItem(description=label, quantity=Decimal(1), unit_amount=value,
-                    account_code=conn.fee_account)
-    if conn.fee_tax_type:
-        line.tax_type = conn.fee_tax_type
+                    account_code=session.fee_account)
+    if session.fee_tax_type:
+        line.tax_type = session.fee_tax_type
     body = CreditNotes(credit_notes=[CreditNote(
         type="ACCRECCREDIT", contact=Contact(contact_id=invoice.customer_id),
-        date=conn.today(), status="AUTHORISED",
+        date=session.today(), status="AUTHORISED",
         line_amount_types=LineAmountTypes.INCLUSIVE,
         line_items=[line], reference=REFERENCE.format(number=invoice.number),
         currency_code=CurrencyCode(invoice.currency))])
-    got = conn.caller.call("PUT CreditNotes", lambda: conn.api.create_credit_notes(
-        conn.tenant, body, unitdp=4, idempotency_key=key, _return_http_data_only=False,
-        _request_timeout=conn.timeout), write=True)
+    got = session.caller.call("PUT CreditNotes", lambda: session.api.create_credit_notes(
+        session.tenant, body, unitdp=4, idempotency_key=key, _return_http_data_only=False,
+        _request_timeout=session.timeout), write=True)
     notes = got.credit_notes or []
     if not notes or not notes[0].credit_note_id:
         raise PlatformValidationError("Xero did not return the credit note")
     return str(notes[0].credit_note_id)
 
 
-def _mark(conn: XeroConnector, note_id: str, invoice: Invoice, label: str, key: str) -> None:
+def _mark(session: XeroSession, note_id: str, invoice: Invoice, label: str, key: str) -> None:
     records = HistoryRecords(history_records=[HistoryRecord(
         details=f"ar-sync: {label} (invoice {invoice.number}) {key_marker(key)}")])
-    conn.caller.call("PUT CreditNotes/{id}/History", lambda: conn.api.create_credit_note_history(
-        conn.tenant, note_id, records, idempotency_key=f"{key}-h",
-        _return_http_data_only=False, _request_timeout=conn.timeout), write=True)
+    session.caller.call("PUT CreditNotes/{id}/History",
+                        lambda: session.api.create_credit_note_history(
+                            session.tenant, note_id, records, idempotency_key=f"{key}-h",
+                            _return_http_data_only=False, _request_timeout=session.timeout),
+                        write=True)
 
 
-def find_waiver(conn: XeroConnector, invoice: Invoice, key: str) -> str | None:
+def find_waiver(session: XeroSession, invoice: Invoice, key: str) -> str | None:
     """`creditnote:<id>` when the waiver is complete (allocated); a credit note of ours with
     credit left is remembered for the retried write (allocated, not created again)."""
     marker = key_marker(key)
     where = (f'Contact.ContactID==guid("{invoice.customer_id}") AND Type=="ACCRECCREDIT" '
              'AND Status=="AUTHORISED"')
-    got = conn.caller.call("GET CreditNotes", lambda: conn.api.get_credit_notes(
-        conn.tenant, where=where, page=1, unitdp=4, _return_http_data_only=False,
-        _request_timeout=conn.timeout))
+    got = session.caller.call("GET CreditNotes", lambda: session.api.get_credit_notes(
+        session.tenant, where=where, page=1, unitdp=4, _return_http_data_only=False,
+        _request_timeout=session.timeout))
     reference = REFERENCE.format(number=invoice.number)
     orphans: list[Any] = []
     for note in got.credit_notes or []:
@@ -113,25 +114,25 @@ def find_waiver(conn: XeroConnector, invoice: Invoice, key: str) -> str | None:
         remaining = Decimal(str(note.remaining_credit or 0))
         if not allocated_here and remaining <= 0:
             continue  # spent on other invoices: not about this one
-        details = _history(conn, str(note.credit_note_id))
+        details = _history(session, str(note.credit_note_id))
         if any(marker in d for d in details):
             if remaining <= 0 or allocated_here:
                 return f"creditnote:{note.credit_note_id}"
-            conn.waiver_notes[key] = (str(note.credit_note_id), remaining, True)
+            session.waiver_notes[key] = (str(note.credit_note_id), remaining, True)
             return None
         if (note.reference == reference and not allocated_here
                 and not any("ar-sync:" in d for d in details)):
             orphans.append(note)
     if len(orphans) == 1:  # a crash left it without its marker: adopt it, then mark it
         note = orphans[0]
-        conn.waiver_notes[key] = (str(note.credit_note_id),
-                                  Decimal(str(note.remaining_credit or 0)), False)
+        session.waiver_notes[key] = (str(note.credit_note_id),
+                                     Decimal(str(note.remaining_credit or 0)), False)
     return None
 
 
-def _history(conn: XeroConnector, note_id: str) -> list[str]:
-    got = conn.caller.call("GET CreditNotes/{id}/History",
-                           lambda: conn.api.get_credit_note_history(
-                               conn.tenant, note_id, _return_http_data_only=False,
-                               _request_timeout=conn.timeout))
+def _history(session: XeroSession, note_id: str) -> list[str]:
+    got = session.caller.call("GET CreditNotes/{id}/History",
+                              lambda: session.api.get_credit_note_history(
+                                  session.tenant, note_id, _return_http_data_only=False,
+                                  _request_timeout=session.timeout))
     return [str(r.details or "") for r in got.history_records or []]

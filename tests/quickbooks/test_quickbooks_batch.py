@@ -345,7 +345,8 @@ def test_fault_6000_on_a_uk_fee_invoice_is_a_validation_error(uk: Session) -> No
     connector = uk.open()
     inv = next(i for i in connector.fetch_open_invoices().invoices if i.is_open)
     connector.fee_item()
-    connector._tax_codes = [{**c, "Id": ""} for c in connector._tax_codes]  # codes lost
+    facts = connector.session
+    facts.tax_codes = [{**c, "Id": ""} for c in facts.tax_codes]  # codes lost
     results = connector.write_batch([fee(inv, "arb-uk-6000", mode=FeeMode.INVOICE),
                                      note(inv, "arb-uk-note")])
     error = results[0].error

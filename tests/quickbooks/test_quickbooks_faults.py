@@ -165,4 +165,4 @@ def test_unknown_invoice_is_none_and_bad_query_is_validation(qbo: Session) -> No
     connector = qbo.open()
     assert connector.get_invoice("999999") is None
     with pytest.raises(PlatformValidationError, match="parsing query"):
-        connector._query("selec nonsense")
+        connector.session.query("selec nonsense")

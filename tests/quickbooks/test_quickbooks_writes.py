@@ -116,7 +116,7 @@ def test_emulator_send_to_overwrites_bill_email(qbo: Session) -> None:
     """What the connector avoids: `sendTo` becomes the invoice's BillEmail."""
     inv = _overdue(qbo)[2]
     connector = qbo.open()
-    connector.client.post(connector._url(f"invoice/{inv.id}/send"), None,
+    connector.client.post(connector.session.url(f"invoice/{inv.id}/send"), None,
                           content_type="application/octet-stream",
                           params={"sendTo": "boss@example.com"})
     assert qbo.emu.invoice(inv.id)["BillEmail"] == {"Address": "boss@example.com"}

@@ -82,10 +82,10 @@ def xero_blind_to_notes(mp: pytest.MonkeyPatch) -> None:
 def quickbooks_blind_to_fee_lines(mp: pytest.MonkeyPatch) -> None:
     """(e) QuickBooks' search for a fee line by its marker finds nothing (reconciliation and
     the connector's own check before re-adding a line both use it)."""
-    import ar_sync_quickbooks.connector as qbo
+    import ar_sync_quickbooks.effects as qbo_effects  # find_effect moved here
     import ar_sync_quickbooks.writes as qbo_writes  # the fee-line writes moved here
 
-    mp.setattr(qbo, "find_line_with_marker", lambda raw, key: None)
+    mp.setattr(qbo_effects, "find_line_with_marker", lambda raw, key: None)
     mp.setattr(qbo_writes, "find_line_with_marker", lambda raw, key: None)
 
 

@@ -32,7 +32,7 @@ def _charged(emu: XeroEmulator, session: Session) -> tuple[Invoice, Money]:
 
 def _fresh(emu: XeroEmulator, session: Session, invoice_id: str) -> Invoice:
     """GET /Invoices/{id} (not the session's cached listing)."""
-    got = session.connector._read(invoice_id)
+    got = session.connector.session.read(invoice_id)
     assert got is not None
     return got[0]
 
@@ -75,7 +75,7 @@ def test_a_failure_after_the_credit_note_resumes_without_a_second_one(
     assert emu.invoice(inv.id).amount_due == inv.balance  # not allocated yet
     emu.faults.clear()
     again = XeroConnector(session.connector.settings, session.connection, session.store,
-                          session.budget, clock=session.connector._clock)  # a new runner
+                          session.budget, clock=session.connector.session.clock)  # a new runner
     assert again.find_effect(inv, ActionKind.WAIVE_FEE, "arwaive-x2") is None
     ref = again.waive_fee(inv, "arfee-x1", fee, LABEL.format(n=inv.number), key="arwaive-x2")
     [note] = notes_of(emu.org()).values()
