@@ -30,9 +30,11 @@ first=(
   "ar_sync.sync.retry.x_write_reconciled__mutmut_*"
   "ar_sync.domain.models.x_action_key__mutmut_*"
   "ar_sync.sync.connector.x_key_marker__mutmut_*"
-  "ar_sync_quickbooks.connector.x${S}QuickBooksConnector${S}"{find_effect,_reconciled}"__mutmut_*"
+  "ar_sync_quickbooks.connector.x${S}QuickBooksConnector${S}_reconciled__mutmut_*"
+  "ar_sync_quickbooks.effects.x_"*"__mutmut_*"
   "ar_sync_quickbooks.mapping.x_"{has_marker,find_line_with_marker,fee_description,note_text,fee_invoice_note}"__mutmut_*"
-  "ar_sync_xero.connector.x${S}XeroConnector${S}"{find_effect,_reconciled}"__mutmut_*"
+  "ar_sync_xero.connector.x${S}XeroConnector${S}_reconciled__mutmut_*"
+  "ar_sync_xero.effects.x_"*"__mutmut_*"
 )
 rest=("ar_sync.sync.execute.x_"{execute_action,write_claimed,_write}"__mutmut_*"
       "ar_sync.sync.run.x_"{run_tenant,_run,_stopped_early}"__mutmut_*"
