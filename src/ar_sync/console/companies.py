@@ -107,7 +107,7 @@ async def callback(request: Request) -> Response:
                       message=f"{PLATFORMS[platform]} refused the connection: {exc}")
     for c in connections:
         if c.id not in before:
-            start_in_preview(cfg.store, c)
+            start_in_preview(cfg.store, c, cfg.new_company_rules)
     names = ", ".join(c.name or c.external_id for c in connections)
     flash(request, f"Connected {names}. It is in preview: nothing is written or sent until "
                    "you press Go live.")

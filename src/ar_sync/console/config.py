@@ -33,7 +33,8 @@ class ConsoleConfig:
     """`public_url`: where the browser reaches the console (its path is the prefix every
     route lives under, e.g. https://api.example.com/console). `run_now`: start a run of the
     company and say what happened (None: the console runs it itself, locally). `today`: the
-    day to plan for (the demo's fixed date), else the company's own date."""
+    day to plan for (the demo's fixed date), else the company's own date; `schedule`: when the
+    next run comes, in words."""
 
     store: Store
     settings_for: Callable[[str], PlatformSettings]
@@ -45,6 +46,7 @@ class ConsoleConfig:
     today: date | None = None
     clock: Callable[[], datetime] = field(default=_now)
     schedule: str = "when `ar-sync run` next runs (e.g. from cron)"
+    new_company_rules: str = "default"  # the shipped set a newly connected company starts on
 
     @property
     def prefix(self) -> str:

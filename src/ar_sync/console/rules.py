@@ -95,8 +95,8 @@ async def preview_change(request: Request) -> Response:
     connection = company(request)
     text, _ = await _text(request)
     issues = _checked(request, connection, text)
-    if issues:
-        return _page(request, connection, text, status=400, issues=issues)
+    if issues:  # a preview that found problems is still an answer (htmx swaps only 2xx)
+        return _page(request, connection, text, issues=issues)
     new = parse_text(text, "new rules")
     store = cfg.store
     invoices = store.open_invoices(connection.id)

@@ -86,9 +86,12 @@ def new_pause(*, invoice_id: str | None = None, customer_id: str | None = None,
         raise SettingsChangeError(str(exc)) from None
 
 
-def start_in_preview(store: Store, connection: Connection) -> Connection:
-    """A newly connected company runs in preview (writes nothing) until someone goes live."""
-    updated = connection.model_copy(update={"mode": "preview"})
+def start_in_preview(store: Store, connection: Connection,
+                     rules: str | None = None) -> Connection:
+    """A newly connected company runs in preview (writes nothing) until someone goes live;
+    `rules`: the shipped set it starts with (until a version is stored)."""
+    updated = connection.model_copy(update={"mode": "preview",
+                                            "rules": rules or connection.rules})
     store.save_connection(updated)
     return updated
 

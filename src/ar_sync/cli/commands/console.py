@@ -31,6 +31,7 @@ from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.company_settings import start_in_preview
 
 HOST = "127.0.0.1"
+DEMO_RULES = "email"  # as `ar-sync demo`: reminders e-mailed by ar-sync itself
 
 
 def listen(port: int) -> socket.socket:
@@ -82,12 +83,13 @@ def demo_config(port: int, business: str, *, db: Path | None = None, seed: int =
                 for _ in range(sandbox.consents(platform)):
                     for c in connect_through_oauth(store, platform, settings[platform],
                                                    business_id=business):
-                        start_in_preview(store, c)
+                        start_in_preview(store, c, DEMO_RULES)
         mail = MailSetup(sender=DEMO_SENDER, mailer=SmtpMailer(sink.settings()))
         yield ConsoleConfig(store=store, settings_for=lambda p: settings[p],
                             mail=lambda: mail, public_url=f"http://{HOST}:{port}",
                             session_key=secrets.token_bytes(32), signin=LocalSignIn(business),
-                            today=DEMO_TODAY, schedule="when you press Run now (demo)")
+                            today=DEMO_TODAY, schedule="when you press Run now (demo)",
+                            new_company_rules=DEMO_RULES)
 
 
 def serve(cfg: ConsoleConfig, sock: socket.socket) -> None:
