@@ -24,12 +24,14 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from ar_sync.aws import config
 from ar_sync.aws.api import app, caller_business, error_response
 from ar_sync.aws.config import logger
+from ar_sync.delivery import webhook_http
 from ar_sync.domain.pauses import REASONS
-from ar_sync.rules.policy import PolicyError
+from ar_sync.rules.policy import Policy, PolicyError
 from ar_sync.sync import company_settings as change
 from ar_sync.sync.company_settings import SettingsChangeError
 from ar_sync.sync.company_store import RulesVersion
 from ar_sync.sync.connector import Connection
+from ar_sync.sync.mail import webhook_urls
 
 MAX_RULES_BYTES = 256_000
 
@@ -85,6 +87,12 @@ def _version_json(v: RulesVersion) -> dict[str, Any]:
             "created_at": v.created_at.isoformat(), "text": v.text}
 
 
+def _webhooks_vetted(policy: Policy) -> list[str]:
+    """Webhook hosts resolved and checked now too (and again at every send): a business's
+    rules must not point ar-sync at the network it runs in."""
+    return webhook_http.unsafe_targets(webhook_urls(policy))
+
+
 @app.put("/admin/tenants/<tenant>/rules")
 def put_rules(tenant: str) -> Response[Any]:
     connection = _tenant(tenant)
@@ -97,9 +105,12 @@ def put_rules(tenant: str) -> Response[Any]:
         raise _Refused(400, f"send the rules YAML (at most {MAX_RULES_BYTES} bytes)")
     try:  # validated exactly as a run will parse it; `extends` only of a shipped set
         applied = change.apply_rules(config.store(), connection.id, raw, source="admin API",
-                              now=datetime.now(UTC), note=note)
+                                     now=datetime.now(UTC), note=note, vet=_webhooks_vetted)
     except PolicyError as exc:
         return _json(400, {"error": "invalid rules", "issues": [str(i) for i in exc.issues]})
+    except change.RulesRefusedError as exc:
+        logger.warning("rules refused: unsafe webhook", extra={"tenant": connection.id})
+        return _json(400, {"error": "invalid rules", "issues": exc.issues})
     if applied.unchanged:
         return _json(200, {"version": applied.version, "unchanged": True})
     logger.info("rules applied", extra={"tenant": connection.id, "version": applied.version})

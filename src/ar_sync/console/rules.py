@@ -13,11 +13,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ar_sync.console.pages import company, config, flash, render, today_for
-from ar_sync.rules.policy import PolicyError, PolicyIssue, shipped_rule_sets
+from ar_sync.delivery import webhook_http
+from ar_sync.rules.policy import Policy, PolicyError, PolicyIssue, shipped_rule_sets
 from ar_sync.sync.company_rules import choose_rules, parse_text, version_name
 from ar_sync.sync.company_settings import SettingsChangeError, apply_rules, rollback_rules
 from ar_sync.sync.company_store import planner_pauses
 from ar_sync.sync.connector import Connection
+from ar_sync.sync.mail import webhook_urls
 from ar_sync.sync.rules_diff import DiffRow, RulesDiff, rules_diff
 
 MAX_RULES_BYTES = 256_000
@@ -83,10 +85,17 @@ def _checked(request: Request, connection: Connection, text: str) -> list[Policy
         return [PolicyIssue("rules", None, "", f"longer than {MAX_RULES_BYTES} bytes")]
     current = config(request).store.current_rules(connection.id)
     try:
-        parse_text(text, version_name(connection.id, (current.version if current else 0) + 1))
+        policy = parse_text(text, version_name(connection.id,
+                                               (current.version if current else 0) + 1))
     except PolicyError as exc:
         return list(exc.issues)
-    return []
+    return [PolicyIssue("rules", None, "", issue) for issue in vetted(policy)]
+
+
+def vetted(policy: Policy) -> list[str]:
+    """What the core cannot check: every escalation webhook's host resolved now, and refused
+    if it is not a public receiver (checked again at every send)."""
+    return webhook_http.unsafe_targets(webhook_urls(policy))
 
 
 async def preview_change(request: Request) -> Response:
@@ -124,7 +133,7 @@ async def apply(request: Request) -> Response:
     if issues:
         return _page(request, connection, text, status=400, issues=issues)
     applied = apply_rules(cfg.store, connection.id, text, source="console", now=cfg.clock(),
-                          note=note)
+                          note=note, vet=vetted)
     flash(request, f"Rules version {applied.version} is already the current one." if
           applied.unchanged else f"Rules version {applied.version} applied: the next run "
           "uses it.")

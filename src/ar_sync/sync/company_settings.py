@@ -8,11 +8,12 @@ error). Rules text is validated exactly as a run will parse it before it is stor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from ar_sync.domain.pauses import Pause, PauseReason
-from ar_sync.rules.policy import PolicyError
+from ar_sync.rules.policy import Policy, PolicyError
 from ar_sync.sync.company_rules import parse_stored, parse_text, version_name
 from ar_sync.sync.company_store import RulesVersion, TrustStore
 from ar_sync.sync.connector import Connection
@@ -21,6 +22,14 @@ from ar_sync.sync.store import Store
 
 class SettingsChangeError(ValueError):
     """A change that cannot be made as asked; the message is for the person who asked."""
+
+
+class RulesRefusedError(SettingsChangeError):
+    """Valid rules a face's own check refused (e.g. a webhook into a private network)."""
+
+    def __init__(self, issues: list[str]) -> None:
+        super().__init__("; ".join(issues))
+        self.issues = issues
 
 
 @dataclass(frozen=True)
@@ -41,11 +50,16 @@ def go_live(store: Store, connection: Connection, *, on: date | None, preview: b
 
 
 def apply_rules(store: TrustStore, tenant: str, text: str, *, source: str, now: datetime,
-                note: str = "") -> Applied:
+                note: str = "", vet: Callable[[Policy], list[str]] | None = None) -> Applied:
     """Validate `text` as it will be stored and store it as the next version (unless it is
-    the current text already). Raises PolicyError with file:line issues."""
+    the current text already). Raises PolicyError with file:line issues; `vet`: a face's
+    further check (I/O the core does not do, e.g. resolving webhook hosts), whose issues
+    raise RulesRefusedError."""
     current = store.current_rules(tenant)
-    parse_text(text, version_name(tenant, (current.version if current else 0) + 1))
+    policy = parse_text(text, version_name(tenant, (current.version if current else 0) + 1))
+    issues = vet(policy) if vet is not None else []
+    if issues:
+        raise RulesRefusedError(issues)
     if current is not None and current.text == text:
         return Applied(current.version, unchanged=True)
     return Applied(store.apply_rules(tenant, text, source=source, now=now, note=note))
@@ -96,5 +110,5 @@ def start_in_preview(store: Store, connection: Connection,
     return updated
 
 
-__all__ = ["Applied", "SettingsChangeError", "apply_rules", "go_live", "new_pause",
-           "rollback_rules", "start_in_preview"]
+__all__ = ["Applied", "RulesRefusedError", "SettingsChangeError", "apply_rules", "go_live",
+           "new_pause", "rollback_rules", "start_in_preview"]
