@@ -79,9 +79,10 @@ def running_sandbox(seed: int = 7, *, demo_limits: bool = True,
                     state: Path | None = None) -> Iterator[Sandbox]:
     """Start both emulators with the demo company. `demo_limits` lifts the per-minute limits
     (QuickBooks 500 and 40 batch requests, Xero 60) so the demo finishes in seconds instead
-    of minutes of waiting on Retry-After; the connectors honour the real limits either way (see the connector tests).
-    `ports` ({"quickbooks": n, "xero": m}, 0 = any free port); `state`: a folder the
-    emulators' state is restored from and kept saved in (ar_sync_emulators/persist.py)."""
+    of minutes of waiting on Retry-After; the connectors honour the real limits either way
+    (see the connector tests). `ports` ({"quickbooks": n, "xero": m}, 0 = any free port);
+    `state`: a folder the emulators' state is restored from and kept saved in
+    (ar_sync_emulators/persist.py)."""
     ports = ports or {}
     company = demo_company(seed)
     qbo = QuickBooksEmulator(rate_per_minute=100_000) if demo_limits else QuickBooksEmulator()
