@@ -156,9 +156,14 @@ def test_http_api_throttling_and_access_logs() -> None:
     assert "querystring" not in access.lower() and "path" not in access  # OAuth codes
 
 
+CONSOLE = "console"  # its own ASGI app (ar_sync.console), not the powertools resolver
+
+
 def _routes() -> list[tuple[str, dict[str, Any], tuple[str, str]]]:
     out = []
     for name, fn in FUNCTIONS.items():
+        if name == CONSOLE:
+            continue
         for event in fn.get("events", []):
             if "httpApi" in event:
                 api = event["httpApi"]
@@ -317,8 +322,40 @@ def test_sync_gets_what_a_run_needs() -> None:
     }
 
 
+def test_console_signs_in_through_the_pool_the_authorizer_trusts() -> None:
+    fn = FUNCTIONS[CONSOLE]
+    assert fn["handler"] == "ar_sync/aws/console.handler" and fn["timeout"] < 30
+    routes = [(e["httpApi"]["method"], e["httpApi"]["path"]) for e in fn["events"]]
+    assert routes == [("GET", "/console"), ("ANY", "/console/{proxy+}")]
+    # no authorizer (browsers send a cookie): the console verifies the same issuer and
+    # audience itself, and every page but sign-in answers only to a session (tests/console)
+    assert all("authorizer" not in e["httpApi"] for e in fn["events"])
+    jwt = SLS["provider"]["httpApi"]["authorizers"]["jwt"]
+    assert ENV["AR_SYNC_JWT_ISSUER"] == jwt["issuerUrl"]
+    assert [ENV["AR_SYNC_JWT_AUDIENCE"]] == jwt["audience"]
+    assert ENV["AR_SYNC_CONSOLE_URL"]["Fn::Join"][1][1] == "/console"
+    client = RESOURCES["UserPoolClient"]["Properties"]
+    assert client["AllowedOAuthFlows"] == ["code"] and client["GenerateSecret"] is False
+    assert client["CallbackURLs"][0]["Fn::Join"][1][1] == "/console/auth/callback"
+    assert RESOURCES["UserPoolDomain"]["Condition"] == "UseCognito"
+    assert ENV["AR_SYNC_CONSOLE_SESSION_KEY_PARAMETER"].endswith("/console/session-key")
+
+
+def test_console_reads_and_queues_but_takes_no_lock() -> None:
+    assert grants(CONSOLE) == LOGS | APP_SECRETS | TOKEN_KEY | {
+        ("ssm:GetParameter", "ssm:/console/session-key"),
+        *((a, "TenantsTable") for a in ("dynamodb:GetItem", "dynamodb:PutItem",
+                                        "dynamodb:DeleteItem", "dynamodb:UpdateItem",
+                                        "dynamodb:Query", "dynamodb:BatchGetItem",
+                                        "dynamodb:BatchWriteItem")),
+        *((a, t) for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
+          for t in ("LedgerTable", "LedgerTable/index/tenant-index")),
+        ("sqs:SendMessage", "SyncQueue"),
+    }
+
+
 def test_token_key_decrypt_only_through_ssm_for_that_parameter() -> None:
-    for function in ("sync_tenant", "oauth_callback"):
+    for function in ("sync_tenant", "oauth_callback", CONSOLE):
         (kms,) = [st for st in _statements(function) if st["Action"] == ["kms:Decrypt"]]
         equals = kms["Condition"]["StringEquals"]
         assert equals["kms:ViaService"] == {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}

@@ -41,10 +41,11 @@ PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 EXTRAS = ("aws", "quickbooks", "xero")
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")  # in Lambda's python3.12 runtime
 # Installed but never imported by a handler: the CLI's libraries (ar_sync.cli is the only
-# importer; 7.5 MB with pygments) and setuptools, which xero-python declares but never imports.
+# importer; 7.5 MB with pygments), the local console's web server (uvicorn, h11: on Lambda the
+# console runs through Mangum) and setuptools, which xero-python declares but never imports.
 # The bundle test imports every handler and loads both connectors without them.
 NEVER_IMPORTED = ("typer", "click", "shellingham", "rich", "pygments", "markdown-it-py", "mdurl",
-                  "setuptools")
+                  "uvicorn", "h11", "setuptools")
 SDIST_ONLY = ("xero-python",)  # pure Python, no wheel on the package index
 # API families of a package the connectors never call (ar_sync_xero uses accounting, identity
 # and api_client only); 2.8 MB of generated payroll/finance/project models.
