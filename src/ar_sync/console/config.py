@@ -10,18 +10,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from ar_sync.messages.sending import MailSetup
 from ar_sync.sync.connector import Connection, PlatformSettings
 from ar_sync.sync.store import Store
 
-if TYPE_CHECKING:
-    from ar_sync.console.signin import SignIn
-
 PLATFORMS = {"quickbooks": "QuickBooks Online", "xero": "Xero"}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class SignIn(Protocol):
+    """How people sign in (signin.py: a one-time link locally, Cognito on AWS)."""
+
+    def routes(self) -> list[BaseRoute]:
+        """The sign-in routes, relative to the console's prefix."""
+        ...
+
+    def anonymous(self, request: Request, prefix: str) -> Response:
+        """The answer to a visitor who is not signed in."""
+        ...
 
 
 def _now() -> datetime:
@@ -63,4 +76,4 @@ class ConsoleConfig:
         return self.public_url.rstrip("/") + path
 
 
-__all__ = ["LOOPBACK", "PLATFORMS", "ConsoleConfig"]
+__all__ = ["LOOPBACK", "PLATFORMS", "ConsoleConfig", "SignIn"]

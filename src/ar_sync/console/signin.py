@@ -15,13 +15,15 @@ import hashlib
 import secrets
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ar_sync.console.config import SignIn
+from ar_sync.console.pages import render
 from ar_sync.console.security import CSRF_FIELD, new_token
 
 LINK_SECONDS = 600
@@ -31,16 +33,6 @@ def sign_in(request: Request, business: str) -> None:
     """A fresh session for `business` (a new CSRF token: no fixation across sign-ins)."""
     request.session.clear()
     request.session.update({"business": business, CSRF_FIELD: new_token()})
-
-
-class SignIn(Protocol):
-    def routes(self) -> list[BaseRoute]:
-        """The sign-in routes, relative to the console's prefix."""
-        ...
-
-    def anonymous(self, request: Request, prefix: str) -> Response:
-        """The answer to a visitor who is not signed in."""
-        ...
 
 
 class LocalSignIn:
@@ -70,8 +62,6 @@ class LocalSignIn:
         return [Route("/login/{token}", self._login, name="login")]
 
     async def _login(self, request: Request) -> Response:
-        from ar_sync.console.pages import render
-
         business = self._take(request.path_params["token"])
         if business is None:
             return render(request, "signin.html", status=403, used=True)
@@ -79,8 +69,6 @@ class LocalSignIn:
         return RedirectResponse(request.scope.get("root_path", "") + "/", 303)
 
     def anonymous(self, request: Request, prefix: str) -> Response:
-        from ar_sync.console.pages import render
-
         return render(request, "signin.html", status=401, used=False)
 
 
@@ -123,8 +111,6 @@ class CognitoSignIn:
         return RedirectResponse(f"{self.domain}/oauth2/authorize?{query}", 303)
 
     async def _callback(self, request: Request) -> Response:
-        from ar_sync.console.pages import render
-
         pending = request.session.pop("login", None) or {}
         state, code = request.query_params.get("state"), request.query_params.get("code")
         if not code or not pending or not secrets.compare_digest(str(state), pending["state"]):
