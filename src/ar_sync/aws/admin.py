@@ -10,6 +10,10 @@ businesses' companies leaks.
   POST /admin/tenants/{tenant}/go-live          {"date": "YYYY-MM-DD", "mode": "live|preview"}
   POST /admin/tenants/{tenant}/pauses           {"invoice"|"customer", "until", "reason", "note"}
   POST /admin/tenants/{tenant}/resume           {"invoice"|"customer"}
+  PUT  /admin/tenants/{tenant}/mail             {"from_address", "reply_to", "smtp_username",
+                                                 "smtp_password", "webhook_secret"} (null
+                                                 clears one; missing keeps it)
+  GET  /admin/tenants/{tenant}/mail             the addresses, and which secrets are set
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from pydantic import ValidationError
 
 from ar_sync.aws import config
 from ar_sync.aws.api import app, caller_business, error_response
@@ -29,7 +34,7 @@ from ar_sync.domain.pauses import REASONS
 from ar_sync.rules.policy import Policy, PolicyError
 from ar_sync.sync import company_settings as change
 from ar_sync.sync.company_settings import SettingsChangeError
-from ar_sync.sync.company_store import RulesVersion
+from ar_sync.sync.company_store import CompanyMail, RulesVersion
 from ar_sync.sync.connector import Connection
 from ar_sync.sync.mail import webhook_urls
 
@@ -153,6 +158,30 @@ def go_live(tenant: str) -> Response[Any]:
     when = updated.go_live or datetime.now(UTC).date()
     logger.info("go-live", extra={"tenant": connection.id, "mode": mode, "date": str(when)})
     return _json(200, {"tenant": connection.id, "mode": mode, "go_live": when.isoformat()})
+
+
+@app.put("/admin/tenants/<tenant>/mail")
+def put_mail(tenant: str) -> Response[Any]:
+    """The company's own sender; stored encrypted, secrets never answered back."""
+    connection = _tenant(tenant)
+    data = _body()
+    store = config.store()
+    current = store.company_mail(connection.id) or CompanyMail()
+    try:
+        mail = CompanyMail.model_validate({**current.model_dump(), **data})
+    except ValidationError as exc:
+        issues = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                  for e in exc.errors(include_url=False, include_input=False)]
+        return _json(400, {"error": "invalid mail settings", "issues": issues})
+    store.save_company_mail(connection.id, mail)
+    logger.info("mail settings saved", extra={"tenant": connection.id, "fields": sorted(data)})
+    return _json(200, mail.public())
+
+
+@app.get("/admin/tenants/<tenant>/mail")
+def get_mail(tenant: str) -> Response[Any]:
+    connection = _tenant(tenant)
+    return _json(200, (config.store().company_mail(connection.id) or CompanyMail()).public())
 
 
 def _target(connection: Connection, data: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -43,10 +43,10 @@ def go_live(store: Store, connection: Connection, *, on: date | None, preview: b
     """Live from `on` (default today), or back to preview (the go-live date kept unless
     given). Fees for periods before the go-live date follow the rules' `backfill`."""
     when = on or (connection.go_live if preview else None) or today
-    updated = connection.model_copy(update={"go_live": when,
-                                            "mode": "preview" if preview else "live"})
-    store.save_connection(updated)
-    return updated
+    changes = {"go_live": when, "mode": "preview" if preview else "live"}
+    # only these two fields: a reconnect writing the row meanwhile keeps its token row
+    return store.update_connection(connection.id, changes) or connection.model_copy(
+        update=changes)
 
 
 def apply_rules(store: TrustStore, tenant: str, text: str, *, source: str, now: datetime,
@@ -104,10 +104,9 @@ def start_in_preview(store: Store, connection: Connection,
                      rules: str | None = None) -> Connection:
     """A newly connected company runs in preview (writes nothing) until someone goes live;
     `rules`: the shipped set it starts with (until a version is stored)."""
-    updated = connection.model_copy(update={"mode": "preview",
-                                            "rules": rules or connection.rules})
-    store.save_connection(updated)
-    return updated
+    changes = {"mode": "preview", "rules": rules or connection.rules}
+    return store.update_connection(connection.id, changes) or connection.model_copy(
+        update=changes)
 
 
 __all__ = ["Applied", "RulesRefusedError", "SettingsChangeError", "apply_rules", "go_live",
