@@ -77,11 +77,12 @@ def business(name: str) -> Business:
 
 def company_policy(rules: str, company: str) -> Policy:
     """`rules` for one demo business: its name and, for a shipped rule set, its own calendar
-    (time zone, holidays and so the locale customers read)."""
+    (time zone, holidays and so the locale customers read) and a thank-you when a reminded
+    invoice is paid (`on_paid`)."""
     policy = load_policy(rules)
     if rules in shipped_rule_sets():
         overlay = (f"extends: {rules}\ncompany_name: {json.dumps(policy.company_name or company)}"
-                   f"\ncalendar: {business(company).calendar}\n")
+                   f"\ncalendar: {business(company).calendar}\non_paid: {{}}\n")
         return parse_policy(overlay, f"{company}.yaml")
     if not policy.company_name:
         policy = policy.model_copy(update={"company_name": company})

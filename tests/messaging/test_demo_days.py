@@ -74,6 +74,13 @@ def test_customers_pay_along_the_way_and_get_nothing_after(
             assert line["day"] < day, line  # paid before that day's run: nothing after
     f = figures(result.lines, result.payments)
     assert f.paid == len(result.payments) and sum(f.messages.values()) > 0
+    # on_paid: one thank-you per paid invoice that had a reminder e-mail, after its payment
+    thanks = [x for x in result.lines if x["kind"] == "message" and x["stage"] == "thanks"]
+    assert thanks, "some reminded customers paid and were thanked"
+    keys = [(x["company"], x["invoice"]) for x in thanks]
+    assert len(keys) == len(set(keys))
+    for x in thanks:
+        assert paid_on[(x["company"], x["invoice"])] <= x["day"]
 
 
 def test_journal_needs_days(tmp_path: Path) -> None:
