@@ -54,20 +54,20 @@ def test_thanks_once_for_a_reminded_paid_invoice() -> None:
     assert msg.subject == "Thank you, Customer One"
     assert "We received $100.00 for invoice INV-1, due October 27, 2026." in msg.text
     assert not re.search(r"\d{4}-\d\d-\d\d", msg.text + msg.html)
-    done = reminded(inv) + [row(inv, ActionKind.MESSAGE, THANKS, EntryState.DONE, 0)]
+    done = [*reminded(inv), row(inv, ActionKind.MESSAGE, THANKS, EntryState.DONE, 0)]
     assert plan_thanks([inv], {inv.id: done}, RULES, {}, TODAY) == []  # never twice
 
 
 @pytest.mark.parametrize("state", [EntryState.FAILED, EntryState.CLAIMED, EntryState.RETRY])
 def test_a_recorded_thank_you_is_never_planned_again(state: EntryState) -> None:
     inv = paid(1)
-    rows = reminded(inv) + [row(inv, ActionKind.MESSAGE, THANKS, state, 1)]
+    rows = [*reminded(inv), row(inv, ActionKind.MESSAGE, THANKS, state, 1)]
     assert plan_thanks([inv], {inv.id: rows}, RULES, {}, TODAY) == []
 
 
 def test_one_not_sent_on_its_day_is_planned_again() -> None:
     inv = paid(1)
-    rows = reminded(inv) + [row(inv, ActionKind.MESSAGE, THANKS, EntryState.SKIPPED, 1)]
+    rows = [*reminded(inv), row(inv, ActionKind.MESSAGE, THANKS, EntryState.SKIPPED, 1)]
     assert len(plan_thanks([inv], {inv.id: rows}, RULES, {}, TODAY)) == 1
 
 

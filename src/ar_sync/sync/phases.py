@@ -26,8 +26,8 @@ from ar_sync.sync.mail import group_plan, keys_in_plan, leftover_order
 from ar_sync.sync.run_report import ActionOutcome, Breaker, defer
 from ar_sync.sync.run_report import outcome_of as _outcome
 from ar_sync.sync.snapshot import NO_INDEX, QuietRun, read_snapshot
-from ar_sync.sync.thanks import keep_paid, thank_yous
 from ar_sync.sync.store import Checkpoint
+from ar_sync.sync.thanks import keep_paid, thank_yous
 
 FULL_FETCH_EVERY = timedelta(hours=24)  # incremental fetches in between
 INTERRUPTED = "interrupted"
