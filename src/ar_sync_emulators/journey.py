@@ -265,24 +265,26 @@ def _event(line: dict[str, Any]) -> str:
     return ""
 
 
-def timeline(journey: Journey, per_company: int = 3) -> list[str]:
+def timeline(journey: Journey, per_company: int = 3, per_line: int = 12) -> list[str]:
     """A short timeline per customer: for each company, the customers with the most
     happening (messages, fees, escalations, payments), one line each."""
     events: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for line in journey.lines:
         text = _event(line)
         if text:
-            events[(line["company"], line["customer"])].append((line["day"], text))
-    for p in journey.payments:
+            events[(line["company"], line["customer"])].append((f"{line['day']}1", text))
+    for p in journey.payments:  # a payment comes before that day's run
         events[(p["company"], p["customer"])].append(
-            (p["day"], f"{p['day'][5:]} paid {p['invoice']}"))
+            (f"{p['day']}0", f"{p['day'][5:]} paid {p['invoice']}"))
     out: list[str] = []
     for company in dict.fromkeys(c for c, _ in events):
         mine = sorted(((who, evs) for (c, who), evs in events.items() if c == company),
                       key=lambda item: (-len(item[1]), item[0]))[:per_company]
         out.append(company)
         for who, evs in mine:
-            out.append(f"  {who}: " + " · ".join(t for _, t in sorted(evs)))
+            shown = [t for _, t in sorted(evs, key=lambda e: e[0])]
+            more = f" · … {len(shown) - per_line} more" if len(shown) > per_line else ""
+            out.append(f"  {who}: " + " · ".join(shown[:per_line]) + more)
     return out
 
 

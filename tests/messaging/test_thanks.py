@@ -50,12 +50,29 @@ def reminded(inv: Invoice) -> list[LedgerEntry]:
 def test_thanks_once_for_a_reminded_paid_invoice() -> None:
     inv = paid(1)
     (msg,) = plan_thanks([inv], {inv.id: reminded(inv)}, RULES, {}, TODAY)
-    assert msg.rule == THANKS and msg.to == "one@example.com" and msg.items == ()
+    assert msg.rule == THANKS and msg.to == "one@example.com"
+    assert [(i.invoice_id, i.rule, i.occurrence) for i in msg.items] == [
+        ("inv-1", THANKS, "once")]  # the invoice's own ledger row: once, whatever the day
     assert msg.subject == "Thank you, Customer One"
     assert "We received $100.00 for invoice INV-1, due October 27, 2026." in msg.text
     assert not re.search(r"\d{4}-\d\d-\d\d", msg.text + msg.html)
     done = [*reminded(inv), row(inv, ActionKind.MESSAGE, THANKS, EntryState.DONE, 0)]
     assert plan_thanks([inv], {inv.id: done}, RULES, {}, TODAY) == []  # never twice
+
+
+def test_one_message_a_customer_lists_every_paid_invoice() -> None:
+    one, two, other = paid(1), paid(2, balance="250.00"), paid(3, customer="c2",
+                                                              email="c2@example.com")
+    history = {i.id: reminded(i) for i in (one, two, other)}
+    got = plan_thanks([one, two, other], history, RULES, {}, TODAY)
+    assert sorted((m.customer_id, len(m.items)) for m in got) == [("c1", 2), ("c2", 1)]
+    both = next(m for m in got if m.customer_id == "c1")
+    assert "INV-1: $100.00, paid in full\nINV-2: $250.00, paid in full" in both.text
+    # thanked already for INV-1 (its item row is done): only INV-2 is listed
+    history[one.id] = [*reminded(one), row(one, ActionKind.CUSTOMER_EMAIL, THANKS,
+                                              EntryState.DONE, 0)]
+    (again,) = [m for m in plan_thanks([one, two], history, RULES, {}, TODAY)]
+    assert [i.invoice_id for i in again.items] == ["inv-2"]
 
 
 @pytest.mark.parametrize("state", [EntryState.FAILED, EntryState.CLAIMED, EntryState.RETRY])
@@ -107,6 +124,6 @@ def test_names_stay_text(name: str) -> None:
 def test_on_paid_in_the_rules() -> None:
     assert thank_rules(parse_policy("company_name: Acme\n", "t.yaml")) is None
     rules = thank_rules(parse_policy("company_name: Acme\non_paid: {}\n", "t.yaml"))
-    assert rules is not None and rules.within_days == 14 and "{invoice_number}" in rules.body
+    assert rules is not None and rules.within_days == 14 and "{customer_name}" in rules.body
     with pytest.raises(PolicyError, match="on_paid"):
         parse_policy("on_paid: {body: '{invoice.__init__}'}\n", "t.yaml")

@@ -248,9 +248,9 @@ class OnPaid(RulesModel):
     subject: EmailTemplate = Field("Thank you for your payment to {company_name}",
                                    description="Subject; the e-mail placeholders")
     body: EmailTemplate = Field(
-        "Hello {customer_name},\n\nThank you: your payment of invoice {invoice_number} has "
-        "reached us, and nothing more is due on it.", description="The message; the e-mail "
-        "placeholders ({total} is the invoice total)")
+        "Hello {customer_name},\n\nThank you: your payment has reached us, and nothing more "
+        "is due on the invoices below.", description="The opening; the paid invoices are "
+        "listed after it. The e-mail placeholders ({total_due}: what they came to)")
     within_days: Int = Field(14, ge=1, le=365, description="Thank only for payments seen "
                              "this many days ago at most (a late first run stays quiet)")
 
