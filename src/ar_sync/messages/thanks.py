@@ -74,7 +74,7 @@ def plan_thanks(paid: Sequence[Invoice], history: Mapping[str, Sequence[LedgerEn
         if _reminded(entries) and not _thanked(entries):
             due.setdefault((inv.tenant, inv.platform, inv.customer_id), []).append(inv)
     out = []
-    for (tenant, platform, customer_id), invoices in due.items():
+    for (_, _, customer_id), invoices in due.items():
         address = next((i.customer_email for i in invoices if i.customer_email), None)
         recipient = resolve(customer_id, address, contacts)
         if recipient.address is not None:
