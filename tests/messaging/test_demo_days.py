@@ -5,6 +5,7 @@ the simulated day."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import date, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -82,6 +83,10 @@ def test_customers_pay_along_the_way_and_get_nothing_after(
     for x in thanks:
         for n in x["invoices"]:
             assert paid_on[(x["company"], n)] <= x["day"]
+    # one e-mail a customer a day: never a thank-you on a day with a reminder
+    mails = Counter((x["company"], x["customer"], x["day"]) for x in result.lines
+                    if x["kind"] == "message")
+    assert max(mails.values()) == 1
 
 
 def test_journal_needs_days(tmp_path: Path) -> None:

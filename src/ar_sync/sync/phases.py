@@ -124,7 +124,7 @@ def plan(ctx: RunContext, candidates: Candidates) -> Planned:
         actions = [a for a in actions if a.invoice_id in wanted]
     grouped = group_plan(store, tenant, actions, due.by_id, ctx.policy, ctx.today, ctx.mail,
                          ctx.connector)
-    grouped.actions.extend(thank_yous(ctx))
+    grouped.actions.extend(thank_yous(ctx, grouped.actions))
     report = ctx.report
     report.not_emailed = [f"{u.customer_name} ({', '.join(u.invoices)}): {u.why}"
                           for u in grouped.unreachable]

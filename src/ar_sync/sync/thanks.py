@@ -10,10 +10,10 @@ paid invoices and the ledger, and sent like any message (claim -> send -> comple
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from ar_sync.domain.errors import ConnectorError
-from ar_sync.domain.models import CustomerMessage, InvoiceStatus
+from ar_sync.domain.models import Action, CustomerMessage, InvoiceStatus
 from ar_sync.messages.thanks import REMINDED, ThankRules, plan_thanks
 from ar_sync.rules.policy import Policy
 from ar_sync.sync.context import RunContext
@@ -50,8 +50,9 @@ def keep_paid(ctx: RunContext, gone: Collection[str]) -> None:
             ctx.store.save_invoices(ctx.tenant, [paid], replace_all=False)
 
 
-def thank_yous(ctx: RunContext) -> list[CustomerMessage]:
-    """Today's thank-you messages (none without `on_paid`)."""
+def thank_yous(ctx: RunContext, planned: Sequence[Action] = ()) -> list[CustomerMessage]:
+    """Today's thank-you messages (none without `on_paid`). A customer who gets a reminder
+    message today (`planned`) is thanked on a later day: one e-mail a day."""
     rules = thank_rules(ctx.policy)
     if rules is None:
         return []
@@ -61,5 +62,8 @@ def thank_yous(ctx: RunContext) -> list[CustomerMessage]:
         return []
     history = ctx.store.history(ctx.tenant, [i.id for i in paid])
     domain = ctx.mail.sender.domain if ctx.mail.sender else ""
-    return plan_thanks(paid, history, rules, ctx.store.contacts(ctx.tenant), ctx.today,
-                       go_live=ctx.connection.live_from(), sender_domain=domain)
+    busy = {a.customer_id for a in planned if isinstance(a, CustomerMessage)}
+    return [m for m in plan_thanks(paid, history, rules, ctx.store.contacts(ctx.tenant),
+                                   ctx.today, go_live=ctx.connection.live_from(),
+                                   sender_domain=domain)
+            if m.customer_id not in busy]
