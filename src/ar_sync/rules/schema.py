@@ -251,6 +251,19 @@ class EmailRules(RulesModel):
         "details, a reference to quote); a safe template with the e-mail placeholders")
 
 
+class OnPaid(RulesModel):
+    """A thank-you e-mail, once, when an invoice that was reminded about is paid."""
+
+    subject: EmailTemplate = Field("Thank you for your payment to {company_name}",
+                                   description="Subject; the e-mail placeholders")
+    body: EmailTemplate = Field(
+        "Hello {customer_name},\n\nThank you: your payment has reached us, and nothing more "
+        "is due on the invoices below.", description="The opening; the paid invoices are "
+        "listed after it. The e-mail placeholders ({total_due}: what they came to)")
+    within_days: Int = Field(14, ge=1, le=365, description="Thank only for payments seen "
+                             "this many days ago at most (a late first run stays quiet)")
+
+
 class InstalmentReminders(RulesModel):
     """How payment-plan instalments are reminded and when a plan counts as broken."""
 
@@ -354,6 +367,9 @@ class Policy(RulesModel):
         "(bank_of_england, ecb_main_refinancing) before a release carries them")
     email: EmailRules = Field(default_factory=EmailRules,
                               description="ar-sync's own e-mails to customers")
+    on_paid: OnPaid | None = Field(None, description="Thank the customer once when an invoice "
+                                   "that got a reminder e-mail is paid: {} for the default "
+                                   "wording")
 
     @field_validator("reminders")
     @classmethod

@@ -27,6 +27,7 @@ from ar_sync.sync.run_report import ActionOutcome, Breaker, defer
 from ar_sync.sync.run_report import outcome_of as _outcome
 from ar_sync.sync.snapshot import NO_INDEX, QuietRun, read_snapshot
 from ar_sync.sync.store import Checkpoint
+from ar_sync.sync.thanks import keep_paid, thank_yous
 
 FULL_FETCH_EVERY = timedelta(hours=24)  # incremental fetches in between
 INTERRUPTED = "interrupted"
@@ -98,7 +99,10 @@ def snapshot(ctx: RunContext, fetched: Fetched) -> Candidates:
         by_id.update({i.id: i for i in result.invoices})
         invoices = [i for i in by_id.values() if i.is_open and i.id not in removed]
     else:
+        before = ({i.id for i in store.open_invoices(tenant)}
+                  if fetched.full and ctx.policy.on_paid is not None else set())
         store.save_invoices(tenant, result.invoices, replace_all=fetched.full)
+        keep_paid(ctx, before - {i.id for i in result.invoices} - removed)
         # all of them when some were deleted on the platform (they leave the snapshot)
         quiet = read_snapshot(store, tenant, ctx.policy, ctx.today,
                               go_live=ctx.connection.live_from(),
@@ -127,6 +131,7 @@ def plan(ctx: RunContext, candidates: Candidates) -> Planned:
         actions = [a for a in actions if a.invoice_id in wanted]
     grouped = group_plan(store, tenant, actions, due.by_id, ctx.policy, ctx.today, ctx.mail,
                          ctx.connector)
+    grouped.actions.extend(thank_yous(ctx, grouped.actions))
     report = ctx.report
     report.not_emailed = [f"{u.customer_name} ({', '.join(u.invoices)}): {u.why}"
                           for u in grouped.unreachable]
