@@ -288,32 +288,39 @@ def timeline(journey: Journey, per_company: int = 3, per_line: int = 12) -> list
     return out
 
 
+def _after(events: list[dict[str, Any]], since: str) -> str:
+    """'N before any <since>; otherwise at least D days after it' over `events`."""
+    before = [e for e in events if not e[since] or e[since] >= e["day"]]
+    gaps = [(date.fromisoformat(e["day"]) - date.fromisoformat(e[since])).days
+            for e in events if e not in before]
+    text = f"{len(before)} not after one"
+    return text + (f"; the others at least {min(gaps)} days after it" if gaps else "")
+
+
 def summary(f: Figures) -> list[str]:
     """The figures a business signs off on, as lines of text."""
     counts = sorted(f.messages.values())
-    out = [f"customers written to: {len(counts)}; e-mail days per customer: "
+    customers = len({e["customer"] for e in f.escalations})
+    out = [f"customers written to: {len(counts)}; days with an e-mail per customer: "
            + (f"min {counts[0]}, median {counts[len(counts) // 2]}, max {counts[-1]}"
               if counts else "none"),
            "first contact by stage: " + ", ".join(f"{s} {n}" for s, n in
                                                   f.first_stage.most_common()),
-           "days between two messages to one customer: "
+           "days between two e-mails to one customer: "
            + (f"min {min(f.gaps)}, median {sorted(f.gaps)[len(f.gaps) // 2]}" if f.gaps
               else "no customer got two"),
-           f"escalations: {len(f.escalations)}"
-           + (", each after a final notice: " + str(all(e["final_notice"] and
-                                                        e["final_notice"] < e["day"]
-                                                        for e in f.escalations))
+           f"escalations: {len(f.escalations)} invoices of {customers} customers"
+           + (f"; final notice first: {_after(f.escalations, 'final_notice')}"
               if f.escalations else ""),
            f"payments: {f.paid}"]
     if f.fees:
-        told = [e for e in f.fees if e["announced"] and e["announced"] < e["day"]]
         totals: dict[str, Decimal] = defaultdict(Decimal)
         for e in f.fees:
             totals[e["currency"]] += Decimal(e["amount"])
         out.append(f"fees and interest: {len(f.fees)} charges ("
                    + ", ".join(f"{a:,} {c}" for c, a in sorted(totals.items()))
-                   + f"); {len(told)} after a message that stated the fee terms, first "
-                   f"charge {min(e['day'] for e in f.fees)}")
+                   + f"), first {min(e['day'] for e in f.fees)}; a message stating the fee "
+                   f"terms first: {_after(f.fees, 'announced')}")
     else:
         out.append("fees and interest: none charged")
     return out

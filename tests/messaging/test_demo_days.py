@@ -18,7 +18,7 @@ from ar_sync.cli.errors import UserError
 from ar_sync.store.crypto import TokenCipher
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync_emulators.books import DEMO_TODAY
-from ar_sync_emulators.journey import Journey, figures, run_days
+from ar_sync_emulators.journey import Journey, figures, run_days, summary
 
 DAYS = 8
 KEYS = {"day", "company", "customer", "invoice", "kind", "stage", "tone", "amount", "currency"}
@@ -93,3 +93,28 @@ def test_journal_needs_days(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "--journal", str(tmp_path / "j.jsonl")])
     assert isinstance(result.exception, UserError)
     assert "--journal needs --days" in str(result.exception)
+
+
+def test_figures_by_hand() -> None:
+    def line(day: str, kind: str, customer: str = "A", **extra: object) -> dict[str, object]:
+        return {"day": f"2026-11-{day}", "company": "Co", "customer": customer,
+                "invoice": "INV-1", "kind": kind, "stage": extra.pop("stage", "s"),
+                "tone": extra.pop("tone", "friendly"), "amount": extra.pop("amount", None),
+                "currency": "USD", **extra}
+    lines = [line("16", "message", stage="overdue-1", fee_terms=False, invoices=["INV-1"]),
+             line("17", "fee", amount="10.00"),  # before any message stating the terms
+             line("20", "message", stage="final-notice", tone="final", fee_terms=True,
+                  invoices=["INV-1"]),
+             line("27", "fee", amount="5.50"),  # 7 days after the terms were stated
+             line("30", "escalation"),  # 10 days after the final notice
+             line("18", "message", customer="B", stage="heads-up", fee_terms=False,
+                  invoices=["INV-2"])]
+    f = figures(lines, [{"day": "2026-11-21"}])
+    assert dict(f.messages) == {"A (Co)": 2, "B (Co)": 1}
+    assert dict(f.first_stage) == {"overdue-1": 1, "heads-up": 1} and f.gaps == [4]
+    text = "\n".join(summary(f))
+    assert "escalations: 1 invoices of 1 customers; final notice first: 0 not after one; " \
+           "the others at least 10 days after it" in text
+    assert "2 charges (15.50 USD), first 2026-11-17; a message stating the fee terms " \
+           "first: 1 not after one; the others at least 7 days after it" in text
+    assert "payments: 1" in text

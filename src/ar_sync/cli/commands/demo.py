@@ -54,7 +54,7 @@ def demo_cmd(
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ar-sync-demo-") as tmp:
         store = SQLiteStore(db or Path(tmp) / "demo.db", cipher=TokenCipher(TokenCipher.generate_key()))
-        console.print(f"[bold]ar-sync demo[/] — demo companies on local QuickBooks and Xero "
+        console.print(f"[bold]ar-sync demo[/] — four demo businesses on local QuickBooks and Xero "
                       f"emulators, rules [cyan]{rules}[/], as of [cyan]{DEMO_TODAY}[/]")
         result = run_demo(store, seed=seed, rules=rules)
         console.print(summary_table(result.reports))
