@@ -39,6 +39,13 @@ class ActionOutcome:
     ref: str | None = None
     what: str = ""  # what is (or would be) written: the note, the fee, the e-mail
     quota: bool = False  # a retry held by a platform quota (no sign the platform is down)
+    occurrence: str = ""  # which occurrence: a fee's period, a message's day
+    customer: str = ""  # a message's customer (others: see the invoice)
+    tone: str = ""  # a message's tone
+    stage: str = ""  # a message's stage: its firmest item's
+    amount: str = ""  # a fee's amount and currency
+    currency: str = ""
+    invoices: tuple[str, ...] = ()  # the invoices a message lists
 
 
 @dataclass
@@ -127,9 +134,18 @@ def _texts(action: Action) -> tuple[str, str]:
 
 def outcome_of(action: Action, outcome: str, detail: str = "",
              ref: str | None = None) -> ActionOutcome:
+    extra: dict[str, Any] = {}
+    if isinstance(action, CustomerMessage):
+        lead = next((i for i in action.items if i.tone == action.tone), None)
+        extra = {"customer": action.customer_name, "tone": action.tone,
+                 "stage": lead.rule if lead is not None else "",
+                 "invoices": tuple(i.invoice_number for i in action.items)}
+    elif isinstance(action, ApplyLateFee | WaiveFee):
+        extra = {"amount": str(action.amount.amount), "currency": action.amount.currency}
     return ActionOutcome(key=action.key, kind=str(action.kind), invoice_id=action.invoice_id,
                          invoice_number=action.invoice_number, rule=action.rule,
-                         outcome=outcome, detail=detail, ref=ref, what=describe(action))
+                         outcome=outcome, detail=detail, ref=ref, what=describe(action),
+                         occurrence=action.occurrence, **extra)
 
 
 def defer(report: RunReport, rest: Sequence[Action], why: str) -> None:
