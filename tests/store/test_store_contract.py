@@ -151,7 +151,8 @@ def test_skip_inserts_once_and_converts_only_own_claim(store: Any) -> None:
     skipped = note()
     assert store.record_skip(skipped, reason="superseded", now=T0) is True
     assert store.record_skip(skipped, reason="again", now=T0) is False
-    assert store.get(skipped.key).state == EntryState.SKIPPED
+    first = store.get(skipped.key)
+    assert (first.state, first.reason, first.updated_at) == (EntryState.SKIPPED, "superseded", T0)
     assert store.claim(skipped, owner="a", now=T0, lease_seconds=5).outcome == \
         ClaimOutcome.FINISHED
 
@@ -162,6 +163,10 @@ def test_skip_inserts_once_and_converts_only_own_claim(store: Any) -> None:
     assert store.record_skip(claimed, reason="paid", now=T0, owner="a") is True
     entry = store.get(claimed.key)
     assert entry.state == EntryState.SKIPPED and entry.reason == "paid"
+
+
+def test_action_payload_of_a_row_never_claimed_is_none(store: Any) -> None:
+    assert store.action_payload("ar-never-claimed") is None
 
 
 def test_history_and_unfinished_are_per_tenant_and_invoice(store: Any) -> None:

@@ -209,8 +209,9 @@ def test_ctrl_c_inside_a_batch_releases_every_claim_of_the_chunk(store: SQLiteSt
     chunk = [k for _, k in conn.batches[0]]
     rows = _rows(store)
     assert all(rows[k] == EntryState.RETRY for k in chunk)  # released, not left claimed
-    assert {a.key: a.outcome for a in report.actions  # type: ignore[attr-defined]
-            }.keys() >= set(chunk)
+    assert all(store.get(k).reason == "interrupted" for k in chunk)  # type: ignore[union-attr]
+    outcomes = {a.key: (a.outcome, a.detail) for a in report.actions}  # type: ignore[attr-defined]
+    assert [outcomes[k] for k in chunk] == [("retry", "interrupted")] * len(chunk)
     final = _run(store, _batcher(state))
     assert final.stopped_early is None  # type: ignore[attr-defined]
     assert all(n == 1 for n in state.effects().values())
@@ -263,3 +264,34 @@ def test_a_connector_without_the_capability_takes_the_single_path(store: SQLiteS
     assert all(n == 1 for n in state.effects().values())
 
 
+
+
+def test_a_failed_read_of_a_chunk_releases_its_claims_for_the_next_run(
+        store: SQLiteStore) -> None:
+    """Nothing was written: each claim of the chunk goes back to `retry` with the reason."""
+    state = _state()
+    conn = _batcher(state)
+    real_read = conn.get_invoices
+
+    def reads(ids: list[str]) -> dict[str, Invoice | None]:
+        if not conn.reads:
+            conn.reads.append(list(ids))
+            raise TransientError("503 on the chunk's read")
+        return real_read(ids)
+
+    conn.get_invoices = reads  # type: ignore[method-assign]
+    report = _run(store, conn)
+    chunk = [k for k, (outcome, _) in
+             {a.key: (a.outcome, a.detail) for a in report.actions}.items()  # type: ignore[attr-defined]
+             if outcome == "retry"]
+    assert len(chunk) == len(conn.reads[0]) > 0  # the one chunk whose read failed
+    for key in chunk:
+        entry = store.get(key)
+        assert entry is not None and entry.state == EntryState.RETRY
+        assert entry.reason == "503 on the chunk's read"
+    details = {a.detail for a in report.actions if a.key in chunk}  # type: ignore[attr-defined]
+    assert details == {"503 on the chunk's read"}
+    assert set(chunk).isdisjoint(state.effects())
+    _run(store, _batcher(state))
+    assert set(chunk) <= set(state.effects())
+    assert all(n == 1 for n in state.effects().values())

@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from ar_sync.domain.errors import QuotaReachedError, TransientError
+from ar_sync.domain.errors import (
+    BudgetExhaustedError,
+    ConnectorError,
+    QuotaReachedError,
+    TransientError,
+)
 from ar_sync.domain.models import EntryState, Invoice
 from ar_sync.planner.plan import plan
 from ar_sync.rules.policy import load_policy
@@ -253,3 +258,28 @@ def test_every_run_warns_when_a_rate_table_is_older_than_the_half_year(
                                                     FaultPlan(random.Random(0))))
         found = [w for w in report.warnings if "Bank of England Bank Rate table" in w]
         assert bool(found) == stale, report.warnings
+
+
+class FailingFetch(FakeConnector):
+    """The first read fails with `error` (after the connector's own retries)."""
+
+    def __init__(self, state: FakePlatform, error: Exception) -> None:
+        super().__init__(state, CONNECTION, FaultPlan(rng=random.Random(0)))
+        self.error = error
+
+    def fetch_open_invoices(self, since: datetime | None = None) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "stopped", "errors"), [
+    (TransientError("503 storm"), PLATFORM_UNAVAILABLE, [f"{PLATFORM_UNAVAILABLE}: 503 storm"]),
+    (ConnectorError("400 bad query"), "platform error", ["platform error: 400 bad query"]),
+    (BudgetExhaustedError("call budget used up"), "budget: call budget used up", []),
+])
+def test_a_run_stopped_by_its_first_read_says_why(store: SQLiteStore, error: Exception,
+                                                  stopped: str, errors: list[str]) -> None:
+    state = _book(3)
+    report = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("platform-email"),
+                        connector=FailingFetch(state, error))
+    assert report.stopped_early == stopped and report.errors == errors
+    assert report.planned == 0 and state.effects() == {}

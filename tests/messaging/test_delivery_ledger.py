@@ -1,0 +1,414 @@
+"""The e-mail ledger protocol step by step (ar_sync.sync.deliver), each path from a ledger
+state set up by hand: a runner that stopped after sending or before, a same-day regroup, an
+item left behind, and the escalation notice's at-least-once path. The fault suite
+(test_mail_faults.py) finds the same paths by chance; these name them, and run in
+milliseconds (the mutation run uses them)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sync.fakes import FakeConnector, FakePlatform, FaultPlan
+from sync.harness import CIPHER
+
+from ar_sync.domain.models import CustomerMessage, EmailReminder, EntryState, EscalationNotice
+from ar_sync.messages.mime import Envelope, Outcome, Sender, SendResult, tag_value
+from ar_sync.messages.sending import MailSetup, WebhookRefusedError, WebhookRetryableError
+from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.deliver import (
+    AMBIGUOUS,
+    Delivered,
+    deliver_message,
+    deliver_notice,
+    settle_leftover_item,
+)
+from ar_sync.sync.mail import webhook_urls
+from ar_sync.sync.run import run_tenant
+
+from .helpers import CONNECTION, NOW, rules
+
+SENDER = Sender("Acme Supplies <accounts@acme.example>", "accounts@acme.example")
+LATER = NOW + timedelta(minutes=5)  # the dead runner's 60-second leases have run out
+STOPPED = AMBIGUOUS + "a runner stopped while sending; check the mailbox before resending"
+BASE: dict[str, Any] = {"tenant": CONNECTION.id, "platform": "fake",
+                        "occurrence": NOW.date().isoformat(), "due_on": NOW.date(),
+                        "reason": "test", "customer_id": "c1"}
+
+
+def _item(n: int) -> EmailReminder:
+    return EmailReminder(key=f"ar-item-{n}", rule="overdue-1", invoice_id=f"inv-{n}",
+                         invoice_number=f"INV-{n}", **BASE)
+
+
+def _message(*items: EmailReminder, occurrence: str | None = None) -> CustomerMessage:
+    base = {**BASE, "occurrence": occurrence or BASE["occurrence"]}
+    return CustomerMessage(key="ar-message-1", rule="email", customer_name="One",
+                           to="one@example.com", subject="Overdue", text="t", html="<p>t</p>",
+                           tone="friendly", items=items, message_id="<ar1@acme.example>",
+                           invoice_id=items[0].invoice_id,
+                           invoice_number=items[0].invoice_number, **base)
+
+
+class Mailer:
+    """Records what it is handed and answers `result`."""
+
+    def __init__(self, result: SendResult | None = None) -> None:
+        self.result = result or SendResult(Outcome.SENT, ref="provider-1")
+        self.sent: list[tuple[EmailMessage, Envelope, Mapping[str, str]]] = []
+
+    def send(self, message: EmailMessage, *, envelope: Envelope,
+             tags: Mapping[str, str]) -> SendResult:
+        self.sent.append((message, envelope, tags))
+        return self.result
+
+
+class Hooks:
+    """A webhook notifier that answers `answer` or raises `error`."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.posts: list[tuple[str, Mapping[str, Any], str]] = []
+
+    def post(self, url: str, body: Mapping[str, Any], *, delivery: str) -> str:
+        self.posts.append((url, body, delivery))
+        if self.error is not None:
+            raise self.error
+        return "accepted"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    s = SQLiteStore(tmp_path / "ar.db", cipher=CIPHER)
+    s.save_connection(CONNECTION)
+    return s
+
+
+def _deliver(store: SQLiteStore, message: CustomerMessage, mailer: Mailer,
+             now: datetime = LATER) -> Delivered:
+    return deliver_message(store, message, setup=MailSetup(sender=SENDER, mailer=mailer),
+                           today=NOW.date(), owner="me", clock=lambda: now, lease_seconds=60)
+
+
+def _dead_claims(store: SQLiteStore, *actions: EmailReminder | CustomerMessage) -> None:
+    for action in actions:
+        assert store.claim(action, owner="dead", now=NOW, lease_seconds=60).ours
+
+
+def _state(store: SQLiteStore, key: str) -> tuple[EntryState, str | None, str | None]:
+    entry = store.get(key)
+    assert entry is not None
+    return entry.state, entry.ref, entry.reason
+
+
+# ------------------------------------------------------------------ customer messages
+
+
+def test_sent_then_stopped_is_reconciled_from_its_items(store: SQLiteStore) -> None:
+    """Stopped after the send, with one item completed: the message is recognised as sent,
+    the other item is completed too, and nothing is handed to the mailer again."""
+    one, two = _item(1), _item(2)
+    message = _message(one, two)
+    _dead_claims(store, message, one, two)
+    assert store.complete(one.key, owner="dead", ref=message.key, now=NOW)
+    mailer = Mailer()
+    got = _deliver(store, message, mailer)
+    assert got == Delivered("reconciled", "its invoices were recorded as sent",
+                            message.message_id)
+    assert mailer.sent == []
+    assert _state(store, message.key) == (EntryState.DONE, message.message_id, None)
+    assert _state(store, two.key) == (EntryState.DONE, message.key, None)
+    assert store.get(message.key).updated_at == LATER  # type: ignore[union-attr]
+
+
+def test_an_item_done_by_another_message_proves_nothing(store: SQLiteStore) -> None:
+    one = _item(1)
+    message = _message(one)
+    _dead_claims(store, message, one)
+    assert store.complete(one.key, owner="dead", ref="ar-other-message", now=NOW)
+    got = _deliver(store, message, Mailer())
+    assert got == Delivered("ambiguous", STOPPED)
+    assert _state(store, message.key) == (EntryState.FAILED, None, STOPPED)
+
+
+def test_stopped_before_any_item_is_ambiguous_never_resent(store: SQLiteStore) -> None:
+    """Stopped between the claims and the end: SMTP cannot be asked, so the message and all
+    its items (also those of the first grouping, regrouped today) fail for a person."""
+    one, two, three = _item(1), _item(2), _item(3)
+    first = _message(one, two)
+    _dead_claims(store, first, one, two)
+    regrouped = _message(one, three)  # the same key, today's items
+    mailer = Mailer()
+    got = _deliver(store, regrouped, mailer)
+    assert got == Delivered("ambiguous", STOPPED)
+    assert mailer.sent == []
+    for key in (regrouped.key, one.key, two.key, three.key):  # one message a day at most
+        assert _state(store, key) == (EntryState.FAILED, None, STOPPED)
+    assert _deliver(store, regrouped, mailer).outcome == "skipped"
+    assert mailer.sent == []
+
+
+def test_a_finished_message_settles_its_leftover_items(store: SQLiteStore) -> None:
+    """The message row is done but an item was left claimed (stopped between the two
+    completions): the item is completed with the message's key, nothing sent."""
+    one, two = _item(1), _item(2)
+    message = _message(one, two)
+    _dead_claims(store, message, one, two)
+    assert store.complete(message.key, owner="dead", ref="provider-1", now=NOW)
+    mailer = Mailer()
+    got = _deliver(store, message, mailer)
+    assert got == Delivered("skipped", "this customer's message of the day is already recorded")
+    assert mailer.sent == []
+    for key in (one.key, two.key):
+        assert _state(store, key) == (EntryState.DONE, message.key, None)
+
+
+def test_an_ambiguous_message_fails_its_leftover_items(store: SQLiteStore) -> None:
+    one = _item(1)
+    message = _message(one)
+    _dead_claims(store, message, one)
+    reason = AMBIGUOUS + "connection lost during DATA"
+    assert store.fail(message.key, owner="dead", reason=reason, now=NOW, permanent=True)
+    got = _deliver(store, message, Mailer())
+    assert got.outcome == "skipped"
+    assert _state(store, one.key) == (EntryState.FAILED, None, reason)
+
+
+def test_a_message_failed_for_another_reason_leaves_its_items(store: SQLiteStore) -> None:
+    one = _item(1)
+    message = _message(one)
+    _dead_claims(store, message, one)
+    assert store.fail(message.key, owner="dead", reason="cannot build the message: x",
+                      now=NOW, permanent=True)
+    assert _deliver(store, message, Mailer()).outcome == "skipped"
+    assert _state(store, one.key) == (EntryState.CLAIMED, None, None)
+
+
+def test_a_known_unsent_message_is_sent_on_its_day(store: SQLiteStore) -> None:
+    """Released as unsent by the attempt before: sent now, items completed with its key."""
+    one = _item(1)
+    message = _message(one)
+    _dead_claims(store, message, one)
+    for key in (message.key, one.key):
+        assert store.fail(key, owner="dead", reason="unsent (attempt 1): refused", now=NOW,
+                          permanent=False)
+    mailer = Mailer()
+    got = _deliver(store, message, mailer)
+    assert got == Delivered("done", "to one@example.com: 1 invoice(s)", "provider-1")
+    assert len(mailer.sent) == 1
+    assert mailer.sent[0][1] == Envelope("accounts@acme.example", ("one@example.com",))
+    assert mailer.sent[0][2] == {"tenant": tag_value(CONNECTION.id), "customer": "c1"}
+    assert _state(store, message.key) == (EntryState.DONE, "provider-1", None)
+    assert _state(store, one.key) == (EntryState.DONE, message.key, None)
+
+
+def test_a_known_unsent_message_of_an_earlier_day_is_skipped(store: SQLiteStore) -> None:
+    yesterday = (NOW - timedelta(days=1)).date().isoformat()
+    message = _message(_item(1), occurrence=yesterday)
+    _dead_claims(store, message)
+    assert store.fail(message.key, owner="dead", reason="unsent (attempt 1): refused", now=NOW,
+                      permanent=False)
+    mailer = Mailer()
+    got = _deliver(store, message, mailer)
+    assert got == Delivered("skipped", "not sent on its day; its invoices are planned again")
+    assert mailer.sent == []
+    assert _state(store, message.key) == (EntryState.SKIPPED, None,
+                                          "not sent that day; regrouped later")
+
+
+def test_a_crash_after_an_unsent_attempt_is_not_known_unsent(store: SQLiteStore) -> None:
+    """The reason of attempt 1 is still there, but attempt 2 stopped without a word (it may
+    have sent): the attempt counter tells, and the message is ambiguous."""
+    one = _item(1)
+    message = _message(one)
+    _dead_claims(store, message, one)
+    assert store.fail(message.key, owner="dead", reason="unsent (attempt 1): refused", now=NOW,
+                      permanent=False)
+    assert store.claim(message, owner="dead", now=NOW, lease_seconds=60).ours  # attempt 2
+    mailer = Mailer()
+    assert _deliver(store, message, mailer).outcome == "ambiguous"
+    assert mailer.sent == []
+
+
+def test_an_item_held_by_a_message_of_unknown_fate_blocks_the_send(store: SQLiteStore) -> None:
+    one, two = _item(1), _item(2)
+    _dead_claims(store, two)  # claimed by a message whose runner stopped
+    message = _message(one, two)
+    mailer = Mailer()
+    got = _deliver(store, message, mailer)
+    blocked = "invoice INV-2 is held by another message"
+    assert got == Delivered("busy", blocked + "; regrouped next run")
+    assert mailer.sent == []
+    assert _state(store, two.key) == (
+        EntryState.FAILED, None, AMBIGUOUS + "in a message a runner stopped sending")
+    assert _state(store, one.key) == (EntryState.RETRY, None, f"unsent (attempt 1): {blocked}")
+    assert _state(store, message.key) == (EntryState.RETRY, None,
+                                          f"unsent (attempt 1): {blocked}")
+
+
+@pytest.mark.parametrize("attach", [True, False])
+def test_the_pdfs_the_platform_has_are_attached_when_asked(store: SQLiteStore,
+                                                           attach: bool) -> None:
+    message = _message(_item(1), _item(2)).model_copy(update={"attach_pdf": attach})
+    pdfs = {"inv-1": b"%PDF-1.4 one"}  # the platform has none for inv-2
+    mailer = Mailer()
+    got = deliver_message(store, message, setup=MailSetup(sender=SENDER, mailer=mailer),
+                          today=NOW.date(), owner="me", clock=lambda: NOW, lease_seconds=60,
+                          pdf=pdfs.get)
+    assert got.outcome == "done"
+    attached = [(a.get_filename(), a.get_content()) for a in mailer.sent[0][0].iter_attachments()]
+    assert attached == ([("Invoice INV-1.pdf", b"%PDF-1.4 one")] if attach else [])
+
+
+# ------------------------------------------------------------------ items left behind
+
+
+def test_a_leftover_item_of_a_stopped_message_is_ambiguous(store: SQLiteStore) -> None:
+    one = _item(1)
+    _dead_claims(store, one)
+    got = settle_leftover_item(store, one, owner="me", clock=lambda: LATER, lease_seconds=60)
+    reason = AMBIGUOUS + "in a message a runner stopped sending"
+    assert got == Delivered("ambiguous", reason)
+    assert _state(store, one.key) == (EntryState.FAILED, None, reason)
+    assert store.get(one.key).updated_at == LATER  # type: ignore[union-attr]
+
+
+def test_a_leftover_item_known_unsent_is_skipped(store: SQLiteStore) -> None:
+    one = _item(1)
+    _dead_claims(store, one)
+    assert store.fail(one.key, owner="dead", reason="unsent (attempt 1): refused", now=NOW,
+                      permanent=False)
+    got = settle_leftover_item(store, one, owner="me", clock=lambda: LATER, lease_seconds=60)
+    assert got == Delivered("skipped", "e-mail no longer due")
+    assert _state(store, one.key) == (EntryState.SKIPPED, None, "not sent; no longer due")
+
+
+def test_a_leftover_item_held_by_a_live_runner_is_left_alone(store: SQLiteStore) -> None:
+    one = _item(1)
+    _dead_claims(store, one)
+    got = settle_leftover_item(store, one, owner="me", clock=lambda: NOW, lease_seconds=60)
+    assert got is None
+    assert _state(store, one.key) == (EntryState.CLAIMED, None, None)
+
+
+# ------------------------------------------------------------------ escalation notices
+
+
+def _notice(channel: str = "webhook", target: str = "https://hooks.example/ar") -> EscalationNotice:
+    return EscalationNotice(key="ar-notice-1", rule="collections", invoice_id="inv-1",
+                            invoice_number="INV-1", channel=channel, target=target,
+                            escalation="ar-escalation-1",
+                            body={"customer_name": "One", "amount": "100.00", "note": None},
+                            **{k: v for k, v in BASE.items() if k != "customer_id"})
+
+
+def _notify(store: SQLiteStore, notice: EscalationNotice, setup: MailSetup,
+            now: datetime = NOW) -> Delivered:
+    return deliver_notice(store, notice, setup=setup, owner="me", clock=lambda: now,
+                          lease_seconds=60)
+
+
+def test_a_webhook_notice_is_posted_once(store: SQLiteStore) -> None:
+    notice, hooks = _notice(), Hooks()
+    got = _notify(store, notice, MailSetup(webhooks=hooks))
+    assert got == Delivered("done", "webhook https://hooks.example/ar", "accepted")
+    assert hooks.posts == [("https://hooks.example/ar", notice.body, notice.key)]
+    assert _state(store, notice.key) == (EntryState.DONE, "accepted", None)
+    assert store.get(notice.key).updated_at == NOW  # type: ignore[union-attr]
+    again = _notify(store, notice, MailSetup(webhooks=hooks), LATER)
+    assert again == Delivered("skipped", "already notified")
+    assert len(hooks.posts) == 1
+
+
+def test_a_notice_held_by_another_runner_is_busy(store: SQLiteStore) -> None:
+    notice, hooks = _notice(), Hooks()
+    assert store.claim(notice, owner="other", now=NOW, lease_seconds=60).ours
+    got = _notify(store, notice, MailSetup(webhooks=hooks))
+    assert got == Delivered("busy", "another runner holds it")
+    assert hooks.posts == []
+
+
+@pytest.mark.parametrize("error", [WebhookRetryableError("status 503"),
+                                   WebhookRefusedError("status 410"), OSError("reset")])
+def test_a_failed_receiver_is_retried_next_run(store: SQLiteStore, error: Exception) -> None:
+    notice = _notice()
+    got = _notify(store, notice, MailSetup(webhooks=Hooks(error)))
+    assert got == Delivered("retry", f"receiver failed: {error}; retried next run")
+    assert _state(store, notice.key) == (EntryState.RETRY, None, f"receiver failed: {error}")
+    hooks = Hooks()
+    assert _notify(store, notice, MailSetup(webhooks=hooks), LATER).outcome == "done"
+    assert len(hooks.posts) == 1
+
+
+@pytest.mark.parametrize("why", ["bad url", "x" * 300])
+def test_a_notice_that_cannot_be_built_fails_for_good(store: SQLiteStore, why: str) -> None:
+    notice = _notice()
+    got = _notify(store, notice, MailSetup(webhooks=Hooks(ValueError(why))))
+    reason = "cannot build the notice: " + f"ValueError: {why}"[:160]  # a long one is cut
+    assert got == Delivered("failed", reason)
+    assert _state(store, notice.key) == (EntryState.FAILED, None, reason)
+
+
+@pytest.mark.parametrize("channel", ["webhook", "email"])
+def test_an_unconfigured_channel_keeps_the_notice(store: SQLiteStore, channel: str) -> None:
+    notice = _notice(channel, "credit@acme.example")
+    got = _notify(store, notice, MailSetup())
+    assert got == Delivered("retry", "notice channel not configured")
+    assert _state(store, notice.key) == (EntryState.RETRY, None, "not configured")
+
+
+def test_an_e_mail_notice_is_sent_to_its_person(store: SQLiteStore) -> None:
+    notice, mailer = _notice("email", "credit@acme.example"), Mailer(SendResult(Outcome.SENT))
+    got = _notify(store, notice, MailSetup(sender=SENDER, mailer=mailer))
+    assert got == Delivered("done", "email credit@acme.example", notice.key)
+    (mime, envelope, tags), = mailer.sent
+    assert mime["Subject"] == "Escalated: invoice INV-1 (One)"
+    assert mime["To"] == "credit@acme.example"
+    assert mime["Message-ID"] == f"<{notice.key}@acme.example>"
+    assert mime["Date"] is not None and "16 Nov 2026 15:00" in mime["Date"]
+    text = mime.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "amount: 100.00\ncustomer_name: One\n" in text and "note" not in text
+    assert envelope == Envelope("accounts@acme.example", ("credit@acme.example",))
+    assert tags == {"tenant": tag_value(CONNECTION.id)}
+
+
+def test_an_e_mail_notice_without_a_customer_name(store: SQLiteStore) -> None:
+    notice = _notice("email", "credit@acme.example").model_copy(update={"body": {}})
+    mailer = Mailer(SendResult(Outcome.SENT, ref="provider-9"))
+    got = _notify(store, notice, MailSetup(sender=SENDER, mailer=mailer))
+    assert got.ref == "provider-9"
+    assert mailer.sent[0][0]["Subject"] == "Escalated: invoice INV-1 ()"
+
+
+def test_an_e_mail_notice_not_sent_is_retried(store: SQLiteStore) -> None:
+    notice = _notice("email", "credit@acme.example")
+    mailer = Mailer(SendResult(Outcome.UNSENT, detail="421 busy"))
+    got = _notify(store, notice, MailSetup(sender=SENDER, mailer=mailer))
+    assert got.outcome == "retry" and "e-mail unsent: 421 busy" in got.detail
+    assert _state(store, notice.key)[0] == EntryState.RETRY
+
+
+def test_webhook_urls_lists_every_escalation_receiver() -> None:
+    assert webhook_urls(rules()) == ["http://127.0.0.1:9/hook"]
+
+
+def test_the_next_run_settles_a_stopped_message_before_its_items(store: SQLiteStore) -> None:
+    """Leftovers of a runner that stopped after sending: the message goes first, so its
+    unfinished item is completed as sent, not failed as ambiguous on its own."""
+    one, two = _item(1), _item(2)
+    message = _message(one, two)
+    _dead_claims(store, message, one, two)
+    assert store.complete(one.key, owner="dead", ref=message.key, now=NOW)
+    mailer = Mailer()
+    state = FakePlatform(invoices={})
+    report = run_tenant(store, CONNECTION.id, now=NOW + timedelta(days=1), policy=rules(),
+                        mail=MailSetup(sender=SENDER, mailer=mailer),
+                        connector=FakeConnector(state, CONNECTION, FaultPlan(random.Random(0))))
+    assert mailer.sent == [] and report.ambiguous == 0
+    assert _state(store, message.key) == (EntryState.DONE, message.message_id, None)
+    assert _state(store, two.key) == (EntryState.DONE, message.key, None)
