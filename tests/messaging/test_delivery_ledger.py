@@ -265,6 +265,49 @@ def test_the_pdfs_the_platform_has_are_attached_when_asked(store: SQLiteStore,
     assert attached == ([("Invoice INV-1.pdf", b"%PDF-1.4 one")] if attach else [])
 
 
+def test_a_lease_lost_during_the_send_leaves_the_message_to_the_other_runner(
+        store: SQLiteStore) -> None:
+    one = _item(1)
+    message = _message(one)
+
+    class Slow(Mailer):  # the send outlives the lease; another runner takes the message over
+        def send(self, *args: Any, **kwargs: Any) -> SendResult:
+            assert store.claim(message, owner="other", now=LATER, lease_seconds=60).ours
+            return super().send(*args, **kwargs)
+
+    got = _deliver(store, message, Slow(), now=NOW)
+    assert got == Delivered("busy", "lease lost after sending; the other runner reconciles",
+                            "provider-1")
+    assert _state(store, one.key) == (EntryState.DONE, message.key, None)
+    assert _state(store, message.key)[0] == EntryState.CLAIMED  # the other runner's now
+
+
+@pytest.mark.parametrize("permanent", [True, False])
+def test_a_refused_send_releases_the_message_and_its_items(store: SQLiteStore,
+                                                           permanent: bool) -> None:
+    one, two = _item(1), _item(2)
+    message = _message(one, two)
+    refused = SendResult(Outcome.UNSENT, detail="550 mailbox unavailable", permanent=permanent)
+    got = _deliver(store, message, Mailer(refused), now=NOW)
+    reason = "unsent (attempt 1): 550 mailbox unavailable"
+    assert got == Delivered("failed" if permanent else "retry", reason)
+    state = EntryState.FAILED if permanent else EntryState.RETRY
+    for key in (message.key, one.key, two.key):
+        assert _state(store, key) == (state, None, reason)
+
+
+def test_a_message_that_cannot_be_built_fails_with_its_items(store: SQLiteStore) -> None:
+    one = _item(1)
+    message = _message(one).model_copy(update={"to": "josé@exämple.com"})
+    mailer = Mailer()
+    got = _deliver(store, message, mailer, now=NOW)
+    assert got.outcome == "failed" and mailer.sent == []
+    prefix = "unsent (attempt 1): cannot build the message: "
+    assert got.detail.startswith(prefix + "ValueError: ")
+    for key in (message.key, one.key):
+        assert _state(store, key) == (EntryState.FAILED, None, got.detail)
+
+
 # ------------------------------------------------------------------ items left behind
 
 
