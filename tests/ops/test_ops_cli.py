@@ -58,11 +58,19 @@ def _email_keys(db: Path) -> set[str]:
             "('reminder_email', 'customer_email', 'message')")}
 
 
+def _mail(tmp_path: Path) -> dict[str, str]:
+    """Mail settings that write each customer e-mail to tmp_path/out."""
+    return {"AR_SYNC_MAIL_FROM": "Demo <ar@demo.example>", "AR_SYNC_MAIL_TRANSPORT": "folder",
+            "AR_SYNC_MAIL_FOLDER": str(tmp_path / "out")}
+
+
 def test_interrupt_and_terminate_release_everything(tmp_path: Path) -> None:
     db = tmp_path / "ar.db"
     with sandbox(tmp_path) as served:
         connect(db, served.env, ("xero",))
-        cli = Cli(db, served.env)
+        # customers are e-mailed from ar-sync (the default rules): to a folder here, so both
+        # interrupted runs still have plenty to write
+        cli = Cli(db, {**served.env, **_mail(tmp_path)})
         for sig in (signal.SIGINT, signal.SIGTERM):
             before = ledger_states(db)["done"]
             run = cli.start("run", "--today", TODAY)
@@ -115,9 +123,7 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path) -> 
     with sandbox(tmp_path) as served:
         connect(db, served.env, ("quickbooks", "xero"))
         # the default rules e-mail customers from ar-sync: to a folder here
-        mail = {"AR_SYNC_MAIL_FROM": "Demo <ar@demo.example>",
-                "AR_SYNC_MAIL_TRANSPORT": "folder", "AR_SYNC_MAIL_FOLDER": str(tmp_path / "out")}
-        cli = Cli(db, {**served.env, **mail}, lease=2.0)
+        cli = Cli(db, {**served.env, **_mail(tmp_path)}, lease=2.0)
         for _ in range(kills):
             target = ledger_states(db)["done"] + rng.randint(1, 25)
             run = cli.start("run", "--today", TODAY)
