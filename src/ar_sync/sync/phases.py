@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from ar_sync.domain.errors import BudgetExhaustedError
 from ar_sync.domain.models import Action, Invoice, InvoiceStatus, SkipStage
 from ar_sync.domain.payment_plans import PaymentPlan
-from ar_sync.planner.invoice_checks import plannable
+from ar_sync.planner.invoice_checks import plannable, unplannable_reason
 from ar_sync.rules.rates import stale_rate_warnings
 from ar_sync.sync.batch import Step, batchable, execute_batch, schedule
 from ar_sync.sync.company import DuePlan, fee_totals, plan_due
@@ -85,6 +85,13 @@ def snapshot(ctx: RunContext, fetched: Fetched) -> Candidates:
     (the quiet index, snapshot.py). A dry run of a live company stores nothing."""
     store, tenant, result = ctx.store, ctx.tenant, fetched.result
     removed = set(result.removed)
+    # Filter before storing: an absurd invoice (a due date in year 1) never enters the
+    # snapshot that `rules diff`, `plan` and the reports read; an older stored copy leaves it.
+    absurd = {i.id for i in result.invoices if unplannable_reason(i) is not None}
+    if absurd:
+        result.invoices, unstored = plannable(result.invoices)
+        ctx.report.warnings.extend(unstored)
+        removed |= absurd
     plans = store.payment_plans(tenant)
     quiet = NO_INDEX
     if ctx.dry_run and ctx.connection.mode != "preview":  # a preview keeps its snapshot

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ar_sync.cli.app import console
+from ar_sync.cli.app import console, err_console
 from ar_sync.cli.commands.rules import rules_app
 from ar_sync.cli.common import DbOption, TenantOption, open_connection, parse_day
 from ar_sync.cli.errors import UserError
@@ -150,8 +150,11 @@ def diff_cmd(
                                "counts": result.counts, "fees_before": result.before,
                                "fees_after": result.after,
                                "difference": {k: str(v) for k, v in result.money().items()},
-                               "rows": [asdict(r) for r in result.rows]}, default=str, indent=2))
+                               "rows": [asdict(r) for r in result.rows],
+                               "skipped": list(result.skipped)}, default=str, indent=2))
         return
+    for line in result.skipped:
+        err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     console.print(f"current: {escape(choice.label)}; new: {escape(new_file)}", highlight=False)
     console.print(diff_table(result, limit))
     c = result.counts
