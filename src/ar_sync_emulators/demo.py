@@ -176,6 +176,14 @@ def connect_through_oauth(store: Store, platform: str, settings: PlatformSetting
     return finish_connect(store, params, settings, now=now, business_id=business_id)
 
 
+def take_card_payments(sandbox: Sandbox) -> None:
+    """The demo's QuickBooks companies take card payments online (QuickBooks Payments), so
+    each invoice has an `InvoiceLink` customers can pay at, as Xero's online invoices do."""
+    for emu in (sandbox.quickbooks, sandbox.quickbooks_uk):
+        for row in emu.rows["Invoice"].values() if emu is not None else ():
+            row["AllowOnlineCreditCardPayment"] = True
+
+
 def connect_all(store: Store, sandbox: Sandbox, now: datetime | None = None,
                 ) -> list[Connection]:
     """Every demo company, through the real OAuth flow: QuickBooks (two realms), then Xero."""
@@ -191,6 +199,7 @@ def run_demo(store: Store, *, seed: int = 7, rules: str = "email") -> DemoResult
     each from its own business's address."""
     result = DemoResult()
     with running_sandbox(seed) as sandbox, SmtpSink().serve() as sink:
+        take_card_payments(sandbox)
         for connection in connect_all(store, sandbox):
             firm = business(connection.name)
             policy = company_policy(rules, connection.name)

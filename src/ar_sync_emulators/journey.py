@@ -35,6 +35,7 @@ from ar_sync_emulators.demo import (
     company_policy,
     connect_all,
     running_sandbox,
+    take_card_payments,
 )
 from ar_sync_emulators.smtp_sink import SinkMessage, SmtpSink
 
@@ -154,6 +155,7 @@ def run_days(store: Store, *, days: int, seed: int = 7, rules: str = "default",
     result = Journey()
     sink = SmtpSink()
     with running_sandbox(seed, clock=clock) as sandbox, sink.serve():
+        take_card_payments(sandbox)
         connections = connect_all(store, sandbox, now=clock())
         setups = {c.id: (business(c.name), company_policy(rules, c.name)) for c in connections}
         customers: dict[tuple[str, str], Invoice] = {}

@@ -65,6 +65,8 @@ def test_demo_writes_each_message_as_eml(tmp_path: Path) -> None:
         assert msg["Reply-To"] and msg["Message-ID"]
         html = msg.get_body(("html",)).get_content()
         assert "<table" in html
+        # both platforms' payment links (the demo's QuickBooks companies take card payments)
+        assert "Pay online: http" in msg.get_body(("plain",)).get_content()
         recipients[str(msg["To"])] = recipients.get(str(msg["To"]), 0) + 1
     # four businesses, each writing from its own name
     assert senders == {"Bluebird Office Supply Inc.", "Harbour & Vine Trading LLC",
