@@ -308,6 +308,25 @@ def test_a_message_that_cannot_be_built_fails_with_its_items(store: SQLiteStore)
         assert _state(store, key) == (EntryState.FAILED, None, got.detail)
 
 
+def test_a_transport_error_is_ambiguous_and_never_resent(store: SQLiteStore) -> None:
+    """An exception the transport did not classify may come after the hand-over."""
+    one = _item(1)
+    message = _message(one)
+
+    class Broken(Mailer):
+        def send(self, *args: Any, **kwargs: Any) -> SendResult:
+            super().send(*args, **kwargs)
+            raise ConnectionResetError("reset by peer")
+
+    mailer = Broken()
+    got = _deliver(store, message, mailer, now=NOW)
+    reason = AMBIGUOUS + "transport error: ConnectionResetError: reset by peer"
+    assert got == Delivered("ambiguous", reason)
+    for key in (message.key, one.key):
+        assert _state(store, key) == (EntryState.FAILED, None, reason)
+    assert _deliver(store, message, mailer).outcome == "skipped" and len(mailer.sent) == 1
+
+
 # ------------------------------------------------------------------ items left behind
 
 

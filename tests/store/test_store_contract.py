@@ -165,6 +165,37 @@ def test_skip_inserts_once_and_converts_only_own_claim(store: Any) -> None:
     assert entry.state == EntryState.SKIPPED and entry.reason == "paid"
 
 
+def test_skips_in_bulk_keep_each_reason_and_the_rules_version(store: Any) -> None:
+    one, two = note(), note(invoice="inv-2")
+    assert store.record_skips([one, two], now=T0, rules_version=7) == [True, True]
+    claimed = note()
+    store.claim(claimed, owner="a", now=T0, lease_seconds=60)
+    assert store.record_skips([one, claimed], now=T0) == [False, False]  # no row overwritten
+    assert store.get(claimed.key).state == EntryState.CLAIMED
+    for action in (one, two):
+        entry = store.get(action.key)
+        assert (entry.state, entry.reason, entry.rules_version, entry.updated_at) == (
+            EntryState.SKIPPED, "7 days overdue", 7, T0)
+
+
+def test_finished_rows_go_onto_their_open_invoices_summary(store: Any) -> None:
+    """DynamoDB plans from each open invoice's summary of its finished rows: a skip recorded
+    in bulk, one recorded alone and a completed claim are on it (SQLite reads the rows)."""
+    if not hasattr(store, "finished_rows"):
+        pytest.skip("SQLite plans from the ledger rows themselves")
+    tenant = f"xero:{uuid.uuid4()}"
+    store.save_invoices(tenant, [invoice(1)], replace_all=True)
+    bulk, alone, done = (note(tenant, "inv001") for _ in range(3))
+    assert store.record_skips([bulk], now=T0) == [True]
+    assert store.record_skip(alone, reason="superseded", now=T0)
+    store.claim(done, owner="a", now=T0, lease_seconds=60)
+    assert store.complete(done.key, owner="a", ref="r", now=T0)
+    store.open_invoices(tenant)
+    rows = store.finished_rows(tenant)["inv001"]
+    assert sorted((r.rule, r.state) for r in rows) == sorted(
+        [(bulk.rule, "skipped"), (alone.rule, "skipped"), (done.rule, "done")])
+
+
 def test_action_payload_of_a_row_never_claimed_is_none(store: Any) -> None:
     assert store.action_payload("ar-never-claimed") is None
 

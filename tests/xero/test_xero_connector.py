@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from xero_support import FakeClock, Session, connect
 
 from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequiredError
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
-from ar_sync.domain.references import key_marker, reference_text
+from ar_sync.domain.references import customer_reference, key_marker, reference_text
 from ar_sync_emulators.xero.server import XeroEmulator
+from ar_sync_xero import effects
 
 FEE_KEY = "ar" + "fee0" * 8  # shaped like an action key: the emulator resolves its reference
 D2_KEY = "ar" + "d2" * 16
@@ -322,3 +326,68 @@ def test_three_decimal_currency_fee_is_exact(emu: XeroEmulator, session: Session
     session.connector.add_late_fee(inv, Money.of("1.234", "BHD"), "Late fee", key="k-bhd",
                                    mode=FeeMode.LINE)
     assert emu.invoice(inv.id).total == before + Decimal("1.234")
+
+
+# ------------------------------------------------------------------ reconciliation's questions
+# ar_sync_xero.effects with the answers given by hand (the emulator tests above ask the same
+# questions end to end): which invoices it searches, and what an empty history means.
+
+
+class _Effects:
+    """A stand-in for XeroSession with what effects.py uses: the invoice read (Xero has no
+    such invoice: None), the caller, and the two SDK calls, whose arguments are recorded."""
+
+    tenant, timeout = "tenant-1", (5.0, 30.0)
+
+    def __init__(self, invoices: list[Any] = (), history: list[Any] = ()) -> None:  # type: ignore[assignment]
+        self.invoices, self.history = list(invoices), list(history)
+        self.asked: list[dict[str, Any]] = []
+        self.caller, self.api = self, self
+
+    def read(self, invoice_id: str) -> None:
+        return None
+
+    def call(self, endpoint: str, fn: Any, *, write: bool = False) -> Any:
+        return fn()[0]  # the SDK's data, as Caller.call answers
+
+    def get_invoices(self, tenant: str, **kwargs: Any) -> tuple[Any, int, dict[str, str]]:
+        self.asked.append({"tenant": tenant, **kwargs})
+        return SimpleNamespace(invoices=self.invoices), 200, {}
+
+    def get_invoice_history(self, tenant: str, invoice_id: str,
+                            **kwargs: Any) -> tuple[Any, int, dict[str, str]]:
+        self.asked.append({"tenant": tenant, "invoice": invoice_id})
+        return SimpleNamespace(history_records=self.history), 200, {}
+
+
+def _invoice() -> Invoice:
+    return Invoice(platform="xero", tenant="xero:1", id="inv-9", number="INV-0009",
+                   customer_id="contact-3", customer_name="Boom FM", customer_email=None,
+                   issue_date=date(2026, 9, 1), due_date=date(2026, 10, 1), currency="USD",
+                   total=Decimal("100.00"), balance=Decimal("100.00"),
+                   updated_at=datetime(2026, 10, 1, tzinfo=UTC))
+
+
+def test_a_fee_invoice_is_searched_among_the_customers_by_its_reference() -> None:
+    fee_invoice = SimpleNamespace(invoice_id="fee-1",
+                                  reference=f"Late fee on INV-0009 {reference_text(FEE_KEY)}")
+    other = SimpleNamespace(invoice_id="fee-0", reference="Late fee on INV-0001")
+    session = _Effects([other, fee_invoice])
+    assert effects.find_fee(session, _invoice(), FEE_KEY) == "invoice:fee-1"  # type: ignore[arg-type]
+    (asked,) = session.asked
+    assert asked["tenant"] == "tenant-1" and asked["contact_i_ds"] == ["contact-3"]
+    assert asked["search_term"] == customer_reference(FEE_KEY).removeprefix("AR-")
+    assert asked["page"] == 1  # one page of this customer's matches, not every invoice
+
+
+def test_no_fee_line_and_no_fee_invoice_means_no_fee() -> None:
+    session = _Effects()
+    assert effects.find_fee(session, _invoice(), FEE_KEY) is None  # type: ignore[arg-type]
+
+
+def test_a_note_is_found_in_the_invoices_history() -> None:
+    session = _Effects(history=[SimpleNamespace(details=None),
+                                SimpleNamespace(details=f"Note added: x {key_marker(D2_KEY)}")])
+    assert effects.find_note(session, _invoice(), D2_KEY) == f"history:inv-9:{D2_KEY}"  # type: ignore[arg-type]
+    assert session.asked == [{"tenant": "tenant-1", "invoice": "inv-9"}]
+    assert effects.find_note(_Effects(), _invoice(), D2_KEY) is None  # type: ignore[arg-type]
