@@ -5,6 +5,7 @@ src/, tests/ and a pyproject.toml with [tool.mutmut]); not a test, not part of t
 
     python mutation_run.py run MINUTES    # test what is not yet known, then print the figures
     python mutation_run.py report         # the figures and the survivors of the last runs
+    python mutation_run.py survivors      # the survivors by function, with mutant numbers
     python mutation_run.py stats          # only generate the mutants and map tests to functions
 
 Why not `mutmut run GLOB…`: mutmut re-tests every mutant a name matches, so a second run
@@ -231,6 +232,19 @@ def report() -> int:
     return 0
 
 
+def survivors() -> int:
+    """The survivors, one line per function with its mutant numbers (docs/exactly-once.md)."""
+    by_function: dict[str, list[int]] = {}
+    for name, code in _verdicts().items():
+        if _status(code) == SURVIVED:
+            function, _, number = name.rpartition("__mutmut_")
+            by_function.setdefault(function.replace(S, ".").replace(".x.", ".")
+                                   .replace(".x_", "."), []).append(int(number))
+    for function, numbers in sorted(by_function.items()):
+        print(f"{function}: {', '.join(map(str, sorted(numbers)))}")
+    return 0
+
+
 def stats(children: int) -> None:
     _prepare(children)
 
@@ -245,6 +259,8 @@ def main(argv: list[str]) -> int:
     if command == "run":
         run(float(argv[2]) if len(argv) > 2 else 240.0, children, retest)
         return report()
+    if command == "survivors":
+        return survivors()
     if command == "stats":
         stats(children)
         return 0

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,8 +20,9 @@ from ar_sync.domain.errors import NotApplicableError, PlatformValidationError, T
 from ar_sync.domain.models import ActionKind, AddNote, EntryState, Invoice, InvoiceStatus
 from ar_sync.rules.policy import load_policy
 from ar_sync.store.sqlite.store import SQLiteStore
-from ar_sync.sync.batch import schedule
+from ar_sync.sync.batch import execute_batch, schedule
 from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.connector import BatchItemResult, BatchWrite
 from ar_sync.sync.run import run_tenant
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan, SimulatedCrash
@@ -295,3 +298,70 @@ def test_a_failed_read_of_a_chunk_releases_its_claims_for_the_next_run(
     _run(store, _batcher(state))
     assert set(chunk) <= set(state.effects())
     assert all(n == 1 for n in state.effects().values())
+
+
+class _Answers:
+    """A batch writer answering each write with `answers[key]` (a missing key: no result),
+    after `during` (another runner at work while the call is on the wire)."""
+
+    max_batch = 3
+
+    def __init__(self, answers: dict[str, BatchItemResult], during: Any = None) -> None:
+        self.answers, self.during = answers, during
+
+    def get_invoices(self, invoice_ids: Sequence[str]) -> dict[str, Invoice | None]:
+        return {i: _invoice(int(i.removeprefix("inv-")), 40) for i in invoice_ids}
+
+    def write_batch(self, writes: Sequence[BatchWrite]) -> list[BatchItemResult]:
+        if self.during is not None:
+            self.during()
+        return [self.answers[w.action.key] for w in writes if w.action.key in self.answers]
+
+
+def _chunk(store: SQLiteStore, connector: _Answers, notes: list[AddNote],
+           ) -> dict[str, tuple[str, str, str | None]]:
+    def no_reconcile(action: Any, claim: Any) -> Any:
+        raise AssertionError("fresh claims are not reconciled")
+
+    out = execute_batch(store, connector, notes, owner="me", clock=lambda: NOW,  # type: ignore[arg-type]
+                        lease_seconds=60, rules_version=None, reconcile=no_reconcile)
+    return {o.key: (o.outcome, o.detail, o.ref) for o in out}
+
+
+def _row(store: SQLiteStore, key: str) -> tuple[EntryState, str | None, str | None]:
+    entry = store.get(key)
+    assert entry is not None
+    return entry.state, entry.ref, entry.reason
+
+
+def test_each_batch_answer_settles_its_row(store: SQLiteStore) -> None:
+    done, unanswered, no_ref, both = (_note(n, f"inv-{n}", True) for n in range(4))
+    connector = _Answers({
+        done.key: BatchItemResult(done.key, ref="note-1"),
+        no_ref.key: BatchItemResult(no_ref.key),
+        # a ref with an error: the error wins (the answer is not trusted as proof)
+        both.key: BatchItemResult(both.key, ref="note-4", error=TransientError("timed out")),
+    })
+    out = _chunk(store, connector, [done, unanswered, no_ref])
+    assert out == {done.key: ("done", "r", "note-1"),
+                   unanswered.key: ("retry", "no result for this write", None),
+                   no_ref.key: ("retry", "no reference returned", None)}
+    assert _row(store, done.key) == (EntryState.DONE, "note-1", None)
+    assert _row(store, unanswered.key) == (EntryState.RETRY, None, "no result for this write")
+    assert _row(store, no_ref.key) == (EntryState.RETRY, None, "no reference returned")
+    assert _chunk(store, connector, [both]) == {both.key: ("retry", "timed out", None)}
+    assert _row(store, both.key) == (EntryState.RETRY, None, "timed out")
+
+
+def test_a_lease_lost_during_the_batch_call_leaves_the_row_to_the_other_runner(
+        store: SQLiteStore) -> None:
+    note = _note(1, "inv-1", True)
+
+    def takeover() -> None:
+        later = NOW + timedelta(minutes=5)
+        assert store.claim(note, owner="other", now=later, lease_seconds=60).ours
+
+    connector = _Answers({note.key: BatchItemResult(note.key, ref="note-1")}, takeover)
+    assert _chunk(store, connector, [note]) == {
+        note.key: ("busy", "lease lost; the other runner reconciles", "note-1")}
+    assert _row(store, note.key)[0] == EntryState.CLAIMED  # the other runner's, to reconcile
