@@ -353,6 +353,20 @@ def test_each_batch_answer_settles_its_row(store: SQLiteStore) -> None:
     assert _row(store, both.key) == (EntryState.RETRY, None, "timed out")
 
 
+def test_a_refused_batch_item_is_skipped_or_failed_with_the_platforms_words(
+        store: SQLiteStore) -> None:
+    moot, invalid = _note(1, "inv-1", True), _note(2, "inv-2", True)
+    connector = _Answers({
+        moot.key: BatchItemResult(moot.key, error=NotApplicableError("invoice is paid")),
+        invalid.key: BatchItemResult(invalid.key, error=PlatformValidationError("6000 bad")),
+    })
+    assert _chunk(store, connector, [moot, invalid]) == {
+        moot.key: ("skipped", "invoice is paid", None),
+        invalid.key: ("failed", "6000 bad", None)}
+    assert _row(store, moot.key) == (EntryState.SKIPPED, None, "invoice is paid")
+    assert _row(store, invalid.key) == (EntryState.FAILED, None, "6000 bad")
+
+
 def test_a_lease_lost_during_the_batch_call_leaves_the_row_to_the_other_runner(
         store: SQLiteStore) -> None:
     note = _note(1, "inv-1", True)
