@@ -3,12 +3,12 @@
 # bench/mutation_run.py (CORE), against the fast test selection in [tool.mutmut]
 # (pyproject.toml). Prints the figures (mutants of the core, reached, killed, timeouts,
 # survivors, minutes) and every mutant not killed.
-#   bash bench/mutation.sh [MINUTES]      # default 240; results are kept in $MUTATION_DIR
-#   MUTATION_RETEST=survived bash bench/mutation.sh   # also re-test the survivors
-#   MUTATION_FRESH=1 bash bench/mutation.sh           # forget every earlier verdict
-# A second run tests only mutants without a verdict: new ones, and those of functions whose
-# code changed (mutmut compares each function's hash). Tests added since do not reset a
-# verdict: MUTATION_RETEST=survived re-tests the survivors with them.
+#   MUTMUT_CHILDREN=1 bash bench/mutation.sh [MINUTES]  # default 240; verdicts kept in $MUTATION_DIR
+#   MUTATION_RETEST=survived bash bench/mutation.sh      # also re-test every survivor
+#   MUTATION_FRESH=1 bash bench/mutation.sh              # forget every earlier verdict
+# A run stopped by its time bound (or Ctrl-C) goes on where it stopped when started again: it
+# tests only mutants without a verdict (new ones, and those of functions whose code changed:
+# mutmut compares each function's hash), and survivors whose tests changed since their verdict.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-240}
@@ -34,4 +34,7 @@ cd "$stage"
 export AR_SYNC_FAULT_SCHEDULES=${AR_SYNC_FAULT_SCHEDULES:-20}
 start=$SECONDS
 timeout -s INT $((minutes * 60 + 60)) nice "$bin/python" mutation_run.py run "$minutes"
-echo "run time: $(( (SECONDS - start + 30) / 60 )) min (mutmut exit $?)"
+status=$?
+echo "minutes in all (generating, mapping, testing): $(( (SECONDS - start + 30) / 60 ))" \
+  "(exit $status; 124: stopped by timeout)"
+exit "$status"

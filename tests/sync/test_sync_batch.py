@@ -16,11 +16,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.domain.errors import NotApplicableError, PlatformValidationError, TransientError
-from ar_sync.domain.models import ActionKind, AddNote, EntryState, Invoice, InvoiceStatus
+from ar_sync.domain.errors import (
+    BudgetExhaustedError,
+    NotApplicableError,
+    PlatformValidationError,
+    ReauthorizationRequiredError,
+    TransientError,
+)
+from ar_sync.domain.models import (
+    ActionKind,
+    AddNote,
+    ApplyLateFee,
+    EntryState,
+    FeeMode,
+    Invoice,
+    InvoiceStatus,
+    Money,
+)
 from ar_sync.rules.policy import load_policy
 from ar_sync.store.sqlite.store import SQLiteStore
-from ar_sync.sync.batch import execute_batch, schedule
+from ar_sync.sync.batch import execute_batch, line_lock, schedule
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import BatchItemResult, BatchWrite
 from ar_sync.sync.run import run_tenant
@@ -379,3 +394,66 @@ def test_a_lease_lost_during_the_batch_call_leaves_the_row_to_the_other_runner(
     assert _chunk(store, connector, [note]) == {
         note.key: ("busy", "lease lost; the other runner reconciles", "note-1")}
     assert _row(store, note.key)[0] == EntryState.CLAIMED  # the other runner's, to reconcile
+
+
+def _fee(n: int, mode: FeeMode = FeeMode.LINE) -> ApplyLateFee:
+    return ApplyLateFee(key=f"fee{n}", tenant="t", platform="fake", invoice_id=f"inv-{n}",
+                        invoice_number=f"INV-{n}", rule="fee", occurrence="2026-11",
+                        due_on=date(2026, 11, 1), reason="r", amount=Money.of("10.00", "USD"),
+                        label="Late fee", mode=mode)
+
+
+def test_rows_finished_or_held_elsewhere_are_not_written(store: SQLiteStore) -> None:
+    finished, held, fresh = (_note(n, f"inv-{n}", True) for n in range(3))
+    assert store.claim(finished, owner="x", now=NOW, lease_seconds=60).ours
+    assert store.complete(finished.key, owner="x", ref="note-0", now=NOW)
+    assert store.claim(held, owner="other", now=NOW, lease_seconds=60).ours
+    written: list[str] = []
+    connector = _Answers({fresh.key: BatchItemResult(fresh.key, ref="note-2")},
+                         lambda: written.append("call"))
+    assert _chunk(store, connector, [finished, held, fresh]) == {
+        finished.key: ("skipped", "already recorded", None),
+        held.key: ("busy", "another runner holds it", None),
+        fresh.key: ("done", "r", "note-2")}
+    assert written == ["call"]
+    assert _row(store, held.key)[0] == EntryState.CLAIMED
+
+
+def test_a_fee_line_holds_its_invoices_lock_through_the_call(store: SQLiteStore) -> None:
+    """Adding a line rewrites the invoice's lines: one writer per invoice at a time."""
+    line, separate, blocked = _fee(1), _fee(2, FeeMode.INVOICE), _fee(3)
+    assert line_lock(separate) is None
+    assert store.acquire_lock(line_lock(blocked) or "", owner="other", now=NOW, ttl_seconds=60)
+    seen: list[bool] = []
+
+    def during() -> None:  # another runner tries to change the same invoices' lines
+        for fee in (line, separate):
+            lock = line_lock(fee) or f"invoice:t:{fee.invoice_id}"
+            seen.append(store.acquire_lock(lock, owner="other", now=NOW, ttl_seconds=60))
+
+    connector = _Answers({f.key: BatchItemResult(f.key, ref=f"line-{f.key}")
+                          for f in (line, separate)}, during)
+    out = _chunk(store, connector, [line, separate, blocked])
+    assert out[blocked.key] == ("busy", "another runner is changing this invoice's lines", None)
+    assert out[line.key][0] == out[separate.key][0] == "done"
+    assert seen == [False, True]  # the line's lock was held, the separate invoice needs none
+    assert store.acquire_lock(line_lock(line) or "", owner="next", now=NOW, ttl_seconds=60)
+    assert store.get(blocked.key) is None  # not even claimed
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (ReauthorizationRequiredError("token revoked"), "authorisation lost"),
+    (BudgetExhaustedError("100 calls"), "budget used up"),
+    (KeyboardInterrupt(), "interrupted"),
+])
+def test_a_stop_during_the_call_releases_each_claim_with_why(
+        store: SQLiteStore, error: BaseException, reason: str) -> None:
+    notes = [_note(n, f"inv-{n}", True) for n in range(2)]
+
+    def stop() -> None:
+        raise error
+
+    with pytest.raises(type(error)):
+        _chunk(store, _Answers({}, stop), notes)
+    for note in notes:
+        assert _row(store, note.key) == (EntryState.RETRY, None, reason)
