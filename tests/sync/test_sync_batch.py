@@ -457,3 +457,20 @@ def test_a_stop_during_the_call_releases_each_claim_with_why(
         _chunk(store, _Answers({}, stop), notes)
     for note in notes:
         assert _row(store, note.key) == (EntryState.RETRY, None, reason)
+
+
+def test_a_chunk_skips_the_rows_of_invoices_gone_or_paid_since_planning(
+        store: SQLiteStore) -> None:
+    gone, paid, open_ = (_note(n, f"inv-{n}", True) for n in range(3))
+    connector = _Answers({open_.key: BatchItemResult(open_.key, ref="note-2")})
+    paid_invoice = _invoice(1, 40).model_copy(
+        update={"status": InvoiceStatus.PAID, "balance": Decimal(0)})
+    connector.get_invoices = lambda ids: {  # type: ignore[method-assign]
+        "inv-0": None, "inv-1": paid_invoice, "inv-2": _invoice(2, 40)}
+    out = _chunk(store, connector, [gone, paid, open_])
+    deleted = "invoice deleted on the platform (or no longer readable)"
+    assert out == {gone.key: ("skipped", deleted, None),
+                   paid.key: ("skipped", "invoice paid or closed since planning", None),
+                   open_.key: ("done", "r", "note-2")}
+    assert _row(store, gone.key) == (EntryState.SKIPPED, None, deleted)
+    assert _row(store, paid.key) == (EntryState.SKIPPED, None, "invoice no longer open")
