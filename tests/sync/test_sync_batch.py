@@ -35,7 +35,7 @@ from ar_sync.domain.models import (
 )
 from ar_sync.rules.policy import load_policy
 from ar_sync.store.sqlite.store import SQLiteStore
-from ar_sync.sync.batch import execute_batch, line_lock, schedule
+from ar_sync.sync.batch import BATCH_FAILED, execute_batch, line_lock, schedule
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import BatchItemResult, BatchWrite
 from ar_sync.sync.run import run_tenant
@@ -474,3 +474,18 @@ def test_a_chunk_skips_the_rows_of_invoices_gone_or_paid_since_planning(
                    open_.key: ("done", "r", "note-2")}
     assert _row(store, gone.key) == (EntryState.SKIPPED, None, deleted)
     assert _row(store, paid.key) == (EntryState.SKIPPED, None, "invoice no longer open")
+
+
+def test_a_batch_call_that_fails_whole_leaves_each_row_for_reconciliation(
+        store: SQLiteStore) -> None:
+    """Each write may or may not have happened: `retry`, reconciled by its key next run."""
+    notes = [_note(n, f"inv-{n}", True) for n in range(2)]
+
+    def lost() -> None:
+        raise TransientError("connection reset")
+
+    out = _chunk(store, _Answers({}, lost), notes)
+    reason = f"{BATCH_FAILED} (connection reset)"
+    assert out == {n.key: ("retry", reason, None) for n in notes}
+    for note in notes:
+        assert _row(store, note.key) == (EntryState.RETRY, None, reason)
