@@ -113,10 +113,32 @@ def test_retry_row_is_taken_over_for_reconciliation(store: Any) -> None:
     action = note()
     store.claim(action, owner="a", now=T0, lease_seconds=60)
     assert store.fail(action.key, owner="a", reason="503", now=T0, permanent=False) is True
-    assert store.get(action.key).state == EntryState.RETRY
+    waiting = store.get(action.key)
+    assert (waiting.state, waiting.reason, waiting.lease_until) == (EntryState.RETRY, "503", None)
     assert [e.key for e in store.unfinished(action.tenant)] == [action.key]
     claim = store.claim(action, owner="b", now=T0 + timedelta(seconds=1), lease_seconds=60)
     assert claim.outcome == ClaimOutcome.RECONCILE and claim.entry.owner == "b"
+
+
+def test_a_row_that_vanishes_during_a_claim_is_claimed_afresh(store: Any,
+                                                              monkeypatch: Any) -> None:
+    """DynamoDB: the put finds the row, the read that follows finds none (a finished row
+    aged out in between): the claim tries a fresh put again instead of giving up."""
+    if not hasattr(store, "finished_rows"):  # DynamoDB only
+        pytest.skip("SQLite claims in one transaction")
+    action = note()
+    store.record_skip(action, reason="superseded", now=T0)
+    real_get = store._get
+
+    def get_after_expiry(table: str, key: Any) -> Any:
+        store._db.delete_item(TableName=table, Key={"pk": {"S": key["pk"]}})
+        monkeypatch.setattr(store, "_get", real_get)
+        return None
+
+    monkeypatch.setattr(store, "_get", get_after_expiry)
+    claim = store.claim(action, owner="a", now=T0, lease_seconds=60)
+    assert claim.outcome == ClaimOutcome.ACQUIRED and claim.entry.owner == "a"
+    assert store.get(action.key).state == EntryState.CLAIMED
 
 
 def test_permanent_failure_is_finished(store: Any) -> None:
