@@ -105,6 +105,8 @@ def test_expired_lease_is_taken_over_and_old_owner_loses(store: Any) -> None:
     claim = store.claim(action, owner="b", now=late, lease_seconds=60)
     assert claim.outcome == ClaimOutcome.RECONCILE
     assert claim.entry.owner == "b" and claim.entry.attempts == 2
+    assert claim.entry.updated_at == late and claim.entry.lease_until == late + \
+        timedelta(seconds=60)
     assert store.complete(action.key, owner="a", ref="late", now=late) is False
     assert store.complete(action.key, owner="b", ref="ok", now=late) is True
     assert store.get(action.key).ref == "ok"
@@ -140,6 +142,18 @@ def test_a_claim_on_a_finished_row_mends_a_summary_that_missed_it(store: Any,
     store.open_invoices(tenant)
     assert [(r.rule, r.state) for r in store.finished_rows(tenant)["inv001"]] == [
         (action.rule, "skipped")]
+
+
+def test_a_claim_that_loses_every_takeover_race_is_busy(store: Any, monkeypatch: Any) -> None:
+    """DynamoDB: other runners win each compare-and-swap; the claim gives up as busy, with
+    the row as it is now."""
+    if not hasattr(store, "finished_rows"):  # DynamoDB only
+        pytest.skip("SQLite claims in one transaction")
+    action = note()
+    store.claim(action, owner="a", now=T0, lease_seconds=60)
+    monkeypatch.setattr(store, "_update", lambda *args: None)  # someone else was faster
+    claim = store.claim(action, owner="b", now=T0 + timedelta(minutes=5), lease_seconds=60)
+    assert claim.outcome == ClaimOutcome.BUSY and claim.entry.owner == "a"
 
 
 def test_a_row_that_vanishes_during_a_claim_is_claimed_afresh(store: Any,
