@@ -23,6 +23,7 @@ from ar_sync.domain.models import (
     Money,
     action_key,
 )
+from ar_sync.store.dynamodb.ledger import LEDGER_RETENTION_DAYS
 from ar_sync.sync.connector import Connection, TokenSet
 from ar_sync.sync.ledger import ClaimOutcome
 from ar_sync.sync.store import Checkpoint, PendingAuth
@@ -121,6 +122,27 @@ def test_retry_row_is_taken_over_for_reconciliation(store: Any) -> None:
     assert [e.key for e in store.unfinished(action.tenant)] == [action.key]
     claim = store.claim(action, owner="b", now=T0 + timedelta(seconds=1), lease_seconds=60)
     assert claim.outcome == ClaimOutcome.RECONCILE and claim.entry.owner == "b"
+
+
+def test_a_finished_row_ages_out_after_the_retention_and_its_summary_follows_the_invoice(
+        store: Any) -> None:
+    """DynamoDB: a finished row carries its expiry (TTL) at the retention after it finished;
+    finished while the invoice is paid, it goes onto the paid item's summary and comes back
+    with the invoice when it reopens."""
+    if not hasattr(store, "finished_rows"):  # DynamoDB only
+        pytest.skip("SQLite keeps its rows")
+    tenant = f"xero:{uuid.uuid4()}"
+    store.save_invoices(tenant, [invoice(1, "0.00", "paid")], replace_all=True)
+    action = note(tenant, "inv001")
+    store.claim(action, owner="a", now=T0, lease_seconds=60)
+    assert store.complete(action.key, owner="a", ref="n", now=T0)
+    row = store._get(store._ledger, {"pk": action.key})
+    assert row["expires_at"] == int((T0 + store._retention).timestamp())
+    assert store._retention == timedelta(days=LEDGER_RETENTION_DAYS) > timedelta(0)
+    store.save_invoices(tenant, [invoice(1)], replace_all=True)  # reopened
+    store.open_invoices(tenant)
+    assert [(r.rule, r.state) for r in store.finished_rows(tenant)["inv001"]] == [
+        (action.rule, "done")]
 
 
 def test_a_claim_on_a_finished_row_mends_a_summary_that_missed_it(store: Any,
