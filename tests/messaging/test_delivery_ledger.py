@@ -17,6 +17,7 @@ import pytest
 from sync.fakes import FakeConnector, FakePlatform, FaultPlan
 from sync.harness import CIPHER
 
+from ar_sync.domain.errors import TransientError
 from ar_sync.domain.models import CustomerMessage, EmailReminder, EntryState, EscalationNotice
 from ar_sync.messages.mime import Envelope, Outcome, Sender, SendResult, tag_value
 from ar_sync.messages.sending import MailSetup, WebhookRefusedError, WebhookRetryableError
@@ -31,7 +32,7 @@ from ar_sync.sync.deliver import (
 from ar_sync.sync.mail import webhook_urls
 from ar_sync.sync.run import run_tenant
 
-from .helpers import CONNECTION, NOW, rules
+from .helpers import CONNECTION, NOW, invoice, rules
 
 SENDER = Sender("Acme Supplies <accounts@acme.example>", "accounts@acme.example")
 LATER = NOW + timedelta(minutes=5)  # the dead runner's 60-second leases have run out
@@ -474,3 +475,34 @@ def test_the_next_run_settles_a_stopped_message_before_its_items(store: SQLiteSt
     assert mailer.sent == [] and report.ambiguous == 0
     assert _state(store, message.key) == (EntryState.DONE, message.message_id, None)
     assert _state(store, two.key) == (EntryState.DONE, message.key, None)
+
+
+class _Linking(FakeConnector):
+    """A platform whose payment links are lazy references, resolved one call each."""
+
+    def __init__(self, state: FakePlatform, error: Exception | None = None) -> None:
+        super().__init__(state, CONNECTION, FaultPlan(random.Random(0)))
+        self.asked: list[str] = []
+        self.error = error
+
+    def payment_link(self, invoice_id: str) -> str | None:
+        self.asked.append(invoice_id)
+        if self.error is not None:
+            raise self.error
+        return f"https://pay.example/resolved/{invoice_id}"
+
+
+@pytest.mark.parametrize("error", [None, TransientError("503")])
+def test_lazy_payment_links_are_resolved_for_the_e_mailed_invoices_only(
+        store: SQLiteStore, error: Exception | None) -> None:
+    due, later = (invoice(n, days).model_copy(update={"payment_link": f"lazy:inv-{n}"})
+                  for n, days in ((1, 3), (2, -20)))
+    connector = _Linking(FakePlatform(invoices={i.id: i for i in (due, later)}), error)
+    mailer = Mailer()
+    run_tenant(store, CONNECTION.id, now=NOW, policy=rules(), connector=connector,
+               mail=MailSetup(sender=SENDER, mailer=mailer))
+    assert connector.asked == ["inv-1"]  # not the invoice no e-mail is due for
+    (sent, _, _), = mailer.sent
+    body = sent.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "lazy:" not in body
+    assert ("https://pay.example/resolved/inv-1" in body) == (error is None)
