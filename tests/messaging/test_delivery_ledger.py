@@ -497,12 +497,15 @@ def test_lazy_payment_links_are_resolved_for_the_e_mailed_invoices_only(
         store: SQLiteStore, error: Exception | None) -> None:
     due, later = (invoice(n, days).model_copy(update={"payment_link": f"lazy:inv-{n}"})
                   for n, days in ((1, 3), (2, -20)))
-    connector = _Linking(FakePlatform(invoices={i.id: i for i in (due, later)}), error)
+    ready = [invoice(3, 3, link="https://pay.example/ready"),
+             invoice(4, 3, link="http://pay.example/ready")]  # URLs already: no call
+    connector = _Linking(FakePlatform(invoices={i.id: i for i in (due, later, *ready)}), error)
     mailer = Mailer()
     run_tenant(store, CONNECTION.id, now=NOW, policy=rules(), connector=connector,
                mail=MailSetup(sender=SENDER, mailer=mailer))
-    assert connector.asked == ["inv-1"]  # not the invoice no e-mail is due for
     (sent, _, _), = mailer.sent
     body = sent.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert connector.asked == ["inv-1"]  # not the invoice no e-mail is due for
+    assert "https://pay.example/ready/3" in body and "http://pay.example/ready/4" in body
     assert "lazy:" not in body
     assert ("https://pay.example/resolved/inv-1" in body) == (error is None)
