@@ -18,7 +18,13 @@ from sync.fakes import FakeConnector, FakePlatform, FaultPlan
 from sync.harness import CIPHER
 
 from ar_sync.domain.errors import TransientError
-from ar_sync.domain.models import CustomerMessage, EmailReminder, EntryState, EscalationNotice
+from ar_sync.domain.models import (
+    CustomerMessage,
+    EmailReminder,
+    EntryState,
+    EscalationNotice,
+    Invoice,
+)
 from ar_sync.messages.mime import Envelope, Outcome, Sender, SendResult, tag_value
 from ar_sync.messages.sending import MailSetup, WebhookRefusedError, WebhookRetryableError
 from ar_sync.store.sqlite.store import SQLiteStore
@@ -32,7 +38,7 @@ from ar_sync.sync.deliver import (
 from ar_sync.sync.mail import webhook_urls
 from ar_sync.sync.run import run_tenant
 
-from .helpers import CONNECTION, NOW, invoice, rules
+from .helpers import CONNECTION, NOW, RULES, invoice, rules
 
 SENDER = Sender("Acme Supplies <accounts@acme.example>", "accounts@acme.example")
 LATER = NOW + timedelta(minutes=5)  # the dead runner's 60-second leases have run out
@@ -509,3 +515,42 @@ def test_lazy_payment_links_are_resolved_for_the_e_mailed_invoices_only(
     assert "https://pay.example/ready/3" in body and "http://pay.example/ready/4" in body
     assert "lazy:" not in body
     assert ("https://pay.example/resolved/inv-1" in body) == (error is None)
+
+
+def test_no_transport_defers_and_a_live_claim_is_busy(store: SQLiteStore) -> None:
+    message = _message(_item(1))
+    unset = deliver_message(store, message, setup=MailSetup(), today=NOW.date(), owner="me",
+                            clock=lambda: NOW, lease_seconds=60)
+    assert unset == Delivered("deferred", "no e-mail transport configured (AR_SYNC_MAIL_FROM)")
+    assert store.get(message.key) is None  # nothing claimed: sent once configured
+    assert store.claim(message, owner="other", now=NOW, lease_seconds=60).ours
+    mailer = Mailer()
+    assert _deliver(store, message, mailer, now=NOW) == Delivered(
+        "busy", "another runner is sending it")
+    assert mailer.sent == []
+
+
+class _Pdfs(FakeConnector):
+    """A platform with a PDF for each invoice but `broken`, whose PDF read fails."""
+
+    def __init__(self, state: FakePlatform, broken: str) -> None:
+        super().__init__(state, CONNECTION, FaultPlan(random.Random(0)))
+        self.broken = broken
+
+    def invoice_pdf(self, invoice: Invoice) -> bytes | None:
+        if invoice.id == self.broken:
+            raise TransientError("503 on the PDF")
+        return f"%PDF-1.4 {invoice.number}".encode()
+
+
+def test_a_run_attaches_the_platforms_pdfs_and_sends_without_one_it_cannot_read(
+        store: SQLiteStore) -> None:
+    state = FakePlatform(invoices={i.id: i for i in (invoice(1, 3), invoice(2, 3))})
+    mailer = Mailer()
+    policy = rules(RULES.replace("email: {group_by: customer}",
+                                 "email: {group_by: customer, attach_pdf: true}"))
+    run_tenant(store, CONNECTION.id, now=NOW, policy=policy, connector=_Pdfs(state, "inv-2"),
+               mail=MailSetup(sender=SENDER, mailer=mailer))
+    (sent, _, _), = mailer.sent
+    assert [(a.get_filename(), a.get_content()) for a in sent.iter_attachments()] == [
+        ("Invoice INV-1.pdf", b"%PDF-1.4 INV-1")]
