@@ -11,7 +11,7 @@ Items, Accounts, Attachable notes, /batch (qbo_entities), `requestid` replay per
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -107,7 +107,7 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         self.idempotency = IdempotencyCache(replay, clock=lambda: self.clock())
         self.batch_limiter = RateLimiter(per_minute=BATCH_PER_MINUTE, clock=self.clock)
         self._request_paths: dict[str, str] = {}  # requestid -> the path it was first used on
-        self.batch_ids: set[str] = set()  # bIds of /batch writes (effects() resolves refs)
+        self.known_keys: set[str] = set()  # learn_keys(): effects() bookkeeping only
         self.edition = _edition(edition)
         self.rows: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in ENTITIES}
         self.deleted: dict[str, dict[str, dict[str, Any]]] = {}  # entity -> id -> CDC stub
@@ -243,7 +243,7 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                         out.append(Effect("note", inv["Id"], found.group(1), inv["Id"]))
                 for ln in inv.get("Line", []):  # a fee invoice's own line is no second fee
                     keys = keys_in(ln.get("Description"), [*self._request_paths,
-                                                            *self.batch_ids])
+                                                            *self.known_keys])
                     if keys and not FEE_FOR_RE.search(note):
                         out.append(Effect("late_fee", inv["Id"], keys[0],
                                           f"{inv['Id']}:{ln.get('Id', '')}"))
@@ -251,6 +251,14 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                        for s in self.sends)
             out.extend(credit_effects(self))
         return out
+
+    def learn_keys(self, keys: Iterable[str]) -> None:
+        """Bookkeeping for effects() only: action keys the caller knows ar-sync meant to write.
+        A batched fee line carries only its short reference and its write travelled under a
+        short bId, so effects() resolves it through these (a fee nobody claimed stays
+        "AR-…")."""
+        with self._lock:
+            self.known_keys.update(keys)
 
     # ------------------------------------------------------------------ OAuth shortcuts
 
