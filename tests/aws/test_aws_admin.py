@@ -110,3 +110,27 @@ def test_the_admin_role_reads_and_writes_only_its_items() -> None:
         "dynamodb:LeadingKeys": ["CONNECTIONS", "rules#*", "pause#*", "inv#*"]}}
     routes = {(e["httpApi"]["method"], e["httpApi"]["path"]) for e in FUNCTIONS["admin"]["events"]}
     assert ("PUT", "/admin/tenants/{tenant}/rules") in routes and len(routes) == 6
+
+
+def test_rules_with_an_internal_webhook_are_refused(company: Connection,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: the admin API stored `http://localhost@169.254.169.254/...` and friends.
+    The schema refuses what the URL shows; a name is resolved before it is stored."""
+    import ipaddress
+
+    from ar_sync.delivery import webhook_http
+
+    monkeypatch.setattr(webhook_http, "resolve", lambda host, port: [
+        ipaddress.ip_address("10.9.8.7" if "attacker" in host else "93.184.215.14")])
+    hook = ("escalations:\n  - name: agency\n    when: {days_overdue: 60}\n"
+            "    to: {agency: Collectors}\n    notify: {webhook: [\"%s\"]}\n")
+    for url in ("http://localhost@169.254.169.254/latest/meta-data/", "https://10.0.0.7/x",
+                "http://localhost:9001/2018-06-01/runtime/invocation/next",
+                "https://127.0.0.1.nip.io/x", "https://hooks.attacker.example/x"):
+        status, got = admin("PUT", company, "rules", RULES + hook % url,
+                            content_type="text/yaml")
+        assert status == 400 and got["error"] == "invalid rules", url
+    assert config.store().rules_versions(company.id) == []
+    status, _ = admin("PUT", company, "rules", RULES + hook % "https://hooks.example.com/x",
+                      content_type="text/yaml")
+    assert status == 201

@@ -72,11 +72,11 @@ class CrashingMailer:
     def __init__(self, inner: Mailer, *, before: int | None, after: int | None) -> None:
         self.inner, self.before, self.after, self.sends = inner, before, after, 0
 
-    def send(self, message: EmailMessage, *, tags: Any) -> SendResult:
+    def send(self, message: EmailMessage, *, envelope: Any, tags: Any) -> SendResult:
         self.sends += 1
         if self.sends == self.before:
             raise SimulatedCrash("crash before handing the message over")
-        result = self.inner.send(message, tags=tags)
+        result = self.inner.send(message, envelope=envelope, tags=tags)
         if self.sends == self.after:
             raise SimulatedCrash("crash after the server answered")
         return result

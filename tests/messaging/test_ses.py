@@ -23,6 +23,7 @@ from ar_sync.messages.mime import Outcome, Sender, notice_mime, tag_text, tag_va
 from ar_sync.store.sqlite.store import SQLiteStore
 
 SENDER = Sender("Acme Supplies <accounts@acme.example>", "accounts@acme.example")
+ENVELOPE = SENDER.envelope("one@example.com")
 
 
 def _mime(to: str = "one@example.com") -> Any:
@@ -46,7 +47,8 @@ def test_raw_send_keeps_our_headers(aws: Any) -> None:
     boto3.client("sesv2", region_name="eu-west-1").create_email_identity(
         EmailIdentity="acme.example")
     mailer = SesMailer(region="eu-west-1")
-    result = mailer.send(_mime(), tags={"tenant": tag_value("xero:abc"), "customer": "c1"})
+    result = mailer.send(_mime(), envelope=SENDER.envelope("one@example.com"),
+                         tags={"tenant": tag_value("xero:abc"), "customer": "c1"})
     assert result.outcome == Outcome.SENT and result.ref
     (sent,) = ses_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"].sent_messages
     msg = message_from_string(sent.raw_data, policy=policy.default)
@@ -55,7 +57,7 @@ def test_raw_send_keeps_our_headers(aws: Any) -> None:
 
 
 def test_unverified_sender_is_refused_not_retried(aws: Any) -> None:
-    result = SesMailer(region="eu-west-1").send(_mime(), tags={})
+    result = SesMailer(region="eu-west-1").send(_mime(), envelope=ENVELOPE, tags={})
     assert result.outcome == Outcome.UNSENT and result.permanent
     assert "MessageRejected" in result.detail
 
@@ -87,7 +89,7 @@ class _Failing:
      Outcome.UNKNOWN, False),
 ])
 def test_outcomes(exc: Exception, outcome: Outcome, permanent: bool) -> None:
-    result = SesMailer(_Failing(exc)).send(_mime(), tags={})
+    result = SesMailer(_Failing(exc)).send(_mime(), envelope=ENVELOPE, tags={})
     assert (result.outcome, result.permanent) == (outcome, permanent)
 
 

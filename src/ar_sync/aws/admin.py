@@ -25,11 +25,13 @@ from pydantic import ValidationError
 from ar_sync.aws import config
 from ar_sync.aws.api import app, caller_business, error_response
 from ar_sync.aws.config import logger
+from ar_sync.delivery import webhook_http
 from ar_sync.domain.pauses import Pause
 from ar_sync.rules.policy import PolicyError
 from ar_sync.sync.company_rules import parse_text, version_name
 from ar_sync.sync.company_store import RulesVersion
 from ar_sync.sync.connector import Connection
+from ar_sync.sync.mail import webhook_urls
 
 MAX_RULES_BYTES = 256_000
 
@@ -98,9 +100,16 @@ def put_rules(tenant: str) -> Response[Any]:
     store = config.store()
     current = store.current_rules(connection.id)
     try:  # validated exactly as a run will parse it; `extends` only of a shipped set
-        parse_text(raw, version_name(connection.id, (current.version if current else 0) + 1))
+        policy = parse_text(raw, version_name(connection.id,
+                                              (current.version if current else 0) + 1))
     except PolicyError as exc:
         return _json(400, {"error": "invalid rules", "issues": [str(i) for i in exc.issues]})
+    # webhook hosts resolved and checked now too (and again at every send): a business's
+    # rules must not point ar-sync at the network it runs in
+    unsafe = webhook_http.unsafe_targets(webhook_urls(policy))
+    if unsafe:
+        logger.warning("rules refused: unsafe webhook", extra={"tenant": connection.id})
+        return _json(400, {"error": "invalid rules", "issues": unsafe})
     if current is not None and current.text == raw:
         return _json(200, {"version": current.version, "unchanged": True})
     version = store.apply_rules(connection.id, raw, source="admin API", now=datetime.now(UTC),

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ar_sync.domain.contacts import Contact, valid_address
+from ar_sync.domain.addresses import valid_address
+from ar_sync.domain.contacts import Contact
 from ar_sync.messages.mime import tag_text
 
 log = logging.getLogger(__name__)

@@ -6,23 +6,30 @@ shared secret (AR_SYNC_NOTIFY_WEBHOOK_SECRET) and rejects old timestamps (replay
 carries `id` (stable per notice, also in `X-AR-Sync-Delivery`) so a receiver can drop a
 repeat: notices are at-least-once (a crash after the POST sends it again next run), which is
 the right side for a person who must be told. Chat incoming hooks get a `text` line too.
-Within a run a failing receiver is retried with exponential backoff (tenacity); after that
-the notice is left for the next run — it never blocks the run.
+Within a run a failing receiver is retried with exponential backoff (tenacity), all within one
+total deadline (30 s by default); after that the notice is left for the next run — it never
+blocks the run. Only public receivers are reached (ar_sync.domain.webhook_urls,
+ar_sync.delivery.webhook_http), and the report says only a short category of what the
+receiver answered.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
+import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity.stop import stop_base
 
+from ar_sync.delivery.webhook_http import DeadlineExceededError, Resolver, post_once, resolve
+from ar_sync.domain.webhook_urls import UnsafeUrlError, parse_webhook_url
 from ar_sync.messages.sending import WebhookRefusedError, WebhookRetryableError
 
 SIGNATURE_HEADER = "X-AR-Sync-Signature"
@@ -63,39 +70,77 @@ def chat_text(body: Mapping[str, Any]) -> str:
 
 @dataclass
 class WebhookSender:
-    """POSTs signed JSON with retries; `sleep` and `clock` are injectable for tests."""
+    """POSTs signed JSON with retries, all within one total deadline; `sleep`, `clock`,
+    `resolver` and `context` are injectable for tests. Only public receivers are reached
+    (delivery/webhook_http.py); `allow_loopback` (AR_SYNC_DEV_LOOPBACK_WEBHOOKS=1) lets a
+    local test receiver on 127.0.0.1 in."""
 
-    secret: str
+    secret: str = field(repr=False)
     attempts: int = 4
-    timeout: float = 10.0
+    timeout: float = 10.0  # the most one attempt may take
+    deadline: float = 30.0  # the most the whole post, retries and waits included, may take
     max_wait: float = 8.0
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.time
-    session: requests.Session | None = None
+    allow_loopback: bool = False
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    clock: Callable[[], float] = field(default=time.time, repr=False)
+    monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)
+    resolver: Resolver = field(default=resolve, repr=False)
+    context: ssl.SSLContext | None = field(default=None, repr=False)
 
-    def post(self, url: str, body: Mapping[str, Any], *, delivery: str) -> int:
-        """Deliver; return the receiver's status. Raises after the last failed attempt."""
+    def post(self, url: str, body: Mapping[str, Any], *, delivery: str) -> str:
+        """Deliver; 'accepted' or an error whose text is a short category (the receiver's
+        status and body never reach the run report). Raises after the last attempt."""
+        try:
+            target = parse_webhook_url(url)
+        except UnsafeUrlError as exc:
+            raise WebhookRefusedError(f"address not allowed: {exc}") from None
         data = json.dumps({**body, "text": chat_text(body)}, sort_keys=True,
                           default=str).encode()
-        http = self.session or requests.Session()
+        end = self.monotonic() + self.deadline
 
-        def attempt() -> int:
+        def attempt() -> str:
             headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery,
                        EVENT_HEADER: str(body.get("event", "")),
                        SIGNATURE_HEADER: signature(self.secret, data, int(self.clock()))}
             try:
-                answer = http.post(url, data=data, headers=headers, timeout=self.timeout,
-                                   allow_redirects=False)
-            except requests.RequestException as exc:
-                raise WebhookRetryableError(type(exc).__name__) from exc
-            if answer.status_code in (408, 429) or answer.status_code >= 500:
-                raise WebhookRetryableError(f"HTTP {answer.status_code}")
-            if answer.status_code >= 300:
-                raise WebhookRefusedError(f"HTTP {answer.status_code}")
-            return answer.status_code
+                status = post_once(target, data, headers, allow_loopback=self.allow_loopback,
+                                   deadline=min(end, self.monotonic() + self.timeout),
+                                   resolver=self.resolver, context=self.context,
+                                   clock=self.monotonic)
+            except UnsafeUrlError as exc:
+                raise WebhookRefusedError(f"address not allowed: {exc}") from None
+            except DeadlineExceededError:
+                raise WebhookRetryableError("timed out") from None
+            except (OSError, http.client.HTTPException, ValueError):
+                raise WebhookRetryableError("unreachable") from None
+            return _category(status)
+
+        def wait(seconds: float) -> None:
+            self.sleep(max(0.0, min(seconds, end - self.monotonic())))
 
         retrying = Retrying(retry=retry_if_exception_type(WebhookRetryableError),
-                            stop=stop_after_attempt(self.attempts),
+                            stop=stop_after_attempt(self.attempts) | _past(end, self.monotonic),
                             wait=wait_exponential(multiplier=0.5, max=self.max_wait),
-                            sleep=self.sleep, reraise=True)
+                            sleep=wait, reraise=True)
         return retrying(attempt)
+
+
+def _category(status: int) -> str:
+    """What the report may say about a receiver's answer."""
+    if 200 <= status < 300:
+        return "accepted"
+    if status in (408, 429) or status >= 500:
+        raise WebhookRetryableError("receiver error (5xx/408/429)")
+    if 300 <= status < 400:
+        raise WebhookRefusedError("refused: redirect (not followed)")
+    raise WebhookRefusedError("refused by the receiver (4xx)")
+
+
+class _past(stop_base):
+    """Stop retrying once the total deadline has passed."""
+
+    def __init__(self, end: float, monotonic: Callable[[], float]) -> None:
+        self.end, self.monotonic = end, monotonic
+
+    def __call__(self, retry_state: Any) -> bool:
+        return self.monotonic() >= self.end

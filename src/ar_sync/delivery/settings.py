@@ -8,6 +8,8 @@ AR_SYNC_SMTP_PASSWORD       or AR_SYNC_SMTP_PASSWORD_FILE (a mounted secret)
 AR_SYNC_SES_REGION / AR_SYNC_SES_CONFIGURATION_SET
 AR_SYNC_MAIL_FOLDER         for `folder`: write .eml files here instead of sending
 AR_SYNC_NOTIFY_WEBHOOK_SECRET  the HMAC key outgoing escalation webhooks are signed with
+AR_SYNC_DEV_LOOPBACK_WEBHOOKS  1: also deliver to a local test receiver on 127.0.0.1
+                            (tests and development only; never set it in a deployment)
 """
 
 from __future__ import annotations
@@ -35,11 +37,15 @@ def mail_setup(env: Mapping[str, str] | None = None) -> MailSetup:
     env = os.environ if env is None else env
     setup = MailSetup()
     if secret := env.get("AR_SYNC_NOTIFY_WEBHOOK_SECRET"):
-        setup.webhooks = WebhookSender(secret)
+        setup.webhooks = WebhookSender(
+            secret, allow_loopback=env.get("AR_SYNC_DEV_LOOPBACK_WEBHOOKS") == "1")
     sender = env.get("AR_SYNC_MAIL_FROM")
     if not sender:
         return setup
-    setup.sender = Sender(sender, env.get("AR_SYNC_MAIL_REPLY_TO") or sender)
+    try:
+        setup.sender = Sender(sender, env.get("AR_SYNC_MAIL_REPLY_TO") or sender)
+    except ValueError as exc:
+        raise SettingsError(f"AR_SYNC_MAIL_FROM / AR_SYNC_MAIL_REPLY_TO: {exc}") from None
     transport = env.get("AR_SYNC_MAIL_TRANSPORT", "smtp")
     if transport == "ses":
         setup.mailer = SesMailer(region=env.get("AR_SYNC_SES_REGION"),

@@ -12,11 +12,10 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, Literal
 
-from ar_sync.messages.mime import Outcome, SendResult, wire_bytes
+from ar_sync.messages.mime import Envelope, Outcome, SendResult, wire_bytes
 
 # ----------------------------------------------------------------------------- SMTP
 
@@ -55,12 +54,13 @@ class SmtpMailer:
             client.starttls(context=self._context)
         return client
 
-    def send(self, message: EmailMessage, *, tags: Mapping[str, str]) -> SendResult:
+    def send(self, message: EmailMessage, *, envelope: Envelope,
+             tags: Mapping[str, str]) -> SendResult:
         """Up to the DATA command nothing is delivered, so a failure there is UNSENT; a reply
-        refusing the data is UNSENT too; losing the connection during DATA is UNKNOWN."""
+        refusing the data is UNSENT too; losing the connection during DATA is UNKNOWN. The
+        envelope (MAIL FROM, RCPT TO) is the one given, never read back from the headers."""
         s = self.settings
-        sender = getaddresses([str(message["From"])])[0][1]
-        recipients = [a for _, a in getaddresses([str(message["To"])]) if a]
+        sender, recipients = envelope.sender, envelope.recipients
         try:
             client = self._connect()
         except (OSError, smtplib.SMTPException) as exc:
@@ -127,7 +127,10 @@ class SesMailer:
         self._client = client
         self._configuration_set = configuration_set
 
-    def send(self, message: EmailMessage, *, tags: Mapping[str, str]) -> SendResult:
+    def send(self, message: EmailMessage, *, envelope: Envelope,
+             tags: Mapping[str, str]) -> SendResult:
+        """Raw content with an explicit Destination: without one SES sends to every address
+        it parses out of the To/Cc/Bcc headers (docs/email.md cites the sources)."""
         from botocore.exceptions import (
             ClientError,
             ConnectTimeoutError,
@@ -135,6 +138,8 @@ class SesMailer:
         )
 
         kwargs: dict[str, Any] = {
+            "FromEmailAddress": envelope.sender,
+            "Destination": {"ToAddresses": list(envelope.recipients)},
             "Content": {"Raw": {"Data": wire_bytes(message)}},
             "EmailTags": [{"Name": k, "Value": v} for k, v in tags.items()],
         }
@@ -167,7 +172,8 @@ class FolderMailer:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
-    def send(self, message: EmailMessage, *, tags: Mapping[str, str]) -> SendResult:
+    def send(self, message: EmailMessage, *, envelope: Envelope,
+             tags: Mapping[str, str]) -> SendResult:
         name = str(message["Message-ID"]).strip("<>").split("@")[0].replace("/", "_")
         (self.folder / f"{name}.eml").write_bytes(wire_bytes(message))
         return SendResult(Outcome.SENT, ref=str(message["Message-ID"]))

@@ -8,19 +8,13 @@ until someone sets a new one. Pure resolution lives here; storage is the Store's
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-# Deliberately simple: one @, no spaces or angle brackets or commas (no header smuggling).
-_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
-
-
-def valid_address(address: str) -> bool:
-    return bool(_ADDRESS.match(address)) and len(address) <= 254
+from ar_sync.domain.addresses import address_problem, valid_address
 
 
 class Contact(BaseModel):
@@ -62,8 +56,8 @@ def resolve(customer_id: str, invoice_address: str | None,
         invoice_address.strip() if invoice_address else None)
     if not address:
         return Recipient(None, "no e-mail address")
-    if not valid_address(address):
-        return Recipient(None, "e-mail address not usable")
+    if problem := address_problem(address):
+        return Recipient(None, f"e-mail address not usable: {problem}")
     if contact is not None and contact.bounced and (contact.email in (None, address)):
         return Recipient(None, f"address bounced: {contact.bounced}")
     return Recipient(address)

@@ -19,10 +19,11 @@ class WebhookRefusedError(Exception):
 
 
 class Notifier(Protocol):
-    """Posts a signed escalation notice; returns the receiver's status or raises one of the
-    two errors above."""
+    """Posts a signed escalation notice; returns a short category of the receiver's answer
+    ('accepted') or raises one of the two errors above, whose text is a category too: what a
+    receiver answers (its status, its body) never reaches the run report."""
 
-    def post(self, url: str, body: Mapping[str, Any], *, delivery: str) -> int: ...
+    def post(self, url: str, body: Mapping[str, Any], *, delivery: str) -> str: ...
 
 
 @dataclass

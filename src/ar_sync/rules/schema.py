@@ -15,9 +15,10 @@ from pydantic import (
     model_validator,
 )
 
+from ar_sync.domain.addresses import address_problem
 from ar_sync.domain.calendar import check_holiday_region, local_date, zone
-from ar_sync.domain.contacts import valid_address
 from ar_sync.domain.payment_plans import PaymentPlan
+from ar_sync.domain.webhook_urls import UnsafeUrlError, parse_webhook_url
 from ar_sync.rules.fee_rules import LateFee
 from ar_sync.rules.fields import (
     DEFAULT_ESCALATION_NOTE,
@@ -40,14 +41,16 @@ Channel = Literal["note", "platform", "email"]
 
 
 def _address(value: str) -> str:
-    if not valid_address(value):
-        raise ValueError(f"not an e-mail address: {value!r}")
+    if problem := address_problem(value):
+        raise ValueError(f"not a usable e-mail address ({problem}): {value!r}")
     return value
 
 
 def _url(value: str) -> str:
-    if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise ValueError(f"a webhook URL must be https:// (http only for 127.0.0.1): {value!r}")
+    try:
+        parse_webhook_url(value)
+    except UnsafeUrlError as exc:
+        raise ValueError(f"{exc}: {value[:200]!r}") from None
     return value
 
 
@@ -198,8 +201,9 @@ class EscalationNotify(RulesModel):
     email: tuple[Annotated[str, Strict(), AfterValidator(_address)], ...] = Field(
         (), description="Addresses told by e-mail (e.g. the credit controller)")
     webhook: tuple[Annotated[str, Strict(), AfterValidator(_url)], ...] = Field(
-        (), description="URLs that receive a signed JSON POST (an agency's API, a chat "
-        "incoming hook); signed with AR_SYNC_NOTIFY_WEBHOOK_SECRET")
+        (), description="https URLs that receive a signed JSON POST (an agency's API, a chat "
+        "incoming hook); signed with the company's webhook secret. Public receivers only: no "
+        "user@ part, no private, loopback or link-local address (checked again when sent)")
 
 
 class Escalation(RulesModel):

@@ -18,10 +18,12 @@ message. Outcomes:
 
 from __future__ import annotations
 
+import email.errors
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from email.message import EmailMessage
 
 from ar_sync.domain.models import (
     CustomerMessage,
@@ -30,7 +32,16 @@ from ar_sync.domain.models import (
     EscalationNotice,
     LedgerEntry,
 )
-from ar_sync.messages.mime import Outcome, build_mime, notice_mime, tag_value
+from ar_sync.messages.mime import (
+    Envelope,
+    Mailer,
+    Outcome,
+    SendResult,
+    build_mime,
+    notice_mime,
+    tag_value,
+    wire_bytes,
+)
 from ar_sync.messages.sending import MailSetup, WebhookRefusedError, WebhookRetryableError
 from ar_sync.sync.ledger import ClaimOutcome
 from ar_sync.sync.store import Store
@@ -165,15 +176,19 @@ def _send(run: _Run, message: CustomerMessage, entry: LedgerEntry | None, setup:
         run.fail(message.key, _unsent(entry, blocked), permanent=False)
         return Delivered("busy", blocked + "; regrouped next run")
     assert setup.sender is not None and setup.mailer is not None
-    attachments = []
-    if message.attach_pdf and pdf is not None:
-        for item in message.items:
-            data = pdf(item.invoice_id)
-            if data:
-                attachments.append((f"Invoice {item.invoice_number}.pdf", data))
-    mime = build_mime(message, sender=setup.sender, now=run.clock(), attachments=attachments)
-    result = setup.mailer.send(mime, tags={"tenant": tag_value(message.tenant),
-                                           "customer": tag_value(message.customer_id)})
+    try:
+        mime, envelope = _build(message, setup, run.clock(), pdf)
+    except (ValueError, UnicodeError, LookupError, email.errors.MessageError) as exc:
+        # one unusual value (an address, an invoice number) fails this message alone
+        reason = _unsent(entry, f"cannot build the message: {_short(exc)}")
+        for item, held in ours:
+            run.fail(item.key, _unsent(held, f"cannot build the message: {_short(exc)}"),
+                     permanent=True)
+        run.fail(message.key, reason, permanent=True)
+        return Delivered("failed", reason)
+    result = _hand_over(setup.mailer, mime, envelope,
+                        {"tenant": tag_value(message.tenant),
+                         "customer": tag_value(message.customer_id)})
     if result.outcome == Outcome.SENT:
         for item in message.items:
             store.complete(item.key, owner=run.owner, ref=message.key, now=run.clock())
@@ -193,6 +208,37 @@ def _send(run: _Run, message: CustomerMessage, entry: LedgerEntry | None, setup:
         run.fail(item.key, reason, permanent=True)
     run.fail(message.key, reason, permanent=True)
     return Delivered("ambiguous", reason)
+
+
+def _build(message: CustomerMessage, setup: MailSetup, now: datetime,
+           pdf: PdfSource | None) -> tuple[EmailMessage, Envelope]:
+    """The MIME message, its envelope, and proof that it serialises (so the transport cannot
+    fail on it half-way); raises ValueError & co. for what cannot be sent."""
+    assert setup.sender is not None
+    attachments = []
+    if message.attach_pdf and pdf is not None:
+        for item in message.items:
+            data = pdf(item.invoice_id)
+            if data:
+                attachments.append((item.invoice_number, data))
+    mime = build_mime(message, sender=setup.sender, now=now, attachments=attachments)
+    envelope = setup.sender.envelope(message.to)
+    wire_bytes(mime)
+    return mime, envelope
+
+
+def _hand_over(mailer: Mailer, mime: EmailMessage, envelope: Envelope,
+               tags: Mapping[str, str]) -> SendResult:
+    """The transport's answer; an exception it did not classify may have come after the
+    hand-over, so it counts as UNKNOWN (never sent again automatically, never left claimed)."""
+    try:
+        return mailer.send(mime, envelope=envelope, tags=tags)
+    except Exception as exc:
+        return SendResult(Outcome.UNKNOWN, detail=f"transport error: {_short(exc)}")
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:160]
 
 
 def settle_leftover_item(store: Store, item: EmailReminder, *, owner: str,
@@ -223,6 +269,10 @@ def deliver_notice(store: Store, notice: EscalationNotice, *, setup: MailSetup, 
         store.fail(notice.key, owner=owner, reason=f"receiver failed: {exc}", now=clock(),
                    permanent=False)
         return Delivered("retry", f"receiver failed: {exc}; retried next run")
+    except (ValueError, UnicodeError, LookupError, email.errors.MessageError) as exc:
+        reason = f"cannot build the notice: {_short(exc)}"
+        store.fail(notice.key, owner=owner, reason=reason, now=clock(), permanent=True)
+        return Delivered("failed", reason)
     if ref is None:
         store.fail(notice.key, owner=owner, reason="not configured", now=clock(),
                    permanent=False)
@@ -236,8 +286,7 @@ def _notify(notice: EscalationNotice, setup: MailSetup,
     if notice.channel == "webhook":
         if setup.webhooks is None:
             return None
-        status = setup.webhooks.post(notice.target, notice.body, delivery=notice.key)
-        return f"HTTP {status}"
+        return setup.webhooks.post(notice.target, notice.body, delivery=notice.key)
     if not setup.can_send:
         return None
     assert setup.sender is not None and setup.mailer is not None
@@ -248,7 +297,9 @@ def _notify(notice: EscalationNotice, setup: MailSetup,
         subject=f"Escalated: invoice {notice.invoice_number} ({body.get('customer_name', '')})",
         text=f"An invoice was escalated by ar-sync.\n\n{text}\n",
         message_id=f"<{notice.key}@{setup.sender.domain or 'ar-sync.invalid'}>")
-    result = setup.mailer.send(mime, tags={"tenant": tag_value(notice.tenant)})
+    envelope = setup.sender.envelope(notice.target)
+    wire_bytes(mime)
+    result = _hand_over(setup.mailer, mime, envelope, {"tenant": tag_value(notice.tenant)})
     if result.outcome != Outcome.SENT:
         raise WebhookRetryableError(f"e-mail {result.outcome}: {result.detail}")
     return result.ref or notice.key

@@ -42,6 +42,12 @@ def mail_rules(policy: Policy) -> MailRules:
         notify=notify)
 
 
+def webhook_urls(policy: Policy) -> list[str]:
+    """Every escalation webhook URL a rule set would POST to."""
+    return [u for esc in policy.escalations if esc.notify is not None
+            for u in esc.notify.webhook]
+
+
 def group_plan(store: Store, tenant: str, actions: Sequence[Action],
                invoices: Mapping[str, Invoice], policy: Policy, today: date,
                setup: MailSetup, connector: Connector | None = None) -> MessagePlan:
