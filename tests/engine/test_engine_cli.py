@@ -102,3 +102,16 @@ def test_plan_live_from_previews_the_first_live_run() -> None:
     assert explained.exit_code == 0 and "live since 2026-11-30" in explained.output
     bad = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--live-from", "soon"])
     assert isinstance(bad.exception, UserError) and "--live-from" in str(bad.exception)
+
+
+def test_validate_warns_when_a_rate_table_is_older_than_the_half_year() -> None:
+    current = runner.invoke(app, ["rules", "validate", "uk-late-payment", "--today",
+                                  "2026-12-07"])
+    assert current.exit_code == 0 and "warning" not in current.output
+    stale = runner.invoke(app, ["rules", "validate", "uk-late-payment", "eu-late-payment",
+                                "default", "--today", "2027-01-04"], env={"COLUMNS": "300"})
+    assert stale.exit_code == 0  # a warning, not an invalid file
+    text = " ".join(stale.output.split())
+    assert "uk-late-payment: reference rates: the Bank of England Bank Rate table" in text
+    assert "eu-late-payment: reference rates: the ECB main refinancing" in text
+    assert "default: reference" not in text

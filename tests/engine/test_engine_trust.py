@@ -158,14 +158,16 @@ def test_a_rule_change_never_stacks_fees_without_stack(
 
 
 def test_eu_late_payment_worked_example() -> None:
-    """10,000 EUR due 30 Sep 2026, (2.15 + 8) % a year, actual/365, 40 EUR compensation."""
+    """10,000 EUR due 30 Sep 2026: October and November 2026 accrue at the ECB rate in force
+    on 1 July 2026 (2.40, raised from 2.15 with effect from 17 June) + 8, actual/365, and
+    40 EUR compensation."""
     inv = make_invoice(days_overdue=61, total="10000.00", currency="EUR")
     assert inv.due_date == date(2026, 9, 30)
     fees = fees_of(plan([inv], {}, EU, TODAY))
-    # by hand: 30 Sep -> 30 Oct: 10000 x 0.1015 x 30 / 365 = 83.4246.. -> 83.42
-    #          30 Oct -> 30 Nov: 10000 x 0.1015 x 31 / 365 = 86.2054.. -> 86.21
+    # by hand: 30 Sep -> 30 Oct: 10000 x 0.1040 x 30 / 365 = 85.4794.. -> 85.48
+    #          30 Oct -> 30 Nov: 10000 x 0.1040 x 31 / 365 = 88.3287.. -> 88.33
     assert [(f.occurrence, f.amount.amount) for f in fees] == [
-        ("compensation", D("40.00")), ("2026-10", D("83.42")), ("2026-11", D("86.21"))]
+        ("compensation", D("40.00")), ("2026-10", D("85.48")), ("2026-11", D("88.33"))]
     assert all(f.amount.currency == "EUR" for f in fees)
 
 
@@ -174,13 +176,14 @@ def test_interest_accrues_on_the_balance_as_it_was_each_day() -> None:
     inv = make_invoice(days_overdue=61, total="10000.00", balance="6000.00", currency="EUR",
                        payments=[(date(2026, 10, 15), "4000.00")])
     fees = fees_of(plan([inv], {}, EU, TODAY))
-    # by hand: 10000 x 0.1015 x 15/365 + 6000 x 0.1015 x 15/365 = 41.7123 + 25.0274
-    #          = 66.7397.. -> 66.74; then 6000 x 0.1015 x 31/365 = 51.7232.. -> 51.72
+    # by hand (10.40 %): 10000 x 0.104 x 15/365 + 6000 x 0.104 x 15/365 = 42.7397 + 25.6438
+    #          = 68.3836.. -> 68.38; then 6000 x 0.104 x 31/365 = 52.9972.. -> 53.00
     assert [(f.occurrence, f.amount.amount) for f in fees] == [
-        ("compensation", D("40.00")), ("2026-10", D("66.74")), ("2026-11", D("51.72"))]
+        ("compensation", D("40.00")), ("2026-10", D("68.38")), ("2026-11", D("53.00"))]
     unknown = make_invoice(days_overdue=61, total="10000.00", balance="6000.00",
                            currency="EUR")
-    assert fees_of(plan([unknown], {}, EU, TODAY))[1].amount.amount == D("50.05")  # 6000 only
+    # 6000 only: 6000 x 0.104 x 30 / 365 = 51.2876.. -> 51.29
+    assert fees_of(plan([unknown], {}, EU, TODAY))[1].amount.amount == D("51.29")
 
 
 def test_uk_interest_never_accrues_on_our_own_fee_lines() -> None:

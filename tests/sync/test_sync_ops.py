@@ -241,3 +241,15 @@ def test_a_used_up_email_quota_is_not_a_platform_outage(store: SQLiteStore) -> N
                        connector=FakeConnector(state, CONNECTION, FaultPlan(random.Random(0))))
     assert third.stopped_early is None and store.unfinished(CONNECTION.id) == []
     assert len(state.emails) == len({key for _, key in state.emails}) >= len(held)
+
+
+def test_every_run_warns_when_a_rate_table_is_older_than_the_half_year(
+        store: SQLiteStore) -> None:
+    state = FakePlatform(invoices={i.id: i for i in [_invoice(1, 45)]})
+    policy = load_policy("uk-late-payment")
+    for day, stale in ((date(2026, 12, 7), False), (date(2027, 1, 4), True)):
+        report = run_tenant(store, CONNECTION.id, today=day, dry_run=True, policy=policy,
+                            connector=FakeConnector(state, CONNECTION,
+                                                    FaultPlan(random.Random(0))))
+        found = [w for w in report.warnings if "Bank of England Bank Rate table" in w]
+        assert bool(found) == stale, report.warnings

@@ -12,10 +12,12 @@ from zoneinfo import ZoneInfo
 from ar_sync.domain.calendar import ANY_DAY, BusinessCalendar, zone
 from ar_sync.domain.models import TERMINAL_STATES, ActionKind, EntryState, FeeMode, InvoiceStatus
 from ar_sync.domain.money import Amounts
+from ar_sync.domain.reference_rates import RATE_TABLES, RateTable
 from ar_sync.planner.fee_maths import FeeTerms, Occurrence, due_occurrences
 from ar_sync.planner.fee_periods import live_only
 from ar_sync.planner.interest import DAY_COUNTS
 from ar_sync.rules.policy import Interest, Policy, UkStatutoryInterest, weekday_numbers
+from ar_sync.rules.rates import rate_tables
 from ar_sync.rules.templates import (
     ESCALATION_FIELDS,
     FEE_LABEL_FIELDS,
@@ -108,7 +110,7 @@ class Compiled:
     zone: ZoneInfo  # the company's time zone (what "today" is)
 
 
-def _fee_terms(rule: Any) -> FeeTerms:
+def _fee_terms(rule: Any, tables: dict[str, RateTable]) -> FeeTerms:
     common: dict[str, Any] = {
         "every": rule.every, "grace_days": rule.grace_days,
         "fees_on_invoice": rule.mode == FeeMode.LINE, "min_balance": rule.min_balance,
@@ -122,16 +124,27 @@ def _fee_terms(rule: Any) -> FeeTerms:
         return FeeTerms(kind="percent", percent=rule.percent, compounding=rule.compounding,
                         **common)
     if isinstance(rule, Interest):
+        dated = isinstance(rule.reference_rate, str)
         return FeeTerms(kind="interest", percent=rule.annual_rate,
                         day_count=DAY_COUNTS[rule.day_count],
-                        fixed_compensation=rule.compensation, **common)
+                        fixed_compensation=rule.compensation,
+                        reference=tables[str(rule.reference_rate)] if dated else None,
+                        margin=rule.margin, fixing="half_year", **common)
     assert isinstance(rule, UkStatutoryInterest)
+    if isinstance(rule.reference_rate, str):
+        return FeeTerms(kind="uk_statutory", reference=tables[rule.reference_rate],
+                        margin=rule.margin, fixing="debt_start",
+                        compensation=rule.compensation, **common)
     return FeeTerms(kind="uk_statutory", percent=rule.reference_rate + rule.margin,
                     compensation=rule.compensation, **common)
 
 
 def _every_text(rule: Any) -> str:
     return {"once": "once", "month": "monthly"}.get(str(rule.every), f"every {rule.every} days")
+
+
+def _table_title(name: str) -> str:
+    return RATE_TABLES[name].title
 
 
 def _describe_fee(rule: Any) -> str:
@@ -141,13 +154,19 @@ def _describe_fee(rule: Any) -> str:
     elif rule.kind == "percent":
         what = f"{rule.percent}% of balance" + (" compounding" if rule.compounding else "")
     elif isinstance(rule, Interest):
-        rate = (f"{rule.rate}%" if rule.rate is not None
-                else f"{rule.reference_rate}% + {rule.margin}% = {rule.annual_rate}%")
+        if rule.rate is not None:
+            rate = f"{rule.rate}%"
+        elif isinstance(rule.reference_rate, str):
+            rate = f"{_table_title(rule.reference_rate)} + {rule.margin}%, by half-year"
+        else:
+            rate = f"{rule.reference_rate}% + {rule.margin}% = {rule.annual_rate}%"
         what = (f"interest {rate} a year ({rule.day_count}) on the debt"
                 + (f", compensation {rule.compensation.describe()}" if rule.compensation
                    else ""))
     else:
-        what = (f"UK statutory interest {rule.reference_rate}% + {rule.margin}%"
+        ref = (f"{_table_title(rule.reference_rate)} fixed for each debt"
+               if isinstance(rule.reference_rate, str) else f"{rule.reference_rate}%")
+        what = (f"UK statutory interest {ref} + {rule.margin}%"
                 + (" with compensation" if rule.compensation else ""))
     return f"{every} {what}"
 
@@ -176,8 +195,9 @@ def compile_policy(policy: Policy) -> Compiled:
                (SKIP, r.name, ONCE), r.backfill != "none", r.delivery)
         for i, r in enumerate(ordered)
     )
+    tables = rate_tables(policy)
     fees = tuple(
-        _Fee(f.name, _fee_terms(f), compile_template(f.label, FEE_LABEL_FIELDS), f.mode,
+        _Fee(f.name, _fee_terms(f, tables), compile_template(f.label, FEE_LABEL_FIELDS), f.mode,
              _describe_fee(f), _every_text(f), f.tax, f.backfill,
              f.after_pause == "forgive", f.stack, f.waive_on_dispute)
         for f in policy.late_fees

@@ -18,11 +18,14 @@ from typing import Any
 
 from ar_sync.domain.calendar import add_months
 from ar_sync.domain.money import Amounts, quantum
+from ar_sync.domain.reference_rates import RateTable
 from ar_sync.planner.interest import (
     UK_COMPENSATION_BANDS,
     UK_COMPENSATION_TOP,
     Payments,
+    RateSchedule,
     accrued,
+    dated_rates,
     debt_on,
     simple_interest,
     uk_compensation,
@@ -208,6 +211,9 @@ class FeeTerms:
     currencies: frozenset[str] | None = None
     day_count: int = 365  # interest: days in a year (actual/365 or actual/360)
     fixed_compensation: Amounts | None = None  # interest: a fixed sum once, per currency
+    reference: RateTable | None = None  # interest: a dated reference rate (+ margin)
+    margin: Decimal = ZERO  # points over `reference`
+    fixing: str = "half_year"  # 'debt_start' (UK: one rate a debt) | 'half_year' (EU)
 
     @property
     def accrues(self) -> bool:
@@ -380,10 +386,20 @@ def charges(
                 continue
             if occ.label in finished:
                 continue
-            raw, days = accrued(principal, occ.accrual_spans(), rate, basis, payments)
-            first = occ.accrual_spans()[0][0] if occ.accrual_spans() else occ.period_start
+            spans = occ.accrual_spans()
+            rates: Decimal | RateSchedule = rate
+            how = f"{rate}%"
+            if terms.reference is not None:
+                schedule, why = dated_rates(terms.reference, terms.margin, terms.fixing,
+                                            due_date, spans)
+                if schedule is None:
+                    continue  # no reference rate known that early: nothing to charge
+                rates, how = schedule, (f"{schedule[0][1]}% ({why})"
+                                        if terms.fixing == "debt_start" else why)
+            raw, days = accrued(principal, spans, rates, basis, payments)
+            first = spans[0][0] if spans else occ.period_start
             add(occ.label, occ.on, raw,
-                f"{rate}% a year (actual/{basis}) on {round_money(principal, currency):,} "
+                f"{how} a year (actual/{basis}) on {round_money(principal, currency):,} "
                 f"{currency}{' (balance as paid down)' if payments else ''} for {days} "
                 f"days from {first}")
         return out

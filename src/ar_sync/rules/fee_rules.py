@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Annotated, Literal
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    PlainValidator,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from ar_sync.domain.models import FeeMode
+from ar_sync.domain.reference_rates import RATE_TABLES
 from ar_sync.rules.fields import (
     DEFAULT_FEE_LABEL,
     AmountsField,
@@ -24,6 +27,33 @@ from ar_sync.rules.fields import (
     Number,
     RulesModel,
 )
+
+
+def _reference(value: Any) -> Decimal | str:
+    """A rate in percent, or the name of a bundled dated table (see reference_rates)."""
+    if isinstance(value, str) and not value.replace(".", "", 1).isdigit():
+        if value not in RATE_TABLES:
+            raise ValueError(f"unknown reference rate {value!r}: give a number or one of "
+                             f"{', '.join(RATE_TABLES)}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise ValueError("give a rate in percent or the name of a rate table")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValueError(f"not a number: {value!r}") from exc
+    if not Decimal(0) <= number <= Decimal(100):
+        raise ValueError("a reference rate is between 0 and 100 (%)")
+    return number
+
+
+ReferenceRate = Annotated[
+    Decimal | str, PlainValidator(_reference),
+    WithJsonSchema({"description": "A rate in percent, or a dated table: "
+                    + ", ".join(RATE_TABLES),
+                    "anyOf": [{"type": "number", "minimum": 0, "maximum": 100},
+                              {"enum": list(RATE_TABLES)}]}),
+]
 
 
 class _FeeRule(RulesModel):
@@ -99,8 +129,10 @@ class UkStatutoryInterest(_Accruing):
     Bank of England reference rate + 8 %, charged each period, plus fixed compensation."""
 
     kind: Literal["uk_statutory"]
-    reference_rate: Number = Field(ge=0, le=100, description="Bank of England base rate in "
-                                   "force on 31 Dec / 30 Jun before the current half-year, %")
+    reference_rate: ReferenceRate = Field(
+        "bank_of_england", description="'bank_of_england' (default): the bundled dated Bank "
+        "Rate table under the 2002 rate order (the rate in force on 30 June or 31 December "
+        "before interest starts to run, fixed for the debt); or a fixed rate in %")
     margin: Number = Field(Decimal(8), ge=0, le=100, description="Statutory margin over the "
                            "reference rate, % (8 under the Act)")
     compensation: bool = Field(True, description="Also charge the fixed sum (40/70/100 GBP by "
@@ -115,9 +147,11 @@ class Interest(_Accruing):
     kind: Literal["interest"]
     rate: Number | None = Field(None, ge=0, le=100, description="Annual rate, %; or give "
                                 "reference_rate and margin")
-    reference_rate: Number | None = Field(None, ge=0, le=100, description="A published "
-                                          "reference rate, % (e.g. the ECB main refinancing "
-                                          "rate); the annual rate is reference_rate + margin")
+    reference_rate: ReferenceRate | None = Field(
+        None, description="A reference rate: 'ecb_main_refinancing' (the bundled dated ECB "
+        "table; each half-year at the rate in force on 1 January / 1 July, Directive "
+        "2011/7/EU art. 3(2)) or a fixed rate in %; the annual rate is reference_rate + "
+        "margin")
     margin: Number = Field(Decimal(0), ge=0, le=100, description="Points over reference_rate")
     day_count: Literal["actual/365", "actual/360"] = Field(
         "actual/365", description="Day-count convention: days elapsed / days in a year")
@@ -134,9 +168,12 @@ class Interest(_Accruing):
         return self
 
     @property
-    def annual_rate(self) -> Decimal:
+    def annual_rate(self) -> Decimal | None:
+        """The fixed annual rate; None when it follows a dated reference-rate table."""
         if self.rate is not None:
             return self.rate
+        if isinstance(self.reference_rate, str):
+            return None
         return (self.reference_rate or Decimal(0)) + self.margin
 
 

@@ -30,6 +30,7 @@ from ar_sync.rules.fields import (
     Int,
     Name,
     NoteTemplate,
+    Number,
     RulesModel,
     Tone,
     Weekday,
@@ -267,6 +268,26 @@ class RiskRules(RulesModel):
             v.reminder_offset_days != 0 or v.escalate_after_days is not None)}
 
 
+class RateChange(RulesModel):
+    """One central-bank rate decision: the day it took effect and the new rate."""
+
+    effective: date = Field(description="The day the new rate took effect (YYYY-MM-DD)")
+    rate: Number = Field(ge=-10, le=100, description="The new rate, %")
+
+
+class RateUpdate(RulesModel):
+    """Rows added to a bundled reference-rate table (until a release carries them)."""
+
+    changes: tuple[RateChange, ...] = Field((), description="Rate decisions missing from "
+                                            "the bundled table")
+    checked: date | None = Field(None, description="The table (with these rows) is complete "
+                                 "up to this day; silences the out-of-date warning until the "
+                                 "next half-year")
+
+
+RateName = Literal["bank_of_england", "ecb_main_refinancing"]  # the keys of RATE_TABLES
+
+
 def _unique_names(items: tuple[Any, ...], what: str) -> None:
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
@@ -300,6 +321,9 @@ class Policy(RulesModel):
         "`ar-sync payment-plan create` take precedence)")
     risk: RiskRules = Field(default_factory=RiskRules,
                             description="Rule changes per customer risk level")
+    reference_rates: dict[RateName, RateUpdate] = Field(
+        default_factory=dict, description="Rows added to the bundled dated rate tables "
+        "(bank_of_england, ecb_main_refinancing) before a release carries them")
     email: EmailRules = Field(default_factory=EmailRules,
                               description="ar-sync's own e-mails to customers")
 

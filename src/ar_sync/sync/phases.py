@@ -15,6 +15,7 @@ from ar_sync.domain.errors import BudgetExhaustedError
 from ar_sync.domain.models import Action, Invoice, InvoiceStatus, SkipStage
 from ar_sync.domain.payment_plans import PaymentPlan
 from ar_sync.planner.invoice_checks import plannable
+from ar_sync.rules.rates import stale_rate_warnings
 from ar_sync.sync.batch import Step, batchable, execute_batch, schedule
 from ar_sync.sync.company import DuePlan, fee_totals, plan_due
 from ar_sync.sync.connector import BatchWriter, FetchResult
@@ -108,6 +109,7 @@ def plan(ctx: RunContext, candidates: Candidates) -> Planned:
     today, narrowed by a store's summary of finished rows where it keeps one (DynamoDB);
     e-mail items grouped into one message per customer and day."""
     store, tenant, quiet = ctx.store, ctx.tenant, candidates.quiet
+    ctx.report.warnings.extend(stale_rate_warnings(ctx.policy, ctx.today))
     due: DuePlan = plan_due(store, ctx.connector, candidates.invoices, ctx.policy, ctx.today,
                             tenant=tenant, plans=candidates.plans,
                             go_live=ctx.connection.live_from(), pauses=quiet.pauses)

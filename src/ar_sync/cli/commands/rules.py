@@ -45,6 +45,7 @@ from ar_sync.rules.policy import (
     policy_json_schema,
     shipped_rule_sets,
 )
+from ar_sync.rules.rates import stale_rate_warnings
 from ar_sync.rules.templates import PLACEHOLDERS
 from ar_sync.sync.mail import mail_rules
 from ar_sync.sync.run_report import describe
@@ -99,8 +100,11 @@ def read_invoices(path: Path) -> tuple[list[Invoice], list[str]]:
 @rules_app.command("validate")
 def validate_cmd(
     files: Annotated[list[str], typer.Argument(help="Rules files or shipped rule set names")],
+    today: Annotated[str | None, typer.Option(help="Check the reference-rate tables as of "
+                                                   "YYYY-MM-DD (default: today)")] = None,
 ) -> None:
-    """Check rules files; print file:line errors and exit 1 if any is invalid."""
+    """Check rules files; print file:line errors and exit 1 if any is invalid. Warns when a
+    reference-rate table a fee rule uses may miss a decision for the current half-year."""
     bad = 0
     for source in files:
         try:
@@ -114,6 +118,9 @@ def validate_cmd(
         console.print(f"[green]ok[/] {source}: {len(policy.reminders)} reminder stages, "
                       f"{len(policy.late_fees)} fee rules, {len(policy.escalations)} "
                       "escalations", highlight=False)
+        for warning in stale_rate_warnings(policy, _today(today, policy)):
+            err_console.print(f"[yellow]warning:[/] {source}: {escape(warning)}",
+                              highlight=False, soft_wrap=True)
     if bad:
         raise typer.Exit(1)
 
@@ -284,7 +291,7 @@ def plan_cmd(
     day = _today(today, policy)
     invoices, warnings = read_invoices(invoices_file)
     invoices, unplannable = plannable(invoices)
-    for warning in warnings + unplannable:
+    for warning in warnings + unplannable + stale_rate_warnings(policy, day):
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     go_live = parse_date(live_from, "--live-from") if live_from else None
     actions = plan_run(invoices, {}, policy, day, go_live=go_live)
