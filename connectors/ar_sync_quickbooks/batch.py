@@ -184,7 +184,8 @@ def _operation(session: QuickBooksSession, write: BatchWrite) -> _Op | str:
                    lambda created: note_written(created))
     if not isinstance(action, ApplyLateFee):
         raise PlatformValidationError(f"{action.kind} has no QuickBooks batch form")
-    amount, item, charge = fee_inputs(session, invoice, action.amount, action.tax)
+    amount, item, charge = fee_inputs(session, invoice, action.amount, action.tax,
+                                      action.account)
 
     def fee_invoice(ident: str) -> _Op:
         body = fee_invoice_body(session, invoice, amount, action.label, action.key, item,

@@ -120,7 +120,7 @@ def write_batch(session: XeroSession, writes: Sequence[BatchWrite]) -> list[Batc
             continue
         try:
             spec = session.fee_spec(invoice, action.amount, action.label, action.key,
-                                    action.tax)
+                                    action.tax, action.account)
         except PlatformValidationError as exc:
             results[action.key] = BatchItemResult(action.key, error=exc)
             continue

@@ -65,6 +65,7 @@ class XeroSession:
         self.lines: dict[str, LineSet] = {}  # invoice id -> its lines last seen
         self.invoices: dict[str, Invoice] = {}  # invoice id -> latest version seen
         self.links: dict[str, str] = {}  # invoice id -> online invoice URL
+        self.paused_customers: dict[str, str] | None = None  # contact id -> reason (pauses.py)
         self.fresh_since: datetime | None = None  # Xero's time of the latest listing
         self.fresh_at: float | None = None  # our monotonic time of it
         self.fresh_lines: dict[str, LineSet] = {}  # batch.get_invoices -> batch.write_batch
@@ -172,8 +173,9 @@ class XeroSession:
         return rates
 
     def fee_spec(self, invoice: Invoice, fee: Money, label: str, key: str,
-                 tax: str | None) -> FeeSpec:
-        """What a fee writes (PlatformValidationError: a currency mismatch, an unknown tax)."""
+                 tax: str | None, account: str | None = None) -> FeeSpec:
+        """What a fee writes (PlatformValidationError: a currency mismatch, an unknown tax);
+        booked to the rule's `account`, else this connection's default."""
         fee_writes.check_currency(invoice, fee)
         tax_type, rate = self.fee_tax(tax)
-        return FeeSpec(invoice, fee, label, key, self.fee_account, tax_type, rate)
+        return FeeSpec(invoice, fee, label, key, account or self.fee_account, tax_type, rate)

@@ -137,7 +137,7 @@ class FakeConnector:
         return self._write(key, apply)
 
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
-                     mode: FeeMode, tax: str | None = None) -> str:
+                     mode: FeeMode, tax: str | None = None, account: str | None = None) -> str:
         def apply() -> str:
             self.state.fees.append((invoice.id, f"{label} {reference_text(key)}", fee))
             inv = self.state.invoices[invoice.id]

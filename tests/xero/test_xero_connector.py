@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 import pytest
@@ -322,3 +323,18 @@ def test_three_decimal_currency_fee_is_exact(emu: XeroEmulator, session: Session
     session.connector.add_late_fee(inv, Money.of("1.234", "BHD"), "Late fee", key="k-bhd",
                                    mode=FeeMode.LINE)
     assert emu.invoice(inv.id).total == before + Decimal("1.234")
+
+
+def test_no_e_mail_address_reaches_the_log(emu: XeroEmulator, session: Session,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """Personal data stays out of logs: a reminder asked for another address than the
+    contact's says so by invoice number, not by address (issue 20)."""
+    invoice = next(i for i in session.connector.fetch_open_invoices().invoices
+                   if i.is_open and i.customer_email)
+    other = "someone.else@elsewhere.example"
+    with caplog.at_level(logging.DEBUG):
+        session.connector.send_reminder(invoice, key="ar-no-address-in-logs", to=other)
+    assert caplog.records, "the redirect is worth a warning"
+    assert invoice.number in caplog.text
+    assert other not in caplog.text and str(invoice.customer_email) not in caplog.text
+    assert "@" not in caplog.text

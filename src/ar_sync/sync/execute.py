@@ -155,10 +155,11 @@ def _write(connector: Connector, action: Action, invoice: Invoice) -> str:
         return connector.send_reminder(invoice, key=action.key, to=action.to)
     if isinstance(action, ApplyLateFee):
         return connector.add_late_fee(invoice, action.amount, action.label, key=action.key,
-                                      mode=action.mode, tax=action.tax)
+                                      mode=action.mode, tax=action.tax,
+                                      account=action.account)
     if isinstance(action, Escalate):
         return connector.add_note(invoice, action.text, key=action.key)
     if isinstance(action, WaiveFee):
         return connector.waive_fee(invoice, action.fee_key, action.amount, action.label,
-                                   key=action.key)
+                                   key=action.key, account=action.account)
     raise AssertionError(f"not a write: {action.kind}")  # pragma: no cover

@@ -13,12 +13,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from ar_sync.domain.money import to_decimal
+from ar_sync.domain.money import round_money, to_decimal
 from ar_sync.sync.connector import PlatformSettings
 from ar_sync_emulators.base import (
     Clock,
@@ -45,8 +45,10 @@ from ar_sync_emulators.quickbooks.entities import (
 from ar_sync_emulators.quickbooks.lines import normalise_lines
 from ar_sync_emulators.quickbooks.links import LINK_PATH, link_page, wants_link, with_link
 from ar_sync_emulators.quickbooks.oauth import SCOPE, AccessGrant, QboOAuth, RefreshGrant
+from ar_sync_emulators.quickbooks.payments import link_payment, seed_payments
 from ar_sync_emulators.quickbooks.query import QueryError, parse_query, run_query
 from ar_sync_emulators.quickbooks.shapes import (
+    COMPANY_TZ,
     FEE_FOR_RE,
     MARKER_RE,
     QboFault,
@@ -143,6 +145,7 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                 self._paid[iid] = (paid[iid] if paid is not None and iid in paid else
                                    to_decimal(inv["TotalAmt"]) - to_decimal(inv["Balance"]))
                 self._recompute(inv)
+            seed_payments(self, self._paid)  # a paid amount always has its Payment
         return self
 
     def _install_tax(self) -> None:
@@ -177,12 +180,17 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         stamp = qbo_time(self.clock())
         row.setdefault("MetaData", {"CreateTime": stamp})["LastUpdatedTime"] = stamp
 
-    def pay(self, invoice_id: str, amount_paid: Decimal | str | int) -> dict[str, Any]:
-        """Record a customer payment: the balance drops, SyncToken and update time move."""
+    def pay(self, invoice_id: str, amount_paid: Decimal | str | int,
+            on: date | None = None) -> dict[str, Any]:
+        """Record a customer payment (a Payment entity linked to the invoice, dated `on`,
+        default today in the company's zone): the balance drops, SyncToken and update time
+        move."""
         with self._lock:
             inv = self.rows["Invoice"][invoice_id]
-            paid = self._paid.get(invoice_id, Decimal(0)) + to_decimal(amount_paid)
-            self._paid[invoice_id] = paid
+            value = round_money(to_decimal(amount_paid), str(inv["CurrencyRef"]["value"]))
+            self._paid[invoice_id] = self._paid.get(invoice_id, Decimal(0)) + value
+            day = on or self.clock().astimezone(COMPANY_TZ).date()
+            link_payment(self, inv, value, day, self.clock())
             self._recompute(inv)
             self._touch(inv)
             return inv

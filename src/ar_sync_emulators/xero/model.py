@@ -203,6 +203,7 @@ class Organisation:
     year_end_lock: date | None = None  # EndOfYearLockDate
     email_limit: int | None = 1000  # e-mails the API may send a day (None: unlimited)
     credit_notes: dict[str, Any] = field(default_factory=dict)  # id -> XCreditNote
+    contact_groups: dict[str, Any] = field(default_factory=dict)  # id -> XGroup (groups.py)
     created: datetime = field(default_factory=lambda: datetime(2020, 1, 1, tzinfo=UTC))
 
     def lock_messages(self, day: date) -> list[str]:

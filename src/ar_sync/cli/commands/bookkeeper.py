@@ -219,7 +219,8 @@ def waiver_for(fee: LedgerEntry, payload: ApplyLateFee | None, currency: str, nu
         tenant=fee.tenant, platform=platform, invoice_id=fee.invoice_id,
         invoice_number=number, rule=fee.rule, occurrence=fee.occurrence, due_on=today,
         reason=reason, fee_key=fee.key, amount=amount,
-        label=f"Late fee {fee.occurrence} waived on invoice {number} ({shown})")
+        label=f"Late fee {fee.occurrence} waived on invoice {number} ({shown})",
+        account=payload.account if payload else None)
 
 
 def _fees_to_waive(store: SQLiteStore, connection: Connection, target: str,

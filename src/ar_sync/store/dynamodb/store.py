@@ -55,7 +55,14 @@ from ar_sync.store.dynamodb.ledger import (
 )
 from ar_sync.store.rows import invoices_from
 from ar_sync.sync.connector import Connection, TokenSet
-from ar_sync.sync.store import PAID_RETENTION_DAYS, Checkpoint, PendingAuth, Snapshot, as_paid
+from ar_sync.sync.store import (
+    PAID_RETENTION_DAYS,
+    Checkpoint,
+    PendingAuth,
+    Snapshot,
+    as_paid,
+    with_kept_link,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -311,8 +318,11 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
 
         requests: list[dict[str, Any]] = []
         for i in sorted(keep):
-            data = latest[i].model_dump_json()
             old = current.get(i)
+            kept = latest[i]
+            if old is not None and '"payment_link":"http' in str(old.get("data") or ""):
+                kept = with_kept_link(kept, json.loads(old["data"]).get("payment_link"))
+            data = kept.model_dump_json()
             if old is not None and old.get("data") == data and SUMMARY_COMPLETE in old:
                 continue  # unchanged
             requests.append({"PutRequest": {"Item": encode({"pk": pk, "sk": i, "data": data,
