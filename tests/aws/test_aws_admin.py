@@ -102,14 +102,15 @@ def test_other_businesses_and_anonymous_callers_get_nothing(company: Connection)
 
 
 def test_the_admin_role_reads_and_writes_only_its_items() -> None:
-    from test_aws_serverless_yml import FUNCTIONS, LOGS, condition, grants
+    from test_aws_serverless_yml import FUNCTIONS, LOGS, TOKEN_KEY, condition, grants
 
-    assert grants("admin") == LOGS | {(a, "TenantsTable") for a in (
+    assert grants("admin") == LOGS | TOKEN_KEY | {(a, "TenantsTable") for a in (
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")}
     assert condition("admin", "dynamodb:PutItem") == {"ForAllValues:StringLike": {
-        "dynamodb:LeadingKeys": ["CONNECTIONS", "rules#*", "pause#*", "inv#*"]}}
+        "dynamodb:LeadingKeys": ["rules#*", "pause#*", "inv#*", "mail#*"]}}
     routes = {(e["httpApi"]["method"], e["httpApi"]["path"]) for e in FUNCTIONS["admin"]["events"]}
-    assert ("PUT", "/admin/tenants/{tenant}/rules") in routes and len(routes) == 6
+    assert ("PUT", "/admin/tenants/{tenant}/rules") in routes and len(routes) == 8
+    assert ("PUT", "/admin/tenants/{tenant}/mail") in routes
 
 
 def test_rules_with_an_internal_webhook_are_refused(company: Connection,
@@ -134,3 +135,20 @@ def test_rules_with_an_internal_webhook_are_refused(company: Connection,
     status, _ = admin("PUT", company, "rules", RULES + hook % "https://hooks.example.com/x",
                       content_type="text/yaml")
     assert status == 201
+
+
+def test_a_companys_own_sender_through_the_api(company: Connection) -> None:
+    """Issue 20: From, SMTP password and webhook secret were process-wide. The admin API
+    stores a company's own (sealed); secrets are never answered back."""
+    secret = "smtp-" + uuid.uuid4().hex
+    status, got = admin("PUT", company, "mail", {"from_address": "Globex AR <ar@globex.example>",
+                                                 "smtp_password": secret})
+    assert status == 200 and got["from_address"] == "Globex AR <ar@globex.example>"
+    assert got["smtp_password_set"] is True and secret not in json.dumps(got)
+    stored = config.store().company_mail(company.id)
+    assert stored is not None and stored.smtp_password == secret
+    status, got = admin("PUT", company, "mail", {"from_address": "a@x.example, b@y.example"})
+    assert status == 400 and "from_address" in got["issues"][0]
+    status, got = admin("GET", company, "mail")
+    assert status == 200 and got["from_address"].startswith("Globex")
+    assert admin("GET", company, "mail", sub="biz-other")[0] == 404

@@ -72,20 +72,26 @@ def test_squatting_a_victims_consent_binds_nothing(aws: dict[str, str],
                                                    qbo: QuickBooksEmulator) -> None:
     realm = fresh_realm(qbo)  # the victim's company, at the platform
     attacker, victim = Browser(), Browser()
-    link = consent_link(attacker, "attacker-biz")
     before = tenants(aws)
+    link = consent_link(attacker, "attacker-biz")
+    assert len(tenants(aws)) == len(before) + 2  # the attacker's state and its slot
 
     # the victim opens the link and consents; their browser lands on the callback without the
-    # attacker's cookie, and with a cookie of their own flow (wrong state) just the same
+    # attacker's cookie: refused, and the state is spent (issue 20: a refused callback left
+    # its state and code usable, so the attacker, handed the callback URL, could finish it)
     params = give_consent(link)
     assert victim.call(callback_event(params))["statusCode"] == 400
-    consent_link(victim, "victim-biz")  # the victim has a flow of their own in progress
+    assert attacker.call(callback_event(params))["statusCode"] == 400
+    assert tenants(aws) == before  # the attacker's state and its slot are gone, nothing bound
+    assert config.store().get_connection(f"quickbooks:{realm}") is None
+
+    # with a cookie of the victim's own flow (another state) it is refused just the same
+    consent_link(victim, "victim-biz")
     own_state_rows = tenants(aws)
     answer = victim.call(callback_event(params))
     assert answer["statusCode"] == 400
     assert "another browser" in json.loads(answer["body"])["error"]
-    assert tenants(aws) == own_state_rows  # nothing consumed, nothing bound
-    assert config.store().get_connection(f"quickbooks:{realm}") is None
+    assert tenants(aws) == own_state_rows  # the victim's own state is not touched
     assert len(own_state_rows) == len(before) + 2  # the victim's state and its slot
 
     # the victim's own connect completes, bound to the victim

@@ -90,9 +90,17 @@ def test_state_of_another_platform_is_refused(aws: dict[str, str],
     fresh_realm(qbo)
     params, browser = consent(qbo, "biz-gamma")
     before = len(table_items(aws))
-    # the xero cookie is missing: refused before the state is touched
+    # the xero cookie is missing: refused, and the state is spent all the same (issue 20)
     assert browser.call(callback_event(params, platform="xero"))["statusCode"] == 400
-    assert len(table_items(aws)) == before
+    assert len(table_items(aws)) == before - 2  # the state and its slot are gone
+    assert browser.call(callback_event(params))["statusCode"] == 400  # not usable any more
+
+
+def test_state_taken_on_another_platforms_url_is_refused(aws: dict[str, str],
+                                                         qbo: QuickBooksEmulator) -> None:
+    fresh_realm(qbo)
+    params, browser = consent(qbo, "biz-gamma")
+    before = len(table_items(aws))
     # with a matching cookie under the xero name, the state is taken and refused
     browser.jar["__Host-ar-sync-oauth-xero"] = browser.jar["__Host-ar-sync-oauth-quickbooks"]
     assert browser.call(callback_event(params, platform="xero"))["statusCode"] == 400

@@ -183,3 +183,21 @@ def test_pending_slot_of_an_expired_flow_is_reused(aws: dict[str, str]) -> None:
     assert put(now) and put(now) and not put(now)
     assert put(now + timedelta(minutes=11)) and put(now + timedelta(minutes=11))
     assert not put(now + timedelta(minutes=11))
+
+
+def test_the_consent_url_is_built_without_reading_the_client_secret(
+        qbo: Any, only_parameter_names: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: GET /connect read the client secrets it does not need (and its role allowed
+    it). It now reads the client id only; the role grants nothing more."""
+    from aws_helpers import connect_event
+
+    read: list[str] = []
+    real = secrets.parameter_value
+    monkeypatch.setattr(secrets, "parameter_value",
+                        lambda name, **kw: read.append(name) or real(name, **kw))
+    answer = call_http(connect_event(sub="biz-consent"))
+    assert answer["statusCode"] == 302, answer
+    assert read and all(name.endswith("/client-id") for name in read), read
+    import os
+
+    assert "AR_SYNC_QUICKBOOKS_CLIENT_SECRET" not in os.environ  # only the parameter name

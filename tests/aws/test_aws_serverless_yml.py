@@ -250,6 +250,14 @@ def condition(function: str, action: str) -> dict[str, Any]:
     return dict(st.get("Condition", {}))
 
 
+def leading_keys(function: str, action: str) -> set[str]:
+    """The tenants-table partitions `action` may touch (every grant there is scoped)."""
+    cond = condition(function, action)
+    (kind,) = cond
+    assert kind in ("ForAllValues:StringLike", "ForAllValues:StringEquals")
+    return set(cond[kind]["dynamodb:LeadingKeys"])
+
+
 LOGS = {("logs:CreateLogStream", "logs"), ("logs:PutLogEvents", "logs")}
 APP_SECRETS = {("ssm:GetParameter", f"ssm:/{p}/{f}") for p in ("quickbooks", "xero")
                for f in ("client-id", "client-secret")}
@@ -287,7 +295,10 @@ def test_dispatch_lists_connections_and_sends_messages() -> None:
 
 
 def test_connect_writes_pending_states_only() -> None:
-    assert grants("connect") == LOGS | APP_SECRETS | {("dynamodb:PutItem", "TenantsTable")}
+    """A consent URL needs the client id; the client secret is not the connect function's
+    (issue 20: it could read both)."""
+    client_ids = {("ssm:GetParameter", f"ssm:/{p}/client-id") for p in ("quickbooks", "xero")}
+    assert grants("connect") == LOGS | client_ids | {("dynamodb:PutItem", "TenantsTable")}
     assert condition("connect", "dynamodb:PutItem") == {
         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["oauth#*", "oauthslot#*"]}}
 
@@ -303,9 +314,8 @@ def test_callback_gets_the_tenants_table_and_the_token_key() -> None:
 def test_sync_gets_what_a_run_needs() -> None:
     assert grants("sync_tenant") == LOGS | APP_SECRETS | TOKEN_KEY | {
         *((a, "TenantsTable") for a in ("dynamodb:GetItem", "dynamodb:PutItem",
-                                        "dynamodb:DeleteItem", "dynamodb:UpdateItem",
-                                        "dynamodb:Query", "dynamodb:BatchGetItem",
-                                        "dynamodb:BatchWriteItem")),
+                                        "dynamodb:UpdateItem", "dynamodb:Query",
+                                        "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")),
         *((a, t) for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                            "dynamodb:Query")
           for t in ("LedgerTable", "LedgerTable/index/tenant-index",
@@ -315,6 +325,71 @@ def test_sync_gets_what_a_run_needs() -> None:
                                      "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
                                      "sqs:SendMessage")),
     }
+
+
+def test_sync_writes_only_its_own_partitions_of_the_tenants_table() -> None:
+    """Issue 20: the sync role could write anywhere in the tenants table (connection rows,
+    rules versions, OAuth states). Writes are scoped to tokens/checkpoint/report and the
+    invoice snapshot; a connection row, a rules version, a pause, mail settings stay read."""
+    writes = {"conn#*", "inv#*", "paid#*"}
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"):
+        assert leading_keys("sync_tenant", action) == writes, action
+    reads = leading_keys("sync_tenant", "dynamodb:GetItem")
+    assert writes | {"CONNECTIONS", "rules#*", "pause#*", "mail#*"} <= reads
+    assert not {k for k in reads if k.startswith("oauth")}
+    for action in ("dynamodb:Query", "dynamodb:BatchGetItem"):
+        assert leading_keys("sync_tenant", action) == reads
+
+
+def test_admin_cannot_list_connections_or_read_tokens() -> None:
+    """Issue 20: the admin role could Query the CONNECTIONS partition (every business's
+    companies). It reads one connection and changes it in place; its own partitions hold
+    rules versions, pauses, the snapshot and the sealed sending settings."""
+    tenants = {a for a, t in grants("admin") if t == "TenantsTable"}
+    assert tenants == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
+                       "dynamodb:UpdateItem"}
+    connection_rows = [st for st in _statements("admin") if st.get("Condition", {}).get(
+        "ForAllValues:StringEquals", {}).get("dynamodb:LeadingKeys") == ["CONNECTIONS"]]
+    assert [st["Action"] for st in connection_rows] == [["dynamodb:GetItem",
+                                                         "dynamodb:UpdateItem"]]
+    assert leading_keys("admin", "dynamodb:Query") == {"rules#*", "pause#*", "inv#*", "mail#*"}
+    assert {g for g in grants("admin") if g[0].startswith(("ssm", "kms"))} == TOKEN_KEY
+
+
+def test_a_deploy_with_an_issuer_but_no_audience_is_refused() -> None:
+    """Issue 20: an empty JWT audience deployed. A CloudFormation rule (evaluated before any
+    resource changes) refuses it; Cognito (no issuer) keeps its app client as the audience."""
+    resources = SLS["resources"]
+    assert resources["Parameters"]["JwtIssuer"]["Default"] == "${param:jwtIssuer}"
+    assert resources["Parameters"]["JwtAudience"]["Default"] == "${param:jwtAudience}"
+    rule = resources["Rules"]["JwtAudienceRequired"]
+
+    def holds(expr: Any, params: dict[str, str]) -> Any:
+        """CloudFormation's rule functions this rule uses, evaluated."""
+        (fn, arg), = expr.items()
+        if fn == "Ref":
+            return params[arg]
+        if fn == "Fn::Equals":
+            return holds_value(arg[0], params) == holds_value(arg[1], params)
+        if fn == "Fn::Not":
+            return not holds(arg[0], params)
+        if fn == "Fn::And":
+            return all(holds(a, params) for a in arg)
+        raise AssertionError(f"unexpected rule function {fn}")
+
+    def holds_value(value: Any, params: dict[str, str]) -> Any:
+        return holds(value, params) if isinstance(value, dict) else value
+
+    def deployable(issuer: str, audience: str) -> bool:
+        params = {"JwtIssuer": issuer, "JwtAudience": audience}
+        if not holds(rule["RuleCondition"], params):
+            return True
+        return all(holds(a["Assert"], params) for a in rule["Assertions"])
+
+    assert deployable("", "")  # Cognito: the user pool's app client is the audience
+    assert deployable("https://issuer.example/", "api://ar-sync")
+    assert not deployable("https://issuer.example/", "")
+    assert "jwtAudience" in rule["Assertions"][0]["AssertDescription"]
 
 
 def test_token_key_decrypt_only_through_ssm_for_that_parameter() -> None:

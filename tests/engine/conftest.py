@@ -63,3 +63,8 @@ def record(history: dict[str, list[LedgerEntry]], actions: Iterable[Action],
         st = EntryState.SKIPPED if str(a.kind) == "skip" and state == EntryState.DONE else state
         out.setdefault(a.invoice_id, []).append(entry(a, st, at))
     return out
+
+
+# The default rules as they were before issue 21: every overdue stage through the platform's
+# own invoice e-mail, the heads-up a note only (tests of platform e-mails use these).
+PLATFORM_RULES = "extends: platform-email\n"

@@ -28,9 +28,10 @@ from ar_sync.planner.fee_maths import invoice_cap
 from ar_sync.planner.plan import explain, plan
 from ar_sync.rules.policy import load_policy, parse_policy
 
-from .conftest import TODAY, make_invoice, record
+from .conftest import PLATFORM_RULES, TODAY, make_invoice, record
 
 DEFAULT = load_policy("default")
+PLATFORM = parse_policy(PLATFORM_RULES, "platform.yaml")  # stages by the platform's e-mail
 ANY_DAY = parse_policy("extends: default\ncalendar: {send_on: any_day}\n", "any.yaml")
 
 
@@ -40,7 +41,7 @@ def kinds(actions: list) -> list[tuple[str, str, str]]:  # type: ignore[type-arg
 
 def test_missed_run_sends_only_the_latest_stage_and_skips_the_rest() -> None:
     inv = make_invoice(days_overdue=25)  # overdue-3 (+21) is the latest due
-    actions = plan([inv], {}, DEFAULT, TODAY)
+    actions = plan([inv], {}, PLATFORM, TODAY)
     assert kinds(actions) == [
         ("note", "overdue-3", "once"), ("reminder_email", "overdue-3", "once"),
         ("skip", "heads-up", "once"), ("skip", "overdue-1", "once"),
@@ -75,17 +76,17 @@ def test_stages_never_go_backwards() -> None:
 
 def test_claimed_and_retry_entries_are_planned_again_failed_are_not() -> None:
     inv = make_invoice(days_overdue=2)
-    first = plan([inv], {}, DEFAULT, TODAY)
+    first = plan([inv], {}, PLATFORM, TODAY)
     note = next(a for a in first if isinstance(a, AddNote))
     email = next(a for a in first if isinstance(a, SendReminder))
     for state in (EntryState.CLAIMED, EntryState.RETRY):
         history = record({}, [note, email], state)
-        assert {a.key for a in plan([inv], history, DEFAULT, TODAY)} >= {note.key, email.key}
+        assert {a.key for a in plan([inv], history, PLATFORM, TODAY)} >= {note.key, email.key}
     history = record(record({}, [note]), [email], EntryState.RETRY)  # note done, e-mail retry
-    assert [a.key for a in plan([inv], history, DEFAULT, TODAY)
+    assert [a.key for a in plan([inv], history, PLATFORM, TODAY)
             if not isinstance(a, SkipStage)] == [email.key]
     history = record(record({}, first), [email], EntryState.FAILED)
-    assert plan([inv], history, DEFAULT, TODAY) == []
+    assert plan([inv], history, PLATFORM, TODAY) == []
 
 
 def test_reminder_on_a_weekend_moves_to_monday() -> None:
@@ -223,7 +224,7 @@ def test_not_yet_due_invoice_gets_nothing_until_heads_up() -> None:
     inv = make_invoice(days_overdue=-10)
     assert plan([inv], {}, DEFAULT, TODAY) == []
     assert kinds(plan([inv], {}, DEFAULT, inv.due_date - timedelta(days=3))) == [
-        ("note", "heads-up", "once")]
+        ("note", "heads-up", "once"), ("customer_email", "heads-up", "once")]
 
 
 def test_explain_lists_stages_fees_and_plan() -> None:
@@ -323,9 +324,9 @@ def test_fast_built_actions_equal_validated_ones() -> None:
     from ar_sync.domain.models import Action
 
     invs = [make_invoice(1, days_overdue=70, total="9000.00"), make_invoice(2, days_overdue=25)]
-    actions = plan(invs, {}, DEFAULT, TODAY)
+    actions = plan(invs, {}, DEFAULT, TODAY) + plan(invs, {}, PLATFORM, TODAY)
     assert {type(a).__name__ for a in actions} == {
-        "AddNote", "SendReminder", "ApplyLateFee", "Escalate", "SkipStage"}
+        "AddNote", "EmailReminder", "SendReminder", "ApplyLateFee", "Escalate", "SkipStage"}
     for a in actions:
         assert set(a.__dict__) == set(type(a).model_fields)
     adapter = TypeAdapter(list[Action])

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from ar_sync.domain.models import ApplyLateFee, FeeMode, Invoice
 from ar_sync.planner.plan import plan
-from ar_sync.rules.policy import load_policy
+from ar_sync.rules.policy import load_policy, parse_policy
 
-from .conftest import TODAY, make_invoice, record
+from .conftest import PLATFORM_RULES, TODAY, make_invoice, record
 
 POLICIES = {name: load_policy(name) for name in ("default", "firm", "uk-late-payment")}
 
@@ -53,7 +53,7 @@ def test_second_run_after_writes_plans_nothing(policy: str, days_overdue: int, t
 
 
 def test_no_platform_email_for_a_customer_without_an_address() -> None:
-    rules = POLICIES["default"]
+    rules = parse_policy(PLATFORM_RULES, "platform.yaml")
     with_address = make_invoice(days_overdue=8)
     without = make_invoice(days_overdue=8, customer_email=None)
     kinds = {str(a.kind) for a in plan([with_address], {}, rules, TODAY)}

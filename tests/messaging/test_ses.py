@@ -4,7 +4,6 @@ the customer's contact."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from email import message_from_string, policy
 from pathlib import Path
@@ -21,6 +20,8 @@ from ar_sync.delivery.transports import SesMailer
 from ar_sync.domain.contacts import resolve
 from ar_sync.messages.mime import Outcome, Sender, notice_mime, tag_text, tag_value
 from ar_sync.store.sqlite.store import SQLiteStore
+
+from .sns_signing import FakeSns
 
 SENDER = Sender("Acme Supplies <accounts@acme.example>", "accounts@acme.example")
 ENVELOPE = SENDER.envelope("one@example.com")
@@ -100,12 +101,15 @@ def test_tag_values_round_trip() -> None:
         assert tag_text(encoded) == value
 
 
+SNS = FakeSns()
+
+
 def _sns_event(*notices: dict[str, Any]) -> dict[str, Any]:
     """What Lambda receives from an SNS subscription (AWS Lambda docs, 'Using Lambda with
-    Amazon SNS', example event)."""
-    return {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
-                         "Sns": {"Type": "Notification", "Message": json.dumps(n)}}
-                        for n in notices] + [{"Sns": {"Message": "not json"}}]}
+    Amazon SNS', example event), signed, plus a malformed record."""
+    event = SNS.event(*notices)
+    event["Records"].append({"Sns": SNS.record("not json")})
+    return event
 
 
 def _notice(kind: str, **extra: Any) -> dict[str, Any]:
@@ -129,16 +133,18 @@ def test_hard_bounce_and_complaint_update_the_contact(tmp_path: Path,
     transient = _notice("Bounce", bounce={"bounceType": "Transient",
                                           "bouncedRecipients": []})
     untagged = {**bounce, "mail": {"destination": ["x@example.com"]}}
-    notices = list(sns_notifications(_sns_event(bounce, transient, untagged)))
+    notices = list(sns_notifications(_sns_event(bounce, transient, untagged), SNS.verifier()))
     assert len(notices) == 3  # the malformed record is skipped
     assert [apply_notification(store, n) is not None for n in notices] == [True, False, False]
     contact = store.contacts("xero:abc")["c1"]
     assert contact.bounced and "550" in contact.bounced and contact.email == "one@example.com"
     assert resolve("c1", "one@example.com", {"c1": contact}).address is None  # not used again
 
+    import ar_sync.aws.bounces as bounces
     import ar_sync.aws.config as config
 
     monkeypatch.setattr(config, "store", lambda *a: store)
+    monkeypatch.setattr(bounces, "_verifier", SNS.verifier())
     assert lambda_handler(_sns_event(_notice("Complaint", complaint={
         "complainedRecipients": [{"emailAddress": "one@example.com"}]})), None) == {"changed": 1}
     assert store.contacts("xero:abc")["c1"].opted_out

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -53,7 +54,8 @@ def _email_keys(db: Path) -> set[str]:
 
     with sqlite3.connect(db) as conn:
         return {k for (k,) in conn.execute(
-            "SELECT key FROM ledger WHERE kind = 'reminder_email'")}
+            "SELECT key FROM ledger WHERE kind IN "
+            "('reminder_email', 'customer_email', 'message')")}
 
 
 def test_interrupt_and_terminate_release_everything(tmp_path: Path) -> None:
@@ -112,7 +114,10 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path) -> 
     killed = 0
     with sandbox(tmp_path) as served:
         connect(db, served.env, ("quickbooks", "xero"))
-        cli = Cli(db, served.env, lease=2.0)
+        # the default rules e-mail customers from ar-sync: to a folder here
+        mail = {"AR_SYNC_MAIL_FROM": "Demo <ar@demo.example>",
+                "AR_SYNC_MAIL_TRANSPORT": "folder", "AR_SYNC_MAIL_FOLDER": str(tmp_path / "out")}
+        cli = Cli(db, {**served.env, **mail}, lease=2.0)
         for _ in range(kills):
             target = ledger_states(db)["done"] + rng.randint(1, 25)
             run = cli.start("run", "--today", TODAY)
@@ -139,3 +144,6 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path) -> 
     on_platform = {e.key for e in found if e.key}
     assert done_keys(db) - _email_keys(db) <= on_platform  # nothing recorded but missing
     assert on_platform <= done_keys(db)  # nothing written that the ledger does not know
+    sent = [m for f in sorted((tmp_path / "out").glob("*.eml"))
+            for m in re.findall(r"^Message-ID: <([^.@>]+)", f.read_text(), re.MULTILINE)]
+    assert sent and len(sent) == len(set(sent))  # one message per customer and day

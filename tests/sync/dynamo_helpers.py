@@ -19,7 +19,7 @@ from ar_sync.sync.connector import Connection
 from ar_sync_emulators.aws import moto_server
 
 CONN = Connection(id="fake:1", platform="fake", external_id="1")
-POLICY = load_policy("default")  # stages with platform e-mails, fees, escalation
+POLICY = load_policy("platform-email")  # stages with platform e-mails, fees, escalation
 START = datetime(2026, 9, 1, 15, tzinfo=UTC)
 
 

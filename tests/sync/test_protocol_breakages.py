@@ -34,7 +34,7 @@ def _until_caught(run: Callable[[int, Tally], None], limit: int) -> Tally:
 def test_fake_fault_suite_catches(name: str, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     FAKE_BREAKAGES[name](monkeypatch)
-    policy = load_policy("default")
+    policy = load_policy("platform-email")
     with scratch_dir() as workdir:
         tally = _until_caught(lambda seed, t: run_schedule(
             seed, FakeAdapter(), make_invoices, policy, workdir, t, CONNECTION), FAKE_SCHEDULES)
@@ -49,7 +49,7 @@ def test_emulator_fault_suite_catches(name: str, monkeypatch: pytest.MonkeyPatch
                                       capsys: pytest.CaptureFixture[str]) -> None:
     platform, breakage = EMULATOR_BREAKAGES[name]
     breakage(monkeypatch)
-    policy = load_policy("default")
+    policy = load_policy("platform-email")
     adapter = EmulatorAdapter(platform)
 
     def run(seed: int, tally: Tally) -> None:

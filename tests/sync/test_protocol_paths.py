@@ -25,7 +25,7 @@ from .test_sync_run import _invoice
 
 NOW = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
 LEASE = 60.0
-POLICY = load_policy("default")
+POLICY = load_policy("platform-email")
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from .harness import CIPHER
 from .test_sync_faults_fake import CONNECTION, TODAY
 
 NOW = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
-POLICY = load_policy("default")
+POLICY = load_policy("platform-email")
 
 
 def _note(n: int, invoice: str, batchable: bool) -> AddNote:

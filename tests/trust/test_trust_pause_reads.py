@@ -42,7 +42,7 @@ def test_only_invoices_with_a_pausable_write_are_asked_and_replanned(tmp_path: P
     reader = Reader({overdue.id: pause})
     store = SQLiteStore(tmp_path / "ar.db")
     actions, invoices = plan_tenant(store, reader, [heads_up, overdue],  # type: ignore[arg-type]
-                                    {}, load_policy("default"), TODAY, tenant="xero:t",
+                                    {}, load_policy("platform-email"), TODAY, tenant="xero:t",
                                     plans=[], go_live=None)
     assert reader.asked == [overdue.id]
     kinds = {(a.invoice_id, str(a.kind)) for a in actions}

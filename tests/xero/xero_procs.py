@@ -20,7 +20,7 @@ def run_organisation(db: str, key: str, settings: PlatformSettings, connection_i
     try:
         barrier.wait(30)
         report = run_tenant(store, connection_id, settings=settings,
-                            policy=load_policy("default"))
+                            policy=load_policy("platform-email"))
         out.put((connection_id, report.errors, report.stopped_early, report.api_calls))
     except BaseException as exc:  # reported to the parent, never swallowed
         out.put((connection_id, [repr(exc)], "raised", 0))

@@ -10,6 +10,10 @@ businesses' companies leaks.
   POST /admin/tenants/{tenant}/go-live          {"date": "YYYY-MM-DD", "mode": "live|preview"}
   POST /admin/tenants/{tenant}/pauses           {"invoice"|"customer", "until", "reason", "note"}
   POST /admin/tenants/{tenant}/resume           {"invoice"|"customer"}
+  PUT  /admin/tenants/{tenant}/mail             {"from_address", "reply_to", "smtp_username",
+                                                 "smtp_password", "webhook_secret"} (null
+                                                 clears one; missing keeps it)
+  GET  /admin/tenants/{tenant}/mail             the addresses, and which secrets are set
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from ar_sync.delivery import webhook_http
 from ar_sync.domain.pauses import Pause
 from ar_sync.rules.policy import PolicyError
 from ar_sync.sync.company_rules import parse_text, version_name
-from ar_sync.sync.company_store import RulesVersion
+from ar_sync.sync.company_store import CompanyMail, RulesVersion
 from ar_sync.sync.connector import Connection
 from ar_sync.sync.mail import webhook_urls
 
@@ -153,10 +157,34 @@ def go_live(tenant: str) -> Response[Any]:
     if mode not in ("live", "preview"):
         raise _Refused(400, "mode: live or preview")
     when = _day(data.get("date"), "date") or datetime.now(UTC).date()
-    updated = connection.model_copy(update={"mode": mode, "go_live": when})
-    config.store().save_connection(updated)
+    # only its own two fields: a reconnect writing the row meanwhile keeps its token row
+    config.store().update_connection(connection.id, {"mode": mode, "go_live": when})
     logger.info("go-live", extra={"tenant": connection.id, "mode": mode, "date": str(when)})
     return _json(200, {"tenant": connection.id, "mode": mode, "go_live": when.isoformat()})
+
+
+@app.put("/admin/tenants/<tenant>/mail")
+def put_mail(tenant: str) -> Response[Any]:
+    """The company's own sender; stored encrypted, secrets never answered back."""
+    connection = _tenant(tenant)
+    data = _body()
+    store = config.store()
+    current = store.company_mail(connection.id) or CompanyMail()
+    try:
+        mail = CompanyMail.model_validate({**current.model_dump(), **data})
+    except ValidationError as exc:
+        issues = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                  for e in exc.errors(include_url=False, include_input=False)]
+        return _json(400, {"error": "invalid mail settings", "issues": issues})
+    store.save_company_mail(connection.id, mail)
+    logger.info("mail settings saved", extra={"tenant": connection.id, "fields": sorted(data)})
+    return _json(200, mail.public())
+
+
+@app.get("/admin/tenants/<tenant>/mail")
+def get_mail(tenant: str) -> Response[Any]:
+    connection = _tenant(tenant)
+    return _json(200, (config.store().company_mail(connection.id) or CompanyMail()).public())
 
 
 def _target(connection: Connection, data: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -54,6 +54,10 @@ UNUSED_SUBPACKAGES = {"xero_python": ("appstore", "assets", "file", "finance", "
 # yaml.SafeLoader (it keeps line numbers for error messages), so PyYAML's libyaml binding is
 # dead weight (2.9 MB); `import yaml` falls back to the pure loaders when it is absent.
 UNUSED_FILES = {"yaml": ("_yaml.*.so",)}
+# Babel's CLDR data is 35 MB for ~1,100 locales; messages are written in English, so Lambda
+# carries the English locales (en, en_GB, en_NZ, ...) and the root they inherit from (1 MB).
+# A rules file with another language's `locale:` is refused there as an unknown locale.
+KEPT_LOCALES = ("root.dat", "en.dat", "en_*.dat")
 # ar-sync's own code that never runs in Lambda: the local emulators and the demo (tests only),
 # and the command line (its libraries are not shipped either).
 NOT_RUNTIME_CODE = ("ar_sync_emulators", "ar_sync/cli")
@@ -170,6 +174,12 @@ def prune(target: Path) -> None:
     for package, patterns in UNUSED_FILES.items():
         for pattern in patterns:
             for path in sorted((target / package).glob(pattern)):
+                path.unlink()
+    locales = target / "babel" / "locale-data"
+    if locales.is_dir():
+        keep = {p for pattern in KEPT_LOCALES for p in locales.glob(pattern)}
+        for path in sorted(locales.glob("*.dat")):
+            if path not in keep:
                 path.unlink()
     for path in sorted(target.rglob("*"), reverse=True):
         if not path.exists():

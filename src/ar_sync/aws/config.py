@@ -31,13 +31,15 @@ DELIVERIES_TABLE = "AR_SYNC_DELIVERIES_TABLE"  # webhook bodies seen in the last
 KEY_PARAMETER = "AR_SYNC_KEY_PARAMETER"  # SSM SecureString holding the Fernet key
 PUBLIC_URL = "AR_SYNC_PUBLIC_URL"  # where the HTTP API answers (for links in logs/docs)
 MAX_CALLS = "AR_SYNC_MAX_CALLS_PER_RUN"  # optional cap on platform calls per tenant run
+BOUNCE_TOPICS = "AR_SYNC_BOUNCE_TOPIC_ARNS"  # optional: the SNS topics bounces may come from
 
 # one structured logger for every handler: tenant ids and counts only, never tokens or e-mails
 logger = Logger(service="ar-sync")
 
 REQUIRED = (TENANTS_TABLE, LEDGER_TABLE, LOCKS_TABLE, QUEUE_URL, KEY_PARAMETER,
             DELIVERIES_TABLE)
-OPTIONAL = (PUBLIC_URL, MAX_CALLS, KEY_ENV)  # AR_SYNC_SECRET_KEY: local runs without SSM
+# AR_SYNC_SECRET_KEY: local runs without SSM
+OPTIONAL = (PUBLIC_URL, MAX_CALLS, KEY_ENV, BOUNCE_TOPICS)
 
 
 class ConfigError(RuntimeError):

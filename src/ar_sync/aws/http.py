@@ -101,7 +101,7 @@ def connect(platform: str) -> Response[Any]:
         return error_response(404, "unknown platform")
     business = caller_business()
     state = new_state()
-    url = start_connect(config.store(), platform, business, secrets.platform_settings(platform),
+    url = start_connect(config.store(), platform, business, secrets.consent_settings(platform),
                         now=_now(), ttl_seconds=STATE_TTL_SECONDS, state=state,
                         max_pending=MAX_PENDING_PER_BUSINESS)
     logger.info("connect started", extra={"platform": platform, "business_id": business})
@@ -123,7 +123,10 @@ def oauth_callback(platform: str) -> Response[Any]:
     state = params.get("state") or ""
     cookie = _cookie_value(_state_cookie(platform, "", 0).name)
     if not state or not cookie or not hmac.compare_digest(cookie, state_fingerprint(state)):
-        # checked before the state is touched: a link opened in another browser changes nothing
+        # refused, and the state is spent all the same: whoever holds this callback URL (the
+        # code and state in it) can never finish the flow, in this browser or another
+        if state:
+            config.store().take_pending_auth(state, now=_now())
         raise OAuthStateError("this connection was started in another browser (or the state "
                               "cookie is missing): start it again from your account")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ar_sync.connect.settings import platform_settings as settings_from_env
 from ar_sync.store.crypto import KEY_ENV, TokenCipher, TokenDecryptError
@@ -55,6 +56,13 @@ def platform_settings(platform: str) -> PlatformSettings:
     return settings_from_env(platform, resolved_env(platform, APP_FIELDS))
 
 
+def consent_settings(platform: str) -> PlatformSettings:
+    """What building a consent URL needs: the client id, not the client secret (the connect
+    function's role may not read it)."""
+    return settings_from_env(platform, resolved_env(platform, ("CLIENT_ID",)),
+                             need_secret=False)
+
+
 def webhook_key(platform: str) -> str | None:
     """Only the webhook key: a webhook function may read nothing else."""
     return resolved_env(platform, ("WEBHOOK_KEY",)).get(f"AR_SYNC_{platform.upper()}_WEBHOOK_KEY")
@@ -86,14 +94,20 @@ class RuntimeCipher:
         return self._current().encrypt(tokens, bound_to=bound_to)
 
     def decrypt(self, blob: str, *, bound_to: str) -> TokenSet:
+        return TokenSet.model_validate(self.unseal(blob, bound_to=bound_to))
+
+    def seal(self, payload: Mapping[str, Any], *, bound_to: str) -> str:
+        return self._current().seal(payload, bound_to=bound_to)
+
+    def unseal(self, blob: str, *, bound_to: str) -> dict[str, Any]:
         try:
-            return self._current().decrypt(blob, bound_to=bound_to)
+            return self._current().unseal(blob, bound_to=bound_to)
         except TokenDecryptError:
             before = self._material
             cipher = self._current(force=True)
             if self._material == before:
                 raise
-            return cipher.decrypt(blob, bound_to=bound_to)
+            return cipher.unseal(blob, bound_to=bound_to)
 
     def __repr__(self) -> str:
         return f"RuntimeCipher({self._parameter!r})"

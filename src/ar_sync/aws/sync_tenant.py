@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ar_sync.aws import config, secrets
 from ar_sync.aws.config import logger
 from ar_sync.aws.queue import MAX_REQUEUES, SyncMessage, parse_message, send_messages
-from ar_sync.delivery.settings import mail_setup
+from ar_sync.delivery.settings import company_mail_setup
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import PlatformSettings
 from ar_sync.sync.run import RunReport, run_tenant
@@ -66,11 +66,13 @@ def sync_record(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, A
     try:
         message = parse_message(record.body)
         logger.append_keys(connection_id=message.connection_id)
+        store = config.store(cfg)
         report = run_tenant(
-            config.store(cfg), message.connection_id,
+            store, message.connection_id,
             settings=_settings(message.connection_id.split(":", 1)[0]),
             budget=_budget(cfg, lambda_context), only_invoices=message.only_invoices,
-            owner=f"lambda-{lambda_context.aws_request_id}", mail=mail_setup())
+            owner=f"lambda-{lambda_context.aws_request_id}",
+            mail=company_mail_setup(store, message.connection_id))
     except Exception:
         count = int(record.attributes.approximate_receive_count or 1)
         config.sqs().change_message_visibility(

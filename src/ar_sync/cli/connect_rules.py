@@ -10,7 +10,7 @@ from rich.markup import escape
 from ar_sync.cli.app import console, err_console
 from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.company import preview_summary, rules_line
-from ar_sync.delivery.settings import mail_setup
+from ar_sync.delivery.settings import company_mail_setup
 from ar_sync.rules.policy import PolicyError
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.company_rules import read_rules_source
@@ -38,9 +38,8 @@ def after_connect(store: SQLiteStore, connections: list[Connection],
             if current is None or current.text != rules[0]:
                 store.apply_rules(c.id, rules[0], source=rules[1], now=now,
                                   note="ar-sync connect --rules")
-        updated = c.model_copy(update={"mode": "preview" if preview else c.mode})
-        store.save_connection(updated)
-        out.append(updated)
+        updated = store.update_connection(c.id, {"mode": "preview" if preview else c.mode})
+        out.append(updated or c)
     return out
 
 
@@ -48,7 +47,8 @@ def print_first_run(store: SQLiteStore, connections: list[Connection],
                     settings: PlatformSettings) -> None:
     """A dry run of each company now: what its first live run would do (nothing written)."""
     for c in connections:
-        report = run_tenant(store, c.id, settings=settings, dry_run=True, mail=mail_setup())
+        report = run_tenant(store, c.id, settings=settings, dry_run=True,
+                            mail=company_mail_setup(store, c.id))
         if report.errors:
             err_console.print(f"[yellow]could not preview {escape(c.id)}:[/] "
                               f"{escape('; '.join(report.errors))}", highlight=False)

@@ -11,15 +11,17 @@ from ar_sync.sync.connector import PlatformSettings
 _DEFAULT_REDIRECT = "http://127.0.0.1:8765/callback"
 
 
-def platform_settings(platform: str, env: dict[str, str] | None = None) -> PlatformSettings:
+def platform_settings(platform: str, env: dict[str, str] | None = None, *,
+                      need_secret: bool = True) -> PlatformSettings:
     """Read AR_SYNC_<PLATFORM>_CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URI, _WEBHOOK_KEY, _SCOPES
     (space-separated; the connector's defaults otherwise) and _ENDPOINTS (a JSON object pointing
-    the connector somewhere else, e.g. at the emulators)."""
+    the connector somewhere else, e.g. at the emulators). `need_secret=False`: for building a
+    consent URL only, which needs no client secret (the secret is then empty)."""
     source = os.environ if env is None else env
     prefix = f"AR_SYNC_{platform.upper()}_"
     client_id = source.get(prefix + "CLIENT_ID")
-    client_secret = source.get(prefix + "CLIENT_SECRET")
-    if not client_id or not client_secret:
+    client_secret = source.get(prefix + "CLIENT_SECRET") or ("" if not need_secret else None)
+    if not client_id or client_secret is None:
         raise SettingsError(
             f"{prefix}CLIENT_ID and {prefix}CLIENT_SECRET must be set "
             f"(the app registered with {platform}; see README 'Connect a real company')"

@@ -11,6 +11,7 @@ in `mail.tags`), so an event finds its contact without a lookup table:
 * transient bounces change nothing (SES already retried).
 SMTP providers report bounces by e-mail to the envelope sender; read those by hand and use
 `ar-sync contact set`. Source: SES Developer Guide, "Amazon SES notification contents".
+A record counts only when its SNS signature holds (delivery/sns_signature.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ar_sync.delivery.sns_signature import SnsSignatureError, SnsVerifier
 from ar_sync.domain.addresses import valid_address
 from ar_sync.domain.contacts import Contact
 from ar_sync.messages.mime import tag_text
@@ -70,11 +72,21 @@ def apply_notification(book: ContactBook, notice: Mapping[str, Any],
     return None
 
 
-def sns_notifications(event: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-    """The SES notifications inside a Lambda SNS event (malformed records are skipped)."""
+def sns_notifications(event: Mapping[str, Any],
+                      verifier: SnsVerifier) -> Iterable[Mapping[str, Any]]:
+    """The SES notifications inside a Lambda SNS event whose SNS signature holds; unsigned,
+    forged and malformed records are skipped (and logged without their content)."""
     for record in event.get("Records") or []:
+        sns = record.get("Sns") if isinstance(record, Mapping) else None
+        if not isinstance(sns, Mapping):
+            log.warning("skipped a malformed SNS record")
+            continue
         try:
-            body = json.loads(record["Sns"]["Message"])
+            verifier.verify(sns)
+            body = json.loads(sns["Message"])
+        except SnsSignatureError as exc:
+            log.warning("skipped an SNS record that is not signed by SNS: %s", exc)
+            continue
         except (KeyError, TypeError, ValueError):
             log.warning("skipped a malformed SNS record")
             continue

@@ -1,4 +1,7 @@
-"""Where mail goes, from the environment (the CLI, the demo and Lambda read the same names).
+"""Where mail goes: the deployment's defaults from the environment (the CLI, the demo and
+Lambda read the same names), overridden per company by its stored CompanyMail (From,
+Reply-To, SMTP login, webhook secret; `ar-sync sending set`, or PUT /admin/tenants/{t}/mail),
+so one business's From never serves another.
 
 AR_SYNC_MAIL_FROM           the business's address: 'Acme Ltd <accounts@acme.example>'
 AR_SYNC_MAIL_REPLY_TO       replies go here (default: the From address)
@@ -17,13 +20,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 from ar_sync.delivery.notify import WebhookSender
 from ar_sync.delivery.transports import FolderMailer, Security, SesMailer, SmtpMailer, SmtpSettings
 from ar_sync.domain.errors import SettingsError
 from ar_sync.messages.mime import Sender
 from ar_sync.messages.sending import MailSetup
+from ar_sync.sync.company_store import CompanyMail
+
+
+class MailSettingsSource(Protocol):
+    def company_mail(self, connection_id: str) -> CompanyMail | None: ...
+
+
+def company_mail_setup(store: MailSettingsSource, connection_id: str,
+                       env: Mapping[str, str] | None = None) -> MailSetup:
+    """The setup one company's run sends with."""
+    return mail_setup(env, store.company_mail(connection_id))
 
 
 def _password(env: Mapping[str, str]) -> str | None:
@@ -32,9 +46,32 @@ def _password(env: Mapping[str, str]) -> str | None:
     return env.get("AR_SYNC_SMTP_PASSWORD")
 
 
-def mail_setup(env: Mapping[str, str] | None = None) -> MailSetup:
-    """Read the settings; nothing configured means nothing is sent (the run reports it)."""
-    env = os.environ if env is None else env
+def _merged(env: Mapping[str, str], company: CompanyMail | None) -> dict[str, str]:
+    """The environment with the company's own values over it. A company's From brings its own
+    Reply-To (its From when it sets none), never the deployment's."""
+    out = dict(env)
+    if company is None:
+        return out
+    if company.from_address:
+        out["AR_SYNC_MAIL_FROM"] = company.from_address
+        out["AR_SYNC_MAIL_REPLY_TO"] = company.reply_to or company.from_address
+    elif company.reply_to:
+        out["AR_SYNC_MAIL_REPLY_TO"] = company.reply_to
+    for field, name in (("smtp_username", "AR_SYNC_SMTP_USERNAME"),
+                        ("smtp_password", "AR_SYNC_SMTP_PASSWORD"),
+                        ("webhook_secret", "AR_SYNC_NOTIFY_WEBHOOK_SECRET")):
+        if value := getattr(company, field):
+            out[name] = value
+            if name == "AR_SYNC_SMTP_PASSWORD":
+                out.pop("AR_SYNC_SMTP_PASSWORD_FILE", None)
+    return out
+
+
+def mail_setup(env: Mapping[str, str] | None = None,
+               company: CompanyMail | None = None) -> MailSetup:
+    """Read the settings (the company's over the environment's); nothing configured means
+    nothing is sent, which a run whose rules need e-mail reports as a configuration error."""
+    env = _merged(os.environ if env is None else env, company)
     setup = MailSetup()
     if secret := env.get("AR_SYNC_NOTIFY_WEBHOOK_SECRET"):
         setup.webhooks = WebhookSender(

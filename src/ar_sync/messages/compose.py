@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from ar_sync.domain.models import Invoice
 from ar_sync.domain.money import format_money
+from ar_sync.messages.formats import day, locale_for, money, money_sum
 from ar_sync.rules.templates import EMAIL_FIELDS, Template, compile_template, invoice_values
 
 TONES = ("friendly", "neutral", "firm", "final")  # mildest first
@@ -31,8 +32,7 @@ DEFAULT_SUBJECTS: dict[str, str] = {
 }
 DEFAULT_BODIES: dict[str, str] = {
     "friendly": ("Hello {customer_name},\n\nA friendly reminder from {company_name}: "
-                 "{total_due} is due on the invoices listed below. If you have already paid, "
-                 "thank you, and please ignore this message."),
+                 "{total_due} is due on the invoices listed below."),
     "neutral": ("Hello {customer_name},\n\nOur records show {total_due} outstanding on the "
                 "invoices listed below. Please arrange payment at your earliest convenience."),
     "firm": ("Dear {customer_name},\n\nThe invoices listed below are overdue and {total_due} "
@@ -41,6 +41,21 @@ DEFAULT_BODIES: dict[str, str] = {
               "overdue. Unless we receive payment within 7 days we will take further steps to "
               "recover the debt, which may include passing it to a collection agency."),
 }
+
+
+# Every message, whatever its tone or template, ends its statement with this line.
+ALREADY_PAID = "If you have already paid, thank you, and please ignore this message."
+HOW_TO_PAY = "How to pay"
+
+
+@dataclass(frozen=True, slots=True)
+class House:
+    """How the company writes: its name, locale and payment instructions (from the rules)."""
+
+    company: str = ""
+    locale: str | None = None  # None: from the company's country, else the currency
+    country: str | None = None  # the company's country (calendar.holidays)
+    instructions: str | None = None  # a template: bank details, a reference to quote
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +98,22 @@ def total_due(invoices: Sequence[Invoice]) -> str:
     return " + ".join(format_money(amount, cur) for cur, amount in sorted(sums.items()))
 
 
-def _values(lead: Line, lines: Sequence[Line], company: str, today: date) -> dict[str, str]:
+def _values(lead: Line, lines: Sequence[Line], company: str, today: date,
+            locale: str) -> dict[str, str]:
+    """The placeholders, amounts and dates as the customer reads them (the locale's)."""
     inv = lead.invoice
     values = invoice_values(
         number=inv.number, customer_name=inv.customer_name, balance=inv.balance,
         total=inv.total, currency=inv.currency, issue_date=inv.issue_date,
         due_date=inv.due_date, today=today, payment_link=inv.payment_link,
         company_name=company, stage=lead.stage)
-    values["invoice_count"] = str(len(lines))
-    values["total_due"] = total_due([ln.invoice for ln in lines])
+    values.update(
+        balance=money(inv.balance, inv.currency, locale),
+        total=money(inv.total, inv.currency, locale),
+        issue_date=day(inv.issue_date, locale), due_date=day(inv.due_date, locale),
+        invoice_count=str(len(lines)),
+        total_due=money_sum(((ln.invoice.balance, ln.invoice.currency) for ln in lines),
+                            locale))
     return values
 
 
@@ -113,34 +135,56 @@ def _safe_link(url: str | None) -> str | None:
     return None
 
 
-def compose(lines: Sequence[Line], *, wording: Mapping[str, Wording], company: str,
-            today: date) -> Composed:
-    """The e-mail for `lines` (one customer's invoices), in the firmest tone among them."""
+def compose(lines: Sequence[Line], *, wording: Mapping[str, Wording], company: str = "",
+            today: date, house: House | None = None) -> Composed:
+    """The e-mail for `lines` (one customer's invoices), in the firmest tone among them:
+    the opening, the statement with its total, the already-paid line, how to pay."""
     if not lines:
         raise ValueError("a message needs at least one invoice")
+    house = house or House(company=company)
     lead = firmest(lines)
+    locale = locale_for(house.locale, house.country, lead.invoice.currency)
     stage = wording.get(lead.stage, Wording(tone=lead.tone))
-    values = _values(lead, lines, company, today)
+    values = _values(lead, lines, house.company, today, locale)
     subject = _template(stage.subject, DEFAULT_SUBJECTS, lead.tone).render(values)
     subject = " ".join(subject.split())  # no header injection through a newline
     intro = _template(stage.body, DEFAULT_BODIES, lead.tone).render(values)
+    how = (compile_template(house.instructions, EMAIL_FIELDS).render(values).strip()
+           if house.instructions else "")
     ordered = sorted(lines, key=lambda ln: (ln.invoice.due_date, ln.invoice.number))
-    sign_off = f"Kind regards,\n{company}" if company else "Kind regards"
+    sign_off = f"Kind regards,\n{house.company}" if house.company else "Kind regards"
+    rows = [_row(ln.invoice, today, locale) for ln in ordered]
+    total = values["total_due"]
     return Composed(subject=subject,
-                    text=_text(intro, ordered, today, sign_off),
-                    html=_html(subject, intro, ordered, today, sign_off),
+                    text=_text(intro, rows, total, how, sign_off),
+                    html=_html(subject, intro, rows, total, how, sign_off),
                     tone=lead.tone)
 
 
-def _text(intro: str, lines: Sequence[Line], today: date, sign_off: str) -> str:
-    out = [intro.rstrip(), "", "Invoice       Due         Status             Balance"]
-    for ln in lines:
-        inv = ln.invoice
-        out.append(f"{inv.number:<13} {inv.due_date.isoformat():<11} "
-                   f"{_overdue(inv, today):<18} {format_money(inv.balance, inv.currency)}")
-        link = _safe_link(inv.payment_link)
-        if link:
-            out.append(f"    Pay online: {link}")
+@dataclass(frozen=True, slots=True)
+class _Row:
+    number: str
+    due: str
+    status: str
+    balance: str
+    link: str | None
+
+
+def _row(inv: Invoice, today: date, locale: str) -> _Row:
+    return _Row(inv.number, day(inv.due_date, locale), _overdue(inv, today),
+                money(inv.balance, inv.currency, locale), _safe_link(inv.payment_link))
+
+
+def _text(intro: str, rows: Sequence[_Row], total: str, how: str, sign_off: str) -> str:
+    out = [intro.rstrip(), "",
+           f"{'Invoice':<13} {'Due':<19} {'Status':<18} Balance"]
+    for r in rows:
+        out.append(f"{r.number:<13} {r.due:<19} {r.status:<18} {r.balance}")
+        if r.link:
+            out.append(f"    Pay online: {r.link}")
+    out += [f"{'Total due':<52} {total}", "", ALREADY_PAID]
+    if how:
+        out += ["", f"{HOW_TO_PAY}:", how]
     out += ["", sign_off, ""]
     return "\n".join(out)
 
@@ -151,19 +195,20 @@ def _paragraphs(text: str) -> str:
                    for p in text.strip().split("\n\n") if p.strip())
 
 
-def _html(subject: str, intro: str, lines: Sequence[Line], today: date, sign_off: str) -> str:
+def _html(subject: str, intro: str, rows: Sequence[_Row], total: str, how: str,
+          sign_off: str) -> str:
     esc = html.escape
-    rows = []
-    for ln in lines:
-        inv = ln.invoice
-        link = _safe_link(inv.payment_link)
-        pay = (f'<a class="pay" href="{esc(link, quote=True)}">Pay invoice {esc(inv.number)}</a>'
-               if link else "")
-        rows.append(
-            f'<tr><td class="number">{esc(inv.number)}</td>'
-            f"<td>{esc(inv.due_date.isoformat())}</td><td>{esc(_overdue(inv, today))}</td>"
-            f'<td class="balance" style="text-align:right">'
-            f"{esc(format_money(inv.balance, inv.currency))}</td><td>{pay}</td></tr>")
+    body = []
+    for r in rows:
+        pay = (f'<a class="pay" href="{esc(r.link, quote=True)}">Pay invoice {esc(r.number)}</a>'
+               if r.link else "")
+        body.append(
+            f'<tr><td class="number">{esc(r.number)}</td>'
+            f"<td>{esc(r.due)}</td><td>{esc(r.status)}</td>"
+            f'<td class="balance" style="text-align:right">{esc(r.balance)}</td>'
+            f"<td>{pay}</td></tr>")
+    instructions = (f'<div class="how-to-pay"><h3>{HOW_TO_PAY}</h3>{_paragraphs(how)}</div>'
+                    if how else "")
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f"<title>{esc(subject)}</title></head>"
@@ -171,6 +216,10 @@ def _html(subject: str, intro: str, lines: Sequence[Line], today: date, sign_off
         f"{_paragraphs(intro)}"
         '<table class="statement" style="border-collapse:collapse" cellpadding="4">'
         "<thead><tr><th>Invoice</th><th>Due</th><th>Status</th><th>Balance</th><th></th>"
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        f"{_paragraphs(sign_off)}</body></html>"
+        f"</tr></thead><tbody>{''.join(body)}</tbody>"
+        '<tfoot><tr class="total"><th colspan="3" style="text-align:left">Total due</th>'
+        f'<th class="total-due" style="text-align:right">{esc(total)}</th><th></th></tr>'
+        "</tfoot></table>"
+        f'<p class="already-paid">{esc(ALREADY_PAID)}</p>'
+        f"{instructions}{_paragraphs(sign_off)}</body></html>"
     )

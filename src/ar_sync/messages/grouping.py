@@ -27,7 +27,7 @@ from ar_sync.domain.models import (
     Invoice,
     action_key,
 )
-from ar_sync.messages.compose import Line, Wording, compose
+from ar_sync.messages.compose import House, Line, Wording, compose
 
 GroupBy = Literal["customer", "invoice"]
 
@@ -42,6 +42,13 @@ class MailRules:
     wording: Mapping[str, Wording] = field(default_factory=dict)
     notify: Mapping[str, tuple[tuple[Literal["email", "webhook"], str], ...]] = field(
         default_factory=dict)  # escalation rule -> ((channel, target), ...)
+    locale: str | None = None  # the rules' `locale` (None: from the country or currency)
+    country: str | None = None  # the company's country (calendar.holidays)
+    instructions: str | None = None  # email.payment_instructions (a template)
+
+    @property
+    def house(self) -> House:
+        return House(self.company, self.locale, self.country, self.instructions)
 
 
 @dataclass
@@ -150,7 +157,7 @@ def _message(gid: tuple[str, str, str, str], items: list[tuple[EmailReminder, In
                                            tuple(inv.number for _, inv in items),
                                            recipient.why_not or "no address"))
         return None
-    composed = compose(lines, wording=rules.wording, company=rules.company, today=today)
+    composed = compose(lines, wording=rules.wording, today=today, house=rules.house)
     key = message_key(tenant, platform, customer_id, today, group)
     item_keys = tuple(item.key for item, _ in items)
     numbers = ", ".join(inv.number for _, inv in items)

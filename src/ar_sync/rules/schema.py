@@ -3,9 +3,11 @@ reminders, risk, and the Policy that holds them."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
+from babel import localedata
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -44,6 +46,13 @@ Channel = Literal["note", "platform", "email"]
 def _address(value: str) -> str:
     if problem := address_problem(value):
         raise ValueError(f"not a usable e-mail address ({problem}): {value!r}")
+    return value
+
+
+def _locale(value: str) -> str:
+    if not re.fullmatch(r"[a-z]{2,3}(_[A-Z][a-z]{3})?(_[A-Z]{2}|_\d{3})?", value) or (
+            not localedata.exists(value)):
+        raise ValueError(f"unknown locale {value!r}: use a language_TERRITORY such as en_GB")
     return value
 
 
@@ -228,6 +237,9 @@ class EmailRules(RulesModel):
                                                      "one message a day listing every invoice "
                                                      "due a reminder; 'invoice': one each")
     attach_pdf: bool = Field(False, description="Attach each invoice's PDF from the platform")
+    payment_instructions: EmailTemplate | None = Field(
+        None, description="How to pay, shown under the statement of every message (bank "
+        "details, a reference to quote); a safe template with the e-mail placeholders")
 
 
 class InstalmentReminders(RulesModel):
@@ -307,6 +319,10 @@ class Policy(RulesModel):
     description: Annotated[str, Strict()] = Field("", description="Free text for people")
     company_name: Annotated[str, Strict()] = Field("", description="Your company name, "
                                                    "for {company_name}")
+    locale: Annotated[str, Strict(), AfterValidator(_locale)] | None = Field(
+        None, description="How customers see amounts and dates, e.g. en_GB ('£1,234.50', "
+        "'14 November 2025'); default: English for calendar.holidays' country, else for the "
+        "invoice's currency")
     calendar: CalendarSettings = Field(default_factory=CalendarSettings,
                                        description="Time zone, business days, holidays")
     exclude: Exclusions = Field(default_factory=Exclusions,

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from ar_sync.sync.company_store import CompanyMail
 from ar_sync.sync.connector import Connection, TokenSet, TokenStore
 
 KEY_ENV = "AR_SYNC_SECRET_KEY"
@@ -56,6 +57,18 @@ def parse_keys(material: bytes | str | Sequence[bytes | str]) -> list[bytes]:
     return keys
 
 
+class SecretCipher(Protocol):
+    """What a store needs to keep secrets at rest: TokenCipher, or aws.secrets.RuntimeCipher."""
+
+    def encrypt(self, tokens: TokenSet, *, bound_to: str) -> str: ...
+
+    def decrypt(self, blob: str, *, bound_to: str) -> TokenSet: ...
+
+    def seal(self, payload: Mapping[str, Any], *, bound_to: str) -> str: ...
+
+    def unseal(self, blob: str, *, bound_to: str) -> dict[str, Any]: ...
+
+
 class TokenCipher:
     """Encrypts a TokenSet for one row; decrypts only for that same row.
 
@@ -77,22 +90,30 @@ class TokenCipher:
         return Fernet.generate_key()
 
     def encrypt(self, tokens: TokenSet, *, bound_to: str) -> str:
-        plaintext = json.dumps({"bound_to": bound_to, "tokens": tokens.model_dump(mode="json")},
+        return self.seal(tokens.model_dump(mode="json"), bound_to=bound_to)
+
+    def decrypt(self, blob: str, *, bound_to: str) -> TokenSet:
+        return TokenSet.model_validate(self.unseal(blob, bound_to=bound_to))
+
+    def seal(self, payload: Mapping[str, Any], *, bound_to: str) -> str:
+        """Any JSON-able secret (tokens, a company's mail secrets), bound to its row."""
+        plaintext = json.dumps({"bound_to": bound_to, "tokens": dict(payload)},
                                separators=(",", ":"))
         return self._fernet.encrypt(plaintext.encode()).decode("ascii")
 
-    def decrypt(self, blob: str, *, bound_to: str) -> TokenSet:
+    def unseal(self, blob: str, *, bound_to: str) -> dict[str, Any]:
         try:
             raw = json.loads(self._fernet.decrypt(blob.encode("ascii")))
         except (InvalidToken, ValueError) as exc:
-            raise TokenDecryptError("stored tokens cannot be decrypted with these keys") from exc
+            raise TokenDecryptError("stored secrets cannot be decrypted with these keys: set "
+                                    f"{KEY_ENV} to the key they were written with") from exc
         if isinstance(raw, dict) and "bound_to" in raw:
             if raw["bound_to"] != bound_to:
-                raise TokenDecryptError("stored tokens belong to another connection")
-            return TokenSet.model_validate(raw["tokens"])
-        if not self._accept_unbound:
+                raise TokenDecryptError("stored secrets belong to another connection or row")
+            return dict(raw["tokens"])
+        if not self._accept_unbound or not isinstance(raw, dict):
             raise TokenDecryptError("stored tokens are not bound to their connection")
-        return TokenSet.model_validate(raw)
+        return raw
 
     def is_current(self, blob: str) -> bool:
         """True when the newest key wrote `blob` (nothing for a rotation to do)."""
@@ -123,13 +144,18 @@ def local_cipher(data_dir: Path) -> TokenCipher:
 class RotatableStore(TokenStore, Protocol):
     def list_connections(self) -> list[Connection]: ...
 
+    def company_mail(self, connection_id: str) -> CompanyMail | None: ...
+
+    def save_company_mail(self, connection_id: str, mail: CompanyMail) -> None: ...
+
 
 def rotate_tokens(store: RotatableStore, *, attempts: int = 3) -> tuple[int, int]:
     """Re-encrypt every connection's tokens with the newest key (and bound to its row).
 
     Reads with any configured key and writes back through the store's versioned save, so a
-    refresh racing the rotation wins and is simply read again. Returns (rewritten, without
-    tokens). Once it has run, the old key can be removed from the key material.
+    refresh racing the rotation wins and is simply read again; each company's sealed sending
+    settings are rewritten too. Returns (rewritten, without tokens). Once it has run, the old
+    key can be removed from the key material.
     """
     rewritten = missing = 0
     # a token row shared by the companies of one consent is rewritten once
@@ -144,4 +170,8 @@ def rotate_tokens(store: RotatableStore, *, attempts: int = 3) -> tuple[int, int
                 break
         else:
             raise TokenDecryptError(f"{key}: tokens kept changing; run rotate again")
+    for connection in store.list_connections():  # sealed sending settings, with the new key
+        mail = store.company_mail(connection.id)
+        if mail is not None:
+            store.save_company_mail(connection.id, mail)
     return rewritten, missing

@@ -1,4 +1,5 @@
-"""What a business sets per company and the store keeps: rule versions and pauses.
+"""What a business sets per company and the store keeps: rule versions, pauses, and who its
+e-mails come from (CompanyMail).
 
 Rule versions are append-only (a rollback stores the old text again as a new version), so
 `rules history` is an audit trail and every ledger row can name the version that planned it.
@@ -13,9 +14,49 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ar_sync.domain.addresses import mailbox
 from ar_sync.domain.models import Action
 from ar_sync.domain.pauses import Pause
 from ar_sync.sync.ledger import Ledger
+
+SECRET_FIELDS = ("smtp_password", "webhook_secret")
+
+
+class CompanyMail(BaseModel):
+    """One company's sending settings; a field left None falls back to the deployment's
+    environment (AR_SYNC_MAIL_FROM, ...). Stored encrypted like tokens; the secrets never
+    show in a repr, a log or an answer of the admin API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    from_address: str | None = Field(None, description="'Acme Ltd <accounts@acme.example>'")
+    reply_to: str | None = None
+    smtp_username: str | None = Field(None, max_length=256)
+    smtp_password: str | None = Field(None, max_length=1024, repr=False)
+    webhook_secret: str | None = Field(None, min_length=16, max_length=1024, repr=False)
+
+    @field_validator("from_address", "reply_to")
+    @classmethod
+    def _mailbox(cls, value: str | None) -> str | None:
+        if value is not None:
+            mailbox(value)  # one plain mailbox, or ValueError
+        return value
+
+    @field_validator("smtp_username", "smtp_password", "webhook_secret")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and any(c in value for c in "\r\n\0"):
+            raise ValueError("must be one line")
+        return value
+
+    def public(self) -> dict[str, object]:
+        """What may be shown: the addresses, and whether each secret is set."""
+        shown: dict[str, object] = {k: v for k, v in self.model_dump().items()
+                                    if k not in SECRET_FIELDS}
+        shown.update({f"{k}_set": getattr(self, k) is not None for k in SECRET_FIELDS})
+        return shown
 
 
 @dataclass(frozen=True)
@@ -99,6 +140,14 @@ class TrustStore(Ledger, Protocol):
         """Resume: end the pauses of that invoice or customer still active on `on`."""
         ...
 
+    def save_company_mail(self, connection_id: str, mail: CompanyMail) -> None:
+        """Store the company's sending settings (encrypted, bound to the company)."""
+        ...
+
+    def company_mail(self, connection_id: str) -> CompanyMail | None:
+        """The company's sending settings, or None: the environment's apply."""
+        ...
+
     def queue_action(self, action: Action, *, reason: str, now: datetime,
                      rules_version: int | None = None) -> bool:
         """Put `action` in the ledger as waiting (`retry`, no attempt yet) if its key is new,
@@ -106,4 +155,5 @@ class TrustStore(Ledger, Protocol):
         ...
 
 
-__all__ = ["RulesVersion", "StoredPause", "TrustStore", "matching_pauses", "planner_pauses"]
+__all__ = ["CompanyMail", "RulesVersion", "StoredPause", "TrustStore", "matching_pauses",
+           "planner_pauses"]

@@ -39,7 +39,9 @@ def mail_rules(policy: Policy) -> MailRules:
         company=policy.company_name, group_by=policy.email.group_by,
         attach_pdf=policy.email.attach_pdf,
         wording={r.name: Wording(r.tone, r.subject, r.body) for r in policy.reminders},
-        notify=notify)
+        notify=notify, locale=policy.locale,
+        country=policy.calendar.holidays.country if policy.calendar.holidays else None,
+        instructions=policy.email.payment_instructions)
 
 
 def webhook_urls(policy: Policy) -> list[str]:

@@ -19,6 +19,11 @@ from ar_sync.sync.connector import Connection, TokenSet
 from ar_sync.sync.ledger import Ledger
 
 PAID_RETENTION_DAYS = 730  # two years of paid invoices: DSO windows and lateness trends
+CAS_ATTEMPTS = 5  # compare-and-swap rounds before a store gives up on a busy row
+
+
+class StoreConflictError(Exception):
+    """A row kept changing under a compare-and-swap update; nothing was written."""
 
 
 def as_paid(invoice: Invoice) -> Invoice:
@@ -80,6 +85,13 @@ class Store(TrustStore, Ledger, Protocol):
     def get_connection(self, connection_id: str) -> Connection | None: ...
 
     def list_connections(self) -> list[Connection]: ...
+
+    def update_connection(self, connection_id: str,
+                          changes: Mapping[str, Any]) -> Connection | None:
+        """Change only these fields of the stored connection, on top of its latest version
+        (compare-and-swap: a concurrent write to another field, a reconnect's token row, is
+        kept); the updated connection, or None when there is none."""
+        ...
 
     # tokens (encrypted at rest) --------------------------------------------------------
     def load_tokens(self, connection_id: str) -> TokenSet | None: ...

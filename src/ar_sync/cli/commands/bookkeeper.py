@@ -82,9 +82,8 @@ def go_live_cmd(
     go-live date are not charged unless the rules say `backfill: all`."""
     store, connection = open_connection(db, tenant)
     when = parse_date(day, "--date") if day else (connection.go_live if preview else None) or _today()
-    updated = connection.model_copy(update={"go_live": when,
+    store.update_connection(connection.id, {"go_live": when,  # only the fields it owns
                                             "mode": "preview" if preview else "live"})
-    store.save_connection(updated)
     name = escape(connection.name or connection.id)
     if preview:
         console.print(f"{name} is in [yellow]preview[/]: runs plan and report, and write "

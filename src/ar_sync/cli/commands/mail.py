@@ -140,5 +140,5 @@ def _statement_rows(body: str) -> int:
     for line in lines[start + 1:]:
         if not line.strip():
             break
-        rows += not line.startswith(" ")
+        rows += not line.startswith((" ", "Total due"))
     return rows

@@ -26,7 +26,7 @@ from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.company import rules_line
 from ar_sync.cli.render.runs import actions_table, history_table, summary_table
 from ar_sync.cli.signals import EXIT_INTERRUPTED, interruptible
-from ar_sync.delivery.settings import mail_setup
+from ar_sync.delivery.settings import company_mail_setup, mail_setup
 from ar_sync.rules.policy import load_policy
 from ar_sync.sync.run import INTERRUPTED, LEASE_SECONDS, LOCK_HELD, RunReport, run_tenant
 
@@ -118,7 +118,8 @@ def _run_all(tenant: list[str] | None, *, dry_run: bool, full: bool, rules: str 
         load_policy(rules)  # a broken --rules file stops before any company runs
     connections = pick_connections(store, tenant)
     settings = {c.platform: settings_for(c.platform) for c in connections}
-    mail = mail_setup()  # a broken mail setting stops here, before any company runs
+    mail_setup()  # a broken mail setting stops here, before any company runs
+    mails = {c.id: company_mail_setup(store, c.id) for c in connections}  # each its own From
     reports: list[RunReport] = []
     with interruptible() as signals, Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -133,7 +134,8 @@ def _run_all(tenant: list[str] | None, *, dry_run: bool, full: bool, rules: str 
                 report = run_tenant(
                     store, connection.id, settings=settings[connection.platform], today=day,
                     dry_run=dry_run, full=full or None, rules_override=rules,
-                    on_progress=on_progress, lease_seconds=lease_seconds(), mail=mail)
+                    on_progress=on_progress, lease_seconds=lease_seconds(),
+                    mail=mails[connection.id])
                 reports.append(report)
                 _log_report(report)
                 if report.stopped_early == INTERRUPTED:

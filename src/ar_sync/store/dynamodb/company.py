@@ -2,7 +2,9 @@
 
 Items in the tenants table: `rules#<connection>` / `v<10-digit version>` one rules version
 (put with attribute_not_exists, so two concurrent applies cannot share a number);
-`pause#<connection>` / <pause id> one pause (JSON) and the day it was resumed.
+`pause#<connection>` / <pause id> one pause (JSON) and the day it was resumed;
+`mail#<connection>` / `settings` the company's sending settings, encrypted (its own
+partition, so a role may reach it without the token rows).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any
 
 from ar_sync.domain.models import Action
 from ar_sync.domain.pauses import Pause
+from ar_sync.store.crypto import SecretCipher
 from ar_sync.store.dynamodb.codec import encode
-from ar_sync.sync.company_store import RulesVersion, StoredPause, matching_pauses
+from ar_sync.store.sqlite.company import mail_row_id
+from ar_sync.sync.company_store import CompanyMail, RulesVersion, StoredPause, matching_pauses
 
 _APPLY_ATTEMPTS = 20
 
@@ -30,6 +34,10 @@ class DynamoDBTrustMixin:
     """Mixed into DynamoDBStore, which provides the table names and the helpers below."""
 
     _tenants: str
+    _cipher: SecretCipher
+
+    def _get(self, table: str, key: Mapping[str, str]) -> dict[str, Any] | None:
+        raise NotImplementedError  # pragma: no cover - DynamoDBStore's
 
     def _put(self, table: str, item: Mapping[str, Any], condition: str | None = None,
              values: Mapping[str, Any] | None = None,
@@ -104,6 +112,19 @@ class DynamoDBTrustMixin:
                                 {":on": on.isoformat()}, {"#r": "resumed_on"})
             ended += done is not None
         return ended
+
+    # sending settings ----------------------------------------------------------------------
+    def save_company_mail(self, connection_id: str, mail: CompanyMail) -> None:
+        blob = self._cipher.seal(mail.model_dump(), bound_to=mail_row_id(connection_id))
+        self._put(self._tenants, {"pk": f"mail#{connection_id}", "sk": "settings",
+                                  "blob": blob})
+
+    def company_mail(self, connection_id: str) -> CompanyMail | None:
+        item = self._get(self._tenants, {"pk": f"mail#{connection_id}", "sk": "settings"})
+        if item is None:
+            return None
+        return CompanyMail.model_validate(
+            self._cipher.unseal(item["blob"], bound_to=mail_row_id(connection_id)))
 
     # queued requests -----------------------------------------------------------------------
     def queue_action(self, action: Action, *, reason: str, now: datetime,

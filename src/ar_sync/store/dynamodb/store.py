@@ -27,13 +27,14 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
 from ar_sync.domain.contacts import Contact
 from ar_sync.domain.models import Invoice, InvoiceStatus
 from ar_sync.domain.payment_plans import PaymentPlan
+from ar_sync.store.crypto import SecretCipher
 from ar_sync.store.dynamodb.codec import (
     SUMMARY,
     SUMMARY_COMPLETE,
@@ -56,10 +57,12 @@ from ar_sync.store.dynamodb.ledger import (
 from ar_sync.store.rows import invoices_from
 from ar_sync.sync.connector import Connection, TokenSet
 from ar_sync.sync.store import (
+    CAS_ATTEMPTS,
     PAID_RETENTION_DAYS,
     Checkpoint,
     PendingAuth,
     Snapshot,
+    StoreConflictError,
     as_paid,
     with_kept_link,
 )
@@ -75,12 +78,6 @@ def _state_hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
-class Cipher(Protocol):
-    """What the store needs from ar_sync.store.crypto.TokenCipher."""
-
-    def encrypt(self, tokens: TokenSet, *, bound_to: str) -> str: ...
-
-    def decrypt(self, blob: str, *, bound_to: str) -> TokenSet: ...
 
 
 def table_definitions(tenants: str, ledger: str, locks: str) -> list[dict[str, Any]]:
@@ -138,7 +135,7 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
         tenants_table: str,
         ledger_table: str,
         locks_table: str,
-        cipher: Cipher,
+        cipher: SecretCipher,
         client: DynamoDBClient | None = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
@@ -168,6 +165,21 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
     def get_connection(self, connection_id: str) -> Connection | None:
         item = self._get(self._tenants, {"pk": CONNECTIONS_PK, "sk": connection_id})
         return Connection.model_validate_json(item["data"]) if item else None
+
+    def update_connection(self, connection_id: str,
+                          changes: Mapping[str, Any]) -> Connection | None:
+        key = {"pk": CONNECTIONS_PK, "sk": connection_id}
+        for _ in range(CAS_ATTEMPTS):
+            current = self.get_connection(connection_id)
+            if current is None:
+                return None
+            updated = current.model_copy(update=dict(changes))
+            if self._update(self._tenants, key, "SET #d = :new", "#d = :old",
+                            {":new": updated.model_dump_json(),
+                             ":old": current.model_dump_json()},
+                            {"#d": "data"}) is not None:
+                return updated
+        raise StoreConflictError(f"{connection_id}: the connection kept changing; try again")
 
     def list_connections(self) -> list[Connection]:
         items = self._query(

@@ -11,7 +11,8 @@ from typing import Any
 
 from ar_sync.domain.models import Action, EntryState, WaiveFee
 from ar_sync.domain.pauses import Pause
-from ar_sync.sync.company_store import RulesVersion, StoredPause, matching_pauses
+from ar_sync.store.crypto import SecretCipher
+from ar_sync.sync.company_store import CompanyMail, RulesVersion, StoredPause, matching_pauses
 
 TRUST_SCHEMA = """
 CREATE TABLE IF NOT EXISTS rules_versions (connection_id TEXT NOT NULL, version INTEGER NOT NULL,
@@ -20,7 +21,14 @@ CREATE TABLE IF NOT EXISTS rules_versions (connection_id TEXT NOT NULL, version 
 CREATE TABLE IF NOT EXISTS pauses (connection_id TEXT NOT NULL, id TEXT NOT NULL,
     body TEXT NOT NULL, since TEXT NOT NULL, resumed_on TEXT,
     PRIMARY KEY (connection_id, id));
+CREATE TABLE IF NOT EXISTS company_mail (connection_id TEXT PRIMARY KEY, blob TEXT NOT NULL);
 """
+
+
+def mail_row_id(connection_id: str) -> str:
+    """What a company's sealed mail settings are bound to (never a token row's id)."""
+    return f"mail:{connection_id}"
+
 
 
 def upgrade_ledger(db: sqlite3.Connection) -> None:
@@ -36,7 +44,9 @@ def _version(r: sqlite3.Row) -> RulesVersion:
 
 
 class SQLiteTrustMixin:
-    """Mixed into SQLiteStore, which provides `_tx` and `_query`."""
+    """Mixed into SQLiteStore, which provides `_tx`, `_query` and `_cipher`."""
+
+    _cipher: SecretCipher
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError  # pragma: no cover - SQLiteStore's
@@ -89,6 +99,20 @@ class SQLiteTrustMixin:
                     " AND resumed_on IS NULL", (on.isoformat(), connection_id, stored.id)
                 ).rowcount
         return ended
+
+    def save_company_mail(self, connection_id: str, mail: CompanyMail) -> None:
+        blob = self._cipher.seal(mail.model_dump(), bound_to=mail_row_id(connection_id))
+        with self._tx() as db:
+            db.execute("INSERT INTO company_mail VALUES (?, ?) ON CONFLICT(connection_id)"
+                       " DO UPDATE SET blob = excluded.blob", (connection_id, blob))
+
+    def company_mail(self, connection_id: str) -> CompanyMail | None:
+        rows = self._query("SELECT blob FROM company_mail WHERE connection_id = ?",
+                           (connection_id,))
+        if not rows:
+            return None
+        return CompanyMail.model_validate(
+            self._cipher.unseal(rows[0]["blob"], bound_to=mail_row_id(connection_id)))
 
     def queue_action(self, action: Action, *, reason: str, now: datetime,
                      rules_version: int | None = None) -> bool:

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,7 +29,7 @@ from ar_sync.store.sqlite.company import TRUST_SCHEMA, SQLiteTrustMixin, upgrade
 from ar_sync.store.sqlite.snapshot import SQLiteSnapshotMixin, upgrade_snapshot
 from ar_sync.sync.connector import Connection, TokenSet
 from ar_sync.sync.ledger import Claim, ClaimOutcome
-from ar_sync.sync.store import Checkpoint, PendingAuth
+from ar_sync.sync.store import CAS_ATTEMPTS, Checkpoint, PendingAuth, StoreConflictError
 
 # 2: payment_plans table; 3: rules_versions and pauses tables, ledger.rules_version (created
 # or added on open; older files upgrade); 4: invoice versions, quiet marks, ledger triggers
@@ -320,6 +320,20 @@ class SQLiteStore(SQLiteSnapshotMixin, SQLiteTrustMixin):
     def get_connection(self, connection_id: str) -> Connection | None:
         rows = self._query("SELECT body FROM connections WHERE id = ?", (connection_id,))
         return Connection.model_validate_json(rows[0]["body"]) if rows else None
+
+    def update_connection(self, connection_id: str,
+                          changes: Mapping[str, Any]) -> Connection | None:
+        for _ in range(CAS_ATTEMPTS):
+            current = self.get_connection(connection_id)
+            if current is None:
+                return None
+            updated = current.model_copy(update=dict(changes))
+            with self._tx() as db:
+                if db.execute("UPDATE connections SET body = ? WHERE id = ? AND body = ?",
+                              (updated.model_dump_json(), connection_id,
+                               current.model_dump_json())).rowcount:
+                    return updated
+        raise StoreConflictError(f"{connection_id}: the connection kept changing; try again")
 
     def list_connections(self) -> list[Connection]:
         return [Connection.model_validate_json(r["body"])
