@@ -19,7 +19,7 @@ from typing import Any
 from ar_sync.domain.models import Action, ActionKind, FeeMode, Invoice, Money
 from ar_sync.domain.pauses import Pause
 from ar_sync.sync.connector import BatchItemResult, BatchWrite, Connection, FetchResult
-from ar_sync.sync.retry import write_reconciled
+from ar_sync.sync.retry import CLOCK_SKEW, write_reconciled
 from ar_sync_quickbooks import (
     accounts,
     batch,
@@ -149,8 +149,11 @@ class QuickBooksConnector:
 
     def _reconciled(self, write: Callable[[], str], invoice: Invoice, kind: ActionKind,
                     key: str) -> str:
-        """A write tried again after a lost answer only if find_effect does not see it."""
-        return write_reconciled(write, lambda: self.find_effect(invoice, kind, key),
+        """A write tried again after a lost answer only if find_effect does not see it (an
+        e-mail: a send on the invoice's record since just before the first try)."""
+        since = self.session.clock() - CLOCK_SKEW
+        return write_reconciled(write, lambda: self.find_effect(invoice, kind, key,
+                                                                since=since),
                                 what=f"quickbooks {kind} {key}", sleep=self.session.sleep,
                                 max_wait=self.session.max_wait)
 
@@ -229,6 +232,7 @@ class QuickBooksConnector:
 
     # ------------------------------------------------------------------ reconciliation
 
-    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str, *,
+                    since: datetime | None = None) -> str | None:
         """The platform's reference of a write carrying `key` (effects.py), or None."""
-        return effects.find_effect(self.session, invoice, kind, key)
+        return effects.find_effect(self.session, invoice, kind, key, since)

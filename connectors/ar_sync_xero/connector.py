@@ -29,7 +29,7 @@ from ar_sync.sync.connector import (
     PlatformSettings,
     TokenStore,
 )
-from ar_sync.sync.retry import write_reconciled
+from ar_sync.sync.retry import CLOCK_SKEW, write_reconciled
 from ar_sync_xero import accounts, batch, effects, fee_writes, pauses, reads, waivers, writes
 from ar_sync_xero.calls import Caller, Timeout
 from ar_sync_xero.fee_lines import LineSet, OrgFacts
@@ -148,8 +148,11 @@ class XeroConnector:
 
     def _reconciled(self, write: Callable[[], str], invoice: Invoice, kind: ActionKind,
                     key: str) -> str:
-        """A write tried again after a lost answer only if find_effect does not see it."""
-        return write_reconciled(write, lambda: self.find_effect(invoice, kind, key),
+        """A write tried again after a lost answer only if find_effect does not see it (an
+        e-mail: an "emailed" history entry since just before the first try)."""
+        since = self.session.clock() - CLOCK_SKEW
+        return write_reconciled(write, lambda: self.find_effect(invoice, kind, key,
+                                                                since=since),
                                 what=f"xero {kind} {key}", sleep=self.session.sleep)
 
     def add_note(self, invoice: Invoice, text: str, *, key: str) -> str:
@@ -206,6 +209,7 @@ class XeroConnector:
 
     # ------------------------------------------------------------------ reconciliation
 
-    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str, *,
+                    since: datetime | None = None) -> str | None:
         """Proof from Xero that a write with `key` happened (effects.py)."""
-        return effects.find_effect(self.session, invoice, kind, key)
+        return effects.find_effect(self.session, invoice, kind, key, since)

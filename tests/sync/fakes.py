@@ -92,7 +92,8 @@ class FakeConnector:
         with self.state.lock:
             return self.state.invoices.get(invoice_id)
 
-    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str, *,
+                    since: datetime | None = None) -> str | None:
         with self.state.lock:
             for n, (inv, text) in enumerate(self.state.notes):
                 if inv == invoice.id and mentions_key(text, key):

@@ -208,9 +208,13 @@ class Connector(Protocol):
         line stays: a sent invoice is not edited (locked periods, payments applied)."""
         ...
 
-    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str, *,
+                    since: datetime | None = None) -> str | None:
         """Reconciliation: the platform's reference of a write carrying `key`, or None if the
-        platform has no such write (so it is safe to do it now)."""
+        platform has no such write (so it is safe to do it now). A platform e-mail carries no
+        key: it is found on the invoice's own record (QuickBooks `DeliveryInfo`, Xero's
+        history) as a send at or after `since`, the earliest the write could have happened
+        (None: not known, and an e-mail is then never taken as sent)."""
         ...
 
 

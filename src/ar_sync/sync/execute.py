@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 from ar_sync.domain.errors import (
     BudgetExhaustedError,
@@ -90,6 +90,18 @@ def _claim_and_write(
     return write_claimed(store, connector, action, invoice, claim, owner=owner, clock=clock)
 
 
+# The first moment anywhere on Earth of an action's due day (UTC+14): a claim of the action
+# cannot be older, so neither can the write an earlier runner may have made under it.
+_DAY_BEGINS_EARLIER = timedelta(hours=14)
+
+
+def earliest_write(action: Action) -> datetime:
+    """The earliest an earlier attempt of `action` could have written: the start of its due
+    day in the earliest time zone (a platform e-mail sent since then is taken as ours, the
+    safe side against sending twice when the platform forgets its key)."""
+    return datetime.combine(action.due_on, time.min, tzinfo=UTC) - _DAY_BEGINS_EARLIER
+
+
 def write_claimed(
     store: Store,
     connector: Connector,
@@ -108,7 +120,8 @@ def write_claimed(
             # waiver is credited against the balance as it is now).
             fresh = connector.get_invoice(action.invoice_id)
         if claim.outcome == ClaimOutcome.RECONCILE and fresh is not None:
-            ref = connector.find_effect(fresh, action.kind, action.key)
+            ref = connector.find_effect(fresh, action.kind, action.key,
+                                        since=earliest_write(action))
             if ref is not None:
                 store.complete(action.key, owner=owner, ref=ref, now=clock())
                 return _outcome(action, "reconciled", "found on the platform", ref)

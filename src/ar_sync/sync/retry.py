@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -65,6 +66,11 @@ def call_with_retries(
     return retrying(fn)
 
 
+# How far a platform's clock may run behind ours when a send is looked for on the invoice's
+# record after a lost answer ("sent since just before the first try").
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 def write_reconciled(
     write: Callable[[], T],
     find: Callable[[], T | None],
@@ -80,7 +86,8 @@ def write_reconciled(
     5xx, a timeout or a lost connection may come after the platform applied the write, so
     `find` (the connector's `find_effect` for this key) looks for it first; only when it is not
     found is the write repeated, with the same idempotency key. E-mails leave no marker: for
-    them `find` answers None and the key is the guard.
+    them `find` looks for a send on the invoice's own record since just before the first try
+    (CLOCK_SKEW), so a platform that forgot the key does not send twice.
     """
     for attempt in range(1, attempts + 1):
         try:
