@@ -41,6 +41,7 @@ from quickbooks.objects.batchrequest import Fault
 from ar_sync.domain.errors import (
     ConnectorError,
     NotApplicableError,
+    PlatformTimeoutError,
     PlatformValidationError,
     RateLimitedError,
     ReauthorizationRequiredError,
@@ -229,8 +230,8 @@ def _send_batch(session: QuickBooksSession, ops: list[_Op],
     for attempt in range(1, RECONCILE_ATTEMPTS + 1):
         try:
             answer = _post(session, pending, request_id)
-        except RateLimitedError:
-            raise  # refused before anything was applied; the caller retries later
+        except (RateLimitedError, PlatformTimeoutError):
+            raise  # refused before anything was applied / a silent platform: not asked again
         except TransientError as exc:
             missing: list[_Op] = []
             for op in pending:

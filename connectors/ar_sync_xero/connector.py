@@ -29,6 +29,7 @@ from ar_sync.sync.connector import (
     PlatformSettings,
     TokenStore,
 )
+from ar_sync.sync.deadline import DEADLINE
 from ar_sync.sync.retry import CLOCK_SKEW, write_reconciled
 from ar_sync_xero import accounts, batch, effects, fee_writes, pauses, reads, waivers, writes
 from ar_sync_xero.calls import Caller, Timeout
@@ -51,14 +52,16 @@ class XeroConnector:
                  timeout: Timeout = (5.0, 30.0), page_size: int = PAGE_SIZE,
                  fee_account_code: str = "200", attempts: int = 6,
                  recheck_seconds: float = 5.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 deadline: float = DEADLINE) -> None:
         self.connection = connection
         self.settings = settings
         self.tenant = connection.external_id
         self.session = XeroSession(settings, connection, tokens, budget, clock=clock,
                                    sleep=sleep, timeout=timeout, page_size=page_size,
                                    fee_account_code=fee_account_code, attempts=attempts,
-                                   recheck_seconds=recheck_seconds, monotonic=monotonic)
+                                   recheck_seconds=recheck_seconds, monotonic=monotonic,
+                                   deadline=deadline)
 
     # ------------------------------------------------------------------ the session's parts
 

@@ -22,6 +22,7 @@ from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequir
 from ar_sync.domain.models import Invoice, Money
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import Connection, PlatformSettings, TokenStore
+from ar_sync.sync.deadline import DEADLINE
 from ar_sync_xero import fee_writes, mapping, oauth
 from ar_sync_xero.calls import Caller, NotFound, Timeout
 from ar_sync_xero.fee_lines import LineSet, OrgFacts
@@ -45,7 +46,8 @@ class XeroSession:
                  timeout: Timeout = (5.0, 30.0), page_size: int = PAGE_SIZE,
                  fee_account_code: str = "200", attempts: int = 6,
                  recheck_seconds: float = 5.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 deadline: float = DEADLINE) -> None:
         self.tenant = connection.external_id
         self.clock = clock or _utcnow
         self.sleep = sleep
@@ -59,7 +61,7 @@ class XeroSession:
                                    clock=self.clock)
         self.caller = Caller(budget, access_token=self.tokens.access_token,
                              after_unauthorized=self.tokens.after_unauthorized, sleep=sleep,
-                             attempts=attempts)
+                             attempts=attempts, deadline=deadline)
         self.api = AccountingApi(self.caller.client,
                                  base_url=oauth.endpoint(settings, "api", oauth.API_URL))
         self.lines: dict[str, LineSet] = {}  # invoice id -> its lines last seen

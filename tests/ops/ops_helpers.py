@@ -42,10 +42,10 @@ class Served:
     env: dict[str, str]
     state: Path
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        self.process.wait(timeout=30)
+        self.process.wait(timeout=timeout)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -8,7 +8,11 @@ from decimal import Decimal
 import pytest
 from xero_support import FakeClock, Session, connect
 
-from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequiredError
+from ar_sync.domain.errors import (
+    PlatformTimeoutError,
+    PlatformValidationError,
+    ReauthorizationRequiredError,
+)
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
 from ar_sync.domain.references import key_marker, reference_text
 from ar_sync_emulators.xero.server import XeroEmulator
@@ -244,11 +248,21 @@ def test_dropped_fee_write_is_not_duplicated(emu: XeroEmulator, session: Session
     assert emu.counters.writes_replayed == 0  # found by its marker, not re-sent
 
 
-def test_timeout_is_retried(emu: XeroEmulator, clock: FakeClock) -> None:
-    s = connect(emu, clock, timeout=(1.0, 0.5))
-    emu.faults.timeout_next(1, seconds=1.0)
-    assert s.connector.get_invoice(next(iter(emu.org().invoices))) is not None
-    assert len(clock.slept) == 1
+def test_a_call_past_its_deadline_is_not_asked_again(emu: XeroEmulator,
+                                                      clock: FakeClock) -> None:
+    """No answer within a call's total deadline (or a read timeout): PlatformTimeoutError,
+    not retried within the run (a silent platform costs one deadline, not one per attempt)."""
+    invoice_id = next(iter(emu.org().invoices))
+    for options in ({"deadline": 0.4}, {"timeout": (1.0, 0.3)}):
+        s = connect(emu, clock, **options)
+        emu.faults.timeout_next(1, seconds=1.0)
+        with pytest.raises(PlatformTimeoutError, match="no answer"):
+            s.connector.get_invoice(invoice_id)
+        assert clock.slept == [] and s.budget.calls == 1
+        with pytest.raises(PlatformTimeoutError, match="not asked"):  # silent this run
+            s.connector.fetch_open_invoices()
+        assert s.budget.calls == 1
+        assert connect(emu, clock).connector.get_invoice(invoice_id) is not None  # next run
 
 
 def test_unknown_tenant_is_refused(emu: XeroEmulator, clock: FakeClock) -> None:

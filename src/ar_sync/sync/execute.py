@@ -18,6 +18,7 @@ from ar_sync.domain.errors import (
     BudgetExhaustedError,
     ConnectorError,
     NotApplicableError,
+    PlatformTimeoutError,
     PlatformValidationError,
     QuotaReachedError,
     ReauthorizationRequiredError,
@@ -150,6 +151,11 @@ def write_claimed(
         # Nothing was sent; the row stays for a later run, and the breaker ignores it.
         store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=False)
         return replace(_outcome(action, "retry", str(exc)), quota=True)
+    except PlatformTimeoutError as exc:
+        # No answer at all: it may have happened (reconciled next run); the breaker stops
+        # the tenant on it rather than wait out a silent platform write after write.
+        store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=False)
+        return replace(_outcome(action, "retry", str(exc)), silent=True)
     except ConnectorError as exc:
         # Transient: the write may or may not have happened; the next run reconciles first.
         store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=False)
