@@ -33,6 +33,13 @@ ISO_4217_CODES: frozenset[str] = frozenset(
 )
 
 
+# The largest amount a rules file may give, in the currency's smallest unit: 10^11 minor units
+# is 1,000,000,000.00 USD, 100,000,000,000 JPY, 100,000,000.000 BHD — above any real fee or
+# threshold, far below what Decimal arithmetic or a platform's amount field would choke on.
+# `amount: 1e400` (text to YAML, a finite Decimal) used to validate and then be charged.
+MAX_RULE_MINOR_UNITS = 10**11
+
+
 class UnknownCurrencyError(ValueError):
     """A currency code that is not an active ISO 4217 code."""
 
@@ -53,6 +60,13 @@ def minor_units(currency: str) -> int:
 def quantum(currency: str) -> Decimal:
     """The smallest amount of the currency, as a Decimal exponent (e.g. Decimal('0.01'))."""
     return Decimal(1).scaleb(-minor_units(currency))
+
+
+def max_rule_amount(currency: str | None) -> Decimal:
+    """The largest amount a rules file may give in `currency`; without one (a bare number
+    that applies to whatever currency an invoice is in) the strictest: 10,000,000."""
+    units = minor_units(currency) if currency else max(_MINOR_UNITS_NOT_TWO.values())
+    return Decimal(MAX_RULE_MINOR_UNITS).scaleb(-units)
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
@@ -109,12 +123,13 @@ def parse_amounts(value: object) -> Amounts:
         for code, amount in value.items():
             if not isinstance(code, str):
                 raise ValueError(f"currency keys must be ISO 4217 codes, got {code!r}")
-            per[normalise_currency(code)] = _non_negative(amount)
+            currency = normalise_currency(code)
+            per[currency] = _non_negative(amount, currency)
         return Amounts(None, per)
-    return Amounts(_non_negative(value), {})
+    return Amounts(_non_negative(value, None), {})
 
 
-def _non_negative(value: object) -> Decimal:
+def _non_negative(value: object, currency: str | None) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | Decimal | float | str):
         raise ValueError("must be a number or a mapping of currency to number")
     try:
@@ -125,6 +140,13 @@ def _non_negative(value: object) -> Decimal:
         raise ValueError("must be a finite number")
     if amount < 0:
         raise ValueError("must not be negative")
+    limit = max_rule_amount(currency)
+    if amount > limit:
+        where = (f"{limit:,f} {currency} (10^11 of its smallest unit)" if currency else
+                 f"{limit.normalize():,f} for a number without a currency (give "
+                 f"{{USD: ...}} for more)")
+        raise ValueError(f"{value} is more than the largest amount a rules file may give: "
+                         f"{where}")
     return amount
 
 

@@ -18,11 +18,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ar_sync.domain.calendar import add_months
-from ar_sync.domain.money import minor_units, quantum, to_decimal
+from ar_sync.domain.money import MAX_RULE_MINOR_UNITS, minor_units, quantum, to_decimal
 
 __all__ = ["Instalment", "PaymentPlan", "instalment_date", "parse_every", "plan_id", "schedule",
            "split_evenly"]
 
+PLAN_MAX = Decimal(MAX_RULE_MINOR_UNITS)  # a plan names no currency: the most of any unit
 _EVERY = re.compile(r"^\s*(\d+)?\s*(day|days|week|weeks|month|months)\s*$")
 
 
@@ -62,10 +63,11 @@ class PaymentPlan(BaseModel):
     instalments: int = Field(ge=1, le=120, description="How many instalments")
     every: str = Field("1 month", description="Interval: 'month', '2 weeks', '14 days', ...")
     first_due: date = Field(description="Due date of the first instalment")
-    amount: Decimal | None = Field(None, ge=0, description="Amount the plan covers; default: "
-                                   "the invoice total")
-    already_paid: Decimal = Field(Decimal(0), ge=0, description="Paid on the invoice before "
-                                  "the plan; payments count towards instalments beyond it")
+    amount: Decimal | None = Field(None, ge=0, le=PLAN_MAX, description="Amount the plan "
+                                   "covers; default: the invoice total")
+    already_paid: Decimal = Field(Decimal(0), ge=0, le=PLAN_MAX, description="Paid on the "
+                                  "invoice before the plan; payments count towards "
+                                  "instalments beyond it")
 
     @field_validator("every", mode="before")
     @classmethod

@@ -56,6 +56,9 @@ ReferenceRate = Annotated[
 ]
 
 
+MAX_ANNUAL_RATE = Decimal(100)  # interest: reference_rate + margin, % a year
+
+
 class _FeeRule(RulesModel):
     name: Name = Field(description="Unique fee rule name; part of the idempotency key")
     grace_days: Int = Field(0, ge=0, le=3650, description="Grace period: days after the due "
@@ -76,7 +79,8 @@ class _FeeRule(RulesModel):
                                        "invoice may carry, as a percent of its original total")
     max_occurrences: Int | None = Field(None, ge=1, le=1000, description="Stop after this "
                                         "many charges")
-    currencies: tuple[Currency, ...] | None = Field(None, description="Only invoices in these "
+    currencies: tuple[Currency, ...] | None = Field(None, max_length=200, description="Only "
+                                                    "invoices in these "
                                                     "currencies (default: all)")
     tax: str | None = Field(None, min_length=1, max_length=100,
                             description="Platform tax code/name for the fee; default: the "
@@ -181,6 +185,10 @@ class Interest(_Accruing):
             raise ValueError("give either rate, or reference_rate (and margin)")
         if self.rate is not None and self.margin:
             raise ValueError("margin goes with reference_rate, not with rate")
+        fixed = self.annual_rate
+        if fixed is not None and fixed > MAX_ANNUAL_RATE:
+            raise ValueError(f"reference_rate + margin is {fixed} %; an annual rate is at "
+                             f"most {MAX_ANNUAL_RATE} %")
         return self
 
     @property

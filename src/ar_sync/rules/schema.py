@@ -41,6 +41,8 @@ from ar_sync.rules.fields import (
 # ============================================================================= the schema
 
 Channel = Literal["note", "platform", "email"]
+MAX_LISTED = 10_000  # customers named in `exclude`
+MAX_NOTIFY = 10  # targets one escalation tells (each is a notice per escalated invoice)
 
 
 def _address(value: str) -> str:
@@ -134,7 +136,8 @@ class CalendarSettings(RulesModel):
         None, description="Public holidays: {country: GB, subdivision: ENG} or 'US-NY'")
     weekend: tuple[Weekday, ...] = Field(("saturday", "sunday"), description="Non-working "
                                          "days of the week")
-    extra_holidays: tuple[date, ...] = Field((), description="Company closing days "
+    extra_holidays: tuple[date, ...] = Field((), max_length=1000, description="Company "
+                                             "closing days "
                                              "(YYYY-MM-DD)")
 
     @field_validator("timezone")
@@ -154,14 +157,17 @@ class CalendarSettings(RulesModel):
 class Exclusions(RulesModel):
     """Invoices that get nothing at all (no notes, e-mails, fees or escalation)."""
 
-    customer_ids: tuple[Annotated[str, Strict()], ...] = Field((), description="Platform "
+    customer_ids: tuple[Annotated[str, Strict()], ...] = Field((), max_length=MAX_LISTED,
+                                                               description="Platform "
                                                                "customer ids")
     customer_names: tuple[Annotated[str, Strict()], ...] = Field(
-        (), description="Customer display names (case-insensitive exact match)")
+        (), max_length=MAX_LISTED,
+        description="Customer display names (case-insensitive exact match)")
     disputed: bool = Field(True, description="Skip invoices marked disputed")
     below_balance: AmountsField | None = Field(None, description="Skip invoices whose unpaid "
                                                "balance is below this")
-    currencies: tuple[Currency, ...] = Field((), description="Skip invoices in these "
+    currencies: tuple[Currency, ...] = Field((), max_length=200, description="Skip invoices "
+                                             "in these "
                                              "currencies")
 
 
@@ -209,11 +215,13 @@ class EscalationNotify(RulesModel):
     """Who hears about an escalation: people by e-mail, receivers by signed webhook."""
 
     email: tuple[Annotated[str, Strict(), AfterValidator(_address)], ...] = Field(
-        (), description="Addresses told by e-mail (e.g. the credit controller)")
+        (), max_length=MAX_NOTIFY,
+        description="Addresses told by e-mail (e.g. the credit controller)")
     webhook: tuple[Annotated[str, Strict(), AfterValidator(_url)], ...] = Field(
-        (), description="https URLs that receive a signed JSON POST (an agency's API, a chat "
-        "incoming hook); signed with the company's webhook secret. Public receivers only: no "
-        "user@ part, no private, loopback or link-local address (checked again when sent)")
+        (), max_length=MAX_NOTIFY, description="https URLs that receive a signed JSON POST (an "
+        "agency's API, a chat incoming hook); signed with the company's webhook secret. "
+        "Public receivers only: no user@ part, no private, loopback or link-local address "
+        "(checked again when sent)")
 
 
 class Escalation(RulesModel):
@@ -221,7 +229,8 @@ class Escalation(RulesModel):
 
     name: Name = Field(description="Unique escalation name; part of the idempotency key")
     when: Annotated[tuple[EscalationWhen, ...], BeforeValidator(_one_or_many)] = Field(
-        min_length=1, description="Alternatives (any may match); in each, all conditions must "
+        min_length=1, max_length=10, description="Alternatives (any may match); in each, all "
+        "conditions must "
         "hold. A single mapping is one alternative")
     to: EscalationTarget = Field(description="{person: ...} or {agency: ...}")
     note: EscalationNote = Field(DEFAULT_ESCALATION_NOTE, description="Note written on the "
@@ -240,6 +249,19 @@ class EmailRules(RulesModel):
     payment_instructions: EmailTemplate | None = Field(
         None, description="How to pay, shown under the statement of every message (bank "
         "details, a reference to quote); a safe template with the e-mail placeholders")
+
+
+class OnPaid(RulesModel):
+    """A thank-you e-mail, once, when an invoice that was reminded about is paid."""
+
+    subject: EmailTemplate = Field("Thank you for your payment to {company_name}",
+                                   description="Subject; the e-mail placeholders")
+    body: EmailTemplate = Field(
+        "Hello {customer_name},\n\nThank you: your payment has reached us, and nothing more "
+        "is due on the invoices below.", description="The opening; the paid invoices are "
+        "listed after it. The e-mail placeholders ({total_due}: what they came to)")
+    within_days: Int = Field(14, ge=1, le=365, description="Thank only for payments seen "
+                             "this many days ago at most (a late first run stays quiet)")
 
 
 class InstalmentReminders(RulesModel):
@@ -290,7 +312,8 @@ class RateChange(RulesModel):
 class RateUpdate(RulesModel):
     """Rows added to a bundled reference-rate table (until a release carries them)."""
 
-    changes: tuple[RateChange, ...] = Field((), description="Rate decisions missing from "
+    changes: tuple[RateChange, ...] = Field((), max_length=500, description="Rate decisions "
+                                            "missing from "
                                             "the bundled table")
     checked: date | None = Field(None, description="The table (with these rows) is complete "
                                  "up to this day; silences the out-of-date warning until the "
@@ -327,14 +350,16 @@ class Policy(RulesModel):
                                        description="Time zone, business days, holidays")
     exclude: Exclusions = Field(default_factory=Exclusions,
                                 description="Invoices that get nothing at all")
-    reminders: tuple[Reminder, ...] = Field((), description="Reminder stages")
-    late_fees: tuple[LateFee, ...] = Field((), description="Late fees and statutory interest")
-    escalations: tuple[Escalation, ...] = Field((), description="Escalation rules")
+    reminders: tuple[Reminder, ...] = Field((), max_length=50, description="Reminder stages")
+    late_fees: tuple[LateFee, ...] = Field((), max_length=20, description="Late fees and "
+                                           "statutory interest")
+    escalations: tuple[Escalation, ...] = Field((), max_length=20,
+                                                description="Escalation rules")
     instalment_reminders: InstalmentReminders = Field(
         default_factory=InstalmentReminders, description="Payment-plan instalment reminders")
     payment_plans: tuple[PaymentPlan, ...] = Field(
-        (), description="Agreed payment plans, keyed by invoice number (plans recorded with "
-        "`ar-sync payment-plan create` take precedence)")
+        (), max_length=MAX_LISTED, description="Agreed payment plans, keyed by invoice number "
+        "(plans recorded with `ar-sync payment-plan create` take precedence)")
     risk: RiskRules = Field(default_factory=RiskRules,
                             description="Rule changes per customer risk level")
     reference_rates: dict[RateName, RateUpdate] = Field(
@@ -342,6 +367,9 @@ class Policy(RulesModel):
         "(bank_of_england, ecb_main_refinancing) before a release carries them")
     email: EmailRules = Field(default_factory=EmailRules,
                               description="ar-sync's own e-mails to customers")
+    on_paid: OnPaid | None = Field(None, description="Thank the customer once when an invoice "
+                                   "that got a reminder e-mail is paid: {} for the default "
+                                   "wording")
 
     @field_validator("reminders")
     @classmethod

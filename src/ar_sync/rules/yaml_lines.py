@@ -12,11 +12,39 @@ from typing import Any
 import yaml
 
 from ar_sync.rules.fields import PolicyError, PolicyIssue, fail
-from ar_sync.rules.safe_read import MAX_DEPTH, check_text, read_rules_file
+from ar_sync.rules.safe_read import MAX_DEPTH, check_text, max_rules_bytes, read_rules_file
 
 NAMED_LISTS = ("reminders", "late_fees", "escalations")
 MAX_EXTENDS_DEPTH = 8
 MAX_NODES = 50_000  # guards against alias bombs ("billion laughs")
+# ... and the size they expand to: a few nodes aliasing one long string are few nodes but
+# gigabytes once every alias is a value of its own (a string-alias bomb under MAX_NODES
+# validated, then a live run tried to allocate ~27 GB). Every scalar is counted each time an
+# alias repeats it; the total may be at most twice the rules-file size limit.
+EXPANSION_FACTOR = 2
+
+
+@dataclass
+class _Budget:
+    """What is left to read: nodes, and characters of keys and values as expanded."""
+
+    nodes: int
+    chars: int
+
+    def spend(self, node: yaml.Node, file: str, path: tuple[str | int, ...]) -> None:
+        self.nodes -= 1
+        if isinstance(node, yaml.ScalarNode):
+            self.chars -= len(node.value)
+        line = node.start_mark.line + 1
+        if self.nodes < 0:
+            raise fail(file, line, "document too large (alias expansion?)", _path_text(path))
+        if self.chars < 0:
+            raise fail(file, line, f"the values expand to more than {self.limit:,} characters "
+                                   "(aliases repeating long text?)", _path_text(path))
+
+    @property
+    def limit(self) -> int:
+        return EXPANSION_FACTOR * max_rules_bytes()
 
 
 # ============================================================================= YAML with lines
@@ -54,12 +82,10 @@ def _path_text(path: tuple[str | int, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
-def _convert(node: yaml.Node, file: str, budget: list[int],
+def _convert(node: yaml.Node, file: str, budget: _Budget,
              path: tuple[str | int, ...] = ()) -> Loc:
-    budget[0] -= 1
+    budget.spend(node, file, path)
     line = node.start_mark.line + 1
-    if budget[0] < 0:
-        raise fail(file, line, "document too large (alias expansion?)", _path_text(path))
     if len(path) > MAX_DEPTH:
         raise fail(file, line, f"nested more than {MAX_DEPTH} levels deep", _path_text(path))
     if isinstance(node, yaml.MappingNode):
@@ -70,6 +96,7 @@ def _convert(node: yaml.Node, file: str, budget: list[int],
                 raise fail(file, kline, "keys must be plain names (merge keys and complex "
                                          "keys are not supported)")
             key = str(key_node.value)
+            budget.spend(key_node, file, (*path, key))
             if key in out:
                 raise fail(file, kline, f"duplicate key {key!r}")
             child = _convert(value_node, file, budget, (*path, key))
@@ -104,7 +131,7 @@ def _compose(text: str, file: str) -> Loc:
     if node is None:
         raise fail(file, None, "the file is empty: a rules file needs at least "
                                 "`extends: default` (an empty file would turn follow-up off)")
-    tree = _convert(node, file, [MAX_NODES])
+    tree = _convert(node, file, _Budget(MAX_NODES, EXPANSION_FACTOR * max_rules_bytes()))
     if not isinstance(tree.value, dict):
         raise fail(file, tree.line, "a rules file must be a mapping of keys to values")
     return tree

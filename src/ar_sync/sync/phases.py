@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from ar_sync.domain.errors import BudgetExhaustedError
 from ar_sync.domain.models import Action, Invoice, InvoiceStatus, SkipStage
 from ar_sync.domain.payment_plans import PaymentPlan
-from ar_sync.planner.invoice_checks import plannable
+from ar_sync.planner.invoice_checks import plannable, unplannable_reason
 from ar_sync.rules.rates import stale_rate_warnings
 from ar_sync.sync.batch import Step, batchable, execute_batch, schedule
 from ar_sync.sync.company import DuePlan, fee_totals, plan_due
@@ -27,6 +27,7 @@ from ar_sync.sync.run_report import ActionOutcome, Breaker, defer
 from ar_sync.sync.run_report import outcome_of as _outcome
 from ar_sync.sync.snapshot import NO_INDEX, QuietRun, read_snapshot
 from ar_sync.sync.store import Checkpoint, is_url
+from ar_sync.sync.thanks import keep_paid, thank_yous
 
 FULL_FETCH_EVERY = timedelta(hours=24)  # incremental fetches in between
 INTERRUPTED = "interrupted"
@@ -86,6 +87,13 @@ def snapshot(ctx: RunContext, fetched: Fetched) -> Candidates:
     (the quiet index, snapshot.py). A dry run of a live company stores nothing."""
     store, tenant, result = ctx.store, ctx.tenant, fetched.result
     removed = set(result.removed)
+    # Filter before storing: an absurd invoice (a due date in year 1) never enters the
+    # snapshot that `rules diff`, `plan` and the reports read; an older stored copy leaves it.
+    absurd = {i.id for i in result.invoices if unplannable_reason(i) is not None}
+    if absurd:
+        result.invoices, unstored = plannable(result.invoices)
+        ctx.report.warnings.extend(unstored)
+        removed |= absurd
     plans = store.payment_plans(tenant)
     quiet = NO_INDEX
     if ctx.dry_run and ctx.connection.mode != "preview":  # a preview keeps its snapshot
@@ -93,7 +101,10 @@ def snapshot(ctx: RunContext, fetched: Fetched) -> Candidates:
         by_id.update({i.id: i for i in result.invoices})
         invoices = [i for i in by_id.values() if i.is_open and i.id not in removed]
     else:
+        before = ({i.id for i in store.open_invoices(tenant)}
+                  if fetched.full and ctx.policy.on_paid is not None else set())
         store.save_invoices(tenant, result.invoices, replace_all=fetched.full)
+        keep_paid(ctx, before - {i.id for i in result.invoices} - removed)
         # all of them when some were deleted on the platform (they leave the snapshot)
         quiet = read_snapshot(store, tenant, ctx.policy, ctx.today,
                               go_live=ctx.connection.live_from(),
@@ -122,12 +133,14 @@ def plan(ctx: RunContext, candidates: Candidates) -> Planned:
         actions = [a for a in actions if a.invoice_id in wanted]
     grouped = group_plan(store, tenant, actions, due.by_id, ctx.policy, ctx.today, ctx.mail,
                          ctx.connector)
+    grouped.actions.extend(thank_yous(ctx, grouped.actions))
     report = ctx.report
     report.not_emailed = [f"{u.customer_name} ({', '.join(u.invoices)}): {u.why}"
                           for u in grouped.unreachable]
     report.planned = len(grouped.actions)
     report.fees = fee_totals(grouped.actions)
     if ctx.dry_run:
+        report.plan = list(grouped.actions)
         for action in grouped.actions:
             report.count(_outcome(action, "planned", action.reason))
     return Planned(list(grouped.actions), dict(due.by_id))

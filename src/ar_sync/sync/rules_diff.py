@@ -9,12 +9,13 @@ identity the idempotency key has). Pure: no store, no platform.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from ar_sync.domain.models import Action, Invoice, LedgerEntry, SkipStage
+from ar_sync.planner.invoice_checks import plannable
 from ar_sync.planner.plan import simulate
 from ar_sync.rules.policy import Policy
 from ar_sync.sync.company import fee_totals
@@ -41,6 +42,7 @@ class RulesDiff:
     before: dict[str, str]  # fees (net of waivers) per currency under the current rules
     after: dict[str, str]
     counts: dict[str, int]  # new / gone / changed / same
+    skipped: tuple[str, ...] = ()  # stored invoices the planner cannot take, and why
 
     def money(self) -> dict[str, Decimal]:
         """The money difference per currency (new minus current)."""
@@ -96,9 +98,10 @@ def rules_diff(invoices: Sequence[Invoice], history: Mapping[str, Sequence[Ledge
         history = history_before(history, since)
         days = (start - since).days + 1
         start = since
-    old = simulate(invoices, history, current, start, days, **planner)
-    fresh = simulate(invoices, history, new, start, days, **planner)
-    return diff_actions(old, fresh, start=start, days=days)
+    usable, skipped = plannable(invoices)  # a store written before the fetch filtered them
+    old = simulate(usable, history, current, start, days, **planner)
+    fresh = simulate(usable, history, new, start, days, **planner)
+    return replace(diff_actions(old, fresh, start=start, days=days), skipped=tuple(skipped))
 
 
 def end_of(diff: RulesDiff) -> date:

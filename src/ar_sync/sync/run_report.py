@@ -4,7 +4,7 @@ that turns a string of failed writes into "platform unavailable" (split out of s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,13 @@ class ActionOutcome:
     what: str = ""  # what is (or would be) written: the note, the fee, the e-mail
     quota: bool = False  # a retry held by a platform quota (no sign the platform is down)
     silent: bool = False  # a retry because the platform gave no answer at all (a deadline)
+    occurrence: str = ""  # which occurrence: a fee's period, a message's day
+    customer: str = ""  # a message's customer (others: see the invoice)
+    tone: str = ""  # a message's tone
+    stage: str = ""  # a message's stage: its firmest item's
+    amount: str = ""  # a fee's amount and currency
+    currency: str = ""
+    invoices: tuple[str, ...] = ()  # the invoices a message lists
 
 
 @dataclass
@@ -71,9 +78,13 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     actions: list[ActionOutcome] = field(default_factory=list)
+    # a dry run's plan as the run built it (messages composed as the customer reads them),
+    # for previews in the faces; held in memory only, never stored with the report
+    plan: list[Action] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(replace(self, plan=[]))
+        del data["plan"]
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         return data
@@ -124,9 +135,18 @@ def _texts(action: Action) -> tuple[str, str]:
 
 def outcome_of(action: Action, outcome: str, detail: str = "",
              ref: str | None = None) -> ActionOutcome:
+    extra: dict[str, Any] = {}
+    if isinstance(action, CustomerMessage):
+        lead = next((i for i in action.items if i.tone == action.tone), None)
+        extra = {"customer": action.customer_name, "tone": action.tone,
+                 "stage": lead.rule if lead is not None else "",
+                 "invoices": tuple(i.invoice_number for i in action.items)}
+    elif isinstance(action, ApplyLateFee | WaiveFee):
+        extra = {"amount": str(action.amount.amount), "currency": action.amount.currency}
     return ActionOutcome(key=action.key, kind=str(action.kind), invoice_id=action.invoice_id,
                          invoice_number=action.invoice_number, rule=action.rule,
-                         outcome=outcome, detail=detail, ref=ref, what=describe(action))
+                         outcome=outcome, detail=detail, ref=ref, what=describe(action),
+                         occurrence=action.occurrence, **extra)
 
 
 def defer(report: RunReport, rest: Sequence[Action], why: str) -> None:

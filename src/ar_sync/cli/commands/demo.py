@@ -37,15 +37,24 @@ def demo_cmd(
     rules: Annotated[str, typer.Option("--rules", help="Rule set name or file")] = "email",
     show: Annotated[int, typer.Option("--show", help="Writes to list per company")] = 6,
     outbox: Annotated[Path | None, typer.Option("--outbox", help="Write each customer e-mail sent as a .eml file here")] = None,
+    days: Annotated[int | None, typer.Option("--days", min=1, max=400, help="Run the demo companies forward this many days from the demo date (customers pay along the way) and show each customer's journey")] = None,
+    journal: Annotated[Path | None, typer.Option("--journal", help="With --days: every write as one JSON line in this file")] = None,
 ) -> None:
-    """Run everything end to end on the local emulators: connect both demo companies through
-    OAuth, run the rules as of the demo date, show what was written back, run again (no-op)."""
+    """Run everything end to end on the local emulators: connect the four demo companies
+    through OAuth, run the rules as of the demo date, show what was written back, run again
+    (no-op). With --days N, run them forward N days instead."""
     from ar_sync_emulators.demo import DEMO_TODAY, run_demo
 
+    if journal is not None and days is None:
+        raise UserError("--journal needs --days", hint="e.g. ar-sync demo --days 90 "
+                        "--journal journal.jsonl")
+    if days is not None:
+        _demo_days(db, seed, rules, days, outbox, journal)
+        return
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ar-sync-demo-") as tmp:
         store = SQLiteStore(db or Path(tmp) / "demo.db", cipher=TokenCipher(TokenCipher.generate_key()))
-        console.print(f"[bold]ar-sync demo[/] — demo companies on local QuickBooks and Xero "
+        console.print(f"[bold]ar-sync demo[/] — four demo businesses on local QuickBooks and Xero "
                       f"emulators, rules [cyan]{rules}[/], as of [cyan]{DEMO_TODAY}[/]")
         result = run_demo(store, seed=seed, rules=rules)
         console.print(summary_table(result.reports))
@@ -66,6 +75,45 @@ def demo_cmd(
         console.print(f"Finished in {time.monotonic() - started:.1f} s.")
         if result.duplicates or again or any(r.errors for r in result.reports):
             raise typer.Exit(1)
+
+
+def _demo_days(db: Path | None, seed: int, rules: str, days: int, outbox: Path | None,
+               journal: Path | None) -> None:
+    """`demo --days N`: the journey of every customer over N simulated days."""
+    from ar_sync_emulators.demo import DEMO_TODAY
+    from ar_sync_emulators.journey import figures, run_days, summary, timeline
+    from ar_sync_emulators.smtp_sink import write_eml
+
+    started = time.monotonic()
+    end = DEMO_TODAY.fromordinal(DEMO_TODAY.toordinal() + days - 1)
+    console.print(f"[bold]ar-sync demo[/] — four demo businesses on local QuickBooks and Xero "
+                  f"emulators, rules [cyan]{rules}[/], {days} days from [cyan]{DEMO_TODAY}"
+                  f"[/] to [cyan]{end}[/]")
+    with tempfile.TemporaryDirectory(prefix="ar-sync-demo-") as tmp:
+        store = SQLiteStore(db or Path(tmp) / "demo.db",
+                            cipher=TokenCipher(TokenCipher.generate_key()))
+        with console.status("running day by day…") as status:
+            journey = run_days(store, days=days, seed=seed, rules=rules, journal=journal,
+                               on_day=lambda d: status.update(f"ran {d}"))
+    console.print("[bold]Timeline[/] (the customers with the most happening; the journal "
+                  "has every write)")
+    for line in timeline(journey):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print("[bold]Figures[/]")
+    for line in summary(figures(journey.lines, journey.payments)):
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    errors = [e for r in journey.reports for e in r.errors]
+    console.print(f"{len(journey.lines)} writes, {len(journey.messages)} e-mails, "
+                  f"{len(journey.payments)} payments; duplicate writes on the platforms: "
+                  f"{journey.duplicates}; run errors: {len(errors)}.")
+    if outbox is not None:
+        paths = write_eml(journey.messages, outbox)
+        console.print(f"Wrote {len(paths)} .eml files to {outbox}.")
+    if journal is not None:
+        console.print(f"Wrote {len(journey.lines)} journal lines to {journal}.")
+    console.print(f"Finished in {time.monotonic() - started:.1f} s.")
+    if journey.duplicates or errors:
+        raise typer.Exit(1)
 
 
 def written_sample(report: RunReport, limit: int) -> Table:
