@@ -29,6 +29,7 @@ from ar_sync_emulators.base import (
     RateLimiter,
     Request,
     Response,
+    acknowledge,
     fault_response,
     utcnow,
 )
@@ -301,6 +302,7 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         except Exception as exc:  # an emulator bug must still answer like QBO would
             response = fault(500, "10000", "An application error has occurred.", repr(exc),
                              "SystemFault", self.clock())
+        acknowledge(self, request)  # --state: saved before the answer goes out
         return response(start_response)
 
     # ------------------------------------------------------------------ routing

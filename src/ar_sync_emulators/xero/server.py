@@ -30,6 +30,7 @@ from ar_sync_emulators.base import (
     RateLimiter,
     Request,
     Response,
+    acknowledge,
     fault_response,
     utcnow,
 )
@@ -260,7 +261,9 @@ class XeroEmulator:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         req = Request.from_environ(environ)
-        return self.handle(req)(start_response)
+        response = self.handle(req)
+        acknowledge(self, req)  # --state: saved before the answer goes out
+        return response(start_response)
 
     def handle(self, req: Request) -> Response:
         path = req.path.rstrip("/").lower() or "/"
