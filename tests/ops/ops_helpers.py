@@ -42,10 +42,10 @@ class Served:
     env: dict[str, str]
     state: Path
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        self.process.wait(timeout=30)
+        self.process.wait(timeout=timeout)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -62,14 +62,18 @@ def sandbox(folder: Path, *extra: str) -> Iterator[Served]:
     env_file = folder / "sandbox.env"
     env_file.unlink(missing_ok=True)
     state = folder / "state"
+    # stderr into a file, never an unread pipe: a full pipe would block the sandbox (after a
+    # SIGSTOP, every request it then answers to a gone client logs a broken pipe)
+    errors = (folder / "sandbox.err").open("w", encoding="utf-8")
     process = subprocess.Popen(
         [*AR_SYNC, "sandbox", "serve", "--state", str(state), "--env-file", str(env_file),
-         "--json", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+         "--json", *extra], stdout=subprocess.DEVNULL, stderr=errors)
+    errors.close()
     served = Served(process, {}, state)
     try:
         wait_for(lambda: env_file.exists() or process.poll() is not None, 60,
                  "the sandbox to start")
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert process.poll() is None, (folder / "sandbox.err").read_text(encoding="utf-8")
         served.env = read_env_file(env_file)
         yield served
     finally:
@@ -121,13 +125,23 @@ def locks(db: Path) -> list[tuple[str, str]]:
         return list(conn.execute("SELECT name, owner FROM locks"))
 
 
-def effects(state: Path) -> list[Effect]:
-    """What the emulators held when they were last saved (run after stopping them)."""
+def effects(state: Path, learn: set[str] | None = None) -> list[Effect]:
+    """What the emulators held when they were last saved (run after stopping them); `learn`:
+    the action keys the ledger knows, to resolve batched fees' short references."""
     found: list[Effect] = []
     for name, emulator in (("quickbooks", QuickBooksEmulator()), ("xero", XeroEmulator())):
         if load(state / f"{name}.state", emulator):
+            emulator.learn_keys(learn or set())
             found += emulator.effects()
     return found
+
+
+def platform_done_keys(db: Path) -> set[str]:
+    """Keys of the writes the ledger has done on a platform (not ar-sync's own e-mails)."""
+    with sqlite3.connect(db) as conn:
+        return {k for (k,) in conn.execute(
+            "SELECT key FROM ledger WHERE state = 'done' AND kind IN"
+            " ('note', 'late_fee', 'escalate', 'reminder_email', 'waive_fee')")}
 
 
 def duplicates(found: list[Effect]) -> dict[str, int]:

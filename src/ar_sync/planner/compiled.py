@@ -78,6 +78,7 @@ class _Fee:
     forgive: bool  # after_pause: forgive
     stack: bool
     waive_on_dispute: bool
+    account: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +200,7 @@ def compile_policy(policy: Policy) -> Compiled:
     fees = tuple(
         _Fee(f.name, _fee_terms(f, tables), compile_template(f.label, FEE_LABEL_FIELDS), f.mode,
              _describe_fee(f), _every_text(f), f.tax, f.backfill,
-             f.after_pause == "forgive", f.stack, f.waive_on_dispute)
+             f.after_pause == "forgive", f.stack, f.waive_on_dispute, f.account)
         for f in policy.late_fees
     )
     escalations = tuple(

@@ -111,4 +111,5 @@ def plan_fees(job: Job) -> None:
             amount = construct(Money, {"amount": ch.amount, "currency": inv.currency})
             job.emit(ApplyLateFee, FEE, name, ch.label, ch.on,
                      f"{ch.detail} ({fee.every_text}); due {ch.on}",
-                     amount=amount, label=label, mode=fee.mode, tax=fee.tax)
+                     amount=amount, label=label, mode=fee.mode, tax=fee.tax,
+                     account=fee.account)

@@ -155,6 +155,7 @@ def _run(ctx: RunContext, full: bool | None) -> None:
     if ctx.dry_run:
         return  # a dry run counted what it would do; nothing written, checkpoint unmoved
     phases.execute(ctx, planned)
+    phases.remember_links(ctx, planned)
     phases.checkpoint(ctx, fetched)
 
 

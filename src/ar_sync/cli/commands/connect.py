@@ -24,6 +24,7 @@ from ar_sync.cli.app import app, console
 from ar_sync.cli.common import DbOption, open_store, pick_connections, settings_for
 from ar_sync.cli.connect_rules import after_connect, print_first_run, read_rules_checked
 from ar_sync.cli.errors import UserError
+from ar_sync.cli.fee_accounts import check_connected
 from ar_sync.cli.oauth_callback import CallbackRefused, CallbackServer, Handler, with_port
 from ar_sync.connect.onboarding import (
     AuthorizationDeniedError,
@@ -165,6 +166,10 @@ def connect_cmd(
     connections: list[Connection] = server.result.value
     connections = after_connect(store, connections, rules_text, preview=preview)
     print_connected(store, connections)
+    if check_connected(store, connections, settings):
+        raise UserError("the fee rules book to an account the company does not have "
+                        "(above)", hint="set `account:` on the fee rules (`ar-sync rules "
+                        "validate FILE --company ID` checks a file), then `ar-sync rules apply`")
     if show_preview:
         print_first_run(store, connections, settings)
     else:

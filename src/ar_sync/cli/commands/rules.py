@@ -16,8 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ar_sync.cli.app import app, console, err_console
-from ar_sync.cli.common import parse_date
+from ar_sync.cli.common import DbOption, open_connection, parse_date
 from ar_sync.cli.errors import UserError
+from ar_sync.cli.fee_accounts import account_problems, report_problems
 from ar_sync.domain.models import Action, ApplyLateFee, Invoice, SkipStage
 from ar_sync.domain.money import format_money
 from ar_sync.messages.grouping import plan_messages
@@ -102,9 +103,15 @@ def validate_cmd(
     files: Annotated[list[str], typer.Argument(help="Rules files or shipped rule set names")],
     today: Annotated[str | None, typer.Option(help="Check the reference-rate tables as of "
                                                    "YYYY-MM-DD (default: today)")] = None,
+    company: Annotated[str | None, typer.Option(
+        "--company", "--tenant", help="Also check the fee accounts against this connected "
+        "company's chart of accounts")] = None,
+    db: DbOption = None,
 ) -> None:
     """Check rules files; print file:line errors and exit 1 if any is invalid. Warns when a
-    reference-rate table a fee rule uses may miss a decision for the current half-year."""
+    reference-rate table a fee rule uses may miss a decision for the current half-year. With
+    --company, also that the company has the income accounts the fee rules book to."""
+    store, connection = open_connection(db, company) if company else (None, None)
     bad = 0
     for source in files:
         try:
@@ -115,6 +122,12 @@ def validate_cmd(
                 err_console.print(f"[red]{escape(str(issue))}[/]", highlight=False,
                                   soft_wrap=True)
             continue
+        if store is not None and connection is not None:
+            problems = account_problems(store, connection, policy)
+            if problems:
+                bad += 1
+                report_problems(connection, problems)
+                continue
         console.print(f"[green]ok[/] {source}: {len(policy.reminders)} reminder stages, "
                       f"{len(policy.late_fees)} fee rules, {len(policy.escalations)} "
                       "escalations", highlight=False)
