@@ -23,7 +23,7 @@ from rich.table import Table
 from ar_sync.cli.app import app, console
 from ar_sync.cli.common import DbOption, open_store, pick_connections, settings_for
 from ar_sync.cli.connect_rules import after_connect, print_first_run, read_rules_checked
-from ar_sync.cli.errors import UserError
+from ar_sync.cli.errors import UserError, key_hint
 from ar_sync.cli.oauth_callback import CallbackRefused, CallbackServer, Handler, with_port
 from ar_sync.connect.onboarding import (
     AuthorizationDeniedError,
@@ -39,6 +39,7 @@ from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.connector import Connection, PlatformSettings, TokenSet, UnknownConnectorError
 
 _LOOPBACK = {"127.0.0.1", "localhost"}
+UNREADABLE = "unreadable with this key"
 _STATUS: dict[type[OnboardingError], int] = {TenantBindingError: 403}
 
 
@@ -179,7 +180,7 @@ def _tokens(store: SQLiteStore, connection_id: str) -> TokenSet | str:
     try:
         tokens = store.load_tokens(connection_id)
     except TokenDecryptError:
-        return "unreadable (different AR_SYNC_SECRET_KEY?)"
+        return UNREADABLE
     return tokens if tokens is not None else "none stored"
 
 
@@ -252,6 +253,8 @@ def status_grid(store: SQLiteStore, c: Connection, now: datetime) -> Table:
         grid.add_row("access token", f"expires {_when(tokens.expires_at, now)}{expired}")
         if tokens.refresh_expires_at:
             grid.add_row("refresh token", f"expires {_when(tokens.refresh_expires_at, now)}")
+    elif tokens == UNREADABLE:  # the key is wrong, not the company: never "reconnect" first
+        grid.add_row("tokens", f"[red]{tokens}[/] — {escape(key_hint(store.path.parent))}")
     else:
         grid.add_row("tokens", f"[red]{tokens}[/] — reconnect with `ar-sync connect "
                                f"{c.platform}`")
