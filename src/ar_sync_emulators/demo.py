@@ -23,7 +23,7 @@ from ar_sync.messages.mime import Sender
 from ar_sync.messages.sending import MailSetup
 from ar_sync.rules.policy import Policy, load_policy, parse_policy, shipped_rule_sets
 from ar_sync.sync.connector import Connection, PlatformSettings
-from ar_sync_emulators.base import Effect
+from ar_sync_emulators.base import Effect, RateLimiter
 from ar_sync_emulators.books import DEMO_TODAY, demo_company
 from ar_sync_emulators.persist import persisted
 from ar_sync_emulators.smtp_sink import SinkMessage, SmtpSink
@@ -124,11 +124,12 @@ def running_sandbox(seed: int = 7, *, demo_limits: bool = True,
                     state: Path | None = None,
                     clock: Callable[[], datetime] | None = None) -> Iterator[Sandbox]:
     """Start both emulators with the demo company. `demo_limits` lifts the per-minute limits
-    (QuickBooks 500, Xero 60) so the demo finishes in seconds instead of minutes of waiting on
-    Retry-After; the connectors honour the real limits either way (see the connector tests).
-    `ports` ({"quickbooks": n, "xero": m}, 0 = any free port); `state`: a folder the
-    emulators' state is restored from and kept saved in (ar_sync_emulators/persist.py);
-    `clock`: the emulators' time (a demo that runs forward day by day)."""
+    (QuickBooks 500 and 40 batch requests, Xero 60) so the demo finishes in seconds instead
+    of minutes of waiting on Retry-After; the connectors honour the real limits either way
+    (see the connector tests). `ports` ({"quickbooks": n, "xero": m}, 0 = any free port);
+    `state`: a folder the emulators' state is restored from and kept saved in
+    (ar_sync_emulators/persist.py); `clock`: the emulators' time (a demo that runs forward
+    day by day)."""
     ports = ports or {}
     company = demo_company(seed)
     qbo = (QuickBooksEmulator(clock, rate_per_minute=100_000) if demo_limits
@@ -141,6 +142,9 @@ def running_sandbox(seed: int = 7, *, demo_limits: bool = True,
     qbo_uk = QuickBooksEmulator(clock, realm_id=UK_REALM, edition="UK",
                                 rate_per_minute=100_000 if demo_limits else 500)
     qbo_uk.seed_rows(*real_company("UK", today=DEMO_TODAY))
+    if demo_limits:  # /batch is limited on its own (40 a minute): lifted for the demo too
+        for emu in (qbo, qbo_uk):
+            emu.batch_limiter = RateLimiter(per_minute=100_000, clock=emu.clock)
     # another business with its own customers and invoices
     xero.seed(demo_company(seed + 1), name=XERO_NAME)
     # A real-looking second organisation under the same Xero consent (one shared token row):

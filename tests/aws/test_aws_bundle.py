@@ -96,6 +96,10 @@ from ar_sync.rules.policy import load_policy
 rules = sorted((pathlib.Path(ar_sync.__file__).parent / "_rules").glob("*.yaml"))
 policies = [type(load_policy(p)).__name__ for p in rules]
 gb = len(holidays.country_holidays("GB", years=2026))  # its locale files are in the zip
+from babel.numbers import format_currency  # without babel.messages
+import charset_normalizer  # its pure modules, without the compiled copies
+money = format_currency(1234.5, "EUR", locale="en_IE")
+guessed = charset_normalizer.from_bytes("Grüße, Zoë".encode("latin-1")).best().encoding
 from ar_sync.aws import http
 event = {"version": "2.0", "routeKey": "GET /connect/{platform}", "rawPath": "/connect/xero",
          "rawQueryString": "business=victim", "headers": {"host": "x"},
@@ -114,6 +118,7 @@ outside = sorted({m.__file__ for m in list(sys.modules.values())
 print(json.dumps({"python": sys.version.split()[0], "handlers": loaded, "plugins": plugins,
                   "kinds": kinds, "anonymous_connect": anonymous, "outside": outside,
                   "policies": policies, "gb_holidays": gb, "libyaml": yaml.__with_libyaml__,
+                  "money": money, "guessed": guessed,
                   "ar_sync": importlib.import_module("ar_sync").__file__}))
 """
 
@@ -136,6 +141,7 @@ def test_bundle_loads_every_handler_and_both_plugins_in_a_bare_interpreter(
     assert got["anonymous_connect"] == 401
     assert got["policies"] and set(got["policies"]) == {"Policy"}  # every shipped rule set
     assert got["gb_holidays"] >= 5 and got["libyaml"] is False
+    assert got["money"] == "€1,234.50" and got["guessed"]
     assert got["outside"] == []  # nothing came from a site-packages outside the zip
     assert got["ar_sync"].startswith(str(unpacked))
 

@@ -156,9 +156,14 @@ def test_http_api_throttling_and_access_logs() -> None:
     assert "querystring" not in access.lower() and "path" not in access  # OAuth codes
 
 
+CONSOLE = "console"  # its own ASGI app (ar_sync.console), not the powertools resolver
+
+
 def _routes() -> list[tuple[str, dict[str, Any], tuple[str, str]]]:
     out = []
     for name, fn in FUNCTIONS.items():
+        if name == CONSOLE:
+            continue
         for event in fn.get("events", []):
             if "httpApi" in event:
                 api = event["httpApi"]
@@ -327,15 +332,51 @@ def test_sync_gets_what_a_run_needs() -> None:
     }
 
 
+def test_console_signs_in_through_the_pool_the_authorizer_trusts() -> None:
+    fn = FUNCTIONS[CONSOLE]
+    assert fn["handler"] == "ar_sync/aws/console.handler" and fn["timeout"] < 30
+    routes = [(e["httpApi"]["method"], e["httpApi"]["path"]) for e in fn["events"]]
+    assert routes == [("GET", "/console"), ("ANY", "/console/{proxy+}")]
+    # no authorizer (browsers send a cookie): the console verifies the same issuer and
+    # audience itself, and every page but sign-in answers only to a session (tests/console)
+    assert all("authorizer" not in e["httpApi"] for e in fn["events"])
+    jwt = SLS["provider"]["httpApi"]["authorizers"]["jwt"]
+    assert ENV["AR_SYNC_JWT_ISSUER"] == jwt["issuerUrl"]
+    assert [ENV["AR_SYNC_JWT_AUDIENCE"]] == jwt["audience"]
+    assert ENV["AR_SYNC_CONSOLE_URL"]["Fn::Join"][1][1] == "/console"
+    client = RESOURCES["UserPoolClient"]["Properties"]
+    assert client["AllowedOAuthFlows"] == ["code"] and client["GenerateSecret"] is False
+    assert client["CallbackURLs"][0]["Fn::Join"][1][1] == "/console/auth/callback"
+    assert RESOURCES["UserPoolDomain"]["Condition"] == "UseCognito"
+    assert ENV["AR_SYNC_CONSOLE_SESSION_KEY_PARAMETER"].endswith("/console/session-key")
+
+
+def test_console_reads_and_queues_but_takes_no_lock() -> None:
+    assert grants(CONSOLE) == LOGS | APP_SECRETS | TOKEN_KEY | {
+        ("ssm:GetParameter", "ssm:/console/session-key"),
+        *((a, "TenantsTable") for a in ("dynamodb:GetItem", "dynamodb:PutItem",
+                                        "dynamodb:DeleteItem", "dynamodb:UpdateItem",
+                                        "dynamodb:Query", "dynamodb:BatchGetItem",
+                                        "dynamodb:BatchWriteItem")),
+        *((a, t) for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
+          for t in ("LedgerTable", "LedgerTable/index/tenant-index")),
+        ("sqs:SendMessage", "SyncQueue"),
+    }
+    reads = leading_keys(CONSOLE, "dynamodb:GetItem")
+    writes = leading_keys(CONSOLE, "dynamodb:PutItem")
+    assert "runs#*" in reads and "mail#*" not in writes and "plan#*" not in writes
+    assert {"oauth#*", "oauthslot#*"} <= writes and not {k for k in reads if "oauth" in k}
+
+
 def test_sync_writes_only_its_own_partitions_of_the_tenants_table() -> None:
     """Issue 20: the sync role could write anywhere in the tenants table (connection rows,
     rules versions, OAuth states). Writes are scoped to tokens/checkpoint/report and the
     invoice snapshot; a connection row, a rules version, a pause, mail settings stay read."""
-    writes = {"conn#*", "inv#*", "paid#*"}
+    writes = {"conn#*", "runs#*", "inv#*", "paid#*"}
     for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"):
         assert leading_keys("sync_tenant", action) == writes, action
     reads = leading_keys("sync_tenant", "dynamodb:GetItem")
-    assert writes | {"CONNECTIONS", "rules#*", "pause#*", "mail#*"} <= reads
+    assert writes - {"runs#*"} | {"CONNECTIONS", "rules#*", "pause#*", "mail#*"} <= reads
     assert not {k for k in reads if k.startswith("oauth")}
     for action in ("dynamodb:Query", "dynamodb:BatchGetItem"):
         assert leading_keys("sync_tenant", action) == reads
@@ -393,7 +434,7 @@ def test_a_deploy_with_an_issuer_but_no_audience_is_refused() -> None:
 
 
 def test_token_key_decrypt_only_through_ssm_for_that_parameter() -> None:
-    for function in ("sync_tenant", "oauth_callback"):
+    for function in ("sync_tenant", "oauth_callback", CONSOLE):
         (kms,) = [st for st in _statements(function) if st["Action"] == ["kms:Decrypt"]]
         equals = kms["Condition"]["StringEquals"]
         assert equals["kms:ViaService"] == {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}

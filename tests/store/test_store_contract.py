@@ -384,6 +384,16 @@ def test_reports_keep_the_last(store: Any) -> None:
     assert store.last_report(cid) == {"done": 2, "errors": ["x"], "actions": []}
 
 
+def test_recent_reports_newest_first_and_bounded(store: Any) -> None:
+    cid = f"xero:{uuid.uuid4()}"
+    assert store.recent_reports(cid) == []
+    for n in range(5):
+        store.save_report(cid, {"started_at": f"2026-11-1{n}T12:00:00+00:00", "done": n})
+    assert [r["done"] for r in store.recent_reports(cid)] == [4, 3, 2, 1, 0]
+    assert [r["done"] for r in store.recent_reports(cid, limit=2)] == [4, 3]
+    assert store.recent_reports(f"xero:{uuid.uuid4()}") == []  # per company
+
+
 # ----------------------------------------------------------------------------- invoice snapshot
 
 

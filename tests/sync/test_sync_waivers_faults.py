@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 
-from ar_sync.cli.commands.bookkeeper import waiver_for
 from ar_sync.domain.models import ActionKind, ApplyLateFee, EntryState
 from ar_sync.rules.policy import parse_policy
 from ar_sync.store.crypto import TokenCipher
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.run import run_tenant
+from ar_sync.sync.waivers import waiver_for
 
 from .emulators import EmulatorAdapter, small_company
 from .fakes import SimulatedCrash

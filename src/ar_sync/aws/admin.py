@@ -30,9 +30,10 @@ from ar_sync.aws import config
 from ar_sync.aws.api import app, caller_business, error_response
 from ar_sync.aws.config import logger
 from ar_sync.delivery import webhook_http
-from ar_sync.domain.pauses import Pause
-from ar_sync.rules.policy import PolicyError
-from ar_sync.sync.company_rules import parse_text, version_name
+from ar_sync.domain.pauses import REASONS
+from ar_sync.rules.policy import Policy, PolicyError
+from ar_sync.sync import company_settings as change
+from ar_sync.sync.company_settings import SettingsChangeError
 from ar_sync.sync.company_store import CompanyMail, RulesVersion
 from ar_sync.sync.connector import Connection
 from ar_sync.sync.mail import webhook_urls
@@ -91,6 +92,12 @@ def _version_json(v: RulesVersion) -> dict[str, Any]:
             "created_at": v.created_at.isoformat(), "text": v.text}
 
 
+def _webhooks_vetted(policy: Policy) -> list[str]:
+    """Webhook hosts resolved and checked now too (and again at every send): a business's
+    rules must not point ar-sync at the network it runs in."""
+    return webhook_http.unsafe_targets(webhook_urls(policy))
+
+
 @app.put("/admin/tenants/<tenant>/rules")
 def put_rules(tenant: str) -> Response[Any]:
     connection = _tenant(tenant)
@@ -101,25 +108,18 @@ def put_rules(tenant: str) -> Response[Any]:
         raw, note = str(data.get("rules") or ""), str(data.get("note") or "")
     if not raw.strip() or len(raw.encode()) > MAX_RULES_BYTES:
         raise _Refused(400, f"send the rules YAML (at most {MAX_RULES_BYTES} bytes)")
-    store = config.store()
-    current = store.current_rules(connection.id)
     try:  # validated exactly as a run will parse it; `extends` only of a shipped set
-        policy = parse_text(raw, version_name(connection.id,
-                                              (current.version if current else 0) + 1))
+        applied = change.apply_rules(config.store(), connection.id, raw, source="admin API",
+                                     now=datetime.now(UTC), note=note, vet=_webhooks_vetted)
     except PolicyError as exc:
         return _json(400, {"error": "invalid rules", "issues": [str(i) for i in exc.issues]})
-    # webhook hosts resolved and checked now too (and again at every send): a business's
-    # rules must not point ar-sync at the network it runs in
-    unsafe = webhook_http.unsafe_targets(webhook_urls(policy))
-    if unsafe:
+    except change.RulesRefusedError as exc:
         logger.warning("rules refused: unsafe webhook", extra={"tenant": connection.id})
-        return _json(400, {"error": "invalid rules", "issues": unsafe})
-    if current is not None and current.text == raw:
-        return _json(200, {"version": current.version, "unchanged": True})
-    version = store.apply_rules(connection.id, raw, source="admin API", now=datetime.now(UTC),
-                                note=note)
-    logger.info("rules applied", extra={"tenant": connection.id, "version": version})
-    return _json(201, {"version": version})
+        return _json(400, {"error": "invalid rules", "issues": exc.issues})
+    if applied.unchanged:
+        return _json(200, {"version": applied.version, "unchanged": True})
+    logger.info("rules applied", extra={"tenant": connection.id, "version": applied.version})
+    return _json(201, {"version": applied.version})
 
 
 @app.get("/admin/tenants/<tenant>/rules")
@@ -137,15 +137,12 @@ def get_rules(tenant: str) -> Response[Any]:
 def rollback_rules(tenant: str) -> Response[Any]:
     connection = _tenant(tenant)
     wanted = _body().get("version")
-    store = config.store()
-    versions = store.rules_versions(connection.id)
-    target = (versions[-2] if len(versions) >= 2 else None) if wanted is None else next(
-        (v for v in versions if v.version == wanted), None)
-    if target is None:
-        raise _Refused(404, "no such earlier rules version")
-    version = store.apply_rules(connection.id, target.text, source=target.source,
-                                now=datetime.now(UTC),
-                                note=f"rollback to version {target.version}")
+    try:
+        version, target = change.rollback_rules(config.store(), connection.id,
+                                         None if wanted is None else int(wanted),
+                                         now=datetime.now(UTC))
+    except (SettingsChangeError, ValueError, TypeError):
+        raise _Refused(404, "no such earlier rules version") from None
     return _json(201, {"version": version, "same_as": target.version})
 
 
@@ -156,9 +153,9 @@ def go_live(tenant: str) -> Response[Any]:
     mode = str(data.get("mode") or "live")
     if mode not in ("live", "preview"):
         raise _Refused(400, "mode: live or preview")
-    when = _day(data.get("date"), "date") or datetime.now(UTC).date()
-    # only its own two fields: a reconnect writing the row meanwhile keeps its token row
-    config.store().update_connection(connection.id, {"mode": mode, "go_live": when})
+    updated = change.go_live(config.store(), connection, on=_day(data.get("date"), "date"),
+                      preview=mode == "preview", today=datetime.now(UTC).date())
+    when = updated.go_live or datetime.now(UTC).date()
     logger.info("go-live", extra={"tenant": connection.id, "mode": mode, "date": str(when)})
     return _json(200, {"tenant": connection.id, "mode": mode, "go_live": when.isoformat()})
 
@@ -211,14 +208,14 @@ def add_pause(tenant: str) -> Response[Any]:
     invoice_id, customer_id = _target(connection, data)
     today = datetime.now(UTC).date()
     until = _day(data.get("until"), "until")
+    reason = data.get("reason") or "other"
+    if reason not in REASONS:
+        raise _Refused(400, f"reason: one of {', '.join(REASONS)}")
     try:
-        pause = Pause(invoice_id=invoice_id, customer_id=customer_id, until=until,
-                      reason=data.get("reason") or "other", since=today,
-                      note=str(data.get("note") or "")[:500])
-    except ValidationError as exc:
-        raise _Refused(400, exc.errors(include_url=False)[0]["msg"]) from None
-    if pause.reason == "promise" and until is None:
-        raise _Refused(400, "a promise to pay needs `until`")
+        pause = change.new_pause(invoice_id=invoice_id, customer_id=customer_id, until=until,
+                          reason=reason, note=str(data.get("note") or ""), today=today)
+    except SettingsChangeError as exc:
+        raise _Refused(400, str(exc)) from None
     pause_id = config.store().add_pause(connection.id, pause)
     return _json(201, {"id": pause_id, **pause.model_dump(mode="json")})
 

@@ -41,19 +41,26 @@ PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 EXTRAS = ("aws", "quickbooks", "xero")
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")  # in Lambda's python3.12 runtime
 # Installed but never imported by a handler: the CLI's libraries (ar_sync.cli is the only
-# importer; 7.5 MB with pygments) and setuptools, which xero-python declares but never imports.
+# importer; 7.5 MB with pygments), the local console's web server (uvicorn, h11: on Lambda the
+# console runs through Mangum) and setuptools, which xero-python declares but never imports.
 # The bundle test imports every handler and loads both connectors without them.
 NEVER_IMPORTED = ("typer", "click", "shellingham", "rich", "pygments", "markdown-it-py", "mdurl",
-                  "setuptools")
+                  "uvicorn", "h11", "setuptools")
 SDIST_ONLY = ("xero-python",)  # pure Python, no wheel on the package index
 # API families of a package the connectors never call (ar_sync_xero uses accounting, identity
 # and api_client only); 2.8 MB of generated payroll/finance/project models.
 UNUSED_SUBPACKAGES = {"xero_python": ("appstore", "assets", "file", "finance", "payrollau",
-                                      "payrollauv2", "payrollnz", "payrolluk", "project")}
+                                      "payrollauv2", "payrollnz", "payrolluk", "project"),
+                      # Babel's message-catalog tools (extract, compile .po files); messages
+                      # format numbers and dates only (babel.numbers, babel.dates)
+                      "babel": ("messages",)}
 # Files a package tries to import but ar-sync never calls: rules are parsed with the pure-Python
 # yaml.SafeLoader (it keeps line numbers for error messages), so PyYAML's libyaml binding is
 # dead weight (2.9 MB); `import yaml` falls back to the pure loaders when it is absent.
-UNUSED_FILES = {"yaml": ("_yaml.*.so",)}
+# charset_normalizer ships mypyc-compiled copies of cd.py and md.py next to the modules
+# themselves (0.45 MB); requests only asks it to guess the charset of an answer that declares
+# none, and the pure modules answer the same.
+UNUSED_FILES = {"yaml": ("_yaml.*.so",), "charset_normalizer": ("cd.*.so", "md.*.so")}
 # Babel's CLDR data is 35 MB for ~1,100 locales; messages are written in English, so Lambda
 # carries the English locales (en, en_GB, en_NZ, ...) and the root they inherit from (1 MB).
 # A rules file with another language's `locale:` is refused there as an unknown locale.

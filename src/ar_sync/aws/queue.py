@@ -22,7 +22,7 @@ class SyncMessage(BaseModel):
 
     connection_id: str = Field(min_length=3, max_length=200)
     only_invoices: tuple[str, ...] | None = None  # a webhook's targeted re-sync
-    reason: Literal["schedule", "webhook", "requeue"] = "schedule"
+    reason: Literal["schedule", "webhook", "requeue", "console"] = "schedule"
     requeues: int = Field(default=0, ge=0)
 
 

@@ -61,3 +61,19 @@ def resolve(customer_id: str, invoice_address: str | None,
     if contact is not None and contact.bounced and (contact.email in (None, address)):
         return Recipient(None, f"address bounced: {contact.bounced}")
     return Recipient(address)
+
+
+def changed_contact(old: Contact | None, tenant: str, customer_id: str, *, now: datetime,
+                    source: str, email: str | None = None, clear_email: bool = False,
+                    opted_out: bool | None = None) -> Contact:
+    """A customer's contact after a change a person asked for: setting or clearing the
+    override address forgets a recorded bounce. Raises ValueError for a bad address."""
+    base = old or Contact(tenant=tenant, customer_id=customer_id)
+    update: dict[str, object] = {"updated_at": now, "source": source}
+    if email is not None:
+        update.update(email=email, bounced=None)
+    if clear_email:
+        update.update(email=None, bounced=None)
+    if opted_out is not None:
+        update["opted_out"] = opted_out
+    return Contact.model_validate({**base.model_dump(), **update})

@@ -69,3 +69,8 @@ class BudgetExhaustedError(Exception):
 
 class SettingsError(ValueError):
     pass
+
+
+class TokensUnreadableError(Exception):
+    """Stored tokens cannot be read with the keys at hand (the store's cipher raises a
+    subclass); the core reports it without knowing how tokens are encrypted."""

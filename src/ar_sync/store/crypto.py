@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from ar_sync.domain.errors import TokensUnreadableError
 from ar_sync.sync.company_store import CompanyMail
 from ar_sync.sync.connector import Connection, TokenSet, TokenStore
 
@@ -29,7 +30,7 @@ KEY_ENV = "AR_SYNC_SECRET_KEY"
 _SEPARATORS = re.compile(r"[\s,]+")
 
 
-class TokenDecryptError(Exception):
+class TokenDecryptError(TokensUnreadableError):
     """Stored tokens cannot be read with these keys (wrong key, tampered or misplaced data)."""
 
 

@@ -138,6 +138,7 @@ def plan(ctx: RunContext, candidates: Candidates) -> Planned:
     report.planned = len(grouped.actions)
     report.fees = fee_totals(grouped.actions)
     if ctx.dry_run:
+        report.plan = list(grouped.actions)
         for action in grouped.actions:
             report.count(_outcome(action, "planned", action.reason))
     return Planned(list(grouped.actions), dict(due.by_id))

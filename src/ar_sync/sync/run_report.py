@@ -4,7 +4,7 @@ that turns a string of failed writes into "platform unavailable" (split out of s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -77,9 +77,13 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     actions: list[ActionOutcome] = field(default_factory=list)
+    # a dry run's plan as the run built it (messages composed as the customer reads them),
+    # for previews in the faces; held in memory only, never stored with the report
+    plan: list[Action] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(replace(self, plan=[]))
+        del data["plan"]
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         return data

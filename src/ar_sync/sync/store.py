@@ -145,6 +145,10 @@ class Store(TrustStore, Ledger, Protocol):
 
     def last_report(self, connection_id: str) -> dict[str, Any] | None: ...
 
+    def recent_reports(self, connection_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The last saved run reports, newest first (the console's list of runs)."""
+        ...
+
     # payment plans -----------------------------------------------------------------------
     def save_payment_plan(self, connection_id: str, plan: PaymentPlan) -> None:
         """Insert or replace the plan for `plan.invoice` (one plan per invoice)."""

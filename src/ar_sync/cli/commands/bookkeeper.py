@@ -31,22 +31,13 @@ from ar_sync.cli.common import (
 )
 from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.company import pauses_table
-from ar_sync.domain.models import (
-    ActionKind,
-    ApplyLateFee,
-    EntryState,
-    Invoice,
-    LedgerEntry,
-    Money,
-    WaiveFee,
-    action_key,
-)
-from ar_sync.domain.money import format_money
-from ar_sync.domain.pauses import Pause
+from ar_sync.domain.models import ActionKind, EntryState, Invoice, LedgerEntry
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.company_settings import SettingsChangeError, go_live, new_pause
 from ar_sync.sync.connector import Connection
 from ar_sync.sync.run import execute_action, open_connector
+from ar_sync.sync.waivers import fees_left, request_waiver
 
 
 class Reason(StrEnum):
@@ -81,9 +72,9 @@ def go_live_cmd(
     """Switch a company to live (or back to --preview). Fees for periods that began before the
     go-live date are not charged unless the rules say `backfill: all`."""
     store, connection = open_connection(db, tenant)
-    when = parse_date(day, "--date") if day else (connection.go_live if preview else None) or _today()
-    store.update_connection(connection.id, {"go_live": when,  # only the fields it owns
-                                            "mode": "preview" if preview else "live"})
+    updated = go_live(store, connection, on=parse_date(day, "--date") if day else None,
+                      preview=preview, today=_today())
+    when = updated.go_live
     name = escape(connection.name or connection.id)
     if preview:
         console.print(f"{name} is in [yellow]preview[/]: runs plan and report, and write "
@@ -111,21 +102,19 @@ def pause_cmd(
     if (invoice is None) == (customer is None):
         raise UserError("name one invoice or one --customer", hint="ar-sync pause INV-1001 "
                         "--until 2026-12-31 --reason promise")
-    if reason == Reason.promise and until is None:
-        raise UserError("a promise to pay needs the date: --until YYYY-MM-DD")
     store, connection = open_connection(db, tenant)
     last = parse_date(until, "--until") if until else None
-    today = _today()
-    if last is not None and last < today:
-        raise UserError(f"--until {last} is in the past")
     if invoice is not None:
         inv = _invoice(store, connection, invoice)
-        pause = Pause(invoice_id=inv.id, until=last, reason=reason.value, since=today, note=note)
-        what = f"invoice {inv.number} ({inv.customer_name})"
+        target, what = {"invoice_id": inv.id}, f"invoice {inv.number} ({inv.customer_name})"
     else:
         cid, name = _customer(store, connection, str(customer))
-        pause = Pause(customer_id=cid, until=last, reason=reason.value, since=today, note=note)
-        what = f"customer {name}"
+        target, what = {"customer_id": cid}, f"customer {name}"
+    try:
+        pause = new_pause(**target, until=last, reason=reason.value, note=note, today=_today())
+    except SettingsChangeError as exc:
+        hint = "--until YYYY-MM-DD" if reason == Reason.promise else None
+        raise UserError(str(exc), hint=hint) from None
     pause_id = store.add_pause(connection.id, pause)
     console.print(f"paused {escape(what)} ({reason.value}) "
                   f"{f'through {last}' if last else 'until resumed'}; id {pause_id}",
@@ -205,22 +194,6 @@ fee_app = typer.Typer(help="Waive late fees ar-sync charged.", no_args_is_help=T
 app.add_typer(fee_app, name="fee")
 
 
-def waiver_for(fee: LedgerEntry, payload: ApplyLateFee | None, currency: str, number: str,
-               reason: str, today: date) -> WaiveFee:
-    """The WaiveFee for a charged fee; its key is the planner's for the same fee (the fee's
-    rule and occurrence under the waive kind), so a waiver is never planned twice."""
-    platform = payload.platform if payload else fee.tenant.split(":", 1)[0]
-    amount = payload.amount if payload else Money.of(fee.amount or 0, currency)
-    shown = format_money(amount.amount, amount.currency)
-    return WaiveFee(
-        key=action_key(fee.tenant, platform, fee.invoice_id, ActionKind.WAIVE_FEE, fee.rule,
-                       fee.occurrence),
-        tenant=fee.tenant, platform=platform, invoice_id=fee.invoice_id,
-        invoice_number=number, rule=fee.rule, occurrence=fee.occurrence, due_on=today,
-        reason=reason, fee_key=fee.key, amount=amount,
-        label=f"Late fee {fee.occurrence} waived on invoice {number} ({shown})")
-
-
 def _fees_to_waive(store: SQLiteStore, connection: Connection, target: str,
                    every: bool) -> tuple[list[LedgerEntry], Invoice | None]:
     if target.startswith("ar") and (entry := store.get(target)) is not None:
@@ -229,16 +202,13 @@ def _fees_to_waive(store: SQLiteStore, connection: Connection, target: str,
         if entry.kind != ActionKind.LATE_FEE or entry.state != EntryState.DONE:
             raise UserError(f"{target} is a {entry.kind} in state {entry.state}, not a "
                             "charged fee")
-        fees, inv_id = [entry], entry.invoice_id
-        inv = next((i for i in store.open_invoices(connection.id) if i.id == inv_id), None)
+        left = [f for f in fees_left(store, connection.id, [entry.invoice_id])
+                if f.key == entry.key]
+        inv = next((i for i in store.open_invoices(connection.id)
+                    if i.id == entry.invoice_id), None)
     else:
         inv = _invoice(store, connection, target)
-        fees = [e for e in store.history(connection.id, [inv.id]).get(inv.id, [])
-                if e.kind == ActionKind.LATE_FEE and e.state == EntryState.DONE]
-    rows = store.history(connection.id, [f.invoice_id for f in fees])
-    waived = {(e.rule, e.occurrence) for es in rows.values() for e in es
-              if e.kind == ActionKind.WAIVE_FEE}
-    left = [f for f in fees if (f.rule, f.occurrence) not in waived]
+        left = fees_left(store, connection.id, [inv.id])
     if not left:
         raise UserError(f"no charged fee left to waive for {target!r}",
                         hint="`ar-sync history INVOICE` shows the fees and waivers")
@@ -264,15 +234,11 @@ def waive_cmd(
     today = _today()
     waivers = []
     for fee in fees:
-        payload = store.action_payload(fee.key)
-        fee_action = payload if isinstance(payload, ApplyLateFee) else None
-        currency = fee_action.amount.currency if fee_action else (inv.currency if inv else "")
-        number = fee_action.invoice_number if fee_action else (inv.number if inv else "")
-        waiver = waiver_for(fee, fee_action, currency, number, reason, today)
-        queued = store.queue_action(waiver, reason=reason, now=datetime.now(UTC))
-        state = "requested" if queued else f"already {store.get(waiver.key).state}"  # type: ignore[union-attr]
+        asked = request_waiver(store, fee, inv, reason, today=today, now=datetime.now(UTC))
+        waiver = asked.waiver
+        state = "requested" if asked.queued else f"already {asked.state}"
         console.print(f"waiver of {waiver.amount} ({fee.rule} {fee.occurrence}) on invoice "
-                      f"{number}: {state}; key {waiver.key}", highlight=False)
+                      f"{waiver.invoice_number}: {state}; key {waiver.key}", highlight=False)
         waivers.append(waiver)
     if not now:
         console.print("the next run applies it (a credit note on the platform)")

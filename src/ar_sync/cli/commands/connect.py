@@ -34,12 +34,11 @@ from ar_sync.connect.onboarding import (
     start_connect,
 )
 from ar_sync.domain.errors import ConnectorError
-from ar_sync.store.crypto import TokenDecryptError
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.connector import Connection, PlatformSettings, TokenSet, UnknownConnectorError
+from ar_sync.sync.status import UNREADABLE, read_tokens, run_summary
 
 _LOOPBACK = {"127.0.0.1", "localhost"}
-UNREADABLE = "unreadable with this key"
 _STATUS: dict[type[OnboardingError], int] = {TenantBindingError: 403}
 
 
@@ -177,11 +176,7 @@ def connect_cmd(
 
 def _tokens(store: SQLiteStore, connection_id: str) -> TokenSet | str:
     """The stored tokens (only their dates are ever shown), or why there are none."""
-    try:
-        tokens = store.load_tokens(connection_id)
-    except TokenDecryptError:
-        return UNREADABLE
-    return tokens if tokens is not None else "none stored"
+    return read_tokens(store, connection_id)
 
 
 def _when(moment: datetime | None, now: datetime) -> str:
@@ -196,16 +191,7 @@ def _when(moment: datetime | None, now: datetime) -> str:
 
 
 def _run_summary(report: dict[str, Any] | None) -> str:
-    if not report:
-        return "no run yet"
-    parts = [f"{report.get(k, 0)} {k}" for k in ("planned", "done", "reconciled", "failed",
-                                                  "deferred") if report.get(k)]
-    mode = "dry run" if report.get("dry_run") else "full fetch" if report.get(
-        "full_fetch") else "incremental"
-    text = f"{mode}: {', '.join(parts) or 'nothing to do'}; {report.get('api_calls', 0)} API calls"
-    if report.get("stopped_early"):
-        text += f"; stopped early: {report['stopped_early']}"
-    return text
+    return run_summary(report)
 
 
 def status_of(store: SQLiteStore, connection: Connection, now: datetime) -> dict[str, Any]:

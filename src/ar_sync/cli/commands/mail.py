@@ -14,7 +14,7 @@ from rich.table import Table
 from ar_sync.cli.app import app, console
 from ar_sync.cli.common import DbOption, Format, FormatOption, TenantOption, open_connection
 from ar_sync.cli.errors import UserError
-from ar_sync.domain.contacts import Contact
+from ar_sync.domain.contacts import Contact, changed_contact
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.run import RunReport
 from ar_sync_emulators.smtp_sink import SinkMessage, write_eml
@@ -44,17 +44,10 @@ def set_cmd(
     """Change where (and whether) ar-sync e-mails one customer. Setting an address clears a
     recorded bounce; notes on the invoices are written either way."""
     store, tenant_id = _tenant(db, tenant)
-    old = store.contacts(tenant_id).get(customer)
-    base = old or Contact(tenant=tenant_id, customer_id=customer)
-    update: dict[str, object] = {"updated_at": datetime.now(UTC), "source": "cli"}
-    if email is not None:
-        update.update(email=email, bounced=None)
-    if clear_email:
-        update.update(email=None, bounced=None)
-    if opt_out is not None:
-        update["opted_out"] = opt_out
     try:
-        contact = Contact.model_validate({**base.model_dump(), **update})
+        contact = changed_contact(store.contacts(tenant_id).get(customer), tenant_id, customer,
+                                  now=datetime.now(UTC), source="cli", email=email,
+                                  clear_email=clear_email, opted_out=opt_out)
     except ValidationError as exc:
         raise UserError(f"--email {email!r}: not an e-mail address",
                         hint="e.g. --email accounts@customer.example") from exc

@@ -20,7 +20,8 @@ from ar_sync.cli.common import DbOption, TenantOption, open_connection, parse_da
 from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.company import diff_table, money_lines, versions_table
 from ar_sync.rules.policy import PolicyError, load_policy
-from ar_sync.sync.company_rules import choose_rules, parse_stored, read_rules_source
+from ar_sync.sync.company_rules import choose_rules, read_rules_source
+from ar_sync.sync.company_settings import SettingsChangeError, apply_rules, rollback_rules
 from ar_sync.sync.company_store import planner_pauses
 from ar_sync.sync.rules_diff import rules_diff
 
@@ -43,14 +44,13 @@ def apply_cmd(
     """Validate a rules file and store it as the company's next rules version."""
     text, name = _validated(source)
     store, connection = open_connection(db, tenant)
-    current = store.current_rules(connection.id)
-    if current is not None and current.text == text:
-        console.print(f"unchanged: version {current.version} already has this text")
+    applied = apply_rules(store, connection.id, text, source=name, now=datetime.now(UTC),
+                          note=note)
+    if applied.unchanged:
+        console.print(f"unchanged: version {applied.version} already has this text")
         return
-    version = store.apply_rules(connection.id, text, source=name, now=datetime.now(UTC),
-                                note=note)
-    console.print(f"{connection.id}: rules version {version} applied from {name}; the next "
-                  "run uses it", highlight=False)
+    console.print(f"{connection.id}: rules version {applied.version} applied from {name}; the "
+                  "next run uses it", highlight=False)
 
 
 @rules_app.command("show")
@@ -95,17 +95,11 @@ def rollback_cmd(
 ) -> None:
     """Return to an earlier version (stored again as a new version: history keeps all)."""
     store, connection = open_connection(db, tenant)
-    versions = store.rules_versions(connection.id)
-    if len(versions) < (1 if version else 2):
-        raise UserError(f"{connection.id} has no earlier rules version to roll back to")
-    target = versions[-2] if version is None else next(
-        (v for v in versions if v.version == version), None)
-    if target is None:
-        raise UserError(f"no rules version {version} for {connection.id}",
-                        hint="`ar-sync rules history` lists them")
-    parse_stored(connection.id, target)  # still valid under this ar-sync?
-    new = store.apply_rules(connection.id, target.text, source=target.source,
-                            now=datetime.now(UTC), note=f"rollback to version {target.version}")
+    try:
+        new, target = rollback_rules(store, connection.id, version, now=datetime.now(UTC))
+    except SettingsChangeError as exc:
+        raise UserError(f"{connection.id}: {exc}", hint="`ar-sync rules history` lists the "
+                        "versions") from None
     console.print(f"{connection.id}: version {new} = version {target.version} "
                   f"({target.source}); the next run uses it", highlight=False)
 

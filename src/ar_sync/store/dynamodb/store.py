@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
 
 CONNECTIONS_PK = "CONNECTIONS"
 MAX_REPORT_BYTES = 300_000  # DynamoDB items stop at 400 KB
+REPORT_RETENTION_SECONDS = 30 * 86400  # `runs#<id>` items: the console's list of runs
 
 
 def _state_hash(state: str) -> str:
@@ -394,6 +396,17 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
                                  f"{len(report.get('actions', []))} actions left out (size)"]}
             body = json.dumps(slim, default=str, sort_keys=True)[:MAX_REPORT_BYTES]
         self._put(self._tenants, {"pk": f"conn#{connection_id}", "sk": "report", "json": body})
+        started = str(report.get("started_at") or iso(datetime.now(UTC)))
+        self._put(self._tenants, {"pk": f"runs#{connection_id}", "sk": started, "json": body,
+                                  TTL_ATTRIBUTE: int(time.time()) + REPORT_RETENTION_SECONDS})
+
+    def recent_reports(self, connection_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Newest first; each kept REPORT_RETENTION_SECONDS (TTL)."""
+        page = self._db.query(  # one page: the newest `limit`, never the whole history
+            TableName=self._tenants, KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=encode({":pk": f"runs#{connection_id}"}),
+            ScanIndexForward=False, Limit=limit)
+        return [cast(dict[str, Any], json.loads(decode(i)["json"])) for i in page.get("Items", [])]
 
     def last_report(self, connection_id: str) -> dict[str, Any] | None:
         item = self._get(self._tenants, {"pk": f"conn#{connection_id}", "sk": "report"})

@@ -75,6 +75,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (connection_id TEXT PRIMARY KEY, since TE
 CREATE TABLE IF NOT EXISTS invoices (connection_id TEXT NOT NULL, id TEXT NOT NULL,
                                      body TEXT NOT NULL, PRIMARY KEY (connection_id, id));
 CREATE TABLE IF NOT EXISTS reports (connection_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS run_reports (connection_id TEXT NOT NULL, n INTEGER NOT NULL,
+                                        body TEXT NOT NULL, PRIMARY KEY (connection_id, n));
 CREATE TABLE IF NOT EXISTS contacts (connection_id TEXT NOT NULL, customer_id TEXT NOT NULL,
                                      body TEXT NOT NULL, PRIMARY KEY (connection_id, customer_id));
 CREATE TABLE IF NOT EXISTS paid_invoices (connection_id TEXT NOT NULL, id TEXT NOT NULL,
@@ -82,6 +84,9 @@ CREATE TABLE IF NOT EXISTS paid_invoices (connection_id TEXT NOT NULL, id TEXT N
 CREATE TABLE IF NOT EXISTS payment_plans (connection_id TEXT NOT NULL, invoice TEXT NOT NULL,
                                           body TEXT NOT NULL, PRIMARY KEY (connection_id, invoice));
 """
+
+
+KEEP_REPORTS = 50  # run reports kept per company for the console's list of runs
 
 
 def default_data_dir() -> Path:
@@ -429,10 +434,22 @@ class SQLiteStore(SQLiteSnapshotMixin, SQLiteTrustMixin):
                 (connection_id, _iso(checkpoint.since), _iso(checkpoint.last_full_at)))
 
     def save_report(self, connection_id: str, report: dict[str, Any]) -> None:
+        """The last report, and the run's place in the recent list (KEEP_REPORTS kept)."""
+        body = json.dumps(report, default=str)
         with self._tx() as db:
             db.execute("INSERT INTO reports VALUES (?, ?) ON CONFLICT(connection_id) DO UPDATE"
-                       " SET body = excluded.body",
-                       (connection_id, json.dumps(report, default=str)))
+                       " SET body = excluded.body", (connection_id, body))
+            db.execute("INSERT INTO run_reports VALUES (?, (SELECT COALESCE(MAX(n), 0) + 1 FROM"
+                       " run_reports WHERE connection_id = ?), ?)",
+                       (connection_id, connection_id, body))
+            db.execute("DELETE FROM run_reports WHERE connection_id = ? AND n <= (SELECT MAX(n)"
+                       " FROM run_reports WHERE connection_id = ?) - ?",
+                       (connection_id, connection_id, KEEP_REPORTS))
+
+    def recent_reports(self, connection_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self._query("SELECT body FROM run_reports WHERE connection_id = ? ORDER BY n DESC"
+                           " LIMIT ?", (connection_id, limit))
+        return [json.loads(r["body"]) for r in rows]
 
     def last_report(self, connection_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT body FROM reports WHERE connection_id = ?", (connection_id,))
