@@ -1,8 +1,8 @@
 """Xero's BatchWriter side: many fresh reads per `GET /Invoices?IDs=`, many fees per
 `POST /Invoices?summarizeErrors=false`.
 
-Limits (sources in the README, Connectors -> Xero): Xero's API limits page recommends batches
-"in bundles of up to 50" elements (a POST is otherwise only bounded by 3.5 MB), so a batch
+Limits (sources in docs/connectors/xero.md#batched-fees): Xero's API limits page recommends
+batches "in bundles of up to 50" elements (a POST is otherwise only bounded by 3.5 MB), so a batch
 carries at most 50 fees; a `GET /Invoices?IDs=` with many ids is refused for its URL length
 (Xero-NetStandard issue #413: more than 55 ids answered 404), so ids are read 50 at a time,
 with `page=1` (Xero returns line items on paged reads only).

@@ -96,7 +96,12 @@ class Cli:
     log: list[str] = field(default_factory=list)
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, **self.env, "AR_SYNC_LEASE_SECONDS": str(self.lease),
+        # the sandbox's rules e-mail customers: without a sender a run is a configuration
+        # error (exit 1), so the messages go to a folder next to the store
+        mail = {"AR_SYNC_MAIL_FROM": "Demo Ltd <ar@demo.example>",
+                "AR_SYNC_MAIL_TRANSPORT": "folder",
+                "AR_SYNC_MAIL_FOLDER": str(self.db.parent / "outbox")}
+        return {**os.environ, **mail, **self.env, "AR_SYNC_LEASE_SECONDS": str(self.lease),
                 "COLUMNS": "200"}
 
     def start(self, *args: str) -> subprocess.Popen[str]:

@@ -30,6 +30,7 @@ from ar_sync.sync.company import tenant_setup
 from ar_sync.sync.connector import Connection, Connector, PlatformSettings, load_plugin
 from ar_sync.sync.context import RunContext
 from ar_sync.sync.execute import LEASE_SECONDS, execute_action
+from ar_sync.sync.mail import mail_problem
 from ar_sync.sync.phases import INTERRUPTED, PLATFORM_UNAVAILABLE
 from ar_sync.sync.run_report import (
     BREAKER_FAILURES,
@@ -99,6 +100,9 @@ def run_tenant(
     owner = owner or f"run-{secrets.token_hex(6)}"
     budget = budget or CallBudget()
     dry_run = report.dry_run = dry_run or setup.preview  # a preview writes nothing
+    mail = mail or MailSetup()
+    if problem := mail_problem(setup.policy, mail):  # a configuration error, not a success
+        (report.warnings if dry_run else report.errors).append(f"configuration: {problem}")
     lock = f"tenant:{connection_id}"
     use_lock = use_lock and not dry_run
     if use_lock and not store.acquire_lock(lock, owner=owner, now=clock(),
@@ -112,7 +116,7 @@ def run_tenant(
             connector = open_connector(store, connection, settings, budget, clock)
         _run(RunContext(
             store=store, connection=connection, connector=connector, policy=setup.policy,
-            report=report, budget=budget, mail=mail or MailSetup(),
+            report=report, budget=budget, mail=mail,
             today=today or setup.policy.today(now), clock=clock, owner=owner,
             lease_seconds=lease_seconds, dry_run=dry_run, rules_version=setup.rules_version,
             only_invoices=only_invoices, on_progress=on_progress), full)

@@ -23,7 +23,7 @@ from rich.table import Table
 from ar_sync.cli.app import app, console
 from ar_sync.cli.common import DbOption, open_store, pick_connections, settings_for
 from ar_sync.cli.connect_rules import after_connect, print_first_run, read_rules_checked
-from ar_sync.cli.errors import UserError
+from ar_sync.cli.errors import UserError, key_hint
 from ar_sync.cli.fee_accounts import check_connected
 from ar_sync.cli.oauth_callback import CallbackRefused, CallbackServer, Handler, with_port
 from ar_sync.connect.onboarding import (
@@ -37,7 +37,7 @@ from ar_sync.connect.onboarding import (
 from ar_sync.domain.errors import ConnectorError
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.connector import Connection, PlatformSettings, TokenSet, UnknownConnectorError
-from ar_sync.sync.status import read_tokens, run_summary
+from ar_sync.sync.status import UNREADABLE, read_tokens, run_summary
 
 _LOOPBACK = {"127.0.0.1", "localhost"}
 _STATUS: dict[type[OnboardingError], int] = {TenantBindingError: 403}
@@ -244,6 +244,8 @@ def status_grid(store: SQLiteStore, c: Connection, now: datetime) -> Table:
         grid.add_row("access token", f"expires {_when(tokens.expires_at, now)}{expired}")
         if tokens.refresh_expires_at:
             grid.add_row("refresh token", f"expires {_when(tokens.refresh_expires_at, now)}")
+    elif tokens == UNREADABLE:  # the key is wrong, not the company: never "reconnect" first
+        grid.add_row("tokens", f"[red]{tokens}[/] — {escape(key_hint(store.path.parent))}")
     else:
         grid.add_row("tokens", f"[red]{tokens}[/] — reconnect with `ar-sync connect "
                                f"{c.platform}`")
