@@ -9,9 +9,12 @@ said otherwise), and the run report says which it used.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from ar_sync.rules.policy import Policy, load_policy, parse_policy, shipped_rule_sets
+from ar_sync.domain.calendar import zone
+from ar_sync.rules.policy import Policy, PolicyError, load_policy, parse_policy, shipped_rule_sets
 from ar_sync.sync.company_store import RulesVersion, TrustStore
 from ar_sync.sync.connector import Connection
 
@@ -44,6 +47,31 @@ def parse_stored(connection_id: str, stored: RulesVersion) -> Policy:
     return parse_text(stored.text, version_name(connection_id, stored.version))
 
 
+def company_zone(policy: Policy) -> ZoneInfo:
+    """The company's time zone: what "today", a go-live date or a pause's day is."""
+    return zone(policy.calendar.timezone)
+
+
+def company_today(store: TrustStore, connection: Connection,
+                  now: datetime | None = None) -> date:
+    """The company's date now (or at `now`), in the time zone of the rules it runs: go-live,
+    pause, resume and `rules diff --since` count days as the company does, not in UTC."""
+    return choose_rules(store, connection).policy.today(now or datetime.now(UTC))
+
+
+def stored_versions(store: TrustStore, connection_id: str) -> dict[int, Policy]:
+    """Every stored version's Policy by number: the planner reads which days an older fee row
+    covered from the version that planned it (planner.fee_days). A version that no longer
+    parses is left out (its rows are then judged on the safe side)."""
+    out: dict[int, Policy] = {}
+    for stored in store.rules_versions(connection_id):
+        try:
+            out[stored.version] = parse_stored(connection_id, stored)
+        except PolicyError:
+            continue
+    return out
+
+
 def read_rules_source(source: str) -> tuple[str, str]:
     """(text, display name) of a rules file or shipped rule set name, validated as stored.
 
@@ -74,4 +102,5 @@ def choose_rules(store: TrustStore, connection: Connection, *,
     return RulesChoice(load_policy(name), None, f"{name} ({how})")
 
 
-__all__ = ["RulesChoice", "choose_rules", "parse_stored", "read_rules_source", "version_name"]
+__all__ = ["RulesChoice", "choose_rules", "company_today", "company_zone", "parse_stored",
+           "read_rules_source", "stored_versions", "version_name"]
