@@ -157,12 +157,13 @@ def _within(log: CustomerLog | None, today: date, gap: int, before_today: bool) 
 def holds(log: CustomerLog | None, today: date, gap: int, *, sends: bool,
           stepped_today: bool, own_email: bool = False) -> bool:
     """Whether a new stage step that tells the customer waits today (see settle): one that
-    sends, while the last message is under `gap` days old (for ar-sync's e-mail, today's
-    own e-mail does not count: the step joins that day's one message, whatever order the
-    day's runs wrote it in); one whose e-mail cannot go, while an earlier day's message is,
-    or when its invoice already took a step today."""
+    sends, while the last message is under `gap` days old (for ar-sync's e-mail of an invoice
+    that took no step today, today's own e-mail does not count: the step joins that day's
+    one message, whatever order the day's runs wrote it in); one whose e-mail cannot go,
+    while an earlier day's message is, or when its invoice already took a step today."""
     if sends:
-        if own_email and log is not None and log.last == today and log.mail_day:
+        if (own_email and not stepped_today and log is not None and log.last == today
+                and log.mail_day):
             return _within(log, today, gap, True)
         return log is not None and log.last is not None and (today - log.last).days < gap
     return stepped_today or _within(log, today, gap, True)
@@ -200,8 +201,8 @@ def settle(offers: Mapping[str, Sequence[Offer]], logs: Mapping[str, CustomerLog
             # is that same step, not a new message; nor is ar-sync's e-mail on a day whose
             # messages were all ar-sync's e-mail (it joins that day's message)
             facing = [o for o in facing if (o.noted is not None and o.noted >= log.last) or (
-                o.own_email and not holds(log, today, gap, sends=True, stepped_today=False,
-                                          own_email=True))]
+                o.own_email and not holds(log, today, gap, sends=True,
+                                          stepped_today=o.stepped_today, own_email=True))]
             if not facing:
                 continue
         sending = [o for o in facing if o.sends]

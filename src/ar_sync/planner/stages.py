@@ -85,7 +85,7 @@ def plan_reminders(job: Job) -> None:
     facing = top.channel != "note"
     sends = _sends(job, top)
     stepped = False
-    if facing and not sends:
+    if facing and job.entries:
         midnight = job.p.midnight()  # a stage step of this invoice already written today
         stepped = any(e.kind == NOTE and e.rule != top.name and _aware(e.updated_at) >= midnight
                       for e in job.mine())

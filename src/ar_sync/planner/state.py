@@ -41,7 +41,7 @@ class Planner:
         self.policy = policy
         # the company's stored rules versions, by number: which days an older fee row
         # covered is read from the version that planned it (fee_days.py)
-        self.versions = versions or {}
+        self.versions = versions if versions is not None else {}
         # customer id -> what the ledger says of them (None: read from the plan's history);
         # Optimistic: every gate open (a judge that must not leave anything out)
         self.contacts = contacts

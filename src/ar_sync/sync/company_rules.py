@@ -8,6 +8,7 @@ said otherwise), and the run report says which it used.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -59,17 +60,39 @@ def company_today(store: TrustStore, connection: Connection,
     return choose_rules(store, connection).policy.today(now or datetime.now(UTC))
 
 
-def stored_versions(store: TrustStore, connection_id: str) -> dict[int, Policy]:
-    """Every stored version's Policy by number: the planner reads which days an older fee row
-    covered from the version that planned it (planner.fee_days). A version that no longer
-    parses is left out (its rows are then judged on the safe side)."""
-    out: dict[int, Policy] = {}
-    for stored in store.rules_versions(connection_id):
-        try:
-            out[stored.version] = parse_stored(connection_id, stored)
-        except PolicyError:
-            continue
-    return out
+class StoredVersions(Mapping[int, Policy]):
+    """Every stored version's Policy by number, read from the store on first use only (a run
+    whose plan meets no fee row of an older version reads nothing): the planner reads which
+    days an older fee row covered from the version that planned it (planner.fee_days). A
+    version that no longer parses is left out (its rows are then judged on the safe side)."""
+
+    def __init__(self, store: TrustStore, connection_id: str) -> None:
+        self.store, self.connection_id = store, connection_id
+        self.found: dict[int, Policy] | None = None
+
+    def _load(self) -> dict[int, Policy]:
+        if self.found is None:
+            self.found = {}
+            for stored in self.store.rules_versions(self.connection_id):
+                try:
+                    self.found[stored.version] = parse_stored(self.connection_id, stored)
+                except PolicyError:
+                    continue
+        return self.found
+
+    def __getitem__(self, number: int) -> Policy:
+        return self._load()[number]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def stored_versions(store: TrustStore, connection_id: str) -> Mapping[int, Policy]:
+    """The company's stored rules versions by number, read when first asked (StoredVersions)."""
+    return StoredVersions(store, connection_id)
 
 
 def read_rules_source(source: str) -> tuple[str, str]:
@@ -102,5 +125,5 @@ def choose_rules(store: TrustStore, connection: Connection, *,
     return RulesChoice(load_policy(name), None, f"{name} ({how})")
 
 
-__all__ = ["RulesChoice", "choose_rules", "company_today", "company_zone", "parse_stored",
-           "read_rules_source", "stored_versions", "version_name"]
+__all__ = ["RulesChoice", "StoredVersions", "choose_rules", "company_today", "company_zone",
+           "parse_stored", "read_rules_source", "stored_versions", "version_name"]
