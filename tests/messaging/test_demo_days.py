@@ -44,7 +44,11 @@ def test_every_write_is_one_journal_line(journey: tuple[Journey, Path]) -> None:
         assert line["company"] and line["customer"] and line["invoice"]
         if line["kind"] in ("fee", "interest"):
             assert line["amount"] and line["currency"]
-    assert {x["kind"] for x in lines} >= {"message", "note", "fee", "escalation"}
+    kinds = {x["kind"] for x in lines}
+    assert kinds >= {"message", "note", "fee"}
+    # a customer's journey: the final notice comes three steps (min_gap 3 days) after the
+    # first contact, and an escalation 7 days after it, so none in the first 8 days
+    assert "escalation" not in kinds
     # the four demo companies are four businesses
     assert len({x["company"] for x in lines}) == 4
     assert result.duplicates == 0

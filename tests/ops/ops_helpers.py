@@ -18,7 +18,7 @@ from pathlib import Path
 from ar_sync.connect.settings import platform_settings
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync_emulators.base import Effect
-from ar_sync_emulators.demo import connect_through_oauth
+from ar_sync_emulators.demo import DEMO_NOW, connect_through_oauth
 from ar_sync_emulators.persist import load
 from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_emulators.xero.server import XeroEmulator
@@ -84,7 +84,9 @@ def connect(db: Path, env: dict[str, str], platforms: tuple[str, ...]) -> None:
     """The real OAuth flow against the served emulators, into the CLI's store file."""
     store = SQLiteStore(db)
     for platform in platforms:
-        connect_through_oauth(store, platform, platform_settings(platform, env))
+        # connected on the demo's day (the runs say --today TODAY): a company goes live the
+        # day it connects, and a go-live date still to come would hold every write
+        connect_through_oauth(store, platform, platform_settings(platform, env), now=DEMO_NOW)
     store.close()
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from journey_support import old_journey
 
 from ar_sync.domain.errors import NotApplicableError, PlatformValidationError, TransientError
 from ar_sync.domain.models import ActionKind, AddNote, EntryState, Invoice, InvoiceStatus
-from ar_sync.rules.policy import load_policy
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.batch import schedule
 from ar_sync.sync.budget import CallBudget
@@ -28,7 +28,7 @@ from .harness import CIPHER
 from .test_sync_faults_fake import CONNECTION, TODAY
 
 NOW = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
-POLICY = load_policy("platform-email")
+POLICY = old_journey("platform-email")
 
 
 def _note(n: int, invoice: str, batchable: bool) -> AddNote:

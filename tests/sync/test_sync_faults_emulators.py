@@ -14,8 +14,8 @@ import random
 from collections.abc import Iterator
 
 import pytest
+from journey_support import old_journey
 
-from ar_sync.rules.policy import load_policy
 from ar_sync_emulators.books import demo_company
 
 from .emulators import EmulatorAdapter, small_company
@@ -32,7 +32,7 @@ def adapter(request: pytest.FixtureRequest) -> Iterator[EmulatorAdapter]:
 def test_exactly_once_through_real_connectors(adapter: EmulatorAdapter,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     count = int(os.environ.get("AR_SYNC_EMULATOR_SCHEDULES", "12"))
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     tally = Tally()
     with scratch_dir() as workdir:
         for seed in range(count):
@@ -55,7 +55,7 @@ def _crash_at_every_write(adapter: EmulatorAdapter, label: str,
     $AR_SYNC_BATCH_CRASHES, default 12), one runner at a time: nothing written twice, nothing
     lost, judged from the emulator's own state; crashes must land before, inside and after a
     batch call."""
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     tally = Tally()
     company = demo_company(seed=11, customers=4, invoices=12)
     try:
@@ -100,7 +100,7 @@ def test_with_key_replay_off_a_crash_right_after_a_send_never_sends_again(
     `DeliveryInfo.DeliveryTime`, Xero's "Emailed" history entry) and not sent again. Before
     that reconciliation these schedules sent e-mails twice (the `duplicates` count)."""
     adapter = EmulatorAdapter(platform, replay="off")
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     tally = Tally()
     company = demo_company(seed=11, customers=8, invoices=24)
     try:

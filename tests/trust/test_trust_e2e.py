@@ -29,8 +29,10 @@ from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_emulators.xero.server import XeroEmulator
 
 KEY = TokenCipher.generate_key().decode()
+# fees as agreed terms (the contract): these tests are about preview, pauses and waivers
 RULES = """
 calendar: {send_on: any_day}
+journey: {fee_notice: agreed}
 reminders:
   - {name: overdue, days: 7, tone: friendly}
 late_fees:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from importlib.metadata import entry_points
 from typing import Literal, Protocol, runtime_checkable
@@ -136,11 +136,16 @@ class Connection(BaseModel):
         """The token-store id of this connection's tokens (shared by a grant's companies)."""
         return self.token_id or self.id
 
-    def live_from(self) -> date | None:
-        """The go-live date the planner gets: the stored one, else the day it connected."""
+    def live_from(self, zone: tzinfo | None = None) -> date | None:
+        """The go-live date the planner gets: the stored one, else the day it connected, the
+        company's day in its time zone `zone` (the rules' calendar.timezone; UTC if not
+        given): connected at 23:00 UTC is already the next day in Auckland."""
         if self.go_live is not None:
             return self.go_live
-        return self.created_at.date() if self.created_at is not None else None
+        if self.created_at is None:
+            return None
+        at = self.created_at if self.created_at.tzinfo else self.created_at.replace(tzinfo=UTC)
+        return at.astimezone(zone or UTC).date()
 
 
 @dataclass(frozen=True)

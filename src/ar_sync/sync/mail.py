@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from functools import partial
 from typing import Literal
 
 from ar_sync.domain.errors import ConnectorError
@@ -14,6 +15,7 @@ from ar_sync.messages.compose import Wording
 from ar_sync.messages.grouping import MailRules, MessagePlan, plan_messages
 from ar_sync.messages.sending import MailSetup
 from ar_sync.rules.policy import Policy
+from ar_sync.rules.terms import journey_values
 from ar_sync.sync.connector import Connector
 from ar_sync.sync.deliver import (
     Delivered,
@@ -41,7 +43,8 @@ def mail_rules(policy: Policy) -> MailRules:
         wording={r.name: Wording(r.tone, r.subject, r.body) for r in policy.reminders},
         notify=notify, locale=policy.locale,
         country=policy.calendar.holidays.country if policy.calendar.holidays else None,
-        instructions=policy.email.payment_instructions)
+        instructions=policy.email.payment_instructions,
+        values=partial(journey_values, policy))
 
 
 def mail_problem(policy: Policy, setup: MailSetup) -> str | None:

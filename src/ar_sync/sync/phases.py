@@ -107,7 +107,7 @@ def snapshot(ctx: RunContext, fetched: Fetched) -> Candidates:
         keep_paid(ctx, before - {i.id for i in result.invoices} - removed)
         # all of them when some were deleted on the platform (they leave the snapshot)
         quiet = read_snapshot(store, tenant, ctx.policy, ctx.today,
-                              go_live=ctx.connection.live_from(),
+                              go_live=ctx.go_live,
                               plans=plans,
                               use_index=not (ctx.dry_run or removed))
         invoices = _drop_removed(ctx, quiet.snapshot.invoices, removed)
@@ -123,9 +123,11 @@ def plan(ctx: RunContext, candidates: Candidates) -> Planned:
     e-mail items grouped into one message per customer and day."""
     store, tenant, quiet = ctx.store, ctx.tenant, candidates.quiet
     ctx.report.warnings.extend(stale_rate_warnings(ctx.policy, ctx.today))
+    ctx.leftovers = store.unfinished(tenant)  # read once: the judge's and execute's
     due: DuePlan = plan_due(store, ctx.connector, candidates.invoices, ctx.policy, ctx.today,
                             tenant=tenant, plans=candidates.plans,
-                            go_live=ctx.connection.live_from(), pauses=quiet.pauses)
+                            go_live=ctx.go_live, pauses=quiet.pauses,
+                            busy={e.invoice_id for e in ctx.leftovers})
     quiet.remember(store, tenant, due.planned, due.history, due.actions)
     actions = due.actions
     if ctx.only_invoices is not None:
@@ -226,7 +228,7 @@ def _queue(ctx: RunContext, actions: list[Action]) -> list[Action]:
     store, wanted = ctx.store, ctx.only_invoices
     planned_keys = keys_in_plan(actions)
     leftovers: list[Action] = []
-    for entry in store.unfinished(ctx.tenant):
+    for entry in ctx.leftovers if ctx.leftovers is not None else store.unfinished(ctx.tenant):
         if entry.key in planned_keys:
             continue
         payload = store.action_payload(entry.key)

@@ -96,6 +96,12 @@ def run_tenant(
         report.stopped_early = "unknown connection"
         return _finish(store, report, clock, save=False)
     setup = tenant_setup(store, connection, policy, rules_override)
+    if today is None:
+        today = setup.policy.today(now)
+    if setup.go_live is not None and today < setup.go_live:
+        # live from a later date: until that day (the company's) a preview, which writes
+        # nothing: no note, e-mail, fee or escalation goes out early
+        setup.preview = True
     setup.annotate(report)
     owner = owner or f"run-{secrets.token_hex(6)}"
     budget = budget or CallBudget()
@@ -117,7 +123,7 @@ def run_tenant(
         _run(RunContext(
             store=store, connection=connection, connector=connector, policy=setup.policy,
             report=report, budget=budget, mail=mail,
-            today=today or setup.policy.today(now), clock=clock, owner=owner,
+            today=today, clock=clock, owner=owner,
             lease_seconds=lease_seconds, dry_run=dry_run, rules_version=setup.rules_version,
             only_invoices=only_invoices, on_progress=on_progress), full)
     except (KeyboardInterrupt, ConnectorError, BudgetExhaustedError) as exc:

@@ -49,6 +49,7 @@ from ar_sync.rules.policy import (
 )
 from ar_sync.rules.rates import stale_rate_warnings
 from ar_sync.rules.templates import PLACEHOLDERS
+from ar_sync.rules.terms import unannounced
 from ar_sync.sync.mail import mail_rules
 from ar_sync.sync.run_report import describe
 
@@ -132,7 +133,8 @@ def validate_cmd(
         console.print(f"[green]ok[/] {source}: {len(policy.reminders)} reminder stages, "
                       f"{len(policy.late_fees)} fee rules, {len(policy.escalations)} "
                       "escalations", highlight=False)
-        for warning in stale_rate_warnings(policy, _today(today, policy)):
+        for warning in [*stale_rate_warnings(policy, _today(today, policy)),
+                        *unannounced(policy)]:
             err_console.print(f"[yellow]warning:[/] {source}: {escape(warning)}",
                               highlight=False, soft_wrap=True)
     if bad:
