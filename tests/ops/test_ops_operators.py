@@ -139,9 +139,13 @@ def _lines(renderable: object, width: int) -> list[str]:
 
 
 @pytest.mark.parametrize("width", [80, 120])
-def test_plan_keeps_what_and_why_at_80_and_120_columns(width: int) -> None:
-    out = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--today", "2026-11-30"],
-                        env={"COLUMNS": str(width)})
+def test_plan_keeps_what_and_why_at_80_and_120_columns(width: int, tmp_path: Path) -> None:
+    # fees as agreed terms, so the plan holds the longest what/why lines (a fee's)
+    rules = tmp_path / "agreed.yaml"
+    rules.write_text("extends: default\njourney: {first_contact: by_age, fee_notice: agreed}\n",
+                     encoding="utf-8")
+    out = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--today", "2026-11-30",
+                              "--rules", str(rules)], env={"COLUMNS": str(width)})
     assert out.exit_code == 0, out.output
     lines = out.stdout.splitlines()
     assert all(len(line) <= width for line in lines), max(map(len, lines))

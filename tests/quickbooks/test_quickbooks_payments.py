@@ -20,6 +20,7 @@ from ar_sync_emulators.books import DEMO_TODAY
 
 BATCH = "POST /v3/company/{realm}/batch"
 INTEREST = parse_policy("""
+journey: {fee_notice: agreed}  # the interest's terms taken as agreed: no announcement needed
 late_fees:
   - {name: interest, kind: interest, rate: 12, every: month, mode: invoice, backfill: all}
 """, "interest.yaml")

@@ -16,6 +16,7 @@ from ar_sync_emulators.xero.model import XInvoice
 from ar_sync_emulators.xero.server import XeroEmulator
 
 INTEREST = parse_policy("""
+journey: {fee_notice: agreed}  # the interest's terms taken as agreed: no announcement needed
 late_fees:
   - {name: interest, kind: interest, rate: 12, every: month, mode: invoice, backfill: all}
 """, "interest.yaml")
