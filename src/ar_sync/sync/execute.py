@@ -25,8 +25,10 @@ from ar_sync.domain.errors import (
 )
 from ar_sync.domain.models import (
     Action,
+    ActionKind,
     AddNote,
     ApplyLateFee,
+    EntryState,
     Escalate,
     FeeMode,
     Invoice,
@@ -35,7 +37,8 @@ from ar_sync.domain.models import (
 )
 from ar_sync.sync.batch import DELETED
 from ar_sync.sync.connector import Connector
-from ar_sync.sync.ledger import Claim, ClaimOutcome
+from ar_sync.sync.ledger import Claim, ClaimOutcome, Ledger
+from ar_sync.sync.retry import CLOCK_SKEW
 from ar_sync.sync.run_report import ActionOutcome
 from ar_sync.sync.run_report import outcome_of as _outcome
 from ar_sync.sync.store import Store
@@ -96,11 +99,20 @@ def _claim_and_write(
 _DAY_BEGINS_EARLIER = timedelta(hours=14)
 
 
-def earliest_write(action: Action) -> datetime:
+def earliest_write(action: Action, ledger: Ledger | None = None) -> datetime:
     """The earliest an earlier attempt of `action` could have written: the start of its due
     day in the earliest time zone (a platform e-mail sent since then is taken as ours, the
-    safe side against sending twice when the platform forgets its key)."""
-    return datetime.combine(action.due_on, time.min, tzinfo=UTC) - _DAY_BEGINS_EARLIER
+    safe side against sending twice when the platform forgets its key). A platform e-mail
+    carries no key, so the invoice's other e-mails the ledger has as done are left out: the
+    window starts after the last of them (CLOCK_SKEW later), or a stage sent late (one step at
+    a time) would be taken for this one and this one never sent."""
+    since = datetime.combine(action.due_on, time.min, tzinfo=UTC) - _DAY_BEGINS_EARLIER
+    if ledger is None or action.kind != ActionKind.REMINDER_EMAIL:
+        return since
+    rows = ledger.history(action.tenant, [action.invoice_id]).get(action.invoice_id, [])
+    others = [e.updated_at + CLOCK_SKEW for e in rows if e.kind == action.kind
+              and e.key != action.key and e.state == EntryState.DONE]
+    return max([since, *others])
 
 
 def write_claimed(
@@ -122,7 +134,7 @@ def write_claimed(
             fresh = connector.get_invoice(action.invoice_id)
         if claim.outcome == ClaimOutcome.RECONCILE and fresh is not None:
             ref = connector.find_effect(fresh, action.kind, action.key,
-                                        since=earliest_write(action))
+                                        since=earliest_write(action, store))
             if ref is not None:
                 store.complete(action.key, owner=owner, ref=ref, now=clock())
                 return _outcome(action, "reconciled", "found on the platform", ref)
