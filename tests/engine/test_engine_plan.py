@@ -243,6 +243,19 @@ def test_explain_lists_stages_fees_and_plan() -> None:
     assert "nothing to do" in explain(paid, {}, DEFAULT, TODAY)[-1]
 
 
+def test_explain_says_what_the_journey_holds_back() -> None:
+    """The shipped rules: a first contact that starts gently, fees only after their terms
+    were announced, an escalation only after the final notice's deadline; 'agreed' fee terms
+    say nothing of an announcement."""
+    inv = make_invoice(days_overdue=61)
+    text = "\n".join(explain(inv, {}, load_policy("default"), TODAY))
+    assert "journey: first contact gentle, then one stage at a time, at least 3 days" in text
+    assert "charged only from 7 days after a message stating its terms" in text
+    assert "only after the final notice and the 7-day deadline it names" in text
+    agreed = "\n".join(explain(inv, {}, by_age(load_policy("default")), TODAY))
+    assert "first contact by_age" in agreed and "stating its terms" not in agreed
+
+
 # ----------------------------------------------------------------------------- properties
 
 POLICIES = [load_policy(n) for n in ("default", "gentle", "firm", "uk-late-payment", "email")]

@@ -258,14 +258,21 @@ def explain(
         rec = entries.get((NOTE, s.name, ONCE)) or entries.get((SKIP, s.name, ONCE))
         status = f"ledger: {rec}" if rec else ("due" if on <= today else "not yet due")
         lines.append(f"stage {s.name} day {s.days:+d} -> {on}{moved}: {status}")
+    journey = policy.journey
+    lines.append(f"journey: first contact {journey.first_contact}, then one stage at a time, "
+                 f"at least {journey.min_gap} days between two messages to the customer")
     for fee in c.fees:
         due = due_occurrences(fee.terms, inv.due_date, today)
         labels = ", ".join(o.label for o in due) or "none yet"
         lines.append(f"fee {fee.name} ({fee.describe}): occurrences due {labels}; "
                      f"already on the platform {inv.late_fees_charged} {inv.currency}")
+        if journey.fee_notice == "announced":
+            lines.append(f"  charged only from {journey.notice_days} days after a message "
+                         "stating its terms reached the customer (journey.notice_days)")
     for esc in c.escalations:
         alts = " or ".join(describe_when(d, o, i, inv.currency) for d, o, i in esc.alternatives)
-        lines.append(f"escalation {esc.name} to {esc.to} when {alts}")
+        lines.append(f"escalation {esc.name} to {esc.to} when {alts}; only after the final "
+                     f"notice and the {journey.deadline_days}-day deadline it names")
     if not actions:
         lines.append("planned today: nothing")
     return [*lines, *planned]
