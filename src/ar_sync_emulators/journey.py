@@ -166,7 +166,10 @@ class _Once(logging.Filter):
 def _each_warning_once() -> Iterator[None]:
     """N days are N runs: a warning that holds every day (a demo invoice still tagged the
     old way) is shown once, not N times."""
-    once, handlers = _Once(), list(logging.getLogger().handlers)
+    once = _Once()
+    # no handler configured: Python's last resort prints warnings to stderr
+    handlers = list(logging.getLogger().handlers) or [
+        h for h in (logging.lastResort,) if h is not None]
     for handler in handlers:
         handler.addFilter(once)
     try:
