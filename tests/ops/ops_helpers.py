@@ -42,10 +42,22 @@ class Served:
     env: dict[str, str]
     state: Path
 
+    errors: Path | None = None  # the sandbox's stderr
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        self.process.wait(timeout=timeout)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # where it hangs: `sandbox serve` dumps every thread's stack on SIGUSR1
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            self.process.kill()
+            self.process.wait(timeout=30)
+            dump = self.errors.read_text(encoding="utf-8")[-6000:] if self.errors else ""
+            raise AssertionError(f"the sandbox did not stop within {timeout} s:\n{dump}"
+                                 ) from None
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -69,7 +81,7 @@ def sandbox(folder: Path, *extra: str) -> Iterator[Served]:
         [*AR_SYNC, "sandbox", "serve", "--state", str(state), "--env-file", str(env_file),
          "--json", *extra], stdout=subprocess.DEVNULL, stderr=errors)
     errors.close()
-    served = Served(process, {}, state)
+    served = Served(process, {}, state, folder / "sandbox.err")
     try:
         wait_for(lambda: env_file.exists() or process.poll() is not None, 60,
                  "the sandbox to start")
