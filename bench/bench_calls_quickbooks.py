@@ -9,14 +9,18 @@ with nothing changed, and one after five payments. Calls are counted by the run'
 emulator's own counter.
 
 Lower bound = invoice pages (ceil(open / 1000), at least 1) + customer pages for invoices
-without BillEmail (ceil(customers / 1000)) + the write calls. Writes QuickBooks accepts in
-`/batch` (notes, escalations, fee lines and fee invoices) need ceil(n / 10) calls (10
-operations a request, see batch.MAX_BATCH), and at least as many as the most batched writes
-one invoice got (one invoice's writes go in order, one per request); e-mails and waivers one
-call each. For an incremental run: pages of invoices changed since the checkpoint (at least 1)
-+ its write calls. The run after the full one sees the invoices the full run itself wrote to
-(their LastUpdatedTime moved). The emulator's 40 batch requests a minute are lifted here (the
-figures count calls); `min at 40/min` is the time those batch calls need at least.
+without BillEmail (ceil(customers / 1000)) + one read of the customers' pause notes when the
+run writes something a pause must stop (a fee, an e-mail, an escalation: without reading the
+platform-side pause signal first such a write could go to a paused customer) + the write calls
+(payments are read only under rules that accrue interest; the default rules do not). Writes
+QuickBooks accepts in `/batch` (notes, escalations, fee lines and fee invoices) need ceil(n /
+10) calls (10 operations a request, see batch.MAX_BATCH), and at least as many as the most
+batched writes one invoice got (one invoice's writes go in order, one per request); e-mails and
+waivers one call each. For an incremental run: pages of invoices changed since the checkpoint
+(at least 1) + its write calls. The run after the full one sees the invoices the full run
+itself wrote to (their LastUpdatedTime moved). The emulator's 40 batch requests a minute are
+lifted here (the figures count calls); `min at 40/min` is the time those batch calls need at
+least.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from bench_runs import connected, done_by_kind, problems
+from bench_runs import FirstRun, connected, done_by_kind, pause_bound, problems
 
 from ar_sync.domain.money import to_decimal
 from ar_sync.rules.policy import load_policy
@@ -74,7 +78,8 @@ def _line(label: str, calls: int, bound: int, report: RunReport, seconds: float)
             f"writes={report.done:>5} ({by or 'none'})  {seconds:6.2f}s")
 
 
-def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str]:
+def measure(name: str, company: DemoCompany, rules: str = "default",
+            summary: list[FirstRun] | None = None) -> list[str]:
     emu = QuickBooksEmulator(rate_per_minute=None, concurrent=None).seed(company)
     emu.batch_limiter = RateLimiter(per_minute=None)  # count calls, do not wait for them
     policy = load_policy(rules)
@@ -86,11 +91,16 @@ def measure(name: str, company: DemoCompany, rules: str = "default") -> list[str
             since = checkpoint.since if checkpoint is not None else None
             budget = CallBudget()
             report, took = tenant.run(policy, now_offset, budget)
+            writes = _write_calls(report) + pause_bound(report)
             if bound_of == "full":
-                bound = _full_bound(emu, _write_calls(report))
+                bound = _full_bound(emu, writes)
             else:
-                bound = _incremental_bound(emu, since, _write_calls(report))
+                bound = _incremental_bound(emu, since, writes)
             out.append(_line(label, report.api_calls, bound, report, took))
+            if bound_of == "full" and summary is not None:
+                summary.append(FirstRun("quickbooks", name, len(company.invoices),
+                                        report.api_calls, bound, report.done,
+                                        bound - pause_bound(report)))
             batches = budget.by_endpoint.get("POST batch", 0)
             out.append(f"    batch requests={batches} (min at 40/min: {batches / 40:.1f} min)")
             out.append("    by endpoint: " + ", ".join(

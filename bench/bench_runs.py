@@ -59,6 +59,42 @@ def connected(emu: QuickBooksEmulator | XeroEmulator, platform: str,
             store.close()
 
 
+@dataclass(frozen=True)
+class FirstRun:
+    """A first full run's figures, for the summary table."""
+
+    platform: str
+    company: str
+    invoices: int
+    calls: int
+    bound: int
+    writes: int
+    plain: int  # the bound of pages + writes alone (without the reads a platform needs)
+
+    @property
+    def ratio(self) -> float:
+        return self.calls / self.bound if self.bound else float("inf")
+
+
+# Writes a platform-side pause must stop (ar_sync.sync.company.pause_stops): before one of
+# these the pause signal must be read, at least one call a run.
+PAUSABLE = ("late_fee", "reminder_email", "escalate", "customer_email", "message", "notify")
+
+
+def pause_bound(report: RunReport) -> int:
+    """1 when the run wrote something a pause must stop (the signal is read once a run)."""
+    return int(any(a.outcome == "done" and str(a.kind) in PAUSABLE for a in report.actions))
+
+
+def summary_table(rows: list[FirstRun]) -> list[str]:
+    out = ["", "first full run, default rules        invoices    calls    bound   ratio   writes"
+               "   (pages + writes alone: bound, ratio)"]
+    out += [f"  {r.platform:<10} {r.company:<26} {r.invoices:>7,} {r.calls:>8,} {r.bound:>8,}"
+            f"  {r.ratio:5.2f}x {r.writes:>8,}   ({r.plain:,}, {r.calls / r.plain:4.2f}x)"
+            for r in rows]
+    return out
+
+
 def done_by_kind(report: RunReport) -> str:
     """`late_fee=3, note=2`: the writes the run did, per kind of action ("" when none)."""
     kinds = Counter(a.kind for a in report.actions if a.outcome == "done")

@@ -79,7 +79,8 @@ class MemoryConnector:
     def waive_fee(self, *args: Any, **kwargs: Any) -> str:
         return self._write()
 
-    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str,
+                    **_: Any) -> str | None:
         return None
 
 

@@ -2,13 +2,18 @@
 
 One `POST /v3/company/{realm}/batch` carries up to MAX_BATCH operations: fee-line sparse
 updates, fee invoices and Attachable notes, built by exactly the functions the single path
-uses (writes.py) and checked the same way afterwards. Each operation's `bId` is the idempotency
-key the single path would send as `requestid` (the action's key, `<key>-i` for a fee invoice
-written instead of a line edit), so every answer maps back to its write and every written
-object carries the key's marker for `find_effect`. The request itself carries a `requestid`
-of at most 36 characters derived from its operations' bIds and the SyncTokens they were built
-on: the same writes on the same invoices replay the first answer; a retry after someone
-changed an invoice is a different request.
+uses (writes.py) and checked the same way afterwards. Every written object carries its key's
+marker for `find_effect`.
+
+Ids: with a batch `requestid`, QuickBooks joins it with each operation's `bId` into one id of
+at most 50 characters, and refuses every item past it with Fault 6000 (Intuit blog
+2015-04-06: a batch `requestid` of at most 36 characters, at most 10 per bId;
+QuickBooks-V3-Java-SDK #180). So each operation's bId is its place in the request ("0" to
+"9"), mapped back to its write here, and the request's `requestid` (36 characters) is derived
+from the operations' idempotency keys (the action's key, `<key>-i` for a fee invoice written
+instead of a line edit) and the SyncTokens they were built on: the same writes on the same
+invoice versions are the same request, with the same bIds, and replay the first answer; a
+retry after someone changed an invoice is a different request.
 
 Each operation is answered on its own: a Fault inside the BatchItemResponse becomes that
 item's typed error (5010 stale SyncToken: StaleObjectError, retried on a later run; 610:
@@ -16,7 +21,7 @@ deleted, skipped; 6000 and other validation faults: PlatformValidationError), an
 QuickBooks refuses for a business rule falls back to a fee invoice in a second batch, as the
 single path does. When the call as a whole fails after it may have reached QuickBooks (5xx,
 timeout, a lost connection), each write is looked for by its key before anything is sent
-again (write_reconciled's rule, per item).
+again (write_reconciled's rule, per item), under the same `requestid` and the same bIds.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from quickbooks.objects.batchrequest import Fault
 from ar_sync.domain.errors import (
     ConnectorError,
     NotApplicableError,
+    PlatformTimeoutError,
     PlatformValidationError,
     RateLimitedError,
     ReauthorizationRequiredError,
@@ -69,11 +75,17 @@ from ar_sync_quickbooks.writes import (
 
 log = logging.getLogger(__name__)
 
-# Intuit's "Batch operation" page (and its 2017 blog) say up to 10 payloads per batch; its
-# "API call limits and throttles" page, the 2023 blog and python-quickbooks (`batch.py`,
-# max_request_items=30) say 30. Ten is the side no reading of the documentation refuses.
+# Operations per request. 30 today: Intuit's "API call limits and throttles" page
+# ("recommended maximum number of payloads in a single batch request is 30"), its 2023 blog
+# "Batch without a Scratch", QuickBooks-V3-DotNET-SDK #358 (30 accepted in the API Explorer,
+# 31 refused) and PR #363 ("Batch item limit updated to 30"), python-quickbooks
+# (max_request_items=30). 10 in older pages: the "Batch operation" page and the 2017 blog
+# "What are Batch Operations" (and .NET SDK #46: "later reduced to 10"). Ten is the side no
+# reading refuses.
 MAX_BATCH = 10
-BATCH_REQUEST_ID_MAX = 36  # characters of a /batch `requestid`
+BATCH_REQUEST_ID_MAX = 36  # characters of a /batch `requestid` (Intuit blog 2015-04-06)
+BID_MAX = 10  # characters of a bId when the request carries a requestid (same post)
+JOINED_ID_MAX = 50  # requestid + bId, as QuickBooks checks it (QuickBooks-V3-Java-SDK #180)
 RECONCILE_ATTEMPTS = 3
 
 
@@ -82,23 +94,43 @@ class _Op:
     """One /batch operation for one write, and what to do with its answer."""
 
     write: BatchWrite
-    bid: str
+    ident: str  # the idempotency key the single path would send as `requestid`
     entity: str
     operation: str
     body: dict[str, Any]
     done: Callable[[dict[str, Any]], str]
     fallback: Callable[[], _Op] | None = field(default=None)
+    bid: str = ""  # its place in its request (numbered), never longer than BID_MAX
 
     @property
     def key(self) -> str:
         return self.write.action.key
 
 
+def numbered(ops: list[_Op], writes: Sequence[BatchWrite]) -> list[_Op]:
+    """Give each operation the place of its write among `writes` (those the requestid is
+    derived from) as bId: short enough for any requestid, and the same whenever the same
+    request is sent again, also when fewer of its writes need a call by then (a recorded
+    answer replayed to that request maps back to the same writes)."""
+    place = {id(w): n for n, w in enumerate(writes)}
+    for op in ops:
+        op.bid = str(place[id(op.write)])
+    return ops
+
+
 def batch_request_id(items: Sequence[tuple[str, str | None]]) -> str:
-    """36 characters from (idempotency key, invoice SyncToken) of each write: the same writes
-    on the same invoice versions are the same request; per company, as QuickBooks scopes it."""
+    """36 characters from (idempotency key, invoice SyncToken) of each write, in order: the
+    same writes on the same invoice versions are the same request; per company, as QuickBooks
+    scopes it."""
     text = "\n".join(f"{key}@{version or ''}" for key, version in items)
     return ("batch-" + hashlib.sha256(text.encode()).hexdigest())[:BATCH_REQUEST_ID_MAX]
+
+
+def fits(request_id: str, bids: Sequence[str]) -> bool:
+    """Whether QuickBooks takes these ids: each bId within BID_MAX, the requestid within
+    BATCH_REQUEST_ID_MAX, and every requestid + bId within JOINED_ID_MAX."""
+    return len(request_id) <= BATCH_REQUEST_ID_MAX and all(
+        len(b) <= BID_MAX and len(request_id) + len(b) <= JOINED_ID_MAX for b in bids)
 
 
 def fault_error(fault: dict[str, Any]) -> ConnectorError:
@@ -139,7 +171,7 @@ def write_batch(session: QuickBooksSession, writes: Sequence[BatchWrite], *,
         if ops:  # the id names the writes asked for, whichever needed no call
             request_id = batch_request_id([(w.action.key, w.invoice.version)
                                            for w in chunk])
-            results.update(_send_batch(session, ops, request_id))
+            results.update(_send_batch(session, numbered(ops, chunk), request_id))
     return [results[w.action.key] for w in writes]
 
 
@@ -153,12 +185,13 @@ def _operation(session: QuickBooksSession, write: BatchWrite) -> _Op | str:
                    lambda created: note_written(created))
     if not isinstance(action, ApplyLateFee):
         raise PlatformValidationError(f"{action.kind} has no QuickBooks batch form")
-    amount, item, charge = fee_inputs(session, invoice, action.amount, action.tax)
+    amount, item, charge = fee_inputs(session, invoice, action.amount, action.tax,
+                                      action.account)
 
-    def fee_invoice(bid: str) -> _Op:
+    def fee_invoice(ident: str) -> _Op:
         body = fee_invoice_body(session, invoice, amount, action.label, action.key, item,
                                 charge)
-        return _Op(write, bid, "Invoice", "create", body, lambda created:
+        return _Op(write, ident, "Invoice", "create", body, lambda created:
                    fee_invoice_written(created, amount, charge, invoice.currency))
 
     if action.mode == FeeMode.INVOICE:
@@ -197,8 +230,8 @@ def _send_batch(session: QuickBooksSession, ops: list[_Op],
     for attempt in range(1, RECONCILE_ATTEMPTS + 1):
         try:
             answer = _post(session, pending, request_id)
-        except RateLimitedError:
-            raise  # refused before anything was applied; the caller retries later
+        except (RateLimitedError, PlatformTimeoutError):
+            raise  # refused before anything was applied / a silent platform: not asked again
         except TransientError as exc:
             missing: list[_Op] = []
             for op in pending:
@@ -223,6 +256,8 @@ def _send_batch(session: QuickBooksSession, ops: list[_Op],
 
 
 def _post(session: QuickBooksSession, ops: list[_Op], request_id: str) -> dict[str, Any]:
+    if not fits(request_id, [op.bid for op in ops]):  # a bug here would fail every item
+        raise PlatformValidationError(f"batch ids too long for QuickBooks: {request_id!r}")
     body = dumps({"BatchItemRequest": [{"bId": op.bid, "operation": op.operation,
                                         op.entity: op.body} for op in ops]})
     answer: dict[str, Any] = session.run(
@@ -238,7 +273,8 @@ def _answers(session: QuickBooksSession, ops: list[_Op],
     fallbacks: list[_Op] = []
     for op in ops:
         item = by_bid.get(op.bid)
-        if item is None:  # unanswered: it may or may not have happened
+        if item is None or ("Fault" not in item and op.entity not in item):
+            # unanswered (or an answer of another shape): it may or may not have happened
             results[op.key] = BatchItemResult(op.key, error=TransientError(
                 f"QuickBooks gave no answer for batch operation {op.bid}"))
             continue
@@ -260,9 +296,11 @@ def _answers(session: QuickBooksSession, ops: list[_Op],
             results[op.key] = BatchItemResult(op.key, ref=op.done(item[op.entity]))
         except ConnectorError as exc:  # WriteVerificationError: it happened, look at it
             results[op.key] = BatchItemResult(op.key, error=exc)
-    if fallbacks:  # a request of its own: bIds `<key>-i`, never a refused request's id
-        results.update(_send_batch(session, fallbacks, batch_request_id(
-            [(op.bid, op.write.invoice.version) for op in fallbacks])))
+    if fallbacks:  # a request of its own, from the `<key>-i` ids: never a refused request's
+        request_id = batch_request_id([(op.ident, op.write.invoice.version)
+                                       for op in fallbacks])
+        own = [op.write for op in fallbacks]
+        results.update(_send_batch(session, numbered(fallbacks, own), request_id))
     return results
 
 

@@ -18,6 +18,7 @@ from quickbooks.exceptions import AuthorizationException, QuickbooksException
 
 from ar_sync.domain.errors import (
     ConnectorError,
+    PlatformTimeoutError,
     PlatformValidationError,
     RateLimitedError,
     ReauthorizationRequiredError,
@@ -25,6 +26,7 @@ from ar_sync.domain.errors import (
     TransientError,
 )
 from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.deadline import DEADLINE, within
 from ar_sync.sync.retry import call_with_retries
 from ar_sync_quickbooks.mapping import parse_retry_after
 
@@ -71,12 +73,15 @@ class QuickBooksClient(QuickBooks):  # type: ignore[misc]  # the SDK is untyped
     """A python-quickbooks client bound to one realm; never the SDK's global instance."""
 
     def __init__(self, *, realm_id: str, api_url: str, tokens: TokenSource, budget: CallBudget,
-                 http: requests.Session | None = None, timeout: float = 60.0) -> None:
+                 http: requests.Session | None = None, timeout: float = 10.0,
+                 deadline: float = DEADLINE) -> None:
         self._api_url = api_url.rstrip("/")
         self._tokens = tokens
         self._budget = budget
         self._http = http or requests.Session()
-        self._timeout = timeout
+        self._timeout = timeout  # to connect
+        self._deadline = deadline  # for the whole call, connect to last byte (sync.deadline)
+        self.silent: str | None = None  # the call QuickBooks did not answer: no more this run
         self.http_calls = 0
 
     def __new__(cls, **kwargs: Any) -> QuickBooksClient:
@@ -120,14 +125,22 @@ class QuickBooksClient(QuickBooks):  # type: ignore[misc]  # the SDK is untyped
 
     def _send(self, method: str, url: str, headers: dict[str, str], params: Any, data: Any,
               token: str, endpoint: str) -> requests.Response:
+        if self.silent is not None:  # one deadline per run for a silent platform
+            raise PlatformTimeoutError(f"QuickBooks {endpoint}: not asked, QuickBooks gave no "
+                                       f"answer to {self.silent} in this run")
         self._budget.spend(endpoint)
         self.http_calls += 1
         try:
-            return self._http.request(method, url, headers={**headers,
-                                                            "Authorization": f"Bearer {token}"},
-                                      params=params, data=data, timeout=self._timeout)
-        except requests.Timeout as exc:
-            raise TransientError(f"QuickBooks timed out on {endpoint}") from exc
+            return within(self._deadline, lambda: self._http.request(
+                method, url, headers={**headers, "Authorization": f"Bearer {token}"},
+                params=params, data=data, timeout=(self._timeout, self._deadline)),
+                what=f"QuickBooks {endpoint}")
+        except PlatformTimeoutError:
+            self.silent = endpoint
+            raise
+        except requests.Timeout as exc:  # no byte for a whole deadline: the same silence
+            self.silent = endpoint
+            raise PlatformTimeoutError(f"QuickBooks gave no answer on {endpoint}") from exc
         except requests.ConnectionError as exc:
             raise TransientError(f"QuickBooks connection failed on {endpoint}: "
                                  f"{type(exc).__name__}") from exc

@@ -17,9 +17,19 @@ from decimal import Decimal
 from typing import Any
 
 from ar_sync.domain.models import Action, ActionKind, FeeMode, Invoice, Money
+from ar_sync.domain.pauses import Pause
 from ar_sync.sync.connector import BatchItemResult, BatchWrite, Connection, FetchResult
-from ar_sync.sync.retry import write_reconciled
-from ar_sync_quickbooks import batch, effects, links, reads, waivers, writes
+from ar_sync.sync.retry import CLOCK_SKEW, write_reconciled
+from ar_sync_quickbooks import (
+    accounts,
+    batch,
+    effects,
+    links,
+    pauses,
+    reads,
+    waivers,
+    writes,
+)
 from ar_sync_quickbooks.client import QuickBooksClient
 from ar_sync_quickbooks.fees import FeeTax
 from ar_sync_quickbooks.session import QuickBooksSession
@@ -90,6 +100,16 @@ class QuickBooksConnector:
 
     # ------------------------------------------------------------------ reads (reads.py)
 
+    @property
+    def read_payments(self) -> bool:
+        """Whether a fetch reads the open invoices' payments (payments.py): the sync turns it
+        off when no rule accrues interest, the only thing payments change."""
+        return self.session.read_payments
+
+    @read_payments.setter
+    def read_payments(self, wanted: bool) -> None:
+        self.session.read_payments = wanted
+
     def fetch_open_invoices(self, since: datetime | None = None) -> FetchResult:
         return reads.fetch_open_invoices(self.session, since)
 
@@ -120,12 +140,20 @@ class QuickBooksConnector:
         """The invoice's InvoiceLink (links.py; None: QuickBooks gives none)."""
         return links.payment_link(self.session, invoice_id)
 
+    def resolved_links(self) -> dict[str, str]:
+        """The InvoiceLinks read this session (the sync stores them: read once in an
+        invoice's life)."""
+        return {k: v for k, v in self.session.payment_links.items() if v}
+
     # ------------------------------------------------------------------ writes (writes.py)
 
     def _reconciled(self, write: Callable[[], str], invoice: Invoice, kind: ActionKind,
                     key: str) -> str:
-        """A write tried again after a lost answer only if find_effect does not see it."""
-        return write_reconciled(write, lambda: self.find_effect(invoice, kind, key),
+        """A write tried again after a lost answer only if find_effect does not see it (an
+        e-mail: a send on the invoice's record since just before the first try)."""
+        since = self.session.clock() - CLOCK_SKEW
+        return write_reconciled(write, lambda: self.find_effect(invoice, kind, key,
+                                                                since=since),
                                 what=f"quickbooks {kind} {key}", sleep=self.session.sleep,
                                 max_wait=self.session.max_wait)
 
@@ -146,14 +174,14 @@ class QuickBooksConnector:
         return self._reconciled(lambda: writes.send(self.session, invoice, key), invoice,
                                 ActionKind.REMINDER_EMAIL, key)
 
-    def fee_inputs(self, invoice: Invoice, fee: Money,
-                   tax: str | None) -> tuple[Decimal, tuple[str, str], FeeTax]:
+    def fee_inputs(self, invoice: Invoice, fee: Money, tax: str | None,
+                   account: str | None = None) -> tuple[Decimal, tuple[str, str], FeeTax]:
         """The fee rounded, the Late fee item and the fee's tax (both paths check the same)."""
-        return writes.fee_inputs(self.session, invoice, fee, tax)
+        return writes.fee_inputs(self.session, invoice, fee, tax, account)
 
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
-                     mode: FeeMode, tax: str | None = None) -> str:
-        amount, item, charge = self.fee_inputs(invoice, fee, tax)
+                     mode: FeeMode, tax: str | None = None, account: str | None = None) -> str:
+        amount, item, charge = self.fee_inputs(invoice, fee, tax, account)
         if mode == FeeMode.INVOICE:
             return self._reconciled(lambda: writes.fee_invoice(
                 self.session, invoice, amount, label, key, item, charge, request_id=key),
@@ -175,8 +203,10 @@ class QuickBooksConnector:
                                        charge)
 
     def waive_fee(self, invoice: Invoice, fee_key: str, amount: Money, label: str, *,
-                  key: str) -> str:
-        """A CreditMemo applied to the invoice (see waivers.py for why not a line removal)."""
+                  key: str, account: str | None = None) -> str:
+        """A CreditMemo applied to the invoice (see waivers.py for why not a line removal);
+        its line uses the 'Late fee' item, so the credit books where the fee did
+        (`account` needs no other handling)."""
         return self._reconciled(
             lambda: waivers.waive_fee(self.session, invoice, amount, label, key),
             invoice, ActionKind.WAIVE_FEE, key)
@@ -190,8 +220,19 @@ class QuickBooksConnector:
     def write_batch(self, writes: Sequence[BatchWrite]) -> list[BatchItemResult]:
         return batch.write_batch(self.session, writes, max_batch=self.max_batch)
 
+    def pause_markers(self, invoices: Sequence[Invoice]) -> dict[str, Pause]:
+        """Pauses in the customers' notes (one /batch call a session; pauses.py). The
+        invoices' own private-note markers come with the fetch."""
+        return pauses.pause_markers(self.session, invoices)
+
+    def check_fee_accounts(self, wanted: Sequence[str | None]) -> list[str]:
+        """AccountChecker: the fee rules' accounts against the 'Late fee' item and the
+        company's Income accounts (accounts.py)."""
+        return accounts.check_fee_accounts(self.session, wanted)
+
     # ------------------------------------------------------------------ reconciliation
 
-    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str, *,
+                    since: datetime | None = None) -> str | None:
         """The platform's reference of a write carrying `key` (effects.py), or None."""
-        return effects.find_effect(self.session, invoice, kind, key)
+        return effects.find_effect(self.session, invoice, kind, key, since)

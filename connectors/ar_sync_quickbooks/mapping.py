@@ -193,7 +193,8 @@ def _date(text: object, what: str) -> date:
 
 
 def to_invoice(raw: Mapping[str, Any], *, realm: str, email: str | None = None,
-               extra_fees: Decimal = Decimal(0)) -> Invoice:
+               extra_fees: Decimal = Decimal(0),
+               payments: tuple[tuple[date, Decimal], ...] | None = None) -> Invoice:
     """Map one QBO invoice (JSON as received) to the model; MalformedInvoice if it is unfit.
 
     The raw JSON is first read through the SDK's `Invoice.from_json`, so what ar-sync relies on
@@ -237,6 +238,7 @@ def to_invoice(raw: Mapping[str, Any], *, realm: str, email: str | None = None,
             # invoice's last change: QBO keeps no date per line of the note
             pause=from_lines([(parse_time(str(meta.LastUpdatedTime)).date(), note)],
                              invoice_id=str(sdk.Id)),
+            payments=payments,
         )
     except ValidationError as exc:
         raise MalformedInvoice(exc.errors()[0].get("msg", "invalid")) from exc
@@ -247,7 +249,9 @@ def label_of(raw: Mapping[str, Any]) -> str:
 
 
 def map_invoices(raws: Iterable[Mapping[str, Any]], *, realm: str,
-                 emails: Mapping[str, str | None]) -> tuple[list[Invoice], list[str]]:
+                 emails: Mapping[str, str | None],
+                 payments: Mapping[str, tuple[tuple[date, Decimal], ...]] | None = None,
+                 ) -> tuple[list[Invoice], list[str]]:
     """Good invoices and one warning per skipped malformed one; ar-sync's own fee invoices
     add their amount to the invoice they were charged on and are not chased themselves
     (no reminders, no fee on a fee)."""
@@ -265,7 +269,8 @@ def map_invoices(raws: Iterable[Mapping[str, Any]], *, realm: str,
         customer = str((raw.get("CustomerRef") or {}).get("value", ""))
         try:
             out.append(to_invoice(raw, realm=realm, email=emails.get(customer),
-                                  extra_fees=linked.get(str(raw.get("Id")), Decimal(0))))
+                                  extra_fees=linked.get(str(raw.get("Id")), Decimal(0)),
+                                  payments=(payments or {}).get(str(raw.get("Id")))))
         except (MalformedInvoice, ValueError, TypeError, AttributeError) as exc:
             warnings.append(f"skipped QuickBooks invoice {label_of(raw)}: {exc}")
     return out, warnings

@@ -5,7 +5,8 @@ incremental fetch asks /cdc (one call: changed invoices, paid and voided ones in
 deleted ones, which no query returns); when CDC cannot answer (more than 30 days back, or its
 1,000-object cap reached) it falls back to `MetaData.LastUpdatedTime >= <checkpoint>` query
 pages, keeping CDC's deletions. Customer e-mails come from BillEmail, else from one
-`Customer where Id in (...)` query per 500 customers.
+`Customer where Id in (...)` query per 500 customers; the payments of the open invoices read
+from their linked Payments in batches (payments.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ar_sync_quickbooks.mapping import (
     query_time,
     to_invoice,
 )
+from ar_sync_quickbooks.payments import load_payments
 from ar_sync_quickbooks.session import PAGE, QuickBooksSession, quote, select
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,9 @@ def fetch_open_invoices(session: QuickBooksSession, since: datetime | None) -> F
     session.remember(raws)
     load_emails(session, {str((r.get("CustomerRef") or {}).get("value", ""))
                           for r in raws if needs_customer_email(r)})
-    invoices, warnings = map_invoices(raws, realm=session.realm, emails=session.emails)
+    payments = load_payments(session, raws) if session.read_payments else None
+    invoices, warnings = map_invoices(raws, realm=session.realm, emails=session.emails,
+                                      payments=payments)
     session.candidates = [inv.id for inv in sorted(
         (i for i in invoices if i.is_open), key=lambda i: (i.due_date, -i.balance))]
     session.position = {iid: n for n, iid in enumerate(session.candidates)}

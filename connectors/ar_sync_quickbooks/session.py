@@ -22,6 +22,7 @@ from quickbooks.objects.item import Item
 from ar_sync.domain.errors import PlatformValidationError
 from ar_sync.domain.money import to_decimal
 from ar_sync.sync.connector import Connection
+from ar_sync_quickbooks import accounts
 from ar_sync_quickbooks.client import QuickBooksClient, run
 from ar_sync_quickbooks.fees import FeeTax, choose_fee_tax
 from ar_sync_quickbooks.mapping import LATE_FEE_ITEM, dumps
@@ -77,8 +78,11 @@ class QuickBooksSession:
         self.asked: deque[tuple[float, int]] = deque()  # (when, ids) re-checks asked for
         self.waiver_memos: dict[str, dict[str, Any]] = {}  # key -> found memo not yet applied
         self.payment_links: dict[str, str | None] = {}  # invoice id -> InvoiceLink
+        self.customers: dict[str, dict[str, Any]] = {}  # id -> Customer JSON (pauses.py)
+        self.read_payments = True  # payments.py: off when no fee rule accrues interest
         self.facts_loaded = False  # Late fee item, TaxCode, TaxRate, CompanyInfo
         self.fee_item_ref: tuple[str, str] | None = None  # the Late fee item (id, name)
+        self.fee_item_account: str | None = None  # the account id the Late fee item books to
         self.tax_codes: list[dict[str, Any]] = []
         self.tax_rates: dict[str, Decimal] = {}
         self.country = "US"
@@ -157,8 +161,7 @@ class QuickBooksSession:
         """Keep the company facts from the answers to fact_queries()."""
         items = answers.get("item", {}).get("Item", [])
         if items:
-            found = Item.from_json(items[0])
-            self.fee_item_ref = (str(found.Id), str(found.Name))
+            self.keep_item(items[0])
         self.tax_codes = list(answers.get("taxcode", {}).get("TaxCode", []))
         self.tax_rates = {str(r["Id"]): to_decimal(r.get("RateValue") or 0)
                           for r in answers.get("taxrate", {}).get("TaxRate", [])}
@@ -176,19 +179,26 @@ class QuickBooksSession:
         return choose_fee_tax(wanted, us=self.country.upper() == "US", codes=self.tax_codes,
                               rates=self.tax_rates)
 
-    def fee_item(self) -> tuple[str, str]:
-        """The 'Late fee' service Item: found by name, else created (once per session)."""
+    def keep_item(self, raw: dict[str, Any]) -> tuple[str, str]:
+        found = Item.from_json(raw)
+        self.fee_item_ref = (str(found.Id), str(found.Name))
+        self.fee_item_account = str((raw.get("IncomeAccountRef") or {}).get("value") or "") \
+            or None
+        return self.fee_item_ref
+
+    def fee_item(self, account: str | None = None) -> tuple[str, str]:
+        """The 'Late fee' service Item: found by name, else created (once per session),
+        booking to the rule's `account` (accounts.py: refused when the item books
+        elsewhere)."""
         self.load_facts()
         if self.fee_item_ref is not None:
+            if account is not None:
+                accounts.check_item_books_to(self, account)
             return self.fee_item_ref
-        accounts = self.query("select * from Account where AccountType = 'Income' "
-                              "MAXRESULTS 1").get("QueryResponse", {}).get("Account", [])
-        if not accounts:
-            raise PlatformValidationError("no Income account to book late fees to")
         item = Item()
         item.Name, item.Type = LATE_FEE_ITEM, "Service"
         item.Description = "Late payment fee (added by ar-sync)"
-        item.IncomeAccountRef = {"value": accounts[0]["Id"]}
+        item.IncomeAccountRef = {"value": accounts.account_for_new_item(self, account)}
         text = item.to_json()
         try:
             created: dict[str, Any] = self.run(
@@ -203,6 +213,7 @@ class QuickBooksSession:
             items = self.query(fact_queries()["item"]).get("QueryResponse", {}).get("Item", [])
             if not items:
                 raise
-        found = Item.from_json(items[0])
-        self.fee_item_ref = (str(found.Id), str(found.Name))
-        return self.fee_item_ref
+        ref = self.keep_item(items[0])
+        if account is not None:
+            accounts.check_item_books_to(self, account)
+        return ref

@@ -80,15 +80,17 @@ def send(session: QuickBooksSession, invoice: Invoice, key: str) -> str:
 # ---------------------------------------------------------------------- late fees
 
 def fee_inputs(session: QuickBooksSession, invoice: Invoice, fee: Money,
-               tax: str | None) -> tuple[Decimal, tuple[str, str], FeeTax]:
-    """The fee rounded, the Late fee item and the fee's tax (both paths check the same)."""
+               tax: str | None, account: str | None = None
+               ) -> tuple[Decimal, tuple[str, str], FeeTax]:
+    """The fee rounded, the Late fee item (booking to the rule's `account`) and the fee's
+    tax (both paths check the same)."""
     if fee.currency != invoice.currency:
         raise PlatformValidationError(
             f"fee in {fee.currency} on a {invoice.currency} invoice {invoice.number}")
     amount = round_money(fee.amount, fee.currency)
     if amount <= 0:
         raise PlatformValidationError(f"late fee must be positive, got {amount}")
-    return amount, session.fee_item(), session.fee_tax(tax)
+    return amount, session.fee_item(account), session.fee_tax(tax)
 
 
 def fee_line_write(session: QuickBooksSession, invoice: Invoice, amount: Decimal, label: str,

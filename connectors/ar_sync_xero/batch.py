@@ -1,8 +1,8 @@
 """Xero's BatchWriter side: many fresh reads per `GET /Invoices?IDs=`, many fees per
 `POST /Invoices?summarizeErrors=false`.
 
-Limits (sources in the README, Connectors -> Xero): Xero's API limits page recommends batches
-"in bundles of up to 50" elements (a POST is otherwise only bounded by 3.5 MB), so a batch
+Limits (sources in docs/connectors/xero.md#batched-fees): Xero's API limits page recommends
+batches "in bundles of up to 50" elements (a POST is otherwise only bounded by 3.5 MB), so a batch
 carries at most 50 fees; a `GET /Invoices?IDs=` with many ids is refused for its URL length
 (Xero-NetStandard issue #413: more than 55 ids answered 404), so ids are read 50 at a time,
 with `page=1` (Xero returns line items on paged reads only).
@@ -30,6 +30,7 @@ from xero_python.accounting import Invoices as XeroInvoices
 
 from ar_sync.domain.errors import (
     ConnectorError,
+    PlatformTimeoutError,
     PlatformValidationError,
     RateLimitedError,
     TransientError,
@@ -120,7 +121,7 @@ def write_batch(session: XeroSession, writes: Sequence[BatchWrite]) -> list[Batc
             continue
         try:
             spec = session.fee_spec(invoice, action.amount, action.label, action.key,
-                                    action.tax)
+                                    action.tax, action.account)
         except PlatformValidationError as exc:
             results[action.key] = BatchItemResult(action.key, error=exc)
             continue
@@ -168,8 +169,8 @@ def _attempts(session: XeroSession, items: list[_Element], *, create_only: bool
         try:
             return done + list(zip(pending, _post(session, pending, create_only=create_only),
                                    strict=True))
-        except RateLimitedError:
-            raise  # refused before Xero did anything (the caller already waited and retried)
+        except (RateLimitedError, PlatformTimeoutError):
+            raise  # refused before Xero did anything / no answer at all: not asked again
         except TransientError as exc:
             if attempt == ATTEMPTS:
                 return done + [(i, BatchItemResult(i.spec.key, error=exc)) for i in pending]

@@ -22,12 +22,14 @@ from xero_python.exceptions import ApiException, OAuth2Error
 from ar_sync.domain.errors import (
     BudgetExhaustedError,
     ConnectorError,
+    PlatformTimeoutError,
     PlatformValidationError,
     RateLimitedError,
     ReauthorizationRequiredError,
     TransientError,
 )
 from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.deadline import DEADLINE, within
 from ar_sync.sync.retry import call_with_retries
 
 T = TypeVar("T")
@@ -96,7 +98,9 @@ def xero_message(exc: ApiException) -> tuple[str, str | None]:
 
 def map_error(exc: Exception, what: str) -> Exception:
     """An SDK or urllib3 failure as the ar_sync error type that says what to do about it."""
-    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
+    if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):  # no byte in time
+        return PlatformTimeoutError(f"Xero {what}: no answer ({type(exc).__name__})")
+    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError):
         return TransientError(f"Xero {what}: connection failed ({type(exc).__name__})")
     if not isinstance(exc, ApiException):
         return exc
@@ -126,8 +130,10 @@ class Caller:
     def __init__(self, budget: CallBudget, *, access_token: Callable[[], str],
                  after_unauthorized: Callable[[str], str],
                  sleep: Callable[[float], None] = time.sleep, attempts: int = 6,
-                 max_wait: float = 30.0) -> None:
+                 max_wait: float = 30.0, deadline: float = DEADLINE) -> None:
         self.budget = budget
+        self._deadline = deadline  # for one whole HTTP call (sync.deadline)
+        self.silent: str | None = None  # the call Xero did not answer: no more this session
         self._access_token = access_token
         self._after_unauthorized = after_unauthorized
         self._sleep = sleep
@@ -160,15 +166,23 @@ class Caller:
         def attempt() -> T:
             reauthorized = False
             while True:
+                if self.silent is not None:  # one deadline per run for a silent platform
+                    raise PlatformTimeoutError(f"Xero {endpoint}: not asked, Xero gave no "
+                                               f"answer to {self.silent} in this run")
                 self.budget.spend(endpoint)
                 self.current_token = self._access_token()
                 try:
-                    data, _status, headers = fn()
+                    data, _status, headers = within(self._deadline, fn, what=f"Xero {endpoint}")
+                except PlatformTimeoutError:
+                    self.silent = endpoint
+                    raise
                 except OAuth2Error as exc:
                     raise ReauthorizationRequiredError(f"Xero {endpoint}: {type(exc).__name__}"
                                                        ) from exc
                 except (ApiException, urllib3.exceptions.HTTPError, ConnectionError,
                         TimeoutError) as exc:
+                    if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
+                        self.silent = endpoint
                     if isinstance(exc, ApiException):
                         self.observe(_headers(exc))
                         if exc.status == 401 and not reauthorized:

@@ -29,8 +29,9 @@ from ar_sync.sync.connector import (
     PlatformSettings,
     TokenStore,
 )
-from ar_sync.sync.retry import write_reconciled
-from ar_sync_xero import batch, effects, fee_writes, pauses, reads, waivers, writes
+from ar_sync.sync.deadline import DEADLINE
+from ar_sync.sync.retry import CLOCK_SKEW, write_reconciled
+from ar_sync_xero import accounts, batch, effects, fee_writes, pauses, reads, waivers, writes
 from ar_sync_xero.calls import Caller, Timeout
 from ar_sync_xero.fee_lines import LineSet, OrgFacts
 from ar_sync_xero.fee_writes import FeeSpec
@@ -51,14 +52,16 @@ class XeroConnector:
                  timeout: Timeout = (5.0, 30.0), page_size: int = PAGE_SIZE,
                  fee_account_code: str = "200", attempts: int = 6,
                  recheck_seconds: float = 5.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 deadline: float = DEADLINE) -> None:
         self.connection = connection
         self.settings = settings
         self.tenant = connection.external_id
         self.session = XeroSession(settings, connection, tokens, budget, clock=clock,
                                    sleep=sleep, timeout=timeout, page_size=page_size,
                                    fee_account_code=fee_account_code, attempts=attempts,
-                                   recheck_seconds=recheck_seconds, monotonic=monotonic)
+                                   recheck_seconds=recheck_seconds, monotonic=monotonic,
+                                   deadline=deadline)
 
     # ------------------------------------------------------------------ the session's parts
 
@@ -129,6 +132,11 @@ class XeroConnector:
         """The customer's online invoice URL (one GET, then cached for this session)."""
         return reads.payment_link(self.session, invoice_id)
 
+    def resolved_links(self) -> dict[str, str]:
+        """The online invoice URLs read this session (the sync stores them: read once in an
+        invoice's life)."""
+        return dict(self.session.links)
+
     # BatchWriter (batch.py): fees only; notes and e-mails have no batch form in Xero
     def can_batch(self, action: Action) -> bool:
         return batch.can_batch(action)
@@ -143,8 +151,11 @@ class XeroConnector:
 
     def _reconciled(self, write: Callable[[], str], invoice: Invoice, kind: ActionKind,
                     key: str) -> str:
-        """A write tried again after a lost answer only if find_effect does not see it."""
-        return write_reconciled(write, lambda: self.find_effect(invoice, kind, key),
+        """A write tried again after a lost answer only if find_effect does not see it (an
+        e-mail: an "emailed" history entry since just before the first try)."""
+        since = self.session.clock() - CLOCK_SKEW
+        return write_reconciled(write, lambda: self.find_effect(invoice, kind, key,
+                                                                since=since),
                                 what=f"xero {kind} {key}", sleep=self.session.sleep)
 
     def add_note(self, invoice: Invoice, text: str, *, key: str) -> str:
@@ -160,16 +171,16 @@ class XeroConnector:
         return self.session.organisation()
 
     def fee_spec(self, invoice: Invoice, fee: Money, label: str, key: str,
-                 tax: str | None) -> FeeSpec:
+                 tax: str | None, account: str | None = None) -> FeeSpec:
         """What a fee writes (PlatformValidationError: a currency mismatch, an unknown tax)."""
-        return self.session.fee_spec(invoice, fee, label, key, tax)
+        return self.session.fee_spec(invoice, fee, label, key, tax, account)
 
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
-                     mode: FeeMode, tax: str | None = None) -> str:
+                     mode: FeeMode, tax: str | None = None, account: str | None = None) -> str:
         """A fee line on the invoice while Xero allows the edit, else a separate ACCREC fee
         invoice dated today: in invoice mode, when a payment is applied, when the invoice is
         dated on or before the organisation's lock date, or when Xero refuses the edit."""
-        spec = self.fee_spec(invoice, fee, label, key, tax)
+        spec = self.fee_spec(invoice, fee, label, key, tax, account)
         if fee_writes.wants_line(invoice, mode, self.organisation()):
             try:
                 return self._reconciled(lambda: writes.fee_on_invoice(self.session, spec),
@@ -183,18 +194,25 @@ class XeroConnector:
                                 ActionKind.LATE_FEE, key)
 
     def waive_fee(self, invoice: Invoice, fee_key: str, amount: Money, label: str, *,
-                  key: str) -> str:
-        """A sales credit note allocated to the invoice (see waivers.py for why)."""
+                  key: str, account: str | None = None) -> str:
+        """A sales credit note allocated to the invoice (see waivers.py for why), booked to
+        the fee's account."""
         return self._reconciled(
-            lambda: waivers.waive_fee(self.session, invoice, amount, label, key),
+            lambda: waivers.waive_fee(self.session, invoice, amount, label, key, account),
             invoice, ActionKind.WAIVE_FEE, key)
 
     def pause_markers(self, invoices: Sequence[Invoice]) -> dict[str, Pause]:
-        """`ar-sync: pause …` notes in the invoices' history (one call each; see pauses.py)."""
+        """Pauses of customers in the "ar-sync: paused" / "ar-sync: disputed" contact groups
+        (one or two calls a session, whatever the number of invoices; see pauses.py)."""
         return pauses.pause_markers(self.session, invoices)
+
+    def check_fee_accounts(self, wanted: Sequence[str | None]) -> list[str]:
+        """AccountChecker: the fee rules' account codes against GET /Accounts (accounts.py)."""
+        return accounts.check_fee_accounts(self.session, wanted)
 
     # ------------------------------------------------------------------ reconciliation
 
-    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str, *,
+                    since: datetime | None = None) -> str | None:
         """Proof from Xero that a write with `key` happened (effects.py)."""
-        return effects.find_effect(self.session, invoice, kind, key)
+        return effects.find_effect(self.session, invoice, kind, key, since)

@@ -5,6 +5,8 @@ fee by fee) and the connector's single writes ask the same question the same way
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from ar_sync.domain.models import ActionKind, Invoice
 from ar_sync.domain.references import customer_reference, key_marker, mentions_key
 from ar_sync_xero import waivers
@@ -12,11 +14,11 @@ from ar_sync_xero.session import XeroSession
 
 
 def find_effect(session: XeroSession, invoice: Invoice, kind: ActionKind,
-                key: str) -> str | None:
+                key: str, since: datetime | None = None) -> str | None:
     """Proof from Xero that a write with `key` happened (its response may have been lost).
 
-    E-mails leave no key in Xero; for them this answers None and the retry reuses the
-    Idempotency-Key, which Xero replays instead of sending twice.
+    E-mails leave no key in Xero: a send is found on the invoice's own history (find_email),
+    so nothing is sent twice even where Xero no longer replays the Idempotency-Key.
     """
     if kind in (ActionKind.NOTE, ActionKind.ESCALATE):
         return find_note(session, invoice, key)
@@ -24,6 +26,28 @@ def find_effect(session: XeroSession, invoice: Invoice, kind: ActionKind,
         return find_fee(session, invoice, key)
     if kind == ActionKind.WAIVE_FEE:
         return waivers.find_waiver(session, invoice, key)
+    if kind == ActionKind.REMINDER_EMAIL and since is not None:
+        return find_email(session, invoice, since)
+    return None
+
+
+def find_email(session: XeroSession, invoice: Invoice, since: datetime) -> str | None:
+    """An e-mail of the invoice in its History and Notes at or after `since`: Xero records
+    each send there (`Changes` "Emailed"; the invoice's `SentToContact` turns true, but has no
+    date). The exact wording is not documented [unverified]: any record whose `Changes`
+    speaks of an e-mail counts (the safe side against sending twice; anyone's send counts,
+    the customer had an e-mail then)."""
+    got = session.caller.call(
+        "GET Invoices/{id}/History", lambda: session.api.get_invoice_history(
+            session.tenant, invoice.id, _return_http_data_only=False,
+            _request_timeout=session.timeout))
+    for record in got.history_records or []:
+        when = record.date_utc
+        if not isinstance(when, datetime) or "email" not in str(record.changes or "").lower():
+            continue
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        if when >= since:
+            return f"email:{invoice.id}:history@{when.isoformat()}"
     return None
 
 

@@ -109,6 +109,23 @@ def fee_lines_total(lines: Iterable[Any], amount_types: str = "Exclusive", *,
     return total
 
 
+def payments_of(model: Any) -> tuple[tuple[date, Decimal], ...]:
+    """The customer's payments on the invoice, (day, amount in the invoice's currency), as
+    Xero lists them on the invoice (`Payments`: PaymentID, Date, Amount). Left out, on the safe
+    side (interest can then only be under-charged): a payment marked DELETED, credit notes
+    (a waiver of our own fee is one), prepayments and overpayments (their Date is the
+    prepayment's, not the allocation's)."""
+    out: list[tuple[date, Decimal]] = []
+    for payment in getattr(model, "payments", None) or ():
+        if _value(getattr(payment, "status", None)).upper() == "DELETED":
+            continue
+        day, amount = getattr(payment, "date", None), getattr(payment, "amount", None)
+        if day is None or amount is None or to_decimal(amount) <= 0:
+            continue
+        out.append((_as_date(day), to_decimal(amount)))
+    return tuple(sorted(out))
+
+
 def to_invoice(raw: Mapping[str, Any], tenant: str) -> tuple[Invoice, LineSet]:
     """Map one raw invoice (Xero JSON) to an Invoice and its SDK line items.
 
@@ -161,6 +178,7 @@ def to_invoice(raw: Mapping[str, Any], tenant: str) -> tuple[Invoice, LineSet]:
             disputed=DISPUTE_TAG in reference.lower(),
             payment_link=LAZY_LINK.format(invoice_id=model.invoice_id),
             paid_at=_as_date(model.fully_paid_on_date) if model.fully_paid_on_date else None,
+            payments=payments_of(model) if raw.get("Payments") is not None else None,
         )
     except ValueError as exc:
         raise MalformedInvoice(f"invoice {label}: {exc}") from exc

@@ -71,6 +71,13 @@ def collect(session: XeroSession, since: datetime | None) -> FetchResult:
 def fetch_open_invoices(session: XeroSession, since: datetime | None) -> FetchResult:
     """Open ACCREC invoices; with `since`, those changed since (PAID/VOIDED included)."""
     result = collect(session, since)
+    tagged = [i.number for i in result.invoices if i.disputed and i.is_open]
+    if tagged:  # still read (no extra call), but the customer sees the Reference
+        log.warning("xero %s: %d open invoice(s) carry the old %r tag in their Reference, "
+                    "which the customer sees (e.g. %s): use `ar-sync pause INV --reason "
+                    "dispute` or the Xero contact group %r instead, and clear the Reference",
+                    session.tenant, len(tagged), mapping.DISPUTE_TAG, ", ".join(tagged[:3]),
+                    "ar-sync: disputed")
     for warning in result.warnings:
         log.warning("xero %s: %s", session.tenant, warning)
     return result

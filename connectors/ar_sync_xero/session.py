@@ -22,6 +22,7 @@ from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequir
 from ar_sync.domain.models import Invoice, Money
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import Connection, PlatformSettings, TokenStore
+from ar_sync.sync.deadline import DEADLINE
 from ar_sync_xero import fee_writes, mapping, oauth
 from ar_sync_xero.calls import Caller, NotFound, Timeout
 from ar_sync_xero.fee_lines import LineSet, OrgFacts
@@ -45,7 +46,8 @@ class XeroSession:
                  timeout: Timeout = (5.0, 30.0), page_size: int = PAGE_SIZE,
                  fee_account_code: str = "200", attempts: int = 6,
                  recheck_seconds: float = 5.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 deadline: float = DEADLINE) -> None:
         self.tenant = connection.external_id
         self.clock = clock or _utcnow
         self.sleep = sleep
@@ -59,12 +61,13 @@ class XeroSession:
                                    clock=self.clock)
         self.caller = Caller(budget, access_token=self.tokens.access_token,
                              after_unauthorized=self.tokens.after_unauthorized, sleep=sleep,
-                             attempts=attempts)
+                             attempts=attempts, deadline=deadline)
         self.api = AccountingApi(self.caller.client,
                                  base_url=oauth.endpoint(settings, "api", oauth.API_URL))
         self.lines: dict[str, LineSet] = {}  # invoice id -> its lines last seen
         self.invoices: dict[str, Invoice] = {}  # invoice id -> latest version seen
         self.links: dict[str, str] = {}  # invoice id -> online invoice URL
+        self.paused_customers: dict[str, str] | None = None  # contact id -> reason (pauses.py)
         self.fresh_since: datetime | None = None  # Xero's time of the latest listing
         self.fresh_at: float | None = None  # our monotonic time of it
         self.fresh_lines: dict[str, LineSet] = {}  # batch.get_invoices -> batch.write_batch
@@ -172,8 +175,9 @@ class XeroSession:
         return rates
 
     def fee_spec(self, invoice: Invoice, fee: Money, label: str, key: str,
-                 tax: str | None) -> FeeSpec:
-        """What a fee writes (PlatformValidationError: a currency mismatch, an unknown tax)."""
+                 tax: str | None, account: str | None = None) -> FeeSpec:
+        """What a fee writes (PlatformValidationError: a currency mismatch, an unknown tax);
+        booked to the rule's `account`, else this connection's default."""
         fee_writes.check_currency(invoice, fee)
         tax_type, rate = self.fee_tax(tax)
-        return FeeSpec(invoice, fee, label, key, self.fee_account, tax_type, rate)
+        return FeeSpec(invoice, fee, label, key, account or self.fee_account, tax_type, rate)

@@ -43,11 +43,12 @@ REFERENCE = "Late fee waived on invoice {number}"  # what the customer reads, no
 
 
 def waive_fee(session: XeroSession, invoice: Invoice, amount: Money, label: str,
-              key: str) -> str:
+              key: str, account: str | None = None) -> str:
     found = session.waiver_notes.pop(key, None)
     if found is None:
         value = waiver_amount(invoice, amount)
-        note_id, left, marked = _create(session, invoice, value, label, key), value, False
+        note_id, left, marked = (_create(session, invoice, value, label, key, account),
+                                 value, False)
     else:
         note_id, left, marked = found
     if not marked:
@@ -67,9 +68,9 @@ def waive_fee(session: XeroSession, invoice: Invoice, amount: Money, label: str,
 
 
 def _create(session: XeroSession, invoice: Invoice, value: Decimal, label: str,
-            key: str) -> str:
+            key: str, account: str | None) -> str:
     line = LineItem(description=label, quantity=Decimal(1), unit_amount=value,
-                    account_code=session.fee_account)
+                    account_code=account or session.fee_account)
     if session.fee_tax_type:
         line.tax_type = session.fee_tax_type
     body = CreditNotes(credit_notes=[CreditNote(

@@ -42,7 +42,9 @@ def add_note(session: XeroSession, invoice: Invoice, text: str, key: str) -> str
 def send(session: XeroSession, invoice: Invoice, key: str, to: str | None) -> str:
     """Xero e-mails the invoice to the contact's own address (it cannot be redirected)."""
     if to and invoice.customer_email and to.lower() != invoice.customer_email.lower():
-        log.warning("xero sends invoice e-mails to the contact's address, not %s", to)
+        # never an address in the log (personal data): the invoice says which
+        log.warning("xero %s: invoice %s is e-mailed to its contact's own address, not to "
+                    "the other address asked for", session.tenant, invoice.number)
     if session.email_limited:  # a limit, not a fault: no retry within this run
         raise QuotaReachedError(EMAIL_LIMIT_REACHED)
     try:

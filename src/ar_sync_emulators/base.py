@@ -396,6 +396,19 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
 
 
+_AUTHORIZE_PATHS = ("/connect/oauth2", "/identity/connect/authorize")  # GETs that issue codes
+
+
+def acknowledge(emulator: object, req: Request) -> None:
+    """Before an emulator answers a request that may have changed its state (any write, a
+    token grant, an authorization code), let `--state` persist it (persist.persisted sets
+    `emulator.persist_now`): a platform never loses what it acknowledged."""
+    hook: Callable[[], None] | None = getattr(emulator, "persist_now", None)
+    if hook is not None and (req.method != "GET" or req.path.rstrip("/").lower().startswith(
+            _AUTHORIZE_PATHS)):
+        hook()
+
+
 class EmulatorServer:
     """A WSGI app served on 127.0.0.1 (a free port by default) from a daemon thread."""
 

@@ -200,7 +200,8 @@ def run_demo(store: Store, *, seed: int = 7, rules: str = "email") -> DemoResult
     result = DemoResult()
     with running_sandbox(seed) as sandbox, SmtpSink().serve() as sink:
         take_card_payments(sandbox)
-        for connection in connect_all(store, sandbox):
+        # connected on the demo's day: that is its go-live date (a later one holds writes)
+        for connection in connect_all(store, sandbox, DEMO_NOW):
             firm = business(connection.name)
             policy = company_policy(rules, connection.name)
             mail = MailSetup(sender=firm.sender, mailer=SmtpMailer(sink.settings()))

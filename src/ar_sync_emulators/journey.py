@@ -10,10 +10,12 @@ timeline, the figures and the tests read.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -24,6 +26,7 @@ from typing import Any
 from ar_sync.delivery.transports import SmtpMailer
 from ar_sync.domain.models import Invoice
 from ar_sync.messages.sending import MailSetup
+from ar_sync.messages.thanks import THANKS
 from ar_sync.rules.policy import Policy
 from ar_sync.sync.connector import Connection
 from ar_sync.sync.run import ActionOutcome, RunReport, run_tenant
@@ -147,6 +150,35 @@ def _pay(sandbox: Sandbox, connection: Connection, inv: Invoice) -> Decimal:
     return Decimal(0)
 
 
+class _Once(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        fresh = text not in self.seen
+        self.seen.add(text)
+        return fresh
+
+
+@contextmanager
+def _each_warning_once() -> Iterator[None]:
+    """N days are N runs: a warning that holds every day (a demo invoice still tagged the
+    old way) is shown once, not N times."""
+    once = _Once()
+    # no handler configured: Python's last resort prints warnings to stderr
+    handlers = list(logging.getLogger().handlers) or [
+        h for h in (logging.lastResort,) if h is not None]
+    for handler in handlers:
+        handler.addFilter(once)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(once)
+
+
 def run_days(store: Store, *, days: int, seed: int = 7, rules: str = "default",
              start: date = DEMO_TODAY, journal: Path | None = None,
              on_day: Callable[[date], None] | None = None) -> Journey:
@@ -154,7 +186,7 @@ def run_days(store: Store, *, days: int, seed: int = 7, rules: str = "default",
     clock = SimClock(start)
     result = Journey()
     sink = SmtpSink()
-    with running_sandbox(seed, clock=clock) as sandbox, sink.serve():
+    with _each_warning_once(), running_sandbox(seed, clock=clock) as sandbox, sink.serve():
         take_card_payments(sandbox)
         connections = connect_all(store, sandbox, now=clock())
         setups = {c.id: (business(c.name), company_policy(rules, c.name)) for c in connections}
@@ -221,7 +253,8 @@ class Figures:
 
     messages: Counter[str] = field(default_factory=Counter)
     first_stage: Counter[str] = field(default_factory=Counter)
-    gaps: list[int] = field(default_factory=list)
+    gaps: list[int] = field(default_factory=list)  # days between two reminders
+    thanks: int = 0
     escalations: list[dict[str, Any]] = field(default_factory=list)
     fees: list[dict[str, Any]] = field(default_factory=list)
     paid: int = 0
@@ -235,10 +268,14 @@ def figures(lines: list[dict[str, Any]], payments: list[dict[str, Any]]) -> Figu
     for who, events in by_customer.items():
         sent = [e for e in events if e["kind"] in ("message", "platform_email")]
         days = sorted({date.fromisoformat(e["day"]) for e in sent})
+        chasing = [e for e in sent if e["stage"] != THANKS]  # a thank-you chases nobody
         if sent:
             out.messages[f"{who[1]} ({who[0]})"] = len(days)
-            out.first_stage[sent[0]["stage"]] += 1
-        out.gaps += [(b - a).days for a, b in pairwise(days)]
+        if chasing:
+            out.first_stage[chasing[0]["stage"]] += 1
+        out.thanks += len(sent) - len(chasing)
+        chased = sorted({date.fromisoformat(e["day"]) for e in chasing})
+        out.gaps += [(b - a).days for a, b in pairwise(chased)]
         announced = next((e["day"] for e in sent if e.get("fee_terms")), None)
         for e in events:
             if e["kind"] == "escalation":
@@ -308,9 +345,10 @@ def summary(f: Figures) -> list[str]:
               if counts else "none"),
            "first contact by stage: " + ", ".join(f"{s} {n}" for s, n in
                                                   f.first_stage.most_common()),
-           "days between two e-mails to one customer: "
+           "days between two reminders to one customer: "
            + (f"min {min(f.gaps)}, median {sorted(f.gaps)[len(f.gaps) // 2]}" if f.gaps
-              else "no customer got two"),
+              else "no customer got two")
+           + f" (and {f.thanks} thank-you e-mails after payments)",
            f"escalations: {len(f.escalations)} invoices of {customers} customers"
            + (f"; final notice first: {_after(f.escalations, 'final_notice')}"
               if f.escalations else ""),

@@ -5,9 +5,13 @@ attribute that is plain data (rows, organisations, tokens, recorded idempotent a
 found by walking its attributes and its helpers' (identity, idempotency cache); what is not
 data — locks, clocks, servers, rate limiters, counters and injected faults — belongs to the
 running process and is left as the new process built it. The state is pickled atomically
-(temporary file, then rename) every SAVE_EVERY seconds while serving and once at shutdown,
-and read back with an unpickler that only builds ar_sync and standard data types, so a state
-file cannot run code.
+(temporary file, then rename) **before the emulator answers any request that may have changed
+it** (every write, token grant and authorization code: `base.acknowledge` calls the
+`persist_now` hook set here), so a SIGKILLed sandbox never loses what it acknowledged, as a
+platform never does; also every SAVE_EVERY seconds while serving and once at shutdown. It is
+read back with an unpickler that only builds ar_sync and standard data types, so a state
+file cannot run code. (Durable against the process dying; a power loss may still lose what
+the OS had not written out: no fsync.)
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import pickle
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 SAVE_EVERY = 2.0  # seconds between snapshots while serving
 RUNTIME = frozenset({"faults", "counters", "limiter", "app_limiter", "clock", "url",
-                     "_server", "_lock"})  # process-bound attributes, never persisted
+                     "_server", "_lock", "persist_now"})  # process-bound, never persisted
+_SAVING: dict[Path, threading.Lock] = {}  # one save at a time per state file
+_SAVING_LOCK = threading.Lock()
 _SAFE_MODULES = ("datetime", "decimal", "collections", "zoneinfo", "uuid")
 _SAFE_BUILTINS = frozenset({"set", "frozenset", "dict", "list", "tuple", "bytearray",
                             "bytes", "str", "int", "float", "bool", "complex", "slice",
@@ -86,12 +93,17 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def save(path: Path, emulator: Any) -> None:
-    lock = getattr(emulator, "_lock", None) or threading.Lock()
-    with lock:
-        data = pickle.dumps(snapshot(emulator), protocol=5)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """The emulator's state into `path`, whole or not at all; saves of one file one at a
+    time (request threads and the periodic saver may save together)."""
+    with _SAVING_LOCK:
+        saving = _SAVING.setdefault(path, threading.Lock())
+    with saving:
+        lock = getattr(emulator, "_lock", None) or threading.Lock()
+        with lock:
+            data = pickle.dumps(snapshot(emulator), protocol=5)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 
 
 def load(path: Path, emulator: Any) -> bool:
@@ -126,6 +138,8 @@ def persisted(folder: Path, emulators: dict[str, Any]) -> Iterator[dict[str, boo
     until the block ends, and save once more on the way out."""
     folder.mkdir(parents=True, exist_ok=True)
     restored = {name: load(folder / f"{name}.state", emu) for name, emu in emulators.items()}
+    for name, emu in emulators.items():  # each change saved before it is acknowledged
+        emu.persist_now = partial(save, folder / f"{name}.state", emu)
     stop = threading.Event()
 
     def keep_saving() -> None:
@@ -142,3 +156,4 @@ def persisted(folder: Path, emulators: dict[str, Any]) -> Iterator[dict[str, boo
         saver.join(timeout=10)
         for name, emu in emulators.items():
             save(folder / f"{name}.state", emu)
+            emu.persist_now = None

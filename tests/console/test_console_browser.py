@@ -140,8 +140,10 @@ def test_the_whole_path_in_a_browser(console_url, tmp_path) -> None:
         steps.done(4, "rules-error")
 
         # 5. the fix (and a change: charge the latest fee period at go-live), previewed, applied
+        # (terms agreed in the contract: `backfill` decides go-live's fees, issue 21)
         box.fill("extends: default\ndescription: Our follow-up, the latest month's fee at "
-                 "go-live\nlate_fees:\n  - {name: late-fee, backfill: latest}\n")
+                 "go-live\njourney: {fee_notice: agreed}\n"
+                 "late_fees:\n  - {name: late-fee, backfill: latest}\n")
         page.get_by_role("button", name="Preview the change").click()
         diff = page.locator("section.diff")
         expect(diff).to_contain_text("What changes over the next 30 days")

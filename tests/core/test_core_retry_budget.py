@@ -81,3 +81,38 @@ def test_budget_respects_platform_remaining_and_time() -> None:
     assert timed.can_spend()
     left[0] = 4.0
     assert not timed.can_spend()
+
+
+def test_a_call_without_an_answer_is_neither_retried_nor_reconciled_in_the_run() -> None:
+    """PlatformTimeoutError (a silent platform): one deadline per run, not one per attempt;
+    write_reconciled does not ask the silent platform whether the write is there either."""
+    import time as _time
+    from datetime import UTC, datetime
+
+    from ar_sync.domain.errors import PlatformTimeoutError
+    from ar_sync.sync.deadline import within
+    from ar_sync.sync.retry import write_reconciled
+    from ar_sync.sync.run_report import ActionOutcome, Breaker
+
+    calls: list[str] = []
+
+    def silent() -> str:
+        calls.append("call")
+        raise PlatformTimeoutError("no answer within 30 s")
+
+    with pytest.raises(PlatformTimeoutError):
+        call_with_retries(silent, what="read", sleep=lambda _s: None)
+    looked: list[str] = []
+    with pytest.raises(PlatformTimeoutError):
+        write_reconciled(silent, lambda: looked.append("find") or None, what="write",
+                         sleep=lambda _s: None)
+    assert calls == ["call", "call"] and looked == []
+    with pytest.raises(PlatformTimeoutError, match=r"drip-fed: no answer within 0\.2 s"):
+        within(0.2, lambda: _time.sleep(5), what="drip-fed")  # a read timeout never fires
+    assert within(1.0, lambda: "answered", what="quick") == "answered"
+    now = datetime(2026, 11, 16, tzinfo=UTC)
+    breaker = Breaker(lambda: now)
+    retry = ActionOutcome("k", "note", "i", "1", "r", "retry")
+    assert not breaker.opens(retry, started=now)  # a 5xx after retries: counted
+    assert breaker.opens(ActionOutcome("k", "note", "i", "1", "r", "retry", silent=True),
+                         started=now)  # no answer at all: stop at once

@@ -6,14 +6,19 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from journey_support import by_age  # noqa: F401  (shared with the sync suites)
+
 from ar_sync.domain.models import (
     Action,
+    ActionKind,
     ApplyLateFee,
     EntryState,
     Invoice,
     InvoiceStatus,
     LedgerEntry,
+    action_key,
 )
+from ar_sync.rules.policy import Policy
 
 TODAY = date(2026, 11, 30)  # a Monday
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
@@ -63,6 +68,22 @@ def record(history: dict[str, list[LedgerEntry]], actions: Iterable[Action],
         st = EntryState.SKIPPED if str(a.kind) == "skip" and state == EntryState.DONE else state
         out.setdefault(a.invoice_id, []).append(entry(a, st, at))
     return out
+
+
+def noticed(invoices: Iterable[Invoice], policy: Policy, days_ago: int,
+            today: date = TODAY) -> dict[str, list[LedgerEntry]]:
+    """A history in which each invoice's final notice (the last stage of tone final) was
+    written `days_ago` days before `today`: what an escalation waits for."""
+    final = [r for r in sorted(policy.reminders, key=lambda r: r.days) if r.tone == "final"]
+    stage = (final or sorted(policy.reminders, key=lambda r: r.days))[-1]
+    kinds = [ActionKind.NOTE, *{"email": [ActionKind.CUSTOMER_EMAIL],  # and its e-mail
+                                "platform": [ActionKind.REMINDER_EMAIL]}.get(stage.delivery, [])]
+    at = datetime.combine(today - timedelta(days=days_ago), time(12), tzinfo=UTC)
+    return {inv.id: [LedgerEntry(
+        key=action_key(inv.tenant, inv.platform, inv.id, kind, stage.name, "once"),
+        tenant=inv.tenant, invoice_id=inv.id, kind=kind, rule=stage.name,
+        occurrence="once", state=EntryState.DONE, due_on=at.date(), updated_at=at)
+        for kind in kinds] for inv in invoices}
 
 
 # The default rules as they were before issue 21: every overdue stage through the platform's

@@ -44,19 +44,34 @@ def test_list_and_docs() -> None:
     assert "`{payment_link}`" in docs.output and "### UkStatutoryInterest" in docs.output
 
 
-def test_plan_table_and_json() -> None:
+def _by_age(tmp_path: Path, base: str) -> str:
+    """A rules file: `base` with the journey as it was before issue 21 (latest stage by
+    age, fees as agreed terms), to see fees on a plain invoices file."""
+    path = tmp_path / f"{base}-by-age.yaml"
+    path.write_text(f"extends: {base}\njourney: {{first_contact: by_age, fee_notice: agreed}}\n")
+    return str(path)
+
+
+def test_plan_table_and_json(tmp_path: Path) -> None:
     table = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--today", "2026-11-30"],
                           env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
-    assert "Plan for 2026-11-30" in table.output and "final-notice" in table.output
+    # a first contact is the gentlest overdue stage, whatever the invoice's age
+    assert "Plan for 2026-11-30" in table.output and "overdue-1" in table.output
+    assert "final-notice" not in table.output
     assert "skipped invoice [29] INV-BAD" in table.output  # the malformed entry is named
+    gentle = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--today", "2026-11-30",
+                                 "--format", "json"])
+    # nothing announced the fees and no final notice was sent: no fee, no escalation yet
+    assert {a["kind"] for a in json.loads(gentle.stdout)} == {"note", "message", "skip"}
     out = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--today", "2026-11-30",
-                              "--format", "json"])
+                              "--format", "json", "--rules", _by_age(tmp_path, "default")])
     assert out.exit_code == 0
     actions = json.loads(out.stdout)
     kinds = {a["kind"] for a in actions}
-    # the default rules e-mail from ar-sync: one message per customer replaces the items
-    assert kinds == {"late_fee", "note", "message", "escalate", "skip"}
+    # the default rules e-mail from ar-sync: one message per customer replaces the items;
+    # no escalation before a final notice was sent
+    assert kinds == {"late_fee", "note", "message", "skip"}
     jpy = [a for a in actions if a["kind"] == "late_fee" and a["amount"]["currency"] == "JPY"]
     assert jpy and all("." not in str(a["amount"]["amount"]) for a in jpy)
     numbers = {a["invoice_number"] for a in actions}
@@ -64,8 +79,9 @@ def test_plan_table_and_json() -> None:
     assert "INV-1100" not in numbers  # draft
 
 
-def test_plan_with_another_rule_set_and_explain() -> None:
-    uk = runner.invoke(app, ["plan", "--rules", "uk-late-payment", "--invoices", str(SAMPLE),
+def test_plan_with_another_rule_set_and_explain(tmp_path: Path) -> None:
+    uk = runner.invoke(app, ["plan", "--rules", _by_age(tmp_path, "uk-late-payment"),
+                             "--invoices", str(SAMPLE),
                              "--today", "2026-11-30", "--format", "json"])
     assert uk.exit_code == 0
     actions = json.loads(uk.stdout)
@@ -86,10 +102,12 @@ def test_user_mistakes_are_user_errors(args: list[str]) -> None:
     assert isinstance(result.exception, UserError)
 
 
-def test_plan_live_from_previews_the_first_live_run() -> None:
+def test_plan_live_from_previews_the_first_live_run(tmp_path: Path) -> None:
+    rules = _by_age(tmp_path, "default")
+
     def fees(*extra: str) -> list[dict]:  # type: ignore[type-arg]
         out = runner.invoke(app, ["plan", "--invoices", str(SAMPLE), "--today", "2026-11-30",
-                                  "--format", "json", *extra])
+                                  "--format", "json", "--rules", rules, *extra])
         assert out.exit_code == 0, out.output
         return [a for a in json.loads(out.stdout) if a["kind"] == "late_fee"]
 
@@ -108,7 +126,7 @@ def test_plan_live_from_previews_the_first_live_run() -> None:
 def test_validate_warns_when_a_rate_table_is_older_than_the_half_year() -> None:
     current = runner.invoke(app, ["rules", "validate", "uk-late-payment", "--today",
                                   "2026-12-07"])
-    assert current.exit_code == 0 and "warning" not in current.output
+    assert current.exit_code == 0 and "reference rates" not in current.output
     stale = runner.invoke(app, ["rules", "validate", "uk-late-payment", "eu-late-payment",
                                 "default", "--today", "2027-01-04"], env={"COLUMNS": "300"})
     assert stale.exit_code == 0  # a warning, not an invalid file

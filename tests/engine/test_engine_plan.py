@@ -28,11 +28,11 @@ from ar_sync.planner.fee_maths import invoice_cap
 from ar_sync.planner.plan import explain, plan
 from ar_sync.rules.policy import load_policy, parse_policy
 
-from .conftest import PLATFORM_RULES, TODAY, make_invoice, record
+from .conftest import PLATFORM_RULES, TODAY, by_age, make_invoice, noticed, record
 
-DEFAULT = load_policy("default")
-PLATFORM = parse_policy(PLATFORM_RULES, "platform.yaml")  # stages by the platform's e-mail
-ANY_DAY = parse_policy("extends: default\ncalendar: {send_on: any_day}\n", "any.yaml")
+DEFAULT = by_age(load_policy("default"))
+PLATFORM = by_age(parse_policy(PLATFORM_RULES, "platform.yaml"))  # stages by the platform's e-mail
+ANY_DAY = by_age(parse_policy("extends: default\ncalendar: {send_on: any_day}\n", "any.yaml"))
 
 
 def kinds(actions: list) -> list[tuple[str, str, str]]:  # type: ignore[type-arg]
@@ -151,11 +151,12 @@ def test_escalation_once_by_days_and_balance() -> None:
     big = make_invoice(1, days_overdue=61, total="6000.00")
     small = make_invoice(2, days_overdue=61, total="4000.00")
     yen = make_invoice(3, days_overdue=61, total="6000", currency="JPY")  # 5000 is USD-only
-    actions = plan([big, small, yen], {}, DEFAULT, TODAY)
+    told = noticed([big, small, yen], DEFAULT, 7)  # the final notice's deadline has passed
+    actions = plan([big, small, yen], told, DEFAULT, TODAY)
     esc = [a for a in actions if isinstance(a, Escalate)]
     assert [e.invoice_id for e in esc] == ["inv-1"]
     assert esc[0].to == "person Credit control" and "61 days overdue" in esc[0].text
-    history = record({}, actions)
+    history = record(told, actions)
     assert plan([big, small, yen], history, DEFAULT, TODAY + timedelta(days=30)) and not [
         a for a in plan([big], history, DEFAULT, TODAY + timedelta(days=30))
         if isinstance(a, Escalate)]
@@ -164,10 +165,13 @@ def test_escalation_once_by_days_and_balance() -> None:
 def test_escalation_after_three_ignored_reminders() -> None:
     inv = make_invoice(days_overdue=30, total="100.00")
     history: dict = {}  # type: ignore[type-arg]
-    for day in (1, 7, 21):  # runs on each stage day (any_day calendar)
+    for day in (1, 7, 21, 45):  # runs on each stage day (any_day calendar)
         today = inv.due_date + timedelta(days=day)
         history = record(history, plan([inv], history, ANY_DAY, today), on=today)
-    actions = plan([inv], history, ANY_DAY, inv.due_date + timedelta(days=22))
+    # three reminders ignored, but the final notice (day 45) gives 7 days: not before day 52
+    actions = plan([inv], history, ANY_DAY, inv.due_date + timedelta(days=51))
+    assert not [a for a in actions if isinstance(a, Escalate)]
+    actions = plan([inv], history, ANY_DAY, inv.due_date + timedelta(days=52))
     assert [a.rule for a in actions if isinstance(a, Escalate)] == ["collections"]
 
 
@@ -196,7 +200,7 @@ def test_customer_and_currency_exclusions() -> None:
 
 
 def test_uk_statutory_plan() -> None:
-    uk = load_policy("uk-late-payment")
+    uk = by_age(load_policy("uk-late-payment"))
     inv = make_invoice(days_overdue=61, total="5000.00", currency="GBP")  # due 30 Sep
     fees = [a for a in plan([inv], {}, uk, TODAY) if isinstance(a, ApplyLateFee)]
     # by hand: (3.75 + 8) % a year, actual/365, on 5,000 GBP:
@@ -212,11 +216,12 @@ def test_fees_and_escalations_follow_send_on_like_reminders() -> None:
     inv = make_invoice(days_overdue=90, total="9000.00", today=date(2026, 11, 28))  # Saturday
     assert plan([inv], {}, DEFAULT, date(2026, 11, 28)) == []
     assert plan([inv], {}, DEFAULT, date(2026, 11, 29)) == []  # Sunday
-    monday = plan([inv], {}, DEFAULT, date(2026, 11, 30))
+    told = noticed([inv], DEFAULT, 7, today=date(2026, 11, 28))
+    monday = plan([inv], told, DEFAULT, date(2026, 11, 30))
     fees = [a for a in monday if isinstance(a, ApplyLateFee)]
     assert [a.occurrence for a in fees] == ["2026-09", "2026-10", "2026-11"]  # Nov 29: a Sunday
     assert [a.rule for a in monday if isinstance(a, Escalate)] == ["collections"]
-    anyday = plan([inv], {}, ANY_DAY, date(2026, 11, 28))
+    anyday = plan([inv], told, ANY_DAY, date(2026, 11, 28))
     assert {str(a.kind) for a in anyday} >= {"late_fee", "escalate"}
 
 
@@ -238,9 +243,23 @@ def test_explain_lists_stages_fees_and_plan() -> None:
     assert "nothing to do" in explain(paid, {}, DEFAULT, TODAY)[-1]
 
 
+def test_explain_says_what_the_journey_holds_back() -> None:
+    """The shipped rules: a first contact that starts gently, fees only after their terms
+    were announced, an escalation only after the final notice's deadline; 'agreed' fee terms
+    say nothing of an announcement."""
+    inv = make_invoice(days_overdue=61)
+    text = "\n".join(explain(inv, {}, load_policy("default"), TODAY))
+    assert "journey: first contact gentle, then one stage at a time, at least 3 days" in text
+    assert "charged only from 7 days after a message stating its terms" in text
+    assert "only after the final notice and the 7-day deadline it names" in text
+    agreed = "\n".join(explain(inv, {}, by_age(load_policy("default")), TODAY))
+    assert "first contact by_age" in agreed and "stating its terms" not in agreed
+
+
 # ----------------------------------------------------------------------------- properties
 
-POLICIES = [load_policy(n) for n in ("default", "gentle", "firm", "uk-late-payment")] + [ANY_DAY]
+POLICIES = [load_policy(n) for n in ("default", "gentle", "firm", "uk-late-payment", "email")]
+POLICIES += [by_age(p) for p in POLICIES] + [ANY_DAY]
 
 
 @st.composite
@@ -306,8 +325,8 @@ def test_plan_deterministic_idempotent_and_safe(
                 others = total_fees - own
                 assert inv.late_fees_charged + own <= max(cap, inv.late_fees_charged) + others
 
-    # record everything, and let the platform show the fees it now carries
-    history = record({}, first)
+    # record everything (on the day planned), and let the platform show the fees it now carries
+    history = record({}, first, on=today)
     updated = []
     for inv in invoices:
         extra = Decimal(fees.get(inv.id, 0))
@@ -324,7 +343,8 @@ def test_fast_built_actions_equal_validated_ones() -> None:
     from ar_sync.domain.models import Action
 
     invs = [make_invoice(1, days_overdue=70, total="9000.00"), make_invoice(2, days_overdue=25)]
-    actions = plan(invs, {}, DEFAULT, TODAY) + plan(invs, {}, PLATFORM, TODAY)
+    actions = (plan(invs, noticed(invs[:1], DEFAULT, 7), DEFAULT, TODAY)
+               + plan(invs, noticed(invs[:1], PLATFORM, 7), PLATFORM, TODAY))
     assert {type(a).__name__ for a in actions} == {
         "AddNote", "EmailReminder", "SendReminder", "ApplyLateFee", "Escalate", "SkipStage"}
     for a in actions:
@@ -335,9 +355,9 @@ def test_fast_built_actions_equal_validated_ones() -> None:
 
 def test_fee_rule_tax_reaches_the_action_and_defaults_to_none() -> None:
     """`tax:` on a late-fee rule is the platform tax code the connector puts on the fee."""
-    taxed = parse_policy("extends: default\ncalendar: {send_on: any_day}\nlate_fees:\n"
-                         "  - {name: late, kind: fixed, amount: 25, tax: '20.0% S'}\n",
-                         "taxed.yaml")
+    taxed = by_age(parse_policy("extends: default\ncalendar: {send_on: any_day}\nlate_fees:\n"
+                                "  - {name: late, kind: fixed, amount: 25, tax: '20.0% S'}\n",
+                                "taxed.yaml"))
     inv = make_invoice(days_overdue=40)
     fees = [a for a in plan([inv], {}, taxed, TODAY) if isinstance(a, ApplyLateFee)]
     assert {f.tax for f in fees if f.rule == "late"} == {"20.0% S"}

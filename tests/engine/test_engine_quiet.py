@@ -78,6 +78,11 @@ escalations:
     when: [{days_overdue: 20, balance_over: {USD: 900, EUR: 900, GBP: 900}}]
     to: {person: "Boss"}
 """, "balance.yaml")
+# the old journey (latest stage by age, fees from go-live as agreed terms), so the fee paths
+# of the shipped sets that announce nothing are bounded too
+for _name in ("default", "firm", "uk-late-payment"):
+    POLICIES[f"{_name}-by-age"] = POLICIES[_name].model_copy(update={"journey": POLICIES[
+        _name].journey.model_copy(update={"first_contact": "by_age", "fee_notice": "agreed"})})
 HORIZON = 100  # days after today checked against the bound
 _FATES = (None, EntryState.DONE, EntryState.FAILED, EntryState.SKIPPED,  # None: dropped
           EntryState.CLAIMED, EntryState.RETRY)
@@ -296,6 +301,7 @@ def test_a_capped_fee_is_looked_at_daily(mode: FeeMode) -> None:
     rules = parse_policy(f"""
 version: 1
 calendar: {{timezone: UTC, send_on: any_day}}
+journey: {{fee_notice: agreed}}
 late_fees:
   - {{name: f, kind: fixed, amount: 50, grace_days: 1, every: 7, cap_amount: 60,
      mode: {mode.value}, label: "fee {{period}}"}}

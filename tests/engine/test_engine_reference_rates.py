@@ -28,7 +28,7 @@ from ar_sync.planner.plan import plan
 from ar_sync.rules.policy import load_policy, parse_policy
 from ar_sync.rules.rates import stale_rate_warnings
 
-from .conftest import make_invoice
+from .conftest import by_age, make_invoice
 
 D = Decimal
 DOCS = Path(__file__).parents[2] / "docs" / "rules.md"
@@ -89,7 +89,7 @@ def test_uk_issue_example_through_the_shipped_rules() -> None:
     today = date(2025, 12, 15)
     inv = make_invoice(days_overdue=31, total="10000.00", currency="GBP", today=today)
     assert inv.due_date == date(2025, 11, 14)
-    fees = [a for a in plan([inv], {}, load_policy("uk-late-payment"), today)
+    fees = [a for a in plan([inv], {}, by_age(load_policy("uk-late-payment")), today)
             if isinstance(a, ApplyLateFee)]
     assert [(f.occurrence, f.amount.amount) for f in fees] == [
         ("compensation", D("100.00")), ("2025-12", D("100.68"))]
@@ -122,7 +122,7 @@ def test_eu_each_half_year_at_its_own_rate(due: date, months: int,
 def test_eu_shipped_rules_name_the_rates_they_used() -> None:
     today = date(2026, 8, 3)  # a Monday
     inv = make_invoice(days_overdue=64, total="10000.00", currency="EUR", today=today)
-    fees = [a for a in plan([inv], {}, load_policy("eu-late-payment"), today)
+    fees = [a for a in plan([inv], {}, by_age(load_policy("eu-late-payment")), today)
             if isinstance(a, ApplyLateFee)]
     assert [(f.occurrence, f.amount.amount) for f in fees] == [
         ("compensation", D("40.00")), ("2026-06", D("83.42")), ("2026-07", D("88.26"))]
@@ -227,6 +227,7 @@ def test_warns_when_a_half_year_starts_after_the_checked_day() -> None:
 def test_a_rules_file_adds_a_decision_and_silences_the_warning() -> None:
     policy = parse_policy(
         "extends: uk-late-payment\n"
+        "journey: {fee_notice: agreed}\n"  # the rate is judged here, not the announcement
         "reference_rates:\n"
         "  bank_of_england:\n"
         "    checked: 2027-01-04\n"

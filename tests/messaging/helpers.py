@@ -17,6 +17,9 @@ RULES = """
 version: 1
 company_name: "Acme Supplies"
 calendar: {timezone: UTC, send_on: any_day}
+# the first stage by age and a message a day at most (the journey's own rules are tested in
+# tests/engine/test_engine_journey.py): these tests are about grouping and delivery
+journey: {first_contact: by_age, min_gap: 1}
 reminders:
   - {name: heads-up, days: -3, tone: friendly}
   - {name: overdue-1, days: 1, tone: friendly, channel: email}

@@ -14,6 +14,7 @@ import pytest
 from sync.fakes import FakeConnector, FakePlatform, FaultPlan
 from sync.harness import CIPHER
 
+from ar_sync.delivery.notify import WebhookSender
 from ar_sync.delivery.transports import SmtpMailer
 from ar_sync.domain.contacts import Contact
 from ar_sync.domain.models import EntryState, Invoice
@@ -42,7 +43,10 @@ def store(tmp_path: Path) -> SQLiteStore:
 
 
 def _setup(sink: SmtpSink) -> MailSetup:
-    return MailSetup(sender=SENDER, mailer=SmtpMailer(sink.settings(timeout=5)))
+    # the rules notify a webhook too: a setup without a signer is a configuration error now
+    hooks = WebhookSender("whsec-test-delivery-only", allow_loopback=True, attempts=1,
+                          sleep=lambda _s: None)
+    return MailSetup(sender=SENDER, mailer=SmtpMailer(sink.settings(timeout=5)), webhooks=hooks)
 
 
 def _run(store: SQLiteStore, state: FakePlatform, sink: SmtpSink, *, days: int = 0,

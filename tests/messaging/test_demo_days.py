@@ -44,7 +44,11 @@ def test_every_write_is_one_journal_line(journey: tuple[Journey, Path]) -> None:
         assert line["company"] and line["customer"] and line["invoice"]
         if line["kind"] in ("fee", "interest"):
             assert line["amount"] and line["currency"]
-    assert {x["kind"] for x in lines} >= {"message", "note", "fee", "escalation"}
+    kinds = {x["kind"] for x in lines}
+    assert kinds >= {"message", "note", "fee"}
+    # a customer's journey: the final notice comes three steps (min_gap 3 days) after the
+    # first contact, and an escalation 7 days after it, so none in the first 8 days
+    assert "escalation" not in kinds
     # the four demo companies are four businesses
     assert len({x["company"] for x in lines}) == 4
     assert result.duplicates == 0
@@ -83,6 +87,8 @@ def test_customers_pay_along_the_way_and_get_nothing_after(
     for x in thanks:
         for n in x["invoices"]:
             assert paid_on[(x["company"], n)] <= x["day"]
+    # reminders to one customer at least min_gap (3, the default) days apart
+    assert f.gaps and min(f.gaps) >= 3, sorted(f.gaps)[:5]
     # one e-mail a customer a day: never a thank-you on a day with a reminder
     mails = Counter((x["company"], x["customer"], x["day"]) for x in result.lines
                     if x["kind"] == "message")
@@ -108,10 +114,12 @@ def test_figures_by_hand() -> None:
              line("27", "fee", amount="5.50"),  # 7 days after the terms were stated
              line("30", "escalation"),  # 10 days after the final notice
              line("18", "message", customer="B", stage="heads-up", fee_terms=False,
-                  invoices=["INV-2"])]
+                  invoices=["INV-2"]),
+             line("21", "message", stage="thanks", invoices=["INV-1"])]  # chases nobody
     f = figures(lines, [{"day": "2026-11-21"}])
-    assert dict(f.messages) == {"A (Co)": 2, "B (Co)": 1}
+    assert dict(f.messages) == {"A (Co)": 3, "B (Co)": 1}
     assert dict(f.first_stage) == {"overdue-1": 1, "heads-up": 1} and f.gaps == [4]
+    assert f.thanks == 1
     text = "\n".join(summary(f))
     assert "escalations: 1 invoices of 1 customers; final notice first: 0 not after one; " \
            "the others at least 10 days after it" in text

@@ -4,7 +4,7 @@ listed; contacts decide who gets nothing; keys and Message-IDs are deterministic
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -12,11 +12,15 @@ from hypothesis import strategies as st
 
 from ar_sync.domain.contacts import Contact
 from ar_sync.domain.models import (
+    ActionKind,
     CustomerMessage,
     EmailReminder,
+    EntryState,
     Escalate,
     EscalationNotice,
     Invoice,
+    LedgerEntry,
+    action_key,
 )
 from ar_sync.messages.compose import TONES
 from ar_sync.messages.grouping import plan_messages
@@ -27,10 +31,10 @@ from ar_sync.sync.mail import mail_rules
 from .helpers import RULES, TODAY, invoice, rules
 
 
-def _group(invoices: list[Invoice], *, text: str = RULES,
-           contacts: dict[str, Contact] | None = None, today=TODAY):  # type: ignore[no-untyped-def]
+def _group(invoices: list[Invoice], *, text: str = RULES,  # type: ignore[no-untyped-def]
+           contacts: dict[str, Contact] | None = None, today=TODAY, history=None):
     policy = rules(text)
-    actions = plan(invoices, {}, policy, today)
+    actions = plan(invoices, history or {}, policy, today)
     by_id = {i.id: i for i in invoices}
     return actions, plan_messages(actions, by_id, mail_rules(policy), contacts or {}, today,
                                   sender_domain="acme.example")
@@ -130,7 +134,14 @@ def test_contacts_override_opt_out_bounce_and_missing_address() -> None:
 
 
 def test_escalation_notifies_each_target_once() -> None:
-    _actions, grouped = _group([invoice(1, 70)])
+    inv = invoice(1, 70)
+    at = datetime.combine(TODAY - timedelta(days=7), time(12), tzinfo=UTC)
+    told = {inv.id: [LedgerEntry(  # the final notice, whose 7 days have passed
+        key=action_key(inv.tenant, inv.platform, inv.id, kind, "final-notice", "once"),
+        tenant=inv.tenant, invoice_id=inv.id, kind=kind, rule="final-notice",
+        occurrence="once", state=EntryState.DONE, due_on=at.date(), updated_at=at)
+        for kind in (ActionKind.NOTE, ActionKind.CUSTOMER_EMAIL)]}
+    _actions, grouped = _group([inv], history=told)
     esc = [a for a in grouped.actions if isinstance(a, Escalate)]
     notices = [a for a in grouped.actions if isinstance(a, EscalationNotice)]
     assert len(esc) == 1

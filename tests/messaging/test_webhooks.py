@@ -7,6 +7,7 @@ import json
 import random
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ar_sync.delivery.notify import (
 )
 from ar_sync.domain.models import EntryState
 from ar_sync.messages.sending import MailSetup, WebhookRefusedError, WebhookRetryableError
+from ar_sync.planner.plan import plan
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.run import run_tenant
 
@@ -118,7 +120,9 @@ def test_failing_receiver_never_blocks_the_run_and_is_retried_next_run(
     store.save_connection(CONNECTION)
     policy = rules(RULES.replace('email: ["credit@acme.example"]', "email: []")
                    .replace("http://127.0.0.1:9/hook", receiver.url))
-    state = FakePlatform(invoices={i.id: i for i in [invoice(1, 70), invoice(2, 3)]})
+    # another customer's invoice (a customer's escalation and reminder would not share a day)
+    other = invoice(2, 3, customer="c2", name="Two", email="two@example.com")
+    state = FakePlatform(invoices={i.id: i for i in [invoice(1, 70), other]})
     setup = MailSetup(webhooks=WebhookSender(SECRET, allow_loopback=True,
                                              sleep=lambda _s: None, attempts=2))
 
@@ -127,6 +131,12 @@ def test_failing_receiver_never_blocks_the_run_and_is_retried_next_run(
                           connector=FakeConnector(state, CONNECTION,
                                                   FaultPlan(rng=random.Random(0))))
 
+    # the final notice went out 8 days ago: its deadline has passed, so the escalation is due
+    before = NOW - timedelta(days=8)
+    for a in plan([invoice(1, 62)], {}, policy, before.date()):
+        if a.rule == "final-notice":
+            store.claim(a, owner="seed", now=before, lease_seconds=60)
+            store.complete(a.key, owner="seed", ref="seed", now=before)
     receiver.statuses = [500, 500]
     first = run()
     notice = [a for a in first.actions if a.kind == "notify"]  # type: ignore[attr-defined]

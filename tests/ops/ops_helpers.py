@@ -18,7 +18,7 @@ from pathlib import Path
 from ar_sync.connect.settings import platform_settings
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync_emulators.base import Effect
-from ar_sync_emulators.demo import connect_through_oauth
+from ar_sync_emulators.demo import DEMO_NOW, connect_through_oauth
 from ar_sync_emulators.persist import load
 from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_emulators.xero.server import XeroEmulator
@@ -42,10 +42,22 @@ class Served:
     env: dict[str, str]
     state: Path
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
+    errors: Path | None = None  # the sandbox's stderr
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # where it hangs: `sandbox serve` dumps every thread's stack on SIGUSR1
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            self.process.kill()
+            self.process.wait(timeout=30)
+            dump = self.errors.read_text(encoding="utf-8")[-6000:] if self.errors else ""
+            raise AssertionError(f"the sandbox did not stop within {timeout} s:\n{dump}"
+                                 ) from None
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -62,14 +74,18 @@ def sandbox(folder: Path, *extra: str) -> Iterator[Served]:
     env_file = folder / "sandbox.env"
     env_file.unlink(missing_ok=True)
     state = folder / "state"
+    # stderr into a file, never an unread pipe: a full pipe would block the sandbox (after a
+    # SIGSTOP, every request it then answers to a gone client logs a broken pipe)
+    errors = (folder / "sandbox.err").open("w", encoding="utf-8")
     process = subprocess.Popen(
         [*AR_SYNC, "sandbox", "serve", "--state", str(state), "--env-file", str(env_file),
-         "--json", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    served = Served(process, {}, state)
+         "--json", *extra], stdout=subprocess.DEVNULL, stderr=errors)
+    errors.close()
+    served = Served(process, {}, state, folder / "sandbox.err")
     try:
         wait_for(lambda: env_file.exists() or process.poll() is not None, 60,
                  "the sandbox to start")
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert process.poll() is None, (folder / "sandbox.err").read_text(encoding="utf-8")
         served.env = read_env_file(env_file)
         yield served
     finally:
@@ -80,7 +96,9 @@ def connect(db: Path, env: dict[str, str], platforms: tuple[str, ...]) -> None:
     """The real OAuth flow against the served emulators, into the CLI's store file."""
     store = SQLiteStore(db)
     for platform in platforms:
-        connect_through_oauth(store, platform, platform_settings(platform, env))
+        # connected on the demo's day (the runs say --today TODAY): a company goes live the
+        # day it connects, and a go-live date still to come would hold every write
+        connect_through_oauth(store, platform, platform_settings(platform, env), now=DEMO_NOW)
     store.close()
 
 
@@ -92,7 +110,12 @@ class Cli:
     log: list[str] = field(default_factory=list)
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, **self.env, "AR_SYNC_LEASE_SECONDS": str(self.lease),
+        # the sandbox's rules e-mail customers: without a sender a run is a configuration
+        # error (exit 1), so the messages go to a folder next to the store
+        mail = {"AR_SYNC_MAIL_FROM": "Demo Ltd <ar@demo.example>",
+                "AR_SYNC_MAIL_TRANSPORT": "folder",
+                "AR_SYNC_MAIL_FOLDER": str(self.db.parent / "outbox")}
+        return {**os.environ, **mail, **self.env, "AR_SYNC_LEASE_SECONDS": str(self.lease),
                 "COLUMNS": "200"}
 
     def start(self, *args: str) -> subprocess.Popen[str]:
@@ -121,13 +144,23 @@ def locks(db: Path) -> list[tuple[str, str]]:
         return list(conn.execute("SELECT name, owner FROM locks"))
 
 
-def effects(state: Path) -> list[Effect]:
-    """What the emulators held when they were last saved (run after stopping them)."""
+def effects(state: Path, learn: set[str] | None = None) -> list[Effect]:
+    """What the emulators held when they were last saved (run after stopping them); `learn`:
+    the action keys the ledger knows, to resolve batched fees' short references."""
     found: list[Effect] = []
     for name, emulator in (("quickbooks", QuickBooksEmulator()), ("xero", XeroEmulator())):
         if load(state / f"{name}.state", emulator):
+            emulator.learn_keys(learn or set())
             found += emulator.effects()
     return found
+
+
+def platform_done_keys(db: Path) -> set[str]:
+    """Keys of the writes the ledger has done on a platform (not ar-sync's own e-mails)."""
+    with sqlite3.connect(db) as conn:
+        return {k for (k,) in conn.execute(
+            "SELECT key FROM ledger WHERE state = 'done' AND kind IN"
+            " ('note', 'late_fee', 'escalate', 'reminder_email', 'waive_fee')")}
 
 
 def duplicates(found: list[Effect]) -> dict[str, int]:

@@ -11,8 +11,11 @@ from ar_sync.rules.policy import Policy, parse_policy
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
+# the journey as before issue 21 (first stage by age, fees as agreed terms, a message a day at
+# most): these tests are about payment plans and risk underneath it
 RULES = """
 calendar: {send_on: any_day}
+journey: {first_contact: by_age, fee_notice: agreed, min_gap: 1}
 reminders:
   - {name: before, days: -3}
   - {name: first, days: 7, email: true}
@@ -38,15 +41,15 @@ def invoice(*, due: date, total: str = "900.00", balance: str | None = None,
                    balance=Decimal(total if balance is None else balance), updated_at=NOW)
 
 
-def record(history: dict[str, list[LedgerEntry]],
-           actions: Iterable[Action]) -> dict[str, list[LedgerEntry]]:
-    """A new history with every action recorded as done (skips as skipped)."""
+def record(history: dict[str, list[LedgerEntry]], actions: Iterable[Action],
+           at: datetime = NOW) -> dict[str, list[LedgerEntry]]:
+    """A new history with every action recorded as done (skips as skipped) at `at`."""
     out = {k: list(v) for k, v in history.items()}
     for a in actions:
         state = EntryState.SKIPPED if str(a.kind) == "skip" else EntryState.DONE
         amount = a.amount.amount if isinstance(a, ApplyLateFee) else None
         out.setdefault(a.invoice_id, []).append(LedgerEntry(
             key=a.key, tenant=a.tenant, invoice_id=a.invoice_id, kind=a.kind, rule=a.rule,
-            occurrence=a.occurrence, state=state, due_on=a.due_on, updated_at=NOW,
+            occurrence=a.occurrence, state=state, due_on=a.due_on, updated_at=at,
             amount=amount))
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -26,9 +26,9 @@ def _rules_of(actions: list[Action]) -> list[tuple[str, str]]:
 
 def test_on_track_sends_instalment_reminders_instead_of_overdue_rules() -> None:
     policy = rules()
-    inv = invoice(due=DUE)  # 60 days overdue on 11-30: stages, fee, escalation all due
+    inv = invoice(due=DUE)  # 60 days overdue on 11-30: stages and fee due
     normal = plan([inv], {}, policy, date(2026, 11, 30))
-    assert {type(a) for a in normal} >= {AddNote, ApplyLateFee, Escalate}
+    assert {type(a) for a in normal} >= {AddNote, ApplyLateFee}
     actions = plan([inv], {}, policy, date(2026, 11, 30), plans=[PP])
     assert _rules_of(actions) == [("note", "instalment-1"), ("note", PLAN_NOTE)]
     reminder = next(a for a in actions if a.rule == "instalment-1")
@@ -68,12 +68,14 @@ def test_missed_instalment_breaks_plan_once_then_normal_rules_resume() -> None:
     assert notes[0].text.startswith("Payment plan broken: instalment 1 of 3 (300.00 USD due "
                                     "2026-12-02) was not paid by 2026-12-05")
     assert any(isinstance(a, ApplyLateFee) for a in broken)
-    assert any(isinstance(a, Escalate) for a in broken)
+    # the final notice comes first: escalation waits for the deadline it names
+    assert not any(isinstance(a, Escalate) for a in broken)
     stage_notes = [a.rule for a in broken if isinstance(a, AddNote) and a.rule != PLAN_BROKEN]
     assert stage_notes == ["final"]  # only the latest stage; earlier ones are skipped
-    history = record(history, broken)
+    history = record(history, broken, datetime(2026, 12, 6, 12, tzinfo=UTC))
     later = plan([inv], history, policy, date(2026, 12, 20), plans=[PP])
-    assert later == []  # the broken note is written once
+    # the broken note is written once; the final notice of 12-06 gave 7 days: escalated now
+    assert [(str(a.kind), a.rule) for a in later] == [("escalate", "agency")]
 
 
 def test_paid_early_gets_nothing_more() -> None:
@@ -93,7 +95,7 @@ def test_replan_after_recording_is_empty_on_every_day() -> None:
     while day < date(2027, 1, 10):
         actions = plan([inv], history, policy, day, plans=[PP])
         assert len({a.key for a in actions}) == len(actions)
-        history = record(history, actions)
+        history = record(history, actions, datetime.combine(day, time(12), tzinfo=UTC))
         assert plan([inv], history, policy, day, plans=[PP]) == []
         assert plan([inv], history, policy, day, plans=[PP]) == plan(
             [inv], history, policy, day, plans=[PP])

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from ar_sync.domain.models import Escalate
+from ar_sync.domain.models import (
+    ActionKind,
+    EntryState,
+    Escalate,
+    Invoice,
+    LedgerEntry,
+    action_key,
+)
 from ar_sync.planner.plan import plan
 
 from .conftest import invoice, record, rules
@@ -34,9 +41,19 @@ def test_high_risk_escalates_after_30_days_others_after_60() -> None:
     invs = [invoice(due=TODAY - timedelta(days=31), n=1, customer="risky"),
             invoice(due=TODAY - timedelta(days=31), n=2, customer="fine"),
             invoice(due=TODAY - timedelta(days=31), n=3, customer="medium")]
-    actions = plan(invs, {}, policy, TODAY,
+    told = _final_notice(invs, TODAY - timedelta(days=7))  # its deadline has passed
+    actions = plan(invs, told, policy, TODAY,
                    risk={"risky": "high", "fine": "low", "medium": "medium"})
     assert [a.invoice_id for a in actions if isinstance(a, Escalate)] == ["inv-1"]
+
+
+def _final_notice(invs: list[Invoice], on: date) -> dict[str, list[LedgerEntry]]:
+    """Each invoice's final notice written on `on`."""
+    at = datetime.combine(on, time(12), tzinfo=UTC)
+    return {i.id: [LedgerEntry(
+        key=action_key(i.tenant, i.platform, i.id, ActionKind.NOTE, "final", "once"),
+        tenant=i.tenant, invoice_id=i.id, kind=ActionKind.NOTE, rule="final",
+        occurrence="once", state=EntryState.DONE, due_on=on, updated_at=at)] for i in invs}
 
 
 def test_levels_without_adjustments_change_nothing() -> None:

@@ -5,6 +5,8 @@ requests a minute. Judged from the emulator's own rows and effects, not the conn
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -22,12 +24,12 @@ from ar_sync.domain.errors import (
 from ar_sync.domain.models import AddNote, ApplyLateFee, Escalate, FeeMode, Invoice, Money
 from ar_sync.domain.money import to_decimal
 from ar_sync.sync.budget import CallBudget
-from ar_sync.sync.connector import BatchWrite, BatchWriter
+from ar_sync.sync.connector import BatchItemResult, BatchWrite, BatchWriter
 from ar_sync_emulators.base import RateLimiter
 from ar_sync_emulators.quickbooks.companies import real_company
 from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_quickbooks import QuickBooksConnector, QuickBooksPlugin
-from ar_sync_quickbooks.batch import BATCH_REQUEST_ID_MAX, MAX_BATCH
+from ar_sync_quickbooks.batch import BATCH_REQUEST_ID_MAX, BID_MAX, MAX_BATCH
 
 BATCH_CALLS = "POST /v3/company/{realm}/batch"
 
@@ -57,6 +59,14 @@ def _open(qbo: Session) -> tuple[QuickBooksConnector, list[Invoice]]:
     invoices = [i for i in connector.fetch_open_invoices().invoices if not i.disputed]
     fresh = connector.get_invoices([i.id for i in invoices[:12]])
     return connector, [inv for inv in fresh.values() if inv is not None]
+
+
+def written(emu: QuickBooksEmulator, connector: QuickBooksConnector,
+            writes: list[BatchWrite]) -> list[BatchItemResult]:
+    """write_batch, with the keys told to the emulator's effect counters (a batched fee line
+    carries only its short reference and travels under a short bId)."""
+    emu.learn_keys(w.action.key for w in writes)
+    return connector.write_batch(writes)
 
 
 def _batch_calls(emu: QuickBooksEmulator) -> int:
@@ -97,7 +107,7 @@ def test_mixed_batch_one_call_each_item_mapped_back_and_one_failure_alone(
               note(gone, "arb-gone")]
     totals = {i.id: to_decimal(qbo.emu.invoice(i.id)["TotalAmt"]) for i in invs[:4]}
     before = _batch_calls(qbo.emu)
-    results = connector.write_batch(writes)
+    results = written(qbo.emu, connector, writes)
     assert _batch_calls(qbo.emu) - before == 1
     assert [r.key for r in results] == [w.action.key for w in writes]
     by_key = {r.key: r for r in results}
@@ -147,7 +157,7 @@ def test_stale_synctoken_fails_only_that_item_and_a_later_batch_writes_it(
     connector.fee_item()
     qbo.emu.edit(invs[1].id, CustomerMemo={"value": "edited by a person"})  # SyncToken moves
     writes = [fee(invs[0], "arb-ok"), fee(invs[1], "arb-stale"), note(invs[2], "arb-n")]
-    results = {r.key: r for r in connector.write_batch(writes)}
+    results = {r.key: r for r in written(qbo.emu, connector, writes)}
     stale = results["arb-stale"].error
     assert isinstance(stale, StaleObjectError) and stale.retryable
     assert results["arb-ok"].ref and results["arb-n"].ref
@@ -156,7 +166,7 @@ def test_stale_synctoken_fails_only_that_item_and_a_later_batch_writes_it(
     # so QuickBooks does not answer it with the first batch's recorded stale fault
     fresh = connector.get_invoices([invs[1].id])[invs[1].id]
     assert fresh is not None and fresh.version != invs[1].version
-    again = connector.write_batch([fee(fresh, "arb-stale")])
+    again = written(qbo.emu, connector, [fee(fresh, "arb-stale")])
     assert again[0].error is None and again[0].ref
     assert qbo.emu.invoice(invs[1].id)["CustomerMemo"] == {"value": "edited by a person"}
     assert [e.key for e in qbo.emu.effects() if e.kind == "late_fee"].count("arb-stale") == 1
@@ -166,11 +176,11 @@ def test_the_same_write_retried_on_a_newer_invoice_is_a_new_request(qbo: Session
     connector, invs = _open(qbo)
     connector.fee_item()
     qbo.emu.edit(invs[0].id, CustomerMemo={"value": "edited"})
-    first = connector.write_batch([fee(invs[0], "arb-alone")])
+    first = written(qbo.emu, connector, [fee(invs[0], "arb-alone")])
     assert isinstance(first[0].error, StaleObjectError)
     fresh = connector.get_invoices([invs[0].id])[invs[0].id]
     assert fresh is not None
-    again = connector.write_batch([fee(fresh, "arb-alone")])  # same key, newer SyncToken
+    again = written(qbo.emu, connector, [fee(fresh, "arb-alone")])  # same key, newer SyncToken
     assert again[0].error is None and again[0].ref
     assert [e.key for e in qbo.emu.effects()] == ["arb-alone"]
 
@@ -193,7 +203,7 @@ def test_a_lost_batch_answer_is_reconciled_and_a_replay_writes_nothing_twice(
     writes = [note(invs[0], "arb-l1"), fee(invs[1], "arb-l2"),
               fee(invs[2], "arb-l3", "9", FeeMode.INVOICE)]
     qbo.emu.faults.drop_after_write(match="/batch")
-    first = connector.write_batch(writes)
+    first = written(qbo.emu, connector, writes)
     assert all(r.ref and r.error is None for r in first)
     assert _effects(qbo.emu) == sorted([("note", invs[0].id, "arb-l1"),
                                         ("late_fee", invs[1].id, "arb-l2"),
@@ -201,7 +211,7 @@ def test_a_lost_batch_answer_is_reconciled_and_a_replay_writes_nothing_twice(
     # a runner that sends the very same batch again (same invoices, same SyncTokens) gets
     # QuickBooks' recorded answer back: the same objects, nothing applied twice
     replayed_before = qbo.emu.counters.writes_replayed
-    second = qbo.open().write_batch(writes)
+    second = written(qbo.emu, qbo.open(), writes)
     assert qbo.emu.counters.writes_replayed == replayed_before + 1
     assert [r.ref for r in second][0::2] == [r.ref for r in first][0::2]
     assert len(qbo.emu.effects()) == 3
@@ -217,26 +227,41 @@ def test_a_lost_batch_answer_without_replay_is_found_by_key_not_resent() -> None
         connector, invs = _open(qbo)
         writes = [note(invs[0], "arb-r1"), fee(invs[1], "arb-r2")]
         emu.faults.drop_after_write(match="/batch")
-        results = connector.write_batch(writes)
+        results = written(emu, connector, writes)
         assert all(r.ref for r in results)
         assert sorted(e.key or "" for e in emu.effects()) == ["arb-r1", "arb-r2"]
         assert emu.counters.writes_replayed == 0
 
 
-def test_batch_requestid_is_at_most_36_and_derived_from_the_writes(qbo: Session) -> None:
+def test_batch_ids_fit_what_quickbooks_joins_and_are_derived_from_the_writes(
+        qbo: Session) -> None:
+    """requestid <= 36, every bId <= 10 and the two joined <= 50 (Intuit blog 2015-04-06;
+    QuickBooks-V3-Java-SDK #180), with real 34-character action keys: the emulator faults
+    every item past it with 6000, so the writes landing proves it too."""
     connector, invs = _open(qbo)
-    seen: list[str] = []
+    connector.fee_item()
+    seen: list[tuple[str, list[str]]] = []
     original = connector.client.post
 
-    def spy(url: str, *args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs.get("request_id") or "")
-        return original(url, *args, **kwargs)
+    def spy(url: str, body: str, *args: Any, **kwargs: Any) -> Any:
+        bids = [str(item["bId"]) for item in json.loads(body)["BatchItemRequest"]]
+        seen.append((kwargs.get("request_id") or "", bids))
+        return original(url, body, *args, **kwargs)
 
     connector.client.post = spy  # type: ignore[method-assign]
-    connector.write_batch([note(invs[0], "arb-id1"), note(invs[1], "arb-id2")])
-    connector.write_batch([note(invs[2], "arb-id3")])
-    assert len(seen) == 2 and len(set(seen)) == 2
-    assert all(0 < len(rid) <= BATCH_REQUEST_ID_MAX for rid in seen)
+    keys = ["ar" + hashlib.sha256(str(n).encode()).hexdigest()[:32] for n in range(11)]
+    writes = [note(invs[0], keys[0]), fee(invs[1], keys[1]),
+              fee(invs[2], keys[2], "7", FeeMode.INVOICE),
+              *[note(inv, key) for inv, key in zip(invs[3:11], keys[3:], strict=True)]]
+    results = written(qbo.emu, connector, writes)
+    assert all(r.ref and r.error is None for r in results)
+    assert sorted(e.key or "" for e in qbo.emu.effects()) == sorted(keys)
+    connector.write_batch([note(invs[11], "arb-id3")])
+    assert len(seen) == 3 and len({rid for rid, _ in seen}) == 3
+    for request_id, bids in seen:
+        assert 0 < len(request_id) <= BATCH_REQUEST_ID_MAX
+        assert all(len(b) <= BID_MAX and len(request_id) + len(b) <= 50 for b in bids)
+        assert len(set(bids)) == len(bids)
 
 
 def test_a_verification_mismatch_is_that_items_error(qbo: Session) -> None:
@@ -329,7 +354,7 @@ def test_fault_6000_on_a_uk_line_edit_falls_back_to_a_fee_invoice(uk: Session) -
     assert a is not None and b is not None
     before = {i: to_decimal(uk.emu.invoice(i)["TotalAmt"]) for i in (a.id, b.id)}
     calls = _batch_calls(uk.emu)
-    results = {r.key: r for r in connector.write_batch([fee(a, "arb-uk-1"),
+    results = {r.key: r for r in written(uk.emu, connector, [fee(a, "arb-uk-1"),
                                                         fee(b, "arb-uk-2")])}
     assert _batch_calls(uk.emu) - calls == 2  # the batch, then the fallback's batch
     assert str(results["arb-uk-1"].ref).startswith("Invoice:")

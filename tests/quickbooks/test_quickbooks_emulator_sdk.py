@@ -210,3 +210,33 @@ def test_batch_operations_independent_faults_inside_and_requestid_replay(
     with pytest.raises(QuickbooksException):
         qb.post(url, twice)
     assert len(qbo.emu.rows["Attachable"]) == 2
+
+
+def test_a_batch_requestid_joined_with_a_bid_past_50_characters_faults_that_item(
+        qbo: Session, qb: QuickBooks) -> None:
+    """QuickBooks joins the batch's requestid with each item's bId into one id of at most 50
+    characters and faults every item past it with 6000, the request itself answered 200
+    (QuickBooks-V3-Java-SDK #180: 32 + 36 = 68 characters refused; Intuit blog 2015-04-06:
+    at most 10 characters per bId with a requestid)."""
+    def note(bid: str) -> dict[str, object]:
+        return {"bId": bid, "operation": "create", "Attachable": {
+            "Note": f"note {bid}", "AttachableRef": [{"EntityRef": {"type": "Invoice",
+                                                                    "value": "1004"}}]}}
+
+    url = f"{qb.api_url}/company/{qbo.emu.realm_id}/batch"
+    action_key = "ar" + "0123456789abcdef" * 2  # 34 characters, as ar-sync's keys
+    long_ids = json.dumps({"BatchItemRequest": [note(action_key), note(action_key + "-i")]})
+    answer = qb.post(url, long_ids, request_id="batch-" + "f" * 30)
+    faults = [a["Fault"]["Error"][0] for a in answer["BatchItemResponse"]]
+    assert [f["code"] for f in faults] == ["6000", "6000"]
+    assert "70 characters" in faults[0]["Detail"] and "72 characters" in faults[1]["Detail"]
+    assert qbo.emu.rows["Attachable"] == {}
+    fits = json.dumps({"BatchItemRequest": [note("0"), note("1234567890")]})
+    answer = qb.post(url, fits, request_id="batch-" + "e" * 30)  # 36 + 10 = 46
+    assert all("Attachable" in a for a in answer["BatchItemResponse"])
+    at_limit = json.dumps({"BatchItemRequest": [note("x" * 14), note("y" * 15)]})
+    answer = qb.post(url, at_limit, request_id="batch-" + "d" * 30)  # 50 fits, 51 does not
+    first, second = answer["BatchItemResponse"]
+    assert "Attachable" in first and second["Fault"]["Error"][0]["code"] == "6000"
+    without = json.dumps({"BatchItemRequest": [note(action_key)]})
+    assert "Attachable" in qb.post(url, without)["BatchItemResponse"][0]  # no requestid

@@ -107,7 +107,8 @@ def test_429_storm_then_success_honours_retry_after(qbo: Session) -> None:
     result = qbo.open().fetch_open_invoices()
     assert result.invoices
     assert qbo.sleeps[:3] == [2.0, 2.0, 2.0]
-    assert qbo.emu.counters.calls["POST /v3/company/{realm}/query"] == qbo.budget.calls
+    assert (qbo.emu.counters.calls["POST /v3/company/{realm}/query"]  # pages, and payments
+            + qbo.emu.counters.calls["POST /v3/company/{realm}/batch"]) == qbo.budget.calls
 
 
 def test_429_storm_longer_than_the_retries_raises_rate_limited(qbo: Session) -> None:
@@ -118,14 +119,14 @@ def test_429_storm_longer_than_the_retries_raises_rate_limited(qbo: Session) -> 
 
 
 def test_per_realm_rate_limit_answers_429(company: DemoCompany) -> None:
-    emu = QuickBooksEmulator(rate_per_minute=3).seed(company)
+    emu = QuickBooksEmulator(rate_per_minute=4).seed(company)
     sleeps: list[float] = []
     plugin = QuickBooksPlugin(sleep=sleeps.append)
     with emu.serve():
         settings = emu.settings()
         store, connection = connect(emu, plugin, settings)  # CompanyInfo spends one call
         connector = plugin.open(settings, connection, store, CallBudget())
-        connector.fetch_open_invoices()  # 2 calls: limit reached
+        connector.fetch_open_invoices()  # 3 calls (a page, e-mails, payments): limit reached
         with pytest.raises(RateLimitedError) as err:
             connector.get_invoice("1001")
     assert err.value.retry_after is not None and 0 < err.value.retry_after <= 60
@@ -141,12 +142,24 @@ def test_5xx_then_success_and_5xx_storm(qbo: Session) -> None:
         qbo.open().get_invoice("1001")
 
 
-def test_timeout_is_transient_and_retried(qbo: Session) -> None:
+def test_a_call_past_its_deadline_is_not_asked_again(qbo: Session) -> None:
+    """A platform that gives no answer within a call's total deadline (sync.deadline) is a
+    PlatformTimeoutError: transient (the next run tries again) but not retried within the run,
+    so a silent platform costs one deadline, not one per attempt (issue 20)."""
+    from ar_sync.domain.errors import PlatformTimeoutError
+
     connector = qbo.open()
-    connector.client._timeout = 0.3
+    connector.client._deadline = 0.3
     qbo.emu.faults.timeout_next(1, seconds=1.0, match="/invoice/")
-    assert connector.get_invoice("1001") is not None
-    assert len(qbo.sleeps) == 1
+    calls = qbo.emu.counters.total_calls
+    with pytest.raises(PlatformTimeoutError, match=r"no answer within 0\.3 s"):
+        connector.get_invoice("1001")
+    assert qbo.sleeps == [] and qbo.budget.calls == 1
+    assert qbo.emu.counters.total_calls - calls <= 1  # asked once
+    with pytest.raises(PlatformTimeoutError, match="not asked"):  # silent for this run
+        connector.get_invoice("1002")
+    assert qbo.budget.calls == 1  # and at once, without a call
+    assert qbo.open().get_invoice("1001") is not None  # the next run asks again
 
 
 def test_budget_is_spent_per_http_call_and_stops_the_run(qbo: Session) -> None:

@@ -18,7 +18,7 @@ from ar_sync_emulators.demo import DEMO_NOW, DEMO_TODAY, REDIRECT_URI, connect_t
 from ar_sync_emulators.quickbooks.companies import real_company
 from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 
-RULES = ("calendar: {send_on: any_day}\nlate_fees:\n"
+RULES = ("calendar: {send_on: any_day}\njourney: {fee_notice: agreed}\nlate_fees:\n"
          "  - {name: vat-fee, kind: fixed, amount: 20, tax: '20.0% S', backfill: all,\n"
          "     grace_days: 7}\n")
 

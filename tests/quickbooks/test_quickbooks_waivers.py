@@ -25,6 +25,12 @@ def _charged(qbo: Session, fee: str = "25.00") -> tuple[Invoice, Money]:
     return fresh, money
 
 
+def _applications(qbo: Session) -> list[dict[str, object]]:
+    """The Payments that apply a credit memo (a waiver's), not the customers' own."""
+    return [p for p in qbo.emu.rows["Payment"].values()
+            if any(t["TxnType"] == "CreditMemo" for ln in p["Line"] for t in ln["LinkedTxn"])]
+
+
 def _balance(qbo: Session, invoice_id: str) -> Decimal:
     return Decimal(str(qbo.emu.invoice(invoice_id)["Balance"]))
 
@@ -55,14 +61,14 @@ def test_a_crash_between_memo_and_application_resumes_without_a_second_memo(
     qbo.emu.faults.fail_next(10, status=503, match="/payment")
     with pytest.raises(ConnectorError):
         qbo.open().waive_fee(inv, "arfee-w1", fee, "Late fee", key="arwaive2")
-    assert len(qbo.emu.rows["CreditMemo"]) == 1 and not qbo.emu.rows["Payment"]
+    assert len(qbo.emu.rows["CreditMemo"]) == 1 and not _applications(qbo)
     assert _balance(qbo, inv.id) == inv.balance  # memo exists, not applied
     qbo.emu.faults.clear()
     # the next runner reconciles first: the memo is found but has credit left -> not done
     again = qbo.open()
     assert again.find_effect(inv, ActionKind.WAIVE_FEE, "arwaive2") is None
     ref = again.waive_fee(inv, "arfee-w1", fee, "Late fee", key="arwaive2")
-    assert len(qbo.emu.rows["CreditMemo"]) == 1 and len(qbo.emu.rows["Payment"]) == 1
+    assert len(qbo.emu.rows["CreditMemo"]) == 1 and len(_applications(qbo)) == 1
     assert ref == f"CreditMemo:{next(iter(qbo.emu.rows['CreditMemo']))}"
     assert _balance(qbo, inv.id) == inv.balance - Decimal("25.00")
 
@@ -72,7 +78,7 @@ def test_lost_answers_are_found_by_the_marker_not_written_twice(qbo: Session) ->
     qbo.emu.faults.drop_after_write(1, match="/creditmemo")
     qbo.emu.faults.drop_after_write(1, match="/payment")
     qbo.open().waive_fee(inv, "arfee-w1", fee, "Late fee", key="arwaive3")
-    assert len(qbo.emu.rows["CreditMemo"]) == 1 and len(qbo.emu.rows["Payment"]) == 1
+    assert len(qbo.emu.rows["CreditMemo"]) == 1 and len(_applications(qbo)) == 1
     # found by reconciliation (the memo's PrivateNote marker), not by the platform's replay
     assert qbo.emu.counters.writes_replayed == 0
     assert _balance(qbo, inv.id) == inv.balance - Decimal("25.00")

@@ -536,3 +536,22 @@ def test_snapshot_incremental_and_full(store: Any) -> None:
     store.save_invoices(cid, [invoice(1), invoice(2)], replace_all=True)
     assert [inv.id for inv in store.open_invoices(cid)] == ["inv001", "inv002"]
     assert store.open_invoices(f"xero:{uuid.uuid4()}") == []
+
+
+def test_a_resolved_payment_link_outlives_the_fetchs_lazy_reference(store: Any) -> None:
+    """An invoice's online link is read once in its life: a later fetch's lazy reference
+    (or a full fetch) keeps the stored URL; a fetch with no link, or another URL, wins."""
+    cid = f"xero:{uuid.uuid4()}"
+    lazy = [invoice(i).model_copy(update={"payment_link": f"xero-online-invoice:{i}"})
+            for i in range(4)]
+    store.save_invoices(cid, lazy, replace_all=True)
+    resolved = [inv.model_copy(update={"payment_link": f"https://in.example/{inv.id}"})
+                for inv in lazy[:3]]
+    store.save_invoices(cid, resolved, replace_all=False)
+    again = [lazy[0], lazy[1].model_copy(update={"payment_link": None}),
+             lazy[2].model_copy(update={"payment_link": "https://in.example/new"}), lazy[3]]
+    for replace_all in (False, True):
+        store.save_invoices(cid, again, replace_all=replace_all)
+        links = {inv.id: inv.payment_link for inv in store.open_invoices(cid)}
+        assert links == {"inv000": "https://in.example/inv000", "inv001": None,
+                         "inv002": "https://in.example/new", "inv003": "xero-online-invoice:3"}

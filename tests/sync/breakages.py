@@ -66,8 +66,9 @@ def ignore_owner(mp: pytest.MonkeyPatch) -> None:
 
 def _blind(kinds: set[ActionKind]) -> Callable[..., Any]:
     def wrap(find: Callable[..., str | None]) -> Callable[..., str | None]:
-        def blind(self: Any, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
-            return None if kind in kinds else find(self, invoice, kind, key)
+        def blind(self: Any, invoice: Invoice, kind: ActionKind, key: str,
+                  **kw: Any) -> str | None:
+            return None if kind in kinds else find(self, invoice, kind, key, **kw)
         return blind
     return wrap
 

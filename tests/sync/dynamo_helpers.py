@@ -10,16 +10,16 @@ from typing import Any
 
 import boto3
 import pytest
+from journey_support import old_journey
 
 from ar_sync.domain.models import Invoice
-from ar_sync.rules.policy import load_policy
 from ar_sync.store.crypto import TokenCipher
 from ar_sync.store.dynamodb.store import DynamoDBStore, create_tables
 from ar_sync.sync.connector import Connection
 from ar_sync_emulators.aws import moto_server
 
 CONN = Connection(id="fake:1", platform="fake", external_id="1")
-POLICY = load_policy("platform-email")  # stages with platform e-mails, fees, escalation
+POLICY = old_journey("platform-email")  # stages with platform e-mails, fees, escalation
 START = datetime(2026, 9, 1, 15, tzinfo=UTC)
 
 

@@ -17,10 +17,14 @@ import requests
 from ar_sync.store.memory import MemoryTokenStore
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import Connection, Connector, load_plugin
+from ar_sync_emulators.base import RateLimiter
 from ar_sync_emulators.books import DemoCompany, demo_company
 from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_emulators.replay import ReplayMode
 from ar_sync_emulators.xero.server import XeroEmulator
+
+from .harness import START
+from .rounds import Clock
 
 
 class EmulatorAdapter:
@@ -38,14 +42,21 @@ class EmulatorAdapter:
         self.emu: Any = None
         self.tokens = MemoryTokenStore()
         self.connection: Connection | None = None
+        # The emulator keeps the schedule's time, as a platform keeps the runners' (an e-mail
+        # is reconciled by when the invoice's record says it was sent); the harness moves it.
+        self.clock = Clock(START)
 
     def _new_emulator(self) -> Any:
         if self.platform == "quickbooks":
-            return QuickBooksEmulator(rate_per_minute=100_000, replay=self.replay)
-        return XeroEmulator(per_minute=100_000, per_day=1_000_000, concurrent=50,
-                            replay=self.replay)
+            emu = QuickBooksEmulator(clock=self.clock, rate_per_minute=100_000,
+                                     replay=self.replay)
+            emu.batch_limiter = RateLimiter(per_minute=None)  # a schedule's time stands still
+            return emu
+        return XeroEmulator(clock=self.clock, per_minute=100_000, per_day=1_000_000,
+                            concurrent=50, replay=self.replay)
 
     def reset(self, company: DemoCompany) -> None:
+        self.clock.set(START)
         self.stack.close()
         self.stack = ExitStack()
         self.emu = self._new_emulator()
@@ -80,7 +91,8 @@ class EmulatorAdapter:
             if rng.random() < 0.3:
                 faults.expire_tokens()
         assert self.connection is not None
-        return self.plugin.open(self.settings, self.connection, self.tokens, CallBudget())
+        return self.plugin.open(self.settings, self.connection, self.tokens, CallBudget(),
+                                clock=self.clock)
 
     def effects(self) -> Counter[str]:
         return Counter(e.key for e in self.emu.effects() if e.key)

@@ -92,7 +92,8 @@ class FakeConnector:
         with self.state.lock:
             return self.state.invoices.get(invoice_id)
 
-    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str, *,
+                    since: datetime | None = None) -> str | None:
         with self.state.lock:
             for n, (inv, text) in enumerate(self.state.notes):
                 if inv == invoice.id and mentions_key(text, key):
@@ -137,7 +138,7 @@ class FakeConnector:
         return self._write(key, apply)
 
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
-                     mode: FeeMode, tax: str | None = None) -> str:
+                     mode: FeeMode, tax: str | None = None, account: str | None = None) -> str:
         def apply() -> str:
             self.state.fees.append((invoice.id, f"{label} {reference_text(key)}", fee))
             inv = self.state.invoices[invoice.id]

@@ -81,9 +81,10 @@ class BatchFakeConnector(FakeConnector):
         return super().add_note(invoice, text, key=key)
 
     def add_late_fee(self, invoice: Invoice, fee: Money, label: str, *, key: str,
-                     mode: FeeMode, tax: str | None = None) -> str:
+                     mode: FeeMode, tax: str | None = None, account: str | None = None) -> str:
         self.order.append((invoice.id, key))
-        return super().add_late_fee(invoice, fee, label, key=key, mode=mode, tax=tax)
+        return super().add_late_fee(invoice, fee, label, key=key, mode=mode, tax=tax,
+                                    account=account)
 
     def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str:
         self.order.append((invoice.id, key))

@@ -72,12 +72,16 @@ class Stall:
         self.resume.wait(60)
 
     @classmethod
-    def random(cls, rng: random.Random) -> Stall:
+    def random(cls, rng: random.Random, *, forgets_keys: bool = False) -> Stall:
         at, kind = rng.randint(1, 3), rng.choice(["note", "note", "fee", "email"])
         if rng.random() < 0.5:  # paused before the call: a live lease, or an expired one and
             # the write refused (a write still in flight after its lease is the one case the
             # protocol cannot cover: leases must outlast a write, see the README)
             expire = rng.random() < 0.5
+            if forgets_keys and kind == "email":
+                # an e-mail is never refused, and a platform that forgets keys cannot turn
+                # the stalled runner's late send away: that is the in-flight case itself
+                expire = False
             return cls(at, False, expire,
                        "refused" if expire or rng.random() < 0.3 else "ok", kind)
         return cls(at, True, rng.random() < 0.7, rng.choice(["ok", "lost"]), kind)
@@ -93,10 +97,12 @@ class CrashingConnector:
     """Wraps a connector; the process 'dies' (or stalls) at the chosen write attempt."""
 
     def __init__(self, inner: Connector, *, before: int | None, after: int | None,
-                 stall: Stall | None = None) -> None:
+                 stall: Stall | None = None, only: str | None = None) -> None:
         self._inner = inner
         self._before, self._after, self._stall = before, after, stall
+        self._only = only  # count only this kind of write ("email"): crash at its n-th
         self._writes = 0
+        self._of_kind: Counter[str] = Counter()
         self.platform = inner.platform
         self.connection = inner.connection
 
@@ -105,7 +111,10 @@ class CrashingConnector:
 
     def _wrap(self, call: Callable[[], Any], kind: str) -> Any:
         self._writes += 1
+        self._of_kind[kind] += 1
         n, email = self._writes, kind == "email"
+        if self._only is not None:  # the n-th write of that kind, or none at all
+            n = self._of_kind[kind] if kind == self._only else 0
         stall = self._stall if self._stall is not None and self._stall.hits(n, kind) else None
         if self._before == n:
             raise SimulatedCrash("crash before the platform call")
@@ -121,7 +130,7 @@ class CrashingConnector:
             if stall.outcome == "lost":
                 raise TransientError("answer lost while the runner was stalled")
         if self._after == n:
-            raise SimulatedCrash("crash after the platform applied the write")
+            raise SimulatedCrash(f"crash after the platform applied the write ({kind})")
         return ref
 
     def add_note(self, invoice, text, *, key):  # type: ignore[no-untyped-def]
@@ -140,6 +149,9 @@ class CrashingConnector:
         it applied, in a call of their own, the rest not); one due after dies once the
         platform applied all of it, before the ledger recorded anything. (Only reached when
         the inner connector is a BatchWriter: `max_batch` comes from it.)"""
+        if self._only is not None:  # crashes counted at another kind of write only
+            self._writes += len(writes)
+            return self._inner.write_batch(writes)
         first = self._writes + 1
         self._writes += len(writes)
         span = range(first, self._writes + 1)
@@ -222,10 +234,12 @@ class Tally(ScheduleTally):
     actions_expected: int = 0
     extra: int = 0
     mismatch: int = 0
+    sent_then_crashed: int = 0  # crashes right after a platform e-mail went out
 
     def line(self) -> str:
         return (f"schedules={self.schedules} days={self.days} runs={self.runs} "
-                f"crashes={self.crashes} (batch {self._batch()}) "
+                f"crashes={self.crashes} (batch {self._batch()}; right after an e-mail "
+                f"{self.sent_then_crashed}) "
                 f"stalls={self.stalls} "
                 f"concurrent_rounds={self.concurrent_rounds} unlocked_runs={self.unlocked_runs} "
                 f"actions_expected={self.actions_expected} duplicates={self.duplicates} "
@@ -237,6 +251,7 @@ class Tally(ScheduleTally):
 
     def count(self, crash: SimulatedCrash) -> None:
         self.crashes += 1
+        self.sent_then_crashed += "after" in str(crash) and "(email)" in str(crash)
         words = str(crash).split(":")[0].split()
         if words[0] == "batch":
             self.batch_crashes[words[1]] += 1
@@ -248,13 +263,23 @@ def _store(path: Path, claimed: set[str] | None = None) -> WatchedStore:
     return store
 
 
+def schedule_clock(platform: Platform, start: datetime = START) -> Clock:
+    """The schedule's clock: the platform's own when it keeps one (the emulators do, as a
+    platform shares the runners' time), set to `start`."""
+    shared = getattr(platform, "clock", None)
+    clock = shared if isinstance(shared, Clock) else Clock(start)
+    clock.set(start)
+    return clock
+
+
 def _clean_effects(platform: Platform, invoices: Any, connection: Connection,
                    policy: Policy, now: datetime, db: Path) -> set[str]:
     """For one-day schedules: the same company, one clean run, no faults."""
     platform.reset(invoices)
     store = _store(db)
     store.save_connection(connection)
-    run_tenant(store, connection.id, now=now, clock=lambda: now, policy=policy,
+    run_tenant(store, connection.id, now=now, clock=schedule_clock(platform, now),
+               policy=policy,
                connector=platform.connector(connection, random.Random(0), faulty=False))
     store.close()
     _learn(platform, store.claimed)
@@ -288,7 +313,7 @@ def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.
     setup = _store(db, claimed)
     setup.save_connection(connection)
     setup.close()
-    clock = Clock(START)
+    clock = schedule_clock(platform)
 
     def runner(conn: Connector, use_lock: bool) -> threading.Thread:
         def work() -> None:
@@ -323,7 +348,8 @@ def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.
         tally.days += 1
         for r in range(rng.randint(1, 4)):
             if rng.random() < (0.4 if r == 0 else 0.15):  # early in the day: writes to do
-                _stall_round(rng, clock, runner, faulty, tally)
+                _stall_round(rng, clock, runner, faulty, tally,
+                             forgets_keys=str(getattr(platform, "replay", "")) == "off")
             else:
                 count = rng.choice([1, 1, 2, 3])
                 tally.concurrent_rounds += count > 1
@@ -341,7 +367,7 @@ def run_schedule(seed: int, platform: Platform, make_invoices: Callable[[random.
 
 def run_one_crash(seed: int, platform: Platform, invoices: Any, policy: Policy, workdir: Path,
                   tally: Tally, connection: Connection, *, before: int | None = None,
-                  after: int | None = None) -> None:
+                  after: int | None = None, only: str | None = None) -> None:
     """One runner that dies at write attempt `before` (or right after `after`) with the
     platform's own faults on, then a clean run; judged like a schedule, against a clean run."""
     expected_clean = _clean_effects(platform, invoices, connection, policy, START,
@@ -351,12 +377,12 @@ def run_one_crash(seed: int, platform: Platform, invoices: Any, policy: Policy, 
     claimed: set[str] = set()
     store = _store(db, claimed)
     store.save_connection(connection)
-    clock = Clock(START)
+    clock = schedule_clock(platform)
     inner = platform.connector(connection, random.Random(seed), faulty=True)
     tally.runs += 1
     try:
         run_tenant(store, connection.id, clock=clock, policy=policy, lease_seconds=LEASE,
-                   connector=CrashingConnector(inner, before=before, after=after))
+                   connector=CrashingConnector(inner, before=before, after=after, only=only))
     except SimulatedCrash as crash:
         tally.count(crash)
     finally:
@@ -372,9 +398,10 @@ def run_one_crash(seed: int, platform: Platform, invoices: Any, policy: Policy, 
 
 def _stall_round(rng: random.Random, clock: Clock,
                  runner: Callable[[Connector, bool], threading.Thread],
-                 faulty: Callable[..., CrashingConnector], tally: Tally) -> None:
+                 faulty: Callable[..., CrashingConnector], tally: Tally, *,
+                 forgets_keys: bool = False) -> None:
     """Runner A pauses at a write; B runs meanwhile (after A's lease ran out, or not)."""
-    stall = Stall.random(rng)
+    stall = Stall.random(rng, forgets_keys=forgets_keys)
     first = runner(faulty(crash=False, stall=stall), rng.random() < 0.5)
     first.start()
     while first.is_alive() and not stall.reached.wait(0.01):

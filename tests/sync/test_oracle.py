@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from journey_support import old_journey
 
 from ar_sync.domain.models import Invoice
-from ar_sync.rules.policy import load_policy
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.connector import Connection
 from ar_sync.sync.run import run_tenant
@@ -172,7 +172,7 @@ def _observe(rules: str, invoices: list[Invoice], run_days: list[date],
              tmp_path: Path) -> list[tuple[Any, ...]]:
     path = tmp_path / "rules.yaml"
     path.write_text(rules)
-    policy = load_policy(path)
+    policy = old_journey(path)
     store = SQLiteStore(tmp_path / "oracle.db", cipher=CIPHER)
     store.save_connection(CONN)
     state = FakePlatform(invoices={i.id: i for i in invoices})

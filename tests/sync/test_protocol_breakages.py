@@ -9,8 +9,7 @@ import random
 from collections.abc import Callable
 
 import pytest
-
-from ar_sync.rules.policy import load_policy
+from journey_support import old_journey
 
 from .breakages import EMULATOR_BREAKAGES, FAKE_BREAKAGES
 from .emulators import EmulatorAdapter, small_company
@@ -34,7 +33,7 @@ def _until_caught(run: Callable[[int, Tally], None], limit: int) -> Tally:
 def test_fake_fault_suite_catches(name: str, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     FAKE_BREAKAGES[name](monkeypatch)
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     with scratch_dir() as workdir:
         tally = _until_caught(lambda seed, t: run_schedule(
             seed, FakeAdapter(), make_invoices, policy, workdir, t, CONNECTION), FAKE_SCHEDULES)
@@ -49,7 +48,7 @@ def test_emulator_fault_suite_catches(name: str, monkeypatch: pytest.MonkeyPatch
                                       capsys: pytest.CaptureFixture[str]) -> None:
     platform, breakage = EMULATOR_BREAKAGES[name]
     breakage(monkeypatch)
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     adapter = EmulatorAdapter(platform)
 
     def run(seed: int, tally: Tally) -> None:

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from journey_support import old_journey
 
 from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequiredError
 from ar_sync.domain.models import ActionKind, EntryState, Invoice
 from ar_sync.planner.plan import plan
-from ar_sync.rules.policy import load_policy
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.run import execute_action, run_tenant
 
@@ -25,7 +25,7 @@ from .test_sync_run import _invoice
 
 NOW = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
 LEASE = 60.0
-POLICY = load_policy("platform-email")
+POLICY = old_journey("platform-email")
 
 
 @pytest.fixture
@@ -105,7 +105,9 @@ def test_takeover_writes_when_the_crashed_run_never_called(store: SQLiteStore) -
 
 def test_validation_error_during_a_write_fails_that_action_for_good(
         store: SQLiteStore) -> None:
-    state = _platform(_invoice(1, 3), _invoice(2, 3))
+    other = _invoice(2, 3).model_copy(update={  # another customer: both written today
+        "customer_id": "c2", "customer_email": "two@example.com"})
+    state = _platform(_invoice(1, 3), other)
     connector = _fake(state)
     real = connector.add_note
 

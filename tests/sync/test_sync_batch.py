@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from journey_support import old_journey
 
 from ar_sync.domain.errors import (
     BudgetExhaustedError,
@@ -33,7 +34,6 @@ from ar_sync.domain.models import (
     InvoiceStatus,
     Money,
 )
-from ar_sync.rules.policy import load_policy
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.batch import BATCH_FAILED, execute_batch, line_lock, schedule
 from ar_sync.sync.budget import CallBudget
@@ -46,7 +46,7 @@ from .harness import CIPHER
 from .test_sync_faults_fake import CONNECTION, TODAY
 
 NOW = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
-POLICY = load_policy("platform-email")
+POLICY = old_journey("platform-email")
 
 
 def _note(n: int, invoice: str, batchable: bool) -> AddNote:
@@ -228,8 +228,8 @@ def test_ctrl_c_inside_a_batch_releases_every_claim_of_the_chunk(store: SQLiteSt
     rows = _rows(store)
     assert all(rows[k] == EntryState.RETRY for k in chunk)  # released, not left claimed
     assert all(store.get(k).reason == "interrupted" for k in chunk)  # type: ignore[union-attr]
-    outcomes = {a.key: (a.outcome, a.detail) for a in report.actions}  # type: ignore[attr-defined]
-    assert [outcomes[k] for k in chunk] == [("retry", "interrupted")] * len(chunk)
+    outcomes = {a.key: a.outcome for a in report.actions}  # type: ignore[attr-defined]
+    assert [outcomes[k] for k in chunk] == ["deferred"] * len(chunk)  # first next run
     final = _run(store, _batcher(state))
     assert final.stopped_early is None  # type: ignore[attr-defined]
     assert all(n == 1 for n in state.effects().values())

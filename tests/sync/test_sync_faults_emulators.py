@@ -14,8 +14,8 @@ import random
 from collections.abc import Iterator
 
 import pytest
+from journey_support import old_journey
 
-from ar_sync.rules.policy import load_policy
 from ar_sync_emulators.books import demo_company
 
 from .emulators import EmulatorAdapter, small_company
@@ -32,7 +32,7 @@ def adapter(request: pytest.FixtureRequest) -> Iterator[EmulatorAdapter]:
 def test_exactly_once_through_real_connectors(adapter: EmulatorAdapter,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     count = int(os.environ.get("AR_SYNC_EMULATOR_SCHEDULES", "12"))
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     tally = Tally()
     with scratch_dir() as workdir:
         for seed in range(count):
@@ -55,7 +55,7 @@ def _crash_at_every_write(adapter: EmulatorAdapter, label: str,
     $AR_SYNC_BATCH_CRASHES, default 12), one runner at a time: nothing written twice, nothing
     lost, judged from the emulator's own state; crashes must land before, inside and after a
     batch call."""
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     tally = Tally()
     company = demo_company(seed=11, customers=4, invoices=12)
     try:
@@ -88,3 +88,36 @@ def test_xero_crashes_before_inside_and_after_a_batch_call(
     organisation (fee lines on tax-inclusive, discounted, tracked invoices, fee invoices for
     part-paid and locked ones)."""
     _crash_at_every_write(EmulatorAdapter("xero", nz_gst=True), "xero", capsys)
+
+
+@pytest.mark.parametrize("platform", ["quickbooks", "xero"])
+def test_with_key_replay_off_a_crash_right_after_a_send_never_sends_again(
+        platform: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A platform that forgets idempotency keys (replay `off`): a runner dies right after each
+    of a run's first four platform e-mails in turn, while the emulator fails, throttles and
+    drops answers; then random schedules of crashing, racing, stalled runners. A send the
+    ledger never heard of is found on the invoice's own record (QuickBooks `EmailStatus` /
+    `DeliveryInfo.DeliveryTime`, Xero's "Emailed" history entry) and not sent again. Before
+    that reconciliation these schedules sent e-mails twice (the `duplicates` count)."""
+    adapter = EmulatorAdapter(platform, replay="off")
+    policy = old_journey("platform-email")
+    tally = Tally()
+    company = demo_company(seed=11, customers=8, invoices=24)
+    try:
+        with scratch_dir() as workdir:
+            adapter.reset(company)
+            assert adapter.connection is not None
+            for n in range(1, 5):  # right after the run's 1st, 2nd, ... platform e-mail
+                run_one_crash(500 + n, adapter, company, policy, workdir, tally,
+                              adapter.connection, after=n, only="email")
+            for seed in range(int(os.environ.get("AR_SYNC_REPLAY_OFF_SCHEDULES", "6"))):
+                adapter.reset(small_company(random.Random(700 + seed)))
+                run_schedule(700 + seed, adapter, small_company, policy, workdir, tally,
+                             adapter.connection)
+    finally:
+        adapter.close()
+    with capsys.disabled():
+        print(f"\n[fault-injection {platform} replay off] {tally.line()}")
+    assert tally.sent_then_crashed >= 4, tally.line()
+    assert tally.failures == []
+    assert (tally.duplicates, tally.lost, tally.extra, tally.mismatch) == (0, 0, 0, 0)

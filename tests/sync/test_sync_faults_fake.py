@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from journey_support import old_journey
 
 from ar_sync.domain.models import Invoice
-from ar_sync.rules.policy import load_policy
 from ar_sync.sync.connector import Connection
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan
@@ -68,7 +68,7 @@ def _schedules(default: int) -> int:
 
 def _run(count: int, policy_name: str) -> Tally:
     tally = Tally()
-    policy = load_policy(policy_name)
+    policy = old_journey(policy_name)
     adapter = FakeAdapter()
     with scratch_dir() as workdir:
         for seed in range(count):

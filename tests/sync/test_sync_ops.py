@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from journey_support import old_journey
 
 from ar_sync.domain.errors import (
     BudgetExhaustedError,
@@ -98,7 +99,7 @@ class EmailQuota(FakeConnector):
 
 def test_lock_and_leases_follow_the_real_clock_not_today(
         store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     state = _book()
     # a run "as of" a day weeks ahead is SIGKILLed (its lock is never released) ...
     monkeypatch.setattr(store, "release_lock", lambda name, *, owner: None)
@@ -130,7 +131,7 @@ def test_today_is_the_companys_local_date_for_run_and_plan(store: SQLiteStore,
     rules = tmp_path / "auckland.yaml"
     rules.write_text("extends: platform-email\ncalendar:\n  timezone: Pacific/Auckland\n",
                      encoding="utf-8")
-    policy = load_policy(str(rules))
+    policy = old_journey(str(rules))
     invoices = [_invoice(i, d) for i, d in enumerate((-3, 0, 1, 6, 7, 8, 20, 21, 22, 45))]
     state = FakePlatform(invoices={i.id: i for i in invoices})
     for day in (TODAY - timedelta(days=1), TODAY, TODAY + timedelta(days=1)):
@@ -147,7 +148,7 @@ def test_impossible_invoice_is_skipped_with_a_warning(store: SQLiteStore) -> Non
            _invoice(4, 0, due_date=date(9999, 12, 31)),
            _invoice(5, 30, total=Decimal("1e30"), balance=Decimal("1e30"))]
     state = FakePlatform(invoices={i.id: i for i in good + bad})
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     report = run_tenant(store, CONNECTION.id, now=NOW, policy=policy,
                         connector=FakeConnector(state, CONNECTION, FaultPlan(random.Random(0))))
     assert report.errors == [] and report.done > 0
@@ -161,7 +162,7 @@ def test_impossible_invoice_is_skipped_with_a_warning(store: SQLiteStore) -> Non
 def test_interrupt_releases_claim_and_locks_and_next_run_finishes(
         store: SQLiteStore, after: bool) -> None:
     state = _book()
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     first = run_tenant(store, CONNECTION.id, now=NOW, policy=policy,
                        connector=Interrupting(state, at=3, after=after))
     assert first.stopped_early == INTERRUPTED
@@ -183,14 +184,14 @@ def test_interrupt_releases_claim_and_locks_and_next_run_finishes(
 def test_breaker_stops_a_tenant_whose_platform_is_down(store: SQLiteStore) -> None:
     state = _book(10)
     down = Down(state)
-    report = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("platform-email"),
+    report = run_tenant(store, CONNECTION.id, now=NOW, policy=old_journey("platform-email"),
                         connector=down)
     assert report.stopped_early == PLATFORM_UNAVAILABLE
     assert down.write_attempts == 3 and report.retry == 3
     assert report.deferred == report.planned - report.skipped - 3 > 0
     assert any(PLATFORM_UNAVAILABLE in e for e in report.errors)
     # nothing lost: the next run, with the platform back, does everything once
-    again = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("platform-email"),
+    again = run_tenant(store, CONNECTION.id, now=NOW, policy=old_journey("platform-email"),
                        connector=FakeConnector(state, CONNECTION, FaultPlan(random.Random(0))))
     assert again.errors == [] and store.unfinished(CONNECTION.id) == []
     assert all(n == 1 for n in state.effects().values())
@@ -203,7 +204,7 @@ def test_breaker_opens_on_a_slow_failing_streak(store: SQLiteStore) -> None:
         return NOW + timedelta(seconds=next(ticks))
 
     down = Down(_book(10))
-    report = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("platform-email"),
+    report = run_tenant(store, CONNECTION.id, now=NOW, policy=old_journey("platform-email"),
                         connector=down, clock=clock)
     assert report.stopped_early == PLATFORM_UNAVAILABLE
     assert down.write_attempts < 3
@@ -213,7 +214,7 @@ def test_one_failure_between_successes_does_not_open_the_breaker(store: SQLiteSt
     state = _book(10)
     flaky = FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(5),
                                                        p_transient_before=0.3))
-    report = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("platform-email"),
+    report = run_tenant(store, CONNECTION.id, now=NOW, policy=old_journey("platform-email"),
                         connector=flaky)
     assert report.retry > 0
     if report.stopped_early == PLATFORM_UNAVAILABLE:  # only three in a row may open it
@@ -227,7 +228,7 @@ def test_a_used_up_email_quota_is_not_a_platform_outage(store: SQLiteStore) -> N
     and each held e-mail is sent once when the quota is back."""
     state = _book(10)
     quota = EmailQuota(state)
-    first = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("platform-email"),
+    first = run_tenant(store, CONNECTION.id, now=NOW, policy=old_journey("platform-email"),
                        connector=quota)
     assert first.stopped_early is None and first.deferred == 0
     assert first.retry == quota.refused > 3  # more than the breaker's three in a row
@@ -237,12 +238,12 @@ def test_a_used_up_email_quota_is_not_a_platform_outage(store: SQLiteStore) -> N
     # later the same day: the held e-mails go first and are refused again, one after another
     again = EmailQuota(state)
     second = run_tenant(store, CONNECTION.id, now=NOW + timedelta(hours=2),
-                        policy=load_policy("platform-email"), connector=again)
+                        policy=old_journey("platform-email"), connector=again)
     assert again.refused == len(held)
     assert second.stopped_early is None and second.deferred == 0
     assert PLATFORM_UNAVAILABLE not in " ".join(second.errors)
     third = run_tenant(store, CONNECTION.id, now=NOW + timedelta(days=1),
-                       policy=load_policy("platform-email"),
+                       policy=old_journey("platform-email"),
                        connector=FakeConnector(state, CONNECTION, FaultPlan(random.Random(0))))
     assert third.stopped_early is None and store.unfinished(CONNECTION.id) == []
     assert len(state.emails) == len({key for _, key in state.emails}) >= len(held)

@@ -15,6 +15,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from journey_support import by_age
 
 from ar_sync.domain.models import Invoice, InvoiceStatus
 from ar_sync.domain.pauses import Pause
@@ -29,7 +30,9 @@ from .harness import CIPHER
 from .test_sync_faults_fake import CONNECTION
 
 START = date(2026, 11, 2)  # a Monday
-RULES: dict[str, Policy] = {name: load_policy(name) for name in ("default", "firm")}
+RULES: dict[str, Policy] = {name: load_policy(name) for name in ("default", "firm", "email")}
+# and the journey before issue 21 (latest stage by age, fees as agreed terms from go-live)
+RULES.update({f"{name}-by-age": by_age(RULES[name]) for name in ("default", "firm")})
 RULES["any-day"] = parse_policy("""
 version: 1
 calendar: {timezone: UTC, send_on: any_day}
@@ -45,6 +48,7 @@ escalations:
     when: [{reminders_ignored: 2}, {days_overdue: 25, balance_over: 500}]
     to: {person: "Credit control"}
 """, "any-day.yaml")
+RULES["any-day-by-age"] = by_age(RULES["any-day"])
 
 
 class NoIndexStore(SQLiteStore):

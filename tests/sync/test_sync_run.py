@@ -8,9 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from journey_support import old_journey
 
 from ar_sync.domain.models import ActionKind, EntryState, Invoice
-from ar_sync.rules.policy import load_policy
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import Connection
@@ -46,7 +46,7 @@ def _connector(state: FakePlatform, conn: Connection = CONNECTION) -> FakeConnec
 def test_run_writes_plan_once_and_second_run_is_a_no_op(store: SQLiteStore) -> None:
     state = FakePlatform(invoices={i.id: i for i in [_invoice(1, 45), _invoice(2, 8),
                                                      _invoice(3, -20)]})
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     first = run_tenant(store, CONNECTION.id, now=NOW, policy=policy, connector=_connector(state))
     assert first.planned > 0 and first.done > 0 and first.errors == []
     assert first.done == len(state.effects())
@@ -58,7 +58,7 @@ def test_run_writes_plan_once_and_second_run_is_a_no_op(store: SQLiteStore) -> N
 
 def test_dry_run_touches_neither_platform_nor_ledger(store: SQLiteStore) -> None:
     state = FakePlatform(invoices={"inv-1": _invoice(1, 45)})
-    report = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("platform-email"),
+    report = run_tenant(store, CONNECTION.id, now=NOW, policy=old_journey("platform-email"),
                         connector=_connector(state), dry_run=True)
     assert report.planned > 0
     assert {a.outcome for a in report.actions} == {"planned"}
@@ -76,7 +76,7 @@ def test_invoice_paid_after_planning_gets_no_fee(store: SQLiteStore) -> None:
         return result
 
     connector.fetch_open_invoices = fetch_then_customer_pays  # type: ignore[method-assign]
-    report = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("platform-email"),
+    report = run_tenant(store, CONNECTION.id, now=NOW, policy=old_journey("platform-email"),
                         connector=connector)
     fee_outcomes = [a for a in report.actions if a.kind == ActionKind.LATE_FEE]
     assert fee_outcomes, "the plan must have contained a fee for a 60-day-old invoice"
@@ -88,7 +88,7 @@ def test_invoice_paid_after_planning_gets_no_fee(store: SQLiteStore) -> None:
 
 def test_run_cut_off_by_budget_resumes_without_loss(store: SQLiteStore) -> None:
     invoices = {f"inv-{n}": _invoice(n, 10 + 7 * n) for n in range(8)}
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     reference = FakePlatform(invoices=dict(invoices))
     ref_store = SQLiteStore(store.path.parent / "ref.db", cipher=CIPHER)
     ref_store.save_connection(CONNECTION)
@@ -119,7 +119,7 @@ def test_time_budget_stops_cleanly(store: SQLiteStore) -> None:
 
     budget = CallBudget(remaining_time=remaining, time_reserve_seconds=5.0)
     connector = FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(0)), budget)
-    report = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("platform-email"),
+    report = run_tenant(store, CONNECTION.id, now=NOW, policy=old_journey("platform-email"),
                         connector=connector, budget=budget)
     assert report.stopped_early == "budget used up"
     assert report.deferred > 0 and report.done + report.deferred + report.skipped == report.planned
@@ -127,7 +127,7 @@ def test_time_budget_stops_cleanly(store: SQLiteStore) -> None:
     interrupted = store.unfinished(CONNECTION.id)
     assert interrupted and all(e.state == EntryState.RETRY for e in interrupted)
     rest = run_tenant(store, CONNECTION.id, now=NOW + timedelta(minutes=5),
-                      policy=load_policy("platform-email"), connector=_connector(state))
+                      policy=old_journey("platform-email"), connector=_connector(state))
     assert rest.stopped_early is None and store.unfinished(CONNECTION.id) == []
     assert all(n == 1 for n in state.effects().values())
 
@@ -136,7 +136,7 @@ def test_lock_held_by_another_run(store: SQLiteStore) -> None:
     # locks live on the real clock, whatever day the run plans for
     assert store.acquire_lock(f"tenant:{CONNECTION.id}", owner="other",
                               now=datetime.now(UTC), ttl_seconds=60)
-    report = run_tenant(store, CONNECTION.id, now=NOW, policy=load_policy("platform-email"),
+    report = run_tenant(store, CONNECTION.id, now=NOW, policy=old_journey("platform-email"),
                         connector=_connector(FakePlatform()))
     assert report.stopped_early == "lock held by another run"
 
@@ -146,7 +146,7 @@ def test_transient_failure_is_retried_next_run_without_duplicate(store: SQLiteSt
     # every write is applied and its answer lost; notes and fees are not replayed by key
     flaky = FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(3), p_drop_after=1.0,
                                                        platform_keys="email-only"))
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     first = run_tenant(store, CONNECTION.id, now=NOW, policy=policy, connector=flaky)
     retried = {a.key: a.kind for a in first.actions if a.outcome == "retry"}
     assert retried and first.done == 0 and len(retried) == first.retry
@@ -166,7 +166,7 @@ def test_invoice_deleted_on_the_platform_leaves_the_snapshot(store: SQLiteStore)
     """An incremental fetch reports a deletion (QuickBooks CDC `status: Deleted`): the invoice
     leaves the snapshot, nothing more is planned for it, and its retry is skipped with why."""
     state = FakePlatform(invoices={"inv-1": _invoice(1, 45), "inv-2": _invoice(2, 45)})
-    policy = load_policy("platform-email")
+    policy = old_journey("platform-email")
     flaky = FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(3), p_throttle=1.0))
     first = run_tenant(store, CONNECTION.id, now=NOW, policy=policy, connector=flaky)
     assert first.retry > 0

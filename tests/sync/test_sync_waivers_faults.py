@@ -39,6 +39,7 @@ from .rounds import Clock, ScheduleTally, run_round
 CIPHER = TokenCipher(TokenCipher.generate_key())
 POLICY = parse_policy("""
 calendar: {send_on: any_day}
+journey: {fee_notice: agreed}
 reminders:
   - {name: overdue, days: 7}
 late_fees:

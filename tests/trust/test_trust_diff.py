@@ -23,7 +23,9 @@ from ar_sync.sync.rules_diff import rules_diff
 runner = CliRunner()
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 CONN = Connection(id="xero:7", platform="xero", external_id="7", created_at=NOW)
-QUIET = "calendar: {send_on: any_day}\nreminders:\n  - {name: overdue, days: 7}\n"
+# fees as agreed terms (the contract): these tests are about the diff, not announcements
+QUIET = ("calendar: {send_on: any_day}\njourney: {fee_notice: agreed}\n"
+         "reminders:\n  - {name: overdue, days: 7}\n")
 FEES = QUIET + ("late_fees:\n  - {name: late, kind: fixed, amount: {USD: 20, JPY: 2000}, "
                 "every: once, grace_days: 30, backfill: all}\n")
 

@@ -26,12 +26,13 @@ from ar_sync.sync.connector import Connection, PlatformSettings
 from ar_sync.sync.run import RunReport, run_tenant
 from ar_sync_emulators.books import demo_company
 from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
-from ar_sync_emulators.xero.model import XHistory
 from ar_sync_emulators.xero.server import XeroEmulator
 
 KEY = TokenCipher.generate_key().decode()
+# fees as agreed terms (the contract): these tests are about preview, pauses and waivers
 RULES = """
 calendar: {send_on: any_day}
+journey: {fee_notice: agreed}
 reminders:
   - {name: overdue, days: 7, tone: friendly}
 late_fees:
@@ -127,16 +128,19 @@ def test_pauses_stored_and_platform_markers_stop_follow_up(company: Company,
     company.store.add_pause(company.connection.id, Pause(
         invoice_id=stored, reason="dispute", since=today - timedelta(days=1)))
     line = f"ar-sync: pause until {today + timedelta(days=30)} promise pays on the 15th"
-    if company.name == "quickbooks":
+    paused = {marked}
+    if company.name == "quickbooks":  # the invoice's private note, read with every fetch
         company.emu.edit(marked, PrivateNote=line)
-    else:
-        company.emu.invoice(marked).history.append(
-            XHistory(datetime.now(UTC), "Note", line, user="Bookkeeper"))
+    else:  # Xero: the customer in the "ar-sync: paused" contact group
+        customer = company.emu.invoice(marked).contact_id
+        company.emu.group("ar-sync: paused", customer)
+        paused = {a.invoice_id for a in preview.actions if a.invoice_id in stoppable
+                  and company.emu.invoice(a.invoice_id).contact_id == customer}
     company.set_mode("live")
     report = company.run()
     touched = {a.invoice_id for a in report.actions if a.outcome == "done"}
-    assert stored not in touched and marked not in touched
-    assert touched == due - {stored, marked}
+    assert stored not in touched and not paused & touched
+    assert touched == due - {stored} - paused
     assert {e.invoice_id for e in company.writes()} == touched
 
 

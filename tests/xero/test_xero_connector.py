@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -10,7 +11,11 @@ from typing import Any
 import pytest
 from xero_support import FakeClock, Session, connect
 
-from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequiredError
+from ar_sync.domain.errors import (
+    PlatformTimeoutError,
+    PlatformValidationError,
+    ReauthorizationRequiredError,
+)
 from ar_sync.domain.models import ActionKind, FeeMode, Invoice, InvoiceStatus, Money
 from ar_sync.domain.references import customer_reference, key_marker, reference_text
 from ar_sync_emulators.xero.server import XeroEmulator
@@ -247,11 +252,21 @@ def test_dropped_fee_write_is_not_duplicated(emu: XeroEmulator, session: Session
     assert emu.counters.writes_replayed == 0  # found by its marker, not re-sent
 
 
-def test_timeout_is_retried(emu: XeroEmulator, clock: FakeClock) -> None:
-    s = connect(emu, clock, timeout=(1.0, 0.5))
-    emu.faults.timeout_next(1, seconds=1.0)
-    assert s.connector.get_invoice(next(iter(emu.org().invoices))) is not None
-    assert len(clock.slept) == 1
+def test_a_call_past_its_deadline_is_not_asked_again(emu: XeroEmulator,
+                                                      clock: FakeClock) -> None:
+    """No answer within a call's total deadline (or a read timeout): PlatformTimeoutError,
+    not retried within the run (a silent platform costs one deadline, not one per attempt)."""
+    invoice_id = next(iter(emu.org().invoices))
+    for options in ({"deadline": 0.4}, {"timeout": (1.0, 0.3)}):
+        s = connect(emu, clock, **options)
+        emu.faults.timeout_next(1, seconds=1.0)
+        with pytest.raises(PlatformTimeoutError, match="no answer"):
+            s.connector.get_invoice(invoice_id)
+        assert clock.slept == [] and s.budget.calls == 1
+        with pytest.raises(PlatformTimeoutError, match="not asked"):  # silent this run
+            s.connector.fetch_open_invoices()
+        assert s.budget.calls == 1
+        assert connect(emu, clock).connector.get_invoice(invoice_id) is not None  # next run
 
 
 def test_unknown_tenant_is_refused(emu: XeroEmulator, clock: FakeClock) -> None:
@@ -316,7 +331,9 @@ def test_dropped_email_is_not_sent_twice(emu: XeroEmulator, session: Session) ->
     emu.faults.drop_after_write(1, match="/Email")
     session.connector.send_reminder(inv, key="k-mail-drop")
     assert [(e.kind, e.key) for e in emu.effects()] == [("email", "k-mail-drop")]
-    assert len(emu.org().emails) == 1 and emu.counters.writes_replayed == 1
+    # found on the invoice's own history ("Emailed" since the first try), not replayed
+    assert len(emu.org().emails) == 1 and emu.counters.writes_replayed == 0
+    assert emu.counters.calls["GET /api.xro/2.0/Invoices/{id}/History"] == 1
 
 
 def test_three_decimal_currency_fee_is_exact(emu: XeroEmulator, session: Session) -> None:
@@ -391,3 +408,18 @@ def test_a_note_is_found_in_the_invoices_history() -> None:
     assert effects.find_note(session, _invoice(), D2_KEY) == f"history:inv-9:{D2_KEY}"  # type: ignore[arg-type]
     assert session.asked == [{"tenant": "tenant-1", "invoice": "inv-9"}]
     assert effects.find_note(_Effects(), _invoice(), D2_KEY) is None  # type: ignore[arg-type]
+
+
+def test_no_e_mail_address_reaches_the_log(emu: XeroEmulator, session: Session,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """Personal data stays out of logs: a reminder asked for another address than the
+    contact's says so by invoice number, not by address (issue 20)."""
+    invoice = next(i for i in session.connector.fetch_open_invoices().invoices
+                   if i.is_open and i.customer_email)
+    other = "someone.else@elsewhere.example"
+    with caplog.at_level(logging.DEBUG):
+        session.connector.send_reminder(invoice, key="ar-no-address-in-logs", to=other)
+    assert caplog.records, "the redirect is worth a warning"
+    assert invoice.number in caplog.text
+    assert other not in caplog.text and str(invoice.customer_email) not in caplog.text
+    assert "@" not in caplog.text

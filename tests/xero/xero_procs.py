@@ -6,7 +6,8 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
-from ar_sync.rules.policy import load_policy
+from journey_support import old_journey
+
 from ar_sync.store.crypto import TokenCipher
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.connector import PlatformSettings
@@ -20,7 +21,7 @@ def run_organisation(db: str, key: str, settings: PlatformSettings, connection_i
     try:
         barrier.wait(30)
         report = run_tenant(store, connection_id, settings=settings,
-                            policy=load_policy("platform-email"))
+                            policy=old_journey("platform-email"))
         out.put((connection_id, report.errors, report.stopped_early, report.api_calls))
     except BaseException as exc:  # reported to the parent, never swallowed
         out.put((connection_id, [repr(exc)], "raised", 0))

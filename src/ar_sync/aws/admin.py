@@ -33,6 +33,7 @@ from ar_sync.delivery import webhook_http
 from ar_sync.domain.pauses import REASONS
 from ar_sync.rules.policy import Policy, PolicyError
 from ar_sync.sync import company_settings as change
+from ar_sync.sync.company_rules import company_today
 from ar_sync.sync.company_settings import SettingsChangeError
 from ar_sync.sync.company_store import CompanyMail, RulesVersion
 from ar_sync.sync.connector import Connection
@@ -154,8 +155,8 @@ def go_live(tenant: str) -> Response[Any]:
     if mode not in ("live", "preview"):
         raise _Refused(400, "mode: live or preview")
     updated = change.go_live(config.store(), connection, on=_day(data.get("date"), "date"),
-                      preview=mode == "preview", today=datetime.now(UTC).date())
-    when = updated.go_live or datetime.now(UTC).date()
+                      preview=mode == "preview", today=company_today(config.store(), connection))
+    when = updated.go_live or company_today(config.store(), connection)
     logger.info("go-live", extra={"tenant": connection.id, "mode": mode, "date": str(when)})
     return _json(200, {"tenant": connection.id, "mode": mode, "go_live": when.isoformat()})
 
@@ -206,7 +207,7 @@ def add_pause(tenant: str) -> Response[Any]:
     connection = _tenant(tenant)
     data = _body()
     invoice_id, customer_id = _target(connection, data)
-    today = datetime.now(UTC).date()
+    today = company_today(config.store(), connection)
     until = _day(data.get("until"), "until")
     reason = data.get("reason") or "other"
     if reason not in REASONS:
@@ -228,11 +229,11 @@ def resume(tenant: str) -> Response[Any]:
         known = next((i.id for i in config.store().open_invoices(connection.id)
                       if str(data["invoice"]) in (i.id, i.number)), str(data["invoice"]))
         ended = config.store().end_pauses(connection.id, invoice_id=known,
-                                          on=datetime.now(UTC).date())
+                                          on=company_today(config.store(), connection))
     else:
         customer_id = _target(connection, data)[1]
         ended = config.store().end_pauses(connection.id, customer_id=customer_id,
-                                          on=datetime.now(UTC).date())
+                                          on=company_today(config.store(), connection))
     if not ended:
         raise _Refused(404, "nothing paused there")
     return _json(200, {"ended": ended})

@@ -24,7 +24,8 @@ def platform_settings(platform: str, env: dict[str, str] | None = None, *,
     if not client_id or client_secret is None:
         raise SettingsError(
             f"{prefix}CLIENT_ID and {prefix}CLIENT_SECRET must be set "
-            f"(the app registered with {platform}; see README 'Connect a real company')"
+            f"(the app registered with {platform}; see "
+            f"docs/getting-started.md#connect-a-real-company)"
         )
     endpoints_raw = source.get(prefix + "ENDPOINTS", "")
     try:

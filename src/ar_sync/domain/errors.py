@@ -19,6 +19,12 @@ class TransientError(ConnectorError):
     retryable = True
 
 
+class PlatformTimeoutError(TransientError):
+    """The platform gave no answer within a call's deadline (a frozen or drip-feeding
+    platform; a write may still have been applied). Not asked again within the run: the
+    circuit breaker stops the tenant on it, and the next run reconciles."""
+
+
 class RateLimitedError(TransientError):
     """429 after the connector's own retries were used up."""
 

@@ -207,6 +207,7 @@ class ApplyLateFee(_ActionBase):
     label: str
     mode: FeeMode = FeeMode.LINE
     tax: str | None = None  # platform tax code for the fee line; None: the no-tax default
+    account: str | None = None  # platform income account for the fee; None: the default
 
 
 class WaiveFee(_ActionBase):
@@ -217,6 +218,7 @@ class WaiveFee(_ActionBase):
     fee_key: str = Field(description="Idempotency key of the ApplyLateFee being reversed")
     amount: Money
     label: str
+    account: str | None = None  # the fee's income account (the credit books there too)
 
 
 class Escalate(_ActionBase):

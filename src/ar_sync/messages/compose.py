@@ -13,35 +13,18 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from ar_sync.domain.models import Invoice
 from ar_sync.domain.money import format_money
 from ar_sync.messages.formats import day, locale_for, money, money_sum
 from ar_sync.rules.templates import EMAIL_FIELDS, Template, compile_template, invoice_values
+from ar_sync.rules.wording import DEFAULT_BODIES, DEFAULT_SUBJECTS, TONE_RANK, TONES
 
-TONES = ("friendly", "neutral", "firm", "final")  # mildest first
-TONE_RANK = {tone: rank for rank, tone in enumerate(TONES)}
-
-DEFAULT_SUBJECTS: dict[str, str] = {
-    "friendly": "Payment reminder from {company_name}",
-    "neutral": "Invoices outstanding with {company_name}",
-    "firm": "Overdue: {total_due} unpaid to {company_name}",
-    "final": "Final notice from {company_name}: {total_due} overdue",
-}
-DEFAULT_BODIES: dict[str, str] = {
-    "friendly": ("Hello {customer_name},\n\nA friendly reminder from {company_name}: "
-                 "{total_due} is due on the invoices listed below."),
-    "neutral": ("Hello {customer_name},\n\nOur records show {total_due} outstanding on the "
-                "invoices listed below. Please arrange payment at your earliest convenience."),
-    "firm": ("Dear {customer_name},\n\nThe invoices listed below are overdue and {total_due} "
-             "remains unpaid. Please pay now, or reply to tell us when payment will be made."),
-    "final": ("Dear {customer_name},\n\nThis is our final notice: {total_due} is seriously "
-              "overdue. Unless we receive payment within 7 days we will take further steps to "
-              "recover the debt, which may include passing it to a collection agency."),
-}
-
+__all__ = ["ALREADY_PAID", "ALSO_OPEN", "DEFAULT_BODIES", "DEFAULT_SUBJECTS", "HOW_TO_PAY",
+           "TONES", "TONE_RANK", "Composed", "House", "Line", "Wording", "compose", "firmest",
+           "total_due"]
 
 # Every message, whatever its tone or template, ends its statement with this line.
 ALREADY_PAID = "If you have already paid, thank you, and please ignore this message."
@@ -136,16 +119,22 @@ def _safe_link(url: str | None) -> str | None:
 
 
 def compose(lines: Sequence[Line], *, wording: Mapping[str, Wording], company: str = "",
-            today: date, house: House | None = None) -> Composed:
-    """The e-mail for `lines` (one customer's invoices), in the firmest tone among them:
-    the opening, the statement with its total, the already-paid line, how to pay."""
+            today: date, house: House | None = None,
+            extra: Mapping[str, str] | None = None) -> Composed:
+    """The e-mail for `lines` (one customer's invoices), in the tone of the firmest stage due
+    that day: the opening, the statement with its total (an invoice at a milder stage listed
+    as "also open", never threatened), the already-paid line, how to pay. `extra`: the
+    journey's placeholders (the fee terms; the final notice's deadline, dated here in the
+    company's locale)."""
     if not lines:
         raise ValueError("a message needs at least one invoice")
     house = house or House(company=company)
     lead = firmest(lines)
     locale = locale_for(house.locale, house.country, lead.invoice.currency)
     stage = wording.get(lead.stage, Wording(tone=lead.tone))
-    values = _values(lead, lines, house.company, today, locale)
+    values = {**(extra or {}), **_values(lead, lines, house.company, today, locale)}
+    if "deadline_days" in values:
+        values["deadline"] = day(today + timedelta(days=int(values["deadline_days"])), locale)
     subject = _template(stage.subject, DEFAULT_SUBJECTS, lead.tone).render(values)
     subject = " ".join(subject.split())  # no header injection through a newline
     intro = _template(stage.body, DEFAULT_BODIES, lead.tone).render(values)
@@ -153,7 +142,8 @@ def compose(lines: Sequence[Line], *, wording: Mapping[str, Wording], company: s
            if house.instructions else "")
     ordered = sorted(lines, key=lambda ln: (ln.invoice.due_date, ln.invoice.number))
     sign_off = f"Kind regards,\n{house.company}" if house.company else "Kind regards"
-    rows = [_row(ln.invoice, today, locale) for ln in ordered]
+    firm = TONE_RANK.get(lead.tone, 0)
+    rows = [_row(ln.invoice, today, locale, TONE_RANK.get(ln.tone, 0) < firm) for ln in ordered]
     total = values["total_due"]
     return Composed(subject=subject,
                     text=_text(intro, rows, total, how, sign_off),
@@ -170,8 +160,13 @@ class _Row:
     link: str | None
 
 
-def _row(inv: Invoice, today: date, locale: str) -> _Row:
-    return _Row(inv.number, day(inv.due_date, locale), _overdue(inv, today),
+ALSO_OPEN = "also open"  # an invoice at a milder stage than the message's
+
+
+def _row(inv: Invoice, today: date, locale: str, milder: bool = False) -> _Row:
+    status = _overdue(inv, today)
+    return _Row(inv.number, day(inv.due_date, locale),
+                f"{ALSO_OPEN}, {status}" if milder else status,
                 money(inv.balance, inv.currency, locale), _safe_link(inv.payment_link))
 
 

@@ -11,7 +11,7 @@ Escalations that name people or webhooks to notify get one EscalationNotice per 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -27,7 +27,7 @@ from ar_sync.domain.models import (
     Invoice,
     action_key,
 )
-from ar_sync.messages.compose import House, Line, Wording, compose
+from ar_sync.messages.compose import House, Line, Wording, compose, firmest
 
 GroupBy = Literal["customer", "invoice"]
 
@@ -45,6 +45,8 @@ class MailRules:
     locale: str | None = None  # the rules' `locale` (None: from the country or currency)
     country: str | None = None  # the company's country (calendar.holidays)
     instructions: str | None = None  # email.payment_instructions (a template)
+    # (currency, today) -> the journey's placeholders: fee terms, the final notice's deadline
+    values: Callable[[str, date], Mapping[str, str]] | None = None
 
     @property
     def house(self) -> House:
@@ -111,13 +113,19 @@ def plan_messages(actions: Sequence[Action], invoices: Mapping[str, Invoice], ru
     notices; every other action keeps its place. A message takes the place of its first item
     (the plan is in priority order)."""
     groups: dict[tuple[str, str, str, str], list[tuple[EmailReminder, Invoice]]] = {}
+    addresses: dict[tuple[str, str, str], set[str]] = {}
+    for action in actions:
+        if isinstance(action, EmailReminder):
+            inv = invoices.get(action.invoice_id)
+            if inv is not None:
+                addresses.setdefault((action.tenant, action.platform, inv.customer_id),
+                                     set()).add(_address_of(inv, contacts))
     for action in actions:
         if isinstance(action, EmailReminder):
             inv = invoices.get(action.invoice_id)
             if inv is None:
                 continue
-            group = inv.id if rules.group_by == "invoice" else "customer"
-            groups.setdefault((action.tenant, action.platform, inv.customer_id, group),
+            groups.setdefault(_group_id(action, inv, rules, contacts, addresses),
                               []).append((action, inv))
     out = MessagePlan()
     built: dict[tuple[str, str, str, str], CustomerMessage | None] = {}
@@ -132,8 +140,7 @@ def plan_messages(actions: Sequence[Action], invoices: Mapping[str, Invoice], ru
         inv = invoices.get(action.invoice_id)
         if inv is None:
             continue
-        gid = (action.tenant, action.platform, inv.customer_id,
-               inv.id if rules.group_by == "invoice" else "customer")
+        gid = _group_id(action, inv, rules, contacts, addresses)
         if gid in built:
             continue
         message = _message(gid, groups[gid], rules, contacts, today, sender_domain, out)
@@ -144,12 +151,36 @@ def plan_messages(actions: Sequence[Action], invoices: Mapping[str, Invoice], ru
     return out
 
 
+def _address_of(inv: Invoice, contacts: Mapping[str, Contact]) -> str:
+    """Where an invoice's message goes: the customer's override address, else the invoice's
+    own (QuickBooks `BillEmail`), casefolded."""
+    contact = contacts.get(inv.customer_id)
+    override = contact.email if contact is not None else None
+    return (override or inv.customer_email or "").casefold()
+
+
+def _group_id(action: EmailReminder, inv: Invoice, rules: MailRules,
+              contacts: Mapping[str, Contact],
+              addresses: Mapping[tuple[str, str, str], set[str]]) -> tuple[str, str, str, str]:
+    """One message per customer, day and recipient address: an invoice's payment link goes
+    only to the address that invoice names. A customer with one address keeps the group
+    'customer' (the ledger row of the day); each further address gets its own row."""
+    if rules.group_by == "invoice":
+        return (action.tenant, action.platform, inv.customer_id, inv.id)
+    found = addresses.get((action.tenant, action.platform, inv.customer_id), set())
+    if len(found) <= 1:
+        return (action.tenant, action.platform, inv.customer_id, "customer")
+    digest = hashlib.sha256(_address_of(inv, contacts).encode()).hexdigest()[:12]
+    return (action.tenant, action.platform, inv.customer_id, f"customer@{digest}")
+
+
 def _message(gid: tuple[str, str, str, str], items: list[tuple[EmailReminder, Invoice]],
              rules: MailRules, contacts: Mapping[str, Contact], today: date, domain: str,
              out: MessagePlan) -> CustomerMessage | None:
     tenant, platform, customer_id, group = gid
     lines = [Line(inv, item.rule, item.tone) for item, inv in items]
     first = items[0][1]
+    # every invoice of the group names this address (or the customer's override): _group_id
     address = next((inv.customer_email for _, inv in items if inv.customer_email), None)
     recipient = resolve(customer_id, address, contacts)
     if recipient.address is None:
@@ -157,7 +188,10 @@ def _message(gid: tuple[str, str, str, str], items: list[tuple[EmailReminder, In
                                            tuple(inv.number for _, inv in items),
                                            recipient.why_not or "no address"))
         return None
-    composed = compose(lines, wording=rules.wording, today=today, house=rules.house)
+    lead = firmest(lines).invoice
+    extra = rules.values(lead.currency, today) if rules.values is not None else None
+    composed = compose(lines, wording=rules.wording, today=today, house=rules.house,
+                       extra=extra)
     key = message_key(tenant, platform, customer_id, today, group)
     item_keys = tuple(item.key for item, _ in items)
     numbers = ", ".join(inv.number for _, inv in items)

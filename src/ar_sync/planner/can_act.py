@@ -68,10 +68,12 @@ from ar_sync.domain.construct import ACTION_KINDS, construct
 from ar_sync.domain.models import Action, ActionKind, EntryState, Invoice, LedgerEntry, action_key
 from ar_sync.domain.pauses import Pause
 from ar_sync.domain.payment_plans import PaymentPlan
-from ar_sync.planner.compiled import DONE, FEE, OPEN, TERMINAL, facts_for
+from ar_sync.planner.compiled import DONE, FEE, OPEN, TERMINAL, compile_policy, facts_for
 from ar_sync.planner.escalation import debt
 from ar_sync.planner.fee_maths import next_occurrence_on
+from ar_sync.planner.journey import Optimistic, customer_logs
 from ar_sync.planner.plan import plan
+from ar_sync.planner.stages import emailed
 from ar_sync.planner.state import InvoiceJob, Planner
 from ar_sync.rules.policy import Policy
 
@@ -79,7 +81,7 @@ __all__ = ["NEVER", "QUIET_VERSION", "Finished", "can_act", "finished_of", "firs
            "index_applies", "may_act", "quiet_days", "quiet_stamp", "quiet_until",
            "summary_history", "with_summary"]
 
-QUIET_VERSION = 1  # bump when this module changes what a mark means
+QUIET_VERSION = 2  # bump when this module changes what a mark means
 NEVER = date.max  # nothing more can be planned while the inputs stay the same
 _DAY = timedelta(days=1)
 _STAMPS: dict[int, tuple[Policy, date | None, str]] = {}
@@ -187,7 +189,7 @@ def _stage_bounds(p: Planner, inv: Invoice, final: AbstractSet[tuple[str, str, s
             settled = True  # a superseded stage's e-mail is never sent
         else:
             wants_mail = st.email and (st.channel == "email" or bool(inv.customer_email))
-            settled = not wants_mail or st.email_key in final
+            settled = not wants_mail or emailed(st, final)
         if not settled:
             yield inv.due_date + timedelta(days=st.days)
         later_handled = later_handled or handled
@@ -320,20 +322,26 @@ def may_act(
     plans: Iterable[PaymentPlan] = (),
     go_live: date | None = None,
     pauses: Sequence[Pause] = (),
+    busy: Collection[str] = (),
 ) -> set[str] | None:
     """Ids of the invoices plan_run() could act on today, given each invoice's finished keys
-    (`finished`, by invoice id; an invoice missing from it is always named). None when the
-    rules use customer risk levels: those are computed from every invoice's ledger rows."""
+    (`finished`, by invoice id; an invoice missing from it is always named). `busy`: invoices
+    with a row in flight (claimed or retry, the run's leftovers), always named: a journey step
+    under way is finished whatever the gap (planner.journey), and a summary keeps no such
+    row. None when the rules use customer risk levels: those are computed from every
+    invoice's ledger rows."""
     invoices, plans = list(invoices), list(plans)
     keys = {i: {(f.kind, f.rule, f.occurrence) for f in rows} for i, rows in finished.items()}
     bound = can_act(invoices, keys, policy, today, plans=plans, go_live=go_live, pauses=pauses)
     if bound is None:
         return None  # risk rules
     judge = Planner(policy, today, go_live=go_live, pauses=pauses)
-    named: set[str] = set()
+    named: set[str] = {inv.id for inv in invoices if inv.id in busy}
     plain: list[Invoice] = []
     history: dict[str, list[LedgerEntry]] = {}
     for inv in invoices:
+        if inv.id in named:
+            continue
         if inv.id not in bound:
             continue  # nothing can be due for it before a later day (first_due)
         rows = finished.get(inv.id)
@@ -344,6 +352,13 @@ def may_act(
         plain.append(inv)
         if rows:
             history[inv.id] = summary_history(inv, rows)
+    # the gap read from every summary of the customer's invoices (not only the ones planned);
+    # rows the summaries lack could only hold more back (journey.Optimistic)
+    customers = {inv.customer_id for inv in plain}
+    logs = customer_logs(((inv.customer_id, summary_history(inv, finished.get(inv.id, ())))
+                          for inv in invoices if inv.customer_id in customers),
+                         compile_policy(policy))
     named.update(a.invoice_id for a in plan(plain, history, policy, today, plans,
-                                            go_live=go_live, pauses=pauses))
+                                            go_live=go_live, pauses=pauses,
+                                            contacts=Optimistic(logs)))
     return named

@@ -3,9 +3,11 @@ facts shared by every invoice with one due date (which stages and fee occurrence
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +20,7 @@ from ar_sync.planner.fee_periods import live_only
 from ar_sync.planner.interest import DAY_COUNTS
 from ar_sync.rules.policy import Interest, Policy, UkStatutoryInterest, weekday_numbers
 from ar_sync.rules.rates import rate_tables
+from ar_sync.rules.schema import Journey
 from ar_sync.rules.templates import (
     ESCALATION_FIELDS,
     FEE_LABEL_FIELDS,
@@ -25,6 +28,7 @@ from ar_sync.rules.templates import (
     Template,
     compile_template,
 )
+from ar_sync.rules.terms import stage_announces, terms_kind
 
 __all__ = ["Compiled", "compile_policy"]
 
@@ -63,6 +67,8 @@ class _Stage:
     skip_key: tuple[str, str, str]
     backfill: bool  # may be the catch-up stage when its date fell before go-live
     channel: str = "note"  # note | platform | email
+    announces: frozenset[str] = frozenset()  # fee-terms kinds its e-mail states
+    alt_email_key: tuple[str, str, str] = ("", "", "")  # the other channel's e-mail key
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,8 @@ class _Fee:
     forgive: bool  # after_pause: forgive
     stack: bool
     waive_on_dispute: bool
+    account: str | None = None
+    notice: str = "late_fee"  # which announcement it waits for (rules.terms.terms_kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,10 @@ class Compiled:
     fees_on_invoice: bool  # some fee rule adds lines to the invoice itself (mode: line)
     waives: bool  # some fee rule has waive_on_dispute
     zone: ZoneInfo  # the company's time zone (what "today" is)
+    journey: Journey  # first contact, min_gap, notice_days, deadline_days, fee_notice
+    final_stage: int = -1  # the final notice's index (last 'final' tone, else last stage)
+    # stage name -> the fee-terms kinds its e-mail states
+    stage_announces: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _fee_terms(rule: Any, tables: dict[str, RateTable]) -> FeeTerms:
@@ -171,6 +183,11 @@ def _describe_fee(rule: Any) -> str:
     return f"{every} {what}"
 
 
+def _final_stage(stages: tuple[_Stage, ...]) -> int:
+    finals = [s.index for s in stages if s.tone == "final"]
+    return finals[-1] if finals else len(stages) - 1
+
+
 def compile_policy(policy: Policy) -> Compiled:
     """The policy's compiled form, built once per (frozen) policy object and cached."""
     hit = _COMPILED.get(id(policy))
@@ -192,14 +209,15 @@ def compile_policy(policy: Policy) -> Compiled:
         _Stage(i, r.name, r.days, r.tone, r.delivery != "note",
                compile_template(r.note, NOTE_FIELDS), (NOTE, r.name, ONCE),
                (OWN_EMAIL if r.delivery == "email" else EMAIL, r.name, ONCE),
-               (SKIP, r.name, ONCE), r.backfill != "none", r.delivery)
+               (SKIP, r.name, ONCE), r.backfill != "none", r.delivery, stage_announces(r),
+               (EMAIL if r.delivery == "email" else OWN_EMAIL, r.name, ONCE))
         for i, r in enumerate(ordered)
     )
     tables = rate_tables(policy)
     fees = tuple(
         _Fee(f.name, _fee_terms(f, tables), compile_template(f.label, FEE_LABEL_FIELDS), f.mode,
              _describe_fee(f), _every_text(f), f.tax, f.backfill,
-             f.after_pause == "forgive", f.stack, f.waive_on_dispute)
+             f.after_pause == "forgive", f.stack, f.waive_on_dispute, f.account, terms_kind(f))
         for f in policy.late_fees
     )
     escalations = tuple(
@@ -225,7 +243,10 @@ def compile_policy(policy: Policy) -> Compiled:
         company_name=policy.company_name,
         fees_on_invoice=any(f.mode == FeeMode.LINE for f in policy.late_fees),
         waives=any(f.waive_on_dispute for f in fees),
-        zone=zone(cal_cfg.timezone),
+        zone=zone(cal_cfg.timezone), journey=policy.journey,
+        final_stage=_final_stage(stages),
+        stage_announces=MappingProxyType({s.name: s.announces for s in stages
+                                          if s.announces}),
     )
     if len(_COMPILED) >= 64:  # a handful of rule sets per process; keep it bounded
         _COMPILED.pop(next(iter(_COMPILED)))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ar_sync.domain.models import Escalate
+from ar_sync.domain.models import Action, Escalate
 from ar_sync.domain.money import Amounts
 from ar_sync.planner.compiled import DONE, ESC, NOTE, ONCE
 from ar_sync.planner.fees import fee_lines
+from ar_sync.planner.journey import day_of
 
 if TYPE_CHECKING:
     from ar_sync.planner.state import InvoiceJob as Job
@@ -38,7 +39,42 @@ def debt(job: Job) -> Decimal:
     over an escalation threshold (that would make the plan depend on execution order)."""
     return max(Decimal(0), job.inv.balance - fee_lines(job))
 
+def final_notice_day(job: Job) -> date | None:
+    """The company's day the invoice's final notice (the last stage of tone `final`, else the
+    last stage) was written, or None; with no stages at all there is nothing to wait for."""
+    c = job.p.c
+    if c.final_stage < 0:
+        return date.min
+    st = c.stages[c.final_stage]
+    if st.note_key not in job.final:
+        return None
+    days = [day_of(e.updated_at, c) for e in job.mine()
+            if e.kind == NOTE and e.rule == st.name and e.state == DONE]
+    return min(days, default=None)
+
+
+def deadline_passed(job: Job) -> bool:
+    """Escalation waits for the final notice and the deadline it names (journey.deadline_days),
+    so nobody is escalated before being told, nor before the day they were told of."""
+    day = final_notice_day(job)
+    if day is None:
+        return False
+    return day == date.min or (job.p.today - day).days >= job.p.c.journey.deadline_days
+
+
 def plan_escalations(job: Job) -> None:
+    if not deadline_passed(job):
+        return
+    actions: list[tuple[tuple[Any, ...], Action]] = []
+    saved, job.out = job.out, actions
+    try:
+        _escalate(job)
+    finally:
+        job.out = saved
+    job.offer(actions, facing=True, own_email=False, rank=2)
+
+
+def _escalate(job: Job) -> None:
     inv = job.inv
     days = job.facts.days_overdue
     ignored: int | None = None

@@ -8,7 +8,8 @@ over, a one-off fee its own day. Three things take periods away:
   accrues only from go-live), 'latest' keeps the last of them, 'all' keeps them all;
 * a pause with `after_pause: forgive`: days in the pause never accrue, and a fee whose
   period starts in the pause is never charged;
-* `stack: false`: a period that shares a day with one another fee rule charged is skipped.
+* `stack: false`: a period that shares a day with one another fee rule charged is skipped
+  (which days a charged fee covered: fee_days.py).
 """
 
 from __future__ import annotations
@@ -86,17 +87,3 @@ def period_of(o: Occurrence) -> Window:
     if spans:
         return (spans[0][0], spans[-1][1])
     return (o.period_start, o.end)
-
-
-def overlapping(due: Sequence[Occurrence], taken: Sequence[Window]) -> set[str]:
-    """Labels of occurrences whose period shares a day with one of the `taken` periods."""
-    if not taken:
-        return set()
-    out = set()
-    for o in due:
-        if o.label == COMPENSATION:
-            continue  # a statutory fixed sum, not a period
-        a, b = period_of(o)
-        if any(ta < b and a < tb for ta, tb in taken):
-            out.add(o.label)
-    return out

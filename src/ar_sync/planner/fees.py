@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ar_sync.domain.models import ApplyLateFee, Money
 from ar_sync.domain.money import format_money
-from ar_sync.planner.fee_maths import charges
-from ar_sync.planner.fee_periods import Window, overlapping, period_of, without_windows
+from ar_sync.planner.fee_days import Covered, blocked, covered
+from ar_sync.planner.fee_maths import Occurrence, charges
+from ar_sync.planner.fee_periods import Window, live_only, period_of, without_windows
+from ar_sync.planner.journey import announced_on
 
 if TYPE_CHECKING:
     from ar_sync.planner.state import InvoiceJob as Job
@@ -52,23 +55,20 @@ def invoice_cap(job: Job, lines: Decimal) -> Decimal | None:
     return min(caps) if caps else None
 
 
-def taken_periods(job: Job, rule: str,
-                  emitted: list[tuple[str, Window]]) -> list[Window]:
-    """Periods other fee rules charged on this invoice (done or in flight), or charge in
-    this plan: a rule the policy still has knows its periods, a removed one the day it
-    charged."""
+def announced_only(job: Job, fee: Any, due: Sequence[Occurrence]) -> Sequence[Occurrence]:
+    """`journey.fee_notice: announced`: only the periods (the days of interest) from
+    `notice_days` after a message stating this kind of terms and listing this invoice reached
+    the customer; none before such a message. This is go-live's `backfill: none` counted from
+    the announcement, so it replaces backfill wherever the two overlap."""
     c = job.p.c
-    periods: dict[tuple[str, str], Window] = {}
-    for f, due in zip(c.fees, job.facts.fee_due, strict=True):
-        if f.name != rule:
-            for o in due:
-                periods[(f.name, o.label)] = period_of(o)
-    out = [w for name, w in emitted if name != rule]
-    for e in job.mine():
-        if e.kind == FEE and e.rule != rule and (e.state == DONE or e.state not in TERMINAL):
-            out.append(periods.get((e.rule, e.occurrence))
-                       or (e.due_on, e.due_on + timedelta(days=1)))
-    return out
+    journey = c.journey
+    if journey.fee_notice != "announced":
+        return due
+    first = announced_on(job.mine(), c, fee.notice)
+    if first is None:
+        return ()
+    return live_only(due, first + timedelta(days=journey.notice_days), "none",
+                     fee.terms.accrues)
 
 
 def plan_fees(job: Job) -> None:
@@ -79,11 +79,15 @@ def plan_fees(job: Job) -> None:
     cap: Decimal | None = None
     facts = job.facts
     emitted: list[tuple[str, Window]] = []  # periods charged in this plan, per rule
+    rows: list[Covered] | None = None  # the windows fees on this invoice cover (fee_days)
     for fee, due, keys in zip(job.p.c.fees, facts.fee_due, facts.fee_keys, strict=True):
         if not due:
             continue
         if final and all(k in final for k in keys):
             continue  # every occurrence so far is recorded for good
+        due = tuple(announced_only(job, fee, due))
+        if not due:
+            continue  # not announced yet (journey.notice_days)
         if charged is None:  # what the platform shows, or what we know we charged
             charged = max(inv.late_fees_charged, known_fees(job))
             lines = fee_lines(job)
@@ -93,8 +97,10 @@ def plan_fees(job: Job) -> None:
         pending = pending_fees(job, name)
         if job.windows and fee.forgive:
             due = tuple(without_windows(due, job.windows, fee.terms.accrues))
-        if not fee.stack and (job.entries or emitted):
-            finished |= overlapping(due, taken_periods(job, name, emitted)) - pending.keys()
+        if job.entries or (emitted and not fee.stack):
+            if rows is None:
+                rows = covered(job)
+            finished |= blocked(due, name, fee.stack, rows, emitted) - pending.keys()
         found = charges(fee.terms, currency=inv.currency, total=inv.total,
                         balance=inv.balance, charged=charged, due_date=inv.due_date,
                         today=job.p.today, finished=finished, pending=pending, due=due,
@@ -111,4 +117,5 @@ def plan_fees(job: Job) -> None:
             amount = construct(Money, {"amount": ch.amount, "currency": inv.currency})
             job.emit(ApplyLateFee, FEE, name, ch.label, ch.on,
                      f"{ch.detail} ({fee.every_text}); due {ch.on}",
-                     amount=amount, label=label, mode=fee.mode, tax=fee.tax)
+                     amount=amount, label=label, mode=fee.mode, tax=fee.tax,
+                     account=fee.account)

@@ -66,7 +66,7 @@ def broken_promise(job: Job, pause: Pause) -> None:
 
 def plan_waivers(job: Job) -> None:
     """Reverse every fee charged under a `waive_on_dispute` rule, once each."""
-    rules = {f.name for f in job.p.c.fees if f.waive_on_dispute}
+    rules = {f.name: f.account for f in job.p.c.fees if f.waive_on_dispute}
     inv = job.inv
     final = job.final
     for e in job.mine():
@@ -78,4 +78,5 @@ def plan_waivers(job: Job) -> None:
         job.emit(WaiveFee, WAIVE, e.rule, e.occurrence, job.p.today,
                  f"invoice disputed: {e.rule} {e.occurrence} ({shown}) waived under "
                  f"waive_on_dispute", fee_key=e.key, amount=amount,
-                 label=f"Late fee {e.occurrence} waived on invoice {inv.number} ({shown})")
+                 label=f"Late fee {e.occurrence} waived on invoice {inv.number} ({shown})",
+                 account=rules[e.rule])

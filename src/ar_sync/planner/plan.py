@@ -58,10 +58,11 @@ from ar_sync.domain.payment_plans import PaymentPlan
 from ar_sync.planner.compiled import NOTE, ONCE, OPEN, SKIP, compile_policy
 from ar_sync.planner.escalation import describe_when
 from ar_sync.planner.fee_maths import due_occurrences
+from ar_sync.planner.journey import CustomerLog
 from ar_sync.planner.payment_plans import PLAN_BROKEN, PLAN_NOTE, plan_payment_plan
 from ar_sync.planner.risk import risk_planners
 from ar_sync.planner.state import Planner
-from ar_sync.planner.steps import plan_invoice
+from ar_sync.planner.steps import plan_invoice, run_jobs
 from ar_sync.report.figures import risk_levels
 from ar_sync.rules.policy import Policy
 
@@ -83,6 +84,8 @@ def plan(
     *,
     go_live: date | None = None,
     pauses: Sequence[Pause] = (),
+    contacts: Mapping[str, CustomerLog] | None = None,
+    versions: Mapping[int, Policy] | None = None,
 ) -> list[Action]:
     """The actions due `today` (the company's date, see Policy.today), in priority order.
 
@@ -90,14 +93,22 @@ def plan(
     take precedence over the rules file's `payment_plans`. `risk`: customer id -> risk level
     (ar_sync.report.figures.risk_levels), used by the rules' `risk` section. `go_live`: the day the
     connection went live (what may be caught up is the rules' `backfill`). `pauses`: stored
-    pauses (an invoice's own platform marker, `Invoice.pause`, counts too).
+    pauses (an invoice's own platform marker, `Invoice.pause`, counts too). `contacts`:
+    customer id -> journey.CustomerLog, when the caller read the customers' rows beyond
+    `history` (a run does: messages about invoices not planned today count too); else they
+    are read from `history` for the invoices given. `versions`: the company's stored rules
+    versions by number, so the days an older fee row covered are read from the version that
+    planned it (planner.fee_days).
     """
-    planner = Planner(policy, today, go_live=go_live, pauses=pauses)
+    invoices = invoices if isinstance(invoices, list) else list(invoices)
+    planner = Planner(policy, today, go_live=go_live, pauses=pauses, contacts=contacts,
+                      versions=versions)
     out: list[tuple[tuple[Any, ...], Action]] = []
     step: _Step = partial(plan_invoice, planner)
     by_invoice = {p.invoice: p for p in policy.payment_plans}
     by_invoice.update({p.invoice: p for p in plans or ()})
-    levels = (risk_planners(policy, today, go_live=go_live, pauses=pauses)
+    levels = (risk_planners(policy, today, go_live=go_live, pauses=pauses, contacts=contacts,
+                            versions=versions)
               if risk and policy.risk.levels() else {})
     if by_invoice or levels:
         step = _special_step(planner, by_invoice, levels, risk or {})
@@ -108,6 +119,8 @@ def plan(
     try:
         for inv in invoices:
             step(inv, history, out)
+        for each in (planner, *levels.values()):
+            run_jobs(each, invoices, history, out)
     finally:
         if collecting:
             gc.enable()
@@ -150,13 +163,15 @@ def plan_run(
     plans: Iterable[PaymentPlan] | None = None,
     go_live: date | None = None,
     pauses: Sequence[Pause] = (),
+    contacts: Mapping[str, CustomerLog] | None = None,
+    versions: Mapping[int, Policy] | None = None,
 ) -> list[Action]:
     """The one planning call every path shares (run, dry run, `ar-sync plan`, `rules
     explain`, `rules diff`), so a preview is the run: risk levels included."""
     invoices = list(invoices)
     risk = risk_for(invoices, history, policy, today)
     return plan(invoices, history, policy, today, plans, risk, go_live=go_live,
-                pauses=pauses)
+                pauses=pauses, contacts=contacts, versions=versions)
 
 
 def simulate(
@@ -243,14 +258,21 @@ def explain(
         rec = entries.get((NOTE, s.name, ONCE)) or entries.get((SKIP, s.name, ONCE))
         status = f"ledger: {rec}" if rec else ("due" if on <= today else "not yet due")
         lines.append(f"stage {s.name} day {s.days:+d} -> {on}{moved}: {status}")
+    journey = policy.journey
+    lines.append(f"journey: first contact {journey.first_contact}, then one stage at a time, "
+                 f"at least {journey.min_gap} days between two messages to the customer")
     for fee in c.fees:
         due = due_occurrences(fee.terms, inv.due_date, today)
         labels = ", ".join(o.label for o in due) or "none yet"
         lines.append(f"fee {fee.name} ({fee.describe}): occurrences due {labels}; "
                      f"already on the platform {inv.late_fees_charged} {inv.currency}")
+        if journey.fee_notice == "announced":
+            lines.append(f"  charged only from {journey.notice_days} days after a message "
+                         "stating its terms reached the customer (journey.notice_days)")
     for esc in c.escalations:
         alts = " or ".join(describe_when(d, o, i, inv.currency) for d, o, i in esc.alternatives)
-        lines.append(f"escalation {esc.name} to {esc.to} when {alts}")
+        lines.append(f"escalation {esc.name} to {esc.to} when {alts}; only after the final "
+                     f"notice and the {journey.deadline_days}-day deadline it names")
     if not actions:
         lines.append("planned today: nothing")
     return [*lines, *planned]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from ar_sync.domain.pauses import Pause
+from ar_sync.planner.journey import CustomerLog
 from ar_sync.planner.state import Planner
 from ar_sync.rules.policy import Policy, RiskAdjustment
 
@@ -28,7 +29,9 @@ _ADJUSTED: dict[tuple[int, str], tuple[Policy, Policy]] = {}
 
 
 def risk_planners(policy: Policy, today: date, *, go_live: date | None = None,
-                   pauses: Sequence[Pause] = ()) -> dict[str, Planner]:
+                   pauses: Sequence[Pause] = (),
+                   contacts: Mapping[str, CustomerLog] | None = None,
+                   versions: Mapping[int, Policy] | None = None) -> dict[str, Planner]:
     """One planner per risk level the rules adjust (derived policies cached like compiled
     ones, so their compiled form is reused across calls)."""
     out = {}
@@ -38,5 +41,6 @@ def risk_planners(policy: Policy, today: date, *, go_live: date | None = None,
             if len(_ADJUSTED) >= 64:
                 _ADJUSTED.pop(next(iter(_ADJUSTED)))
             hit = _ADJUSTED[(id(policy), level)] = (policy, _adjusted(policy, adj))
-        out[level] = Planner(hit[1], today, go_live=go_live, pauses=pauses)
+        out[level] = Planner(hit[1], today, go_live=go_live, pauses=pauses,
+                             contacts=contacts, versions=versions)
     return out

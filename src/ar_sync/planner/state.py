@@ -17,28 +17,48 @@ from ar_sync.planner.compiled import (
     KIND_ORDER,
     NO_KEYS,
     TERMINAL,
+    Compiled,
     DueFacts,
     compile_policy,
     facts_for,
 )
+from ar_sync.planner.journey import CustomerLog, Offer, Optimistic
 from ar_sync.rules.policy import Policy
 from ar_sync.rules.templates import invoice_values
+from ar_sync.rules.terms import journey_values
 
 
 class Planner:
     """One plan() call: the compiled policy, today, and caches keyed by due date."""
 
-    __slots__ = ("c", "facts", "go_live", "pauses", "policy", "sending_day", "today")
+    __slots__ = ("c", "contacts", "facts", "go_live", "jobs", "offers", "open_gates",
+                 "pauses", "policy", "sending_day", "today", "versions")
 
     def __init__(self, policy: Policy, today: date, *, go_live: date | None = None,
-                 pauses: Sequence[Pause] = ()) -> None:
+                 pauses: Sequence[Pause] = (),
+                 contacts: Mapping[str, CustomerLog] | None = None,
+                 versions: Mapping[int, Policy] | None = None) -> None:
         self.policy = policy
+        # the company's stored rules versions, by number: which days an older fee row
+        # covered is read from the version that planned it (fee_days.py)
+        self.versions = versions if versions is not None else {}
+        # customer id -> what the ledger says of them (None: read from the plan's history);
+        # Optimistic: every gate open (a judge that must not leave anything out)
+        self.contacts = contacts
+        self.open_gates = isinstance(contacts, Optimistic)
+        self.jobs: list[InvoiceJob] = []  # invoices with something possibly due today
+        self.offers: dict[str, list[Offer]] = {}  # customer id -> today's stage offers
         self.c = compile_policy(policy)
         self.today = today
         self.go_live = go_live
         self.pauses = _index_pauses(pauses)
         self.sending_day = not self.c.business_only or self.c.calendar.is_business_day(today)
         self.facts: dict[date, DueFacts | None] = {}
+
+    def version(self, number: int | None) -> Compiled:
+        """The compiled rules version `number` (the current rules when not given)."""
+        found = self.versions.get(number) if number is not None else None
+        return self.c if found is None else compile_policy(found)
 
     def midnight(self) -> datetime:
         """The instant today began in the company's time zone."""
@@ -93,6 +113,9 @@ class Planner:
         return InvoiceJob(self, inv, facts, final, entries, out)
 
 
+NO_LOG = CustomerLog()
+
+
 def _index_pauses(pauses: Sequence[Pause]) -> dict[tuple[str, str], tuple[Pause, ...]]:
     """Pauses by ("i", invoice id) or ("c", customer id), so a lookup costs two dict hits."""
     out: dict[tuple[str, str], tuple[Pause, ...]] = {}
@@ -104,7 +127,8 @@ def _index_pauses(pauses: Sequence[Pause]) -> dict[tuple[str, str], tuple[Pause,
 class InvoiceJob:
     """Planning for one invoice (kept as an object so the steps share their inputs)."""
 
-    __slots__ = ("entries", "facts", "final", "inv", "out", "p", "values", "windows")
+    __slots__ = ("entries", "facts", "final", "inv", "log", "out", "p", "rows", "values",
+                 "windows")
 
     def __init__(self, p: Planner, inv: Invoice, facts: DueFacts,
                  final: AbstractSet[tuple[str, str, str]], entries: Sequence[LedgerEntry],
@@ -117,10 +141,15 @@ class InvoiceJob:
         self.out = out
         self.values: dict[str, str] | None = None
         self.windows: tuple[tuple[date, date], ...] = ()  # paused days to forgive
+        self.log = NO_LOG  # the customer's (journey.customer_logs), set before the steps run
+        self.rows: list[LedgerEntry] | None = None
 
     def mine(self) -> list[LedgerEntry]:
-        tenant = self.inv.tenant
-        return [e for e in self.entries if e.tenant == tenant]
+        """The invoice's rows of this tenant (read once per job: the steps ask often)."""
+        if self.rows is None:
+            tenant = self.inv.tenant
+            self.rows = [e for e in self.entries if e.tenant == tenant]
+        return self.rows
 
     # -- helpers
 
@@ -133,6 +162,7 @@ class InvoiceJob:
                 due_date=inv.due_date, today=self.p.today, payment_link=inv.payment_link,
                 company_name=self.p.c.company_name, stage=stage,
             )
+            self.values.update(journey_values(self.p.policy, inv.currency, self.p.today))
         self.values["stage"] = stage
         return self.values
 
@@ -148,6 +178,29 @@ class InvoiceJob:
         sort = (1 if kind != FEE else 0, -self.facts.days_overdue, -inv.balance, inv.tenant,
                 inv.platform, inv.id, KIND_ORDER[kind], due_on, rule, occurrence)
         self.out.append((sort, action))
+
+    def offer(self, actions: list[tuple[tuple[Any, ...], Action]], *, facing: bool,
+              own_email: bool, rank: int, noted: date | None = None,
+              sends: bool = True, stepped_today: bool = False) -> None:
+        """Hand today's stage (or escalation) actions to journey.settle, which decides per
+        customer what goes out today. `rank`: which reaches the customer first when only one
+        may (an escalation before a platform e-mail), then the most overdue and largest.
+        `noted`: for an e-mail still owed, the day its stage's note was written. `sends`:
+        whether anything reaches the customer (a stage whose e-mail cannot go is a step of
+        the journey all the same)."""
+        if not actions:
+            return
+        inv = self.inv
+        if facing and self.entries:
+            # a step already under way (one of its writes claimed or waiting for a retry,
+            # e.g. a runner died between the note and the e-mail) is finished, not held:
+            # it is the same message, not a new one
+            flight = {e.key for e in self.entries if e.state not in TERMINAL}
+            facing = not any(a.key in flight for _, a in actions)
+        offer = Offer(inv.customer_id, facing, own_email,
+                      (rank, self.facts.days_overdue, inv.balance, inv.id), actions, noted,
+                      sends, stepped_today)
+        self.p.offers.setdefault(inv.customer_id, []).append(offer)
 
     def overdue_text(self) -> str:
         d = self.facts.days_overdue

@@ -4,7 +4,7 @@ Nothing here talks to a store or a platform, so every figure can be checked by h
 never added across currencies: aging, DSO and balances are kept per currency, and the risk
 score only uses day counts and counts of reminders, which have no currency.
 
-Definitions (also in the README):
+Definitions (also in docs/operations.md#what-the-reports-figures-mean):
 - Aging: open invoices (status OPEN, balance > 0, issued on or before the date) by days past
   due, d = as_of - due_date: current (d <= 0), 1-30, 31-60, 61-90, 90+ (d > 90).
 - DSO, per currency, over a 90-day window:

@@ -85,6 +85,13 @@ class _FeeRule(RulesModel):
     tax: str | None = Field(None, min_length=1, max_length=100,
                             description="Platform tax code/name for the fee; default: the "
                             "edition's no-tax / out-of-scope code")
+    account: str | None = Field(None, min_length=1, max_length=100, pattern=r"^\S(.*\S)?$",
+                                description="Income account the fee is booked to: Xero an "
+                                "account code (default 200, Sales); QuickBooks the account "
+                                "(name, number or id) of the 'Late fee' item (default: the "
+                                "item's, or the company's first Income account when it "
+                                "creates the item). Checked against the company's chart of "
+                                "accounts at connect and by `rules validate --company`")
     backfill: Backfill = Field("none", description="What the first live run may charge for "
                                "periods that began before the connection's go-live date: "
                                "'none' (default), 'latest' (the last such period) or 'all'")
@@ -96,6 +103,11 @@ class _FeeRule(RulesModel):
     waive_on_dispute: bool = Field(False, description="When the invoice becomes disputed, "
                                    "reverse the fees this rule charged (a credit on the "
                                    "platform)")
+
+    @property
+    def accrues(self) -> bool:
+        """Interest accrued day by day (needs the invoice's payments); a fee does not."""
+        return False
 
 
 class FixedFee(_FeeRule):
@@ -119,6 +131,10 @@ class _Accruing(_FeeRule):
 
     every: Every = Field("month", description="How often accrued interest is charged: "
                          "'month' or a number of days")
+
+    @property
+    def accrues(self) -> bool:
+        return True
 
     @field_validator("every")
     @classmethod

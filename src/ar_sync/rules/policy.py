@@ -8,7 +8,7 @@ names the file, the line and the field path:
 
     rules/my.yaml:14: reminders[2].days: Input should be a valid integer (got -5x)
 
-Merge semantics of `extends` (documented for admins in rules/default.yaml and the README):
+Merge semantics of `extends` (documented for admins in rules/default.yaml and docs/rules.md):
 the file and its sections (calendar, exclude) merge key by key, values inside them (holidays,
 amounts, lists) are replaced whole;
 the named lists `reminders`, `late_fees` and `escalations` merge item by item on `name`: an

@@ -264,6 +264,35 @@ class OnPaid(RulesModel):
                              "this many days ago at most (a late first run stays quiet)")
 
 
+class Journey(RulesModel):
+    """How one customer's follow-up unfolds: where it starts, how far apart its messages are,
+    when fees may be charged and when a final notice's deadline has passed."""
+
+    first_contact: Literal["gentle", "by_age"] = Field(
+        "gentle", description="The first stage an invoice gets from ar-sync: 'gentle' (default) "
+        "the gentlest stage after the due date (the pre-due one when not yet due), whatever the "
+        "invoice's age at go-live, so nobody's first message is a threat; 'by_age' the latest "
+        "stage its age has reached. Either way stages then advance one step at a time")
+    min_gap: Int = Field(
+        3, ge=1, le=90, description="Days between two messages to one customer, across every "
+        "channel (ar-sync's e-mail, the platform's e-mail, escalations): 3 (default) leaves time "
+        "to read, pay and for a payment to clear before the next message; at least 1, so nobody "
+        "gets two messages a day")
+    notice_days: Int = Field(
+        7, ge=1, le=90, description="A late fee or interest period is chargeable only from this "
+        "many days after a message stating its terms ({late_fee_terms} or {interest_terms}) was "
+        "sent to the customer: 7 (default) is a week's notice, time to pay before anything is "
+        "added")
+    deadline_days: Int = Field(
+        7, ge=1, le=90, description="The deadline the final notice names ({deadline}): an "
+        "escalation waits until the final notice was sent and this many days have passed")
+    fee_notice: Literal["announced", "agreed"] = Field(
+        "announced", description="'announced' (default): fees and interest only after the "
+        "terms were announced (notice_days); 'agreed': the customer agreed them elsewhere (the "
+        "contract, the invoice terms), so periods from go-live on are chargeable as `backfill` "
+        "says")
+
+
 class InstalmentReminders(RulesModel):
     """How payment-plan instalments are reminded and when a plan counts as broken."""
 
@@ -370,6 +399,9 @@ class Policy(RulesModel):
     on_paid: OnPaid | None = Field(None, description="Thank the customer once when an invoice "
                                    "that got a reminder e-mail is paid: {} for the default "
                                    "wording")
+    journey: Journey = Field(default_factory=Journey,
+                             description="A customer's follow-up over time: first contact, "
+                             "spacing, fee notice, the final notice's deadline")
 
     @field_validator("reminders")
     @classmethod

@@ -35,6 +35,14 @@ PLACEHOLDERS: dict[str, str] = {
     "fee": "the fee charged, with its currency (late-fee labels only)",
     "period": "which occurrence of a recurring fee, e.g. '2026-11' or 'n3' (fee labels only)",
     "to": "who the debt is escalated to (escalation notes only)",
+    "late_fee_terms": "the late-fee terms of the rules for the invoice's currency, one "
+                      "sentence (empty without late fees); a message stating them announces "
+                      "them (`journey.notice_days`)",
+    "interest_terms": "the interest terms of the rules for the invoice's currency, one "
+                      "sentence (empty without interest)",
+    "deadline": "the date the final notice's deadline falls on: today + "
+                "`journey.deadline_days` (YYYY-MM-DD)",
+    "deadline_days": "`journey.deadline_days`: the days the final notice gives",
     "invoice_count": "how many invoices the e-mail lists (e-mail subject/body only)",
     "total_due": "the sum of their balances, per currency (e-mail subject/body only)",
 }

@@ -128,18 +128,39 @@ class TokenCipher:
         return f"TokenCipher(<{self.key_count} key(s) hidden>)"
 
 
+KEY_FILE = "secret.key"
+
+
+def key_file(data_dir: Path) -> Path:
+    """Where the CLI keeps its key list when AR_SYNC_SECRET_KEY is not set."""
+    return data_dir / KEY_FILE
+
+
 def local_cipher(data_dir: Path) -> TokenCipher:
     """The CLI's cipher: AR_SYNC_SECRET_KEY if set, else a key file made once in `data_dir`."""
     env = os.environ.get(KEY_ENV)
     if env:
         return TokenCipher(env, accept_unbound=True)
-    key_file = data_dir / "secret.key"
-    if not key_file.exists():
+    path = key_file(data_dir)
+    if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(TokenCipher.generate_key())
-    return TokenCipher(key_file.read_bytes(), accept_unbound=True)
+    return TokenCipher(path.read_bytes(), accept_unbound=True)
+
+
+def write_key_file(data_dir: Path, material: str) -> Path:
+    """Replace the key file with `material` (checked keys, newest first), owner-only, in one
+    rename: a run started meanwhile reads the old list or the new one, never half."""
+    keys = parse_keys(material)
+    path = key_file(data_dir)
+    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(b",".join(keys))
+    os.replace(tmp, path)
+    return path
 
 
 class RotatableStore(TokenStore, Protocol):

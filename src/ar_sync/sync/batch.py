@@ -14,7 +14,7 @@ which asks the platform for the write's key first.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -22,6 +22,7 @@ from ar_sync.domain.errors import (
     BudgetExhaustedError,
     ConnectorError,
     NotApplicableError,
+    PlatformTimeoutError,
     PlatformValidationError,
     ReauthorizationRequiredError,
 )
@@ -176,7 +177,8 @@ def _write(store: _Store, connector: BatchWriter, run: _Chunk, *, owner: str,
     except (BudgetExhaustedError, ReauthorizationRequiredError):
         raise
     except ConnectorError as exc:  # nothing was written: retry next run
-        _release(store, run, owner, clock, str(exc))
+        _release(store, run, owner, clock, str(exc),
+                 silent=isinstance(exc, PlatformTimeoutError))
         return
     writes: list[BatchWrite] = []
     for action in list(run.claimed):
@@ -199,7 +201,8 @@ def _write(store: _Store, connector: BatchWriter, run: _Chunk, *, owner: str,
     except ConnectorError as exc:
         # The call as a whole failed: each write may or may not have happened; the rows stay
         # for reconciliation by key, exactly as for a single write whose answer was lost.
-        _release(store, run, owner, clock, f"{BATCH_FAILED} ({exc})")
+        _release(store, run, owner, clock, f"{BATCH_FAILED} ({exc})",
+                 silent=isinstance(exc, PlatformTimeoutError))
         return
     by_key = {r.key: r for r in results}
     for write in writes:
@@ -229,15 +232,18 @@ def _settle(store: _Store, action: Action, result: BatchItemResult | None, run: 
     else:
         why = str(error) if error is not None else "no reference returned"
         store.fail(action.key, owner=owner, reason=why, now=clock(), permanent=False)
-        run.outcomes[action.key] = _outcome(action, "retry", why)
+        run.outcomes[action.key] = replace(_outcome(action, "retry", why),
+                                           silent=isinstance(error, PlatformTimeoutError))
 
 
 def _release(store: _Store, run: _Chunk, owner: str, clock: Callable[[], datetime],
-             reason: str) -> None:
-    """Every claim still ours goes back to `retry` (a no-op for rows already settled)."""
+             reason: str, *, silent: bool = False) -> None:
+    """Every claim still ours goes back to `retry` (a no-op for rows already settled);
+    `silent`: the platform gave no answer at all (the breaker stops the tenant on it)."""
     for action in run.claimed:
         store.fail(action.key, owner=owner, reason=reason, now=clock(), permanent=False)
-        run.outcomes.setdefault(action.key, _outcome(action, "retry", reason))
+        run.outcomes.setdefault(action.key, replace(_outcome(action, "retry", reason),
+                                                    silent=silent))
     run.claimed.clear()
 
 

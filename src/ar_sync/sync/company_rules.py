@@ -8,10 +8,14 @@ said otherwise), and the run report says which it used.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from ar_sync.rules.policy import Policy, load_policy, parse_policy, shipped_rule_sets
+from ar_sync.domain.calendar import zone
+from ar_sync.rules.policy import Policy, PolicyError, load_policy, parse_policy, shipped_rule_sets
 from ar_sync.sync.company_store import RulesVersion, TrustStore
 from ar_sync.sync.connector import Connection
 
@@ -44,6 +48,53 @@ def parse_stored(connection_id: str, stored: RulesVersion) -> Policy:
     return parse_text(stored.text, version_name(connection_id, stored.version))
 
 
+def company_zone(policy: Policy) -> ZoneInfo:
+    """The company's time zone: what "today", a go-live date or a pause's day is."""
+    return zone(policy.calendar.timezone)
+
+
+def company_today(store: TrustStore, connection: Connection,
+                  now: datetime | None = None) -> date:
+    """The company's date now (or at `now`), in the time zone of the rules it runs: go-live,
+    pause, resume and `rules diff --since` count days as the company does, not in UTC."""
+    return choose_rules(store, connection).policy.today(now or datetime.now(UTC))
+
+
+class StoredVersions(Mapping[int, Policy]):
+    """Every stored version's Policy by number, read from the store on first use only (a run
+    whose plan meets no fee row of an older version reads nothing): the planner reads which
+    days an older fee row covered from the version that planned it (planner.fee_days). A
+    version that no longer parses is left out (its rows are then judged on the safe side)."""
+
+    def __init__(self, store: TrustStore, connection_id: str) -> None:
+        self.store, self.connection_id = store, connection_id
+        self.found: dict[int, Policy] | None = None
+
+    def _load(self) -> dict[int, Policy]:
+        if self.found is None:
+            self.found = {}
+            for stored in self.store.rules_versions(self.connection_id):
+                try:
+                    self.found[stored.version] = parse_stored(self.connection_id, stored)
+                except PolicyError:
+                    continue
+        return self.found
+
+    def __getitem__(self, number: int) -> Policy:
+        return self._load()[number]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def stored_versions(store: TrustStore, connection_id: str) -> Mapping[int, Policy]:
+    """The company's stored rules versions by number, read when first asked (StoredVersions)."""
+    return StoredVersions(store, connection_id)
+
+
 def read_rules_source(source: str) -> tuple[str, str]:
     """(text, display name) of a rules file or shipped rule set name, validated as stored.
 
@@ -74,4 +125,5 @@ def choose_rules(store: TrustStore, connection: Connection, *,
     return RulesChoice(load_policy(name), None, f"{name} ({how})")
 
 
-__all__ = ["RulesChoice", "choose_rules", "parse_stored", "read_rules_source", "version_name"]
+__all__ = ["RulesChoice", "StoredVersions", "choose_rules", "company_today", "company_zone",
+           "parse_stored", "read_rules_source", "stored_versions", "version_name"]

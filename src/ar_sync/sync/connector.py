@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from importlib.metadata import entry_points
 from typing import Literal, Protocol, runtime_checkable
@@ -136,11 +136,16 @@ class Connection(BaseModel):
         """The token-store id of this connection's tokens (shared by a grant's companies)."""
         return self.token_id or self.id
 
-    def live_from(self) -> date | None:
-        """The go-live date the planner gets: the stored one, else the day it connected."""
+    def live_from(self, zone: tzinfo | None = None) -> date | None:
+        """The go-live date the planner gets: the stored one, else the day it connected, the
+        company's day in its time zone `zone` (the rules' calendar.timezone; UTC if not
+        given): connected at 23:00 UTC is already the next day in Auckland."""
         if self.go_live is not None:
             return self.go_live
-        return self.created_at.date() if self.created_at is not None else None
+        if self.created_at is None:
+            return None
+        at = self.created_at if self.created_at.tzinfo else self.created_at.replace(tzinfo=UTC)
+        return at.astimezone(zone or UTC).date()
 
 
 @dataclass(frozen=True)
@@ -192,24 +197,29 @@ class Connector(Protocol):
 
     def add_late_fee(
         self, invoice: Invoice, fee: Money, label: str, *, key: str, mode: FeeMode,
-        tax: str | None = None,
+        tax: str | None = None, account: str | None = None,
     ) -> str:
         """Charge `fee`; `tax` is the rule's platform tax code for the fee (None: the
-        company's no-tax / out-of-scope code, so no tax is charged that no rule asked for)."""
+        company's no-tax / out-of-scope code, so no tax is charged that no rule asked for);
+        `account` the rule's income account (None: the connector's default)."""
         ...
 
     def send_reminder(self, invoice: Invoice, *, key: str, to: str | None = None) -> str: ...
 
     def waive_fee(self, invoice: Invoice, fee_key: str, amount: Money, label: str, *,
-                  key: str) -> str:
+                  key: str, account: str | None = None) -> str:
         """Reverse a fee already charged: a credit note for `amount` (at most the balance)
         applied to the invoice, carrying `key` where only the bookkeeper sees it. The fee's
         line stays: a sent invoice is not edited (locked periods, payments applied)."""
         ...
 
-    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str) -> str | None:
+    def find_effect(self, invoice: Invoice, kind: ActionKind, key: str, *,
+                    since: datetime | None = None) -> str | None:
         """Reconciliation: the platform's reference of a write carrying `key`, or None if the
-        platform has no such write (so it is safe to do it now)."""
+        platform has no such write (so it is safe to do it now). A platform e-mail carries no
+        key: it is found on the invoice's own record (QuickBooks `DeliveryInfo`, Xero's
+        history) as a send at or after `since`, the earliest the write could have happened
+        (None: not known, and an e-mail is then never taken as sent)."""
         ...
 
 
@@ -261,6 +271,23 @@ class BatchWriter(Protocol):
         once per batch (the caller guarantees it). Raises only when the call as a whole failed
         (then every write in it may or may not have happened)."""
         ...
+
+
+@runtime_checkable
+class AccountChecker(Protocol):
+    """Optional capability: whether the company's chart of accounts has the income accounts
+    the fee rules book to (a rule's `account:`, None: the connector's default). Checked at
+    connect and by `rules validate --company`; the answer is the problems, said plainly."""
+
+    def check_fee_accounts(self, accounts: Sequence[str | None]) -> list[str]: ...
+
+
+def fee_account_problems(connector: object, accounts: Sequence[str | None]) -> list[str]:
+    """The connector's word on the fee rules' accounts (none asked when there is no fee
+    rule, or when the connector cannot tell)."""
+    if not accounts or not isinstance(connector, AccountChecker):
+        return []
+    return connector.check_fee_accounts(accounts)
 
 
 class ConnectorPlugin(Protocol):

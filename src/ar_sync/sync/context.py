@@ -7,6 +7,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from ar_sync.domain.calendar import zone
+from ar_sync.domain.models import LedgerEntry
 from ar_sync.messages.sending import MailSetup
 from ar_sync.rules.policy import Policy
 from ar_sync.sync.budget import CallBudget
@@ -32,7 +34,13 @@ class RunContext:
     rules_version: int | None = None
     only_invoices: Collection[str] | None = None
     on_progress: Callable[[int, int], None] | None = None
+    leftovers: list[LedgerEntry] | None = None  # rows in flight, read once by the plan phase
 
     @property
     def tenant(self) -> str:
         return self.connection.id
+
+    @property
+    def go_live(self) -> date | None:
+        """The go-live date as the company counts days (its rules' time zone)."""
+        return self.connection.live_from(zone(self.policy.calendar.timezone))

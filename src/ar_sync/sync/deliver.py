@@ -21,7 +21,7 @@ from __future__ import annotations
 import email.errors
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from email.message import EmailMessage
 
@@ -153,10 +153,50 @@ def _reconcile(run: _Run, message: CustomerMessage) -> Delivered:
     return Delivered("ambiguous", reason)
 
 
+@dataclass
+class _Progress:
+    """How far a send got, for an interrupt (Ctrl-C, SIGTERM) to leave nothing claimed."""
+
+    ours: list[tuple[EmailReminder, LedgerEntry | None]] = field(default_factory=list)
+    stage: str = "before"  # before the hand-over | sending | after (the answer is known)
+    result: SendResult | None = None
+
+
 def _send(run: _Run, message: CustomerMessage, entry: LedgerEntry | None, setup: MailSetup,
           pdf: PdfSource | None) -> Delivered:
+    progress = _Progress()
+    try:
+        return _send_steps(run, message, entry, setup, pdf, progress)
+    except KeyboardInterrupt:
+        _interrupted(run, message, entry, progress)
+        raise
+
+
+def _interrupted(run: _Run, message: CustomerMessage, entry: LedgerEntry | None,
+                 progress: _Progress) -> None:
+    """Before the hand-over nothing went out: release every row as known unsent. During it
+    the server may have the message: ambiguous, never resent. After it the answer is known:
+    finish writing it down."""
+    if progress.stage == "before":
+        why = "interrupted before sending"
+        held = {item.key: claimed for item, claimed in progress.ours}
+        for item in message.items:  # one claimed just as the interrupt came is ours too
+            row = held[item.key] if item.key in held else run.store.get(item.key)
+            run.fail(item.key, _unsent(row, why), permanent=False)
+        run.fail(message.key, _unsent(entry, why), permanent=False)
+    elif progress.stage == "sending":
+        reason = AMBIGUOUS + "interrupted while handing it over; check the mailbox"
+        for item in message.items:
+            run.fail(item.key, reason, permanent=True)
+        run.fail(message.key, reason, permanent=True)
+    elif progress.result is not None:  # finish writing down the answer
+        _record(run, message, entry, progress.ours, progress.result)
+
+
+def _send_steps(run: _Run, message: CustomerMessage, entry: LedgerEntry | None,
+                setup: MailSetup, pdf: PdfSource | None, progress: _Progress) -> Delivered:
     store = run.store
-    ours: list[tuple[EmailReminder, LedgerEntry | None]] = []
+    ours = progress.ours
     blocked = ""
     for item in message.items:
         claim = store.claim(item, owner=run.owner, now=run.clock(),
@@ -186,9 +226,20 @@ def _send(run: _Run, message: CustomerMessage, entry: LedgerEntry | None, setup:
                      permanent=True)
         run.fail(message.key, reason, permanent=True)
         return Delivered("failed", reason)
+    progress.stage = "sending"
     result = _hand_over(setup.mailer, mime, envelope,
                         {"tenant": tag_value(message.tenant),
                          "customer": tag_value(message.customer_id)})
+    progress.stage, progress.result = "after", result
+    return _record(run, message, entry, ours, result)
+
+
+def _record(run: _Run, message: CustomerMessage, entry: LedgerEntry | None,
+            ours: Sequence[tuple[EmailReminder, LedgerEntry | None]],
+            result: SendResult) -> Delivered:
+    """Write down what the transport answered; every update is conditional on our claim, so
+    doing it again (after an interrupt in the middle of it) changes nothing twice."""
+    store = run.store
     if result.outcome == Outcome.SENT:
         for item in message.items:
             store.complete(item.key, owner=run.owner, ref=message.key, now=run.clock())

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 from ar_sync.domain.errors import (
     BudgetExhaustedError,
     ConnectorError,
     NotApplicableError,
+    PlatformTimeoutError,
     PlatformValidationError,
     QuotaReachedError,
     ReauthorizationRequiredError,
 )
 from ar_sync.domain.models import (
     Action,
+    ActionKind,
     AddNote,
     ApplyLateFee,
+    EntryState,
     Escalate,
     FeeMode,
     Invoice,
@@ -34,7 +37,8 @@ from ar_sync.domain.models import (
 )
 from ar_sync.sync.batch import DELETED
 from ar_sync.sync.connector import Connector
-from ar_sync.sync.ledger import Claim, ClaimOutcome
+from ar_sync.sync.ledger import Claim, ClaimOutcome, Ledger
+from ar_sync.sync.retry import CLOCK_SKEW
 from ar_sync.sync.run_report import ActionOutcome
 from ar_sync.sync.run_report import outcome_of as _outcome
 from ar_sync.sync.store import Store
@@ -90,6 +94,27 @@ def _claim_and_write(
     return write_claimed(store, connector, action, invoice, claim, owner=owner, clock=clock)
 
 
+# The first moment anywhere on Earth of an action's due day (UTC+14): a claim of the action
+# cannot be older, so neither can the write an earlier runner may have made under it.
+_DAY_BEGINS_EARLIER = timedelta(hours=14)
+
+
+def earliest_write(action: Action, ledger: Ledger | None = None) -> datetime:
+    """The earliest an earlier attempt of `action` could have written: the start of its due
+    day in the earliest time zone (a platform e-mail sent since then is taken as ours, the
+    safe side against sending twice when the platform forgets its key). A platform e-mail
+    carries no key, so the invoice's other e-mails the ledger has as done are left out: the
+    window starts after the last of them (CLOCK_SKEW later), or a stage sent late (one step at
+    a time) would be taken for this one and this one never sent."""
+    since = datetime.combine(action.due_on, time.min, tzinfo=UTC) - _DAY_BEGINS_EARLIER
+    if ledger is None or action.kind != ActionKind.REMINDER_EMAIL:
+        return since
+    rows = ledger.history(action.tenant, [action.invoice_id]).get(action.invoice_id, [])
+    others = [e.updated_at + CLOCK_SKEW for e in rows if e.kind == action.kind
+              and e.key != action.key and e.state == EntryState.DONE]
+    return max([since, *others])
+
+
 def write_claimed(
     store: Store,
     connector: Connector,
@@ -108,7 +133,8 @@ def write_claimed(
             # waiver is credited against the balance as it is now).
             fresh = connector.get_invoice(action.invoice_id)
         if claim.outcome == ClaimOutcome.RECONCILE and fresh is not None:
-            ref = connector.find_effect(fresh, action.kind, action.key)
+            ref = connector.find_effect(fresh, action.kind, action.key,
+                                        since=earliest_write(action, store))
             if ref is not None:
                 store.complete(action.key, owner=owner, ref=ref, now=clock())
                 return _outcome(action, "reconciled", "found on the platform", ref)
@@ -137,6 +163,11 @@ def write_claimed(
         # Nothing was sent; the row stays for a later run, and the breaker ignores it.
         store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=False)
         return replace(_outcome(action, "retry", str(exc)), quota=True)
+    except PlatformTimeoutError as exc:
+        # No answer at all: it may have happened (reconciled next run); the breaker stops
+        # the tenant on it rather than wait out a silent platform write after write.
+        store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=False)
+        return replace(_outcome(action, "retry", str(exc)), silent=True)
     except ConnectorError as exc:
         # Transient: the write may or may not have happened; the next run reconciles first.
         store.fail(action.key, owner=owner, reason=str(exc), now=clock(), permanent=False)
@@ -155,10 +186,11 @@ def _write(connector: Connector, action: Action, invoice: Invoice) -> str:
         return connector.send_reminder(invoice, key=action.key, to=action.to)
     if isinstance(action, ApplyLateFee):
         return connector.add_late_fee(invoice, action.amount, action.label, key=action.key,
-                                      mode=action.mode, tax=action.tax)
+                                      mode=action.mode, tax=action.tax,
+                                      account=action.account)
     if isinstance(action, Escalate):
         return connector.add_note(invoice, action.text, key=action.key)
     if isinstance(action, WaiveFee):
         return connector.waive_fee(invoice, action.fee_key, action.amount, action.label,
-                                   key=action.key)
+                                   key=action.key, account=action.account)
     raise AssertionError(f"not a write: {action.kind}")  # pragma: no cover

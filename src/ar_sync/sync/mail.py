@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from functools import partial
 from typing import Literal
 
 from ar_sync.domain.errors import ConnectorError
@@ -14,6 +15,7 @@ from ar_sync.messages.compose import Wording
 from ar_sync.messages.grouping import MailRules, MessagePlan, plan_messages
 from ar_sync.messages.sending import MailSetup
 from ar_sync.rules.policy import Policy
+from ar_sync.rules.terms import journey_values
 from ar_sync.sync.connector import Connector
 from ar_sync.sync.deliver import (
     Delivered,
@@ -41,7 +43,29 @@ def mail_rules(policy: Policy) -> MailRules:
         wording={r.name: Wording(r.tone, r.subject, r.body) for r in policy.reminders},
         notify=notify, locale=policy.locale,
         country=policy.calendar.holidays.country if policy.calendar.holidays else None,
-        instructions=policy.email.payment_instructions)
+        instructions=policy.email.payment_instructions,
+        values=partial(journey_values, policy))
+
+
+def mail_problem(policy: Policy, setup: MailSetup) -> str | None:
+    """Why these rules cannot do what they say with this setup, or None. A rule set that
+    e-mails customers (or notifies by e-mail or webhook) with nothing to send it through
+    would defer every e-mail, run after run, while the run looked successful."""
+    needs: list[str] = []
+    stages = [r.name for r in policy.reminders if r.delivery == "email"]
+    people = [e.name for e in policy.escalations if e.notify is not None and e.notify.email]
+    if (stages or people) and not setup.can_send:
+        what = ", ".join([*(f"stage {n}" for n in stages), *(f"escalation {n}" for n in people)])
+        needs.append(f"the rules send ar-sync's own e-mail ({what}) but no sender is "
+                     "configured: set AR_SYNC_MAIL_FROM and a transport, or the company's "
+                     "own (`ar-sync sending set --from ...`)")
+    if webhook_urls(policy) and setup.webhooks is None:
+        needs.append("the rules notify webhooks but no webhook secret is configured: set "
+                     "AR_SYNC_NOTIFY_WEBHOOK_SECRET, or the company's own (`ar-sync sending "
+                     "set --webhook-secret-file ...`)")
+    if not needs:
+        return None
+    return "; ".join(needs) + " (until then these are kept as deferred, nothing is lost)"
 
 
 def webhook_urls(policy: Policy) -> list[str]:

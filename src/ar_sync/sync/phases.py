@@ -7,7 +7,7 @@ read it (fetch) or the store.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +26,7 @@ from ar_sync.sync.mail import group_plan, keys_in_plan, leftover_order
 from ar_sync.sync.run_report import ActionOutcome, Breaker, defer
 from ar_sync.sync.run_report import outcome_of as _outcome
 from ar_sync.sync.snapshot import NO_INDEX, QuietRun, read_snapshot
-from ar_sync.sync.store import Checkpoint
+from ar_sync.sync.store import Checkpoint, is_url
 from ar_sync.sync.thanks import keep_paid, thank_yous
 
 FULL_FETCH_EVERY = timedelta(hours=24)  # incremental fetches in between
@@ -70,6 +70,8 @@ def fetch(ctx: RunContext, full: bool | None) -> Fetched:
         full = (checkpoint.since is None or checkpoint.last_full_at is None
                 or started - checkpoint.last_full_at >= FULL_FETCH_EVERY)
     ctx.report.full_fetch = full
+    if hasattr(ctx.connector, "read_payments"):  # payments matter only to interest
+        ctx.connector.read_payments = any(f.accrues for f in ctx.policy.late_fees)
     result = ctx.connector.fetch_open_invoices(None if full else checkpoint.since)
     # Keys and ledger rows are per ar-sync connection: make sure every invoice says which.
     tenant = ctx.tenant
@@ -105,7 +107,7 @@ def snapshot(ctx: RunContext, fetched: Fetched) -> Candidates:
         keep_paid(ctx, before - {i.id for i in result.invoices} - removed)
         # all of them when some were deleted on the platform (they leave the snapshot)
         quiet = read_snapshot(store, tenant, ctx.policy, ctx.today,
-                              go_live=ctx.connection.live_from(),
+                              go_live=ctx.go_live,
                               plans=plans,
                               use_index=not (ctx.dry_run or removed))
         invoices = _drop_removed(ctx, quiet.snapshot.invoices, removed)
@@ -121,9 +123,11 @@ def plan(ctx: RunContext, candidates: Candidates) -> Planned:
     e-mail items grouped into one message per customer and day."""
     store, tenant, quiet = ctx.store, ctx.tenant, candidates.quiet
     ctx.report.warnings.extend(stale_rate_warnings(ctx.policy, ctx.today))
+    ctx.leftovers = store.unfinished(tenant)  # read once: the judge's and execute's
     due: DuePlan = plan_due(store, ctx.connector, candidates.invoices, ctx.policy, ctx.today,
                             tenant=tenant, plans=candidates.plans,
-                            go_live=ctx.connection.live_from(), pauses=quiet.pauses)
+                            go_live=ctx.go_live, pauses=quiet.pauses,
+                            busy={e.invoice_id for e in ctx.leftovers})
     quiet.remember(store, tenant, due.planned, due.history, due.actions)
     actions = due.actions
     if ctx.only_invoices is not None:
@@ -175,6 +179,22 @@ def execute(ctx: RunContext, planned: Planned) -> None:
         ctx.on_progress(total, total)
 
 
+def remember_links(ctx: RunContext, planned: Planned) -> None:
+    """Store the payment links the connector resolved this run (one platform read each: Xero's
+    online invoice, QuickBooks' InvoiceLink): an invoice's link is stable, so the snapshot
+    keeps it and no later run reads it again (store.with_kept_link)."""
+    resolved: Callable[[], Mapping[str, str]] | None = getattr(
+        ctx.connector, "resolved_links", None)
+    if resolved is None:
+        return
+    found = [inv.model_copy(update={"payment_link": url})
+             for invoice_id, url in resolved().items()
+             if (inv := planned.by_id.get(invoice_id)) is not None and inv.is_open
+             and is_url(url) and inv.payment_link != url]
+    if found:
+        ctx.store.save_invoices(ctx.tenant, found, replace_all=False)
+
+
 def checkpoint(ctx: RunContext, fetched: Fetched) -> None:
     """Move the checkpoint to what the platform said it was when the fetch began."""
     moved = Checkpoint(since=fetched.result.checkpoint,
@@ -208,7 +228,7 @@ def _queue(ctx: RunContext, actions: list[Action]) -> list[Action]:
     store, wanted = ctx.store, ctx.only_invoices
     planned_keys = keys_in_plan(actions)
     leftovers: list[Action] = []
-    for entry in store.unfinished(ctx.tenant):
+    for entry in ctx.leftovers if ctx.leftovers is not None else store.unfinished(ctx.tenant):
         if entry.key in planned_keys:
             continue
         payload = store.action_payload(entry.key)

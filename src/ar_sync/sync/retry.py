@@ -14,12 +14,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from ar_sync.domain.errors import RateLimitedError, TransientError
+from ar_sync.domain.errors import PlatformTimeoutError, RateLimitedError, TransientError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ def call_with_retries(
     retry_on: type[TransientError] = TransientError,
 ) -> T:
     """Call `fn`, retrying transient failures; re-raise the last error when attempts run out.
-    `retry_on=RateLimitedError` for a write: see `write_reconciled`."""
+    `retry_on=RateLimitedError` for a write: see `write_reconciled`. A platform that gave no
+    answer within a call's deadline (PlatformTimeoutError) is not asked again: a silent
+    platform stops the tenant within one deadline, not one per attempt."""
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -55,7 +58,8 @@ def call_with_retries(
                  state.attempt_number)
 
     retrying = Retrying(
-        retry=retry_if_exception_type(retry_on),
+        retry=retry_if_exception(lambda exc: isinstance(exc, retry_on)
+                                 and not isinstance(exc, PlatformTimeoutError)),
         stop=stop_after_attempt(attempts),
         wait=_wait(max_wait),
         sleep=sleep,
@@ -63,6 +67,11 @@ def call_with_retries(
         before_sleep=before_sleep,
     )
     return retrying(fn)
+
+
+# How far a platform's clock may run behind ours when a send is looked for on the invoice's
+# record after a lost answer ("sent since just before the first try").
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def write_reconciled(
@@ -80,13 +89,14 @@ def write_reconciled(
     5xx, a timeout or a lost connection may come after the platform applied the write, so
     `find` (the connector's `find_effect` for this key) looks for it first; only when it is not
     found is the write repeated, with the same idempotency key. E-mails leave no marker: for
-    them `find` answers None and the key is the guard.
+    them `find` looks for a send on the invoice's own record since just before the first try
+    (CLOCK_SKEW), so a platform that forgot the key does not send twice.
     """
     for attempt in range(1, attempts + 1):
         try:
             return write()
-        except RateLimitedError:
-            raise
+        except (RateLimitedError, PlatformTimeoutError):
+            raise  # refused before anything happened / a silent platform: not asked again
         except TransientError as exc:
             if attempt == attempts:
                 raise

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from ar_sync.domain.models import Action, Invoice, LedgerEntry, SkipStage
+from ar_sync.planner.compiled import compile_policy
 from ar_sync.planner.invoice_checks import plannable
 from ar_sync.planner.plan import simulate
 from ar_sync.rules.policy import Policy
@@ -83,10 +84,16 @@ def diff_actions(old: Sequence[Action], new: Sequence[Action], *, start: date,
                      fee_totals(list(after.values())), counts)
 
 
-def history_before(history: Mapping[str, Sequence[LedgerEntry]],
-                   day: date) -> dict[str, list[LedgerEntry]]:
-    """The ledger as it stood at the start of `day` (a backtest replays from there)."""
-    return {k: [e for e in v if e.updated_at.date() < day] for k, v in history.items()}
+def history_before(history: Mapping[str, Sequence[LedgerEntry]], day: date,
+                   zone: tzinfo = UTC) -> dict[str, list[LedgerEntry]]:
+    """The ledger as it stood at the start of `day`, the company's day in its time zone
+    `zone` (a backtest replays from there)."""
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    return {k: [e for e in v if _aware(e.updated_at) < start] for k, v in history.items()}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def rules_diff(invoices: Sequence[Invoice], history: Mapping[str, Sequence[LedgerEntry]],
@@ -95,7 +102,7 @@ def rules_diff(invoices: Sequence[Invoice], history: Mapping[str, Sequence[Ledge
     """Simulate `days` days from `start` under both rule sets; with `since`, replay the past
     instead: from `since` through `start` from the ledger as it was then (a backtest)."""
     if since is not None:
-        history = history_before(history, since)
+        history = history_before(history, since, compile_policy(current).zone)
         days = (start - since).days + 1
         start = since
     usable, skipped = plannable(invoices)  # a store written before the fetch filtered them

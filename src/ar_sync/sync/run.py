@@ -30,6 +30,7 @@ from ar_sync.sync.company import tenant_setup
 from ar_sync.sync.connector import Connection, Connector, PlatformSettings, load_plugin
 from ar_sync.sync.context import RunContext
 from ar_sync.sync.execute import LEASE_SECONDS, execute_action
+from ar_sync.sync.mail import mail_problem
 from ar_sync.sync.phases import INTERRUPTED, PLATFORM_UNAVAILABLE
 from ar_sync.sync.run_report import (
     BREAKER_FAILURES,
@@ -95,10 +96,19 @@ def run_tenant(
         report.stopped_early = "unknown connection"
         return _finish(store, report, clock, save=False)
     setup = tenant_setup(store, connection, policy, rules_override)
+    if today is None:
+        today = setup.policy.today(now)
+    if setup.go_live is not None and today < setup.go_live:
+        # live from a later date: until that day (the company's) a preview, which writes
+        # nothing: no note, e-mail, fee or escalation goes out early
+        setup.preview = True
     setup.annotate(report)
     owner = owner or f"run-{secrets.token_hex(6)}"
     budget = budget or CallBudget()
     dry_run = report.dry_run = dry_run or setup.preview  # a preview writes nothing
+    mail = mail or MailSetup()
+    if problem := mail_problem(setup.policy, mail):  # a configuration error, not a success
+        (report.warnings if dry_run else report.errors).append(f"configuration: {problem}")
     lock = f"tenant:{connection_id}"
     use_lock = use_lock and not dry_run
     if use_lock and not store.acquire_lock(lock, owner=owner, now=clock(),
@@ -112,8 +122,8 @@ def run_tenant(
             connector = open_connector(store, connection, settings, budget, clock)
         _run(RunContext(
             store=store, connection=connection, connector=connector, policy=setup.policy,
-            report=report, budget=budget, mail=mail or MailSetup(),
-            today=today or setup.policy.today(now), clock=clock, owner=owner,
+            report=report, budget=budget, mail=mail,
+            today=today, clock=clock, owner=owner,
             lease_seconds=lease_seconds, dry_run=dry_run, rules_version=setup.rules_version,
             only_invoices=only_invoices, on_progress=on_progress), full)
     except (KeyboardInterrupt, ConnectorError, BudgetExhaustedError) as exc:
@@ -155,6 +165,7 @@ def _run(ctx: RunContext, full: bool | None) -> None:
     if ctx.dry_run:
         return  # a dry run counted what it would do; nothing written, checkpoint unmoved
     phases.execute(ctx, planned)
+    phases.remember_links(ctx, planned)
     phases.checkpoint(ctx, fetched)
 
 

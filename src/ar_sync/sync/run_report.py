@@ -39,6 +39,7 @@ class ActionOutcome:
     ref: str | None = None
     what: str = ""  # what is (or would be) written: the note, the fee, the e-mail
     quota: bool = False  # a retry held by a platform quota (no sign the platform is down)
+    silent: bool = False  # a retry because the platform gave no answer at all (a deadline)
     occurrence: str = ""  # which occurrence: a fee's period, a message's day
     customer: str = ""  # a message's customer (others: see the invoice)
     tone: str = ""  # a message's tone
@@ -155,7 +156,9 @@ def defer(report: RunReport, rest: Sequence[Action], why: str) -> None:
 
 class Breaker:
     """Opens on writes left for retry in a row (each already retried by the connector):
-    BREAKER_FAILURES of them, or a failing streak that has lasted BREAKER_SECONDS."""
+    BREAKER_FAILURES of them, or a failing streak that has lasted BREAKER_SECONDS; and at once
+    on a write the platform did not answer within its deadline (a silent platform would hold
+    the run one deadline per write)."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self._clock = clock
@@ -170,5 +173,7 @@ class Breaker:
             return False
         self._since = self._since or started
         self.failures += 1
+        if outcome.silent:
+            return True
         elapsed = (self._clock() - self._since).total_seconds()
         return self.failures >= BREAKER_FAILURES or elapsed >= BREAKER_SECONDS

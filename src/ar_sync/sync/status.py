@@ -15,6 +15,7 @@ from ar_sync.sync.store import Store
 
 RECONNECT_WARNING = timedelta(days=14)  # a refresh token ending sooner: ask to reconnect
 REAUTH_STOP = "authorisation lost"  # run.py's stopped_early for a refused refresh
+UNREADABLE = "unreadable with this key"  # the key is wrong (a rotation?), not the company
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def read_tokens(store: Store, token_key: str) -> TokenSet | str:
     try:
         tokens = store.load_tokens(token_key)
     except TokensUnreadableError:
-        return "unreadable (different AR_SYNC_SECRET_KEY?)"
+        return UNREADABLE
     return tokens if tokens is not None else "none stored"
 
 
@@ -42,9 +43,13 @@ def _aware(moment: datetime) -> datetime:
 def token_health(store: Store, connection: Connection, now: datetime) -> TokenHealth:
     """Whether the next run can reach the platform, and if not what to do."""
     tokens = read_tokens(store, connection.token_key)
+    if tokens == UNREADABLE:  # set the key; reconnecting is for a key that is lost
+        return TokenHealth("unreadable", "Tokens unreadable with this key: set the key they "
+                                         "were encrypted with (AR_SYNC_SECRET_KEY or the key "
+                                         "file; after `keys rotate`, the new list); connect "
+                                         "the company again only if that key is lost.")
     if not isinstance(tokens, TokenSet):
-        state = "unreadable" if tokens.startswith("unreadable") else "missing"
-        return TokenHealth(state, f"Tokens {tokens}: connect the company again.")
+        return TokenHealth("missing", f"Tokens {tokens}: connect the company again.")
     report = store.last_report(connection.id) or {}
     if report.get("stopped_early") == REAUTH_STOP:
         return TokenHealth("reconnect", "The platform refused our access at the last run: "

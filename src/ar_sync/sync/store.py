@@ -35,6 +35,20 @@ def as_paid(invoice: Invoice) -> Invoice:
     return invoice.model_copy(update={"paid_at": invoice.updated_at.date()})
 
 
+def is_url(link: str | None) -> bool:
+    """A resolved payment link (a connector may leave a lazy reference to resolve instead)."""
+    return bool(link) and str(link).startswith(("https://", "http://"))
+
+
+def with_kept_link(invoice: Invoice, stored_link: str | None) -> Invoice:
+    """The invoice to store, keeping the payment link resolved earlier: an invoice's online
+    link is stable for its life, so a fetch's lazy reference never replaces a URL read once
+    (a connector reads it again only when the platform gives no link or another one)."""
+    if is_url(stored_link) and invoice.payment_link and not is_url(invoice.payment_link):
+        return invoice.model_copy(update={"payment_link": stored_link})
+    return invoice
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """Where the last run got to: `since` for the next incremental fetch."""

@@ -48,7 +48,8 @@ def waiver_for(fee: LedgerEntry, payload: ApplyLateFee | None, currency: str, nu
         tenant=fee.tenant, platform=platform, invoice_id=fee.invoice_id,
         invoice_number=number, rule=fee.rule, occurrence=fee.occurrence, due_on=today,
         reason=reason, fee_key=fee.key, amount=amount,
-        label=f"Late fee {fee.occurrence} waived on invoice {number} ({shown})")
+        label=f"Late fee {fee.occurrence} waived on invoice {number} ({shown})",
+        account=payload.account if payload else None)
 
 
 def fees_left(store: Store, tenant: str, invoice_ids: list[str]) -> list[LedgerEntry]:

@@ -11,14 +11,14 @@ Items, Accounts, Attachable notes, /batch (qbo_entities), `requestid` replay per
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from ar_sync.domain.money import to_decimal
+from ar_sync.domain.money import round_money, to_decimal
 from ar_sync.sync.connector import PlatformSettings
 from ar_sync_emulators.base import (
     Clock,
@@ -29,6 +29,7 @@ from ar_sync_emulators.base import (
     RateLimiter,
     Request,
     Response,
+    acknowledge,
     fault_response,
     utcnow,
 )
@@ -45,8 +46,10 @@ from ar_sync_emulators.quickbooks.entities import (
 from ar_sync_emulators.quickbooks.lines import normalise_lines
 from ar_sync_emulators.quickbooks.links import LINK_PATH, link_page, wants_link, with_link
 from ar_sync_emulators.quickbooks.oauth import SCOPE, AccessGrant, QboOAuth, RefreshGrant
+from ar_sync_emulators.quickbooks.payments import link_payment, seed_payments
 from ar_sync_emulators.quickbooks.query import QueryError, parse_query, run_query
 from ar_sync_emulators.quickbooks.shapes import (
+    COMPANY_TZ,
     FEE_FOR_RE,
     MARKER_RE,
     QboFault,
@@ -107,7 +110,7 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         self.idempotency = IdempotencyCache(replay, clock=lambda: self.clock())
         self.batch_limiter = RateLimiter(per_minute=BATCH_PER_MINUTE, clock=self.clock)
         self._request_paths: dict[str, str] = {}  # requestid -> the path it was first used on
-        self.batch_ids: set[str] = set()  # bIds of /batch writes (effects() resolves refs)
+        self.known_keys: set[str] = set()  # learn_keys(): effects() bookkeeping only
         self.edition = _edition(edition)
         self.rows: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in ENTITIES}
         self.deleted: dict[str, dict[str, dict[str, Any]]] = {}  # entity -> id -> CDC stub
@@ -143,6 +146,7 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                 self._paid[iid] = (paid[iid] if paid is not None and iid in paid else
                                    to_decimal(inv["TotalAmt"]) - to_decimal(inv["Balance"]))
                 self._recompute(inv)
+            seed_payments(self, self._paid)  # a paid amount always has its Payment
         return self
 
     def _install_tax(self) -> None:
@@ -177,12 +181,17 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         stamp = qbo_time(self.clock())
         row.setdefault("MetaData", {"CreateTime": stamp})["LastUpdatedTime"] = stamp
 
-    def pay(self, invoice_id: str, amount_paid: Decimal | str | int) -> dict[str, Any]:
-        """Record a customer payment: the balance drops, SyncToken and update time move."""
+    def pay(self, invoice_id: str, amount_paid: Decimal | str | int,
+            on: date | None = None) -> dict[str, Any]:
+        """Record a customer payment (a Payment entity linked to the invoice, dated `on`,
+        default today in the company's zone): the balance drops, SyncToken and update time
+        move."""
         with self._lock:
             inv = self.rows["Invoice"][invoice_id]
-            paid = self._paid.get(invoice_id, Decimal(0)) + to_decimal(amount_paid)
-            self._paid[invoice_id] = paid
+            value = round_money(to_decimal(amount_paid), str(inv["CurrencyRef"]["value"]))
+            self._paid[invoice_id] = self._paid.get(invoice_id, Decimal(0)) + value
+            day = on or self.clock().astimezone(COMPANY_TZ).date()
+            link_payment(self, inv, value, day, self.clock())
             self._recompute(inv)
             self._touch(inv)
             return inv
@@ -243,7 +252,7 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                         out.append(Effect("note", inv["Id"], found.group(1), inv["Id"]))
                 for ln in inv.get("Line", []):  # a fee invoice's own line is no second fee
                     keys = keys_in(ln.get("Description"), [*self._request_paths,
-                                                            *self.batch_ids])
+                                                            *self.known_keys])
                     if keys and not FEE_FOR_RE.search(note):
                         out.append(Effect("late_fee", inv["Id"], keys[0],
                                           f"{inv['Id']}:{ln.get('Id', '')}"))
@@ -251,6 +260,14 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
                        for s in self.sends)
             out.extend(credit_effects(self))
         return out
+
+    def learn_keys(self, keys: Iterable[str]) -> None:
+        """Bookkeeping for effects() only: action keys the caller knows ar-sync meant to write.
+        A batched fee line carries only its short reference and its write travelled under a
+        short bId, so effects() resolves it through these (a fee nobody claimed stays
+        "AR-…")."""
+        with self._lock:
+            self.known_keys.update(keys)
 
     # ------------------------------------------------------------------ OAuth shortcuts
 
@@ -285,6 +302,7 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
         except Exception as exc:  # an emulator bug must still answer like QBO would
             response = fault(500, "10000", "An application error has occurred.", repr(exc),
                              "SystemFault", self.clock())
+        acknowledge(self, request)  # --state: saved before the answer goes out
         return response(start_response)
 
     # ------------------------------------------------------------------ routing

@@ -106,7 +106,7 @@ def parse_line(org: Organisation, raw: dict[str, Any], old: XLine | None, curren
                                "decimal places")
     code = str(raw.get("AccountCode") or (old.account_code if old else "200"))
     account = org.tax.accounts.get(code)
-    if account is None:
+    if account is None or not account.usable_on_sales():
         raise ValidationFailed("Account code '" + code + "' is not a valid code for this "
                                "document.")
     tax_type = str(raw.get("TaxType") or account.tax_type)

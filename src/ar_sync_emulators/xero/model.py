@@ -29,11 +29,18 @@ def stable_id(*parts: str) -> str:
     return str(uuid.uuid5(_NS, "/".join(parts)))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ms_date(value: datetime | date) -> str:
     """Xero's JSON timestamp: `/Date(1700000000000+0000)/` (dates are midnight UTC)."""
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(0), tzinfo=UTC)
-    return f"/Date({int(value.timestamp() * 1000)}+0000)/"
+    if value.tzinfo is None:
+        return f"/Date({int(value.timestamp() * 1000)}+0000)/"
+    # whole milliseconds in integers: `timestamp() * 1000` through a float can land a
+    # millisecond short (2038-01-19 03:14:08.002 gave ...8001)
+    return f"/Date({(value - _EPOCH) // timedelta(milliseconds=1)}+0000)/"
 
 
 def parse_xero_date(value: object) -> date:
@@ -203,6 +210,7 @@ class Organisation:
     year_end_lock: date | None = None  # EndOfYearLockDate
     email_limit: int | None = 1000  # e-mails the API may send a day (None: unlimited)
     credit_notes: dict[str, Any] = field(default_factory=dict)  # id -> XCreditNote
+    contact_groups: dict[str, Any] = field(default_factory=dict)  # id -> XGroup (groups.py)
     created: datetime = field(default_factory=lambda: datetime(2020, 1, 1, tzinfo=UTC))
 
     def lock_messages(self, day: date) -> list[str]:

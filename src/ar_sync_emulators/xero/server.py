@@ -30,6 +30,7 @@ from ar_sync_emulators.base import (
     RateLimiter,
     Request,
     Response,
+    acknowledge,
     fault_response,
     utcnow,
 )
@@ -37,6 +38,7 @@ from ar_sync_emulators.books import DemoCompany
 from ar_sync_emulators.pdf import invoice_pdf
 from ar_sync_emulators.replay import IdempotencyCache, ReplayMode
 from ar_sync_emulators.xero import credit as xero_credit
+from ar_sync_emulators.xero import groups as xero_groups
 from ar_sync_emulators.xero.api import (
     bad_request,
     list_contacts,
@@ -89,7 +91,9 @@ _WRITE_METHODS = {"POST", "PUT"}
 _INVOICE_SCOPES = {"accounting.invoices", "accounting.transactions"}
 # GET /Organisation and /TaxRates need a settings scope (Xero-OpenAPI: getOrganisations).
 _SETTINGS_SCOPES = {"accounting.settings", "accounting.settings.read"}
-_SETTINGS_TEMPLATES = {"GET /api.xro/2.0/Organisation", "GET /api.xro/2.0/TaxRates"}
+_CONTACT_SCOPES = {"accounting.contacts", "accounting.contacts.read"}
+_SETTINGS_TEMPLATES = {"GET /api.xro/2.0/Organisation", "GET /api.xro/2.0/TaxRates",
+                       "GET /api.xro/2.0/Accounts"}
 
 _ROUTES = routes(
     "GET /identity/connect/authorize", "POST /connect/token", "POST /connect/revocation",
@@ -99,9 +103,9 @@ _ROUTES = routes(
     "GET /api.xro/2.0/Invoices/{id}/History", "PUT /api.xro/2.0/Invoices/{id}/History",
     "POST /api.xro/2.0/Invoices/{id}/History", "POST /api.xro/2.0/Invoices/{id}/Email",
     "GET /api.xro/2.0/Invoices/{id}/OnlineInvoice",
-    "GET /api.xro/2.0/Organisation", "GET /api.xro/2.0/TaxRates",
+    "GET /api.xro/2.0/Organisation", "GET /api.xro/2.0/TaxRates", "GET /api.xro/2.0/Accounts",
     "GET /api.xro/2.0/Contacts", "GET /api.xro/2.0/Contacts/{id}",
-    *xero_credit.ROUTES,
+    *xero_credit.ROUTES, *xero_groups.ROUTES,
 )
 
 
@@ -187,6 +191,11 @@ class XeroEmulator:
             touch(inv, now, "Paid" if inv.status == "PAID" else "Payment",
                   f"Payment received of {paid}")
 
+    def group(self, name: str, contact_id: str, tenant_id: str | None = None) -> str:
+        """Put a contact in a contact group (made if missing), as in the Xero UI; its id."""
+        with self._lock:
+            return xero_groups.add_to_group(self.org(tenant_id), name, contact_id).id
+
     def touch(self, invoice_id: str, tenant_id: str | None = None) -> None:
         """Mark an invoice changed now (an edit someone made in Xero)."""
         with self._lock:
@@ -252,7 +261,9 @@ class XeroEmulator:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         req = Request.from_environ(environ)
-        return self.handle(req)(start_response)
+        response = self.handle(req)
+        acknowledge(self, req)  # --state: saved before the answer goes out
+        return response(start_response)
 
     def handle(self, req: Request) -> Response:
         path = req.path.rstrip("/").lower() or "/"
@@ -379,6 +390,7 @@ class XeroEmulator:
         if not self._connected(grant, tenant):
             return problem(403, "Forbidden", "AuthenticationUnsuccessful")
         if not set(grant.scopes) & (_SETTINGS_SCOPES if template in _SETTINGS_TEMPLATES
+                                    else _CONTACT_SCOPES if "/ContactGroups" in template
                                     else _INVOICE_SCOPES):
             return problem(401, "Unauthorized", "AuthorizationUnsuccessful: insufficient scope")
         app = self.app_limiter.acquire("app")
@@ -461,6 +473,11 @@ class XeroEmulator:
             return xero_ok({"Organisations": [organisation_json(org)]}, now)
         if template == "GET /api.xro/2.0/TaxRates":
             return xero_ok({"TaxRates": [r.json() for r in org.tax.rates.values()]}, now)
+        if template == "GET /api.xro/2.0/Accounts":
+            return xero_ok({"Accounts": [a.json() for a in org.tax.accounts.values()]}, now)
+        if "/ContactGroups" in template:  # customer pauses: ar_sync_emulators/xero/groups.py
+            status, payload = xero_groups.route(org, template, obj_id, req.query)
+            return xero_ok(payload, now) if status == 200 else not_found()
         if "/CreditNotes" in template:  # waivers: ar_sync_emulators/xero/credit.py
             status, payload = xero_credit.route(org, template, obj_id, body, req.query, now)
             return xero_ok(payload, now) if status == 200 else not_found()

@@ -60,11 +60,33 @@ REGION_TAX_RATES: dict[str, dict[str, TaxRate]] = {
 NO_TAX_TYPE = {"NZ": "NONE", "AU": "BASEXCLUDED", "GLOBAL": "NONE", "UK": "NONE", "US": "NONE"}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Account:
+    """A chart-of-accounts entry (Xero developer docs, Accounts: Code, Name, Type, Status,
+    Class, TaxType); `GET /Accounts` lists them, and a sales line may use an ACTIVE account
+    of Class REVENUE only."""
+
     code: str
     name: str
     tax_type: str  # the account's default tax: a line sent without TaxType takes this one
+    type: str = "REVENUE"  # REVENUE, SALES, OTHERINCOME (Class REVENUE); EXPENSE, BANK, …
+    status: str = "ACTIVE"  # ACTIVE or ARCHIVED
+
+    @property
+    def account_class(self) -> str:
+        return "REVENUE" if self.type in ("REVENUE", "SALES", "OTHERINCOME") else (
+            "EXPENSE" if self.type in ("EXPENSE", "DIRECTCOSTS", "OVERHEADS") else "ASSET")
+
+    def usable_on_sales(self) -> bool:
+        return self.status == "ACTIVE" and self.account_class == "REVENUE"
+
+    def json(self) -> dict[str, object]:
+        return {"AccountID": "00000000-0000-4000-8000-" + self.code.encode().hex()[:12].rjust(
+                    12, "0"), "Code": self.code, "Name": self.name, "Type": self.type,
+                "Status": self.status, "Class": self.account_class, "TaxType": self.tax_type,
+                "EnablePaymentsToAccount": False, "ShowInExpenseClaims": False,
+                "ReportingCode": "REV" if self.account_class == "REVENUE" else "EXP",
+                "HasAttachments": False}
 
 
 @dataclass
@@ -85,7 +107,9 @@ class TaxSetup:
         default = sales_tax or NO_TAX_TYPE.get(version, "NONE")
         return cls(version=version, rates=rates,
                    accounts={"200": Account("200", "Sales", default),
-                             "260": Account("260", "Other Revenue", default)})
+                             "260": Account("260", "Other Revenue", default),
+                             "270": Account("270", "Interest Income", default),
+                             "400": Account("400", "Advertising", "NONE", "EXPENSE")})
 
 
 def line_amount(quantity: Decimal, unit: Decimal, discount_rate: Decimal | None,

@@ -34,6 +34,7 @@ from ar_sync.cli.render.company import pauses_table
 from ar_sync.domain.models import ActionKind, EntryState, Invoice, LedgerEntry
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.budget import CallBudget
+from ar_sync.sync.company_rules import company_today
 from ar_sync.sync.company_settings import SettingsChangeError, go_live, new_pause
 from ar_sync.sync.connector import Connection
 from ar_sync.sync.run import execute_action, open_connector
@@ -46,8 +47,9 @@ class Reason(StrEnum):
     other = "other"
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
+def _today(store: SQLiteStore, connection: Connection) -> date:
+    """The company's date now, in its rules' time zone (not UTC)."""
+    return company_today(store, connection)
 
 
 def _invoice(store: SQLiteStore, connection: Connection, wanted: str) -> Invoice:
@@ -69,20 +71,22 @@ def go_live_cmd(
     preview: Annotated[bool, typer.Option("--preview", help="Switch back to preview: runs report, write nothing")] = False,
     db: DbOption = None,
 ) -> None:
-    """Switch a company to live (or back to --preview). Fees for periods that began before the
-    go-live date are not charged unless the rules say `backfill: all`."""
+    """Switch a company to live (or back to --preview). A date after today (the company's)
+    holds every write until that date: the company stays in preview until then."""
     store, connection = open_connection(db, tenant)
     updated = go_live(store, connection, on=parse_date(day, "--date") if day else None,
-                      preview=preview, today=_today())
+                      preview=preview, today=_today(store, connection))
     when = updated.go_live
     name = escape(connection.name or connection.id)
     if preview:
         console.print(f"{name} is in [yellow]preview[/]: runs plan and report, and write "
                       f"nothing. Go-live date {when}.", highlight=False)
     else:
-        console.print(f"{name} is [green]live[/] from {when}: the next run writes back. "
-                      "Periods before that date are not charged (rules: `backfill`).",
-                      highlight=False)
+        today = _today(store, connection)
+        first = "the next run writes back" if when is None or when <= today else (
+            "until then runs plan and report, and write nothing (preview)")
+        console.print(f"{name} is [green]live[/] from {when}: {first}. Fees wait for their "
+                      "terms to be announced (rules: `journey`).", highlight=False)
 
 
 # ----------------------------------------------------------------------------- pauses
@@ -111,7 +115,8 @@ def pause_cmd(
         cid, name = _customer(store, connection, str(customer))
         target, what = {"customer_id": cid}, f"customer {name}"
     try:
-        pause = new_pause(**target, until=last, reason=reason.value, note=note, today=_today())
+        pause = new_pause(**target, until=last, reason=reason.value, note=note,
+                          today=_today(store, connection))
     except SettingsChangeError as exc:
         hint = "--until YYYY-MM-DD" if reason == Reason.promise else None
         raise UserError(str(exc), hint=hint) from None
@@ -145,10 +150,10 @@ def resume_cmd(
     if invoice is not None:
         inv = find_invoice(store.open_invoices(connection.id), invoice)
         ended = store.end_pauses(connection.id, invoice_id=inv.id if inv else invoice,
-                                 on=_today())
+                                 on=_today(store, connection))
     else:
         cid = _customer(store, connection, str(customer))[0]
-        ended = store.end_pauses(connection.id, customer_id=cid, on=_today())
+        ended = store.end_pauses(connection.id, customer_id=cid, on=_today(store, connection))
     if not ended:
         raise UserError(f"nothing paused for {invoice or customer!r} in {connection.id}",
                         hint="see `ar-sync pauses`")
@@ -165,9 +170,10 @@ def pauses_cmd(
 ) -> None:
     """List the stored pauses (markers set on the platform are read by each run)."""
     store = open_store(db)
-    today = _today()
     rows = []
+    today = datetime.now(UTC).date()
     for connection in ([one_connection(store, tenant)] if tenant else store.list_connections()):
+        today = _today(store, connection)  # each company's own date
         names = {i.id: f"invoice {i.number}" for i in store.open_invoices(connection.id)}
         names.update({i.customer_id: f"customer {i.customer_name}"
                       for i in store.open_invoices(connection.id)})
@@ -231,7 +237,7 @@ def waive_cmd(
     """Reverse a charged late fee with a credit note applied to the invoice, exactly once."""
     store, connection = open_connection(db, tenant)
     fees, inv = _fees_to_waive(store, connection, target, every)
-    today = _today()
+    today = _today(store, connection)
     waivers = []
     for fee in fees:
         asked = request_waiver(store, fee, inv, reason, today=today, now=datetime.now(UTC))

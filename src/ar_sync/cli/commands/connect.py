@@ -23,7 +23,8 @@ from rich.table import Table
 from ar_sync.cli.app import app, console
 from ar_sync.cli.common import DbOption, open_store, pick_connections, settings_for
 from ar_sync.cli.connect_rules import after_connect, print_first_run, read_rules_checked
-from ar_sync.cli.errors import UserError
+from ar_sync.cli.errors import UserError, key_hint
+from ar_sync.cli.fee_accounts import check_connected
 from ar_sync.cli.oauth_callback import CallbackRefused, CallbackServer, Handler, with_port
 from ar_sync.connect.onboarding import (
     AuthorizationDeniedError,
@@ -36,7 +37,7 @@ from ar_sync.connect.onboarding import (
 from ar_sync.domain.errors import ConnectorError
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.connector import Connection, PlatformSettings, TokenSet, UnknownConnectorError
-from ar_sync.sync.status import read_tokens, run_summary
+from ar_sync.sync.status import UNREADABLE, read_tokens, run_summary
 
 _LOOPBACK = {"127.0.0.1", "localhost"}
 _STATUS: dict[type[OnboardingError], int] = {TenantBindingError: 403}
@@ -165,6 +166,10 @@ def connect_cmd(
     connections: list[Connection] = server.result.value
     connections = after_connect(store, connections, rules_text, preview=preview)
     print_connected(store, connections)
+    if check_connected(store, connections, settings):
+        raise UserError("the fee rules book to an account the company does not have "
+                        "(above)", hint="set `account:` on the fee rules (`ar-sync rules "
+                        "validate FILE --company ID` checks a file), then `ar-sync rules apply`")
     if show_preview:
         print_first_run(store, connections, settings)
     else:
@@ -239,6 +244,8 @@ def status_grid(store: SQLiteStore, c: Connection, now: datetime) -> Table:
         grid.add_row("access token", f"expires {_when(tokens.expires_at, now)}{expired}")
         if tokens.refresh_expires_at:
             grid.add_row("refresh token", f"expires {_when(tokens.refresh_expires_at, now)}")
+    elif tokens == UNREADABLE:  # the key is wrong, not the company: never "reconnect" first
+        grid.add_row("tokens", f"[red]{tokens}[/] — {escape(key_hint(store.path.parent))}")
     else:
         grid.add_row("tokens", f"[red]{tokens}[/] — reconnect with `ar-sync connect "
                                f"{c.platform}`")

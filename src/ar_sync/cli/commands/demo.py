@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -168,6 +170,8 @@ def serve_cmd(
         "(default $AR_SYNC_SANDBOX_REPLAY, else all)")] = None,
 ) -> None:
     """Start both emulators with the demo company and print their settings (Ctrl-C stops)."""
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1`: every thread's stack to stderr, to see a hang
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     from ar_sync_emulators.demo import running_sandbox
     from ar_sync_emulators.persist import save_ports, saved_ports
     from ar_sync_emulators.replay import ReplayMode

@@ -4,6 +4,7 @@ as rich tables, JSON or a self-contained HTML page."""
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -108,7 +109,7 @@ def report_cmd(
     tenant: Annotated[list[str] | None, typer.Option("--tenant", "-t", help="Tenant id (repeat)")] = None,
     today: Annotated[str | None, typer.Option("--today", help="Report as of YYYY-MM-DD")] = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="table, json or html")] = ReportFormat.table,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (html default: ar-sync-report.html)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file ('-': standard output; html default: ar-sync-report.html in a terminal, standard output when redirected)")] = None,
     invoices: Annotated[Path | None, typer.Option("--invoices", help="Report on a JSON file of invoices instead of the store")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Customers to list in the table")] = 15,
     db: DbOption = None,
@@ -116,26 +117,39 @@ def report_cmd(
     """Risk and aging: buckets per currency, DSO, each customer's lateness, trend, reminders
     ignored and risk score with the reasons."""
     reports = _reports(invoices, tenant, db, _report_day(today))
+    to_stdout = output is not None and str(output) == "-"
     if fmt == ReportFormat.html and output is None:
-        output = Path("ar-sync-report.html")
+        # redirected or piped (`report --format html > file`): the page goes to stdout
+        to_stdout = not sys.stdout.isatty()
+        output = None if to_stdout else Path("ar-sync-report.html")
+    if to_stdout:
+        output = None
     if output is not None and not output.parent.exists():
         raise UserError(f"folder {output.parent} does not exist", hint="create it first")
     if fmt == ReportFormat.html:
-        assert output is not None
-        output.write_text(render_html(reports), encoding="utf-8")
-        console.print(f"wrote {output} ({len(reports)} compan{'y' if len(reports) == 1 else 'ies'})")
+        page = render_html(reports)
+        if output is None:
+            typer.echo(page, nl=False)  # nothing else on stdout: it is the file
+            return
+        output.write_text(page, encoding="utf-8")
+        _wrote(f"{output} ({len(reports)} compan{'y' if len(reports) == 1 else 'ies'})")
         return
     if fmt == ReportFormat.json:
         text = json.dumps([r.to_dict() for r in reports], indent=2)
         if output is None:
-            console.print_json(text)
+            typer.echo(text)
         else:
             output.write_text(text + "\n", encoding="utf-8")
-            console.print(f"wrote {output}")
+            _wrote(str(output))
         return
     if output is None:
         _print_tables(console, reports, top)
         return
     with output.open("w", encoding="utf-8") as fh:
         _print_tables(Console(file=fh, width=140, no_color=True), reports, top)
-    console.print(f"wrote {output}")
+    _wrote(str(output))
+
+
+def _wrote(what: str) -> None:
+    """Status goes to stderr: stdout is the report (or nothing), whatever it is sent to."""
+    err_console.print(f"wrote {escape(what)}", highlight=False)

@@ -20,7 +20,12 @@ from ar_sync.cli.common import DbOption, TenantOption, open_connection, parse_da
 from ar_sync.cli.errors import UserError
 from ar_sync.cli.render.company import diff_table, money_lines, versions_table
 from ar_sync.rules.policy import PolicyError, load_policy
-from ar_sync.sync.company_rules import choose_rules, read_rules_source
+from ar_sync.sync.company_rules import (
+    choose_rules,
+    company_zone,
+    read_rules_source,
+    stored_versions,
+)
 from ar_sync.sync.company_settings import SettingsChangeError, apply_rules, rollback_rules
 from ar_sync.sync.company_store import planner_pauses
 from ar_sync.sync.rules_diff import rules_diff
@@ -135,7 +140,8 @@ def diff_cmd(
         raise UserError(f"--since {first} is after {start}")
     history = store.history(connection.id, [i.id for i in invoices])
     result = rules_diff(invoices, history, choice.policy, new, start=start, days=days,
-                        since=first, go_live=connection.live_from(),
+                        since=first, go_live=connection.live_from(company_zone(choice.policy)),
+                        versions=stored_versions(store, connection.id),
                         pauses=planner_pauses(store.list_pauses(connection.id)),
                         plans=store.payment_plans(connection.id))
     if fmt == "json":

@@ -16,8 +16,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ar_sync.cli.app import app, console, err_console
-from ar_sync.cli.common import parse_date
+from ar_sync.cli.common import DbOption, open_connection, parse_date
 from ar_sync.cli.errors import UserError
+from ar_sync.cli.fee_accounts import account_problems, report_problems
+from ar_sync.cli.render.fit import Column, Fitted
 from ar_sync.domain.models import Action, ApplyLateFee, Invoice, SkipStage
 from ar_sync.domain.money import format_money
 from ar_sync.messages.grouping import plan_messages
@@ -47,6 +49,7 @@ from ar_sync.rules.policy import (
 )
 from ar_sync.rules.rates import stale_rate_warnings
 from ar_sync.rules.templates import PLACEHOLDERS
+from ar_sync.rules.terms import unannounced
 from ar_sync.sync.mail import mail_rules
 from ar_sync.sync.run_report import describe
 
@@ -102,9 +105,15 @@ def validate_cmd(
     files: Annotated[list[str], typer.Argument(help="Rules files or shipped rule set names")],
     today: Annotated[str | None, typer.Option(help="Check the reference-rate tables as of "
                                                    "YYYY-MM-DD (default: today)")] = None,
+    company: Annotated[str | None, typer.Option(
+        "--company", "--tenant", help="Also check the fee accounts against this connected "
+        "company's chart of accounts")] = None,
+    db: DbOption = None,
 ) -> None:
     """Check rules files; print file:line errors and exit 1 if any is invalid. Warns when a
-    reference-rate table a fee rule uses may miss a decision for the current half-year."""
+    reference-rate table a fee rule uses may miss a decision for the current half-year. With
+    --company, also that the company has the income accounts the fee rules book to."""
+    store, connection = open_connection(db, company) if company else (None, None)
     bad = 0
     for source in files:
         try:
@@ -115,10 +124,17 @@ def validate_cmd(
                 err_console.print(f"[red]{escape(str(issue))}[/]", highlight=False,
                                   soft_wrap=True)
             continue
+        if store is not None and connection is not None:
+            problems = account_problems(store, connection, policy)
+            if problems:
+                bad += 1
+                report_problems(connection, problems)
+                continue
         console.print(f"[green]ok[/] {source}: {len(policy.reminders)} reminder stages, "
                       f"{len(policy.late_fees)} fee rules, {len(policy.escalations)} "
                       "escalations", highlight=False)
-        for warning in stale_rate_warnings(policy, _today(today, policy)):
+        for warning in [*stale_rate_warnings(policy, _today(today, policy)),
+                        *unannounced(policy)]:
             err_console.print(f"[yellow]warning:[/] {source}: {escape(warning)}",
                               highlight=False, soft_wrap=True)
     if bad:
@@ -248,26 +264,28 @@ _SHORT = {"late_fee": "fee", "note": "note", "reminder_email": "e-mail",
 
 
 def plan_table(actions: Sequence[Action], invoices: Sequence[Invoice], today: date,
-               total: int | None = None) -> Table:
-    """One row per action: which invoice, what, and why."""
+               total: int | None = None) -> Fitted:
+    """One row per action: which invoice, what, and why (one block per action when the
+    terminal is too narrow for the table)."""
     by_id = {i.id: i for i in invoices}
     shown = f"{len(actions)} of {total}" if total is not None and total != len(actions) else (
         str(len(actions)))
-    table = Table(title=f"Plan for {today}: {shown} actions")
-    table.add_column("invoice", no_wrap=True)
-    table.add_column("customer", max_width=22, no_wrap=True, overflow="ellipsis")
-    table.add_column("overdue", justify="right", no_wrap=True)
-    table.add_column("action", no_wrap=True)
-    table.add_column("rule", no_wrap=True)
-    table.add_column("what", ratio=3, overflow="fold")
-    table.add_column("why", ratio=3, overflow="fold")
+    table = Fitted(f"Plan for {today}: {shown} actions", [
+        Column("invoice"), Column("customer"), Column("overdue", justify="right"),
+        Column("action"), Column("rule"), Column("what", long=True),
+        Column("why", long=True)], heading=5)
     for a in actions:
         inv = by_id.get(a.invoice_id)
         rule = a.rule if a.occurrence == "once" else f"{a.rule} {a.occurrence}"
-        table.add_row(a.invoice_number, inv.customer_name if inv else "",
-                      f"{(today - inv.due_date).days}d" if inv else "",
-                      _SHORT.get(str(a.kind), str(a.kind)), rule, describe(a, brief=True), a.reason)
+        table.add_row(escape(a.invoice_number), escape(_short_name(inv.customer_name)) if inv
+                      else "", f"{(today - inv.due_date).days}d" if inv else "",
+                      _SHORT.get(str(a.kind), str(a.kind)), escape(rule),
+                      escape(describe(a, brief=True)), escape(a.reason))
     return table
+
+
+def _short_name(name: str, limit: int = 22) -> str:
+    return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
 @app.command("plan")

@@ -27,7 +27,9 @@ from ar_sync.cli.render.company import rules_line
 from ar_sync.cli.render.runs import actions_table, history_table, summary_table
 from ar_sync.cli.signals import EXIT_INTERRUPTED, interruptible
 from ar_sync.delivery.settings import company_mail_setup, mail_setup
+from ar_sync.domain.models import Invoice
 from ar_sync.rules.policy import load_policy
+from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.run import INTERRUPTED, LEASE_SECONDS, LOCK_HELD, RunReport, run_tenant
 
 log = logging.getLogger("ar_sync.run")
@@ -168,6 +170,14 @@ def _run_all(tenant: list[str] | None, *, dry_run: bool, full: bool, rules: str 
     return exit_code(reports, interrupted=interrupted)
 
 
+def _currency(store: SQLiteStore, key: str, invoice: Invoice | None) -> str | None:
+    """The currency of a ledger row's amount: its invoice's, else the stored action's."""
+    if invoice is not None:
+        return invoice.currency
+    money = getattr(store.action_payload(key), "amount", None)
+    return getattr(money, "currency", None)
+
+
 @app.command("history")
 def history_cmd(
     invoice: Annotated[str, typer.Argument(help="Invoice number or platform invoice id")],
@@ -180,17 +190,22 @@ def history_cmd(
     store = open_store(db)
     found = False
     for connection in pick_connections(store, [tenant] if tenant else None):
-        known = next((i.id for i in [*store.open_invoices(connection.id),
-                                     *store.paid_invoices(connection.id)]
-                      if invoice in (i.id, i.number)), invoice)
+        stored = next((i for i in [*store.open_invoices(connection.id),
+                                   *store.paid_invoices(connection.id)]
+                       if invoice in (i.id, i.number)), None)
+        known = stored.id if stored is not None else invoice
         entries = store.history(connection.id, [known]).get(known, [])
         if not entries:
             continue
         found = True
+        currencies = {e.key: c for e in entries if e.amount is not None
+                      and (c := _currency(store, e.key, stored)) is not None}
         if fmt == Format.json:
-            console.print_json(json.dumps([e.model_dump(mode="json") for e in entries]))
+            console.print_json(json.dumps([{**e.model_dump(mode="json"),
+                                            "currency": currencies.get(e.key)}
+                                           for e in entries]))
         else:
-            console.print(history_table(f"{invoice} ({connection.id})", entries))
+            console.print(history_table(f"{invoice} ({connection.id})", entries, currencies))
     if not found:
         raise UserError(f"no ledger entries for invoice {invoice!r}",
                         hint="name it by number or platform id; see `ar-sync run --dry-run`")

@@ -65,6 +65,7 @@ from ar_sync.sync.store import (
     Snapshot,
     StoreConflictError,
     as_paid,
+    with_kept_link,
 )
 
 if TYPE_CHECKING:
@@ -331,8 +332,11 @@ class DynamoDBStore(DynamoDBLedgerMixin, DynamoDBTrustMixin):
 
         requests: list[dict[str, Any]] = []
         for i in sorted(keep):
-            data = latest[i].model_dump_json()
             old = current.get(i)
+            kept = latest[i]
+            if old is not None and '"payment_link":"http' in str(old.get("data") or ""):
+                kept = with_kept_link(kept, json.loads(old["data"]).get("payment_link"))
+            data = kept.model_dump_json()
             if old is not None and old.get("data") == data and SUMMARY_COMPLETE in old:
                 continue  # unchanged
             requests.append({"PutRequest": {"Item": encode({"pk": pk, "sk": i, "data": data,

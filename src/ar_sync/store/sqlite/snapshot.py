@@ -18,7 +18,7 @@ from typing import Any
 
 from ar_sync.domain.models import Invoice, InvoiceStatus
 from ar_sync.store.rows import invoices_from
-from ar_sync.sync.store import PAID_RETENTION_DAYS, Snapshot, as_paid
+from ar_sync.sync.store import PAID_RETENTION_DAYS, Snapshot, as_paid, with_kept_link
 
 _QUIET_COLUMNS = {"gen": "INTEGER NOT NULL DEFAULT 0", "quiet_since": "TEXT",
                   "quiet_until": "TEXT", "quiet_stamp": "TEXT"}
@@ -40,6 +40,10 @@ _UPSERT = (
     "INSERT INTO invoices (connection_id, id, body, gen) VALUES (?, ?, ?, random())"
     " ON CONFLICT(connection_id, id) DO UPDATE SET body = excluded.body,"
     " gen = invoices.gen + 1, quiet_until = NULL WHERE invoices.body IS NOT excluded.body")
+
+
+_LINKS = ("SELECT id, json_extract(body, '$.payment_link') AS link FROM invoices"
+          " WHERE connection_id = ? AND (link LIKE 'https://%' OR link LIKE 'http://%')")
 
 
 def upgrade_snapshot(db: sqlite3.Connection) -> None:
@@ -67,12 +71,15 @@ class SQLiteSnapshotMixin:
     def save_invoices(
         self, connection_id: str, invoices: Sequence[Invoice], *, replace_all: bool
     ) -> None:
-        """Unchanged bodies are left alone (a daily full fetch keeps the quiet marks)."""
+        """Unchanged bodies are left alone (a daily full fetch keeps the quiet marks); a
+        payment link resolved earlier is kept (with_kept_link)."""
         with self._tx() as db:
+            links = dict(db.execute(_LINKS, (connection_id,)).fetchall())
             kept: set[str] = set()
             for inv in invoices:
                 if inv.is_open:
                     kept.add(inv.id)
+                    inv = with_kept_link(inv, links.get(inv.id))
                     db.execute(_UPSERT, (connection_id, inv.id, inv.model_dump_json()))
                     continue
                 kept.discard(inv.id)

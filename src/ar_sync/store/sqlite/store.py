@@ -170,6 +170,8 @@ class SQLiteStore(SQLiteSnapshotMixin, SQLiteTrustMixin):
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken eagerly so compare-and-swap is atomic across runners."""
         with self._lock:
+            if self._db.in_transaction:  # Ctrl-C between an earlier BEGIN and its try:
+                self._db.execute("ROLLBACK")  # that write never happened; start clean
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
