@@ -554,3 +554,81 @@ def test_a_run_attaches_the_platforms_pdfs_and_sends_without_one_it_cannot_read(
     (sent, _, _), = mailer.sent
     assert [(a.get_filename(), a.get_content()) for a in sent.iter_attachments()] == [
         ("Invoice INV-1.pdf", b"%PDF-1.4 INV-1")]
+
+
+# ------------------------------------------------------------------ interrupted sends
+
+
+class _Interrupted(SQLiteStore):
+    """Ctrl-C right after the `n`-th claim or the `n`-th completion of this store."""
+
+    def interrupt(self, method: str, n: int) -> _Interrupted:
+        self.method, self.left = method, n
+        return self
+
+    def _maybe(self, method: str) -> None:
+        if getattr(self, "method", None) == method:
+            self.left -= 1
+            if self.left == 0:
+                raise KeyboardInterrupt
+
+    def claim(self, *args: Any, **kwargs: Any) -> Any:
+        got = super().claim(*args, **kwargs)
+        self._maybe("claim")
+        return got
+
+    def complete(self, *args: Any, **kwargs: Any) -> bool:
+        done = super().complete(*args, **kwargs)
+        self._maybe("complete")
+        return done
+
+
+@pytest.fixture
+def istore(tmp_path: Path) -> _Interrupted:
+    s = _Interrupted(tmp_path / "ar.db", cipher=CIPHER)
+    s.save_connection(CONNECTION)
+    return s
+
+
+def test_an_interrupt_before_the_hand_over_releases_every_row_as_unsent(
+        istore: _Interrupted) -> None:
+    """Ctrl-C just after the second item's claim: that item is released too."""
+    one, two = _item(1), _item(2)
+    message = _message(one, two)
+    mailer = Mailer()
+    with pytest.raises(KeyboardInterrupt):
+        _deliver(istore.interrupt("claim", 3), message, mailer, now=NOW)  # message, one, two
+    why = "unsent (attempt 1): interrupted before sending"
+    for key in (message.key, one.key, two.key):
+        assert _state(istore, key) == (EntryState.RETRY, None, why)  # type: ignore[arg-type]
+    assert mailer.sent == []
+    istore.method = ""
+    assert _deliver(istore, message, mailer).outcome == "done" and len(mailer.sent) == 1
+
+
+def test_an_interrupt_during_the_hand_over_is_ambiguous(store: SQLiteStore) -> None:
+    one = _item(1)
+    message = _message(one)
+
+    class Cut(Mailer):
+        def send(self, *args: Any, **kwargs: Any) -> SendResult:
+            super().send(*args, **kwargs)
+            raise KeyboardInterrupt  # the server has it, then the signal came
+
+    with pytest.raises(KeyboardInterrupt):
+        _deliver(store, message, Cut(), now=NOW)
+    reason = AMBIGUOUS + "interrupted while handing it over; check the mailbox"
+    for key in (message.key, one.key):
+        assert _state(store, key) == (EntryState.FAILED, None, reason)
+
+
+def test_an_interrupt_after_the_send_writes_the_answer_down(istore: _Interrupted) -> None:
+    one, two = _item(1), _item(2)
+    message = _message(one, two)
+    with pytest.raises(KeyboardInterrupt):
+        _deliver(istore.interrupt("complete", 1), message, Mailer(), now=NOW)
+    istore.method = ""
+    assert _state(istore, message.key) == (  # type: ignore[arg-type]
+        EntryState.DONE, "provider-1", None)
+    for key in (one.key, two.key):
+        assert _state(istore, key) == (EntryState.DONE, message.key, None)  # type: ignore[arg-type]

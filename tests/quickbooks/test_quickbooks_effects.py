@@ -9,8 +9,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from ar_sync.domain.models import ActionKind, Invoice, action_key
-from ar_sync_quickbooks.effects import find_effect, find_fee, find_note
+from ar_sync_quickbooks.effects import find_effect, find_fee, find_note, find_send
 from ar_sync_quickbooks.mapping import fee_invoice_note, note_text
 from ar_sync_quickbooks.session import PAGE
 
@@ -71,3 +73,29 @@ def test_no_fee_line_and_no_fee_invoice_means_no_fee() -> None:
     session = Session(raw={"Id": "130", "Line": []})
     assert find_fee(session, INVOICE, KEY) is None  # type: ignore[arg-type]
     assert len(session.statements) == 1
+
+
+SINCE = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)  # when the lost send was tried
+
+
+def _sent(status: str | None = "EmailSent", stamp: str | None = "2026-11-16T06:00:00-08:00",
+          ) -> dict[str, Any]:
+    return {"Id": "130", "EmailStatus": status, "DeliveryInfo": {"DeliveryTime": stamp}}
+
+
+@pytest.mark.parametrize(("raw", "found"), [
+    (_sent(), "InvoiceSend:130@2026-11-16T06:00:00-08:00"),  # 14:00 UTC: at `since` counts
+    (_sent(stamp="2026-11-16T13:59:59Z"), None),  # before the try: another day's e-mail
+    (_sent(status="NotSet"), None),
+    (_sent(stamp=None), None),
+    (_sent(stamp="not a time"), None),
+    ({"Id": "130", "EmailStatus": "EmailSent"}, None),
+    (None, None),  # QuickBooks no longer has the invoice
+])
+def test_a_lost_send_is_found_by_the_invoices_own_delivery_record(
+        raw: dict[str, Any] | None, found: str | None) -> None:
+    session = Session(raw=raw)
+    assert find_send(session, INVOICE, SINCE) == found  # type: ignore[arg-type]
+    assert find_effect(session, INVOICE, ActionKind.REMINDER_EMAIL, KEY,  # type: ignore[arg-type]
+                       SINCE) == found
+    assert find_effect(session, INVOICE, ActionKind.REMINDER_EMAIL, KEY) is None  # type: ignore[arg-type]

@@ -423,3 +423,24 @@ def test_no_e_mail_address_reaches_the_log(emu: XeroEmulator, session: Session,
     assert invoice.number in caplog.text
     assert other not in caplog.text and str(invoice.customer_email) not in caplog.text
     assert "@" not in caplog.text
+
+
+@pytest.mark.parametrize(("records", "found"), [
+    ([SimpleNamespace(date_utc=datetime(2026, 11, 16, 14, 0, tzinfo=UTC), changes="Emailed")],
+     "email:inv-9:history@2026-11-16T14:00:00+00:00"),  # at `since` counts
+    ([SimpleNamespace(date_utc=datetime(2026, 11, 16, 15, 0), changes="EMAILED to x")],
+     "email:inv-9:history@2026-11-16T15:00:00+00:00"),  # a naive date is UTC
+    ([SimpleNamespace(date_utc=datetime(2026, 11, 16, 13, 59), changes="Emailed"),  # before
+      SimpleNamespace(date_utc=datetime(2026, 11, 17), changes="Edited"),  # not an e-mail
+      SimpleNamespace(date_utc="2026-11-17", changes="Emailed"),  # no date to compare
+      SimpleNamespace(date_utc=datetime(2026, 11, 17), changes=None)], None),
+])
+def test_a_lost_send_is_found_in_the_invoices_history(records: list[Any],
+                                                      found: str | None) -> None:
+    session = _Effects(history=records)
+    since = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
+    assert effects.find_email(session, _invoice(), since) == found  # type: ignore[arg-type]
+    assert session.asked == [{"tenant": "tenant-1", "invoice": "inv-9"}]
+    via = _Effects(history=records)
+    assert effects.find_effect(via, _invoice(), ActionKind.REMINDER_EMAIL,  # type: ignore[arg-type]
+                               FEE_KEY, since) == found
