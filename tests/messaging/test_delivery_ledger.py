@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ar_sync.domain.models import (
     EntryState,
     EscalationNotice,
     Invoice,
+    InvoiceStatus,
 )
 from ar_sync.messages.mime import Envelope, Outcome, Sender, SendResult, tag_value
 from ar_sync.messages.sending import MailSetup, WebhookRefusedError, WebhookRetryableError
@@ -35,7 +37,7 @@ from ar_sync.sync.deliver import (
     deliver_notice,
     settle_leftover_item,
 )
-from ar_sync.sync.mail import webhook_urls
+from ar_sync.sync.mail import mail_problem, webhook_urls
 from ar_sync.sync.run import run_tenant
 
 from .helpers import CONNECTION, NOW, RULES, invoice, rules
@@ -632,3 +634,42 @@ def test_an_interrupt_after_the_send_writes_the_answer_down(istore: _Interrupted
         EntryState.DONE, "provider-1", None)
     for key in (one.key, two.key):
         assert _state(istore, key) == (EntryState.DONE, message.key, None)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ what a run needs to send
+
+
+def test_rules_that_send_without_a_way_to_send_are_a_configuration_error() -> None:
+    policy = rules()  # e-mail stages, an escalation notifying by e-mail and webhook
+    stages = "stage overdue-1, stage overdue-2, stage final-notice, escalation collections"
+    sender = (f"the rules send ar-sync's own e-mail ({stages}) but no sender is configured: "
+              "set AR_SYNC_MAIL_FROM and a transport, or the company's own "
+              "(`ar-sync sending set --from ...`)")
+    webhook = ("the rules notify webhooks but no webhook secret is configured: set "
+               "AR_SYNC_NOTIFY_WEBHOOK_SECRET, or the company's own (`ar-sync sending set "
+               "--webhook-secret-file ...`)")
+    kept = " (until then these are kept as deferred, nothing is lost)"
+    assert mail_problem(policy, MailSetup()) == f"{sender}; {webhook}{kept}"
+    can_send = MailSetup(sender=SENDER, mailer=Mailer())
+    assert mail_problem(policy, can_send) == webhook + kept
+    assert mail_problem(policy, MailSetup(sender=SENDER, mailer=Mailer(),
+                                          webhooks=Hooks())) is None
+    platform_only = rules("version: 1\nreminders:\n  - {name: overdue-1, days: 1}\n")
+    assert mail_problem(platform_only, MailSetup()) is None
+
+
+def test_a_run_keeps_the_payment_links_its_connector_resolved(store: SQLiteStore) -> None:
+    class Resolving(FakeConnector):
+        def resolved_links(self) -> dict[str, str]:
+            return {"inv-1": "https://pay.example/kept/1", "inv-2": "lazy:2",
+                    "inv-3": "https://pay.example/kept/3", "inv-9": "https://pay.example/9"}
+
+    paid = invoice(3, 3).model_copy(update={"balance": Decimal(0),
+                                            "status": InvoiceStatus.PAID})
+    state = FakePlatform(invoices={i.id: i for i in (invoice(1, 3), invoice(2, 3), paid)})
+    run_tenant(store, CONNECTION.id, now=NOW, policy=rules(),
+               connector=Resolving(state, CONNECTION, FaultPlan(random.Random(0))),
+               mail=MailSetup(sender=SENDER, mailer=Mailer(), webhooks=Hooks()))
+    links = {i.id: i.payment_link for i in store.open_invoices(CONNECTION.id)}
+    assert links == {"inv-1": "https://pay.example/kept/1",  # kept: never read again
+                     "inv-2": "https://pay.example/inv/2"}  # not a URL: not kept
