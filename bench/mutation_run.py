@@ -112,7 +112,12 @@ def _status(code: int | None) -> str:
 def _prepare(children: int) -> Any:
     """mutmut's own first steps of a run: copy, mutate, map tests to functions."""
     import mutmut.__main__ as mm
+    from hypothesis import settings
 
+    # The same examples in every run (the clean run, each mutant's): a random example that
+    # fails in one run only would be taken for a kill, or stop the run as a failing selection.
+    settings.register_profile("mutation", derandomize=True, database=None)
+    settings.load_profile("mutation")
     mm.print_status = lambda *_args, **_kw: None  # no spinner in a log
     mm.set_mutant_under_test("mutant_generation")
     Path("mutants").mkdir(exist_ok=True)
