@@ -23,6 +23,7 @@ import fnmatch
 import hashlib
 import io
 import json
+import os
 import signal
 import sys
 import time
@@ -129,6 +130,17 @@ def _prepare(children: int) -> Any:
     runner = mm.get_mutant_runner(children)
     started = time.monotonic()
     mm.collect_or_load_stats(runner, apply_config_invalidation=True)
+    # mutmut maps only new tests to functions; a function that changed (or is new) since the
+    # last mapping would keep the old tests' map, without the tests that now execute it
+    st = mm.state()
+    changed = [f for f, h in st.current_function_hashes.items()
+               if st.old_function_hashes.get(f) != h]
+    if (st.old_function_hashes and changed) or os.environ.get("MUTATION_REMAP"):
+        print(f"{len(changed)} functions changed since the tests were mapped: mapping again",
+              flush=True)
+        st.tests_by_mangled_function_name.clear()
+        st.duration_by_test.clear()
+        mm.run_stats_collection(runner)
     print(f"tests mapped to functions in {(time.monotonic() - started) / 60:.1f} min",
           flush=True)
     return mm, runner
@@ -255,8 +267,6 @@ def stats(children: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    import os
-
     children = int(os.environ.get("MUTMUT_CHILDREN", "2"))
     command = argv[1] if len(argv) > 1 else "report"
     retest = set(filter(None, os.environ.get("MUTATION_RETEST", "").split(",")))
