@@ -6,6 +6,7 @@
 #   MUTMUT_CHILDREN=1 bash bench/mutation.sh [MINUTES]  # default 240; verdicts kept in $MUTATION_DIR
 #   MUTATION_RETEST=survived bash bench/mutation.sh      # also re-test every survivor
 #   MUTATION_FRESH=1 bash bench/mutation.sh              # forget every earlier verdict
+#   MUTATION_REMAP=1 bash bench/mutation.sh              # map every test to functions again
 # A run stopped by its time bound (or Ctrl-C) goes on where it stopped when started again: it
 # tests only mutants without a verdict (new ones, and those of functions whose code changed:
 # mutmut compares each function's hash), and survivors whose tests changed since their verdict.
