@@ -42,5 +42,4 @@ main() {
     "(exit $status; 124: stopped by timeout)"
   return "$status"
 }
-main "$@"
-exit
+main "$@"; exit  # one line: bash reads nothing after it

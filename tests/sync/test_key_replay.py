@@ -110,3 +110,17 @@ def test_emulators_honour_the_switch_through_the_sdks(platform: str, mode: str, 
         assert adapter.effects() == {"arNOTEKEY": notes, "arMAILKEY": emails}
     finally:
         adapter.close()
+
+
+def test_sandbox_serve_starts_when_stderr_is_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a harness that captures stderr (no file descriptor behind it), the stack-dump
+    handler is left out instead of failing the command (before: UnsupportedOperation)."""
+    import io
+    import sys
+
+    from ar_sync.cli import app
+    from ar_sync.cli.errors import UserError
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    result = CliRunner().invoke(app, ["sandbox", "serve", "--replay", "sometimes"])
+    assert isinstance(result.exception, UserError)
