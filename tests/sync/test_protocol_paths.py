@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import random
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from journey_support import old_journey
 
 from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequiredError
-from ar_sync.domain.models import ActionKind, EntryState, Invoice
+from ar_sync.domain.models import (
+    ActionKind,
+    AddNote,
+    EntryState,
+    Invoice,
+    SendReminder,
+    action_key,
+)
 from ar_sync.planner.plan import plan
 from ar_sync.store.sqlite.store import SQLiteStore
+from ar_sync.sync.execute import earliest_write
 from ar_sync.sync.run import execute_action, run_tenant
 
 from .fakes import FakeConnector, FakePlatform, FaultPlan, SimulatedCrash
@@ -213,3 +221,39 @@ def test_a_runner_that_planned_an_action_another_finished_records_it_as_skipped(
     assert (late.key, late.outcome, late.detail) == (note.key, "skipped", "already recorded")
     assert state.effects()[note.key] == 1
     assert store.get(note.key).owner != "late-runner"  # type: ignore[union-attr]
+
+
+def _email(rule: str, invoice: str = "inv-1", kind: ActionKind = ActionKind.REMINDER_EMAIL,
+           ) -> SendReminder | AddNote:
+    base = {"key": action_key(CONNECTION.id, "fake", invoice, kind, rule, "once"),
+            "tenant": CONNECTION.id, "platform": "fake", "invoice_id": invoice,
+            "invoice_number": "INV-1", "rule": rule, "occurrence": "once",
+            "due_on": date(2026, 11, 16), "reason": "due"}
+    return SendReminder(**base) if kind == ActionKind.REMINDER_EMAIL else AddNote(
+        **base, text="note")
+
+
+def test_a_platform_e_mail_is_looked_for_after_the_invoices_other_e_mails(
+        store: SQLiteStore) -> None:
+    """The reconciliation window of a platform e-mail (no key): from the first moment of its
+    due day anywhere (UTC+14), or after the invoice's last other e-mail done, if later."""
+    day_starts = datetime(2026, 11, 15, 10, 0, tzinfo=UTC)  # 16 Nov 00:00 at UTC+14
+    this = _email("overdue-2")
+    assert earliest_write(this) == earliest_write(this, None) == day_starts
+    done_at = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
+    for action, at, finish in [
+        (_email("overdue-1"), done_at, "complete"),  # done: its e-mail is not this one's
+        (_email("heads-up"), done_at - timedelta(hours=1), "complete"),
+        (_email("final"), done_at + timedelta(hours=2), "fail"),  # not sent: no e-mail
+        (_email("note", kind=ActionKind.NOTE), done_at + timedelta(hours=3), "complete"),
+        (_email("overdue-1", invoice="inv-2"), done_at + timedelta(hours=4), "complete"),
+        (this, done_at + timedelta(hours=5), "complete"),  # its own earlier attempt
+    ]:
+        assert store.claim(action, owner="a", now=at, lease_seconds=60).ours
+        if finish == "complete":
+            assert store.complete(action.key, owner="a", ref="r", now=at)
+        else:
+            assert store.fail(action.key, owner="a", reason="x", now=at, permanent=True)
+    assert earliest_write(this, store) == done_at + timedelta(minutes=5)  # clock skew
+    note = _email("note", kind=ActionKind.NOTE)
+    assert earliest_write(note, store) == day_starts  # a key of ours proves a note
