@@ -654,6 +654,11 @@ def test_rules_that_send_without_a_way_to_send_are_a_configuration_error() -> No
     assert mail_problem(policy, can_send) == webhook + kept
     assert mail_problem(policy, MailSetup(sender=SENDER, mailer=Mailer(),
                                           webhooks=Hooks())) is None
+    stages_only = rules("version: 1\nreminders:\n  - {name: overdue-1, days: 1, channel: email}\n")
+    assert mail_problem(stages_only, MailSetup()) == (
+        "the rules send ar-sync's own e-mail (stage overdue-1) but no sender is configured: "
+        "set AR_SYNC_MAIL_FROM and a transport, or the company's own "
+        "(`ar-sync sending set --from ...`)" + kept)
     platform_only = rules("version: 1\nreminders:\n  - {name: overdue-1, days: 1}\n")
     assert mail_problem(platform_only, MailSetup()) is None
 

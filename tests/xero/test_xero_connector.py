@@ -444,3 +444,6 @@ def test_a_lost_send_is_found_in_the_invoices_history(records: list[Any],
     via = _Effects(history=records)
     assert effects.find_effect(via, _invoice(), ActionKind.REMINDER_EMAIL,  # type: ignore[arg-type]
                                FEE_KEY, since) == found
+    # ar-sync's own e-mails are not Xero's to find
+    assert effects.find_effect(via, _invoice(), ActionKind.CUSTOMER_EMAIL,  # type: ignore[arg-type]
+                               FEE_KEY, since) is None
