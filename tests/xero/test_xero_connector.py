@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -430,6 +430,10 @@ def test_no_e_mail_address_reaches_the_log(emu: XeroEmulator, session: Session,
      "email:inv-9:history@2026-11-16T14:00:00+00:00"),  # at `since` counts
     ([SimpleNamespace(date_utc=datetime(2026, 11, 16, 15, 0), changes="EMAILED to x")],
      "email:inv-9:history@2026-11-16T15:00:00+00:00"),  # a naive date is UTC
+    ([SimpleNamespace(date_utc=datetime(2026, 11, 17), changes="Edited"),  # passed over
+      SimpleNamespace(date_utc=datetime(2026, 11, 17, 3, 0, tzinfo=timezone(timedelta(hours=13))),
+                      changes="Emailed")],
+     "email:inv-9:history@2026-11-17T03:00:00+13:00"),  # its own zone kept
     ([SimpleNamespace(date_utc=datetime(2026, 11, 16, 13, 59), changes="Emailed"),  # before
       SimpleNamespace(date_utc=datetime(2026, 11, 17), changes="Edited"),  # not an e-mail
       SimpleNamespace(date_utc="2026-11-17", changes="Emailed"),  # no date to compare
