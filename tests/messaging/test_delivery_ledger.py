@@ -584,6 +584,11 @@ class _Interrupted(SQLiteStore):
         self._maybe("complete")
         return done
 
+    def fail(self, *args: Any, **kwargs: Any) -> bool:
+        done = super().fail(*args, **kwargs)
+        self._maybe("fail")
+        return done
+
 
 @pytest.fixture
 def istore(tmp_path: Path) -> _Interrupted:
@@ -678,3 +683,20 @@ def test_a_run_keeps_the_payment_links_its_connector_resolved(store: SQLiteStore
     links = {i.id: i.payment_link for i in store.open_invoices(CONNECTION.id)}
     assert links == {"inv-1": "https://pay.example/kept/1",  # kept: never read again
                      "inv-2": "https://pay.example/inv/2"}  # not a URL: not kept
+
+
+def test_an_interrupt_while_recording_a_refusal_still_lets_the_next_attempt_send(
+        istore: _Interrupted) -> None:
+    """The refusal is written down in full (attempt numbers included), so the next attempt
+    knows the message was not sent and sends it."""
+    one = _item(1)
+    message = _message(one)
+    refused = Mailer(SendResult(Outcome.UNSENT, detail="421 try later"))
+    with pytest.raises(KeyboardInterrupt):
+        _deliver(istore.interrupt("fail", 1), message, refused, now=NOW)
+    istore.method = ""
+    why = "unsent (attempt 1): 421 try later"
+    for key in (message.key, one.key):
+        assert _state(istore, key) == (EntryState.RETRY, None, why)  # type: ignore[arg-type]
+    mailer = Mailer()
+    assert _deliver(istore, message, mailer).outcome == "done" and len(mailer.sent) == 1

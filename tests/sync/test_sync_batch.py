@@ -19,7 +19,9 @@ from journey_support import old_journey
 
 from ar_sync.domain.errors import (
     BudgetExhaustedError,
+    ConnectorError,
     NotApplicableError,
+    PlatformTimeoutError,
     PlatformValidationError,
     ReauthorizationRequiredError,
     TransientError,
@@ -489,3 +491,25 @@ def test_a_batch_call_that_fails_whole_leaves_each_row_for_reconciliation(
     assert out == {n.key: ("retry", reason, None) for n in notes}
     for note in notes:
         assert _row(store, note.key) == (EntryState.RETRY, None, reason)
+
+
+@pytest.mark.parametrize("where", ["read", "call", "item"])
+@pytest.mark.parametrize("error", [PlatformTimeoutError("no answer in 30 s"),
+                                   TransientError("503")])
+def test_a_batch_the_platform_never_answered_is_a_silent_retry(
+        store: SQLiteStore, where: str, error: ConnectorError) -> None:
+    """Silent (no answer within the deadline) tells the breaker to stop the tenant; an
+    answer that was an error does not."""
+    note = _note(1, "inv-1", True)
+
+    def fail() -> None:
+        raise error
+
+    connector = _Answers({note.key: BatchItemResult(note.key, error=error)} if where == "item"
+                         else {}, fail if where == "call" else None)
+    if where == "read":
+        connector.get_invoices = lambda ids: fail()  # type: ignore[assignment, method-assign, func-returns-value]
+    out = execute_batch(store, connector, [note], owner="me", clock=lambda: NOW,  # type: ignore[arg-type]
+                        lease_seconds=60, rules_version=None, reconcile=lambda a, c: None)  # type: ignore[arg-type, return-value]
+    assert [(o.outcome, o.silent) for o in out] == [
+        ("retry", isinstance(error, PlatformTimeoutError))]
