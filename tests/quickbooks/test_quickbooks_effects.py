@@ -34,7 +34,7 @@ class Session:
         self.statements: list[str] = []
 
     def query(self, statement: str) -> dict[str, Any]:
-        self.statements.append(statement.lower())  # QuickBooks' query language ignores case
+        self.statements.append(statement)
         return {"QueryResponse": self.pages.pop(0) if self.pages else {}}
 
     def read_raw(self, invoice_id: str) -> dict[str, Any] | None:
@@ -46,9 +46,11 @@ def test_a_note_is_found_among_the_invoices_own_attachables() -> None:
     session = Session({"Attachable": [{"Id": "7", "Note": "a note of someone else"},
                                       {"Id": "8", "Note": note_text("Overdue.", KEY)}]})
     assert find_note(session, INVOICE, KEY) == "Attachable:8"  # type: ignore[arg-type]
-    (statement,) = session.statements
-    assert "from attachable where" in statement
-    assert "attachableref.entityref.value = '130'" in statement  # not the company's first page
+    # the invoice's own notes, not the company's first page; names as Intuit writes them
+    # (a query's entity is case sensitive: Intuit, "Data queries")
+    assert session.statements == [
+        "select * from Attachable where AttachableRef.EntityRef.Type = 'Invoice' and "
+        "AttachableRef.EntityRef.value = '130' MAXRESULTS 1000"]
 
 
 def test_no_attachable_means_no_note() -> None:
@@ -63,10 +65,9 @@ def test_a_fee_invoice_is_found_on_a_later_page_of_the_customers_invoices() -> N
     session = Session({"Invoice": others}, {"Invoice": [fee]},
                       raw={"Id": "130", "Line": []})
     assert find_fee(session, INVOICE, KEY) == "Invoice:2001"  # type: ignore[arg-type]
-    first, second = session.statements
-    for statement in (first, second):
-        assert "customerref = '58'" in statement and "txndate >= '2026-09-01'" in statement
-    assert "startposition 1 " in first and f"startposition {PAGE + 1} " in second
+    assert session.statements == [
+        "select * from Invoice where CustomerRef = '58' and TxnDate >= '2026-09-01' "
+        f"STARTPOSITION {start} MAXRESULTS {PAGE}" for start in (1, PAGE + 1)]
 
 
 def test_no_fee_line_and_no_fee_invoice_means_no_fee() -> None:

@@ -12,7 +12,7 @@ import pytest
 from qbo_helpers import Session
 from quickbooks import QuickBooks
 from quickbooks.batch import batch_create
-from quickbooks.exceptions import QuickbooksException
+from quickbooks.exceptions import QuickbooksException, ValidationException
 from quickbooks.objects.attachable import Attachable
 from quickbooks.objects.base import AttachableRef, Ref
 from quickbooks.objects.changedatacapture import CDCResponse  # noqa: F401 - import proves it
@@ -240,3 +240,11 @@ def test_a_batch_requestid_joined_with_a_bid_past_50_characters_faults_that_item
     assert "Attachable" in first and second["Fault"]["Error"][0]["code"] == "6000"
     without = json.dumps({"BatchItemRequest": [note(action_key)]})
     assert "Attachable" in qb.post(url, without)["BatchItemResponse"][0]  # no requestid
+
+
+def test_a_query_names_its_entity_in_the_case_quickbooks_knows(qb: QuickBooks) -> None:
+    """Intuit, Data queries: the entity is "Case sensitive"; the emulator refuses another case
+    (so a query of ours that misspells it fails here, as it would on QuickBooks)."""
+    assert Invoice.query("select * from Invoice MAXRESULTS 1", qb=qb)
+    with pytest.raises(ValidationException, match="4000"):
+        Invoice.query("select * from invoice MAXRESULTS 1", qb=qb)

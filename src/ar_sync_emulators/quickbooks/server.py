@@ -453,6 +453,9 @@ class QuickBooksEmulator(QboOAuth, QboEntities):
             query = parse_query(text)
         except QueryError as exc:
             raise _Fail(400, "4000", "Error parsing query", f"QueryParserError: {exc}") from exc
+        if query.entity not in ENTITIES:  # Intuit: a query's entity is case sensitive
+            raise _Fail(400, "4000", "Error parsing query",
+                        f"QueryParserError: unknown entity {query.entity}")
         entity = self._entity(query.entity)
         with self._lock:
             page, total = run_query(query, list(self.rows[entity].values()))
