@@ -160,7 +160,8 @@ def run(minutes: float, children: int, retest: set[str]) -> None:
             if not in_core(name) or not _due(code, retest, tested_with.get(name), tests):
                 continue
             todo.append((sum(state.duration_by_test[t] for t in tests), data, name))
-    todo.sort(key=lambda t: t[0])
+    # mutants never tested first (reach them all), then the re-tests; cheapest first in each
+    todo.sort(key=lambda t: (t[1].exit_code_by_key[t[2]] is not None, t[0]))
     print(f"to test: {len(todo)} core mutants without a verdict (or whose tests changed)"
           + (f" or {' or '.join(sorted(retest))}" if retest else "")
           + f"; if all survived: {sum(t[0] for t in todo) / 60:.0f} test-minutes", flush=True)
