@@ -555,3 +555,24 @@ def test_a_resolved_payment_link_outlives_the_fetchs_lazy_reference(store: Any) 
         links = {inv.id: inv.payment_link for inv in store.open_invoices(cid)}
         assert links == {"inv000": "https://in.example/inv000", "inv001": None,
                          "inv002": "https://in.example/new", "inv003": "xero-online-invoice:3"}
+
+
+def test_an_update_without_attribute_names_sends_none() -> None:
+    """DynamoDB refuses an empty ExpressionAttributeNames ("ExpressionAttributeNames must not
+    be empty", a ValidationException) where moto accepts it: an update that names no
+    attribute (the invoice summary's ADD) leaves the parameter out."""
+    from ar_sync.store.dynamodb.codec import DynamoDBTables
+
+    class Client:
+        def update_item(self, **kwargs: Any) -> dict[str, Any]:
+            self.sent = kwargs
+            return {"Attributes": {"pk": {"S": "inv#t"}}}
+
+    tables, client = DynamoDBTables(), Client()
+    tables._db = client  # type: ignore[assignment]
+    assert tables._update("t", {"pk": "inv#t", "sk": "i1"}, "ADD done :c",
+                          "attribute_exists(pk)", {":c": {"x"}}, {}) == {"pk": "inv#t"}
+    assert "ExpressionAttributeNames" not in client.sent
+    tables._update("t", {"pk": "k"}, "SET #s = :s", "attribute_exists(pk)", {":s": "x"},
+                   {"#s": "state"})
+    assert client.sent["ExpressionAttributeNames"] == {"#s": "state"}
