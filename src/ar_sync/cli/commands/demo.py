@@ -236,5 +236,7 @@ def _serve(sandbox: Any, mode: Any, *, as_json: bool, env_file: Path | None,
         console.print(f"Key replay: {mode}. Serving; press Ctrl-C to stop.")
     sys.stdout.flush()
     while True:
-        time.sleep(3600)
+        # short sleeps: the kernel may hand SIGTERM to a request thread, and Python runs the
+        # handler only when the main thread next runs (a 3600 s sleep once ignored a stop)
+        time.sleep(0.5)
 
