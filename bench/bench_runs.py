@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from ar_sync.delivery.transports import FolderMailer
+from ar_sync.messages.mime import Sender
+from ar_sync.messages.sending import MailSetup
 from ar_sync.rules.policy import Policy
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.budget import CallBudget
@@ -30,6 +33,7 @@ class Connected:
     settings: PlatformSettings
     connection: Connection
     api_path: str  # the API's calls in the emulator's counter contain this
+    mail: MailSetup | None = None  # customer e-mails go to a folder (not platform calls)
 
     def run(self, policy: Policy, offset: float,
             budget: CallBudget | None = None) -> tuple[RunReport, float]:
@@ -38,7 +42,7 @@ class Connected:
         started = time.perf_counter()
         report = run_tenant(self.store, self.connection.id, settings=self.settings,
                             budget=budget, now=DEMO_NOW + timedelta(seconds=offset),
-                            policy=policy)
+                            policy=policy, mail=self.mail)
         took = time.perf_counter() - started
         api = sum(n for k, n in self.emu.counters.calls.items() if self.api_path in k)
         assert api == report.api_calls, (api, report.api_calls)
@@ -54,7 +58,9 @@ def connected(emu: QuickBooksEmulator | XeroEmulator, platform: str,
         settings = emu.settings(redirect_uri=REDIRECT_URI)
         connection = connect_through_oauth(store, platform, settings, now=DEMO_NOW)[0]
         try:
-            yield Connected(emu, store, settings, connection, api_path)
+            mail = MailSetup(sender=Sender("ar@bench.example", "ar@bench.example"),
+                             mailer=FolderMailer(Path(tmp) / "outbox"))
+            yield Connected(emu, store, settings, connection, api_path, mail)
         finally:
             store.close()
 

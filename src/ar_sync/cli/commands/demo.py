@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import os
@@ -171,7 +172,8 @@ def serve_cmd(
 ) -> None:
     """Start both emulators with the demo company and print their settings (Ctrl-C stops)."""
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1`: every thread's stack to stderr, to see a hang
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        with contextlib.suppress(ValueError, OSError):  # stderr without a file descriptor
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
     from ar_sync_emulators.demo import running_sandbox
     from ar_sync_emulators.persist import save_ports, saved_ports
     from ar_sync_emulators.replay import ReplayMode
