@@ -20,7 +20,7 @@ from ar_sync.rules.policy import Policy
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import Connection, PlatformSettings
-from ar_sync.sync.run import RunReport, run_tenant
+from ar_sync.sync.run import ActionOutcome, RunReport, run_tenant
 from ar_sync_emulators.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
 from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_emulators.xero.server import XeroEmulator
@@ -84,6 +84,15 @@ class FirstRun:
 
 # Writes a platform-side pause must stop (ar_sync.sync.company.pause_stops): before one of
 # these the pause signal must be read, at least one call a run.
+# ar-sync's own e-mails and notices go out through the mailer or a webhook, not the platform
+OWN_MAIL = frozenset({"customer_email", "message", "notify"})
+
+
+def platform_writes(report: RunReport) -> list[ActionOutcome]:
+    """The writes a run did on the platform (not its own e-mails)."""
+    return [a for a in report.actions if a.outcome == "done" and str(a.kind) not in OWN_MAIL]
+
+
 PAUSABLE = ("late_fee", "reminder_email", "escalate", "customer_email", "message", "notify")
 
 
