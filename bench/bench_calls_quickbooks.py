@@ -30,7 +30,14 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from bench_runs import FirstRun, connected, done_by_kind, pause_bound, problems
+from bench_runs import (
+    FirstRun,
+    connected,
+    done_by_kind,
+    pause_bound,
+    platform_writes,
+    problems,
+)
 
 from ar_sync.domain.money import to_decimal
 from ar_sync.rules.policy import load_policy
@@ -48,7 +55,7 @@ BATCHABLE = ("note", "late_fee", "escalate")  # kinds QuickBooksConnector.can_ba
 def _write_calls(report: RunReport) -> int:
     """The fewest calls the run's writes need: batched kinds MAX_BATCH a request (at least
     the most one invoice got, in order), the others one each."""
-    done = [a for a in report.actions if a.outcome == "done"]
+    done = platform_writes(report)
     batched = [a for a in done if str(a.kind) in BATCHABLE]
     per_invoice = Counter(a.invoice_id for a in batched)
     floor = max([math.ceil(len(batched) / MAX_BATCH), *per_invoice.values()], default=0)
@@ -99,7 +106,7 @@ def measure(name: str, company: DemoCompany, rules: str = "default",
             out.append(_line(label, report.api_calls, bound, report, took))
             if bound_of == "full" and summary is not None:
                 summary.append(FirstRun("quickbooks", name, len(company.invoices),
-                                        report.api_calls, bound, report.done,
+                                        report.api_calls, bound, len(platform_writes(report)),
                                         bound - pause_bound(report)))
             batches = budget.by_endpoint.get("POST batch", 0)
             out.append(f"    batch requests={batches} (min at 40/min: {batches / 40:.1f} min)")

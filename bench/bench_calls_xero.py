@@ -30,7 +30,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from bench_runs import Connected, FirstRun, connected, done_by_kind, pause_bound, problems
+from bench_runs import (
+    Connected,
+    FirstRun,
+    connected,
+    done_by_kind,
+    pause_bound,
+    platform_writes,
+    problems,
+)
 
 from ar_sync.rules.policy import load_policy
 from ar_sync.sync.run import RunReport
@@ -45,7 +53,7 @@ PAUSE_READS = ("GET /api.xro/2.0/ContactGroups", "GET /api.xro/2.0/ContactGroups
 
 def bound_of_writes(report: RunReport) -> int:
     """Calls the writes done cannot do without: one per note / e-mail, two per <= 50 fees."""
-    kinds = Counter(a.kind for a in report.actions if a.outcome == "done")
+    kinds = Counter(a.kind for a in platform_writes(report))
     fees = kinds.pop("late_fee", 0)
     return sum(kinds.values()) + 2 * math.ceil(fees / MAX_BATCH)
 
@@ -97,7 +105,8 @@ def measure(name: str, company: DemoCompany | None, rules: str = "default", *,
             if full and summary is not None and label == "full run":
                 size = len(company.invoices) if company is not None else nz_invoices
                 summary.append(FirstRun("xero", name, size, report.api_calls, bound,
-                                        report.done, bound - pause_bound(report) - new_links))
+                                        len(platform_writes(report)),
+                                        bound - pause_bound(report) - new_links))
 
         run("full run", True)
         run("incr., after own writes", False, 60)

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from ar_sync.delivery.transports import FolderMailer
+from ar_sync.messages.mime import Sender
+from ar_sync.messages.sending import MailSetup
 from ar_sync.rules.policy import Policy
 from ar_sync.store.sqlite.store import SQLiteStore
 from ar_sync.sync.budget import CallBudget
 from ar_sync.sync.connector import Connection, PlatformSettings
-from ar_sync.sync.run import RunReport, run_tenant
+from ar_sync.sync.run import ActionOutcome, RunReport, run_tenant
 from ar_sync_emulators.demo import DEMO_NOW, REDIRECT_URI, connect_through_oauth
 from ar_sync_emulators.quickbooks.server import QuickBooksEmulator
 from ar_sync_emulators.xero.server import XeroEmulator
@@ -30,6 +33,7 @@ class Connected:
     settings: PlatformSettings
     connection: Connection
     api_path: str  # the API's calls in the emulator's counter contain this
+    mail: MailSetup | None = None  # customer e-mails go to a folder (not platform calls)
 
     def run(self, policy: Policy, offset: float,
             budget: CallBudget | None = None) -> tuple[RunReport, float]:
@@ -38,7 +42,7 @@ class Connected:
         started = time.perf_counter()
         report = run_tenant(self.store, self.connection.id, settings=self.settings,
                             budget=budget, now=DEMO_NOW + timedelta(seconds=offset),
-                            policy=policy)
+                            policy=policy, mail=self.mail)
         took = time.perf_counter() - started
         api = sum(n for k, n in self.emu.counters.calls.items() if self.api_path in k)
         assert api == report.api_calls, (api, report.api_calls)
@@ -54,7 +58,9 @@ def connected(emu: QuickBooksEmulator | XeroEmulator, platform: str,
         settings = emu.settings(redirect_uri=REDIRECT_URI)
         connection = connect_through_oauth(store, platform, settings, now=DEMO_NOW)[0]
         try:
-            yield Connected(emu, store, settings, connection, api_path)
+            mail = MailSetup(sender=Sender("ar@bench.example", "ar@bench.example"),
+                             mailer=FolderMailer(Path(tmp) / "outbox"))
+            yield Connected(emu, store, settings, connection, api_path, mail)
         finally:
             store.close()
 
@@ -78,6 +84,15 @@ class FirstRun:
 
 # Writes a platform-side pause must stop (ar_sync.sync.company.pause_stops): before one of
 # these the pause signal must be read, at least one call a run.
+# ar-sync's own e-mails and notices go out through the mailer or a webhook, not the platform
+OWN_MAIL = frozenset({"customer_email", "message", "notify"})
+
+
+def platform_writes(report: RunReport) -> list[ActionOutcome]:
+    """The writes a run did on the platform (not its own e-mails)."""
+    return [a for a in report.actions if a.outcome == "done" and str(a.kind) not in OWN_MAIL]
+
+
 PAUSABLE = ("late_fee", "reminder_email", "escalate", "customer_email", "message", "notify")
 
 

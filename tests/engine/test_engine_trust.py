@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,15 @@ from ar_sync.domain.models import AddNote, ApplyLateFee, Escalate, SkipStage, Wa
 from ar_sync.domain.pauses import Pause
 from ar_sync.planner.fee_maths import due_occurrences, invoice_cap
 from ar_sync.planner.fee_periods import period_of
-from ar_sync.planner.plan import compile_policy, explain, plan, plan_run, risk_for, simulate
+from ar_sync.planner.plan import (
+    compile_policy,
+    explain,
+    plan,
+    plan_run,
+    risk_for,
+    simulate,
+    simulate_days,
+)
 from ar_sync.rules.policy import Policy, load_policy, parse_policy
 
 from .conftest import TODAY, by_age, make_invoice, record
@@ -382,3 +391,18 @@ def test_forgiven_pause_days_never_accrue(since: int, length: int, overdue: int,
     last = max((f.due_on for f in full), default=inv.due_date)
     inside = max(0, (min(pause.until + timedelta(days=1), last) - max(start, inv.due_date)).days)
     assert charged == charged_full - inside
+
+
+def test_simulated_days_are_the_days_the_writes_go_not_the_stages_due_days() -> None:
+    """What the console's "What comes next" shows: under the journey a stage due months ago
+    goes out on a later day (one step at a time, min_gap); simulate_days gives that day (the
+    console showed the stage's due day before: "28 Jul 2026" as coming next in November)."""
+    inv = make_invoice(days_overdue=120)
+    policy = load_policy("email")
+    days = simulate_days([inv], {}, policy, TODAY, 30)
+    assert [a for _, a in days] == simulate([inv], {}, policy, TODAY, 30)
+    assert all(TODAY <= day < TODAY + timedelta(days=30) for day, _ in days)
+    stages = [(day, a) for day, a in days if isinstance(a, AddNote)]
+    assert stages and stages[0][0] == TODAY and any(a.due_on < day for day, a in stages[1:])
+    gaps = [(b - a).days for (a, _), (b, _) in pairwise(stages) if a != b]
+    assert gaps and min(gaps) >= policy.journey.min_gap

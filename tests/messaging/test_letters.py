@@ -11,7 +11,15 @@ from html_dom import parse_html
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ar_sync.messages.compose import ALREADY_PAID, TONES, House, Line, Wording, compose
+from ar_sync.messages.compose import (
+    ALREADY_PAID,
+    ASK_FOR_DETAILS,
+    TONES,
+    House,
+    Line,
+    Wording,
+    compose,
+)
 from ar_sync.messages.formats import locale_for
 from ar_sync.messages.grouping import plan_messages
 from ar_sync.planner.plan import plan
@@ -106,3 +114,15 @@ def test_every_message_has_links_total_and_nothing_technical(
     for text in (msg.text, shown, msg.subject):
         assert not ISO_DATE.search(text)
         assert "Traceback" not in text and "stage-" not in text
+
+
+def test_a_message_without_link_or_instructions_still_says_how_to_pay() -> None:
+    """No payment link on any invoice (QuickBooks without online payments) and no
+    payment_instructions: the customer is told to ask for the details (before: nothing)."""
+    bare = [Line(invoice(1, 20, link=None), "s", "friendly")]
+    msg = compose(bare, wording={}, today=TODAY, house=House("Acme"))
+    assert f"How to pay:\n{ASK_FOR_DETAILS}" in msg.text
+    assert ASK_FOR_DETAILS in "".join(parse_html(msg.html).text)
+    linked = compose([Line(invoice(1, 20), "s", "friendly")], wording={}, today=TODAY,
+                     house=House("Acme"))
+    assert ASK_FOR_DETAILS not in linked.text and "Pay online: " in linked.text

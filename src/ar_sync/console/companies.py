@@ -99,7 +99,7 @@ async def callback(request: Request) -> Response:
     before = {c.id for c in cfg.store.list_connections()}
     try:
         connections = finish_connect(cfg.store, params, _settings(cfg, platform),
-                                     now=cfg.clock(), business_id=str(business(request)))
+                                     now=cfg.run_clock(), business_id=str(business(request)))
     except OnboardingError as exc:
         return render(request, "error.html", status=400, message=str(exc))
     except ConnectorError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -60,6 +60,20 @@ class ConsoleConfig:
     clock: Callable[[], datetime] = field(default=_now)
     schedule: str = "when `ar-sync run` next runs (e.g. from cron)"
     new_company_rules: str = "default"  # the shipped set a newly connected company starts on
+
+    started: datetime | None = None  # the first run_clock() reading (the demo's noon)
+
+    def run_clock(self) -> datetime:
+        """The clock a run started here keeps its ledger by: the real one; when the console
+        plans for a fixed day (the demo), noon UTC of that day when the console started, then
+        running on, so what was sent and what comes next read on one calendar in every
+        company's zone (before: sent "08 Dec", next "20 Nov")."""
+        now = self.clock()
+        if self.today is None:
+            return now
+        if self.started is None:
+            self.started = now
+        return datetime.combine(self.today, time(12), UTC) + (now - self.started)
 
     @property
     def prefix(self) -> str:

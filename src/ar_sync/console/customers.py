@@ -164,7 +164,7 @@ async def waive(request: Request) -> Response:
         return RedirectResponse(_customer_url(request, connection, customer_id), 303)
     invoice = next(i for i in invoices if i.id == fee.invoice_id)
     asked = request_waiver(cfg.store, fee, invoice, reason,
-                           today=today_for(request, connection), now=cfg.clock())
+                           today=today_for(request, connection), now=cfg.run_clock())
     flash(request, f"Waiver of {asked.waiver.amount} on invoice {invoice.number} requested: the "
                    "next run credits it (a credit note on the platform)." if asked.queued else
           f"That fee's waiver was already requested ({asked.state}).")

@@ -78,7 +78,7 @@ def by_customer(plan: list[Action], customers: dict[str, tuple[str, str]]) -> li
 def dry_run(request: Request, connection: Connection) -> RunReport:
     cfg = config(request)
     return run_tenant(cfg.store, connection.id, settings=cfg.settings_for(connection.platform),
-                      dry_run=True, mail=cfg.mail(), today=cfg.today)
+                      dry_run=True, mail=cfg.mail(), today=cfg.today, clock=cfg.run_clock)
 
 
 async def preview(request: Request) -> Response:

@@ -38,7 +38,7 @@ def _run(request: Request, connection: Connection) -> str:
     if cfg.run_now is not None:
         return cfg.run_now(connection)
     report = run_tenant(cfg.store, connection.id, settings=cfg.settings_for(connection.platform),
-                        mail=cfg.mail(), today=cfg.today)
+                        mail=cfg.mail(), today=cfg.today, clock=cfg.run_clock)
     if report.errors:
         return "The run stopped: " + "; ".join(report.errors)
     what = "Preview run (nothing written)" if report.dry_run else "Run finished"

@@ -29,6 +29,8 @@ __all__ = ["ALREADY_PAID", "ALSO_OPEN", "DEFAULT_BODIES", "DEFAULT_SUBJECTS", "H
 # Every message, whatever its tone or template, ends its statement with this line.
 ALREADY_PAID = "If you have already paid, thank you, and please ignore this message."
 HOW_TO_PAY = "How to pay"
+# no payment link on any invoice and no payment_instructions in the rules: still say how
+ASK_FOR_DETAILS = "Reply to this e-mail and we will send you the payment details."
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,8 @@ def compose(lines: Sequence[Line], *, wording: Mapping[str, Wording], company: s
     sign_off = f"Kind regards,\n{house.company}" if house.company else "Kind regards"
     firm = TONE_RANK.get(lead.tone, 0)
     rows = [_row(ln.invoice, today, locale, TONE_RANK.get(ln.tone, 0) < firm) for ln in ordered]
+    if not how and not any(r.link for r in rows):
+        how = ASK_FOR_DETAILS
     total = values["total_due"]
     return Composed(subject=subject,
                     text=_text(intro, rows, total, how, sign_off),

@@ -10,7 +10,7 @@ are all still listed here, so they are caught up (within the cap) on the next ru
 from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -329,10 +329,28 @@ def charges(
     """
     if due is None:
         due = due_occurrences(terms, due_date, today)
-    if all(o.label in finished for o in due):
+    if all(o.label in finished for o in due) or not terms.applies_to(currency):
         return []
-    if not terms.applies_to(currency):
+    debt = _debt(terms, currency, total, balance, charged, fees_in_balance, fee_lines)
+    if debt is None:
         return []
+    principal, original_total = debt
+    if cap is _UNSET:
+        cap = terms.cap_for(original_total, currency)
+    tally = _Tally(currency, finished, pending or {}, _opt(terms.min_fee, currency),
+                   _opt(terms.max_fee, currency), cap, charged)
+    if terms.accrues:
+        _accrue(tally, terms, due, principal, due_date, payments)
+    else:
+        _flat(tally, terms, due, principal)
+    return tally.out
+
+
+def _debt(terms: FeeTerms, currency: str, total: Decimal, balance: Decimal, charged: Decimal,
+          fees_in_balance: Decimal | None, fee_lines: Decimal | None,
+          ) -> tuple[Decimal, Decimal] | None:
+    """(the debt a fee is computed on, the original total the cap is a share of), or None
+    when there is nothing to charge on (paid down, or under the rule's minimum balance)."""
     if fee_lines is not None:
         principal = max(ZERO, balance - fee_lines)
         original_total = max(ZERO, total - fee_lines)
@@ -343,77 +361,99 @@ def charges(
         # must not raise it, or every run would find a little more room and charge again.
         original_total = principal_of(terms, total, on_invoice)
     if principal <= 0:
-        return []
+        return None
     min_balance = _opt(terms.min_balance, currency)
     if min_balance is not None and principal < min_balance:
-        return []
-    if cap is _UNSET:
-        cap = terms.cap_for(original_total, currency)
-    min_fee = _opt(terms.min_fee, currency)
-    max_fee = _opt(terms.max_fee, currency)
-    pending = pending or {}
-    out: list[Charge] = []
-    running = charged
+        return None
+    return principal, original_total
 
-    def add(label: str, on: date, raw: Decimal, detail: str, limits: bool = True) -> None:
-        nonlocal running
-        if label in finished:
+
+@dataclass(slots=True)
+class _Tally:
+    """The charges of one `charges()` call and their running sum, which every next one is
+    clamped against (the minimum and maximum fee, the cap)."""
+
+    currency: str
+    finished: Container[str]
+    pending: Mapping[str, Decimal | None]
+    min_fee: Decimal | None
+    max_fee: Decimal | None
+    cap: Decimal | None
+    running: Decimal
+    out: list[Charge] = field(default_factory=list)
+
+    def add(self, label: str, on: date, raw: Decimal, detail: str, limits: bool = True) -> None:
+        if label in self.finished:
             return
-        recorded = pending.get(label)
+        recorded = self.pending.get(label)
         if recorded is not None:  # already counted in `charged`: charge the same sum again
-            out.append(Charge(label, on, round_money(recorded, currency), detail + " (retry)"))
+            self.out.append(Charge(label, on, round_money(recorded, self.currency),
+                                   detail + " (retry)"))
             return
-        amount = clamp_fee(raw, currency, min_fee=min_fee if limits else None,
-                           max_fee=max_fee if limits else None, charged=running, cap=cap)
+        amount = clamp_fee(raw, self.currency, min_fee=self.min_fee if limits else None,
+                           max_fee=self.max_fee if limits else None, charged=self.running,
+                           cap=self.cap)
         if amount > 0:
-            running += amount
-            out.append(Charge(label, on, amount, detail))
+            self.running += amount
+            self.out.append(Charge(label, on, amount, detail))
 
-    if terms.accrues:
-        rate = terms.percent or ZERO
-        basis = terms.day_count
-        for occ in due:
-            if occ.label == COMPENSATION:
-                owed = debt_on(due_date, principal, payments)
-                if terms.fixed_compensation is not None:
-                    fixed = _opt(terms.fixed_compensation, currency)
-                    if fixed is not None:
-                        add(occ.label, occ.on, fixed, f"fixed compensation {fixed} {currency}",
-                            limits=False)
-                elif currency == "GBP":
-                    add(occ.label, occ.on, uk_compensation(owed),
-                        f"fixed compensation for a debt of {owed:,} GBP", limits=False)
-                continue
-            if occ.label in finished:
-                continue
-            spans = occ.accrual_spans()
-            rates: Decimal | RateSchedule = rate
-            how = f"{rate}%"
-            if terms.reference is not None:
-                schedule, why = dated_rates(terms.reference, terms.margin, terms.fixing,
-                                            due_date, spans)
-                if schedule is None:
-                    continue  # no reference rate known that early: nothing to charge
-                rates, how = schedule, (f"{schedule[0][1]}% ({why})"
-                                        if terms.fixing == "debt_start" else why)
-            raw, days = accrued(principal, spans, rates, basis, payments)
-            first = spans[0][0] if spans else occ.period_start
-            add(occ.label, occ.on, raw,
-                f"{how} a year (actual/{basis}) on {round_money(principal, currency):,} "
-                f"{currency}{' (balance as paid down)' if payments else ''} for {days} "
-                f"days from {first}")
-        return out
 
+def _accrue(tally: _Tally, terms: FeeTerms, due: Sequence[Occurrence], principal: Decimal,
+            due_date: date, payments: Payments | None) -> None:
+    """Interest periods (and a statute's fixed compensation) on the debt as it was."""
+    currency = tally.currency
+    rate = terms.percent or ZERO
+    basis = terms.day_count
+    for occ in due:
+        if occ.label == COMPENSATION:
+            _compensate(tally, terms, occ, debt_on(due_date, principal, payments))
+            continue
+        if occ.label in tally.finished:
+            continue
+        spans = occ.accrual_spans()
+        rates: Decimal | RateSchedule = rate
+        how = f"{rate}%"
+        if terms.reference is not None:
+            schedule, why = dated_rates(terms.reference, terms.margin, terms.fixing,
+                                        due_date, spans)
+            if schedule is None:
+                continue  # no reference rate known that early: nothing to charge
+            rates, how = schedule, (f"{schedule[0][1]}% ({why})"
+                                    if terms.fixing == "debt_start" else why)
+        raw, days = accrued(principal, spans, rates, basis, payments)
+        first = spans[0][0] if spans else occ.period_start
+        tally.add(occ.label, occ.on, raw,
+                  f"{how} a year (actual/{basis}) on {round_money(principal, currency):,} "
+                  f"{currency}{' (balance as paid down)' if payments else ''} for {days} "
+                  f"days from {first}")
+
+
+def _compensate(tally: _Tally, terms: FeeTerms, occ: Occurrence, owed: Decimal) -> None:
+    """The statute's fixed compensation: the rule's own amount, else the UK bands."""
+    currency = tally.currency
+    if terms.fixed_compensation is not None:
+        fixed = _opt(terms.fixed_compensation, currency)
+        if fixed is not None:
+            tally.add(occ.label, occ.on, fixed, f"fixed compensation {fixed} {currency}",
+                      limits=False)
+    elif currency == "GBP":
+        tally.add(occ.label, occ.on, uk_compensation(owed),
+                  f"fixed compensation for a debt of {owed:,} GBP", limits=False)
+
+
+def _flat(tally: _Tally, terms: FeeTerms, due: Sequence[Occurrence],
+          principal: Decimal) -> None:
+    """Fixed or percent fees, one per occurrence (compounding: on the fees charged so far)."""
+    currency = tally.currency
     for occ in due:
         if terms.kind == "fixed":
             fixed = _opt(terms.amount, currency)
             if fixed is None:
-                return out
-            add(occ.label, occ.on, fixed, f"fixed fee {fixed} {currency}")
+                return
+            tally.add(occ.label, occ.on, fixed, f"fixed fee {fixed} {currency}")
         else:
             rate = terms.percent or ZERO
-            base = principal + running if terms.compounding else principal
-            add(occ.label, occ.on, percent_of(base, rate),
-                f"{rate}% of {round_money(base, currency):,} {currency}"
-                + (" (compounding)" if terms.compounding else ""))
-    return out
+            base = principal + tally.running if terms.compounding else principal
+            tally.add(occ.label, occ.on, percent_of(base, rate),
+                      f"{rate}% of {round_money(base, currency):,} {currency}"
+                      + (" (compounding)" if terms.compounding else ""))

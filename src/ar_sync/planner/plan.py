@@ -67,7 +67,7 @@ from ar_sync.report.figures import risk_levels
 from ar_sync.rules.policy import Policy
 
 __all__ = ["PLAN_BROKEN", "PLAN_NOTE", "compile_policy", "explain", "plan", "plan_run",
-           "risk_for", "simulate", "sort_key"]
+           "risk_for", "simulate", "simulate_days", "sort_key"]
 
 
 def sort_key(item: tuple[tuple[Any, ...], Action]) -> tuple[Any, ...]:
@@ -185,9 +185,23 @@ def simulate(
     """Every action the next `days` days from `start` would bring (for `rules diff`),
     assuming nobody pays: each day is planned as a run would (plan_run), and each action
     is recorded as done (skips as skipped) at noon that day, so the next day sees it."""
+    return [a for _, a in simulate_days(invoices, ledger_history, policy, start, days,
+                                        **planner_kwargs)]
+
+
+def simulate_days(
+    invoices: Sequence[Invoice],
+    ledger_history: Mapping[str, Sequence[LedgerEntry]],
+    policy: Policy,
+    start: date,
+    days: int,
+    **planner_kwargs: Any,
+) -> list[tuple[date, Action]]:
+    """simulate(), each action with the day its run would write it: under the journey that
+    is often later than its `due_on` (one step at a time, min_gap, announcements)."""
     zone_ = compile_policy(policy).zone
     history = {k: list(v) for k, v in ledger_history.items()}
-    out: list[Action] = []
+    out: list[tuple[date, Action]] = []
     for n in range(days):
         today = start + timedelta(days=n)
         actions = plan_run(invoices, history, policy, today, **planner_kwargs)
@@ -200,7 +214,7 @@ def simulate(
                 rule=a.rule, occurrence=a.occurrence, state=state, due_on=a.due_on,
                 updated_at=at, ref=None, reason=None, amount=amount, attempts=1, owner=None,
                 lease_until=None))
-        out.extend(actions)
+        out.extend((today, a) for a in actions)
     return out
 
 

@@ -67,12 +67,21 @@ def tenant_setup(store: TrustStore, connection: Connection, policy: Policy | Non
     `--rules`, else the connection's rule set (tenant_rules.choose_rules says which)."""
     preview = connection.mode == "preview"
     if policy is not None:
+        policy = signed_by(policy, connection)
         return TenantSetup(policy, preview=preview,
                            go_live=connection.live_from(company_zone(policy)))
     choice = choose_rules(store, connection, override=rules_override)
     go_live = connection.live_from(company_zone(choice.policy))
-    return TenantSetup(choice.policy, choice.version, choice.label, preview, go_live,
-                       [choice.warning] if choice.warning else [])
+    return TenantSetup(signed_by(choice.policy, connection), choice.version, choice.label,
+                       preview, go_live, [choice.warning] if choice.warning else [])
+
+
+def signed_by(policy: Policy, connection: Connection) -> Policy:
+    """Rules without a `company_name` speak as the company the platform names (QuickBooks
+    CompanyName, Xero organisation name): a customer never reads "a reminder from :"."""
+    if policy.company_name or not connection.name:
+        return policy
+    return policy.model_copy(update={"company_name": connection.name})
 
 
 @dataclass(frozen=True)

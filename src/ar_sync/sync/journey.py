@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from ar_sync.domain.models import ActionKind, EmailReminder, EntryState, Invoice, SkipStage
-from ar_sync.planner.plan import simulate
+from ar_sync.planner.plan import simulate_days
 from ar_sync.sync.company_rules import choose_rules
 from ar_sync.sync.company_store import planner_pauses
 from ar_sync.sync.connector import Connection
@@ -69,13 +69,14 @@ def customer_journey(store: Store, connection: Connection, customer_id: str, tod
             past.append(JourneyStep(e.updated_at.date(), numbers.get(e.invoice_id, ""),
                                     _word(e.kind), what, state))
     policy = choose_rules(store, connection).policy
-    coming = simulate(invoices, history, policy, today, days, go_live=connection.live_from(),
-                      pauses=planner_pauses(store.list_pauses(tenant)),
-                      plans=store.payment_plans(tenant))
-    upcoming = [JourneyStep(a.due_on, a.invoice_number,
+    coming = simulate_days(invoices, history, policy, today, days,
+                           go_live=connection.live_from(),
+                           pauses=planner_pauses(store.list_pauses(tenant)),
+                           plans=store.payment_plans(tenant))
+    upcoming = [JourneyStep(day, a.invoice_number,  # the day it goes, not the stage's due day
                             f"e-mail ({a.rule})" if isinstance(a, EmailReminder)
                             else _word(a.kind), describe(a), "planned")
-                for a in coming if not isinstance(a, SkipStage)]
+                for day, a in coming if not isinstance(a, SkipStage)]
     past.sort(key=lambda s: (s.day, s.invoice), reverse=True)
     return Journey(customer_id, invoices[0].customer_name, invoices, past, upcoming)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import io
 import json
 import os
 import shlex
@@ -173,8 +172,8 @@ def serve_cmd(
 ) -> None:
     """Start both emulators with the demo company and print their settings (Ctrl-C stops)."""
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1`: every thread's stack to stderr, to see a hang
-        with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
-            faulthandler.register(signal.SIGUSR1, all_threads=True)  # needs a real stderr
+        with contextlib.suppress(ValueError, OSError):  # stderr without a file descriptor
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
     from ar_sync_emulators.demo import running_sandbox
     from ar_sync_emulators.persist import save_ports, saved_ports
     from ar_sync_emulators.replay import ReplayMode
@@ -239,5 +238,7 @@ def _serve(sandbox: Any, mode: Any, *, as_json: bool, env_file: Path | None,
         console.print(f"Key replay: {mode}. Serving; press Ctrl-C to stop.")
     sys.stdout.flush()
     while True:
-        time.sleep(3600)
+        # short sleeps: the kernel may hand SIGTERM to a request thread, and Python runs the
+        # handler only when the main thread next runs (a 3600 s sleep once ignored a stop)
+        time.sleep(0.5)
 
