@@ -7,6 +7,7 @@
 #   MUTATION_RETEST=survived bash bench/mutation.sh      # also re-test every survivor
 #   MUTATION_FRESH=1 bash bench/mutation.sh              # forget every earlier verdict
 #   MUTATION_REMAP=1 bash bench/mutation.sh              # map every test to functions again
+#   MUTATION_ONLY='ar_sync.sync.execute.*' bash bench/mutation.sh  # only these mutants (globs)
 # A run stopped by its time bound (or Ctrl-C) goes on where it stopped when started again: it
 # tests only mutants without a verdict (new ones, and those of functions whose code changed:
 # mutmut compares each function's hash), and survivors whose tests changed since their verdict.

@@ -150,6 +150,7 @@ def run(minutes: float, children: int, retest: set[str]) -> None:
     mm, runner = _prepare(children)
     state = mm.state()
     tested_with = _tested_with()
+    only = os.environ.get("MUTATION_ONLY", "").split()  # globs: test only these mutants
     todo: list[tuple[float, Any, str]] = []
     for path in mm.walk_mutatable_files():
         data = mm.SourceFileMutationData(path=path)
@@ -158,6 +159,8 @@ def run(minutes: float, children: int, retest: set[str]) -> None:
             tests = state.tests_by_mangled_function_name.get(
                 mm.mangled_name_from_mutant_name(name), set())
             if not in_core(name) or not _due(code, retest, tested_with.get(name), tests):
+                continue
+            if only and not any(fnmatch.fnmatchcase(name, g) for g in only):
                 continue
             todo.append((sum(state.duration_by_test[t] for t in tests), data, name))
     # mutants never tested first (reach them all), then the re-tests; cheapest first in each

@@ -37,6 +37,7 @@ from ar_sync.sync.deliver import (
     deliver_notice,
     settle_leftover_item,
 )
+from ar_sync.sync.mail import execute as mail_execute
 from ar_sync.sync.mail import mail_problem, webhook_urls
 from ar_sync.sync.run import run_tenant
 
@@ -700,3 +701,21 @@ def test_an_interrupt_while_recording_a_refusal_still_lets_the_next_attempt_send
         assert _state(istore, key) == (EntryState.RETRY, None, why)  # type: ignore[arg-type]
     mailer = Mailer()
     assert _deliver(istore, message, mailer).outcome == "done" and len(mailer.sent) == 1
+
+
+def test_a_leftover_item_is_closed_by_the_run_or_was_settled_by_its_message(
+        store: SQLiteStore) -> None:
+    one, two = _item(1), _item(2)
+    _dead_claims(store, one, two)
+    assert store.complete(two.key, owner="dead", ref="ar-message-1", now=NOW)
+
+    def run(item: EmailReminder) -> Delivered | None:
+        return mail_execute(store, FakeConnector(FakePlatform(invoices={}), CONNECTION,
+                                                 FaultPlan(random.Random(0))), item,
+                            setup=MailSetup(), invoices={}, today=NOW.date(), owner="me",
+                            clock=lambda: LATER, lease_seconds=60)
+
+    reason = AMBIGUOUS + "in a message a runner stopped sending"
+    assert run(one) == Delivered("ambiguous", reason)
+    assert _state(store, one.key) == (EntryState.FAILED, None, reason)
+    assert run(two) == Delivered("skipped", "settled by its message")

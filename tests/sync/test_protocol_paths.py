@@ -8,6 +8,7 @@ import random
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from journey_support import old_journey
@@ -16,8 +17,11 @@ from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequir
 from ar_sync.domain.models import (
     ActionKind,
     AddNote,
+    ApplyLateFee,
     EntryState,
+    FeeMode,
     Invoice,
+    Money,
     SendReminder,
     action_key,
 )
@@ -257,3 +261,41 @@ def test_a_platform_e_mail_is_looked_for_after_the_invoices_other_e_mails(
     assert earliest_write(this, store) == done_at + timedelta(minutes=5)  # clock skew
     note = _email("note", kind=ActionKind.NOTE)
     assert earliest_write(note, store) == day_starts  # a key of ours proves a note
+
+
+def _fee(n: int, mode: FeeMode) -> ApplyLateFee:
+    return ApplyLateFee(key=action_key(CONNECTION.id, "fake", f"inv-{n}", "late_fee", "fee",
+                                       "2026-11"),
+                        tenant=CONNECTION.id, platform="fake", invoice_id=f"inv-{n}",
+                        invoice_number=f"INV-{n}", rule="fee", occurrence="2026-11",
+                        due_on=date(2026, 11, 16), reason="30 days overdue",
+                        amount=Money.of("10.00", "USD"), label="Late fee", mode=mode)
+
+
+def test_a_fee_line_holds_its_invoices_lock_on_the_single_path(store: SQLiteStore) -> None:
+    """Adding a line rewrites the invoice's lines: one writer per invoice at a time; a fee on
+    its own invoice needs no lock. The claim records the rules version that planned it."""
+    line, separate, blocked = _fee(1, FeeMode.LINE), _fee(2, FeeMode.INVOICE), _fee(3, FeeMode.LINE)
+    state = _platform(_invoice(1, 40), _invoice(2, 40), _invoice(3, 40))
+    others: list[bool] = []
+
+    class Watching(FakeConnector):
+        def _write(self, key: str, apply: Any, **kwargs: Any) -> str:
+            invoice = "inv-1" if key == line.key else "inv-2"
+            others.append(store.acquire_lock(f"invoice:{CONNECTION.id}:{invoice}",
+                                             owner="other", now=NOW, ttl_seconds=60))
+            return super()._write(key, apply, **kwargs)
+
+    connector = Watching(state, CONNECTION, FaultPlan(rng=random.Random(0)))
+    assert store.acquire_lock(f"invoice:{CONNECTION.id}:inv-3", owner="other", now=NOW,
+                              ttl_seconds=60)
+    out = [execute_action(store, connector, fee, state.invoices[fee.invoice_id], owner="me",
+                          clock=lambda: NOW, rules_version=3) for fee in (line, separate, blocked)]
+    assert [(o.outcome, o.detail) for o in out][2] == (
+        "busy", "another runner is changing this invoice's lines")
+    assert [o.outcome for o in out][:2] == ["done", "done"]
+    assert others == [False, True]  # held during the line's write; none for a fee invoice
+    assert store.acquire_lock(f"invoice:{CONNECTION.id}:inv-1", owner="next", now=NOW,
+                              ttl_seconds=60)  # released after
+    assert store.get(line.key).rules_version == 3  # type: ignore[union-attr]
+    assert store.get(blocked.key) is None  # not even claimed
