@@ -299,3 +299,20 @@ def test_a_fee_line_holds_its_invoices_lock_on_the_single_path(store: SQLiteStor
                               ttl_seconds=60)  # released after
     assert store.get(line.key).rules_version == 3  # type: ignore[union-attr]
     assert store.get(blocked.key) is None  # not even claimed
+
+
+def test_a_write_without_the_runs_copy_of_its_invoice_reads_it_fresh(store: SQLiteStore) -> None:
+    """A leftover whose invoice the run did not plan is read again, not taken for deleted;
+    an action another runner holds is left to it."""
+    state = _platform(_invoice(1, 40))
+    connector = FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(0)))
+    note = AddNote(key=action_key(CONNECTION.id, "fake", "inv-1", "note", "n", "once"),
+                   tenant=CONNECTION.id, platform="fake", invoice_id="inv-1",
+                   invoice_number="INV-1", rule="n", occurrence="once",
+                   due_on=date(2026, 11, 16), reason="due", text="Overdue.")
+    held = note.model_copy(update={"key": note.key.replace("ar", "ar0", 1)})
+    assert store.claim(held, owner="other", now=NOW, lease_seconds=60).ours
+    out = execute_action(store, connector, held, None, owner="me", clock=lambda: NOW)
+    assert (out.outcome, out.detail) == ("busy", "another runner holds it")
+    out = execute_action(store, connector, note, None, owner="me", clock=lambda: NOW)
+    assert out.outcome == "done" and len(state.notes) == 1
