@@ -316,3 +316,31 @@ def test_a_write_without_the_runs_copy_of_its_invoice_reads_it_fresh(store: SQLi
     assert (out.outcome, out.detail) == ("busy", "another runner holds it")
     out = execute_action(store, connector, note, None, owner="me", clock=lambda: NOW)
     assert out.outcome == "done" and len(state.notes) == 1
+
+
+def test_a_takeover_asks_the_platform_for_this_write_since_it_could_have_happened(
+        store: SQLiteStore) -> None:
+    """Reconciliation asks about this kind of write, from the earliest moment a stopped
+    attempt could have made it (after the invoice's last other e-mail done), and records
+    what the platform found."""
+    asked: list[tuple[ActionKind, str, datetime | None]] = []
+
+    class Asking(FakeConnector):
+        def find_effect(self, invoice: Invoice, kind: ActionKind, key: str, *,
+                        since: datetime | None = None) -> str | None:
+            asked.append((kind, key, since))
+            return "email-7"
+
+    state = _platform(_invoice(1, 40))
+    earlier, this = _email("overdue-1"), _email("overdue-2")
+    sent_at = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+    assert store.claim(earlier, owner="a", now=sent_at, lease_seconds=60).ours
+    assert store.complete(earlier.key, owner="a", ref="email-1", now=sent_at)
+    assert store.claim(this, owner="dead", now=NOW, lease_seconds=60).ours  # then it stopped
+    out = execute_action(store, Asking(state, CONNECTION, FaultPlan(rng=random.Random(0))),
+                         this, state.invoices["inv-1"], owner="me",
+                         clock=lambda: NOW + timedelta(minutes=10))
+    assert (out.outcome, out.detail, out.ref) == ("reconciled", "found on the platform",
+                                                  "email-7")
+    assert asked == [(ActionKind.REMINDER_EMAIL, this.key, sent_at + timedelta(minutes=5))]
+    assert store.get(this.key).ref == "email-7" and state.emails == []  # type: ignore[union-attr]
