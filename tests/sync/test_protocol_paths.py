@@ -21,6 +21,7 @@ from ar_sync.domain.models import (
     EntryState,
     FeeMode,
     Invoice,
+    InvoiceStatus,
     Money,
     SendReminder,
     action_key,
@@ -344,3 +345,21 @@ def test_a_takeover_asks_the_platform_for_this_write_since_it_could_have_happene
                                                   "email-7")
     assert asked == [(ActionKind.REMINDER_EMAIL, this.key, sent_at + timedelta(minutes=5))]
     assert store.get(this.key).ref == "email-7" and state.emails == []  # type: ignore[union-attr]
+
+
+def test_a_write_for_an_invoice_gone_or_paid_since_planning_is_recorded_skipped(
+        store: SQLiteStore) -> None:
+    paid = _invoice(2, 40).model_copy(update={"balance": 0, "status": InvoiceStatus.PAID})
+    state = _platform(paid)  # inv-1 is no longer on the platform
+    connector = FakeConnector(state, CONNECTION, FaultPlan(rng=random.Random(0)))
+    for n, reason in ((1, "invoice deleted on the platform (or no longer readable)"),
+                      (2, "invoice no longer open")):
+        note = AddNote(key=action_key(CONNECTION.id, "fake", f"inv-{n}", "note", "n", "once"),
+                       tenant=CONNECTION.id, platform="fake", invoice_id=f"inv-{n}",
+                       invoice_number=f"INV-{n}", rule="n", occurrence="once",
+                       due_on=date(2026, 11, 16), reason="due", text="Overdue.")
+        assert execute_action(store, connector, note, None, owner="me",
+                              clock=lambda: NOW).outcome == "skipped"
+        entry = store.get(note.key)
+        assert entry is not None and (entry.state, entry.reason) == (EntryState.SKIPPED, reason)
+    assert state.notes == []
