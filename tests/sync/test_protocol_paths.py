@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 from journey_support import old_journey
 
-from ar_sync.domain.errors import PlatformValidationError, ReauthorizationRequiredError
+from ar_sync.domain.errors import (
+    BudgetExhaustedError,
+    NotApplicableError,
+    PlatformValidationError,
+    ReauthorizationRequiredError,
+)
 from ar_sync.domain.models import (
     ActionKind,
     AddNote,
@@ -363,3 +368,30 @@ def test_a_write_for_an_invoice_gone_or_paid_since_planning_is_recorded_skipped(
         entry = store.get(note.key)
         assert entry is not None and (entry.state, entry.reason) == (EntryState.SKIPPED, reason)
     assert state.notes == []
+
+
+@pytest.mark.parametrize(("error", "state", "outcome", "reason"), [
+    (NotApplicableError("the invoice is voided"), EntryState.SKIPPED, "skipped",
+     "the invoice is voided"),
+    (BudgetExhaustedError("100 calls"), EntryState.RETRY, None, "budget used up"),
+])
+def test_a_write_the_platform_says_does_not_apply_or_the_budget_stops(
+        store: SQLiteStore, error: Exception, state: EntryState, outcome: str | None,
+        reason: str) -> None:
+    class Refusing(FakeConnector):
+        def add_note(self, invoice: Invoice, text: str, *, key: str) -> str:
+            raise error
+
+    platform = _platform(_invoice(1, 40))
+    note = _email("n", kind=ActionKind.NOTE)
+    connector = Refusing(platform, CONNECTION, FaultPlan(rng=random.Random(0)))
+    if outcome is None:
+        with pytest.raises(BudgetExhaustedError):
+            execute_action(store, connector, note, platform.invoices["inv-1"], owner="me",
+                           clock=lambda: NOW)
+    else:
+        out = execute_action(store, connector, note, platform.invoices["inv-1"], owner="me",
+                             clock=lambda: NOW)
+        assert (out.outcome, out.detail) == (outcome, reason)
+    entry = store.get(note.key)
+    assert entry is not None and (entry.state, entry.reason) == (state, reason)
