@@ -14,8 +14,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from ar_sync.domain.models import Action, Invoice, LedgerEntry, SkipStage
+from ar_sync.domain.models import Action, ActionKind, Invoice, LedgerEntry, SkipStage
 from ar_sync.planner.compiled import compile_policy
+from ar_sync.planner.fee_maths import due_occurrences
 from ar_sync.planner.invoice_checks import plannable
 from ar_sync.planner.plan import simulate
 from ar_sync.rules.policy import Policy
@@ -108,11 +109,55 @@ def rules_diff(invoices: Sequence[Invoice], history: Mapping[str, Sequence[Ledge
     usable, skipped = plannable(invoices)  # a store written before the fetch filtered them
     old = simulate(usable, history, current, start, days, **planner)
     fresh = simulate(usable, history, new, start, days, **planner)
-    return replace(diff_actions(old, fresh, start=start, days=days), skipped=tuple(skipped))
+    diff = diff_actions(old, fresh, start=start, days=days)
+    naive = simulate(usable, _exact_only(usable, history, new, start + timedelta(days=days)),
+                     new, start, days, **planner)
+    kept = not_repeated(naive, fresh)
+    return replace(diff, rows=diff.rows + kept, skipped=tuple(skipped),
+                   counts={**diff.counts, NOT_REPEATED: len(kept)})
+
+
+NOT_REPEATED = "not repeated"
+_REPEATABLE = (ActionKind.LATE_FEE, ActionKind.REMINDER_EMAIL, ActionKind.CUSTOMER_EMAIL)
+_STAGE_KIND = {"platform": ActionKind.REMINDER_EMAIL, "email": ActionKind.CUSTOMER_EMAIL}
+
+
+def _exact_only(invoices: Sequence[Invoice], history: Mapping[str, Sequence[LedgerEntry]],
+                new: Policy, until: date) -> dict[str, list[LedgerEntry]]:
+    """The ledger as a planner that matched rows only by their exact identity would read it:
+    fee rows written under another rule name or schedule, and stage e-mails sent through
+    another channel, left out. What that planner would write and the real one does not is
+    what a change would repeat without the journey's rules (shown as "not repeated")."""
+    fees = compile_policy(new).fees
+    due = {i.id: i.due_date for i in invoices}
+    channel = {r.name: _STAGE_KIND.get(r.delivery) for r in new.reminders}
+
+    def exact(e: LedgerEntry) -> bool:
+        if e.kind == ActionKind.LATE_FEE:
+            day = due.get(e.invoice_id)
+            return day is not None and any(
+                f.name == e.rule and e.occurrence in
+                {o.label for o in due_occurrences(f.terms, day, until)} for f in fees)
+        if e.kind in (ActionKind.REMINDER_EMAIL, ActionKind.CUSTOMER_EMAIL):
+            return channel.get(e.rule) == e.kind
+        return True
+
+    return {k: [e for e in v if exact(e)] for k, v in history.items()}
+
+
+def not_repeated(naive: Sequence[Action], fresh: Sequence[Action]) -> list[DiffRow]:
+    """Fees and stage e-mails the new rules would write again if rows matched only by
+    identity, and do not: a fee day another rule or schedule charged, a stage sent through
+    the other channel."""
+    planned = {_identity(a) for a in fresh}
+    return [DiffRow(NOT_REPEATED, a.invoice_number, str(a.kind), a.rule, a.occurrence,
+                    a.due_on, "", f"not repeated: {describe(a)}")
+            for a in naive if a.kind in _REPEATABLE and _identity(a) not in planned]
 
 
 def end_of(diff: RulesDiff) -> date:
     return diff.start + timedelta(days=diff.days - 1)
 
 
-__all__ = ["DiffRow", "RulesDiff", "diff_actions", "end_of", "history_before", "rules_diff"]
+__all__ = ["NOT_REPEATED", "DiffRow", "RulesDiff", "diff_actions", "end_of", "history_before",
+           "not_repeated", "rules_diff"]

@@ -160,5 +160,9 @@ def diff_cmd(
     c = result.counts
     console.print(f"{c['new']} new, {c['gone']} gone, {c['changed']} changed, "
                   f"{c['same']} the same", highlight=False)
+    if c.get("not repeated"):
+        console.print(f"{c['not repeated']} not repeated: fee days or stages already done "
+                      "under other rules, a schedule or a channel the change replaces",
+                      highlight=False)
     for line in money_lines(result):
         console.print(line, highlight=False)

@@ -73,7 +73,7 @@ def diff_table(diff: RulesDiff, limit: int) -> Table:
                         "nobody pays)")
     for col in ("change", "due", "invoice", "action", "rule", "now", "with the new rules"):
         table.add_column(col, overflow="fold")
-    style = {"new": "green", "gone": "red", "changed": "yellow"}
+    style = {"new": "green", "gone": "red", "changed": "yellow", "not repeated": "cyan"}
     for row in diff.rows[:limit]:
         rule = row.rule if row.occurrence == "once" else f"{row.rule} {row.occurrence}"
         table.add_row(f"[{style[row.change]}]{row.change}[/]", str(row.day), row.invoice,
