@@ -56,17 +56,23 @@ def _stage(invoice: Invoice, rule: str, due_on: date) -> SendReminder:
                         due_on=due_on, reason="test")
 
 
+def _company(tmp_path: Path) -> tuple[Invoice, FakePlatform, list[datetime], RecordedEmails,
+                                      SQLiteStore]:
+    """One invoice 30 days overdue on the recording platform, on 20 Nov, and its ledger."""
+    invoice = _invoice(1, days_overdue=30)
+    state = FakePlatform(invoices={invoice.id: invoice})
+    clock = [datetime(2026, 11, 20, 9, 0, tzinfo=UTC)]
+    store = SQLiteStore(tmp_path / "ar.db", cipher=CIPHER)
+    store.save_connection(CONNECTION)
+    return invoice, state, clock, RecordedEmails(state, clock), store
+
+
 def _emails_by_key(state: FakePlatform) -> dict[str, int]:
     return {k: n for k, n in state.effects().items() if n}
 
 
 def test_an_earlier_stage_sent_late_is_not_taken_for_a_later_one(tmp_path: Path) -> None:
-    invoice = _invoice(1, days_overdue=30)
-    state = FakePlatform(invoices={invoice.id: invoice})
-    clock = [datetime(2026, 11, 20, 9, 0, tzinfo=UTC)]
-    connector = RecordedEmails(state, clock)
-    store = SQLiteStore(tmp_path / "ar.db", cipher=CIPHER)
-    store.save_connection(CONNECTION)
+    invoice, state, clock, connector, store = _company(tmp_path)
     first, second = (_stage(invoice, "overdue-1", date(2026, 11, 1)),
                      _stage(invoice, "overdue-2", date(2026, 11, 7)))
     # overdue-1 goes on 20 Nov (late, one step at a time): after overdue-2's due day
@@ -88,12 +94,7 @@ def test_an_earlier_stage_sent_late_is_not_taken_for_a_later_one(tmp_path: Path)
 def test_a_send_the_ledger_never_heard_of_is_still_found(tmp_path: Path) -> None:
     """The other side of the window: overdue-2 sent, then the runner died before the ledger
     heard of it; the platform forgets keys (`off`): the record finds it, nothing goes twice."""
-    invoice = _invoice(1, days_overdue=30)
-    state = FakePlatform(invoices={invoice.id: invoice})
-    clock = [datetime(2026, 11, 20, 9, 0, tzinfo=UTC)]
-    connector = RecordedEmails(state, clock)
-    store = SQLiteStore(tmp_path / "ar.db", cipher=CIPHER)
-    store.save_connection(CONNECTION)
+    invoice, state, clock, connector, store = _company(tmp_path)
     first, second = (_stage(invoice, "overdue-1", date(2026, 11, 1)),
                      _stage(invoice, "overdue-2", date(2026, 11, 7)))
     execute_action(store, connector, first, invoice, owner="a", clock=lambda: clock[0],
